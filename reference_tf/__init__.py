@@ -1,0 +1,1 @@
+"""TensorFlow/Keras twins of the scratch models and the comparison engine."""

@@ -1,0 +1,1 @@
+"""The ``tfparity`` command line: parity checks, diagnosis, training experiments, reports."""

@@ -1,0 +1,40 @@
+"""Entry point of the ``tfparity`` command line.
+
+``main(argv=None) -> int`` is callable in-process and returns the exit code.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from importlib.metadata import PackageNotFoundError, version
+
+
+def _version() -> str:
+    try:
+        return version("tfparity")
+    except PackageNotFoundError:
+        return "unknown"
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="tfparity",
+        description="Prove that a from-scratch NumPy network computes what TensorFlow computes.",
+    )
+    parser.add_argument("--version", action="version", version=f"tfparity {_version()}")
+    parser.add_subparsers(dest="command", metavar="COMMAND")
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if args.command is None:
+        parser.print_help()
+        return 0
+    return args.func(args)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

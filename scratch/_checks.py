@@ -1,0 +1,100 @@
+"""Argument and array validation shared by layers, losses and models.
+
+Every message names who complains (``owner``), what was expected and what was received.
+"""
+
+from __future__ import annotations
+
+import numbers
+
+import numpy as np
+
+FLOAT_DTYPES = ("float32", "float64")
+
+
+def check_dtype_name(owner: str, dtype) -> np.dtype:
+    """Return ``np.dtype(dtype)`` if it is float32 or float64, else raise TypeError."""
+    try:
+        resolved = np.dtype(dtype)
+    except TypeError:
+        resolved = None
+    if resolved is None or resolved.name not in FLOAT_DTYPES:
+        raise TypeError(f"{owner}: expected dtype 'float32' or 'float64', received dtype={dtype!r}.")
+    return resolved
+
+
+def check_positive_int(owner: str, name: str, value) -> int:
+    if isinstance(value, bool) or not isinstance(value, numbers.Integral):
+        raise TypeError(f"{owner}: expected {name} to be a positive integer, received {name}={value!r}.")
+    if value < 1:
+        raise ValueError(f"{owner}: expected {name} to be a positive integer, received {name}={value!r}.")
+    return int(value)
+
+
+def check_pair(owner: str, name: str, value) -> tuple[int, int]:
+    """Accept an int or a pair of ints, as Keras does for kernel_size/strides/pool_size."""
+    if isinstance(value, numbers.Integral) and not isinstance(value, bool):
+        pair = (value, value)
+    elif isinstance(value, (tuple, list)) and len(value) == 2:
+        pair = tuple(value)
+    else:
+        raise TypeError(
+            f"{owner}: expected {name} to be an int or a pair of ints, received {name}={value!r}."
+        )
+    for v in pair:
+        check_positive_int(owner, name, v)
+    return int(pair[0]), int(pair[1])
+
+
+def check_padding(owner: str, padding) -> str:
+    if not isinstance(padding, str) or padding.lower() not in ("valid", "same"):
+        raise ValueError(f"{owner}: expected padding='valid' or 'same', received padding={padding!r}.")
+    return padding.lower()
+
+
+def check_float_array(owner: str, name: str, x, dtype: np.dtype | None = None) -> np.ndarray:
+    """Check that ``x`` is a float32/float64 ndarray (of ``dtype`` if given) with finite values."""
+    if not isinstance(x, np.ndarray):
+        raise TypeError(f"{owner}: expected {name} to be a numpy array, received {type(x).__name__}.")
+    if x.dtype.name not in FLOAT_DTYPES:
+        raise TypeError(
+            f"{owner}: expected {name} of dtype float32 or float64, received dtype {x.dtype.name}"
+            " (convert with x.astype('float32'))."
+        )
+    if dtype is not None and x.dtype != dtype:
+        raise TypeError(
+            f"{owner}: expected {name} of dtype {np.dtype(dtype).name} (the layer's dtype), "
+            f"received dtype {x.dtype.name}; nothing is cast silently."
+        )
+    if not np.isfinite(x).all():
+        bad = np.argwhere(~np.isfinite(x))[0]
+        raise ValueError(
+            f"{owner}: expected finite values in {name}, received {int((~np.isfinite(x)).sum())} "
+            f"NaN/inf value(s), the first at index {tuple(int(i) for i in bad)} = {x[tuple(bad)]}."
+        )
+    return x
+
+
+def check_shape(owner: str, name: str, shape, expected: tuple, expected_text: str) -> None:
+    """Check ``shape`` against ``expected`` where ``None`` entries match any size."""
+    shape = tuple(shape)
+    if len(shape) != len(expected) or any(e is not None and s != e for s, e in zip(shape, expected)):
+        raise ValueError(f"{owner}: expected {name} of shape {expected_text}, received shape {shape}.")
+
+
+def check_labels(owner: str, labels, n: int, num_classes: int) -> np.ndarray:
+    """Check integer class labels of shape (n,) with values in [0, num_classes)."""
+    if not isinstance(labels, np.ndarray):
+        raise TypeError(f"{owner}: expected labels as a numpy array, received {type(labels).__name__}.")
+    if labels.dtype.kind not in "iu":
+        raise TypeError(
+            f"{owner}: expected integer labels (class indices), received dtype {labels.dtype.name}."
+        )
+    if labels.shape != (n,):
+        raise ValueError(f"{owner}: expected labels of shape ({n},), received shape {labels.shape}.")
+    if n and (labels.min() < 0 or labels.max() >= num_classes):
+        bad = labels[(labels < 0) | (labels >= num_classes)][0]
+        raise ValueError(
+            f"{owner}: expected labels in [0, {num_classes}), received a label {int(bad)}."
+        )
+    return labels

@@ -1,0 +1,262 @@
+"""Layer classes: thin wrappers that hold parameters, the last cache and the gradients.
+
+Each layer has ``forward(x) -> y``, ``backward(dy) -> dx``, ``params``/``grads`` dicts keyed
+``"kernel"``/``"bias"`` (empty without parameters), ``compute_output_shape(input_shape)`` (shapes
+without the batch axis) and ``build(input_shape, rng, dtype)``. Constructor arguments follow Keras.
+``forward`` validates its input; ``Sequential`` validates once at the model's entry and calls the
+unchecked ``_forward``.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from scratch import ops
+from scratch._checks import (
+    check_dtype_name,
+    check_float_array,
+    check_padding,
+    check_pair,
+    check_positive_int,
+)
+from scratch.initializers import glorot_uniform
+
+
+class Layer:
+    """Base class. Subclasses set ``input_rank`` and implement the hooks."""
+
+    input_rank: int | None = None  # rank without the batch axis; None = any rank >= 1
+
+    def __init__(self, name: str | None = None):
+        if name is not None and (not isinstance(name, str) or not name or "/" in name):
+            raise ValueError(
+                f"{type(self).__name__}: expected name to be a non-empty string without '/', "
+                f"received name={name!r}."
+            )
+        self.name = name
+        self.params: dict[str, np.ndarray] = {}
+        self.grads: dict[str, np.ndarray] = {}
+        self.dtype: np.dtype | None = None
+        self.input_shape: tuple | None = None
+        self._cache = None
+
+    @property
+    def owner(self) -> str:
+        return f"Layer '{self.name}' ({type(self).__name__})" if self.name else type(self).__name__
+
+    @property
+    def built(self) -> bool:
+        return self.input_shape is not None
+
+    def _check_input_shape(self, input_shape: tuple) -> tuple:
+        input_shape = tuple(int(s) for s in input_shape)
+        if self.input_rank is not None and len(input_shape) != self.input_rank:
+            layout = {1: "(N, features)", 3: "(N, H, W, C)"}[self.input_rank]
+            raise ValueError(
+                f"{self.owner}: expected an input of rank {self.input_rank + 1} {layout}, "
+                f"received per-example shape {input_shape} "
+                f"(rank {len(input_shape) + 1} with the batch axis)."
+            )
+        if self.input_shape is not None and input_shape != self.input_shape:
+            raise ValueError(
+                f"{self.owner}: was built for per-example input shape {self.input_shape}, "
+                f"received {input_shape}."
+            )
+        return input_shape
+
+    def compute_output_shape(self, input_shape: tuple) -> tuple:
+        """Output shape (without the batch axis) for an input of ``input_shape``."""
+        return self._output_shape(self._check_input_shape(input_shape))
+
+    def build(self, input_shape: tuple, rng: np.random.Generator | None = None,
+              dtype="float32") -> "Layer":
+        """Create the parameters for per-example ``input_shape``; returns self."""
+        self.dtype = check_dtype_name(self.owner, dtype)
+        input_shape = self._check_input_shape(input_shape)
+        self._output_shape(input_shape)
+        self.params = self._init_params(input_shape, rng or np.random.default_rng(0))
+        self.grads = {k: np.zeros_like(v) for k, v in self.params.items()}
+        self.input_shape = input_shape
+        return self
+
+    def forward(self, x: np.ndarray) -> np.ndarray:
+        """Validated forward pass; the layer must be built. x: (N, *input_shape)."""
+        if not self.built:
+            raise ValueError(f"{self.owner}: call build(input_shape, dtype=...) before forward().")
+        check_float_array(self.owner, "input", x, self.dtype)
+        if x.ndim < 2:
+            raise ValueError(
+                f"{self.owner}: expected a batch (N, ...) of rank >= 2, received shape {x.shape}."
+            )
+        self._check_input_shape(x.shape[1:])
+        return self._forward(x)
+
+    def backward(self, dy: np.ndarray) -> np.ndarray:
+        """dL/dx from dL/dy (the shape of the last output); fills ``grads``."""
+        if self._cache is None:
+            raise ValueError(f"{self.owner}: call forward() before backward().")
+        check_float_array(self.owner, "upstream gradient dy", dy, self.dtype)
+        expected = self._last_output_shape
+        if dy.shape != expected:
+            raise ValueError(
+                f"{self.owner}: expected upstream gradient of shape {expected} (the last output), "
+                f"received shape {dy.shape}."
+            )
+        return self._backward(dy)
+
+    # Hooks -----------------------------------------------------------------------------------
+    def _output_shape(self, input_shape: tuple) -> tuple:
+        return input_shape
+
+    def _init_params(self, input_shape: tuple, rng: np.random.Generator) -> dict:
+        return {}
+
+    def _forward(self, x: np.ndarray) -> np.ndarray:
+        raise NotImplementedError
+
+    def _backward(self, dy: np.ndarray) -> np.ndarray:
+        raise NotImplementedError
+
+    def _remember(self, y: np.ndarray, cache) -> np.ndarray:
+        self._cache = cache
+        self._last_output_shape = y.shape
+        return y
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}(name={self.name!r})"
+
+
+class Dense(Layer):
+    """Fully connected layer. Input (N, in), output (N, units); kernel (in, units), bias (units,)."""
+
+    input_rank = 1
+
+    def __init__(self, units: int, name: str | None = None):
+        super().__init__(name)
+        self.units = check_positive_int(self.owner, "units", units)
+
+    def _output_shape(self, input_shape):
+        return (self.units,)
+
+    def _init_params(self, input_shape, rng):
+        return {
+            "kernel": glorot_uniform((input_shape[0], self.units), rng, self.dtype),
+            "bias": np.zeros(self.units, dtype=self.dtype),
+        }
+
+    def _forward(self, x):
+        return self._remember(*ops.dense_forward(x, self.params["kernel"], self.params["bias"]))
+
+    def _backward(self, dy):
+        dx, self.grads["kernel"], self.grads["bias"] = ops.dense_backward(dy, self._cache)
+        return dx
+
+
+class ReLU(Layer):
+    """max(x, 0) elementwise; any input shape. The derivative at exactly 0 is 0 (as in TF)."""
+
+    def _forward(self, x):
+        return self._remember(*ops.relu_forward(x))
+
+    def _backward(self, dy):
+        return ops.relu_backward(dy, self._cache)
+
+
+class Flatten(Layer):
+    """(N, H, W, C) -> (N, H*W*C) in channels-last order, as Keras flattens."""
+
+    def _output_shape(self, input_shape):
+        return (int(np.prod(input_shape)),)
+
+    def _forward(self, x):
+        return self._remember(*ops.flatten_forward(x))
+
+    def _backward(self, dy):
+        return ops.flatten_backward(dy, self._cache)
+
+
+class _Windowed(Layer):
+    """Shared checks of layers that slide a window over (H, W)."""
+
+    input_rank = 3
+
+    def _window_output(self, input_shape, window, strides, padding):
+        h, w, _ = input_shape
+        (ho, wo), _ = ops.conv.conv2d_geometry(h, w, window[0], window[1], strides, padding)
+        if ho < 1 or wo < 1:
+            raise ValueError(
+                f"{self.owner}: window {window} does not fit an input of {h}x{w} with "
+                f"padding='valid'; received per-example input shape {input_shape}."
+            )
+        return ho, wo
+
+
+class Conv2D(_Windowed):
+    """2-D convolution. Input (N, H, W, c_in), output (N, Ho, Wo, filters).
+
+    kernel (kh, kw, c_in, filters), bias (filters,). SAME padding is split as TensorFlow does it.
+    """
+
+    def __init__(self, filters: int, kernel_size, strides=1, padding: str = "valid",
+                 name: str | None = None):
+        super().__init__(name)
+        self.filters = check_positive_int(self.owner, "filters", filters)
+        self.kernel_size = check_pair(self.owner, "kernel_size", kernel_size)
+        self.strides = check_pair(self.owner, "strides", strides)
+        self.padding = check_padding(self.owner, padding)
+
+    def _check_input_shape(self, input_shape):
+        input_shape = super()._check_input_shape(input_shape)
+        kernel = self.params.get("kernel")
+        if kernel is not None and input_shape[2] != kernel.shape[2]:
+            raise ValueError(
+                f"{self.owner}: expected {kernel.shape[2]} input channel(s), received "
+                f"per-example input shape {input_shape} with {input_shape[2]} channel(s)."
+            )
+        return input_shape
+
+    def _output_shape(self, input_shape):
+        return (*self._window_output(input_shape, self.kernel_size, self.strides, self.padding),
+                self.filters)
+
+    def _init_params(self, input_shape, rng):
+        shape = (*self.kernel_size, input_shape[2], self.filters)
+        return {
+            "kernel": glorot_uniform(shape, rng, self.dtype),
+            "bias": np.zeros(self.filters, dtype=self.dtype),
+        }
+
+    def _forward(self, x):
+        return self._remember(*ops.conv2d_forward(
+            x, self.params["kernel"], self.params["bias"], self.strides, self.padding))
+
+    def _backward(self, dy):
+        dx, self.grads["kernel"], self.grads["bias"] = ops.conv2d_backward(dy, self._cache)
+        return dx
+
+
+class MaxPool2D(_Windowed):
+    """2-D max pooling. Input (N, H, W, C), output (N, Ho, Wo, C).
+
+    ``strides=None`` means ``strides=pool_size`` (Keras's default). On ties the whole gradient goes
+    to the first maximal element of the window in row-major order, as in TensorFlow.
+    """
+
+    def __init__(self, pool_size=2, strides=None, padding: str = "valid", name: str | None = None):
+        super().__init__(name)
+        self.pool_size = check_pair(self.owner, "pool_size", pool_size)
+        self.strides = self.pool_size if strides is None else check_pair(self.owner, "strides", strides)
+        self.padding = check_padding(self.owner, padding)
+
+    def _output_shape(self, input_shape):
+        return (*self._window_output(input_shape, self.pool_size, self.strides, self.padding),
+                input_shape[2])
+
+    def _forward(self, x):
+        return self._remember(*ops.max_pool2d_forward(x, self.pool_size, self.strides, self.padding))
+
+    def _backward(self, dy):
+        return ops.max_pool2d_backward(dy, self._cache)
+
+
+LAYERS = {cls.__name__: cls for cls in (Dense, ReLU, Flatten, Conv2D, MaxPool2D)}

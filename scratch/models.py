@@ -1,0 +1,223 @@
+"""Sequential models and the four MNIST models of the assignment."""
+
+from __future__ import annotations
+
+import re
+from typing import Callable, NamedTuple
+
+import numpy as np
+
+from scratch import ops
+from scratch._checks import check_dtype_name, check_float_array, check_labels
+from scratch.layers import Conv2D, Dense, Flatten, Layer, MaxPool2D, ReLU
+
+MNIST_INPUT_SHAPE = (28, 28, 1)
+NUM_CLASSES = 10
+
+
+class Trace(NamedTuple):
+    """Everything one forward/backward pass computed, keyed by layer name.
+
+    logits (N, K); loss; outputs[name] = the layer's output; output_grads[name] = dL/d(output);
+    grads[name/key] = dL/d(param); input_grad = dL/dx, shape (N, *input_shape).
+    """
+
+    logits: np.ndarray
+    loss: float
+    outputs: dict
+    output_grads: dict
+    grads: dict
+    input_grad: np.ndarray
+
+
+def _keras_default_name(layer: Layer) -> str:
+    """Keras's automatic layer names: Dense -> dense, MaxPool2D -> max_pool2d, ReLU -> re_lu."""
+    return re.sub(r"(?<=[a-z0-9])(?=[A-Z])", "_", type(layer).__name__).lower()
+
+
+class Sequential:
+    """A stack of layers built for per-example ``input_shape``, e.g. (28, 28, 1).
+
+    Kernels are Glorot-uniform, biases zero; one ``numpy.random.Generator(seed)`` draws the
+    kernels in layer order, so the same seed gives the same weights bit for bit.
+    """
+
+    def __init__(self, layers: list[Layer], input_shape: tuple, seed: int = 0,
+                 dtype="float32", num_classes: int = NUM_CLASSES):
+        self.dtype = check_dtype_name("Sequential", dtype)
+        if not layers or not all(isinstance(layer, Layer) for layer in layers):
+            raise TypeError(f"Sequential: expected a non-empty list of Layer objects, received {layers!r}.")
+        self.layers = list(layers)
+        self.input_shape = tuple(int(s) for s in input_shape)
+        self.num_classes = num_classes
+        self.seed = seed
+        self._name_layers()
+        rng = np.random.default_rng(seed)
+        shape = self.input_shape
+        self.output_shapes: dict[str, tuple] = {}
+        for layer in self.layers:
+            layer.build(shape, rng, self.dtype)
+            shape = layer.compute_output_shape(shape)
+            self.output_shapes[layer.name] = shape
+        if shape != (num_classes,):
+            raise ValueError(
+                f"Sequential: expected the last layer to produce ({num_classes},) logits per example, "
+                f"received output shape {shape}."
+            )
+        self.params = {f"{layer.name}/{key}": value
+                       for layer in self.layers for key, value in layer.params.items()}
+
+    def _name_layers(self) -> None:
+        seen: dict[str, int] = {}
+        for layer in self.layers:
+            if layer.name is None:
+                base = _keras_default_name(layer)
+                count = seen.get(base, 0)
+                layer.name = base if count == 0 else f"{base}_{count}"
+                seen[base] = count + 1
+        names = [layer.name for layer in self.layers]
+        duplicates = sorted({n for n in names if names.count(n) > 1})
+        if duplicates:
+            raise ValueError(f"Sequential: layer names must be unique, received duplicates {duplicates}.")
+
+    @property
+    def grads(self) -> dict:
+        """dL/d(param) of the last backward pass, keyed like ``params``."""
+        return {f"{layer.name}/{key}": value
+                for layer in self.layers for key, value in layer.grads.items()}
+
+    def set_params(self, values: dict) -> None:
+        """Copy ``values`` (same keys, shapes and dtype as ``params``) into the model in place."""
+        missing, extra = set(self.params) - set(values), set(values) - set(self.params)
+        if missing or extra:
+            raise ValueError(f"Sequential: parameter keys differ: missing {sorted(missing)}, "
+                             f"unexpected {sorted(extra)}.")
+        for key, target in self.params.items():
+            value = np.asarray(values[key])
+            if value.shape != target.shape or value.dtype != target.dtype:
+                raise ValueError(f"Sequential: parameter '{key}' expected {target.dtype.name} "
+                                 f"{target.shape}, received {value.dtype.name} {value.shape}.")
+            target[...] = value
+
+    # Checks ----------------------------------------------------------------------------------
+    def check_inputs(self, x: np.ndarray, y: np.ndarray | None = None) -> None:
+        """Validate a batch x (N, *input_shape) of the model's dtype and labels y (N,)."""
+        check_float_array("Sequential input", "x", x, self.dtype)
+        if x.shape[1:] != self.input_shape or x.ndim != len(self.input_shape) + 1:
+            raise ValueError(f"Sequential input: expected x of shape (N, {', '.join(map(str, self.input_shape))}), "
+                             f"received shape {x.shape}.")
+        if y is not None:
+            check_labels("Sequential input", y, x.shape[0], self.num_classes)
+
+    # Passes ----------------------------------------------------------------------------------
+    def _forward(self, x: np.ndarray) -> dict:
+        outputs = {}
+        for layer in self.layers:
+            x = layer._forward(x)
+            outputs[layer.name] = x
+        return outputs
+
+    def _backward(self, dlogits: np.ndarray) -> tuple[dict, np.ndarray]:
+        output_grads = {}
+        dy = dlogits
+        for layer in reversed(self.layers):
+            output_grads[layer.name] = dy
+            dy = layer._backward(dy)
+        return dict(reversed(output_grads.items())), dy
+
+    def _trace(self, x: np.ndarray, y: np.ndarray) -> Trace:
+        outputs = self._forward(x)
+        logits = outputs[self.layers[-1].name]
+        loss, dlogits = ops.softmax_cross_entropy(logits, y)
+        output_grads, input_grad = self._backward(dlogits)
+        return Trace(logits, loss, outputs, output_grads, self.grads, input_grad)
+
+    def forward(self, x: np.ndarray) -> np.ndarray:
+        """Logits (N, num_classes) for images x (N, *input_shape)."""
+        self.check_inputs(x)
+        return self._forward(x)[self.layers[-1].name]
+
+    def trace(self, x: np.ndarray, y: np.ndarray) -> Trace:
+        """One forward and backward pass with every layer's output and output gradient."""
+        self.check_inputs(x, y)
+        return self._trace(x, y)
+
+    def loss_and_grads(self, x: np.ndarray, y: np.ndarray) -> tuple[float, dict]:
+        """Mean softmax cross-entropy of (x (N, ...), y (N,)) and its gradients keyed like params."""
+        result = self.trace(x, y)
+        return result.loss, result.grads
+
+    def evaluate(self, x: np.ndarray, y: np.ndarray, batch_size: int = 1000) -> tuple[float, float]:
+        """(mean loss, accuracy) over a data set, in batches of ``batch_size``."""
+        self.check_inputs(x, y)
+        return self._evaluate(x, y, batch_size)
+
+    def _evaluate(self, x, y, batch_size=1000):
+        total_loss, correct = 0.0, 0
+        for start in range(0, len(x), batch_size):
+            xb, yb = x[start:start + batch_size], y[start:start + batch_size]
+            logits = self._forward(xb)[self.layers[-1].name]
+            loss, _ = ops.softmax_cross_entropy(logits, yb)
+            total_loss += loss * len(xb)
+            correct += int((logits.argmax(axis=1) == yb).sum())
+        return total_loss / len(x), correct / len(x)
+
+    def predict(self, x: np.ndarray, batch_size: int = 1000) -> np.ndarray:
+        """Predicted classes (N,) int64, computed in batches."""
+        self.check_inputs(x)
+        return np.concatenate([self._forward(x[s:s + batch_size])[self.layers[-1].name].argmax(axis=1)
+                               for s in range(0, len(x), batch_size)])
+
+    def accuracy(self, x: np.ndarray, y: np.ndarray, batch_size: int = 1000) -> float:
+        """Fraction of x (N, ...) classified as y (N,)."""
+        return self.evaluate(x, y, batch_size)[1]
+
+    def summary(self) -> str:
+        """A table of layers, output shapes and parameter counts."""
+        rows = [("layer", "type", "output shape", "params")]
+        for layer in self.layers:
+            count = sum(v.size for v in layer.params.values())
+            rows.append((layer.name, type(layer).__name__, str((None, *self.output_shapes[layer.name])),
+                         str(count)))
+        widths = [max(len(r[i]) for r in rows) for i in range(4)]
+        lines = ["  ".join(c.ljust(w) for c, w in zip(r, widths)) for r in rows]
+        total = sum(v.size for v in self.params.values())
+        return "\n".join(lines + [f"total params: {total} ({self.dtype.name})"])
+
+
+def _linear() -> list[Layer]:
+    return [Flatten(name="flatten"), Dense(10, name="logits")]
+
+
+def _mlp1() -> list[Layer]:
+    return [Flatten(name="flatten"), Dense(32, name="hidden1"), ReLU(name="hidden1_relu"),
+            Dense(10, name="logits")]
+
+
+def _mlp2() -> list[Layer]:
+    return [Flatten(name="flatten"), Dense(32, name="hidden1"), ReLU(name="hidden1_relu"),
+            Dense(32, name="hidden2"), ReLU(name="hidden2_relu"), Dense(10, name="logits")]
+
+
+def _cnn() -> list[Layer]:
+    return [
+        Conv2D(8, 3, strides=1, padding="same", name="conv1"), ReLU(name="conv1_relu"),
+        MaxPool2D(2, strides=2, padding="same", name="pool1"),
+        Conv2D(8, 3, padding="same", name="conv2"), ReLU(name="conv2_relu"),
+        MaxPool2D(2, strides=2, padding="same", name="pool2"),
+        Flatten(name="flatten"),
+        Dense(32, name="hidden1"), ReLU(name="hidden1_relu"),
+        Dense(10, name="logits"),
+    ]
+
+
+MODELS: dict[str, Callable[[], list[Layer]]] = {
+    "linear": _linear, "mlp1": _mlp1, "mlp2": _mlp2, "cnn": _cnn,
+}
+
+
+def build(name: str, seed: int = 0, dtype="float32") -> Sequential:
+    """One of the four MNIST models (see ``MODELS``): images (N, 28, 28, 1) -> 10 logits."""
+    if name not in MODELS:
+        raise ValueError(f"build: expected a model name in {sorted(MODELS)}, received {name!r}.")
+    return Sequential(MODELS[name](), MNIST_INPUT_SHAPE, seed=seed, dtype=dtype)

@@ -1,0 +1,18 @@
+"""Pure NumPy functions for the math: ``*_forward(...) -> (y, cache)``, ``*_backward(dy, cache)``.
+
+They do no validation (the layer classes do); inputs are NHWC and weights in Keras layouts.
+"""
+
+from scratch.ops.conv import conv2d_backward, conv2d_forward, conv2d_input_grad
+from scratch.ops.dense import dense_backward, dense_forward
+from scratch.ops.flatten import flatten_backward, flatten_forward
+from scratch.ops.loss import softmax_cross_entropy
+from scratch.ops.padding import window_padding
+from scratch.ops.pool import max_pool2d_backward, max_pool2d_forward
+from scratch.ops.relu import relu_backward, relu_forward
+
+__all__ = [
+    "conv2d_backward", "conv2d_forward", "conv2d_input_grad", "dense_backward", "dense_forward",
+    "flatten_backward", "flatten_forward", "max_pool2d_backward", "max_pool2d_forward",
+    "relu_backward", "relu_forward", "softmax_cross_entropy", "window_padding",
+]

@@ -1,0 +1,39 @@
+"""Fully connected layer: ``y = x @ kernel + bias``."""
+
+from __future__ import annotations
+
+from typing import NamedTuple
+
+import numpy as np
+
+
+class DenseCache(NamedTuple):
+    x: np.ndarray       # (N, in)
+    kernel: np.ndarray  # (in, out)
+
+
+def dense_forward(x: np.ndarray, kernel: np.ndarray, bias: np.ndarray):
+    """Affine map of a batch.
+
+    Args:
+        x: inputs, shape (N, in).
+        kernel: weights, shape (in, out) (Keras layout).
+        bias: shape (out,).
+
+    Returns:
+        (y, cache) with y of shape (N, out).
+    """
+    return x @ kernel + bias, DenseCache(x, kernel)
+
+
+def dense_backward(dy: np.ndarray, cache: DenseCache):
+    """Gradients of an affine map.
+
+    Args:
+        dy: dL/dy, shape (N, out).
+        cache: from ``dense_forward``.
+
+    Returns:
+        (dx, dkernel, dbias) with shapes (N, in), (in, out), (out,).
+    """
+    return dy @ cache.kernel.T, cache.x.T @ dy, dy.sum(axis=0)
