@@ -6,8 +6,12 @@
 from __future__ import annotations
 
 import argparse
+import importlib
 import sys
 from importlib.metadata import PackageNotFoundError, version
+
+# Modules of reports.commands, in the order --help lists them.
+COMMANDS: tuple[str, ...] = ()
 
 
 def _version() -> str:
@@ -23,7 +27,9 @@ def build_parser() -> argparse.ArgumentParser:
         description="Prove that a from-scratch NumPy network computes what TensorFlow computes.",
     )
     parser.add_argument("--version", action="version", version=f"tfparity {_version()}")
-    parser.add_subparsers(dest="command", metavar="COMMAND")
+    subparsers = parser.add_subparsers(dest="command", metavar="COMMAND")
+    for name in COMMANDS:
+        importlib.import_module(f"reports.commands.{name}").register(subparsers)
     return parser
 
 
