@@ -1,0 +1,130 @@
+"""Forward and backward passes of Keras models and layers with ``tf.GradientTape``.
+
+Everything runs eagerly (no ``tf.function``, so no retracing per shape, and no XLA) and comes
+back as NumPy arrays keyed like the scratch side, ready for ``reference_tf.compare``.
+"""
+
+from __future__ import annotations
+
+from typing import NamedTuple
+
+import keras
+import numpy as np
+import tensorflow as tf
+
+from reference_tf.twin import keras_params
+from scratch.models import Trace
+
+
+class LayerPass(NamedTuple):
+    """One layer's forward output and its gradients for a given upstream gradient dy.
+
+    output (N, ...); input_grad = dL/dx with L = sum(output * dy), shape of x;
+    grads[name] = dL/d(variable), keyed by the variable's name ("kernel", "bias").
+    """
+
+    output: np.ndarray
+    input_grad: np.ndarray
+    grads: dict
+
+    def arrays(self) -> dict:
+        """Flat dict: "output", "input_grad", "grads/<name>"."""
+        return {"output": self.output, "input_grad": self.input_grad,
+                **{f"grads/{k}": v for k, v in self.grads.items()}}
+
+
+def _numpy(gradient, like: tf.Tensor | tf.Variable) -> np.ndarray:
+    """A tape gradient as an array; None (not connected) is an exact zero."""
+    if gradient is None:
+        return np.zeros(like.shape, dtype=like.dtype.as_numpy_dtype)
+    if isinstance(gradient, tf.IndexedSlices):
+        gradient = tf.convert_to_tensor(gradient)
+    return gradient.numpy()
+
+
+def sparse_cross_entropy(logits: tf.Tensor, labels) -> tf.Tensor:
+    """Keras's mean sparse softmax cross-entropy from logits (N, K) and labels (N,), in the logits' dtype.
+
+    The Keras loss object casts to its own ``dtype`` (float32 by default), so it is given the
+    logits' dtype explicitly: a float64 model keeps a float64 loss.
+    """
+    loss = keras.losses.SparseCategoricalCrossentropy(from_logits=True, dtype=logits.dtype.name)
+    return loss(tf.convert_to_tensor(labels), logits)
+
+
+def layer_pass(keras_layer: keras.layers.Layer, x: np.ndarray, dy: np.ndarray) -> LayerPass:
+    """Run ``keras_layer`` on x (N, ...) and backpropagate the upstream gradient dy (the output's shape).
+
+    The layer is built by the call if it was not already.
+    """
+    x_t = tf.constant(x)
+    if not keras_layer.built:
+        keras_layer(x_t)
+    variables = keras_layer.trainable_weights
+    with tf.GradientTape() as tape:
+        tape.watch(x_t)
+        y = keras_layer(x_t)
+    if tuple(y.shape) != tuple(dy.shape):
+        raise ValueError(f"layer_pass: layer '{keras_layer.name}': expected dy of the output's shape "
+                         f"{tuple(y.shape)}, received {tuple(dy.shape)}.")
+    gradients = tape.gradient(y, [x_t, *variables], output_gradients=tf.constant(dy, dtype=y.dtype))
+    return LayerPass(
+        output=y.numpy(),
+        input_grad=_numpy(gradients[0], x_t),
+        grads={v.name: _numpy(g, v) for v, g in zip(variables, gradients[1:])},
+    )
+
+
+def trace(keras_model: keras.Sequential, x: np.ndarray, y: np.ndarray) -> Trace:
+    """One forward and backward pass of a Keras Sequential with the mean cross-entropy loss.
+
+    Args:
+        keras_model: a Sequential whose last layer outputs logits (N, K), e.g. ``twin(model)``.
+        x: inputs (N, *input_shape) of the model's dtype.
+        y: integer labels (N,).
+
+    Returns:
+        A ``scratch.models.Trace``: logits (N, K), loss (float), outputs and output_grads keyed
+        by layer name, grads keyed "<layer>/<variable>" as scratch params, input_grad dL/dx.
+    """
+    x_t = tf.constant(x)
+    params = keras_params(keras_model)
+    with tf.GradientTape() as tape:
+        tape.watch(x_t)
+        outputs = {}
+        h = x_t
+        for layer in keras_model.layers:  # one by one, so every intermediate output is kept
+            h = layer(h)
+            outputs[layer.name] = h
+        loss = sparse_cross_entropy(h, y)
+    sources = [*outputs.values(), *params.values(), x_t]
+    gradients = tape.gradient(loss, sources)
+    n = len(outputs)
+    output_grads = {name: _numpy(g, t) for (name, t), g in zip(outputs.items(), gradients[:n])}
+    grads = {key: _numpy(g, v) for (key, v), g in zip(params.items(), gradients[n:-1])}
+    return Trace(
+        logits=h.numpy(), loss=float(loss.numpy()),
+        outputs={name: t.numpy() for name, t in outputs.items()},
+        output_grads=output_grads, grads=grads, input_grad=_numpy(gradients[-1], x_t),
+    )
+
+
+def loss_and_grads(keras_model: keras.Sequential, x: np.ndarray, y: np.ndarray) -> tuple[float, dict]:
+    """Mean cross-entropy of (x (N, ...), y (N,)) and its gradients keyed like scratch params."""
+    result = trace(keras_model, x, y)
+    return result.loss, result.grads
+
+
+def trace_arrays(result: Trace) -> dict:
+    """Every quantity of a trace as a flat dict of named arrays, the keys ``compare`` reports:
+
+    "logits", "loss", "outputs/<layer>", "output_grads/<layer>", "grads/<layer>/<param>",
+    "input_grad".
+    """
+    return {
+        "logits": result.logits, "loss": np.float64(result.loss),
+        **{f"outputs/{k}": v for k, v in result.outputs.items()},
+        **{f"output_grads/{k}": v for k, v in result.output_grads.items()},
+        **{f"grads/{k}": v for k, v in result.grads.items()},
+        "input_grad": result.input_grad,
+    }

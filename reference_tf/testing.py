@@ -1,0 +1,120 @@
+"""Parity assertions for tests: a scratch layer or model against its Keras counterpart.
+
+    from reference_tf.testing import assert_layer_parity
+    assert_layer_parity(MyAvgPool2D(2), keras.layers.AveragePooling2D(2, dtype="float64"),
+                        input_shape=(4, 6, 6, 3), dtype="float64")
+
+Each assertion raises AssertionError listing every quantity outside its tolerance (see
+``reference_tf.compare``) with its errors, worst index and both values, and returns the
+comparisons when everything passes.
+"""
+
+from __future__ import annotations
+
+import keras
+import numpy as np
+
+from reference_tf.compare import Comparison, assert_all_close
+from reference_tf.gradients import layer_pass, trace, trace_arrays
+from reference_tf.twin import copy_weights, keras_layer as keras_counterpart, twin
+from scratch.layers import Layer
+from scratch.models import Sequential
+
+
+def _check_dtype(owner: str, dtype) -> np.dtype:
+    resolved = np.dtype(dtype)
+    if resolved.name not in ("float32", "float64"):
+        raise TypeError(f"{owner}: expected dtype 'float32' or 'float64', received dtype={dtype!r}.")
+    return resolved
+
+
+def assert_layer_parity(scratch_layer: Layer, keras_layer: keras.layers.Layer | None,
+                        input_shape: tuple, dtype="float64", *, x: np.ndarray | None = None,
+                        dy: np.ndarray | None = None, seed: int = 0) -> dict[str, Comparison]:
+    """Check one layer's forward output, input gradient and parameter gradients against Keras.
+
+    The scratch layer is built for ``input_shape[1:]`` (unless already built) and its parameters
+    are copied into the Keras layer, so both compute with identical weights. The backward pass
+    uses an upstream gradient dy: for L = sum(output * dy), dL/dx and dL/d(param) are compared.
+
+    Args:
+        scratch_layer: a ``scratch.layers.Layer``, built or not.
+        keras_layer: the Keras layer of the same settings with dtype ``dtype``; its variables
+            must be named like the scratch params ("kernel", "bias"). None: the built-in twin
+            (``reference_tf.twin.keras_layer``).
+        input_shape: (N, ...) including the batch axis.
+        dtype: "float32" or "float64"; selects the tolerances.
+        x: the input (N, ...); default standard normal drawn with ``seed``.
+        dy: the upstream gradient (the output's shape); default standard normal.
+        seed: seeds the default x, dy and the scratch layer's initial parameters.
+
+    Returns:
+        The comparisons keyed "output", "input_grad", "grads/<param>".
+    """
+    dtype = _check_dtype("assert_layer_parity", dtype)
+    input_shape = tuple(int(s) for s in input_shape)
+    rng = np.random.default_rng(seed)
+    if keras_layer is None:
+        keras_layer = keras_counterpart(scratch_layer, dtype.name)
+    if np.dtype(keras_layer.dtype) != dtype:
+        raise ValueError(f"assert_layer_parity: Keras layer '{keras_layer.name}' has dtype "
+                         f"{keras_layer.dtype}, expected {dtype.name}; create it with dtype={dtype.name!r}.")
+    if not scratch_layer.built:
+        scratch_layer.build(input_shape[1:], rng, dtype)
+    if x is None:
+        x = rng.standard_normal(input_shape).astype(dtype)
+    out = scratch_layer.forward(x)
+    if dy is None:
+        dy = rng.standard_normal(out.shape).astype(dtype)
+    dx = scratch_layer.backward(dy)
+    if not keras_layer.built:
+        keras_layer.build((None, *input_shape[1:]))
+    copy_weights(scratch_layer.params, {v.name: v for v in keras_layer.trainable_weights})
+    reference = layer_pass(keras_layer, x, dy)
+    mine = {"output": out, "input_grad": dx,
+            **{f"grads/{k}": v for k, v in scratch_layer.grads.items()}}
+    return assert_all_close(mine, reference.arrays(), dtype,
+                            context=f"{scratch_layer!r} vs Keras, input shape {input_shape}")
+
+
+def assert_model_parity(model: Sequential, x: np.ndarray, y: np.ndarray,
+                        keras_model: keras.Model | None = None) -> dict[str, Comparison]:
+    """Check a whole model: logits, loss, every layer output and output gradient, every
+    parameter gradient and the input gradient.
+
+    Args:
+        model: any ``scratch.models.Sequential``.
+        x: inputs (N, *model.input_shape) of the model's dtype; y: labels (N,).
+        keras_model: the reference; default ``twin(model)`` (weights copied from ``model``).
+
+    Returns:
+        The comparisons keyed as ``reference_tf.gradients.trace_arrays``.
+    """
+    keras_model = twin(model) if keras_model is None else keras_model
+    mine = trace_arrays(model.trace(x, y))
+    reference = trace_arrays(trace(keras_model, x, y))
+    return assert_all_close(mine, reference, model.dtype,
+                            context=f"model ({', '.join(layer.name for layer in model.layers)}) "
+                                    f"vs Keras, batch {x.shape}")
+
+
+def digit_like_batch(n: int, seed: int = 0, dtype="float64", size: int = 28) -> np.ndarray:
+    """Images (n, size, size, 1) that look like handwritten digits: a few thick strokes with
+    values in (0, 1] on a background of exact zeros (about 80% of the pixels).
+
+    Large constant regions make max-pool windows full of exact ties and pre-activations that
+    equal the bias exactly, which is where implementations disagree on conventions.
+    """
+    dtype = _check_dtype("digit_like_batch", dtype)
+    rng = np.random.default_rng(seed)
+    rows, cols = np.mgrid[0:size, 0:size]
+    images = np.zeros((n, size, size), dtype=np.float64)
+    for image in images:
+        for _ in range(rng.integers(2, 5)):  # strokes: segments between random points
+            (r0, c0), (r1, c1) = rng.uniform(0.2 * size, 0.8 * size, size=(2, 2))
+            t = np.clip(((rows - r0) * (r1 - r0) + (cols - c0) * (c1 - c0))
+                        / max((r1 - r0) ** 2 + (c1 - c0) ** 2, 1e-9), 0, 1)
+            distance = np.hypot(rows - r0 - t * (r1 - r0), cols - c0 - t * (c1 - c0))
+            ink = np.clip(1.6 - distance, 0, 1) * rng.uniform(0.6, 1.0)
+            np.maximum(image, ink, out=image)
+    return images[..., None].astype(dtype)
