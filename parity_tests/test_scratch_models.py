@@ -1,0 +1,97 @@
+"""The four built models: finite-difference checks of every parameter gradient (float64), dtype
+preservation, seeded initialisation and Keras's Glorot fan rules."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from scratch.gradcheck import assert_gradients_match, check_model_gradients
+from scratch.layers import Conv2D, Dense
+from scratch.models import MODELS, build
+
+RTOL = 1e-7
+# Large tensors (hidden1/kernel has up to 25088 entries) are checked on a random subset of this
+# many entries; every smaller tensor is checked in full.
+MAX_ELEMENTS = 150
+
+
+def _batch(n: int, dtype: str, seed: int = 0):
+    rng = np.random.default_rng(seed)
+    return rng.random((n, 28, 28, 1)).astype(dtype), rng.integers(0, 10, n)
+
+
+def _with_random_biases(model, seed: int = 1):
+    """Biases start at zero; make them non-zero so that their effect is checked too."""
+    rng = np.random.default_rng(seed)
+    for key, value in model.params.items():
+        if key.endswith("/bias"):
+            value[...] = 0.1 * rng.standard_normal(value.shape)
+    return model
+
+
+@pytest.mark.parametrize("batch", [1, 3])
+@pytest.mark.parametrize("name", sorted(MODELS))
+def test_model_parameter_gradients_match_finite_differences(name, batch):
+    model = _with_random_biases(build(name, seed=0, dtype="float64"))
+    x, y = _batch(batch, "float64")
+    results = check_model_gradients(model, x, y, max_elements=MAX_ELEMENTS)
+    assert set(results) == set(model.params)
+    assert_gradients_match(results, RTOL)
+
+
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+@pytest.mark.parametrize("name", sorted(MODELS))
+def test_model_dtype_preserved(name, dtype):
+    model = build(name, seed=0, dtype=dtype)
+    x, y = _batch(2, dtype)
+    assert all(p.dtype == dtype for p in model.params.values())
+    trace = model.trace(x, y)
+    assert trace.logits.dtype == dtype and trace.logits.shape == (2, 10)
+    assert model.forward(x).dtype == dtype
+    for layer_name, output in trace.outputs.items():
+        assert output.dtype == dtype, layer_name
+        assert trace.output_grads[layer_name].dtype == dtype, layer_name
+    assert all(g.dtype == dtype for g in trace.grads.values())
+    assert trace.input_grad.dtype == dtype and trace.input_grad.shape == x.shape
+
+
+@pytest.mark.parametrize("name", sorted(MODELS))
+def test_model_same_seed_identical_weights(name):
+    first, second = build(name, seed=7), build(name, seed=7)
+    assert list(first.params) == list(second.params)
+    for key in first.params:
+        assert first.params[key].tobytes() == second.params[key].tobytes(), key
+
+
+@pytest.mark.parametrize("name", sorted(MODELS))
+def test_model_different_seeds_differ(name):
+    first, second = build(name, seed=7), build(name, seed=8)
+    for key in first.params:
+        if key.endswith("/kernel"):
+            assert not np.array_equal(first.params[key], second.params[key]), key
+
+
+@pytest.mark.parametrize("name", sorted(MODELS))
+def test_model_float32_weights_are_rounded_float64_weights(name):
+    single, double = build(name, seed=3, dtype="float32"), build(name, seed=3, dtype="float64")
+    for key in single.params:
+        np.testing.assert_array_equal(single.params[key], double.params[key].astype(np.float32))
+
+
+# Keras's fans (computed by hand from keras.initializers.GlorotUniform's compute_fans):
+# conv kernel (5, 3, 32, 64): receptive field 5*3 = 15, fan_in = 15*32 = 480,
+# fan_out = 15*64 = 960, limit = sqrt(6 / 1440) = 0.0645497...; the "channels only" rule would
+# give sqrt(6 / 96) = 0.25. Dense kernel (300, 100): limit = sqrt(6 / 400) = 0.1224744...
+@pytest.mark.parametrize("layer, input_shape, limit", [
+    (Conv2D(64, (5, 3), name="conv"), (8, 8, 32), np.sqrt(6.0 / 1440.0)),
+    (Dense(100, name="dense"), (300,), np.sqrt(6.0 / 400.0)),
+])
+def test_glorot_uniform_limit_follows_keras_fans(layer, input_shape, limit):
+    kernel = layer.build(input_shape, np.random.default_rng(0), "float64").params["kernel"]
+    # 30000 uniform draws: the extremes are within limit/1000 of +-limit with overwhelming
+    # probability (each side misses with probability 0.9995**30000 ~ exp(-15)).
+    assert np.abs(kernel).max() <= limit
+    assert kernel.max() > 0.999 * limit and kernel.min() < -0.999 * limit
+    np.testing.assert_allclose(kernel.std(), limit / np.sqrt(3.0), rtol=0.02)
+    assert np.all(layer.params["bias"] == 0)
