@@ -107,7 +107,7 @@ class Comparison(NamedTuple):
         return max(self.rel_l2, self.scaled_max_abs) if self.nonfinite_match else math.inf
 
     def passes(self, tol: float) -> bool:
-        return self.smallest_passing_tolerance <= tol
+        return self.nonfinite_match and self.smallest_passing_tolerance <= tol
 
     def format(self, tol: float | None = None) -> str:
         """A one-paragraph report: the quantity, the errors, the worst index and both values."""
@@ -146,8 +146,8 @@ def compare_arrays(actual, expected, name: str = "value") -> Comparison:
     finite = np.isfinite(a) & np.isfinite(b)
     nonfinite_match = bool(np.array_equal(a[~finite], b[~finite], equal_nan=True)
                            and np.array_equal(np.isfinite(a), np.isfinite(b)))
-    diff = np.where(finite, np.abs(a - b), 0.0)
     af, bf = np.where(finite, a, 0.0), np.where(finite, b, 0.0)
+    diff = np.abs(af - bf)
     if a.size:
         worst = np.unravel_index(int(np.argmax(diff)), a.shape)
         worst_index = tuple(int(i) for i in worst)
