@@ -31,18 +31,22 @@ def check_positive_int(owner: str, name: str, value) -> int:
     return int(value)
 
 
+def _is_int(value) -> bool:
+    return isinstance(value, numbers.Integral) and not isinstance(value, bool)
+
+
 def check_pair(owner: str, name: str, value) -> tuple[int, int]:
     """Accept an int or a pair of ints, as Keras does for kernel_size/strides/pool_size."""
-    if isinstance(value, numbers.Integral) and not isinstance(value, bool):
+    if _is_int(value):
         pair = (value, value)
-    elif isinstance(value, (tuple, list)) and len(value) == 2:
-        pair = tuple(value)
     else:
+        pair = tuple(value) if isinstance(value, (tuple, list)) else ()
+    if len(pair) != 2 or not all(_is_int(v) for v in pair):
         raise TypeError(
             f"{owner}: expected {name} to be an int or a pair of ints, received {name}={value!r}."
         )
-    for v in pair:
-        check_positive_int(owner, name, v)
+    if min(pair) < 1:
+        raise ValueError(f"{owner}: expected {name} to be positive, received {name}={value!r}.")
     return int(pair[0]), int(pair[1])
 
 
