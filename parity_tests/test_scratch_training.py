@@ -1,0 +1,107 @@
+"""Training with ``scratch.train``: learning, the evaluation schedule and determinism."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+
+from scratch.models import build
+from scratch.train import batch_schedule, fit
+
+WALL_TIMES = ("train_time", "eval_time")
+
+
+def _learnable(n: int, dtype: str = "float32", seed: int = 0):
+    """Random images with labels a fixed function of the image: argmax of a random projection."""
+    x = np.random.default_rng(seed).standard_normal((n, 28, 28, 1))
+    projection = np.random.default_rng(seed + 1).standard_normal((28 * 28, 10))
+    return x.astype(dtype), np.argmax(x.reshape(n, -1) @ projection, axis=1)
+
+
+def _without_wall_times(history) -> list[dict]:
+    return [{k: v for k, v in record.items() if k not in WALL_TIMES} for record in history.records]
+
+
+def test_fit_mlp1_drives_training_loss_down():
+    x, y = _learnable(600)
+    model = build("mlp1", seed=0, dtype="float32")
+    history = fit(model, x, y, epochs=5, lr=0.05, batch_size=50, seed=0, eval_every=600,
+                  eval_sets={"train": (x, y)})
+    losses, accuracies = history.column("train_loss"), history.column("train_accuracy")
+    assert not history.diverged
+    # Untrained: about log(10) = 2.3. The projection rule is learnable, so five epochs must at
+    # least halve the loss and lift the accuracy well above chance (0.1).
+    assert losses[-1] < 0.5 * losses[0], losses
+    assert accuracies[-1] > 0.5, accuracies
+    assert all(p.dtype == np.float32 for p in model.params.values())
+
+
+# N = 500, batch 64: an epoch is 7 batches of 64 (448) and one of 52, so the cumulative sample
+# counts are 64, 128, 192, 256, 320, 384, 448, 500 in epoch 0, +500 in epoch 1 (564, ..., 948,
+# 1000) and +1000 in epoch 2 (..., 1448, 1500). With eval_every = 200 a record is written at the
+# first batch boundary reaching each multiple of 200: 200 -> 256 (step 4), 400 -> 448 (step 7),
+# 600 -> 628 (step 10), 800 -> 820 (step 13), 1000 -> 1000 (step 16), 1200 -> 1256 (step 20),
+# 1400 -> 1448 (step 23); then the final record at 1500 (step 24), plus the initial one at 0.
+def test_fit_history_follows_evaluation_schedule():
+    x, y = _learnable(500)
+    history = fit(build("linear", seed=0), x, y, epochs=3, lr=0.01, batch_size=64, seed=0,
+                  eval_every=200, eval_sets={"test": (x[:50], y[:50])})
+    samples = [r["samples_seen"] for r in history.records]
+    assert samples == [0, 256, 448, 628, 820, 1000, 1256, 1448, 1500]
+    assert [r["step"] for r in history.records] == [0, 4, 7, 10, 13, 16, 20, 23, 24]
+    np.testing.assert_allclose(history.column("epoch"), np.array(samples) / 500)
+    assert math.isnan(history.records[0]["train_loss"])
+    assert np.isfinite(history.column("train_loss")[1:]).all()
+    assert np.isfinite(history.column("test_loss")).all()
+    assert all(0.0 <= a <= 1.0 for a in history.column("test_accuracy"))
+    times = history.column("train_time")
+    assert times[0] == 0.0 and np.all(np.diff(times) >= 0)
+
+
+def test_batch_schedule_same_seed_identical():
+    first = list(batch_schedule(103, 10, 3, seed=5))
+    second = list(batch_schedule(103, 10, 3, seed=5))
+    assert [(b.epoch, b.step) for b in first] == [(b.epoch, b.step) for b in second]
+    assert all(np.array_equal(a.indices, b.indices) for a, b in zip(first, second))
+
+
+def test_batch_schedule_each_epoch_is_a_permutation():
+    batches = list(batch_schedule(103, 10, 3, seed=5))
+    # ceil(103 / 10) = 11 batches per epoch, the last of 3 rows; steps count 1..33.
+    assert [b.step for b in batches] == list(range(1, 34))
+    for epoch in range(3):
+        in_epoch = [b.indices for b in batches if b.epoch == epoch]
+        assert [len(i) for i in in_epoch] == [10] * 10 + [3]
+        np.testing.assert_array_equal(np.sort(np.concatenate(in_epoch)), np.arange(103))
+    orders = [np.concatenate([b.indices for b in batches if b.epoch == e]) for e in range(3)]
+    assert not np.array_equal(orders[0], orders[1])  # reshuffled every epoch
+
+
+def test_batch_schedule_different_seeds_differ():
+    first = np.concatenate([b.indices for b in batch_schedule(103, 10, 1, seed=5)])
+    second = np.concatenate([b.indices for b in batch_schedule(103, 10, 1, seed=6)])
+    assert not np.array_equal(first, second)
+
+
+def _short_run(model_seed: int, shuffle_seed: int):
+    x, y = _learnable(200)
+    model = build("mlp1", seed=model_seed)
+    history = fit(model, x, y, epochs=2, lr=0.05, batch_size=32, seed=shuffle_seed,
+                  eval_every=100, eval_sets={"train": (x, y)})
+    return model, history
+
+
+def test_fit_same_seeds_identical_history_and_weights():
+    (model_a, history_a), (model_b, history_b) = _short_run(0, 0), _short_run(0, 0)
+    assert _without_wall_times(history_a) == _without_wall_times(history_b)
+    for key in model_a.params:
+        assert model_a.params[key].tobytes() == model_b.params[key].tobytes(), key
+
+
+@pytest.mark.parametrize("model_seed, shuffle_seed", [(1, 0), (0, 1)])
+def test_fit_different_seeds_differ(model_seed, shuffle_seed):
+    _, reference = _short_run(0, 0)
+    _, other = _short_run(model_seed, shuffle_seed)
+    assert reference.column("train_loss")[-1] != other.column("train_loss")[-1]
