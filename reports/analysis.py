@@ -1,0 +1,144 @@
+"""Tables of a report, computed from finished runs with pandas (no training here).
+
+``runs_table`` has one row per run; the others aggregate it per experiment (model, setting) and
+implementation over seeds. Standard deviations over seeds are population std (ddof=0), so a
+single seed gives 0. Accuracies are fractions.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+
+import numpy as np
+import pandas as pd
+
+from reports.diagnosis import column, diagnose, stability, tracking_gap
+from reports.experiments import IMPLEMENTATIONS, SETTINGS
+
+EXPERIMENT = ["model", "setting", "epochs", "lr"]
+
+
+def _model_order(frame: pd.DataFrame) -> pd.DataFrame:
+    order = {name: i for i, name in enumerate(SETTINGS)}
+    return frame.sort_values(["model", "setting"], key=lambda s: s.map(order) if s.name == "model" else s,
+                             kind="stable").reset_index(drop=True)
+
+
+def runs_table(results: list[dict]) -> pd.DataFrame:
+    """One row per run: its configuration, final accuracies, timings, verdict and stability."""
+    rows = []
+    for result in results:
+        spec, history = result["spec"], result["history"]
+        verdict = diagnose(history, result["diverged"])
+        rows.append({
+            "model": spec["model"], "setting": spec["setting"] + 1, "epochs": spec["epochs"],
+            "lr": spec["lr"], "seed": spec["seed"], "implementation": spec["implementation"],
+            "final_train_accuracy": column(history, "train_eval_accuracy")[-1],
+            "final_test_loss": column(history, "test_loss")[-1],
+            **stability(history),
+            "diverged": bool(result["diverged"]) or verdict.verdict == "diverged",
+            "verdict": verdict.verdict, "rule": verdict.rule,
+            "steps": result["steps"], "ms_per_step": result["ms_per_step"],
+            "s_per_epoch": result["s_per_epoch"], "eval_time": result["eval_time"],
+            "train_time": result["train_time"], "setup_time": result["setup_time"],
+            "wall_time": result["wall_time"],
+            "initial_weights_sha256": result["initial_weights_sha256"],
+        })
+    return _model_order(pd.DataFrame(rows))
+
+
+def _std(values: pd.Series) -> float:
+    return float(np.std(values.to_numpy(dtype=float)))
+
+
+def summary_table(runs: pd.DataFrame) -> pd.DataFrame:
+    """Final test accuracy per experiment: mean and std over seeds per implementation, and the
+    difference of the means (NumPy - TensorFlow)."""
+    grouped = runs.groupby(EXPERIMENT + ["implementation"], sort=False)["final_test_accuracy"]
+    stats = grouped.agg(mean="mean", std=_std).unstack("implementation")
+    table = pd.DataFrame({
+        "numpy_mean": stats[("mean", "numpy")], "numpy_std": stats[("std", "numpy")],
+        "tensorflow_mean": stats[("mean", "tensorflow")], "tensorflow_std": stats[("std", "tensorflow")],
+    })
+    table["difference"] = table["numpy_mean"] - table["tensorflow_mean"]
+    table["seeds"] = runs.groupby(EXPERIMENT, sort=False)["seed"].nunique()
+    return _model_order(table.reset_index())
+
+
+def runtime_table(runs: pd.DataFrame) -> pd.DataFrame:
+    """Mean over seeds per experiment and implementation of ms/step, s/epoch (training only),
+    evaluation seconds and the run's total seconds; with the NumPy/TensorFlow ratios."""
+    metrics = ["ms_per_step", "s_per_epoch", "eval_time", "wall_time"]
+    stats = runs.groupby(EXPERIMENT + ["implementation"], sort=False)[metrics].mean().unstack("implementation")
+    table = pd.DataFrame({f"{m}_{impl}": stats[(m, impl)] for m in metrics for impl in IMPLEMENTATIONS})
+    table["step_ratio"] = table["ms_per_step_numpy"] / table["ms_per_step_tensorflow"]
+    table["eval_ratio"] = table["eval_time_numpy"] / table["eval_time_tensorflow"]
+    table["total_ratio"] = table["wall_time_numpy"] / table["wall_time_tensorflow"]
+    return _model_order(table.reset_index())
+
+
+def _pairs(runs: pd.DataFrame, results: list[dict]):
+    """(experiment key, seed, numpy history, tensorflow history) for each seed both sides ran."""
+    by = {(r["spec"]["model"], r["spec"]["setting"] + 1, r["spec"]["seed"], r["spec"]["implementation"]): r
+          for r in results}
+    for (model, setting, seed, impl), result in by.items():
+        if impl == "numpy" and (model, setting, seed, "tensorflow") in by:
+            yield (model, setting), seed, result, by[(model, setting, seed, "tensorflow")]
+
+
+def stability_table(runs: pd.DataFrame, results: list[dict]) -> pd.DataFrame:
+    """Per experiment and implementation: diverged runs, spread of the final test accuracy over
+    seeds, mean fluctuation and largest drop; per experiment: the largest gap between the two
+    implementations' test and train accuracy curves over all seeds, and whether every seed
+    started both sides from the same weights."""
+    grouped = runs.groupby(EXPERIMENT + ["implementation"], sort=False)
+    per_impl = pd.DataFrame({
+        "diverged_runs": grouped["diverged"].sum(),
+        "seed_spread": grouped["final_test_accuracy"].agg(_std),
+        "fluctuation": grouped["fluctuation"].mean(),
+        "largest_drop": grouped["largest_drop"].max(),
+    }).unstack("implementation")
+    table = pd.DataFrame({f"{m}_{impl}": per_impl[(m, impl)]
+                          for m in ["diverged_runs", "seed_spread", "fluctuation", "largest_drop"]
+                          for impl in IMPLEMENTATIONS})
+    gaps: dict[tuple, dict] = {}
+    for (model, setting), _, numpy_run, tf_run in _pairs(runs, results):
+        entry = gaps.setdefault((model, setting), {"test": 0.0, "train": 0.0, "same_start": True})
+        entry["test"] = max(entry["test"], tracking_gap(numpy_run["history"], tf_run["history"]))
+        entry["train"] = max(entry["train"], tracking_gap(numpy_run["history"], tf_run["history"],
+                                                          "train_eval_accuracy"))
+        entry["same_start"] &= numpy_run["initial_weights_sha256"] == tf_run["initial_weights_sha256"]
+    table = table.reset_index()
+    key = list(zip(table["model"], table["setting"]))
+    table["max_test_curve_gap"] = [gaps.get(k, {}).get("test", np.nan) for k in key]
+    table["max_train_curve_gap"] = [gaps.get(k, {}).get("train", np.nan) for k in key]
+    table["same_initial_weights"] = [gaps.get(k, {}).get("same_start", False) for k in key]
+    return _model_order(table)
+
+
+def verdict_table(runs: pd.DataFrame) -> pd.DataFrame:
+    """Per experiment and implementation: the most common verdict over seeds, how many seeds gave
+    it, every seed's verdict, and the rule of the first seed with that verdict."""
+    rows = []
+    for keys, group in runs.groupby(EXPERIMENT + ["implementation"], sort=False):
+        counts = Counter(group["verdict"])
+        verdict, count = counts.most_common(1)[0]
+        rows.append({**dict(zip(EXPERIMENT + ["implementation"], keys)), "verdict": verdict,
+                     "agreeing_seeds": count, "seeds": len(group),
+                     "all_verdicts": ", ".join(group["verdict"]),
+                     "rule": group.loc[group["verdict"] == verdict, "rule"].iloc[0]})
+    return _model_order(pd.DataFrame(rows))
+
+
+def curves(results: list[dict], model: str, setting: int, implementation: str, key: str):
+    """(samples (E,), mean (E,), min (E,), max (E,)) of ``key`` over the seeds of one experiment
+    and implementation, over the evaluations every seed reached."""
+    histories = [r["history"] for r in results
+                 if (r["spec"]["model"], r["spec"]["setting"] + 1, r["spec"]["implementation"])
+                 == (model, setting, implementation)]
+    if not histories:
+        empty = np.array([])
+        return empty, empty, empty, empty
+    n = min(len(h) for h in histories)
+    values = np.stack([column(h[:n], key) for h in histories])
+    return column(histories[0][:n], "samples_seen"), *(f(values, axis=0) for f in (np.mean, np.min, np.max))

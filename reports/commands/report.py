@@ -1,0 +1,97 @@
+"""``tfparity report``: train the four models with the course's settings in NumPy and TensorFlow
+and write the comparison report (learning curves, tables, runtime, stability, verdicts)."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from dataclasses import replace
+from pathlib import Path
+
+from reports import datasets, runner, writer
+from reports.experiments import FULL, QUICK, SETTINGS, check_models, plan
+from scratch.data import MnistNotFoundError
+
+DEFAULT_OUT = Path(__file__).resolve().parents[1] / "out"
+META = "environment.json"  # machine and data of the last invocation that trained something
+
+
+def register(subparsers) -> None:
+    parser = subparsers.add_parser(
+        "report", help="train both implementations with the course's settings and write the report",
+        description="Train linear, mlp1, mlp2 and cnn with three settings each, in NumPy and in "
+                    "TensorFlow from identical weights and batches, for several seeds, and write "
+                    "report.md, results.json, tables and plots. Each finished run is saved at once; "
+                    "re-running the same command resumes.")
+    parser.add_argument("--models", nargs="+", choices=list(SETTINGS), default=list(SETTINGS),
+                        help="models to train (default: all four)")
+    parser.add_argument("--seeds", type=int, default=3, help="seeds per experiment (default: 3)")
+    parser.add_argument("--quick", action="store_true",
+                        help="the whole pipeline on a small subset: 2000 training and 1000 test images, "
+                             "1 epoch per setting, evaluation every 500 samples (with --seeds 1: < 2 min)")
+    parser.add_argument("--data", choices=datasets.DATA_SOURCES, default="mnist",
+                        help="mnist (default) or synthetic (an offline stand-in, for tests)")
+    parser.add_argument("--out", type=Path, default=None,
+                        help="run directory (default: reports/out/<full|quick>[-synthetic])")
+    parser.add_argument("--no-progress", action="store_true", help="no progress bar")
+    parser.set_defaults(func=run)
+
+
+def _command_line(args, models: list[str], out: Path) -> str:
+    parts = ["tfparity report", "--models", *models, "--seeds", str(args.seeds)]
+    parts += ["--quick"] * args.quick + (["--data", args.data] if args.data != "mnist" else [])
+    return " ".join(parts + ["--out", str(out)])
+
+
+def run(args: argparse.Namespace) -> int:
+    started = time.perf_counter()
+    try:
+        models = check_models(args.models)
+        protocol = replace(QUICK if args.quick else FULL, data=args.data)
+        specs = plan(models, args.seeds, protocol)
+    except ValueError as error:
+        print(f"tfparity report: {error}", file=sys.stderr)
+        return 2
+    name = ("quick" if args.quick else "full") + ("" if args.data == "mnist" else f"-{args.data}")
+    out = Path(args.out) if args.out is not None else DEFAULT_OUT / name
+    store = runner.RunStore(out)
+
+    def load_splits() -> datasets.Splits:
+        from reports.environment import describe
+
+        splits = datasets.load(protocol)
+        runner.write_json_atomic(out / META, {
+            "environment": describe(),
+            "data": {"source": splits.source, "training_images": len(splits.train[1]),
+                     "train_eval_images": len(splits.train_eval[1]), "test_images": len(splits.test[1])}})
+        return splits
+
+    print(f"tfparity report: {len(specs)} runs ({len(models)} models x 3 settings x {args.seeds} seed(s) "
+          f"x 2 implementations) in {out}", flush=True)
+    try:
+        results = runner.run_all(specs, store, load_splits, progress=not args.no_progress)
+    except KeyboardInterrupt:
+        done = sum(store.load(spec) is not None for spec in specs)
+        print(f"\ntfparity report: interrupted; {done}/{len(specs)} runs are saved in {store.dir}; "
+              f"run the same command again to resume.", file=sys.stderr)
+        return 130
+    except MnistNotFoundError as error:
+        print(f"tfparity report: {error}", file=sys.stderr)
+        return 1
+
+    meta_path = out / META
+    if meta_path.exists():
+        meta = json.loads(meta_path.read_text())
+    else:
+        from reports.environment import describe
+
+        meta = {"environment": describe(), "data": {}}
+    report = writer.write(
+        out, [results[spec.key] for spec in specs], models=models, seeds=args.seeds, protocol=protocol,
+        command=_command_line(args, models, out), environment=meta["environment"],
+        elapsed=time.perf_counter() - started, data=meta["data"])
+    print(f"tfparity report: wrote {report}")
+    print(f"run directory: {out}")
+    return 0

@@ -1,0 +1,180 @@
+"""Running the report's training runs one after the other, each saved as soon as it finishes.
+
+A run's result is a JSON file in ``<out>/runs/`` named after its ``RunSpec`` (whose key hashes
+the exact configuration), written atomically; a run whose file exists is not run again, so
+re-running a command resumes it and Ctrl-C loses nothing already finished.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import math
+import os
+import tempfile
+import time
+from pathlib import Path
+from typing import Callable
+
+import numpy as np
+
+from reports.datasets import Splits
+from reports.experiments import RunSpec, steps_per_run
+from scratch.models import build
+from scratch.optim import SGD
+from scratch.train import ScratchTrainer, run
+
+
+def to_json_safe(value):
+    """``value`` with NaN/inf floats replaced by None (strict JSON), numpy scalars as Python ones."""
+    if isinstance(value, dict):
+        return {k: to_json_safe(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [to_json_safe(v) for v in value]
+    if isinstance(value, (np.floating, float)):
+        return float(value) if math.isfinite(value) else None
+    if isinstance(value, np.integer):
+        return int(value)
+    if isinstance(value, np.bool_):
+        return bool(value)
+    return value
+
+
+def write_json_atomic(path: Path, payload) -> None:
+    """Write ``payload`` as strict JSON to ``path`` via a temporary file and ``os.replace``."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "w") as f:
+            json.dump(to_json_safe(payload), f, allow_nan=False)
+        os.replace(tmp, path)
+    except BaseException:
+        os.unlink(tmp)
+        raise
+
+
+class RunStore:
+    """Finished runs under ``<root>/runs``: ``load(spec)`` (None if absent), ``save(spec, result)``."""
+
+    def __init__(self, root: Path):
+        self.root = Path(root)
+        self.dir = self.root / "runs"
+
+    def path(self, spec: RunSpec) -> Path:
+        return self.dir / spec.filename
+
+    def load(self, spec: RunSpec) -> dict | None:
+        path = self.path(spec)
+        if not path.exists():
+            return None
+        try:
+            result = json.loads(path.read_text())
+        except (OSError, json.JSONDecodeError):
+            return None  # unreadable: run again
+        return result if result.get("key") == spec.key else None
+
+    def save(self, spec: RunSpec, result: dict) -> None:
+        write_json_atomic(self.path(spec), result)
+
+
+def _weights_digest(params: dict) -> str:
+    digest = hashlib.sha256()
+    for key in sorted(params):
+        digest.update(key.encode())
+        digest.update(np.ascontiguousarray(np.asarray(params[key])).tobytes())
+    return digest.hexdigest()[:16]
+
+
+def make_trainer(spec: RunSpec):
+    """(trainer, get_params, set_params) for a run; both implementations start from the weights
+    ``scratch.models.build(model, seed)`` draws."""
+    protocol = spec.protocol
+    model = build(spec.model, seed=spec.seed, dtype=protocol.dtype)
+    if spec.implementation == "numpy":
+        trainer = ScratchTrainer(model, SGD(spec.lr), eval_batch_size=protocol.eval_batch_size)
+        return trainer, lambda: {k: v.copy() for k, v in model.params.items()}, model.set_params
+    if spec.implementation == "tensorflow":
+        from reference_tf.training import KerasTrainer
+        from reference_tf.twin import copy_weights, keras_params, twin
+
+        keras_model = twin(model)
+        trainer = KerasTrainer(keras_model, spec.lr, eval_batch_size=protocol.eval_batch_size)
+        return (trainer, lambda: {k: v.numpy() for k, v in keras_params(keras_model).items()},
+                lambda values: copy_weights(values, keras_model))
+    raise ValueError(f"report: expected implementation 'numpy' or 'tensorflow', "
+                     f"received {spec.implementation!r}.")
+
+
+def train_one(spec: RunSpec, splits: Splits, on_record: Callable[[dict], None] | None = None) -> dict:
+    """Train one run and return its result: the spec, the evaluation history and the timings.
+
+    Timings: ``train_time`` is the sum of the training steps alone, ``eval_time`` the sum of the
+    evaluations, ``setup_time`` building the model, compiling and one warm-up step and
+    evaluation (undone before training: the weights are restored), ``wall_time`` all of it.
+    """
+    start = time.perf_counter()
+    x, y = splits.train
+    trainer, get_params, set_params = make_trainer(spec)
+    initial = get_params()
+    batch = slice(0, spec.protocol.batch_size)
+    with np.errstate(all="ignore"):
+        trainer.train_step(x[batch], y[batch])
+        trainer.evaluate(*(part[:spec.protocol.eval_batch_size] for part in splits.test))
+        set_params(initial)
+        setup_time = time.perf_counter() - start
+        history = run(trainer, x, y, epochs=spec.epochs, batch_size=spec.protocol.batch_size,
+                      seed=spec.seed, eval_every=spec.protocol.eval_every,
+                      eval_sets={"train_eval": splits.train_eval, "test": splits.test},
+                      on_record=on_record)
+    last = history.records[-1]
+    steps = last["step"]
+    return {
+        "key": spec.key,
+        "spec": spec.to_dict(),
+        "diverged": history.diverged,
+        "history": history.records,
+        "steps": steps,
+        "planned_steps": steps_per_run(spec, len(x)),
+        "initial_weights_sha256": _weights_digest(initial),
+        "setup_time": setup_time,
+        "train_time": last["train_time"],
+        "eval_time": last["eval_time"],
+        "n_evaluations": len(history.records),
+        "wall_time": time.perf_counter() - start,
+        "ms_per_step": 1e3 * last["train_time"] / max(steps, 1),
+        "s_per_epoch": last["train_time"] / max(last["epoch"], 1e-12),
+        "finished_at": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+    }
+
+
+def run_all(specs: list[RunSpec], store: RunStore, load_splits: Callable[[], Splits],
+            progress: bool = True) -> dict[str, dict]:
+    """Results of every spec (keyed by ``spec.key``), running only those not in ``store``.
+
+    Runs go strictly one after another; each is saved the moment it finishes. Data is loaded only
+    if something must run. A progress bar counts training steps over all pending runs.
+    """
+    results = {spec.key: store.load(spec) for spec in specs}
+    pending = [spec for spec in specs if results[spec.key] is None]
+    if not pending:
+        return results
+    splits = load_splits()
+    n_train = len(splits.train[0])
+    from tqdm.auto import tqdm
+
+    total = sum(steps_per_run(spec, n_train) for spec in pending)
+    with tqdm(total=total, unit="step", disable=not progress, dynamic_ncols=True,
+              desc=f"{len(specs) - len(pending)}/{len(specs)} runs cached") as bar:
+        for spec in pending:
+            bar.set_postfix_str(f"{spec.label()} seed {spec.seed} {spec.implementation}")
+            done = {"step": 0}
+
+            def advance(record: dict) -> None:
+                bar.update(record["step"] - done["step"])
+                done["step"] = record["step"]
+
+            result = train_one(spec, splits, on_record=advance)
+            bar.update(steps_per_run(spec, n_train) - done["step"])  # a diverged run stops early
+            store.save(spec, result)
+            results[spec.key] = result
+    return results
