@@ -4,6 +4,7 @@
 ``sum(forward(x) * upstream)``; ``check_model_gradients`` checks every parameter gradient of a
 model's mean softmax cross-entropy. Both compute in float64 on a copy, so the argument (its
 parameters, gradients and cache) is never modified, and a float32 layer can be checked too.
+A layer's input gradient perturbs one position of every example at once (``numerical_batch_grad``).
 
 The error measure of one quantity (``GradCheckResult.rel_error``) is
 
@@ -112,7 +113,7 @@ def numerical_grad(f: Callable[[np.ndarray], float], x: np.ndarray, eps: float =
     grad = np.full(x.shape, np.nan)
     flat_x, flat_grad = x.reshape(-1), grad.reshape(-1)
     if not np.shares_memory(flat_x, x):
-        raise ValueError("numerical_grad: x must be contiguous so that it can be perturbed in place.")
+        raise ValueError("numerical_grad: x must be contiguous (it is perturbed in place).")
     for i in _chosen_elements(x.size, max_elements, np.random.default_rng(seed)):
         original = flat_x[i]
         flat_x[i] = original + eps
@@ -121,6 +122,42 @@ def numerical_grad(f: Callable[[np.ndarray], float], x: np.ndarray, eps: float =
         f_minus = f(x)
         flat_x[i] = original
         flat_grad[i] = (f_plus - f_minus) / (2 * eps)
+    return grad
+
+
+def numerical_batch_grad(f: Callable[[np.ndarray], np.ndarray], x: np.ndarray,
+                         eps: float = DEFAULT_EPS, max_elements: int | None = None,
+                         seed: int = 0) -> np.ndarray:
+    """``numerical_grad`` of ``sum(f(x))`` when example n's value depends on ``x[n]`` only.
+
+    Element j of every example is perturbed at once, so a batch of N costs as much as one
+    example. That holds for every layer here (none mixes examples, as batch normalisation would).
+
+    Args:
+        f: per-example values (N,) of a batch ``x``; called with ``x`` perturbed in place.
+        x: float64 array (N, ...), writable; restored bit for bit afterwards.
+        eps: the step.
+        max_elements: check only this many per-example positions, drawn with ``seed``.
+
+    Returns:
+        float64 array of x's shape; NaN at positions that were not evaluated.
+    """
+    if not isinstance(x, np.ndarray) or x.dtype != np.float64 or x.ndim < 1:
+        raise TypeError("numerical_batch_grad: expected x to be a float64 numpy array (N, ...), "
+                        f"received {getattr(x, 'dtype', type(x).__name__)}.")
+    n = x.shape[0]
+    grad = np.full(x.shape, np.nan)
+    rows, flat_grad = x.reshape(n, -1), grad.reshape(n, -1)
+    if not np.shares_memory(rows, x):
+        raise ValueError("numerical_batch_grad: x must be contiguous (it is perturbed in place).")
+    for j in _chosen_elements(rows.shape[1], max_elements, np.random.default_rng(seed)):
+        original = rows[:, j].copy()
+        rows[:, j] = original + eps
+        f_plus = np.asarray(f(x))
+        rows[:, j] = original - eps
+        f_minus = np.asarray(f(x))
+        rows[:, j] = original
+        flat_grad[:, j] = (f_plus - f_minus) / (2 * eps)
     return grad
 
 
@@ -158,13 +195,16 @@ def check_layer_gradients(layer: Layer, x: np.ndarray, upstream: np.ndarray | No
     analytic = {"input": clone.backward(upstream)}
     analytic.update({key: value.copy() for key, value in clone.grads.items()})
 
-    def objective(_: np.ndarray) -> float:
-        return float(np.sum(clone.forward(x) * upstream))
+    def per_example(_: np.ndarray) -> np.ndarray:
+        return np.sum((clone.forward(x) * upstream).reshape(len(x), -1), axis=1)
 
-    targets = {"input": x, **clone.params}
-    return {name: compare(name, analytic[name],
-                          numerical_grad(objective, targets[name], eps, max_elements, seed))
-            for name in analytic}
+    def objective(_: np.ndarray) -> float:
+        return float(np.sum(per_example(x)))
+
+    numerical = {"input": numerical_batch_grad(per_example, x, eps, max_elements, seed)}
+    numerical.update({key: numerical_grad(objective, value, eps, max_elements, seed)
+                      for key, value in clone.params.items()})
+    return {name: compare(name, analytic[name], numerical[name]) for name in analytic}
 
 
 def float64_model_copy(model: Sequential) -> Sequential:
