@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+import warnings
 import zipfile
 from dataclasses import dataclass
 from pathlib import Path
@@ -202,6 +203,8 @@ def _from_cache(cache: Path, tried: list[str]) -> RawMnist | None:
         digest = hashlib.sha256(data).hexdigest()
         if digest != SHA256[name]:
             problems.append(f"{name} has SHA-256 {digest}, expected {SHA256[name]}")
+            warnings.warn(f"{path} is corrupt: SHA-256 {digest}, expected {SHA256[name]}; "
+                          "it is not used (a fetch replaces it).", RuntimeWarning, stacklevel=3)
             continue
         arrays[key] = parse_idx(data, str(path), shape, "uint8")
     if len(problems) == len(ARRAYS) and not any((cache / name).exists() for name in SHA256):
