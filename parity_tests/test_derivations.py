@@ -54,6 +54,8 @@ def display_blocks(text: str) -> list[str]:
 # Document structure and rendering -----------------------------------------------------------
 
 def test_derivations_display_math_is_balanced():
+    control = sorted({repr(ch) for ch in TEXT if ord(ch) < 32 and ch != "\n"})
+    assert not control, f"control characters in {DOC.name}: {control}"
     lines = TEXT.splitlines()
     fences = [i for i, line in enumerate(lines) if "$$" in line]
     assert fences, "no display math found"
@@ -134,7 +136,7 @@ def test_derivations_reference_exists(path, name):
 # The worked convolution examples -----------------------------------------------------------
 
 _ARITHMETIC = re.compile(r"^[\d\s.+\-*()]+$")
-QUANTITIES = ("x", "K", "b", "y", r"\bar{y}", r"\bar{b}", r"\bar{K}", r"\hat{K}",
+QUANTITIES = ("x", "K", "b", "y", "L", r"\bar{y}", r"\bar{b}", r"\bar{K}", r"\hat{K}",
               r"\tilde{y}", r"\hat{y}", r"\bar{x}")
 
 
@@ -237,6 +239,8 @@ def test_worked_conv_example_matches_code(title):
                               strides=(stride, stride), padding=padding)
     if "y" in q:
         assert_close("y", y[0, :, :, 0], q["y"])
+    if "L" in q:
+        assert_close("L = sum(dy * y)", np.sum(dy * y[0, :, :, 0]), q["L"])
     assert y.shape[1:3] == dy.shape, f"output {y.shape[1:3]}, the document's dy {dy.shape}"
     dx, dkernel, dbias = conv2d_backward(as_nhwc(dy), cache)
     assert_close("dx", dx[0, :, :, 0], q[r"\bar{x}"])
