@@ -1,0 +1,44 @@
+"""Training trajectories: scratch SGD and TensorFlow SGD (``reference_tf.training.KerasTrainer``,
+``var -= lr * grad`` in a compiled step) from the same weights on identical batches stay
+together for 100 steps: every parameter and the loss are compared after every step."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from reference_tf.compare import compare, tolerances
+from reference_tf.testing import digit_like_batch
+from reference_tf.training import KerasTrainer
+from reference_tf.twin import keras_params, twin
+from scratch.models import build
+from scratch.optim import SGD
+from scratch.train import ScratchTrainer, batch_schedule
+
+DTYPES = ["float32", "float64"]
+N, BATCH, EPOCHS, LR = 200, 20, 10, 0.1  # 10 batches per epoch: 100 steps
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("name", ["mlp2", "cnn"])
+def test_sgd_trajectory_matches_keras_for_100_steps(name, dtype):
+    x = digit_like_batch(N, seed=8, dtype=dtype)
+    y = np.random.default_rng(8).integers(0, 10, size=N)
+    model = build(name, seed=0, dtype=dtype)
+    keras_model = twin(model)
+    scratch_side = ScratchTrainer(model, SGD(LR))
+    keras_side = KerasTrainer(keras_model, LR)  # the compiled step the reports train with
+    params = keras_params(keras_model)
+    tol = tolerances(dtype).trajectory
+    worst = None
+    for batch in batch_schedule(N, BATCH, EPOCHS, seed=0):
+        xb, yb = x[batch.indices], y[batch.indices]
+        losses = {"loss": scratch_side.train_step(xb, yb)}, {"loss": keras_side.train_step(xb, yb)}
+        mine = {**losses[0], **model.params}
+        reference = {**losses[1], **{k: v.numpy() for k, v in params.items()}}
+        for c in compare(mine, reference).values():
+            if worst is None or c.smallest_passing_tolerance > worst[1].smallest_passing_tolerance:
+                worst = (batch.step, c)
+            assert c.passes(tol), f"step {batch.step}: {c.format(tol)}"
+    assert batch.step == 100
+    print(f"{name} {dtype}: worst at step {worst[0]}: {worst[1].format(tol)}")
