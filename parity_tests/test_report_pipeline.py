@@ -1,0 +1,113 @@
+"""``tfparity report --quick`` end to end on offline synthetic data: every output exists and is
+well-formed, and a second invocation resumes from the saved runs instead of training again."""
+
+from __future__ import annotations
+
+import json
+import re
+
+import pandas as pd
+import pytest
+
+from reports import runner
+from reports.cli import main
+from reports.writer import OUTPUTS
+
+PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
+MODELS = ["linear", "cnn"]  # a dense and a convolutional model keep the test short
+
+
+@pytest.fixture(scope="module")
+def quick_run(tmp_path_factory):
+    out = tmp_path_factory.mktemp("quick")
+    code = main(["report", "--quick", "--data", "synthetic", "--seeds", "1", "--models", *MODELS,
+                 "--out", str(out), "--no-progress"])
+    return code, out
+
+
+def test_report_quick_exit_code_and_outputs(quick_run):
+    code, out = quick_run
+    assert code == 0
+    missing = [name for name in OUTPUTS if not (out / name).is_file() or (out / name).stat().st_size == 0]
+    assert missing == []
+    assert len(list((out / "runs").glob("*.json"))) == len(MODELS) * 3 * 2
+
+
+@pytest.mark.parametrize("name", [n for n in OUTPUTS if n.endswith(".png")])
+def test_report_quick_png_well_formed(quick_run, name):
+    data = (quick_run[1] / name).read_bytes()
+    assert data[:8] == PNG_SIGNATURE and len(data) > 10_000
+
+
+def test_report_quick_summary_csv(quick_run):
+    table = pd.read_csv(quick_run[1] / "summary_table.csv")
+    assert list(table.columns) == ["model", "setting", "epochs", "lr", "numpy_mean", "numpy_std",
+                                   "tensorflow_mean", "tensorflow_std", "difference", "seeds"]
+    assert list(zip(table["model"], table["setting"])) == [(m, s) for m in MODELS for s in (1, 2, 3)]
+    assert table[["numpy_mean", "tensorflow_mean"]].stack().between(0, 1).all()
+    pd.testing.assert_series_equal(table["difference"], table["numpy_mean"] - table["tensorflow_mean"],
+                                   check_names=False)
+
+
+def test_report_quick_runtime_and_verdict_csv(quick_run):
+    runtime = pd.read_csv(quick_run[1] / "runtime.csv")
+    assert {"ms_per_step_numpy", "ms_per_step_tensorflow", "step_ratio", "eval_time_numpy",
+            "wall_time_tensorflow", "total_ratio"} <= set(runtime.columns)
+    assert (runtime[["ms_per_step_numpy", "ms_per_step_tensorflow"]] > 0).all().all()
+    verdicts = pd.read_csv(quick_run[1] / "verdicts.csv")
+    assert len(verdicts) == len(MODELS) * 3 * 2
+    assert set(verdicts["verdict"]) <= {"diverged", "over-fitting", "under-fitting", "good fit"}
+    stability = pd.read_csv(quick_run[1] / "stability.csv")
+    assert stability["same_initial_weights"].all()
+
+
+def test_report_quick_results_json(quick_run):
+    results = json.loads((quick_run[1] / "results.json").read_text())
+    assert {"command", "configuration", "environment", "time", "thresholds", "tables", "runs"} <= set(results)
+    assert {"numpy", "tensorflow", "blas", "cpu_count", "tf_intra_op_threads"} <= set(results["environment"])
+    assert len(results["runs"]) == len(MODELS) * 3 * 2
+    for run in results["runs"]:
+        assert run["history"][0]["samples_seen"] == 0 and run["history"][-1]["step"] == run["steps"]
+    assert results["configuration"]["protocol"]["train_size"] == 2000
+
+
+def test_report_quick_markdown_links_and_command(quick_run):
+    out = quick_run[1]
+    text = (out / "report.md").read_text()
+    images = re.findall(r"!\[[^\]]*\]\(([^)]+)\)", text)
+    assert {"learning_curves.png", "summary_table.png", "runtime.png"} <= set(images)
+    assert all((out / image).is_file() for image in images)
+    assert f"tfparity report --models {' '.join(MODELS)} --seeds 1 --quick --data synthetic" in text
+    for heading in ("## 1. Runtime", "## 2. Performance, stability and final accuracy",
+                    "## 3. Which runs under-fit or over-fit?"):
+        assert heading in text
+
+
+def test_report_quick_second_invocation_resumes(quick_run, monkeypatch):
+    code, out = quick_run
+
+    def must_not_train(*args, **kwargs):
+        raise AssertionError("a saved run was trained again")
+
+    monkeypatch.setattr(runner, "train_one", must_not_train)
+    before = (out / "summary_table.csv").read_text()
+    assert main(["report", "--quick", "--data", "synthetic", "--seeds", "1", "--models", *MODELS,
+                 "--out", str(out), "--no-progress"]) == 0
+    assert (out / "summary_table.csv").read_text() == before
+
+
+def test_report_interrupted_returns_130_and_keeps_runs(tmp_path, monkeypatch, capsys):
+    calls = []
+
+    def interrupt_second(spec, splits, on_record=None):
+        if calls:
+            raise KeyboardInterrupt
+        calls.append(spec)
+        return {"key": spec.key, "spec": spec.to_dict(), "history": [], "diverged": False}
+
+    monkeypatch.setattr(runner, "train_one", interrupt_second)
+    code = main(["report", "--quick", "--data", "synthetic", "--seeds", "1", "--models", "linear",
+                 "--out", str(tmp_path), "--no-progress"])
+    assert code == 130
+    assert "1/6 runs are saved" in capsys.readouterr().err
+    assert len(list((tmp_path / "runs").glob("*.json"))) == 1
