@@ -117,6 +117,10 @@ class Layer:
     def _backward(self, dy: np.ndarray) -> np.ndarray:
         raise NotImplementedError
 
+    def _backward_params(self, dy: np.ndarray) -> None:
+        """Fill ``grads`` only, for a model's first layer whose dL/dx nobody needs."""
+        self._backward(dy)
+
     def _remember(self, y: np.ndarray, cache) -> np.ndarray:
         self._cache = cache
         self._last_output_shape = y.shape
@@ -150,6 +154,10 @@ class Dense(Layer):
     def _backward(self, dy):
         dx, self.grads["kernel"], self.grads["bias"] = ops.dense_backward(dy, self._cache)
         return dx
+
+    def _backward_params(self, dy):
+        _, self.grads["kernel"], self.grads["bias"] = ops.dense_backward(
+            dy, self._cache, need_input_grad=False)
 
 
 class ReLU(Layer):
@@ -233,6 +241,10 @@ class Conv2D(_Windowed):
     def _backward(self, dy):
         dx, self.grads["kernel"], self.grads["bias"] = ops.conv2d_backward(dy, self._cache)
         return dx
+
+    def _backward_params(self, dy):
+        _, self.grads["kernel"], self.grads["bias"] = ops.conv2d_backward(
+            dy, self._cache, need_input_grad=False)
 
 
 class MaxPool2D(_Windowed):

@@ -117,20 +117,29 @@ class Sequential:
             outputs[layer.name] = x
         return outputs
 
-    def _backward(self, dlogits: np.ndarray) -> tuple[dict, np.ndarray]:
+    def _backward(self, dlogits: np.ndarray, input_grad: bool = True) -> tuple[dict, np.ndarray]:
         output_grads = {}
         dy = dlogits
-        for layer in reversed(self.layers):
+        # Without input_grad the pass stops at the first layer with parameters, which computes
+        # its parameter gradients only (dL/dx of conv1 is a whole extra correlation).
+        first = next((i for i, layer in enumerate(self.layers) if layer.params or input_grad), 0)
+        for index in range(len(self.layers) - 1, first - 1, -1):
+            layer = self.layers[index]
             output_grads[layer.name] = dy
-            dy = layer._backward(dy)
+            if index == first and not input_grad:
+                layer._backward_params(dy)
+                dy = None
+            else:
+                dy = layer._backward(dy)
         return dict(reversed(output_grads.items())), dy
 
-    def _trace(self, x: np.ndarray, y: np.ndarray) -> Trace:
+    def _trace(self, x: np.ndarray, y: np.ndarray, input_grad: bool = True) -> Trace:
+        """``trace`` without input checks; ``input_grad=False`` (training) leaves it None."""
         outputs = self._forward(x)
         logits = outputs[self.layers[-1].name]
         loss, dlogits = ops.softmax_cross_entropy(logits, y)
-        output_grads, input_grad = self._backward(dlogits)
-        return Trace(logits, loss, outputs, output_grads, self.grads, input_grad)
+        output_grads, dx = self._backward(dlogits, input_grad)
+        return Trace(logits, loss, outputs, output_grads, self.grads, dx)
 
     def forward(self, x: np.ndarray) -> np.ndarray:
         """Logits (N, num_classes) for images x (N, *input_shape)."""

@@ -73,7 +73,7 @@ class ScratchTrainer:
         self.model, self.optimizer, self.eval_batch_size = model, optimizer, eval_batch_size
 
     def train_step(self, x, y):
-        result = self.model._trace(x, y)
+        result = self.model._trace(x, y, input_grad=False)
         self.optimizer.step(self.model.params, result.grads)
         return result.loss
 

@@ -26,14 +26,16 @@ def dense_forward(x: np.ndarray, kernel: np.ndarray, bias: np.ndarray):
     return x @ kernel + bias, DenseCache(x, kernel)
 
 
-def dense_backward(dy: np.ndarray, cache: DenseCache):
+def dense_backward(dy: np.ndarray, cache: DenseCache, need_input_grad: bool = True):
     """Gradients of an affine map.
 
     Args:
         dy: dL/dy, shape (N, out).
         cache: from ``dense_forward``.
+        need_input_grad: False skips dx (returned as None), e.g. for a model's first layer.
 
     Returns:
         (dx, dkernel, dbias) with shapes (N, in), (in, out), (out,).
     """
-    return dy @ cache.kernel.T, cache.x.T @ dy, dy.sum(axis=0)
+    dx = dy @ cache.kernel.T if need_input_grad else None
+    return dx, cache.x.T @ dy, dy.sum(axis=0)

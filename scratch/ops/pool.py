@@ -1,4 +1,8 @@
-"""2-D max pooling, NHWC."""
+"""2-D max pooling, NHWC.
+
+Both passes work on the ph*pw strided views ``xp[:, i::sh, j::sw, :]`` (one per window offset,
+each of the output's shape) with whole-array maxima and comparisons, never a multi-axis reduction.
+"""
 
 from __future__ import annotations
 
@@ -11,15 +15,19 @@ from scratch.ops.padding import window_padding
 
 
 class MaxPool2DCache(NamedTuple):
-    argmax: np.ndarray  # (N, Ho, Wo, C) int: window offset i*pw + j of the first maximum
+    xp: np.ndarray      # (N, Hp, Wp, C): the input padded with -inf (x itself without padding)
+    y: np.ndarray       # (N, Ho, Wo, C): the output
     x_shape: tuple      # (N, H, W, C)
     pool_size: tuple    # (ph, pw)
     strides: tuple      # (sh, sw)
     pads: tuple         # (top, bottom, left, right)
 
 
-def _window_slice(offset: int, stride: int, out: int) -> slice:
-    return slice(offset, offset + (out - 1) * stride + 1, stride)
+def _window_views(xp: np.ndarray, pool_size, strides, out_hw) -> list:
+    """The ph*pw views xp[:, i + sh*p, j + sw*q, :] of shape (N, Ho, Wo, C), in row-major (i, j)."""
+    (ph, pw), (sh, sw), (ho, wo) = pool_size, strides, out_hw
+    return [xp[:, i:i + (ho - 1) * sh + 1:sh, j:j + (wo - 1) * sw + 1:sw, :]
+            for i in range(ph) for j in range(pw)]
 
 
 def max_pool2d_geometry(h: int, w: int, pool_size, strides, padding: str):
@@ -41,20 +49,13 @@ def max_pool2d_forward(x: np.ndarray, pool_size=(2, 2), strides=(2, 2), padding:
     Returns:
         (y, cache) with y of shape (N, Ho, Wo, C).
     """
-    ph, pw = pool_size
-    (ho, wo), pads = max_pool2d_geometry(x.shape[1], x.shape[2], pool_size, strides, padding)
+    out_hw, pads = max_pool2d_geometry(x.shape[1], x.shape[2], pool_size, strides, padding)
     xp = pad_spatial(x, pads, value=-np.inf)
-    y = xp[:, _window_slice(0, strides[0], ho), _window_slice(0, strides[1], wo), :].copy()
-    argmax = np.zeros(y.shape, dtype=np.int32)
-    # Visit the window in row-major order and replace only on a strictly larger value: on ties
-    # the first maximal element wins, which is where TensorFlow's MaxPoolGrad sends the gradient.
-    for k in range(1, ph * pw):
-        i, j = divmod(k, pw)
-        candidate = xp[:, _window_slice(i, strides[0], ho), _window_slice(j, strides[1], wo), :]
-        larger = candidate > y
-        np.copyto(y, candidate, where=larger)
-        np.copyto(argmax, k, where=larger)
-    return y, MaxPool2DCache(argmax, x.shape, tuple(pool_size), tuple(strides), pads)
+    views = _window_views(xp, pool_size, strides, out_hw)
+    y = np.maximum(views[0], views[1]) if len(views) > 1 else views[0].copy()
+    for view in views[2:]:
+        np.maximum(y, view, out=y)
+    return y, MaxPool2DCache(xp, y, x.shape, tuple(pool_size), tuple(strides), pads)
 
 
 def max_pool2d_backward(dy: np.ndarray, cache: MaxPool2DCache) -> np.ndarray:
@@ -69,13 +70,27 @@ def max_pool2d_backward(dy: np.ndarray, cache: MaxPool2DCache) -> np.ndarray:
     """
     n, h, w, c = cache.x_shape
     top, bottom, left, right = cache.pads
-    ph, pw = cache.pool_size
-    sh, sw = cache.strides
-    ho, wo = dy.shape[1:3]
-    dxp = np.zeros((n, h + top + bottom, w + left + right, c), dtype=dy.dtype)
-    for k in range(ph * pw):
-        i, j = divmod(k, pw)
-        dxp[:, _window_slice(i, sh, ho), _window_slice(j, sw, wo), :] += np.where(
-            cache.argmax == k, dy, 0
-        )
+    (ph, pw), (sh, sw) = cache.pool_size, cache.strides
+    out_hw = dy.shape[1:3]
+    tiled = (ph, pw) == (sh, sw) and (h + top + bottom, w + left + right) == (out_hw[0] * sh, out_hw[1] * sw)
+    # Non-overlapping windows that tile the padded input write every element exactly once.
+    dxp = np.empty if tiled else np.zeros
+    dxp = dxp((n, h + top + bottom, w + left + right, c), dtype=dy.dtype)
+    views = _window_views(cache.xp, cache.pool_size, cache.strides, out_hw)
+    targets = _window_views(dxp, cache.pool_size, cache.strides, out_hw)
+    # Visit the window in row-major order: an element gets the gradient if it equals the maximum
+    # and no earlier element did, so on ties the first maximal element wins, which is where
+    # TensorFlow's MaxPoolGrad sends the gradient.
+    taken = None
+    for view, target in zip(views, targets):
+        hit = view == cache.y
+        if taken is None:
+            taken = hit
+        else:
+            hit &= ~taken
+            taken |= hit
+        if tiled:
+            np.multiply(dy, hit, out=target)
+        else:
+            target += dy * hit
     return dxp[:, top:top + h, left:left + w, :]

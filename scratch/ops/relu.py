@@ -20,6 +20,7 @@ def relu_forward(x: np.ndarray):
 def relu_backward(dy: np.ndarray, cache: ReluCache) -> np.ndarray:
     """``dx = dy * [x > 0]``, same shape as dy.
 
-    The derivative at exactly 0 is taken as 0, as TensorFlow's ReluGrad does.
+    The derivative at exactly 0 is taken as 0. Multiplying by the mask (rather than selecting
+    with ``np.where``) is what TensorFlow's ReluGrad does, and is several times faster.
     """
-    return np.where(cache.y > 0, dy, 0).astype(dy.dtype, copy=False)
+    return np.multiply(dy, cache.y > 0)
