@@ -11,7 +11,7 @@ import sys
 from importlib.metadata import PackageNotFoundError, version
 
 # Modules of reports.commands, in the order --help lists them.
-COMMANDS: tuple[str, ...] = ("data", "report")
+COMMANDS: tuple[str, ...] = ("data", "report", "bench")
 
 
 def _version() -> str:

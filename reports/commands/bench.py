@@ -1,0 +1,148 @@
+"""``tfparity bench``: training-step time and evaluation throughput, NumPy next to TensorFlow."""
+
+from __future__ import annotations
+
+import argparse
+import os
+from pathlib import Path
+
+from scratch.models import MODELS
+
+
+def register(subparsers) -> None:
+    parser = subparsers.add_parser(
+        "bench", help="time the NumPy engine against TensorFlow's compiled step",
+        description="For each model: training step (forward + backward + SGD, one batch) and "
+                    "evaluation images/s, NumPy and TensorFlow alternating in one process after a "
+                    "warm-up; medians, interquartile ranges, NumPy/TensorFlow ratios and peak memory "
+                    "of one step. Thread settings and the BLAS are recorded.")
+    parser.add_argument("--models", nargs="+", choices=sorted(MODELS), default=list(MODELS),
+                        help="models to time (default: all four)")
+    parser.add_argument("--dtype", choices=("float32", "float64"), default="float32")
+    parser.add_argument("--repeat", type=_positive, default=50,
+                        help="timed training steps per side (default 50)")
+    parser.add_argument("--eval-repeat", type=_positive, default=5,
+                        help="timed evaluations of the whole evaluation set per side (default 5)")
+    parser.add_argument("--eval-images", type=_positive, default=10000,
+                        help="size of the evaluation set, evaluated in batches of 1000 (default 10000)")
+    parser.add_argument("--json", type=Path, default=None,
+                        help="results file (default: OUT/bench.json)")
+    parser.add_argument("--out", type=Path, default=Path("results/bench"),
+                        help="directory for bench.json, bench.md and bench.png (default results/bench)")
+    parser.add_argument("--plot", action="store_true", help="also draw OUT/bench.png")
+    parser.add_argument("--profile", action="store_true",
+                        help="also print the NumPy side's per-layer forward/backward times")
+    parser.set_defaults(func=run)
+
+
+def _positive(text: str) -> int:
+    value = int(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"expected a positive integer, received {text!r}")
+    return value
+
+
+def _ms(spread: dict) -> str:
+    return f"{1e3 * spread['median']:.3f} [{1e3 * spread['q1']:.3f}, {1e3 * spread['q3']:.3f}]"
+
+
+def _mib(value) -> str:
+    return "n/a" if value is None else f"{value:.1f}"
+
+
+def table(rows: list[dict]) -> list[str]:
+    """The results as Markdown lines."""
+    lines = ["| model | NumPy step ms [IQR] | TF step ms [IQR] | step ratio NumPy/TF | "
+             "NumPy eval img/s | TF eval img/s | eval ratio NumPy/TF | NumPy peak MiB "
+             "(tracemalloc / RSS) | TF peak MiB (RSS) |",
+             "|" + " --- |" * 9]
+    for row in rows:
+        lines.append(
+            f"| {row['model']} | {_ms(row['numpy_step'])} | {_ms(row['tensorflow_step'])} | "
+            f"{row['train_ratio']:.2f} | {row['numpy_eval_images_per_s']:,.0f} | "
+            f"{row['tensorflow_eval_images_per_s']:,.0f} | {row['eval_ratio']:.2f} | "
+            f"{_mib(row['numpy_peak_tracemalloc_mib'])} / {_mib(row['numpy_peak_rss_mib'])} | "
+            f"{_mib(row['tensorflow_peak_rss_mib'])} |")
+    return lines
+
+
+def profile_table(name: str, layers: list[dict]) -> list[str]:
+    total = sum(layer["forward"] + layer["backward"] for layer in layers) or 1.0
+    lines = [f"NumPy per-layer times, {name} (ms, median):",
+             f"{'layer':<14} {'type':<10} {'forward':>8} {'backward':>9} {'share':>6}"]
+    for layer in layers:
+        share = (layer["forward"] + layer["backward"]) / total
+        lines.append(f"{layer['layer']:<14} {layer['type']:<10} {1e3 * layer['forward']:8.3f} "
+                     f"{1e3 * layer['backward']:9.3f} {100 * share:5.1f}%")
+    lines.append(f"{'total':<25} {1e3 * total:18.3f}")
+    return lines
+
+
+def plot(rows: list[dict], path: Path) -> Path:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    import numpy as np
+
+    names = [row["model"] for row in rows]
+    positions = np.arange(len(rows))
+    fig, axes = plt.subplots(1, 2, figsize=(10, 3.6))
+    for ax, key, label in ((axes[0], "step", "training step (ms, median)"),
+                           (axes[1], "eval_images_per_s", "evaluation (images/s)")):
+        for offset, side, title in ((-0.2, "numpy", "NumPy"), (0.2, "tensorflow", "TensorFlow")):
+            if key == "step":
+                values = [1e3 * row[f"{side}_step"]["median"] for row in rows]
+                errors = [[1e3 * (row[f"{side}_step"]["median"] - row[f"{side}_step"]["q1"]) for row in rows],
+                          [1e3 * (row[f"{side}_step"]["q3"] - row[f"{side}_step"]["median"]) for row in rows]]
+            else:
+                values, errors = [row[f"{side}_{key}"] for row in rows], None
+            ax.bar(positions + offset, values, 0.4, yerr=errors, label=title)
+        ax.set_xticks(positions, names)
+        ax.set_yscale("log")
+        ax.set_title(label)
+    axes[0].legend()
+    fig.tight_layout()
+    tmp = path.with_name(f".{path.name}.tmp.png")
+    fig.savefig(tmp, dpi=110)
+    plt.close(fig)
+    os.replace(tmp, path)
+    return path
+
+
+def run(args: argparse.Namespace) -> int:
+    from reports import bench
+    from reports.environment import describe
+    from reports.runner import write_json_atomic
+
+    settings = bench.Settings(models=tuple(args.models), dtype=args.dtype, repeat=args.repeat,
+                              eval_repeat=args.eval_repeat, eval_images=args.eval_images)
+    environment = describe()
+    rows, profiles = [], {}
+    for name in settings.models:
+        if args.profile:
+            profiles[name] = bench.profile_layers(name, settings)
+            print("\n".join(profile_table(name, profiles[name])) + "\n", flush=True)
+        rows.append(bench.bench_model(name, settings))
+        print(f"{name}: step ratio {rows[-1]['train_ratio']:.2f}, "
+              f"eval ratio {rows[-1]['eval_ratio']:.2f}", flush=True)
+    lines = table(rows)
+    print("\n" + "\n".join(lines))
+    threads = environment["thread_environment"]
+    print(f"\nthreads: TF intra/inter {environment['tf_intra_op_threads']}/"
+          f"{environment['tf_inter_op_threads']} (0 = TF's default), environment {threads}; "
+          f"BLAS {environment['blas']}; load average {environment['load_average_1_5_15min']}")
+    out = args.out
+    json_path = args.json or out / "bench.json"
+    write_json_atomic(json_path, {"settings": bench.asdict(settings), "environment": environment,
+                                  "results": rows, "profiles": profiles})
+    md_path = out / "bench.md"
+    md_path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = md_path.with_name(".bench.md.tmp")
+    tmp.write_text("\n".join(lines) + "\n")
+    os.replace(tmp, md_path)
+    written = [json_path, md_path]
+    if args.plot:
+        written.append(plot(rows, out / "bench.png"))
+    print("wrote " + ", ".join(str(p) for p in written))
+    return 0
