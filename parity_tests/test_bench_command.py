@@ -1,0 +1,66 @@
+"""Smoke tests of ``tfparity bench``: it runs, writes what it says, and measures interleaved.
+
+No timing is asserted: the numbers depend on the machine and its load.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+
+import pytest
+
+from reports import bench
+from reports.cli import main
+from scratch.models import build
+
+
+def test_bench_interleaved_alternates_who_goes_first():
+    calls = []
+    seconds = bench.interleaved({"a": lambda: calls.append("a"), "b": lambda: calls.append("b")},
+                                repeat=3, warmup=1)
+    assert calls == ["a", "b", "a", "b", "b", "a", "a", "b"]
+    assert {name: len(values) for name, values in seconds.items()} == {"a": 3, "b": 3}
+
+
+def test_bench_spread_median_and_quartiles():
+    # Linear interpolation of the sorted values 1, 2, 3, 4, 10: Q1 = 2, median 3, Q3 = 4.
+    assert bench.Spread.of([4, 1, 10, 3, 2]) == bench.Spread(3.0, 2.0, 4.0, 5)
+
+
+def test_bench_tracemalloc_peak_sees_a_numpy_allocation():
+    import numpy as np
+
+    assert bench.tracemalloc_peak(lambda: np.ones(2**20, dtype=np.float64)) >= 8.0
+
+
+@pytest.mark.parametrize("models", [["linear", "cnn"]])
+def test_bench_command_writes_table_json_plot_and_profile(tmp_path, capsys, models):
+    out = tmp_path / "bench"
+    code = main(["bench", "--models", *models, "--repeat", "2", "--eval-repeat", "1",
+                 "--eval-images", "200", "--out", str(out), "--profile", "--plot"])
+    assert code == 0
+    printed = capsys.readouterr().out
+    payload = json.loads((out / "bench.json").read_text())
+    assert [row["model"] for row in payload["results"]] == models
+    for row in payload["results"]:
+        for side in bench.SIDES:
+            assert row[f"{side}_step"]["n"] == 2
+            assert row[f"{side}_step"]["q1"] <= row[f"{side}_step"]["median"] <= row[f"{side}_step"]["q3"]
+            assert row[f"{side}_eval_images_per_s"] > 0
+        assert math.isclose(row["train_ratio"],
+                            row["numpy_step"]["median"] / row["tensorflow_step"]["median"])
+        assert row["numpy_peak_tracemalloc_mib"] > 0
+        assert f"| {row['model']} |" in printed
+    assert "blas" in payload["environment"] and "thread_environment" in payload["environment"]
+    assert [layer["layer"] for layer in payload["profiles"]["cnn"]] == [
+        layer.name for layer in build("cnn").layers]
+    assert "NumPy per-layer times, cnn" in printed
+    assert (out / "bench.md").read_text().count("\n") == 2 + len(models)
+    assert (out / "bench.png").stat().st_size > 0
+
+
+def test_bench_command_rejects_unknown_model(capsys):
+    with pytest.raises(SystemExit):
+        main(["bench", "--models", "resnet"])
+    assert "resnet" in capsys.readouterr().err
