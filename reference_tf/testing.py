@@ -78,19 +78,22 @@ def assert_layer_parity(scratch_layer: Layer, keras_layer: keras.layers.Layer | 
 
 
 def assert_model_parity(model: Sequential, x: np.ndarray, y: np.ndarray,
-                        keras_model: keras.Model | None = None) -> dict[str, Comparison]:
+                        keras_model: keras.Model | None = None,
+                        counterparts: dict | None = None) -> dict[str, Comparison]:
     """Check a whole model: logits, loss, every layer output and output gradient, every
     parameter gradient and the input gradient.
 
     Args:
         model: any ``scratch.models.Sequential``.
         x: inputs (N, *model.input_shape) of the model's dtype; y: labels (N,).
-        keras_model: the reference; default ``twin(model)`` (weights copied from ``model``).
+        keras_model: the reference; default ``twin(model, counterparts)`` (weights copied
+            from ``model``).
+        counterparts: Keras factories for custom layer classes, see ``reference_tf.twin.keras_layer``.
 
     Returns:
         The comparisons keyed as ``reference_tf.gradients.trace_arrays``.
     """
-    keras_model = twin(model) if keras_model is None else keras_model
+    keras_model = twin(model, counterparts) if keras_model is None else keras_model
     mine = trace_arrays(model.trace(x, y))
     reference = trace_arrays(trace(keras_model, x, y))
     return assert_all_close(mine, reference, model.dtype,

@@ -18,8 +18,15 @@ tf.config.experimental.enable_op_determinism()
 tf.config.optimizer.set_jit(False)
 
 
-def keras_layer(layer: scratch_layers.Layer, dtype: str) -> keras.layers.Layer:
-    """The Keras layer matching one scratch layer (same name, settings and dtype policy)."""
+def keras_layer(layer: scratch_layers.Layer, dtype: str, counterparts: dict | None = None) -> keras.layers.Layer:
+    """The Keras layer matching one scratch layer (same name, settings and dtype policy).
+
+    ``counterparts`` maps further scratch layer classes to ``factory(layer, dtype) -> Keras layer``
+    (checked first), for layers written outside ``scratch.layers``.
+    """
+    for cls, factory in (counterparts or {}).items():
+        if isinstance(layer, cls):
+            return factory(layer, dtype)
     common = {"name": layer.name, "dtype": dtype}
     if isinstance(layer, scratch_layers.Dense):
         return keras.layers.Dense(layer.units, **common)
@@ -34,7 +41,8 @@ def keras_layer(layer: scratch_layers.Layer, dtype: str) -> keras.layers.Layer:
     if isinstance(layer, scratch_layers.Flatten):
         return keras.layers.Flatten(**common)
     raise TypeError(f"twin: no Keras counterpart for layer '{layer.name}' of type "
-                    f"{type(layer).__name__}; expected one of {sorted(scratch_layers.LAYERS)}.")
+                    f"{type(layer).__name__}; expected one of {sorted(scratch_layers.LAYERS)} "
+                    f"or a class given in counterparts=.")
 
 
 def keras_params(model: keras.Model) -> dict[str, keras.Variable]:
@@ -43,12 +51,15 @@ def keras_params(model: keras.Model) -> dict[str, keras.Variable]:
             for layer in model.layers for variable in layer.trainable_weights}
 
 
-def twin(model: Sequential) -> keras.Sequential:
-    """A Keras Sequential with the architecture, layer names and dtype of ``model`` and its weights."""
+def twin(model: Sequential, counterparts: dict | None = None) -> keras.Sequential:
+    """A Keras Sequential with the architecture, layer names and dtype of ``model`` and its weights.
+
+    ``counterparts``: Keras factories for custom layer classes, as in ``keras_layer``.
+    """
     dtype = model.dtype.name
     keras_model = keras.Sequential(
         [keras.Input(shape=model.input_shape, dtype=dtype)]
-        + [keras_layer(layer, dtype) for layer in model.layers],
+        + [keras_layer(layer, dtype, counterparts) for layer in model.layers],
         name="twin",
     )
     copy_weights(model, keras_model)
