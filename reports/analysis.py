@@ -24,6 +24,15 @@ def _model_order(frame: pd.DataFrame) -> pd.DataFrame:
                              kind="stable").reset_index(drop=True)
 
 
+def median_ms_per_step(history: list[dict]) -> float:
+    """The median over evaluation intervals of training ms per step (robust to a burst of
+    contention from other processes); NaN if no step was taken."""
+    steps, seconds = column(history, "step"), column(history, "train_time")
+    taken = np.diff(steps) > 0
+    per_step = 1e3 * np.diff(seconds)[taken] / np.diff(steps)[taken]
+    return float(np.median(per_step)) if per_step.size else np.nan
+
+
 def runs_table(results: list[dict]) -> pd.DataFrame:
     """One row per run: its configuration, final accuracies, timings, verdict and stability."""
     rows = []
@@ -39,9 +48,11 @@ def runs_table(results: list[dict]) -> pd.DataFrame:
             "diverged": bool(result["diverged"]) or verdict.verdict == "diverged",
             "verdict": verdict.verdict, "rule": verdict.rule,
             "steps": result["steps"], "ms_per_step": result["ms_per_step"],
+            "ms_per_step_median": median_ms_per_step(history),
             "s_per_epoch": result["s_per_epoch"], "eval_time": result["eval_time"],
             "train_time": result["train_time"], "setup_time": result["setup_time"],
             "wall_time": result["wall_time"],
+            "load_average": result.get("load_average_1min_at_end", np.nan),
             "initial_weights_sha256": result["initial_weights_sha256"],
         })
     return _model_order(pd.DataFrame(rows))
@@ -66,12 +77,14 @@ def summary_table(runs: pd.DataFrame) -> pd.DataFrame:
 
 
 def runtime_table(runs: pd.DataFrame) -> pd.DataFrame:
-    """Mean over seeds per experiment and implementation of ms/step, s/epoch (training only),
-    evaluation seconds and the run's total seconds; with the NumPy/TensorFlow ratios."""
-    metrics = ["ms_per_step", "s_per_epoch", "eval_time", "wall_time"]
+    """Mean over seeds per experiment and implementation of ms/step (and its median over evaluation
+    intervals), s/epoch (training only), evaluation seconds and the run's total seconds; with the
+    NumPy/TensorFlow ratios."""
+    metrics = ["ms_per_step", "ms_per_step_median", "s_per_epoch", "eval_time", "wall_time"]
     stats = runs.groupby(EXPERIMENT + ["implementation"], sort=False)[metrics].mean().unstack("implementation")
     table = pd.DataFrame({f"{m}_{impl}": stats[(m, impl)] for m in metrics for impl in IMPLEMENTATIONS})
     table["step_ratio"] = table["ms_per_step_numpy"] / table["ms_per_step_tensorflow"]
+    table["median_step_ratio"] = table["ms_per_step_median_numpy"] / table["ms_per_step_median_tensorflow"]
     table["eval_ratio"] = table["eval_time_numpy"] / table["eval_time_tensorflow"]
     table["total_ratio"] = table["wall_time_numpy"] / table["wall_time_tensorflow"]
     return _model_order(table.reset_index())

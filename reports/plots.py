@@ -30,12 +30,13 @@ def _save(fig, path: Path) -> Path:
 def learning_curves(results: list[dict], models: list[str], path: Path) -> Path:
     """A grid (one row per model, one column per setting) of train and test accuracy against
     samples processed, NumPy and TensorFlow overlaid: seed mean as a line, min-max as a band.
-    Each row shares its y range, from the lowest accuracy after the first evaluation to 1."""
+    Each panel's y range spans its accuracies after the first evaluation (the untrained start
+    at ~10% is left below the axis so that the differences near the end stay visible)."""
     fig, axes = plt.subplots(len(models), 3, figsize=(15, 3.3 * len(models)), squeeze=False)
     for row, model in enumerate(models):
-        low = 1.0
         for col, (epochs, lr) in enumerate(SETTINGS[model]):
             ax = axes[row, col]
+            low, high = 1.0, 0.0
             for impl, style in STYLE.items():
                 for key, (set_name, colour) in SETS.items():
                     samples, mean, lo, hi = curves(results, model, col + 1, impl, key)
@@ -44,7 +45,7 @@ def learning_curves(results: list[dict], models: list[str], path: Path) -> Path:
                     ax.plot(samples / 1e3, mean, color=colour, **{**style, "label": f"{style['label']} {set_name}"})
                     ax.fill_between(samples / 1e3, lo, hi, color=colour, alpha=0.12, linewidth=0)
                     if np.isfinite(lo[1:]).any():
-                        low = min(low, float(np.nanmin(lo[1:])))
+                        low, high = min(low, float(np.nanmin(lo[1:]))), max(high, float(np.nanmax(hi[1:])))
             spec = next((r["spec"] for r in results if (r["spec"]["model"], r["spec"]["setting"]) == (model, col)),
                         None)
             epochs = spec["epochs"] if spec else epochs  # --quick overrides the epochs
@@ -52,8 +53,9 @@ def learning_curves(results: list[dict], models: list[str], path: Path) -> Path:
             ax.set_xlabel("training samples processed (thousands)")
             ax.set_ylabel("accuracy")
             ax.grid(alpha=0.3)
-        for ax in axes[row]:
-            ax.set_ylim(max(0.0, low - 0.02), 1.0)
+            if low < high:
+                margin = max(0.1 * (high - low), 0.005)
+                ax.set_ylim(max(0.0, low - margin), min(1.0, high + margin))
     handles, labels = axes[0, 0].get_legend_handles_labels()
     fig.legend(handles, labels, loc="upper center", ncol=4, frameon=False, fontsize=11,
                bbox_to_anchor=(0.5, 1.0))

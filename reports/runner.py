@@ -144,6 +144,7 @@ def train_one(spec: RunSpec, splits: Splits, on_record: Callable[[dict], None] |
         "ms_per_step": 1e3 * last["train_time"] / max(steps, 1),
         "s_per_epoch": last["train_time"] / max(last["epoch"], 1e-12),
         "finished_at": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+        "load_average_1min_at_end": os.getloadavg()[0] if hasattr(os, "getloadavg") else None,
     }
 
 

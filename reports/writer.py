@@ -110,6 +110,25 @@ def runtime_prose(runtime: pd.DataFrame) -> list[str]:
     return out
 
 
+def timing_note(runs: pd.DataFrame, runtime: pd.DataFrame, cpus: int | None) -> str:
+    """How loaded the machine was while the runs were timed, and the contention-robust ratios."""
+    load = runs["load_average"].astype(float)
+    medians = "; ".join(
+        f"{model} {rows['ms_per_step_median_numpy'].sum() / rows['ms_per_step_median_tensorflow'].sum():.2f}x"
+        for model, rows in runtime.groupby("model", sort=False))
+    text = "Timing conditions: the runs went one after another in one process (never two at once); "
+    if load.notna().any():
+        text += (f"the 1-minute load average at the end of a run was {load.median():.2f} (median) and at most "
+                 f"{load.max():.2f}, on {cpus} logical CPUs. ")
+    else:
+        text += "the load average during the runs was not recorded. "
+    if cpus and load.max() > cpus:
+        text += ("A load above the CPU count means other processes competed for the cores during some runs, "
+                 "which inflates those times (especially NumPy's multi-threaded BLAS on tiny matrices). ")
+    return text + (f"NumPy/TensorFlow ratio of the median ms/step over evaluation intervals (less sensitive "
+                   f"to bursts of contention): {medians}.")
+
+
 def accuracy_prose(summary: pd.DataFrame, stability: pd.DataFrame) -> list[str]:
     """One paragraph per model on final accuracy, curve agreement and training stability."""
     out = []
@@ -250,6 +269,7 @@ def write(out: Path, results: list[dict], *, models: list[str], seeds: int, prot
         "![summary table](summary_table.png)", "", markdown_table(summary_markdown(summary)), "",
         "## Learning curves", "", "![learning curves](learning_curves.png)", "",
         "## 1. Runtime: how fast is the NumPy version?", "", *runtime_prose(runtime), "",
+        timing_note(runs, runtime, environment.get("cpu_count")), "",
         "![runtime](runtime.png)", "", markdown_table(runtime_markdown(runtime)), "",
         "## 2. Performance, stability and final accuracy", "", *accuracy_prose(summary, stability), "",
         "Stability per experiment (spread = std of the final test accuracy over seeds; fluctuation = std of "

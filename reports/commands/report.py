@@ -27,10 +27,11 @@ def register(subparsers) -> None:
                     "re-running the same command resumes.")
     parser.add_argument("--models", nargs="+", choices=list(SETTINGS), default=list(SETTINGS),
                         help="models to train (default: all four)")
-    parser.add_argument("--seeds", type=int, default=3, help="seeds per experiment (default: 3)")
+    parser.add_argument("--seeds", type=int, default=None,
+                        help="seeds per experiment (default: 3, or 1 with --quick)")
     parser.add_argument("--quick", action="store_true",
                         help="the whole pipeline on a small subset: 2000 training and 1000 test images, "
-                             "1 epoch per setting, evaluation every 500 samples (with --seeds 1: < 2 min)")
+                             "1 epoch per setting, evaluation every 500 samples, 1 seed (< 2 min)")
     parser.add_argument("--data", choices=datasets.DATA_SOURCES, default="mnist",
                         help="mnist (default) or synthetic (an offline stand-in, for tests)")
     parser.add_argument("--out", type=Path, default=None,
@@ -47,6 +48,8 @@ def _command_line(args, models: list[str], out: Path) -> str:
 
 def run(args: argparse.Namespace) -> int:
     started = time.perf_counter()
+    if args.seeds is None:
+        args.seeds = 1 if args.quick else 3
     try:
         models = check_models(args.models)
         protocol = replace(QUICK if args.quick else FULL, data=args.data)
