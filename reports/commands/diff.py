@@ -1,0 +1,82 @@
+"""``tfparity diff MODEL``: find the layer, pass and parameter where NumPy and TensorFlow part ways."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+from reports.layerdiff import DATA_SOURCES, diff_model, to_dict
+from scratch.models import MODELS
+
+
+def register(subparsers) -> None:
+    parser = subparsers.add_parser(
+        "diff", help="compare one model with TensorFlow layer by layer, forward and backward",
+        description="Run the scratch model and its Keras twin on one seeded batch and compare every "
+                    "layer's output, the gradient it receives, its parameter gradients and the "
+                    "gradient it sends back: propagated (each side end to end) and isolated (the "
+                    "scratch layer on TensorFlow's input and upstream gradient). Names the first "
+                    "divergent layer and pass and asks float64 finite differences which side is "
+                    "wrong. Exit code 0 when nothing diverges, 1 when something does.")
+    parser.add_argument("model", choices=sorted(MODELS))
+    parser.add_argument("--dtype", choices=["float32", "float64"], default=None,
+                        help="default: the weight file's dtype with --weights, else float64")
+    parser.add_argument("--seed", type=int, default=0,
+                        help="seeds the initial weights and the batch (default 0)")
+    parser.add_argument("--batch-size", type=int, default=16, help="examples (default 16)")
+    parser.add_argument("--weights", type=Path, default=None,
+                        help="a .npz written by `tfparity train --save` (keys like the params)")
+    parser.add_argument("--data", choices=DATA_SOURCES, default="random",
+                        help="random: digit-like strokes on exact zeros (default; ties and zero "
+                             "pre-activations included); mnist: training images drawn with --seed")
+    parser.add_argument("--json", nargs="?", const="-", default=None, metavar="FILE",
+                        help="write the whole comparison as JSON to FILE (stdout without FILE, "
+                             "instead of the tables)")
+    parser.add_argument("--plot", type=Path, default=None, metavar="FILE.png",
+                        help="write a heat map of the per-layer errors")
+    parser.add_argument("--no-fd", action="store_true",
+                        help="skip the finite-difference opinion on the first divergence")
+    parser.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    from reports.layerdiff_fd import third_opinion
+    from reports.layerdiff_text import render
+    from reports.runner import to_json_safe, write_json_atomic
+    from reports.weights import load_weights, read_weights
+    from scratch.models import build
+
+    weights, dtype = None, args.dtype
+    try:
+        if args.weights is not None:
+            dtype = dtype or read_weights(args.weights).meta.get("dtype")
+            expected = build(args.model, seed=args.seed, dtype=dtype).params
+            weights = load_weights(args.weights, expected, model=args.model,
+                                   cast=args.dtype is not None)
+            if weights.meta.get("dtype") != dtype:
+                print(f"tfparity diff: weights cast from {weights.meta.get('dtype')} to {dtype} "
+                      "(--dtype)", file=sys.stderr)
+        result = diff_model(args.model, dtype or "float64", args.seed, args.batch_size, args.data,
+                            weights)
+    except ValueError as error:
+        print(f"tfparity diff: {error}", file=sys.stderr)
+        return 2
+    if not args.no_fd:
+        third_opinion(result)
+    payload = to_dict(result)
+    if args.json == "-":
+        print(json.dumps(to_json_safe(payload), indent=1, allow_nan=False))
+    else:
+        print(render(result))
+        if args.json is not None:
+            write_json_atomic(Path(args.json), payload)
+            print(f"\nJSON: {args.json}")
+    if args.plot is not None:
+        from reports.layerdiff_plot import heatmap
+
+        heatmap(result, args.plot)
+        if args.json != "-":
+            print(f"heat map: {args.plot}")
+    return 0 if payload["passed"] else 1

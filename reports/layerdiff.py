@@ -1,0 +1,321 @@
+"""Layer by layer comparison of a scratch model with its Keras twin, forward and backward.
+
+Both implementations run on the same weights and batch. Every quantity of every layer (its
+output y, the gradient dL/dy it receives, the gradients of its parameters and the gradient dL/dx
+it sends back) is compared with TensorFlow's twice:
+
+- *propagated*: each implementation runs end to end, so an error includes whatever the earlier
+  layers (forward) or later layers (backward) handed on;
+- *isolated*: the scratch layer is given TensorFlow's input and TensorFlow's upstream gradient
+  dL/dy, so its error is its own.
+
+The softmax cross-entropy is a last pseudo-layer "loss" (forward: the loss; backward: dL/dlogits).
+The *first divergence* is the first quantity whose isolated error exceeds the dtype's tolerance
+(``reference_tf.compare``), scanning the forward pass in network order and then the backward
+pass in reverse order; the layers after it merely inherit its error.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from reference_tf.compare import Comparison, compare_arrays, tolerance_for
+from reference_tf.gradients import trace as keras_trace
+from reference_tf.testing import digit_like_batch
+from reference_tf.twin import twin
+from scratch import ops
+from scratch.models import NUM_CLASSES, MODELS, Sequential, Trace, build
+
+DATA_SOURCES = ("random", "mnist")
+LOSS = "loss"
+
+
+@dataclass
+class Quantity:
+    """One compared array of one layer.
+
+    key: "output", "output_grad", "input_grad" or "grads/<param>"; label: "y", "dL/dy", "dL/dx",
+    "dL/d<param>"; shape: the reference's shape (with the batch axis); isolated is None for
+    dL/dy (the layer does not compute it); amplification = propagated rel L2 error of this
+    quantity / that of what the layer received (y of the previous layer forward, its own dL/dy
+    backward), None where undefined.
+    """
+
+    key: str
+    label: str
+    pass_: str
+    shape: tuple
+    tolerance: float
+    propagated: Comparison
+    isolated: Comparison | None = None
+    amplification: float | None = None
+
+    @property
+    def isolated_fails(self) -> bool:
+        return self.isolated is not None and not self.isolated.passes(self.tolerance)
+
+    @property
+    def propagated_fails(self) -> bool:
+        return not self.propagated.passes(self.tolerance)
+
+
+@dataclass
+class LayerDiff:
+    """The quantities of one layer (or of the loss), forward ones first."""
+
+    name: str
+    type: str
+    output_shape: tuple
+    quantities: list[Quantity] = field(default_factory=list)
+
+    def get(self, key: str) -> Quantity | None:
+        return next((q for q in self.quantities if q.key == key), None)
+
+
+@dataclass
+class Divergence:
+    """Where the implementations first part ways (isolated error above tolerance)."""
+
+    layer: str
+    layer_type: str
+    pass_: str
+    quantity: Quantity         # the worst failing quantity of that layer and pass
+    also_failing: list[str]    # labels of the layer's other failing quantities in that pass
+
+
+@dataclass
+class ModelDiff:
+    """The whole comparison of one model on one batch."""
+
+    model: str
+    dtype: str
+    seed: int
+    data: str
+    batch_shape: tuple
+    layers: list[LayerDiff]
+    first: Divergence | None
+    first_propagated: tuple | None   # (layer, label) of the first propagated failure, scan order
+    isolated_inputs: dict = field(repr=False, default_factory=dict)  # for the third opinion
+    opinion: object = None           # set by ``reports.layerdiff_fd.third_opinion``
+
+
+def scan(layers: list[LayerDiff]) -> list[tuple[LayerDiff, Quantity]]:
+    """Every quantity in scan order: forward in network order, then backward in reverse."""
+    forward = [(layer, q) for layer in layers for q in layer.quantities if q.pass_ == "forward"]
+    backward = [(layer, q) for layer in reversed(layers) for q in layer.quantities
+                if q.pass_ == "backward"]
+    return forward + backward
+
+
+def load_batch(data: str, batch_size: int, seed: int, dtype: str) -> tuple[np.ndarray, np.ndarray]:
+    """A seeded batch: images (N, 28, 28, 1) of ``dtype`` and labels (N,) int64.
+
+    "random": digit-like images (strokes on exact zeros, ``reference_tf.testing.digit_like_batch``)
+    with uniform random labels; their zero regions give max-pool ties and exact-zero
+    pre-activations, where conventions differ. "mnist": ``batch_size`` training images drawn
+    with ``seed``.
+    """
+    if batch_size < 1:
+        raise ValueError(f"batch: expected batch_size >= 1, received {batch_size}.")
+    rng = np.random.default_rng(seed)
+    if data == "random":
+        return digit_like_batch(batch_size, seed, dtype), rng.integers(0, NUM_CLASSES, batch_size)
+    if data == "mnist":
+        from scratch.data import load_mnist
+
+        x, y = load_mnist(dtype=dtype).train
+        index = np.sort(rng.choice(len(x), size=batch_size, replace=False))
+        return np.ascontiguousarray(x[index]), np.asarray(y[index], dtype=np.int64)
+    raise ValueError(f"batch: expected data in {DATA_SOURCES}, received {data!r}.")
+
+
+def make_model(name: str, seed: int, dtype: str, weights: dict | None = None) -> Sequential:
+    """``scratch.models.build(name, seed, dtype)``, then ``weights`` (keyed like params) if given."""
+    if name not in MODELS:
+        raise ValueError(f"expected a model name in {sorted(MODELS)}, received {name!r}.")
+    model = build(name, seed=seed, dtype=dtype)
+    if weights is not None:
+        model.set_params(weights)
+    return model
+
+
+def safe_compare(actual, expected, name: str) -> Comparison:
+    """``compare_arrays``, except that a shape mismatch is an infinite error, not an exception."""
+    actual, expected = np.asarray(actual), np.asarray(expected)
+    if actual.shape == expected.shape:
+        return compare_arrays(actual, expected, name)
+    return Comparison(name=name, shape=actual.shape, max_abs=math.inf, max_rel=math.inf,
+                      rel_l2=math.inf, scaled_max_abs=math.inf, cosine=math.nan, worst_index=None,
+                      worst_actual=math.nan, worst_expected=math.nan, nan_actual=0, nan_expected=0,
+                      inf_actual=0, inf_expected=0, nonfinite_match=False)
+
+
+def _ratio(num: float, den: float) -> float | None:
+    if not (math.isfinite(num) and math.isfinite(den)) or den == 0:
+        return None
+    return num / den
+
+
+def _copy_trace(result: Trace) -> Trace:
+    """Private copies of every array (later isolated passes must not alias them)."""
+    return Trace(np.array(result.logits), result.loss,
+                 {k: np.array(v) for k, v in result.outputs.items()},
+                 {k: np.array(v) for k, v in result.output_grads.items()},
+                 {k: np.array(v) for k, v in result.grads.items()},
+                 None if result.input_grad is None else np.array(result.input_grad))
+
+
+def _quantity(key, label, pass_, dtype, mine, reference, isolated=None) -> Quantity:
+    """A quantity with its propagated (and isolated) comparison; tolerance by pass and dtype."""
+    tol = tolerance_for("output" if pass_ == "forward" else "grads", dtype)
+    reference = np.asarray(reference)
+    return Quantity(key, label, pass_, tuple(reference.shape), tol,
+                    safe_compare(mine, reference, label),
+                    None if isolated is None else safe_compare(isolated, reference, label))
+
+
+def _layer_diffs(model: Sequential, x, y, mine: Trace, ref: Trace) -> tuple[list[LayerDiff], dict]:
+    """Propagated and isolated comparisons of every layer and of the loss."""
+    dtype = model.dtype.name
+    layers, inputs = [], {}
+    for index, layer in enumerate(model.layers):
+        name = layer.name
+        previous = model.layers[index - 1].name if index else None
+        x_ref = ref.outputs[previous] if previous else x
+        dy_ref = ref.output_grads[name]
+        inputs[name] = (x_ref, dy_ref)
+        y_iso = layer.forward(x_ref)
+        dx_iso = layer.backward(dy_ref)
+        grads_iso = {k: np.array(v) for k, v in layer.grads.items()}
+        dx_mine = mine.output_grads[previous] if previous else mine.input_grad
+        dx_ref = ref.output_grads[previous] if previous else ref.input_grad
+        diff = LayerDiff(name, type(layer).__name__, model.output_shapes[name])
+        diff.quantities.append(_quantity("output", "y", "forward", dtype, mine.outputs[name],
+                                         ref.outputs[name], y_iso))
+        diff.quantities.append(_quantity("output_grad", "dL/dy", "backward", dtype,
+                                         mine.output_grads[name], dy_ref))
+        for key in layer.params:
+            diff.quantities.append(_quantity(f"grads/{key}", f"dL/d{key}", "backward", dtype,
+                                             mine.grads[f"{name}/{key}"],
+                                             ref.grads[f"{name}/{key}"], grads_iso[key]))
+        diff.quantities.append(_quantity("input_grad", "dL/dx", "backward", dtype, dx_mine,
+                                         dx_ref, dx_iso))
+        layers.append(diff)
+    logits = model.layers[-1].name
+    loss_iso, dlogits_iso = ops.softmax_cross_entropy(ref.logits, y)
+    inputs[LOSS] = (ref.logits, None)
+    loss = LayerDiff(LOSS, "SoftmaxCrossEntropy", ())
+    loss.quantities.append(_quantity("output", "loss", "forward", dtype, mine.loss, ref.loss,
+                                     loss_iso))
+    loss.quantities.append(_quantity("input_grad", "dL/dlogits", "backward", dtype,
+                                     mine.output_grads[logits], ref.output_grads[logits],
+                                     dlogits_iso))
+    layers.append(loss)
+    _amplifications(layers)
+    return layers, inputs
+
+
+def _amplifications(layers: list[LayerDiff]) -> None:
+    """Forward: y error / previous y error. Backward: error / the error of the received dL/dy
+    (for the loss: of the logits it received)."""
+    previous_y = None
+    for layer in layers:
+        y = layer.get("output")
+        if previous_y is not None:
+            y.amplification = _ratio(y.propagated.rel_l2, previous_y.propagated.rel_l2)
+        received = layer.get("output_grad") or previous_y
+        for q in layer.quantities:
+            if q.pass_ == "backward" and q.key != "output_grad" and received is not None:
+                q.amplification = _ratio(q.propagated.rel_l2, received.propagated.rel_l2)
+        previous_y = y
+
+
+def _excess(q: Quantity, comparison: Comparison) -> float:
+    return comparison.smallest_passing_tolerance / q.tolerance
+
+
+def first_divergence(layers: list[LayerDiff]) -> tuple[Divergence | None, tuple | None]:
+    """(first isolated divergence, (layer, label) of the first propagated failure), scan order."""
+    order = scan(layers)
+    first_propagated = next(((layer.name, q.label) for layer, q in order if q.propagated_fails),
+                            None)
+    for layer, q in order:
+        if q.isolated_fails:
+            failing = [p for p in layer.quantities if p.pass_ == q.pass_ and p.isolated_fails]
+            worst = max(failing, key=lambda p: _excess(p, p.isolated))
+            others = [p.label for p in failing if p is not worst]
+            return Divergence(layer.name, layer.type, q.pass_, worst, others), first_propagated
+    return None, first_propagated
+
+
+def diff_model(model_name: str, dtype: str = "float64", seed: int = 0, batch_size: int = 16,
+               data: str = "random", weights: dict | None = None) -> ModelDiff:
+    """Compare the scratch model ``model_name`` with its Keras twin on one seeded batch.
+
+    Args:
+        model_name: "linear", "mlp1", "mlp2" or "cnn".
+        dtype: "float32" or "float64" (selects the tolerances too).
+        seed: seeds the initial weights (unless ``weights``) and the batch.
+        batch_size: N, the examples of the batch.
+        data: "random" or "mnist" (see ``load_batch``).
+        weights: parameters keyed like ``Sequential.params`` (e.g. from ``reports.weights``).
+
+    Returns:
+        The ``ModelDiff`` (no third opinion yet; see ``reports.layerdiff_fd``).
+    """
+    model = make_model(model_name, seed, dtype, weights)
+    x, y = load_batch(data, batch_size, seed, dtype)
+    mine = _copy_trace(model.trace(x, y))
+    ref = keras_trace(twin(model), x, y)
+    layers, inputs = _layer_diffs(model, x, y, mine, ref)
+    first, first_propagated = first_divergence(layers)
+    result = ModelDiff(model_name, model.dtype.name, seed, data, tuple(x.shape), layers, first,
+                       first_propagated)
+    result.isolated_inputs = {"model": model, "labels": y, "layers": inputs}
+    return result
+
+
+def comparison_dict(c: Comparison | None) -> dict | None:
+    """A comparison as JSON-ready dict (non-finite numbers become None later)."""
+    if c is None:
+        return None
+    out = c._asdict()
+    out["shape"] = list(c.shape)
+    out["worst_index"] = None if c.worst_index is None else list(c.worst_index)
+    out["passes_error"] = c.smallest_passing_tolerance
+    return out
+
+
+def to_dict(result: ModelDiff) -> dict:
+    """The whole comparison as a JSON-ready dict (see ``reports.runner.to_json_safe``)."""
+    def quantity(q: Quantity) -> dict:
+        return {"key": q.key, "label": q.label, "pass": q.pass_, "shape": list(q.shape),
+                "tolerance": q.tolerance, "propagated": comparison_dict(q.propagated),
+                "isolated": comparison_dict(q.isolated), "amplification": q.amplification,
+                "propagated_fails": q.propagated_fails, "isolated_fails": q.isolated_fails}
+
+    first = None
+    if result.first is not None:
+        f = result.first
+        first = {"layer": f.layer, "type": f.layer_type, "pass": f.pass_, "key": f.quantity.key,
+                 "label": f.quantity.label,
+                 "param": f.quantity.key.split("/", 1)[1] if f.quantity.key.startswith("grads/") else None,
+                 "also_failing": f.also_failing,
+                 "isolated": comparison_dict(f.quantity.isolated)}
+    return {
+        "model": result.model, "dtype": result.dtype, "seed": result.seed, "data": result.data,
+        "batch_shape": list(result.batch_shape),
+        "passed": result.first is None and result.first_propagated is None,
+        "first_divergence": first,
+        "first_propagated_failure": (None if result.first_propagated is None else
+                                     {"layer": result.first_propagated[0],
+                                      "label": result.first_propagated[1]}),
+        "layers": [{"name": layer.name, "type": layer.type,
+                    "output_shape": list(layer.output_shape),
+                    "quantities": [quantity(q) for q in layer.quantities]}
+                   for layer in result.layers],
+        "third_opinion": None if result.opinion is None else result.opinion.to_dict(),
+    }

@@ -1,0 +1,237 @@
+"""A third opinion on the first divergence: float64 finite differences say which side is wrong.
+
+For a backward divergence of layer L (or of the loss), both analytic gradients are recomputed in
+float64 from the isolated inputs (TensorFlow's input x and upstream gradient dy, cast up): the
+scratch layer's and the Keras layer's (same weights). At the elements where they differ most,
+the derivative of ``sum(L(x) * dy)`` is measured by one-sided differences, of the scratch
+forward pass and of the Keras forward pass separately:
+
+    right = (f(v + eps) - f(v)) / eps,   left = (f(v) - f(v - eps)) / eps.
+
+Where right and left agree the function is smooth there and their mean is the derivative: the
+side that does not match it is wrong. Where they differ the element sits on a kink (ReLU at
+exactly 0, tied maxima in a pooling window); the derivative does not exist there, finite
+differences cannot referee, and the opinion says so, reporting which side picked a one-sided
+derivative. A forward divergence is a different function, not a wrong derivative: finite
+differences only tell whether the scratch layer's backward pass is consistent with its own
+forward pass (``scratch.gradcheck.check_layer_gradients``).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Callable
+
+import numpy as np
+import tensorflow as tf
+
+from reference_tf.gradients import layer_pass, sparse_cross_entropy
+from reference_tf.twin import copy_weights, keras_layer
+from reports.layerdiff import LOSS, ModelDiff
+from scratch import ops
+from scratch.gradcheck import check_layer_gradients, float64_copy
+
+EPS = 1e-6
+PROBES = 12          # positions (per example) or elements probed
+DISPUTED = 1e-6      # the sides differ at an element by more than this times the gradient scale
+AGREES = 1e-5        # a value matches a finite difference within this times the scale; right
+                     # and left differences further apart than this mark a kink (within eps)
+
+
+@dataclass
+class Opinion:
+    """The finite-difference verdict: "scratch", "tensorflow", "both" (wrong), "kink"
+    (inconclusive), "agree" (no float64 disagreement), "forward" (not a derivative question)."""
+
+    verdict: str
+    sentence: str
+    details: dict = field(default_factory=dict)
+
+    def to_dict(self) -> dict:
+        return {"verdict": self.verdict, "sentence": self.sentence, "details": self.details}
+
+
+def one_sided(f: Callable[[], np.ndarray], rows: np.ndarray, columns, eps: float = EPS):
+    """Right and left differences of f (values (R,)) in the columns of ``rows`` (R, M).
+
+    ``rows`` is a float64 view that f reads; column j of every row is perturbed at once (each
+    row only affects its own value) and restored bit for bit. Returns (right, left), each
+    (R, len(columns)).
+    """
+    base = np.asarray(f(), dtype=np.float64)
+    right = np.empty((rows.shape[0], len(columns)))
+    left = np.empty_like(right)
+    for k, j in enumerate(columns):
+        original = rows[:, j].copy()
+        rows[:, j] = original + eps
+        plus = np.asarray(f(), dtype=np.float64)
+        rows[:, j] = original - eps
+        minus = np.asarray(f(), dtype=np.float64)
+        rows[:, j] = original
+        right[:, k], left[:, k] = (plus - base) / eps, (base - minus) / eps
+    return right, left
+
+
+def _count(n: int) -> str:
+    return f"{n} element" + ("" if n == 1 else "s")
+
+
+def _judge(rows: np.ndarray, f_scratch, f_tf, mine: np.ndarray, reference: np.ndarray,
+           what: str) -> Opinion:
+    """Compare both analytic gradients (rows' shape (R, M) after reshape) with finite differences."""
+    n_rows = rows.shape[0]
+    ref = reference.reshape(n_rows, -1)
+    if mine.size != reference.size or mine.shape != reference.shape:
+        columns = np.argsort(-np.abs(ref).max(axis=0), kind="stable")[:PROBES]
+        right, left = one_sided(f_scratch, rows, columns)
+        scale = max(float(np.abs(ref).max()), np.finfo(float).tiny)
+        error = float(np.abs(ref[:, columns] - (right + left) / 2).max()) / scale
+        agree = error <= AGREES
+        return Opinion("scratch" if agree else "both",
+                       f"the scratch {what} has shape {mine.shape}, not {reference.shape}, so it "
+                       f"cannot be this gradient; finite differences "
+                       f"{'agree' if agree else 'disagree'} with TensorFlow (relative error "
+                       f"{error:.1e}){', so the scratch implementation is wrong' if agree else ''}.",
+                       {"scratch_shape": list(mine.shape), "expected_shape": list(reference.shape),
+                        "tensorflow_error": error})
+    own = mine.reshape(n_rows, -1)
+    diff = np.abs(own - ref)
+    scale = max(float(np.abs(own).max()), float(np.abs(ref).max()), np.finfo(float).tiny)
+    score = diff.max(axis=0)
+    columns = [int(j) for j in np.argsort(-score, kind="stable")[:PROBES] if score[j] > DISPUTED * scale]
+    if not columns:
+        return Opinion("agree", f"in float64 the two sides' {what} agree (max difference "
+                                f"{float(diff.max()) / scale:.1e} of the scale): the divergence is "
+                                "rounding of the lower precision, not a wrong formula.",
+                       {"max_difference": float(diff.max()) / scale})
+    right, left = one_sided(f_scratch, rows, columns)
+    right_tf, left_tf = one_sided(f_tf, rows, columns)
+    own, ref = own[:, columns], ref[:, columns]
+    disputed = diff[:, columns] > DISPUTED * scale
+    kink = np.abs(right - left) > AGREES * scale
+    central = (right + left) / 2
+    details = {"probed_elements": int(disputed.sum()), "scale": scale,
+               "fd_scratch_vs_tensorflow_forward": float(np.abs(
+                   (right_tf + left_tf) / 2 - central).max()) / scale}
+    smooth = disputed & ~kink
+    if smooth.any():
+        mine_error = float(np.abs(own - central)[smooth].max()) / scale
+        ref_error = float(np.abs(ref - central)[smooth].max()) / scale
+        details.update(smooth_elements=int(smooth.sum()), scratch_error=mine_error,
+                       tensorflow_error=ref_error)
+        mine_ok, ref_ok = mine_error <= AGREES, ref_error <= AGREES
+        verdict = {(False, True): "scratch", (True, False): "tensorflow",
+                   (False, False): "both"}.get((mine_ok, ref_ok), "agree")
+        conclusion = {"scratch": "so the scratch implementation is wrong",
+                      "tensorflow": "so TensorFlow's gradient is the wrong one",
+                      "both": "so neither gradient is right",
+                      "agree": "so both are right within the resolution of finite differences"}
+        agreeing = {"scratch": "agree with TensorFlow", "tensorflow": "agree with the scratch layer",
+                    "both": "agree with neither side", "agree": "agree with both sides"}[verdict]
+        sentence = (f"finite differences in float64 {agreeing} (relative error {ref_error:.1e} "
+                    f"for TensorFlow, {mine_error:.1e} for scratch, at the {_count(int(smooth.sum()))} "
+                    f"of the {what} where the two sides differ most), {conclusion[verdict]}.")
+        return Opinion(verdict, sentence, details)
+    mine_one_sided = (np.abs(own - right) <= AGREES * scale) | (np.abs(own - left) <= AGREES * scale)
+    ref_one_sided = (np.abs(ref - right) <= AGREES * scale) | (np.abs(ref - left) <= AGREES * scale)
+    r, k = np.unravel_index(int(np.argmax(np.where(disputed, np.abs(own - ref), -1))), own.shape)
+    count = int(disputed.sum())
+    details.update(kink_elements=count, scratch_one_sided=int(mine_one_sided[disputed].sum()),
+                   tensorflow_one_sided=int(ref_one_sided[disputed].sum()),
+                   example={"left": float(left[r, k]) + 0.0, "right": float(right[r, k]) + 0.0,
+                            "scratch": float(own[r, k]) + 0.0, "tensorflow": float(ref[r, k]) + 0.0})
+    example = details["example"]
+    return Opinion(
+        "kink",
+        f"inconclusive: all {_count(count)} of the {what} probed where the two sides differ sit on a kink "
+        f"(e.g. one-sided derivatives {example['left']:.4g} from the left and {example['right']:.4g} "
+        f"from the right; scratch {example['scratch']:.4g}, TensorFlow {example['tensorflow']:.4g}), where the derivative "
+        f"does not exist and finite differences cannot referee. TensorFlow's value is a one-sided "
+        f"derivative at {details['tensorflow_one_sided']} of them, the scratch value at "
+        f"{details['scratch_one_sided']}; TensorFlow's convention is the reference, so the "
+        "scratch layer breaks parity here.",
+        details)
+
+
+def _loss_opinion(logits: np.ndarray, labels: np.ndarray) -> Opinion:
+    logits64 = np.array(logits, dtype=np.float64)
+    mine = ops.softmax_cross_entropy(logits64, labels)[1]
+    logits_t = tf.constant(logits64)
+    with tf.GradientTape() as tape:
+        tape.watch(logits_t)
+        loss = sparse_cross_entropy(logits_t, labels)
+    reference = tape.gradient(loss, logits_t).numpy()
+    rows = logits64.reshape(1, -1)
+    return _judge(rows, lambda: np.array([ops.softmax_cross_entropy(logits64, labels)[0]]),
+                  lambda: np.array([float(sparse_cross_entropy(tf.constant(logits64), labels))]),
+                  mine, reference, "loss gradient dL/dlogits")
+
+
+def _layer_opinion(layer, x: np.ndarray, dy: np.ndarray, key: str) -> Opinion:
+    clone = float64_copy(layer)
+    x64, up = np.array(x, dtype=np.float64), np.array(dy, dtype=np.float64)
+    clone.forward(x64)
+    mine = {"input_grad": clone.backward(up), **{f"grads/{k}": v for k, v in clone.grads.items()}}
+    twin = keras_layer(layer, "float64")
+    twin.build((None, *layer.input_shape))
+    variables = {v.name: v for v in twin.trainable_weights}
+    copy_weights(clone.params, variables)
+    reference = layer_pass(twin, x64, up)
+    reference = {"input_grad": reference.input_grad,
+                 **{f"grads/{k}": v for k, v in reference.grads.items()}}
+    param = key.split("/", 1)[1] if key.startswith("grads/") else None
+    batch_mode = param is None
+    target = x64 if batch_mode else clone.params[param]
+    rows = target.reshape(len(x64) if batch_mode else 1, -1)
+
+    def values(y: np.ndarray) -> np.ndarray:
+        per_example = (y * up).reshape(len(x64), -1).sum(axis=1)
+        return per_example if batch_mode else np.array([per_example.sum()])
+
+    def f_tf() -> np.ndarray:
+        if param is not None:
+            variables[param].assign(clone.params[param])
+        return values(twin(tf.constant(x64)).numpy())
+
+    what = "input gradient" if batch_mode else f"gradient of '{param}'"
+    return _judge(rows, lambda: values(clone.forward(x64)), f_tf, np.asarray(mine[key]),
+                  reference[key], what)
+
+
+def _forward_opinion(layer, x: np.ndarray, dy: np.ndarray, examples: int = 4) -> Opinion:
+    results = check_layer_gradients(layer, x[:examples], dy[:examples], max_elements=64)
+    worst = max(results.values(), key=lambda r: r.rel_error)
+    consistent = worst.rel_error < AGREES
+    sentence = ("finite differences judge derivatives, not values, so they cannot referee a "
+                "forward divergence; ")
+    if consistent:
+        sentence += (f"they do show the scratch layer's backward pass is consistent with its own "
+                     f"forward pass (worst relative error {worst.rel_error:.1e}, '{worst.name}'), "
+                     "so the scratch forward pass computes a different function than TensorFlow's "
+                     "(a convention such as a layout), not a wrong derivative.")
+    else:
+        sentence += (f"the scratch layer's backward pass does not match its own forward pass "
+                     f"either ('{worst.name}': relative error {worst.rel_error:.1e}).")
+    return Opinion("forward", sentence, {"self_consistent": consistent,
+                                         "worst_quantity": worst.name,
+                                         "worst_rel_error": worst.rel_error})
+
+
+def third_opinion(result: ModelDiff) -> Opinion | None:
+    """The finite-difference opinion on ``result.first`` (None when nothing diverged); also
+    stored as ``result.opinion``."""
+    first = result.first
+    if first is None:
+        return None
+    inputs = result.isolated_inputs
+    x, dy = inputs["layers"][first.layer]
+    if first.layer == LOSS:
+        opinion = (_loss_opinion(x, inputs["labels"]) if first.pass_ == "backward" else
+                   Opinion("forward", "finite differences judge derivatives, not values; the "
+                                      "loss value itself differs."))
+    else:
+        layer = next(layer for layer in inputs["model"].layers if layer.name == first.layer)
+        opinion = (_forward_opinion(layer, x, dy) if first.pass_ == "forward" else
+                   _layer_opinion(layer, x, dy, first.quantity.key))
+    result.opinion = opinion
+    return opinion

@@ -1,0 +1,125 @@
+"""``tfparity diff`` as text: the forward and backward tables and the first-divergence sentence."""
+
+from __future__ import annotations
+
+import math
+
+from reference_tf.compare import Comparison, tolerances
+from reports.layerdiff import LOSS, ModelDiff, Quantity, scan
+
+
+def _num(value: float | None, digits: int = 1) -> str:
+    if value is None or (isinstance(value, float) and math.isnan(value)):
+        return "-"
+    if math.isinf(value):
+        return "inf"
+    return f"{value:.{digits}e}"
+
+
+def _shape(shape) -> str:
+    return "(" + ", ".join(map(str, shape)) + ("," if len(shape) == 1 else "") + ")"
+
+
+def _error(c: Comparison | None, expected_shape: tuple) -> str:
+    if c is None:
+        return "-"
+    if tuple(c.shape) != tuple(expected_shape):
+        return f"shape {_shape(c.shape)}"
+    return _num(c.rel_l2)
+
+
+def _status(q: Quantity) -> str:
+    if q.isolated_fails:
+        return "OWN ERROR"
+    return "inherited" if q.propagated_fails else "ok"
+
+
+def _row(layer: str, kind: str, q: Quantity) -> list[str]:
+    p = q.propagated
+    shape_ok = tuple(p.shape) == tuple(q.shape)
+    worst = "-" if p.worst_index is None or not shape_ok else _shape(p.worst_index)
+    return [layer, kind, q.label, _shape(q.shape), _error(p, q.shape),
+            _num(p.max_abs) if shape_ok else "-", f"{p.cosine:.9f}" if shape_ok else "-", worst,
+            _error(q.isolated, q.shape), _num(q.amplification), _status(q)]
+
+
+DATA_NAMES = {"random": "random (digit-like)", "mnist": "MNIST"}
+HEADER = ["layer", "type", "quantity", "shape", "rel L2", "max abs", "cosine", "worst index",
+          "isolated", "amplif.", "status"]
+
+
+def _table(rows: list[list[str]]) -> str:
+    rows = [HEADER] + rows
+    widths = [max(len(r[i]) for r in rows) for i in range(len(HEADER))]
+    return "\n".join("  ".join(c.ljust(w) for c, w in zip(r, widths)).rstrip() for r in rows)
+
+
+def tables(result: ModelDiff) -> str:
+    """The forward table (network order) and the backward table (reverse order)."""
+    rows = {"forward": [], "backward": []}
+    last = {"forward": None, "backward": None}
+    for layer, q in scan(result.layers):
+        first_of_layer = last[q.pass_] != layer.name
+        last[q.pass_] = layer.name
+        rows[q.pass_].append(_row(layer.name if first_of_layer else "",
+                                  layer.type if first_of_layer else "", q))
+    forward, backward = rows["forward"], rows["backward"]
+    return ("Forward pass, network order (y = the layer's output):\n" + _table(forward)
+            + "\n\nBackward pass, reverse order (dL/dy received, parameter gradients, dL/dx sent "
+              "back):\n" + _table(backward))
+
+
+def _describe(layer: str, q: Quantity, logits: str) -> str:
+    if layer == LOSS:
+        return ("the loss value" if q.pass_ == "forward" else
+                f"the loss gradient dL/dlogits (the output gradient of layer '{logits}')")
+    if q.key == "output":
+        return "output y"
+    if q.key == "input_grad":
+        return "input gradient (dL/dx)"
+    return f"gradient of parameter '{q.key.split('/', 1)[1]}' ({q.label})"
+
+
+def first_divergence_sentence(result: ModelDiff) -> str:
+    """One sentence naming the culprit layer, pass and quantity, with the third opinion."""
+    tol = tolerances(result.dtype)
+    if result.first is None:
+        if result.first_propagated is None:
+            return (f"No divergence: every output and gradient agrees with TensorFlow within the "
+                    f"{result.dtype} tolerances (forward {tol.forward:.0e}, gradient "
+                    f"{tol.gradient:.0e}).")
+        layer, label = result.first_propagated
+        return (f"No single layer exceeds the {result.dtype} tolerances with TensorFlow's inputs, "
+                f"but the propagated {label} of '{layer}' does: rounding accumulated across layers.")
+    first = result.first
+    q = first.quantity
+    logits = result.layers[-2].name
+    iso = q.isolated
+    if tuple(iso.shape) != tuple(q.shape):
+        error = f"shape {_shape(iso.shape)} where TensorFlow's is {_shape(q.shape)}"
+    else:
+        error = f"relative L2 error {iso.rel_l2:.2g} (max abs {iso.max_abs:.2g})"
+    given = ("the logits" if first.layer == LOSS else
+             "the input" if first.pass_ == "forward" else "the input and upstream gradient")
+    name = "the loss (softmax cross-entropy)" if first.layer == LOSS else \
+        f"layer '{first.layer}' ({first.layer_type})"
+    sentence = (f"First divergence: {name}, {first.pass_} pass, {_describe(first.layer, q, logits)}: "
+                f"{error} with {given} taken from TensorFlow")
+    if first.also_failing:
+        sentence += f" (also failing there: {', '.join(first.also_failing)})"
+    if result.opinion is not None:
+        sentence += "; " + result.opinion.sentence
+    else:
+        sentence += "."
+    return sentence
+
+
+def render(result: ModelDiff) -> str:
+    """The whole text report of ``tfparity diff``."""
+    tol = tolerances(result.dtype)
+    head = (f"tfparity diff {result.model}: {result.dtype}, batch {_shape(result.batch_shape)} of "
+            f"{DATA_NAMES.get(result.data, result.data)} data, seed {result.seed}. Errors against TensorFlow: relative L2 "
+            f"(propagated: each side end to end; isolated: the scratch layer on TensorFlow's input "
+            f"and upstream gradient); tolerance forward {tol.forward:.0e}, gradient "
+            f"{tol.gradient:.0e}.")
+    return "\n\n".join([head, tables(result), first_divergence_sentence(result)])
