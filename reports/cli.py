@@ -11,7 +11,7 @@ import sys
 from importlib.metadata import PackageNotFoundError, version
 
 # Modules of reports.commands, in the order --help lists them.
-COMMANDS: tuple[str, ...] = ("data", "report", "bench")
+COMMANDS: tuple[str, ...] = ("data", "report", "bench", "check", "diff", "train")
 
 
 def _version() -> str:
