@@ -7,8 +7,8 @@ import numpy as np
 import pytest
 
 from scratch.gradcheck import assert_gradients_match, check_model_gradients
-from scratch.layers import Conv2D, Dense
-from scratch.models import MODELS, build
+from scratch.layers import Conv2D, Dense, Flatten, MaxPool2D, ReLU
+from scratch.models import MODELS, Sequential, build
 
 RTOL = 1e-7
 # Large tensors (hidden1/kernel has up to 25088 entries) are checked on a random subset of this
@@ -95,3 +95,11 @@ def test_glorot_uniform_limit_follows_keras_fans(layer, input_shape, limit):
     assert kernel.max() > 0.999 * limit and kernel.min() < -0.999 * limit
     np.testing.assert_allclose(kernel.std(), limit / np.sqrt(3.0), rtol=0.02)
     assert np.all(layer.params["bias"] == 0)
+
+
+def test_sequential_default_names_follow_keras():
+    # Keras's to_snake_case with _1, _2 suffixes: Conv2D -> conv2d, ReLU -> re_lu, MaxPool2D -> max_pool2d.
+    layers = [Conv2D(2, 3), ReLU(), MaxPool2D(), Conv2D(2, 3), ReLU(), Flatten(), Dense(10)]
+    model = Sequential(layers, (8, 8, 1))
+    assert [layer.name for layer in model.layers] == [
+        "conv2d", "re_lu", "max_pool2d", "conv2d_1", "re_lu_1", "flatten", "dense"]

@@ -45,8 +45,8 @@ def test_conv2d_build_wrong_rank_rejected():
 
 
 def test_conv2d_wrong_channel_count_rejected(conv):
-    with pytest.raises(ValueError, match=r"Layer 'c' \(Conv2D\): was built for per-example input "
-                                         r"shape \(5, 5, 2\), received \(5, 5, 3\)"):
+    with pytest.raises(ValueError, match=r"Layer 'c' \(Conv2D\): expected 2 input channel\(s\), "
+                                         r"received per-example input shape \(5, 5, 3\) with 3"):
         conv.forward(np.zeros((1, 5, 5, 3)))
 
 

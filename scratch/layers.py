@@ -57,6 +57,7 @@ class Layer:
                 f"received per-example shape {input_shape} "
                 f"(rank {len(input_shape) + 1} with the batch axis)."
             )
+        self._check_channels(input_shape)
         if self.input_shape is not None and input_shape != self.input_shape:
             raise ValueError(
                 f"{self.owner}: was built for per-example input shape {self.input_shape}, "
@@ -105,6 +106,9 @@ class Layer:
         return self._backward(dy)
 
     # Hooks -----------------------------------------------------------------------------------
+    def _check_channels(self, input_shape: tuple) -> None:
+        """Raise if a built layer's parameters cannot take ``input_shape`` (rank already checked)."""
+
     def _output_shape(self, input_shape: tuple) -> tuple:
         return input_shape
 
@@ -213,15 +217,13 @@ class Conv2D(_Windowed):
         self.strides = check_pair(self.owner, "strides", strides)
         self.padding = check_padding(self.owner, padding)
 
-    def _check_input_shape(self, input_shape):
-        input_shape = super()._check_input_shape(input_shape)
+    def _check_channels(self, input_shape):
         kernel = self.params.get("kernel")
         if kernel is not None and input_shape[2] != kernel.shape[2]:
             raise ValueError(
                 f"{self.owner}: expected {kernel.shape[2]} input channel(s), received "
                 f"per-example input shape {input_shape} with {input_shape[2]} channel(s)."
             )
-        return input_shape
 
     def _output_shape(self, input_shape):
         return (*self._window_output(input_shape, self.kernel_size, self.strides, self.padding),

@@ -31,8 +31,10 @@ class Trace(NamedTuple):
 
 
 def _keras_default_name(layer: Layer) -> str:
-    """Keras's automatic layer names: Dense -> dense, MaxPool2D -> max_pool2d, ReLU -> re_lu."""
-    return re.sub(r"(?<=[a-z0-9])(?=[A-Z])", "_", type(layer).__name__).lower()
+    """Keras's automatic layer names (its ``to_snake_case``): Conv2D -> conv2d, ReLU -> re_lu,
+    MaxPool2D -> max_pool2d."""
+    name = re.sub(r"(.)([A-Z][a-z]+)", r"\1_\2", type(layer).__name__)
+    return re.sub(r"([a-z])([A-Z])", r"\1_\2", name).lower()
 
 
 class Sequential:
