@@ -93,6 +93,17 @@ def test_diagnose_underfitting_low_train_accuracy_threshold(final, verdict):
     assert d.diagnose(history(plateau(final))).verdict == verdict
 
 
+@pytest.mark.parametrize("shortfall, verdict", [(d.UNDERFIT_CAPACITY_GAP + 0.003, "under-fitting"),
+                                                (d.UNDERFIT_CAPACITY_GAP - 0.003, "good fit")])
+def test_diagnose_underfitting_capacity_threshold(shortfall, verdict):
+    result = d.diagnose(history(plateau(0.95)), best_train_accuracy=0.95 + shortfall)
+    assert result.verdict == verdict, result.rule
+
+
+def test_diagnose_capacity_rule_skipped_without_reference():
+    assert d.diagnose(history(plateau(0.91)), best_train_accuracy=None).verdict == "good fit"
+
+
 @pytest.mark.parametrize("late_rise, verdict", [(d.UNDERFIT_LATE_GAIN + 0.003, "under-fitting"),
                                                 (d.UNDERFIT_LATE_GAIN - 0.003, "good fit")])
 def test_diagnose_underfitting_still_rising_threshold(late_rise, verdict):
@@ -146,3 +157,19 @@ def test_tracking_gap_over_common_evaluations():
 def test_column_maps_none_to_nan():
     records = [{"x": 1.0}, {"x": None}, {"x": math.inf}]
     np.testing.assert_array_equal(np.isnan(d.column(records, "x")), [False, True, True])
+
+
+def test_runs_table_compares_each_run_with_its_own_models_best():
+    from reports.analysis import runs_table
+
+    def result(model, setting, final_train):
+        return {"spec": {"model": model, "setting": setting, "epochs": 5, "lr": 0.1, "seed": 0,
+                         "implementation": "numpy"},
+                "history": history(plateau(final_train)), "diverged": False, "steps": 1,
+                "ms_per_step": 1.0, "s_per_epoch": 1.0, "eval_time": 1.0, "train_time": 1.0,
+                "setup_time": 0.0, "wall_time": 3.0, "initial_weights_sha256": "0"}
+
+    runs = runs_table([result("linear", 0, 0.92), result("linear", 1, 0.945), result("cnn", 0, 0.92)])
+    assert list(runs["verdict"]) == ["good fit", "good fit", "good fit"]  # 2.5 pp below the best
+    runs = runs_table([result("linear", 0, 0.92), result("linear", 1, 0.96), result("cnn", 0, 0.92)])
+    assert list(runs["verdict"]) == ["under-fitting", "good fit", "good fit"]

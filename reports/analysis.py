@@ -34,11 +34,19 @@ def median_ms_per_step(history: list[dict]) -> float:
 
 
 def runs_table(results: list[dict]) -> pd.DataFrame:
-    """One row per run: its configuration, final accuracies, timings, verdict and stability."""
+    """One row per run: its configuration, final accuracies, timings, verdict and stability.
+
+    The capacity rule of the diagnosis compares each run with the best final train accuracy of
+    the same model over every run given (settings, seeds and both implementations)."""
+    best: dict[str, float] = {}
+    for result in results:
+        final = column(result["history"], "train_eval_accuracy")[-1]
+        if not result["diverged"] and np.isfinite(final):
+            best[result["spec"]["model"]] = max(best.get(result["spec"]["model"], 0.0), final)
     rows = []
     for result in results:
         spec, history = result["spec"], result["history"]
-        verdict = diagnose(history, result["diverged"])
+        verdict = diagnose(history, result["diverged"], best.get(spec["model"]))
         rows.append({
             "model": spec["model"], "setting": spec["setting"] + 1, "epochs": spec["epochs"],
             "lr": spec["lr"], "seed": spec["seed"], "implementation": spec["implementation"],

@@ -15,9 +15,12 @@ import numpy as np
 
 # Divergence: a non-finite loss, or any recorded loss above this multiple of the initial test loss.
 DIVERGENCE_LOSS_FACTOR = 3.0
-# Under-fitting: final train accuracy below this, or still rising by more than UNDERFIT_LATE_GAIN
-# over the last LATE_FRACTION of the samples processed.
+# Under-fitting: final train accuracy below UNDERFIT_MIN_TRAIN_ACCURACY, or more than
+# UNDERFIT_CAPACITY_GAP below the best final train accuracy the same model reaches in the report
+# (with another setting: it has the capacity, this run did not use it), or still rising by more
+# than UNDERFIT_LATE_GAIN over the last LATE_FRACTION of the samples processed.
 UNDERFIT_MIN_TRAIN_ACCURACY = 0.90
+UNDERFIT_CAPACITY_GAP = 0.03
 UNDERFIT_LATE_GAIN = 0.01
 LATE_FRACTION = 0.25
 # Over-fitting: a final train-test accuracy gap of at least OVERFIT_MIN_GAP, together with the test
@@ -72,8 +75,13 @@ def late_gain(samples: np.ndarray, values: np.ndarray) -> float:
     return float(values[-1] - values[before[-1]])
 
 
-def diagnose(history: list[dict], diverged_flag: bool = False) -> Diagnosis:
-    """The verdict of one run: diverged, then over-fitting, then under-fitting, else good fit."""
+def diagnose(history: list[dict], diverged_flag: bool = False,
+             best_train_accuracy: float | None = None) -> Diagnosis:
+    """The verdict of one run: diverged, then over-fitting, then under-fitting, else good fit.
+
+    ``best_train_accuracy``: the best final train accuracy of the same model in the report (any
+    setting), for the capacity rule; None skips that rule.
+    """
     reason = divergence(history, diverged_flag)
     if reason is not None:
         return Diagnosis("diverged", f"diverged: {reason}")
@@ -92,6 +100,12 @@ def diagnose(history: list[dict], diverged_flag: bool = False) -> Diagnosis:
     if train_acc[-1] < UNDERFIT_MIN_TRAIN_ACCURACY:
         return Diagnosis("under-fitting", f"final train accuracy {100 * train_acc[-1]:.2f}% < "
                                           f"{100 * UNDERFIT_MIN_TRAIN_ACCURACY:g}%")
+    if best_train_accuracy is not None and best_train_accuracy - train_acc[-1] > UNDERFIT_CAPACITY_GAP:
+        return Diagnosis("under-fitting",
+                         f"final train accuracy {100 * train_acc[-1]:.2f}% is "
+                         f"{100 * (best_train_accuracy - train_acc[-1]):.2f} pp below the "
+                         f"{100 * best_train_accuracy:.2f}% this model reaches with another setting "
+                         f"(threshold {100 * UNDERFIT_CAPACITY_GAP:g} pp)")
     gain = late_gain(samples, train_acc)
     if gain > UNDERFIT_LATE_GAIN:
         return Diagnosis("under-fitting",

@@ -20,8 +20,8 @@ OUTPUTS = ("report.md", "results.json", "learning_curves.png", "summary_table.pn
            "summary_table.md", "runtime.png", "runtime.csv", "runtime.md", "stability.csv",
            "verdicts.csv")
 THRESHOLDS = {name: getattr(diagnosis, name) for name in (
-    "DIVERGENCE_LOSS_FACTOR", "UNDERFIT_MIN_TRAIN_ACCURACY", "UNDERFIT_LATE_GAIN", "LATE_FRACTION",
-    "OVERFIT_MIN_GAP", "OVERFIT_LOSS_RISE", "OVERFIT_ACCURACY_DROP", "FLUCTUATION_WINDOW")}
+    "DIVERGENCE_LOSS_FACTOR", "UNDERFIT_MIN_TRAIN_ACCURACY", "UNDERFIT_CAPACITY_GAP", "UNDERFIT_LATE_GAIN",
+    "LATE_FRACTION", "OVERFIT_MIN_GAP", "OVERFIT_LOSS_RISE", "OVERFIT_ACCURACY_DROP", "FLUCTUATION_WINDOW")}
 
 
 def markdown_table(frame: pd.DataFrame) -> str:
@@ -185,9 +185,11 @@ def rules_text() -> list[str]:
         f"2. **over-fitting**: final train - test accuracy gap >= {100 * d.OVERFIT_MIN_GAP:g} pp, and at the "
         f"end the test loss is >= {100 * d.OVERFIT_LOSS_RISE:g}% above its minimum or the test accuracy is "
         f">= {100 * d.OVERFIT_ACCURACY_DROP:g} pp below its best;",
-        f"3. **under-fitting**: final train accuracy < {100 * d.UNDERFIT_MIN_TRAIN_ACCURACY:g}%, or it rose by "
-        f"more than {100 * d.UNDERFIT_LATE_GAIN:g} pp over the last {100 * d.LATE_FRACTION:g}% of the samples "
-        f"processed (still rising);",
+        f"3. **under-fitting**: final train accuracy < {100 * d.UNDERFIT_MIN_TRAIN_ACCURACY:g}%, or more than "
+        f"{100 * d.UNDERFIT_CAPACITY_GAP:g} pp below the best final train accuracy the same model reaches in "
+        f"this report (with another setting or seed: the model has the capacity, this run did not use it), "
+        f"or it rose by more than {100 * d.UNDERFIT_LATE_GAIN:g} pp over the last "
+        f"{100 * d.LATE_FRACTION:g}% of the samples processed (still rising);",
         "4. otherwise **good fit**.",
     ]
 
