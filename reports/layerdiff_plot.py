@@ -57,8 +57,7 @@ def heatmap(result: ModelDiff, path) -> Path:
                 if name == label:
                     grid[row, col] = _value(getattr(q, attribution), q.shape)
     fig, ax = plt.subplots(figsize=(1.1 * len(columns) + 2.5, 0.45 * len(result.layers) + 1.8))
-    cmap = plt.get_cmap("magma_r").copy()
-    cmap.set_bad("#dddddd")
+    cmap = plt.get_cmap("magma_r").with_extremes(bad="#dddddd")
     image = ax.imshow(np.ma.masked_invalid(grid), cmap=cmap, vmin=FLOOR, vmax=CEILING, aspect="auto")
     for (row, col), value in np.ndenumerate(grid):
         if not np.isnan(value):
