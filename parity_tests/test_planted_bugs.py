@@ -142,6 +142,7 @@ def test_planted_bug_diff_names_layer_pass_and_side(bug, monkeypatch, tmp_path):
 def test_planted_bug_check_fails(bug, monkeypatch, capsys):
     plant, model, _, _ = CASES[bug]
     plant(monkeypatch)
-    code = main(["check", "--models", model, "--dtype", "float32"])
-    out = capsys.readouterr().out
-    assert code == 1 and out.startswith(f"FAIL  {model}"), out
+    code = main(["check", "--models", model, "--dtype", "both"])
+    lines = capsys.readouterr().out.splitlines()
+    assert code == 1 and [line.split()[:3] for line in lines[:2]] == [
+        ["FAIL", model, "float32"], ["FAIL", model, "float64"]], lines
