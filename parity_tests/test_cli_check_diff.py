@@ -29,8 +29,8 @@ def test_diff_clean_model_has_no_divergence(model, dtype, tmp_path):
     path = tmp_path / "diff.json"
     code = main(["diff", model, "--dtype", dtype, "--json", str(path)])
     result = json.loads(path.read_text())
-    failing = [(layer["name"], q["label"]) for layer in result["layers"] for q in layer["quantities"]
-               if q["propagated_fails"] or q["isolated_fails"]]
+    failing = [(layer["name"], q["label"]) for layer in result["layers"]
+               for q in layer["quantities"] if q["propagated_fails"] or q["isolated_fails"]]
     assert code == 0 and result["passed"] and not failing, failing
     assert result["first_divergence"] is None and result["third_opinion"] is None
     names = [layer.name for layer in build(model).layers] + ["loss"]

@@ -17,6 +17,7 @@ import numpy as np
 import pytest
 
 from reports.cli import main
+from reports.layerdiff_fd import judge
 from scratch import ops
 from scratch.ops import conv as conv_ops
 
@@ -41,7 +42,8 @@ def plant_pool_split_ties(monkeypatch):
 
     def forward(x, pool_size=(2, 2), strides=(2, 2), padding="valid"):
         y, cache = real_forward(x, pool_size, strides, padding)
-        assert tuple(pool_size) == tuple(strides) == (2, 2) and x.shape[1] % 2 == x.shape[2] % 2 == 0
+        assert tuple(pool_size) == tuple(strides) == (2, 2)
+        assert x.shape[1] % 2 == x.shape[2] % 2 == 0
         return y, SplitCache(x, y, cache)
 
     def backward(dy, cache):
@@ -120,8 +122,8 @@ CASES = {
                               ("logits", "backward", "grads/bias"), "scratch"),
     "loss_missing_mean": (plant_loss_missing_mean, "mlp1", ("loss", "backward", "input_grad"),
                           "scratch"),
-    "relu_passes_at_zero": (plant_relu_passes_at_zero, "cnn", ("conv2_relu", "backward", "input_grad"),
-                            "kink"),
+    "relu_passes_at_zero": (plant_relu_passes_at_zero, "cnn",
+                            ("conv2_relu", "backward", "input_grad"), "kink"),
     "flatten_nchw": (plant_flatten_nchw, "cnn", ("flatten", "forward", "output"), "forward"),
 }
 
@@ -146,3 +148,23 @@ def test_planted_bug_check_fails(bug, monkeypatch, capsys):
     lines = capsys.readouterr().out.splitlines()
     assert code == 1 and [line.split()[:3] for line in lines[:2]] == [
         ["FAIL", model, "float32"], ["FAIL", model, "float64"]], lines
+
+
+@pytest.mark.parametrize("reference_factor, verdict", [(3.0, "tensorflow"), (2.0, "agree")])
+def test_fd_judge_blames_the_side_that_misses_the_derivative(reference_factor, verdict):
+    # f(x) = sum(x**2) per row: the derivative is 2x; "mine" is right, the reference is not
+    x = np.linspace(-1.0, 1.0, 12).reshape(3, 4) + 0.05
+    mine = 2 * x
+    opinion = judge(x, lambda: (x ** 2).sum(axis=1), lambda: (x ** 2).sum(axis=1), mine,
+                    reference_factor * x + (reference_factor == 2.0) * 1e-5 * x, "input gradient")
+    assert opinion.verdict == verdict, opinion.sentence
+
+
+def test_fd_judge_inconclusive_at_a_relu_kink():
+    # f(x) = sum(relu(x)) per row at x = 0 (left derivative 0, right derivative 1)
+    x = np.array([[0.0, 1.0], [0.0, -1.0]])
+    opinion = judge(x, lambda: np.maximum(x, 0).sum(axis=1), lambda: np.maximum(x, 0).sum(axis=1),
+                    np.array([[1.0, 1.0], [0.5, 0.0]]), np.array([[0.0, 1.0], [0.0, 0.0]]),
+                    "input gradient")
+    assert opinion.verdict == "kink"
+    assert opinion.details["tensorflow_one_sided"] == 2 and opinion.details["scratch_one_sided"] == 1

@@ -133,7 +133,7 @@ def load_batch(data: str, batch_size: int, seed: int, dtype: str) -> tuple[np.nd
 
 
 def make_model(name: str, seed: int, dtype: str, weights: dict | None = None) -> Sequential:
-    """``scratch.models.build(name, seed, dtype)``, then ``weights`` (keyed like params) if given."""
+    """``scratch.models.build(name, seed, dtype)``, then ``weights`` (keyed like params)."""
     if name not in MODELS:
         raise ValueError(f"expected a model name in {sorted(MODELS)}, received {name!r}.")
     model = build(name, seed=seed, dtype=dtype)
@@ -300,9 +300,10 @@ def to_dict(result: ModelDiff) -> dict:
     first = None
     if result.first is not None:
         f = result.first
-        first = {"layer": f.layer, "type": f.layer_type, "pass": f.pass_, "key": f.quantity.key,
+        key = f.quantity.key
+        first = {"layer": f.layer, "type": f.layer_type, "pass": f.pass_, "key": key,
                  "label": f.quantity.label,
-                 "param": f.quantity.key.split("/", 1)[1] if f.quantity.key.startswith("grads/") else None,
+                 "param": key.split("/", 1)[1] if key.startswith("grads/") else None,
                  "also_failing": f.also_failing,
                  "isolated": comparison_dict(f.quantity.isolated)}
     return {

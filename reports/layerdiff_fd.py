@@ -76,29 +76,89 @@ def _count(n: int) -> str:
     return f"{n} element" + ("" if n == 1 else "s")
 
 
-def _judge(rows: np.ndarray, f_scratch, f_tf, mine: np.ndarray, reference: np.ndarray,
+def _scale(*arrays: np.ndarray) -> float:
+    return max(*(float(np.abs(a).max(initial=0.0)) for a in arrays), np.finfo(float).tiny)
+
+
+def _shape_opinion(rows, f_scratch, mine, reference, what) -> Opinion:
+    """The scratch gradient has the wrong shape: check TensorFlow's at its largest elements."""
+    ref = reference.reshape(rows.shape[0], -1)
+    columns = np.argsort(-np.abs(ref).max(axis=0), kind="stable")[:PROBES]
+    right, left = one_sided(f_scratch, rows, columns)
+    error = float(np.abs(ref[:, columns] - (right + left) / 2).max()) / _scale(ref)
+    agree = error <= AGREES
+    ending = ", so the scratch implementation is wrong." if agree else "."
+    return Opinion("scratch" if agree else "both",
+                   f"the scratch {what} has shape {mine.shape}, not {reference.shape}, so it cannot "
+                   f"be this gradient; finite differences {'agree' if agree else 'disagree'} with "
+                   f"TensorFlow (relative error {error:.1e}){ending}",
+                   {"scratch_shape": list(mine.shape), "expected_shape": list(reference.shape),
+                    "tensorflow_error": error})
+
+
+VERDICTS = {  # (scratch matches, TensorFlow matches) -> verdict, what differences agree with, so
+    (False, True): ("scratch", "TensorFlow", "the scratch implementation is wrong"),
+    (True, False): ("tensorflow", "the scratch layer", "TensorFlow's gradient is the wrong one"),
+    (False, False): ("both", "neither side", "neither gradient is right"),
+    (True, True): ("agree", "both sides", "both are right within the resolution of finite "
+                                          "differences"),
+}
+
+
+def _smooth_opinion(own, ref, central, smooth, scale, what, details) -> Opinion:
+    """At smooth disputed elements the central difference is the derivative: who matches it?"""
+    mine_error = float(np.abs(own - central)[smooth].max()) / scale
+    ref_error = float(np.abs(ref - central)[smooth].max()) / scale
+    details.update(smooth_elements=int(smooth.sum()), scratch_error=mine_error,
+                   tensorflow_error=ref_error)
+    verdict, agreeing, conclusion = VERDICTS[mine_error <= AGREES, ref_error <= AGREES]
+    return Opinion(verdict,
+                   f"finite differences in float64 agree with {agreeing} (relative error "
+                   f"{ref_error:.1e} for TensorFlow, {mine_error:.1e} for scratch, at the "
+                   f"{_count(int(smooth.sum()))} of the {what} where the two sides differ most), "
+                   f"so {conclusion}.", details)
+
+
+def _kink_opinion(own, ref, right, left, disputed, scale, what, details) -> Opinion:
+    """Every disputed element is a kink: report who took a one-sided derivative."""
+    def one_sided_match(value):
+        return (np.abs(value - right) <= AGREES * scale) | (np.abs(value - left) <= AGREES * scale)
+
+    r, k = np.unravel_index(int(np.argmax(np.where(disputed, np.abs(own - ref), -1))), own.shape)
+    count = int(disputed.sum())
+    example = {name: float(a[r, k]) + 0.0  # + 0.0 turns -0.0 into 0.0
+               for name, a in (("left", left), ("right", right), ("scratch", own),
+                               ("tensorflow", ref))}
+    details.update(kink_elements=count, example=example,
+                   scratch_one_sided=int(one_sided_match(own)[disputed].sum()),
+                   tensorflow_one_sided=int(one_sided_match(ref)[disputed].sum()))
+    return Opinion(
+        "kink",
+        f"inconclusive: all {_count(count)} of the {what} probed where the two sides differ sit "
+        f"on a kink (e.g. one-sided derivatives {example['left']:.4g} from the left and "
+        f"{example['right']:.4g} from the right; scratch {example['scratch']:.4g}, TensorFlow "
+        f"{example['tensorflow']:.4g}), where the derivative does not exist and finite "
+        f"differences cannot referee. TensorFlow's value is a one-sided derivative at "
+        f"{details['tensorflow_one_sided']} of them, the scratch value at "
+        f"{details['scratch_one_sided']}; TensorFlow's convention is the reference, so the "
+        "scratch layer breaks parity here.", details)
+
+
+def judge(rows: np.ndarray, f_scratch, f_tf, mine: np.ndarray, reference: np.ndarray,
            what: str) -> Opinion:
-    """Compare both analytic gradients (rows' shape (R, M) after reshape) with finite differences."""
-    n_rows = rows.shape[0]
-    ref = reference.reshape(n_rows, -1)
-    if mine.size != reference.size or mine.shape != reference.shape:
-        columns = np.argsort(-np.abs(ref).max(axis=0), kind="stable")[:PROBES]
-        right, left = one_sided(f_scratch, rows, columns)
-        scale = max(float(np.abs(ref).max()), np.finfo(float).tiny)
-        error = float(np.abs(ref[:, columns] - (right + left) / 2).max()) / scale
-        agree = error <= AGREES
-        return Opinion("scratch" if agree else "both",
-                       f"the scratch {what} has shape {mine.shape}, not {reference.shape}, so it "
-                       f"cannot be this gradient; finite differences "
-                       f"{'agree' if agree else 'disagree'} with TensorFlow (relative error "
-                       f"{error:.1e}){', so the scratch implementation is wrong' if agree else ''}.",
-                       {"scratch_shape": list(mine.shape), "expected_shape": list(reference.shape),
-                        "tensorflow_error": error})
-    own = mine.reshape(n_rows, -1)
+    """Both analytic gradients against finite differences of f_scratch and f_tf.
+
+    rows: (R, M), the float64 view both functions read (R = N for an input gradient, 1 for a
+    parameter or the loss); mine, reference: the analytic gradients of the target's shape.
+    """
+    if mine.shape != reference.shape:
+        return _shape_opinion(rows, f_scratch, mine, reference, what)
+    own, ref = mine.reshape(rows.shape[0], -1), reference.reshape(rows.shape[0], -1)
     diff = np.abs(own - ref)
-    scale = max(float(np.abs(own).max()), float(np.abs(ref).max()), np.finfo(float).tiny)
+    scale = _scale(own, ref)
     score = diff.max(axis=0)
-    columns = [int(j) for j in np.argsort(-score, kind="stable")[:PROBES] if score[j] > DISPUTED * scale]
+    columns = [int(j) for j in np.argsort(-score, kind="stable")[:PROBES]
+               if score[j] > DISPUTED * scale]
     if not columns:
         return Opinion("agree", f"in float64 the two sides' {what} agree (max difference "
                                 f"{float(diff.max()) / scale:.1e} of the scale): the divergence is "
@@ -108,49 +168,14 @@ def _judge(rows: np.ndarray, f_scratch, f_tf, mine: np.ndarray, reference: np.nd
     right_tf, left_tf = one_sided(f_tf, rows, columns)
     own, ref = own[:, columns], ref[:, columns]
     disputed = diff[:, columns] > DISPUTED * scale
-    kink = np.abs(right - left) > AGREES * scale
     central = (right + left) / 2
     details = {"probed_elements": int(disputed.sum()), "scale": scale,
-               "fd_scratch_vs_tensorflow_forward": float(np.abs(
-                   (right_tf + left_tf) / 2 - central).max()) / scale}
-    smooth = disputed & ~kink
+               "fd_scratch_vs_tensorflow_forward":
+                   float(np.abs((right_tf + left_tf) / 2 - central).max()) / scale}
+    smooth = disputed & ~(np.abs(right - left) > AGREES * scale)
     if smooth.any():
-        mine_error = float(np.abs(own - central)[smooth].max()) / scale
-        ref_error = float(np.abs(ref - central)[smooth].max()) / scale
-        details.update(smooth_elements=int(smooth.sum()), scratch_error=mine_error,
-                       tensorflow_error=ref_error)
-        mine_ok, ref_ok = mine_error <= AGREES, ref_error <= AGREES
-        verdict = {(False, True): "scratch", (True, False): "tensorflow",
-                   (False, False): "both"}.get((mine_ok, ref_ok), "agree")
-        conclusion = {"scratch": "so the scratch implementation is wrong",
-                      "tensorflow": "so TensorFlow's gradient is the wrong one",
-                      "both": "so neither gradient is right",
-                      "agree": "so both are right within the resolution of finite differences"}
-        agreeing = {"scratch": "agree with TensorFlow", "tensorflow": "agree with the scratch layer",
-                    "both": "agree with neither side", "agree": "agree with both sides"}[verdict]
-        sentence = (f"finite differences in float64 {agreeing} (relative error {ref_error:.1e} "
-                    f"for TensorFlow, {mine_error:.1e} for scratch, at the {_count(int(smooth.sum()))} "
-                    f"of the {what} where the two sides differ most), {conclusion[verdict]}.")
-        return Opinion(verdict, sentence, details)
-    mine_one_sided = (np.abs(own - right) <= AGREES * scale) | (np.abs(own - left) <= AGREES * scale)
-    ref_one_sided = (np.abs(ref - right) <= AGREES * scale) | (np.abs(ref - left) <= AGREES * scale)
-    r, k = np.unravel_index(int(np.argmax(np.where(disputed, np.abs(own - ref), -1))), own.shape)
-    count = int(disputed.sum())
-    details.update(kink_elements=count, scratch_one_sided=int(mine_one_sided[disputed].sum()),
-                   tensorflow_one_sided=int(ref_one_sided[disputed].sum()),
-                   example={"left": float(left[r, k]) + 0.0, "right": float(right[r, k]) + 0.0,
-                            "scratch": float(own[r, k]) + 0.0, "tensorflow": float(ref[r, k]) + 0.0})
-    example = details["example"]
-    return Opinion(
-        "kink",
-        f"inconclusive: all {_count(count)} of the {what} probed where the two sides differ sit on a kink "
-        f"(e.g. one-sided derivatives {example['left']:.4g} from the left and {example['right']:.4g} "
-        f"from the right; scratch {example['scratch']:.4g}, TensorFlow {example['tensorflow']:.4g}), where the derivative "
-        f"does not exist and finite differences cannot referee. TensorFlow's value is a one-sided "
-        f"derivative at {details['tensorflow_one_sided']} of them, the scratch value at "
-        f"{details['scratch_one_sided']}; TensorFlow's convention is the reference, so the "
-        "scratch layer breaks parity here.",
-        details)
+        return _smooth_opinion(own, ref, central, smooth, scale, what, details)
+    return _kink_opinion(own, ref, right, left, disputed, scale, what, details)
 
 
 def _loss_opinion(logits: np.ndarray, labels: np.ndarray) -> Opinion:
@@ -162,7 +187,7 @@ def _loss_opinion(logits: np.ndarray, labels: np.ndarray) -> Opinion:
         loss = sparse_cross_entropy(logits_t, labels)
     reference = tape.gradient(loss, logits_t).numpy()
     rows = logits64.reshape(1, -1)
-    return _judge(rows, lambda: np.array([ops.softmax_cross_entropy(logits64, labels)[0]]),
+    return judge(rows, lambda: np.array([ops.softmax_cross_entropy(logits64, labels)[0]]),
                   lambda: np.array([float(sparse_cross_entropy(tf.constant(logits64), labels))]),
                   mine, reference, "loss gradient dL/dlogits")
 
@@ -194,7 +219,7 @@ def _layer_opinion(layer, x: np.ndarray, dy: np.ndarray, key: str) -> Opinion:
         return values(twin(tf.constant(x64)).numpy())
 
     what = "input gradient" if batch_mode else f"gradient of '{param}'"
-    return _judge(rows, lambda: values(clone.forward(x64)), f_tf, np.asarray(mine[key]),
+    return judge(rows, lambda: values(clone.forward(x64)), f_tf, np.asarray(mine[key]),
                   reference[key], what)
 
 

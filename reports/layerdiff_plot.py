@@ -19,7 +19,8 @@ FLOOR, CEILING = -17.0, 1.0  # log10 range of the colour scale; a wrong shape is
 
 
 def _columns(result: ModelDiff) -> list[tuple[str, str, str]]:
-    """(quantity label, attribution, header) in display order; the loss's dL/dlogits is its dL/dx."""
+    """(quantity label, attribution, header) in display order; the loss's dL/dlogits is its
+    dL/dx column."""
     labels = []
     for layer in result.layers:
         for q in layer.quantities:
@@ -45,7 +46,7 @@ def _value(comparison, shape) -> float:
 
 
 def heatmap(result: ModelDiff, path) -> Path:
-    """Draw the per-layer errors of ``result`` into ``path`` (PNG); the first divergence is boxed."""
+    """Draw the per-layer errors of ``result`` into ``path`` (PNG), the first divergence boxed."""
     columns = _columns(result)
     grid = np.full((len(result.layers), len(columns)), np.nan)
     tol = {}
@@ -58,7 +59,8 @@ def heatmap(result: ModelDiff, path) -> Path:
                     grid[row, col] = _value(getattr(q, attribution), q.shape)
     fig, ax = plt.subplots(figsize=(1.1 * len(columns) + 2.5, 0.45 * len(result.layers) + 1.8))
     cmap = plt.get_cmap("magma_r").with_extremes(bad="#dddddd")
-    image = ax.imshow(np.ma.masked_invalid(grid), cmap=cmap, vmin=FLOOR, vmax=CEILING, aspect="auto")
+    image = ax.imshow(np.ma.masked_invalid(grid), cmap=cmap, vmin=FLOOR, vmax=CEILING,
+                      aspect="auto")
     for (row, col), value in np.ndenumerate(grid):
         if not np.isnan(value):
             ax.text(col, row, f"{value:.0f}", ha="center", va="center", fontsize=7,

@@ -90,7 +90,8 @@ def first_divergence_sentence(result: ModelDiff) -> str:
                     f"{tol.gradient:.0e}).")
         layer, label = result.first_propagated
         return (f"No single layer exceeds the {result.dtype} tolerances with TensorFlow's inputs, "
-                f"but the propagated {label} of '{layer}' does: rounding accumulated across layers.")
+                f"but the propagated {label} of '{layer}' does: rounding accumulated across "
+                "layers.")
     first = result.first
     q = first.quantity
     logits = result.layers[-2].name
@@ -103,8 +104,8 @@ def first_divergence_sentence(result: ModelDiff) -> str:
              "the input" if first.pass_ == "forward" else "the input and upstream gradient")
     name = "the loss (softmax cross-entropy)" if first.layer == LOSS else \
         f"layer '{first.layer}' ({first.layer_type})"
-    sentence = (f"First divergence: {name}, {first.pass_} pass, {_describe(first.layer, q, logits)}: "
-                f"{error} with {given} taken from TensorFlow")
+    sentence = (f"First divergence: {name}, {first.pass_} pass, "
+                f"{_describe(first.layer, q, logits)}: {error} with {given} taken from TensorFlow")
     if first.also_failing:
         sentence += f" (also failing there: {', '.join(first.also_failing)})"
     if result.opinion is not None:
@@ -118,8 +119,8 @@ def render(result: ModelDiff) -> str:
     """The whole text report of ``tfparity diff``."""
     tol = tolerances(result.dtype)
     head = (f"tfparity diff {result.model}: {result.dtype}, batch {_shape(result.batch_shape)} of "
-            f"{DATA_NAMES.get(result.data, result.data)} data, seed {result.seed}. Errors against TensorFlow: relative L2 "
-            f"(propagated: each side end to end; isolated: the scratch layer on TensorFlow's input "
+            f"{DATA_NAMES.get(result.data, result.data)} data, seed {result.seed}. Errors against "
+            f"TensorFlow: relative L2 (propagated: each side end to end; isolated: the scratch layer on TensorFlow's input "
             f"and upstream gradient); tolerance forward {tol.forward:.0e}, gradient "
             f"{tol.gradient:.0e}.")
     return "\n\n".join([head, tables(result), first_divergence_sentence(result)])

@@ -1,4 +1,4 @@
-"""``tfparity diff MODEL``: find the layer, pass and parameter where NumPy and TensorFlow part ways."""
+"""``tfparity diff MODEL``: the layer, pass and parameter where NumPy and TensorFlow part ways."""
 
 from __future__ import annotations
 
