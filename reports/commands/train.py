@@ -74,8 +74,9 @@ def run(args: argparse.Namespace) -> int:
     except ValueError as error:
         print(f"tfparity train: {error}", file=sys.stderr)
         return 2
-    for record in history.records:
-        print(f"epoch {record['epoch']:.2f}  train loss {record['train_loss']:.4f}  test loss "
+    for record in history.records:  # the first record precedes any step: no training loss yet
+        train_loss = "-" if record["samples_seen"] == 0 else f"{record['train_loss']:.4f}"
+        print(f"epoch {record['epoch']:.2f}  train loss {train_loss}  test loss "
               f"{record['test_loss']:.4f}  test accuracy {record['test_accuracy']:.4f}")
     if history.diverged:
         print("tfparity train: the loss became non-finite; training stopped", file=sys.stderr)
