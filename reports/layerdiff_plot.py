@@ -63,7 +63,7 @@ def heatmap(result: ModelDiff, path) -> Path:
                       aspect="auto")
     for (row, col), value in np.ndenumerate(grid):
         if not np.isnan(value):
-            ax.text(col, row, f"{value:.0f}", ha="center", va="center", fontsize=7,
+            ax.text(col, row, str(int(round(value))), ha="center", va="center", fontsize=7,
                     color="white" if value > (FLOOR + CEILING) / 2 else "black")
     ax.set_xticks(range(len(columns)), [header for _, _, header in columns], fontsize=8)
     ax.set_yticks(range(len(result.layers)),
