@@ -7,8 +7,12 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import os
 import sys
 from importlib.metadata import PackageNotFoundError, version
+
+# TensorFlow's C++ INFO/WARNING chatter (CPU features, CUDA probing) is not ours to print.
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 # Modules of reports.commands, in the order --help lists them.
 COMMANDS: tuple[str, ...] = ("data", "report", "bench", "check", "diff", "train")

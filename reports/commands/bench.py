@@ -27,8 +27,8 @@ def register(subparsers) -> None:
                         help="size of the evaluation set, evaluated in batches of 1000 (default 10000)")
     parser.add_argument("--json", type=Path, default=None,
                         help="results file (default: OUT/bench.json)")
-    parser.add_argument("--out", type=Path, default=Path("results/bench"),
-                        help="directory for bench.json, bench.md and bench.png (default results/bench)")
+    parser.add_argument("--out", type=Path, default=Path("reports/out/bench"),
+                        help="directory for bench.json, bench.md and bench.png (default reports/out/bench)")
     parser.add_argument("--plot", action="store_true", help="also draw OUT/bench.png")
     parser.add_argument("--profile", action="store_true",
                         help="also print the NumPy side's per-layer forward/backward times")
