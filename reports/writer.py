@@ -138,7 +138,11 @@ def accuracy_prose(summary: pd.DataFrame, stability: pd.DataFrame) -> list[str]:
                            f"({100 * r.difference:+.2f} pp)" for r in rows.itertuples())
         worst = rows.loc[rows["difference"].abs().idxmax()]
         spread = np.nanmax(rows[["numpy_std", "tensorflow_std"]].to_numpy())
-        within = ("within" if abs(worst["difference"]) <= spread else "larger than")
+        if rows["seeds"].min() < 2:
+            versus = "(one seed: no spread over seeds to compare it with)"
+        else:
+            versus = (f"{'within' if abs(worst['difference']) <= spread else 'larger than'} the spread over "
+                      f"seeds (largest std {_pct(spread)} pp)")
         diverged = int(rows["diverged_runs_numpy"].sum()), int(rows["diverged_runs_tensorflow"].sum())
         diverged_text = ("no run diverged" if sum(diverged) == 0 else
                          f"diverged runs: {diverged[0]} NumPy, {diverged[1]} TensorFlow")
@@ -148,8 +152,7 @@ def accuracy_prose(summary: pd.DataFrame, stability: pd.DataFrame) -> list[str]:
             else "WARNING: some seeds did not start both sides from identical weights"
         out.append(
             f"- **{model}**: final test accuracy NumPy vs TensorFlow (seed means) {finals}. The largest "
-            f"difference of the means, {100 * abs(worst['difference']):.2f} pp, is {within} the spread over "
-            f"seeds (largest std {_pct(spread)} pp). The two implementations' accuracy curves were at most "
+            f"difference of the means is {100 * abs(worst['difference']):.2f} pp {versus}. The two implementations' accuracy curves were at most "
             f"{_pct(rows['max_test_curve_gap'].max(), 3)} pp apart on the test set and "
             f"{_pct(rows['max_train_curve_gap'].max(), 3)} pp on the training subset at any evaluation of "
             f"any seed ({same}). Stability: {diverged_text}; the test accuracy fluctuates by "
