@@ -119,6 +119,34 @@ class Sequential:
             outputs[layer.name] = x
         return outputs
 
+    def _fusable(self, index: int) -> bool:
+        """Whether layers index..index+2 are Conv2D -> ReLU -> MaxPool2D that
+        ``ops.conv2d_relu_max_pool2d`` computes in one pass."""
+        conv, relu, pool = (self.layers[index:index + 3] + [None, None])[:3]
+        return (isinstance(conv, Conv2D) and isinstance(relu, ReLU) and isinstance(pool, MaxPool2D)
+                and ops.pool_tiles_conv_output(self.output_shapes[conv.name][:2], pool.pool_size,
+                                               pool.strides, pool.padding))
+
+    def _predict_logits(self, x: np.ndarray) -> np.ndarray:
+        """Logits (N, num_classes) of x (N, *input_shape) for evaluation, unchecked.
+
+        The same numbers as ``_forward``; each fusable Conv2D -> ReLU -> MaxPool2D runs as one op
+        that keeps no cache (its window matrix is the largest array of the pass).
+        """
+        index = 0
+        while index < len(self.layers):
+            layer = self.layers[index]
+            if self._fusable(index):
+                pool = self.layers[index + 2]
+                x = ops.conv2d_relu_max_pool2d(x, layer.params["kernel"], layer.params["bias"],
+                                               layer.strides, layer.padding, pool.pool_size,
+                                               pool.padding)
+                index += 3
+            else:
+                x = layer._forward(x)
+                index += 1
+        return x
+
     def _backward(self, dlogits: np.ndarray, input_grad: bool = True) -> tuple[dict, np.ndarray]:
         output_grads = {}
         dy = dlogits
@@ -167,7 +195,7 @@ class Sequential:
         total_loss, correct = 0.0, 0
         for start in range(0, len(x), batch_size):
             xb, yb = x[start:start + batch_size], y[start:start + batch_size]
-            logits = self._forward(xb)[self.layers[-1].name]
+            logits = self._predict_logits(xb)
             loss, _ = ops.softmax_cross_entropy(logits, yb)
             total_loss += loss * len(xb)
             correct += int((logits.argmax(axis=1) == yb).sum())
@@ -176,7 +204,7 @@ class Sequential:
     def predict(self, x: np.ndarray, batch_size: int = 1000) -> np.ndarray:
         """Predicted classes (N,) int64, computed in batches."""
         self.check_inputs(x)
-        return np.concatenate([self._forward(x[s:s + batch_size])[self.layers[-1].name].argmax(axis=1)
+        return np.concatenate([self._predict_logits(x[s:s + batch_size]).argmax(axis=1)
                                for s in range(0, len(x), batch_size)])
 
     def accuracy(self, x: np.ndarray, y: np.ndarray, batch_size: int = 1000) -> float:

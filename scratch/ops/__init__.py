@@ -6,13 +6,15 @@ They do no validation (the layer classes do); inputs are NHWC and weights in Ker
 from scratch.ops.conv import conv2d_backward, conv2d_forward, conv2d_input_grad
 from scratch.ops.dense import dense_backward, dense_forward
 from scratch.ops.flatten import flatten_backward, flatten_forward
+from scratch.ops.fused import conv2d_relu_max_pool2d, pool_tiles_conv_output
 from scratch.ops.loss import softmax_cross_entropy
 from scratch.ops.padding import window_padding
 from scratch.ops.pool import max_pool2d_backward, max_pool2d_forward
 from scratch.ops.relu import relu_backward, relu_forward
 
 __all__ = [
-    "conv2d_backward", "conv2d_forward", "conv2d_input_grad", "dense_backward", "dense_forward",
-    "flatten_backward", "flatten_forward", "max_pool2d_backward", "max_pool2d_forward",
-    "relu_backward", "relu_forward", "softmax_cross_entropy", "window_padding",
+    "conv2d_backward", "conv2d_forward", "conv2d_input_grad", "conv2d_relu_max_pool2d",
+    "dense_backward", "dense_forward", "flatten_backward", "flatten_forward",
+    "max_pool2d_backward", "max_pool2d_forward", "pool_tiles_conv_output", "relu_backward",
+    "relu_forward", "softmax_cross_entropy", "window_padding",
 ]

@@ -51,6 +51,43 @@ def pad_spatial(x: np.ndarray, pads, value=0.0) -> np.ndarray:
     return out
 
 
+def padded_flat(x: np.ndarray, kh: int, kw: int, pads):
+    """x (N, H, W, C) zero-padded by (top, bottom, left, right), flattened, with a zero tail.
+
+    Returns (flat, (Hp, Wp)): the padded images back to back, then (kh-1)*Wp + kw-1 zero pixels
+    so that every stride-1 window starting at a grid position (n, p, q) lies inside ``flat``.
+    """
+    n, h, w, c = x.shape
+    top, bottom, left, right = pads
+    hp, wp = h + top + bottom, w + left + right
+    size = n * hp * wp * c
+    flat = np.zeros(size + ((kh - 1) * wp + kw - 1) * c, dtype=x.dtype)
+    flat[:size].reshape(n, hp, wp, c)[:, top:top + h, left:left + w, :] = x
+    return flat, (hp, wp)
+
+
+def window_rows(x: np.ndarray, kh: int, kw: int, pads):
+    """The stride-1 windows of zero-padded x as rows: ``window_matrix(...)[0].T``, C-ordered.
+
+    Args:
+        x: (N, H, W, C), unpadded; kh, kw: window size; pads: (top, bottom, left, right).
+
+    Returns:
+        (cols, grid): cols of shape (N*Hp*Wp, kh*kw*C) with cols[(n, p, q), (i, j, c)] =
+        xp[n, p + i, q + j, c], grid = (Hp, Wp) (rows of p >= Ho or q >= Wo are garbage). Each
+        row is kh contiguous runs of kw*C values, so this is the faster layout when kw*C is not
+        tiny; the product with the kernel matrix is the same BLAS product as with the transpose.
+    """
+    n, c = x.shape[0], x.shape[3]
+    flat, (hp, wp) = padded_flat(x, kh, kw, pads)
+    item = x.itemsize
+    windows = as_strided(flat, shape=(n * hp * wp, kh, kw * c), strides=(c * item, wp * c * item, item),
+                         writeable=False)
+    cols = np.empty(windows.shape, dtype=x.dtype)
+    np.copyto(cols, windows)
+    return cols.reshape(n * hp * wp, kh * kw * c), (hp, wp)
+
+
 def window_matrix(x: np.ndarray, kh: int, kw: int, strides, pads, out_hw):
     """The windows of zero-padded x as columns.
 
@@ -63,15 +100,10 @@ def window_matrix(x: np.ndarray, kh: int, kw: int, strides, pads, out_hw):
         xp[n, p*sh + i, q*sw + j, c]; grid = (Hg, Wg) is (Hp, Wp) for stride 1 (the columns of
         positions p >= Ho or q >= Wo are garbage) and (Ho, Wo) otherwise.
     """
-    n, h, w, c = x.shape
-    top, bottom, left, right = pads
-    hp, wp = h + top + bottom, w + left + right
+    n, c = x.shape[0], x.shape[3]
     item = x.itemsize
     if tuple(strides) == (1, 1):
-        # The padded images back to back, then a zero tail so that the last shifted slice fits.
-        size = n * hp * wp * c
-        flat = np.zeros(size + ((kh - 1) * wp + kw - 1) * c, dtype=x.dtype)
-        flat[:size].reshape(n, hp, wp, c)[:, top:top + h, left:left + w, :] = x
+        flat, (hp, wp) = padded_flat(x, kh, kw, pads)
         grid = (hp, wp)
         windows = as_strided(flat, shape=(kh, kw, c, n * hp * wp),
                              strides=(wp * c * item, c * item, item, c * item), writeable=False)

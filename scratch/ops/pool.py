@@ -30,6 +30,34 @@ def _window_views(xp: np.ndarray, pool_size, strides, out_hw) -> list:
             for i in range(ph) for j in range(pw)]
 
 
+def elementwise_max(views: list) -> np.ndarray:
+    """The elementwise maximum of same-shaped arrays, as a new array."""
+    y = np.maximum(views[0], views[1]) if len(views) > 1 else views[0].copy()
+    for view in views[2:]:
+        np.maximum(y, view, out=y)
+    return y
+
+
+def max_pool_tiles(x: np.ndarray, pool_size, out_hw) -> np.ndarray:
+    """Max pooling with strides = pool_size and no padding, over the top-left corner of x.
+
+    Args:
+        x: (N, H, W, C) with H >= Ho*ph and W >= Wo*pw; rows and columns beyond are ignored.
+        pool_size: (ph, pw); out_hw: (Ho, Wo).
+
+    Returns:
+        (N, Ho, Wo, C), the same numbers as ``max_pool2d_forward``. The maximum is taken first
+        over the ph rows of each window, whole image rows at a time (long inner loops), then over
+        the pw columns of the (N, Ho, W, C) result.
+    """
+    n, _, w, c = x.shape
+    (ph, pw), (ho, wo) = pool_size, out_hw
+    rows = x[:, :ho * ph].reshape(n, ho, ph, w * c)
+    row_max = elementwise_max([rows[:, :, i] for i in range(ph)]).reshape(n, ho, w, c)
+    cols = row_max[:, :, :wo * pw].reshape(n, ho, wo, pw, c)
+    return elementwise_max([cols[:, :, :, j] for j in range(pw)])
+
+
 def max_pool2d_geometry(h: int, w: int, pool_size, strides, padding: str):
     """Output size and TF padding: returns ((Ho, Wo), (top, bottom, left, right))."""
     rows = window_padding(h, pool_size[0], strides[0], padding)
@@ -51,10 +79,10 @@ def max_pool2d_forward(x: np.ndarray, pool_size=(2, 2), strides=(2, 2), padding:
     """
     out_hw, pads = max_pool2d_geometry(x.shape[1], x.shape[2], pool_size, strides, padding)
     xp = pad_spatial(x, pads, value=-np.inf)
-    views = _window_views(xp, pool_size, strides, out_hw)
-    y = np.maximum(views[0], views[1]) if len(views) > 1 else views[0].copy()
-    for view in views[2:]:
-        np.maximum(y, view, out=y)
+    if tuple(strides) == tuple(pool_size) and not any(pads):
+        y = max_pool_tiles(x, pool_size, out_hw)
+    else:
+        y = elementwise_max(_window_views(xp, pool_size, strides, out_hw))
     return y, MaxPool2DCache(xp, y, x.shape, tuple(pool_size), tuple(strides), pads)
 
 
