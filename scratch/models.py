@@ -127,11 +127,12 @@ class Sequential:
                 and ops.pool_tiles_conv_output(self.output_shapes[conv.name][:2], pool.pool_size,
                                                pool.strides, pool.padding))
 
-    def _predict_logits(self, x: np.ndarray) -> np.ndarray:
+    def _predict_logits(self, x: np.ndarray, workspace: ops.Workspace | None = None) -> np.ndarray:
         """Logits (N, num_classes) of x (N, *input_shape) for evaluation, unchecked.
 
         The same numbers as ``_forward``; each fusable Conv2D -> ReLU -> MaxPool2D runs as one op
-        that keeps no cache (its window matrix is the largest array of the pass).
+        that keeps no cache (its window matrix is the largest array of the pass) and takes its
+        large temporaries from ``workspace``, which successive batches should share.
         """
         index = 0
         while index < len(self.layers):
@@ -140,7 +141,7 @@ class Sequential:
                 pool = self.layers[index + 2]
                 x = ops.conv2d_relu_max_pool2d(x, layer.params["kernel"], layer.params["bias"],
                                                layer.strides, layer.padding, pool.pool_size,
-                                               pool.padding)
+                                               pool.padding, workspace)
                 index += 3
             else:
                 x = layer._forward(x)
@@ -193,9 +194,10 @@ class Sequential:
 
     def _evaluate(self, x, y, batch_size=1000):
         total_loss, correct = 0.0, 0
+        workspace = ops.Workspace()
         for start in range(0, len(x), batch_size):
             xb, yb = x[start:start + batch_size], y[start:start + batch_size]
-            logits = self._predict_logits(xb)
+            logits = self._predict_logits(xb, workspace)
             loss, _ = ops.softmax_cross_entropy(logits, yb)
             total_loss += loss * len(xb)
             correct += int((logits.argmax(axis=1) == yb).sum())
@@ -204,7 +206,8 @@ class Sequential:
     def predict(self, x: np.ndarray, batch_size: int = 1000) -> np.ndarray:
         """Predicted classes (N,) int64, computed in batches."""
         self.check_inputs(x)
-        return np.concatenate([self._predict_logits(x[s:s + batch_size]).argmax(axis=1)
+        workspace = ops.Workspace()
+        return np.concatenate([self._predict_logits(x[s:s + batch_size], workspace).argmax(axis=1)
                                for s in range(0, len(x), batch_size)])
 
     def accuracy(self, x: np.ndarray, y: np.ndarray, batch_size: int = 1000) -> float:

@@ -11,10 +11,11 @@ from scratch.ops.loss import softmax_cross_entropy
 from scratch.ops.padding import window_padding
 from scratch.ops.pool import max_pool2d_backward, max_pool2d_forward
 from scratch.ops.relu import relu_backward, relu_forward
+from scratch.ops.workspace import Workspace
 
 __all__ = [
     "conv2d_backward", "conv2d_forward", "conv2d_input_grad", "conv2d_relu_max_pool2d",
     "dense_backward", "dense_forward", "flatten_backward", "flatten_forward",
     "max_pool2d_backward", "max_pool2d_forward", "pool_tiles_conv_output", "relu_backward",
-    "relu_forward", "softmax_cross_entropy", "window_padding",
+    "relu_forward", "softmax_cross_entropy", "window_padding", "Workspace",
 ]

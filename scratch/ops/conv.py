@@ -66,11 +66,12 @@ def padded_flat(x: np.ndarray, kh: int, kw: int, pads):
     return flat, (hp, wp)
 
 
-def window_rows(x: np.ndarray, kh: int, kw: int, pads):
+def window_rows(x: np.ndarray, kh: int, kw: int, pads, empty=np.empty):
     """The stride-1 windows of zero-padded x as rows: ``window_matrix(...)[0].T``, C-ordered.
 
     Args:
         x: (N, H, W, C), unpadded; kh, kw: window size; pads: (top, bottom, left, right).
+        empty: allocates the result, called as ``empty(shape, dtype)`` like ``np.empty``.
 
     Returns:
         (cols, grid): cols of shape (N*Hp*Wp, kh*kw*C) with cols[(n, p, q), (i, j, c)] =
@@ -83,17 +84,18 @@ def window_rows(x: np.ndarray, kh: int, kw: int, pads):
     item = x.itemsize
     windows = as_strided(flat, shape=(n * hp * wp, kh, kw * c), strides=(c * item, wp * c * item, item),
                          writeable=False)
-    cols = np.empty(windows.shape, dtype=x.dtype)
+    cols = empty(windows.shape, x.dtype)
     np.copyto(cols, windows)
     return cols.reshape(n * hp * wp, kh * kw * c), (hp, wp)
 
 
-def window_matrix(x: np.ndarray, kh: int, kw: int, strides, pads, out_hw):
+def window_matrix(x: np.ndarray, kh: int, kw: int, strides, pads, out_hw, empty=np.empty):
     """The windows of zero-padded x as columns.
 
     Args:
         x: (N, H, W, C), unpadded.
         kh, kw: window size; strides: (sh, sw); pads: (top, bottom, left, right); out_hw: (Ho, Wo).
+        empty: allocates the result, called as ``empty(shape, dtype)`` like ``np.empty``.
 
     Returns:
         (cols_t, grid): cols_t of shape (kh*kw*C, N*Hg*Wg) with cols_t[(i, j, c), (n, p, q)] =
@@ -114,7 +116,7 @@ def window_matrix(x: np.ndarray, kh: int, kw: int, strides, pads, out_hw):
         windows = as_strided(xp, shape=(kh, kw, c, n, *grid),
                              strides=(sh, sw, sc, sn, sh * strides[0], sw * strides[1]),
                              writeable=False)
-    cols_t = np.empty(windows.shape, dtype=x.dtype)
+    cols_t = empty(windows.shape, x.dtype)
     np.copyto(cols_t, windows)
     return cols_t.reshape(kh * kw * c, -1), grid
 
