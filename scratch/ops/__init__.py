@@ -1,6 +1,8 @@
 """Pure NumPy functions for the math: ``*_forward(...) -> (y, cache)``, ``*_backward(dy, cache)``.
 
 They do no validation (the layer classes do); inputs are NHWC and weights in Keras layouts.
+For evaluation, ``conv2d_relu_max_pool2d`` computes three layers at once without caches, taking its
+large temporaries from a ``Workspace`` shared by consecutive batches.
 """
 
 from scratch.ops.conv import conv2d_backward, conv2d_forward, conv2d_input_grad

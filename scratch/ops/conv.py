@@ -12,6 +12,9 @@ Two layout choices make this fast in NumPy without changing what is summed:
   of the window matrix is the flattened padded batch shifted by i*Wp + j: one contiguous slice.
   Grid positions outside the output (p >= Ho or q >= Wo) straddle an image edge; their outputs
   are computed and dropped, and in the backward pass they meet zero gradients.
+
+Inference (``scratch.ops.fused``) may build the same matrix untransposed with ``window_rows``, which
+is faster when a window row holds many values (kw*C); the BLAS product is the same.
 """
 
 from __future__ import annotations
