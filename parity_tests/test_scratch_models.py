@@ -8,6 +8,7 @@ import pytest
 
 from scratch.gradcheck import assert_gradients_match, check_model_gradients
 from scratch.layers import Conv2D, Dense, Flatten, MaxPool2D, ReLU
+from scratch.losses import softmax_cross_entropy
 from scratch.models import MODELS, Sequential, build
 
 RTOL = 1e-7
@@ -103,3 +104,26 @@ def test_sequential_default_names_follow_keras():
     model = Sequential(layers, (8, 8, 1))
     assert [layer.name for layer in model.layers] == [
         "conv2d", "re_lu", "max_pool2d", "conv2d_1", "re_lu_1", "flatten", "dense"]
+
+
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+@pytest.mark.parametrize("name", list(MODELS))
+def test_model_inference_path_equals_forward(name, dtype):
+    # Evaluation uses a cache-free path (fused Conv2D -> ReLU -> MaxPool2D for the cnn); it must
+    # give exactly the logits of the training forward pass, ties of exact zeros included.
+    model = build(name, seed=3, dtype=dtype)
+    rng = np.random.default_rng(0)
+    for key, value in model.params.items():
+        if key.endswith("/bias"):
+            value[...] = rng.uniform(-0.1, 0.1, value.shape)
+    x = rng.random((7, 28, 28, 1)).astype(dtype)
+    x[:, :12] = 0
+    expected = model.forward(x)
+    np.testing.assert_array_equal(model._predict_logits(x), expected)
+    labels = rng.integers(0, 10, 7)
+    loss, accuracy = model.evaluate(x, labels, batch_size=3)
+    # Batch by batch, as evaluate does (BLAS results may depend on the number of rows).
+    batches = [(model.forward(x[s:s + 3]), labels[s:s + 3]) for s in range(0, 7, 3)]
+    total = sum(softmax_cross_entropy(logits, y)[0] * len(y) for logits, y in batches)
+    assert loss == total / 7
+    assert accuracy == np.mean(np.concatenate([l.argmax(axis=1) for l, _ in batches]) == labels)
