@@ -14,7 +14,7 @@ from reports.cli import main
 from reports.writer import OUTPUTS
 
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
-MODELS = ["linear", "cnn"]  # a dense and a convolutional model keep the test short
+MODELS = ["linear", "mlp1", "mlp2", "cnn"]  # the whole --quick pipeline, all four models
 
 
 @pytest.fixture(scope="module")
