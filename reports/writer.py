@@ -123,8 +123,10 @@ def timing_note(runs: pd.DataFrame, runtime: pd.DataFrame, cpus: int | None) -> 
     else:
         text += "the load average during the runs was not recorded. "
     if cpus and load.max() > cpus:
-        text += ("A load above the CPU count means other processes competed for the cores during some runs, "
-                 "which inflates those times (especially NumPy's multi-threaded BLAS on tiny matrices). ")
+        text += ("The load average counts this run's own threads too (OpenBLAS and TensorFlow each keep "
+                 "one per core), so a load somewhat above the CPU count is expected from the run itself; "
+                 "a load well above it means other processes competed for the cores, which inflates "
+                 "those times (especially NumPy's multi-threaded BLAS on tiny matrices). ")
     return text + (f"NumPy/TensorFlow ratio of the median ms/step over evaluation intervals (less sensitive "
                    f"to bursts of contention): {medians}.")
 
