@@ -9,6 +9,7 @@ import pytest
 
 import scratch.ops
 import scratch.ops.conv
+import scratch.ops.padding
 from reference_tf.testing import assert_layer_parity, assert_model_parity, digit_like_batch
 from scratch.layers import Conv2D, Dense, Flatten, MaxPool2D, ReLU
 from scratch.models import Sequential, build
@@ -32,13 +33,13 @@ def conv_input_grad_without_flip(monkeypatch):
 
 
 def same_padding_extra_on_top(monkeypatch):
-    original = scratch.ops.conv.window_padding
+    original = scratch.ops.padding.window_padding
 
     def swapped(size, window, stride, padding):
         out, before, after = original(size, window, stride, padding)
         return Padding1D(out, after, before)
 
-    monkeypatch.setattr(scratch.ops.conv, "window_padding", swapped)
+    monkeypatch.setattr(scratch.ops.padding, "window_padding", swapped)
 
 
 def max_pool_tie_split(monkeypatch):

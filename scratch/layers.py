@@ -194,7 +194,7 @@ class _Windowed(Layer):
 
     def _window_output(self, input_shape, window, strides, padding):
         h, w, _ = input_shape
-        (ho, wo), _ = ops.conv.conv2d_geometry(h, w, window[0], window[1], strides, padding)
+        (ho, wo), _ = ops.padding.window_geometry(h, w, window, strides, padding)
         if ho < 1 or wo < 1:
             raise ValueError(
                 f"{self.owner}: window {window} does not fit an input of {h}x{w} with "

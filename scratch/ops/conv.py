@@ -24,7 +24,7 @@ from typing import NamedTuple
 import numpy as np
 from numpy.lib.stride_tricks import as_strided
 
-from scratch.ops.padding import window_padding
+from scratch.ops.padding import window_geometry
 
 
 class Conv2DCache(NamedTuple):
@@ -34,13 +34,6 @@ class Conv2DCache(NamedTuple):
     x_shape: tuple       # (N, H, W, c_in)
     strides: tuple       # (sh, sw)
     pads: tuple          # (top, bottom, left, right)
-
-
-def conv2d_geometry(h: int, w: int, kh: int, kw: int, strides, padding: str):
-    """Output size and TF padding: returns ((Ho, Wo), (top, bottom, left, right))."""
-    rows = window_padding(h, kh, strides[0], padding)
-    cols = window_padding(w, kw, strides[1], padding)
-    return (rows.out, cols.out), (rows.before, rows.after, cols.before, cols.after)
 
 
 def pad_spatial(x: np.ndarray, pads, value=0.0) -> np.ndarray:
@@ -170,7 +163,7 @@ def conv2d_forward(x: np.ndarray, kernel: np.ndarray, bias: np.ndarray, strides=
     """
     kh, kw = kernel.shape[:2]
     strides = tuple(strides)
-    out_hw, pads = conv2d_geometry(x.shape[1], x.shape[2], kh, kw, strides, padding)
+    out_hw, pads = window_geometry(x.shape[1], x.shape[2], (kh, kw), strides, padding)
     y_grid, cols_t, grid = correlate_valid(x, kernel, strides, pads, out_hw)
     y = crop_grid(y_grid, out_hw, bias)
     return y, Conv2DCache(cols_t, grid, kernel, x.shape, strides, pads)

@@ -12,8 +12,9 @@ from functools import partial
 
 import numpy as np
 
-from scratch.ops.conv import conv2d_geometry, window_matrix, window_rows
-from scratch.ops.pool import max_pool2d_geometry, max_pool_tiles
+from scratch.ops.conv import window_matrix, window_rows
+from scratch.ops.padding import window_geometry
+from scratch.ops.pool import max_pool_tiles
 from scratch.ops.workspace import Workspace
 
 # Below this many contiguous values per window row, the transposed window matrix is faster to build.
@@ -23,7 +24,7 @@ MIN_RUN_FOR_ROWS = 8
 def pool_tiles_conv_output(conv_out_hw, pool_size, pool_strides, pool_padding: str) -> bool:
     """Whether a max pool takes non-overlapping windows of the (Ho, Wo) conv output without padding,
     as ``conv2d_relu_max_pool2d`` requires."""
-    _, pads = max_pool2d_geometry(*conv_out_hw, pool_size, pool_strides, pool_padding)
+    _, pads = window_geometry(*conv_out_hw, pool_size, pool_strides, pool_padding)
     return tuple(pool_strides) == tuple(pool_size) and not any(pads)
 
 
@@ -47,8 +48,8 @@ def conv2d_relu_max_pool2d(x: np.ndarray, kernel: np.ndarray, bias: np.ndarray, 
     """
     kh, kw, c_in, c_out = kernel.shape
     strides = tuple(strides)
-    out_hw, pads = conv2d_geometry(x.shape[1], x.shape[2], kh, kw, strides, padding)
-    pooled_hw, _ = max_pool2d_geometry(*out_hw, pool_size, pool_size, pool_padding)
+    out_hw, pads = window_geometry(x.shape[1], x.shape[2], (kh, kw), strides, padding)
+    pooled_hw, _ = window_geometry(*out_hw, pool_size, pool_size, pool_padding)
     workspace = Workspace() if workspace is None else workspace
     empty = partial(workspace.empty, "windows")
     if strides == (1, 1) and kw * c_in >= MIN_RUN_FOR_ROWS:

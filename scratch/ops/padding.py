@@ -26,3 +26,13 @@ def window_padding(size: int, window: int, stride: int, padding: str) -> Padding
     out = -(-size // stride)
     total = max((out - 1) * stride + window - size, 0)
     return Padding1D(out, total // 2, total - total // 2)
+
+
+def window_geometry(h: int, w: int, window, strides, padding: str):
+    """Output size and TF padding of a (kh, kw) window sliding over (h, w) with (sh, sw) strides.
+
+    Returns ((Ho, Wo), (top, bottom, left, right)).
+    """
+    rows = window_padding(h, window[0], strides[0], padding)
+    cols = window_padding(w, window[1], strides[1], padding)
+    return (rows.out, cols.out), (rows.before, rows.after, cols.before, cols.after)

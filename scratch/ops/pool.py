@@ -11,7 +11,7 @@ from typing import NamedTuple
 import numpy as np
 
 from scratch.ops.conv import pad_spatial
-from scratch.ops.padding import window_padding
+from scratch.ops.padding import window_geometry
 
 
 class MaxPool2DCache(NamedTuple):
@@ -58,13 +58,6 @@ def max_pool_tiles(x: np.ndarray, pool_size, out_hw) -> np.ndarray:
     return elementwise_max([cols[:, :, :, j] for j in range(pw)])
 
 
-def max_pool2d_geometry(h: int, w: int, pool_size, strides, padding: str):
-    """Output size and TF padding: returns ((Ho, Wo), (top, bottom, left, right))."""
-    rows = window_padding(h, pool_size[0], strides[0], padding)
-    cols = window_padding(w, pool_size[1], strides[1], padding)
-    return (rows.out, cols.out), (rows.before, rows.after, cols.before, cols.after)
-
-
 def max_pool2d_forward(x: np.ndarray, pool_size=(2, 2), strides=(2, 2), padding: str = "valid"):
     """Maximum over each window.
 
@@ -77,7 +70,7 @@ def max_pool2d_forward(x: np.ndarray, pool_size=(2, 2), strides=(2, 2), padding:
     Returns:
         (y, cache) with y of shape (N, Ho, Wo, C).
     """
-    out_hw, pads = max_pool2d_geometry(x.shape[1], x.shape[2], pool_size, strides, padding)
+    out_hw, pads = window_geometry(x.shape[1], x.shape[2], pool_size, strides, padding)
     xp = pad_spatial(x, pads, value=-np.inf)
     if tuple(strides) == tuple(pool_size) and not any(pads):
         y = max_pool_tiles(x, pool_size, out_hw)
