@@ -121,6 +121,10 @@ class Layer:
     def _backward(self, dy: np.ndarray) -> np.ndarray:
         raise NotImplementedError
 
+    def _infer(self, x: np.ndarray) -> np.ndarray:
+        """The output for evaluation, where nobody needs the cache."""
+        return self._forward(x)
+
     def _backward_params(self, dy: np.ndarray) -> None:
         """Fill ``grads`` only, for a model's first layer whose dL/dx nobody needs."""
         self._backward(dy)

@@ -9,6 +9,8 @@ import numpy as np
 
 from scratch import ops
 from scratch._checks import check_dtype_name, check_float_array, check_labels
+from scratch.fusion import fuse
+from scratch.memory import retain_freed_memory
 from scratch.layers import Conv2D, Dense, Flatten, Layer, MaxPool2D, ReLU
 
 MNIST_INPUT_SHAPE = (28, 28, 1)
@@ -53,6 +55,8 @@ class Sequential:
         self.input_shape = tuple(int(s) for s in input_shape)
         self.num_classes = num_classes
         self.seed = seed
+        self._fused = None
+        retain_freed_memory()
         self._name_layers()
         rng = np.random.default_rng(seed)
         shape = self.input_shape
@@ -119,34 +123,33 @@ class Sequential:
             outputs[layer.name] = x
         return outputs
 
-    def _fusable(self, index: int) -> bool:
-        """Whether layers index..index+2 are Conv2D -> ReLU -> MaxPool2D that
-        ``ops.conv2d_relu_max_pool2d`` computes in one pass."""
-        conv, relu, pool = (self.layers[index:index + 3] + [None, None])[:3]
-        return (isinstance(conv, Conv2D) and isinstance(relu, ReLU) and isinstance(pool, MaxPool2D)
-                and ops.pool_tiles_conv_output(self.output_shapes[conv.name][:2], pool.pool_size,
-                                               pool.strides, pool.padding))
+    @property
+    def _units(self) -> list:
+        """The layers as the fast paths run them (``scratch.fusion.fuse``), made once."""
+        if self._fused is None:
+            self._fused = fuse(self.layers, self.output_shapes)
+        return self._fused
 
-    def _predict_logits(self, x: np.ndarray, workspace: ops.Workspace | None = None) -> np.ndarray:
-        """Logits (N, num_classes) of x (N, *input_shape) for evaluation, unchecked.
-
-        The same numbers as ``_forward``; each fusable Conv2D -> ReLU -> MaxPool2D runs as one op
-        that keeps no cache (its window matrix is the largest array of the pass) and takes its
-        large temporaries from ``workspace``, which successive batches should share.
-        """
-        index = 0
-        while index < len(self.layers):
-            layer = self.layers[index]
-            if self._fusable(index):
-                pool = self.layers[index + 2]
-                x = ops.conv2d_relu_max_pool2d(x, layer.params["kernel"], layer.params["bias"],
-                                               layer.strides, layer.padding, pool.pool_size,
-                                               pool.padding, workspace)
-                index += 3
-            else:
-                x = layer._forward(x)
-                index += 1
+    def _predict_logits(self, x: np.ndarray) -> np.ndarray:
+        """Logits (N, num_classes) of x (N, *input_shape) for evaluation, unchecked: the same
+        numbers as ``_forward``, through the fused units of ``scratch.fusion``."""
+        for unit in self._units:
+            x = unit._infer(x)
         return x
+
+    def _fast_loss_and_grads(self, x: np.ndarray, y: np.ndarray) -> tuple[float, dict]:
+        """The loss and parameter gradients of ``_trace(x, y, input_grad=False)``, through the
+        fused units of ``scratch.fusion`` (equal up to BLAS summation order), without per-layer
+        outputs: what a training step needs."""
+        units = self._units
+        for unit in units:
+            x = unit._forward(x)
+        loss, dy = ops.softmax_cross_entropy(x, y)
+        first = next(i for i, unit in enumerate(units) if unit.params)
+        for unit in reversed(units[first + 1:]):
+            dy = unit._backward(dy)
+        units[first]._backward_params(dy)
+        return loss, self.grads
 
     def _backward(self, dlogits: np.ndarray, input_grad: bool = True) -> tuple[dict, np.ndarray]:
         output_grads = {}
@@ -194,10 +197,9 @@ class Sequential:
 
     def _evaluate(self, x, y, batch_size=1000):
         total_loss, correct = 0.0, 0
-        workspace = ops.Workspace()
         for start in range(0, len(x), batch_size):
             xb, yb = x[start:start + batch_size], y[start:start + batch_size]
-            logits = self._predict_logits(xb, workspace)
+            logits = self._predict_logits(xb)
             loss, _ = ops.softmax_cross_entropy(logits, yb)
             total_loss += loss * len(xb)
             correct += int((logits.argmax(axis=1) == yb).sum())
@@ -206,8 +208,7 @@ class Sequential:
     def predict(self, x: np.ndarray, batch_size: int = 1000) -> np.ndarray:
         """Predicted classes (N,) int64, computed in batches."""
         self.check_inputs(x)
-        workspace = ops.Workspace()
-        return np.concatenate([self._predict_logits(x[s:s + batch_size], workspace).argmax(axis=1)
+        return np.concatenate([self._predict_logits(x[s:s + batch_size]).argmax(axis=1)
                                for s in range(0, len(x), batch_size)])
 
     def accuracy(self, x: np.ndarray, y: np.ndarray, batch_size: int = 1000) -> float:

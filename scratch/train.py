@@ -67,15 +67,16 @@ class History:
 
 
 class ScratchTrainer:
-    """A scratch model with SGD, implementing the ``Trainer`` protocol (inputs checked once)."""
+    """A scratch model with SGD, implementing the ``Trainer`` protocol (inputs checked once).
+    Steps run the model's fused fast path."""
 
     def __init__(self, model: Sequential, optimizer: SGD, eval_batch_size: int = 1000):
         self.model, self.optimizer, self.eval_batch_size = model, optimizer, eval_batch_size
 
     def train_step(self, x, y):
-        result = self.model._trace(x, y, input_grad=False)
-        self.optimizer.step(self.model.params, result.grads)
-        return result.loss
+        loss, grads = self.model._fast_loss_and_grads(x, y)
+        self.optimizer.step(self.model.params, grads)
+        return loss
 
     def evaluate(self, x, y):
         return self.model._evaluate(x, y, self.eval_batch_size)

@@ -1,23 +1,24 @@
 """Pure NumPy functions for the math: ``*_forward(...) -> (y, cache)``, ``*_backward(dy, cache)``.
 
 They do no validation (the layer classes do); inputs are NHWC and weights in Keras layouts.
-For evaluation, ``conv2d_relu_max_pool2d`` computes three layers at once without caches, taking its
-large temporaries from a ``Workspace`` shared by consecutive batches.
+``conv_relu_pool_*`` compute Conv2D -> ReLU -> MaxPool2D as one op for training steps and
+evaluation.
 """
 
 from scratch.ops.conv import conv2d_backward, conv2d_forward, conv2d_input_grad
+from scratch.ops.conv_pool import (conv_relu_pool_backward, conv_relu_pool_forward,
+                                   conv_relu_pool_infer, pool_tiles_conv_output)
 from scratch.ops.dense import dense_backward, dense_forward
 from scratch.ops.flatten import flatten_backward, flatten_forward
-from scratch.ops.fused import conv2d_relu_max_pool2d, pool_tiles_conv_output
 from scratch.ops.loss import softmax_cross_entropy
 from scratch.ops.padding import window_padding
 from scratch.ops.pool import max_pool2d_backward, max_pool2d_forward
 from scratch.ops.relu import relu_backward, relu_forward
-from scratch.ops.workspace import Workspace
 
 __all__ = [
-    "conv2d_backward", "conv2d_forward", "conv2d_input_grad", "conv2d_relu_max_pool2d",
+    "conv2d_backward", "conv2d_forward", "conv2d_input_grad", "conv_relu_pool_backward",
+    "conv_relu_pool_forward", "conv_relu_pool_infer",
     "dense_backward", "dense_forward", "flatten_backward", "flatten_forward",
     "max_pool2d_backward", "max_pool2d_forward", "pool_tiles_conv_output", "relu_backward",
-    "relu_forward", "softmax_cross_entropy", "window_padding", "Workspace",
+    "relu_forward", "softmax_cross_entropy", "window_padding",
 ]

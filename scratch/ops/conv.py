@@ -13,8 +13,8 @@ Two layout choices make this fast in NumPy without changing what is summed:
   Grid positions outside the output (p >= Ho or q >= Wo) straddle an image edge; their outputs
   are computed and dropped, and in the backward pass they meet zero gradients.
 
-Inference (``scratch.ops.fused``) may build the same matrix untransposed with ``window_rows``, which
-is faster when a window row holds many values (kw*C); the BLAS product is the same.
+``scratch.ops.conv_pool`` builds the same kind of matrix on the input split by the pool's phases,
+for Conv2D -> ReLU -> MaxPool2D in one op.
 """
 
 from __future__ import annotations
@@ -60,29 +60,6 @@ def padded_flat(x: np.ndarray, kh: int, kw: int, pads):
     flat = np.zeros(size + ((kh - 1) * wp + kw - 1) * c, dtype=x.dtype)
     flat[:size].reshape(n, hp, wp, c)[:, top:top + h, left:left + w, :] = x
     return flat, (hp, wp)
-
-
-def window_rows(x: np.ndarray, kh: int, kw: int, pads, empty=np.empty):
-    """The stride-1 windows of zero-padded x as rows: ``window_matrix(...)[0].T``, C-ordered.
-
-    Args:
-        x: (N, H, W, C), unpadded; kh, kw: window size; pads: (top, bottom, left, right).
-        empty: allocates the result, called as ``empty(shape, dtype)`` like ``np.empty``.
-
-    Returns:
-        (cols, grid): cols of shape (N*Hp*Wp, kh*kw*C) with cols[(n, p, q), (i, j, c)] =
-        xp[n, p + i, q + j, c], grid = (Hp, Wp) (rows of p >= Ho or q >= Wo are garbage). Each
-        row is kh contiguous runs of kw*C values, so this is the faster layout when kw*C is not
-        tiny; the product with the kernel matrix is the same BLAS product as with the transpose.
-    """
-    n, c = x.shape[0], x.shape[3]
-    flat, (hp, wp) = padded_flat(x, kh, kw, pads)
-    item = x.itemsize
-    windows = as_strided(flat, shape=(n * hp * wp, kh, kw * c), strides=(c * item, wp * c * item, item),
-                         writeable=False)
-    cols = empty(windows.shape, x.dtype)
-    np.copyto(cols, windows)
-    return cols.reshape(n * hp * wp, kh * kw * c), (hp, wp)
 
 
 def window_matrix(x: np.ndarray, kh: int, kw: int, strides, pads, out_hw, empty=np.empty):

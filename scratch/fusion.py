@@ -1,0 +1,90 @@
+"""The layers of a model as the fast paths run them: single layers, and fused conv blocks.
+
+Training steps and evaluation need no per-layer outputs, so a Conv2D (stride 1) -> ReLU ->
+MaxPool2D whose pool tiles the convolution's output runs as one op (``scratch.ops.conv_pool``),
+with the same numbers as the three layers up to BLAS summation order. ``Sequential.trace`` keeps
+running layer by layer, since it reports every layer's output and gradient.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from scratch import ops
+from scratch.layers import Conv2D, Layer, MaxPool2D, ReLU
+
+# Evaluation runs the blocks on this many images at a time, so that their window matrices stay in
+# the CPU's caches (the per-image numbers do not depend on it).
+EVAL_CHUNK = 50
+
+
+class ConvChain:
+    """Consecutive Conv2D -> ReLU -> MaxPool2D blocks, each as one op, with the layer protocol
+    the fast paths use (``params``, ``_forward``, ``_backward``, ``_backward_params``, ``_infer``).
+
+    Inputs and outputs are NHWC; between the blocks activations stay channels first, the ops'
+    layout. Gradients land in each Conv2D's ``grads``.
+    """
+
+    def __init__(self, blocks: list[tuple[Conv2D, MaxPool2D]]):
+        self.blocks = blocks
+        self.params = {f"{conv.name}/{k}": v for conv, _ in blocks for k, v in conv.params.items()}
+        self._caches: list = []
+
+    @staticmethod
+    def _args(conv: Conv2D, pool: MaxPool2D) -> tuple:
+        return conv.params["kernel"], conv.params["bias"], conv.padding, pool.pool_size
+
+    def _forward(self, x: np.ndarray) -> np.ndarray:
+        h = np.ascontiguousarray(x.transpose(3, 0, 1, 2))
+        self._caches = []
+        for conv, pool in self.blocks:
+            h, cache = ops.conv_relu_pool_forward(h, *self._args(conv, pool))
+            self._caches.append(cache)
+        return np.ascontiguousarray(h.transpose(1, 2, 3, 0))
+
+    def _backward(self, dy: np.ndarray, need_input_grad: bool = True) -> np.ndarray | None:
+        d = np.ascontiguousarray(dy.transpose(3, 0, 1, 2))
+        for index in range(len(self.blocks) - 1, -1, -1):
+            conv, _ = self.blocks[index]
+            d, conv.grads["kernel"], conv.grads["bias"] = ops.conv_relu_pool_backward(
+                d, self._caches[index], need_input_grad or index > 0)
+        return None if d is None else np.ascontiguousarray(d.transpose(1, 2, 3, 0))
+
+    def _backward_params(self, dy: np.ndarray) -> None:
+        self._backward(dy, need_input_grad=False)
+
+    def _infer(self, x: np.ndarray) -> np.ndarray:
+        return np.concatenate([self._infer_chunk(x[s:s + EVAL_CHUNK]) for s in range(0, len(x), EVAL_CHUNK)])
+
+    def _infer_chunk(self, x: np.ndarray) -> np.ndarray:
+        h = np.ascontiguousarray(x.transpose(3, 0, 1, 2))
+        for conv, pool in self.blocks:
+            h = ops.conv_relu_pool_infer(h, *self._args(conv, pool))
+        return h.transpose(1, 2, 3, 0)
+
+
+def _fusable(layers: list[Layer], output_shapes: dict) -> bool:
+    conv, relu, pool = (layers + [None, None, None])[:3]
+    return (isinstance(conv, Conv2D) and isinstance(relu, ReLU) and isinstance(pool, MaxPool2D)
+            and conv.strides == (1, 1)
+            and ops.pool_tiles_conv_output(output_shapes[conv.name][:2], pool.pool_size,
+                                           pool.strides, pool.padding))
+
+
+def fuse(layers: list[Layer], output_shapes: dict) -> list:
+    """The units the fast paths run: each run of fusable Conv2D -> ReLU -> MaxPool2D blocks as one
+    ``ConvChain``, every other layer as itself. ``output_shapes`` maps layer names to
+    per-example output shapes."""
+    units, index = [], 0
+    while index < len(layers):
+        blocks = []
+        while _fusable(layers[index:index + 3], output_shapes):
+            blocks.append((layers[index], layers[index + 2]))
+            index += 3
+        if blocks:
+            units.append(ConvChain(blocks))
+        else:
+            units.append(layers[index])
+            index += 1
+    return units
