@@ -1,6 +1,13 @@
 """Training trajectories: scratch SGD and TensorFlow SGD (``reference_tf.training.KerasTrainer``,
 ``var -= lr * grad`` in a compiled step) from the same weights on identical batches stay
-together for 100 steps: every parameter and the loss are compared after every step."""
+together for 100 steps: every parameter and the loss are compared after every step.
+
+In float32 a max-pool window may hold two candidates closer than the two sides' rounding
+differences, which each side can resolve differently (``pool_tie_flips``); that step's gradients
+then differ by a whole window's contribution, legitimately. A step that leaves the tolerance is
+accepted only if such a flip explains it, and TensorFlow is then restarted from scratch's
+weights; a float64 trajectory may not part at all.
+"""
 
 from __future__ import annotations
 
@@ -8,15 +15,16 @@ import numpy as np
 import pytest
 
 from reference_tf.compare import compare, tolerances
-from reference_tf.testing import digit_like_batch
+from reference_tf.testing import digit_like_batch, pool_tie_flips
 from reference_tf.training import KerasTrainer
-from reference_tf.twin import keras_params, twin
+from reference_tf.twin import copy_weights, keras_params, twin
 from scratch.models import build
 from scratch.optim import SGD
 from scratch.train import ScratchTrainer, batch_schedule
 
 DTYPES = ["float32", "float64"]
 N, BATCH, EPOCHS, LR = 200, 20, 10, 0.1  # 10 batches per epoch: 100 steps
+RESTARTS_ALLOWED = {"float32": 2, "float64": 0}
 
 
 @pytest.mark.parametrize("dtype", DTYPES)
@@ -30,15 +38,28 @@ def test_sgd_trajectory_matches_keras_for_100_steps(name, dtype):
     keras_side = KerasTrainer(keras_model, LR)  # the compiled step the reports train with
     params = keras_params(keras_model)
     tol = tolerances(dtype).trajectory
-    worst = None
+    worst, restarts = None, []
     for batch in batch_schedule(N, BATCH, EPOCHS, seed=0):
         xb, yb = x[batch.indices], y[batch.indices]
+        before = {key: value.copy() for key, value in model.params.items()}
         losses = {"loss": scratch_side.train_step(xb, yb)}, {"loss": keras_side.train_step(xb, yb)}
         mine = {**losses[0], **model.params}
         reference = {**losses[1], **{k: v.numpy() for k, v in params.items()}}
+        failing = [c for c in compare(mine, reference).values() if not c.passes(tol)]
+        if failing:
+            after = {key: value.copy() for key, value in model.params.items()}
+            model.set_params(before)
+            flips = pool_tie_flips(model, xb, yb)
+            model.set_params(after)
+            assert flips, f"step {batch.step}, no max-pool tie flip to explain it: " + "; ".join(
+                c.format(tol) for c in failing)
+            restarts.append((batch.step, flips))
+            copy_weights(model, keras_model)
+            continue
         for c in compare(mine, reference).values():
             if worst is None or c.smallest_passing_tolerance > worst[1].smallest_passing_tolerance:
                 worst = (batch.step, c)
-            assert c.passes(tol), f"step {batch.step}: {c.format(tol)}"
     assert batch.step == 100
-    print(f"{name} {dtype}: worst at step {worst[0]}: {worst[1].format(tol)}")
+    assert len(restarts) <= RESTARTS_ALLOWED[dtype], f"restarts (step, tie flips): {restarts}"
+    print(f"{name} {dtype}: restarts after tie flips {restarts}; worst at step {worst[0]}: "
+          f"{worst[1].format(tol)}")

@@ -17,8 +17,9 @@ import numpy as np
 from reference_tf.compare import Comparison, assert_all_close
 from reference_tf.gradients import layer_pass, trace, trace_arrays
 from reference_tf.twin import copy_weights, keras_layer as keras_counterpart, twin
-from scratch.layers import Layer
+from scratch.layers import Layer, MaxPool2D
 from scratch.models import Sequential
+from scratch.ops import max_pool2d_backward, max_pool2d_forward
 
 
 def _check_dtype(owner: str, dtype) -> np.dtype:
@@ -121,3 +122,25 @@ def digit_like_batch(n: int, seed: int = 0, dtype="float64", size: int = 28) -> 
             ink = np.clip(1.6 - distance, 0, 1) * rng.uniform(0.6, 1.0)
             np.maximum(image, ink, out=image)
     return images[..., None].astype(dtype)
+
+
+def pool_tie_flips(model: Sequential, x: np.ndarray, y: np.ndarray) -> int:
+    """Max-pool windows whose gradient TensorFlow sends to a different element than scratch does.
+
+    Both sides send a window's gradient to its first maximum; where two candidates are closer
+    than the two sides' rounding differences (a near-tie), each side may see a different one
+    first. Such a flip is legitimate and changes the gradient by a whole window's contribution,
+    so a float32 trajectory can part from TensorFlow's there. Counted at the model's current
+    weights on (x (N, ...), y (N,)), from each side's own MaxPool2D inputs.
+    """
+    mine, theirs = model.trace(x, y), trace(twin(model), x, y)
+    flips, previous = 0, None
+    for layer in model.layers:
+        if isinstance(layer, MaxPool2D) and previous is not None:
+            routes = []
+            for pool_input in (mine.outputs[previous], theirs.outputs[previous]):
+                y_pool, cache = max_pool2d_forward(pool_input, layer.pool_size, layer.strides, layer.padding)
+                routes.append(max_pool2d_backward(np.ones_like(y_pool), cache) != 0)
+            flips += int(np.count_nonzero(routes[0] != routes[1])) // 2
+        previous = layer.name
+    return flips

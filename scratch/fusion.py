@@ -15,7 +15,7 @@ from scratch.layers import Conv2D, Layer, MaxPool2D, ReLU
 
 # Evaluation runs the blocks on this many images at a time, so that their window matrices stay in
 # the CPU's caches (the per-image numbers do not depend on it).
-EVAL_CHUNK = 50
+EVAL_CHUNK = 128
 
 
 class ConvChain:

@@ -1,0 +1,144 @@
+"""The input of a stride-1 convolution split by a max pool's phases, channels first.
+
+A pool with strides = pool size (ph, pw) over a convolution's output takes, from each of its
+windows, the output at offset (a, b): the ph*pw phases z[a, b][o, n, p, q] = z[o, n, ph*p + a,
+pw*q + b]. The zero-padded input (C, N, Hp, Wp) is split the same way into planes
+xs[c, r, s][n, P, Q] = xp[c, n, ph*P + r, pw*Q + s] of (N, Hs, Ws) positions, flattened and laid
+back to back. Row (i, j, c) of phase (a, b)'s window matrix, xp[c, n, ph*p + a + i, pw*q + b + j]
+over all (n, p, q), is then one contiguous run of plane (c, (a+i) % ph, (b+j) % pw), shifted by
+((a+i) // ph) * Ws + (b+j) // pw (the stride-1 trick of ``scratch.ops.conv.window_matrix``, per
+phase). Runs cover the whole (Hs, Ws) grid of every image; positions with p >= Hq or q >= Wq
+straddle an image edge: their outputs are garbage and must get zero gradient.
+"""
+
+from __future__ import annotations
+
+from functools import lru_cache
+from typing import NamedTuple
+
+import numpy as np
+from numpy.lib.stride_tricks import sliding_window_view
+
+from scratch.ops.padding import window_geometry
+
+
+class SplitGeometry(NamedTuple):
+    x_shape: tuple    # (C, N, H, W), the unpadded input
+    pads: tuple       # (top, bottom, left, right), the convolution's zero padding
+    pool: tuple       # (ph, pw), also the pool's strides
+    split: tuple      # (Hs, Ws): the grid of one phase plane of the padded input, per image
+    pooled: tuple     # (Hq, Wq): the pooled output
+    tail: int         # zeros after the last plane, so that every shifted run lies inside
+
+    @property
+    def plane(self) -> int:
+        """Positions of one phase plane: N*Hs*Ws."""
+        return self.x_shape[1] * self.split[0] * self.split[1]
+
+    @property
+    def phases(self) -> int:
+        return self.pool[0] * self.pool[1]
+
+
+def split_geometry(x_shape, kernel_hw, padding: str, pool_size) -> SplitGeometry:
+    """Where the phase planes of a stride-1 convolution's padded input lie, and their size.
+    x_shape is (C, N, H, W)."""
+    _, _, h, w = x_shape
+    kh, kw = kernel_hw
+    ph, pw = pool_size
+    (ho, wo), pads = window_geometry(h, w, (kh, kw), (1, 1), padding)
+    top, bottom, left, right = pads
+    hs, ws = -(-(h + top + bottom) // ph), -(-(w + left + right) // pw)
+    tail = ((ph + kh - 2) // ph) * ws + (pw + kw - 2) // pw
+    return SplitGeometry(tuple(x_shape), pads, (ph, pw), (hs, ws), (ho // ph, wo // pw), tail)
+
+
+def _plane_slices(g: SplitGeometry):
+    """For each phase (r, s): the rows and columns of the split grid that hold input pixels, and
+    the input's rows and columns for them. Every input pixel lies in exactly one phase."""
+    (_, _, h, w), (top, _, left, _), (ph, pw) = g.x_shape, g.pads, g.pool
+    for r in range(ph):
+        p0 = -(-(top - r) // ph) if top > r else 0   # the first P with ph*P + r >= top
+        h0 = ph * p0 + r - top
+        rows = len(range(h0, h, ph))
+        for s in range(pw):
+            q0 = -(-(left - s) // pw) if left > s else 0
+            w0 = pw * q0 + s - left
+            cols = len(range(w0, w, pw))
+            yield (r, s), (slice(p0, p0 + rows), slice(q0, q0 + cols)), (slice(h0, h, ph), slice(w0, w, pw))
+
+
+def _planes(data: np.ndarray, g: SplitGeometry) -> np.ndarray:
+    """(C, ph, pw, N, Hs, Ws) view of flat planes (a tail allowed) or of (C, ph*pw*N*Hs*Ws) rows."""
+    c, n = g.x_shape[:2]
+    if data.ndim == 1:
+        data = data[:c * g.phases * g.plane]
+    return data.reshape(c, *g.pool, n, *g.split)
+
+
+def split_planes(x: np.ndarray, g: SplitGeometry) -> np.ndarray:
+    """x (C, N, H, W) -> flat (C*ph*pw*N*Hs*Ws + tail,): the padded input's phase planes xs[c, r, s],
+    each (N, Hs, Ws), back to back, zero outside the image."""
+    flat = np.zeros(g.x_shape[0] * g.phases * g.plane + g.tail, x.dtype)
+    planes = _planes(flat, g)
+    for (r, s), (rows, cols), (h_in, w_in) in _plane_slices(g):
+        planes[:, r, s, :, rows, cols] = x[:, :, h_in, w_in]
+    return flat
+
+
+def merge_planes(data: np.ndarray, g: SplitGeometry) -> np.ndarray:
+    """The inverse of ``split_planes`` on the image: planes as ``_planes`` takes them ->
+    (C, N, H, W), padding dropped."""
+    planes = _planes(data, g)
+    x = np.empty(g.x_shape, data.dtype)
+    for (r, s), (rows, cols), (h_in, w_in) in _plane_slices(g):
+        x[:, :, h_in, w_in] = planes[:, r, s, :, rows, cols]
+    return x
+
+
+@lru_cache(maxsize=64)
+def _window_starts(g: SplitGeometry, kh: int, kw: int) -> np.ndarray:
+    """Where each row of the window matrix starts in the flat planes: (kh, kw, C, ph*pw) int64;
+    row (i, j, c) of phase (a, b) is plane (c, (a+i) % ph, (b+j) % pw) shifted by
+    ((a+i) // ph) * Ws + (b+j) // pw."""
+    (ph, pw), ws = g.pool, g.split[1]
+    i, j, c, a, b = np.ix_(range(kh), range(kw), range(g.x_shape[0]), range(ph), range(pw))
+    u, v = a + i, b + j
+    starts = ((c * ph + u % ph) * pw + v % pw) * g.plane + (u // ph) * ws + v // pw
+    return starts.reshape(kh, kw, g.x_shape[0], ph * pw)
+
+
+def phase_window_matrix(flat: np.ndarray, g: SplitGeometry, kh: int, kw: int, phase: int) -> np.ndarray:
+    """The window matrix (kh*kw*C, N*Hs*Ws) of output phase ``phase`` = a*pw + b: rows (i, j, c),
+    columns (n, p, q), entry xp[c, n, ph*p + a + i, pw*q + b + j]; one gather of contiguous runs."""
+    runs = sliding_window_view(flat, g.plane)
+    return runs[_window_starts(g, kh, kw)[..., phase].ravel()]
+
+
+@lru_cache(maxsize=64)
+def _gradient_starts(g: SplitGeometry, kh: int, kw: int, c_out: int) -> np.ndarray:
+    """Where each run of ``gradient_window_matrix`` starts in its flat input: (kh*kw*c_out*ph*pw,)
+    in the order (i, j, o, r, s)."""
+    (ph, pw), ws = g.pool, g.split[1]
+    i, j, o, r, s = np.ix_(range(kh), range(kw), range(c_out), range(ph), range(pw))
+    a, b = (r - i) % ph, (s - j) % pw
+    starts = g.tail + ((o * ph + a) * pw + b) * g.plane - ((a + i) // ph) * ws - (b + j) // pw
+    return starts.ravel()
+
+
+def gradient_window_matrix(dz_flat: np.ndarray, g: SplitGeometry, kh: int, kw: int, c_out: int) -> np.ndarray:
+    """The window matrix that carries an output gradient back to the split input.
+
+    Input phase (r, s) at (n, P, Q) receives kernel offset (i, j) from output phase
+    a = (r-i) % ph, b = (s-j) % pw at (n, P - (a+i) // ph, Q - (b+j) // pw): a run of plane
+    (o, a, b) shifted back. Reads before an image's first row land on the previous image's
+    straddling positions, whose gradient is zero, or on the leading zeros.
+
+    Args:
+        dz_flat: ``g.tail`` zeros, then the output gradient (c_out, ph*pw, N*Hs*Ws), flat.
+
+    Returns:
+        (kh*kw*c_out, ph*pw*N*Hs*Ws): rows (i, j, o), columns (r, s, n, P, Q).
+    """
+    runs = sliding_window_view(dz_flat, g.plane)
+    return runs[_gradient_starts(g, kh, kw, c_out)].reshape(kh * kw * c_out, -1)
