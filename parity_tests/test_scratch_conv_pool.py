@@ -1,0 +1,177 @@
+"""The fused Conv2D -> ReLU -> MaxPool2D op of the fast paths against the three layers' own ops
+(themselves checked against finite differences and TensorFlow): the output bit for bit, the
+gradients up to summation order, ties included; and the model-level fast paths built on it."""
+
+from __future__ import annotations
+
+import resource
+
+import numpy as np
+import pytest
+from hypothesis import given, settings, strategies as st
+
+from reference_tf.compare import compare
+from scratch import ops
+from scratch.fusion import EVAL_CHUNK, ConvChain, fuse
+from scratch.layers import Conv2D, Dense, Flatten, MaxPool2D, ReLU
+from scratch.memory import retain_freed_memory
+from scratch.models import MODELS, Sequential, build
+from scratch.ops.phase_split import merge_planes, split_geometry, split_planes
+
+GRAD_RTOL = {"float64": 1e-13, "float32": 1e-5}
+
+# (N, H, W, C, filters, kernel, padding, pool): the cnn's two blocks, then odd shapes.
+GEOMETRIES = [
+    (3, 28, 28, 1, 8, (3, 3), "same", (2, 2)),
+    (3, 14, 14, 8, 8, (3, 3), "same", (2, 2)),
+    (2, 9, 11, 3, 4, (2, 4), "valid", (2, 3)),
+    (2, 7, 8, 2, 3, (3, 2), "same", (3, 2)),
+    (2, 10, 10, 2, 5, (1, 1), "valid", (2, 2)),
+    (1, 5, 6, 1, 2, (4, 4), "same", (1, 1)),
+]
+
+
+def channels_first(a):
+    return np.ascontiguousarray(a.transpose(3, 0, 1, 2))
+
+
+def channels_last(a):
+    return np.ascontiguousarray(a.transpose(1, 2, 3, 0))
+
+
+def three_layers(x, kernel, bias, padding, pool, dy):
+    """Output and (dx, dkernel, dbias) of conv -> relu -> pool, layer by layer (NHWC)."""
+    z, conv_cache = ops.conv2d_forward(x, kernel, bias, (1, 1), padding)
+    r, relu_cache = ops.relu_forward(z)
+    y, pool_cache = ops.max_pool2d_forward(r, pool, pool, "valid")
+    d = ops.relu_backward(ops.max_pool2d_backward(dy, pool_cache), relu_cache)
+    return y, ops.conv2d_backward(d, conv_cache)
+
+
+def assert_close(actual: dict, expected: dict, rtol: float):
+    for c in compare(actual, expected).values():
+        assert c.passes(rtol), c.format(rtol)
+
+
+def check_against_layers(x, kernel, bias, padding, pool, dy):
+    y, cache = ops.conv_relu_pool_forward(channels_first(x), kernel, bias, padding, pool)
+    expected_y, (dx, dkernel, dbias) = three_layers(x, kernel, bias, padding, pool, dy)
+    np.testing.assert_array_equal(channels_last(y), expected_y)
+    np.testing.assert_array_equal(
+        ops.conv_relu_pool_infer(channels_first(x), kernel, bias, padding, pool), y)
+    got = ops.conv_relu_pool_backward(channels_first(dy), cache)
+    assert_close({"dx": channels_last(got[0]), "dkernel": got[1], "dbias": got[2]},
+                 {"dx": dx, "dkernel": dkernel, "dbias": dbias}, GRAD_RTOL[x.dtype.name])
+
+
+@pytest.mark.parametrize("dtype", ["float64", "float32"])
+@pytest.mark.parametrize("geometry", GEOMETRIES, ids=lambda g: f"{g[1]}x{g[2]}x{g[3]}-k{g[5]}-{g[6]}-p{g[7]}")
+def test_conv_relu_pool_matches_layers(geometry, dtype):
+    n, h, w, c, filters, kernel_hw, padding, pool = geometry
+    rng = np.random.default_rng(0)
+    x = rng.standard_normal((n, h, w, c)).astype(dtype)
+    x[:, : h // 3] = 0  # a band of exact zeros: ties at the bias in every window over it
+    kernel = rng.standard_normal((*kernel_hw, c, filters)).astype(dtype)
+    bias = rng.standard_normal(filters).astype(dtype)
+    out_h, out_w = ops.conv_relu_pool_forward(channels_first(x), kernel, bias, padding, pool)[0].shape[2:]
+    dy = rng.standard_normal((n, out_h, out_w, filters)).astype(dtype)
+    check_against_layers(x, kernel, bias, padding, pool, dy)
+
+
+@pytest.mark.parametrize("dtype", ["float64", "float32"])
+def test_conv_relu_pool_positive_ties_go_to_first_maximum(dtype):
+    # A 1x1 identity convolution passes x through, so the pool windows hold exactly equal
+    # positive maxima at chosen places: the whole gradient must go to the first in row-major order.
+    x = np.zeros((1, 4, 4, 1), dtype)
+    x[0, 0:2, 0:2, 0] = [[0.5, 0.7], [0.7, 0.7]]   # tie between (0,1), (1,0), (1,1)
+    x[0, 0:2, 2:4, 0] = [[0.2, 0.1], [0.9, 0.9]]   # tie in the second row
+    x[0, 2:4, 0:2, 0] = 0.3                        # all four equal
+    x[0, 2:4, 2:4, 0] = [[0.1, 0.2], [0.3, 0.4]]   # no tie
+    kernel, bias = np.ones((1, 1, 1, 1), dtype), np.zeros(1, dtype)
+    y, cache = ops.conv_relu_pool_forward(channels_first(x), kernel, bias, "valid", (2, 2))
+    dx = channels_last(ops.conv_relu_pool_backward(np.ones_like(y), cache)[0])[0, :, :, 0]
+    expected = np.zeros((4, 4))
+    expected[0, 1] = expected[1, 2] = expected[2, 0] = expected[3, 3] = 1
+    np.testing.assert_array_equal(dx, expected)
+    check_against_layers(x, kernel, bias, "valid", (2, 2), np.ones((1, 2, 2, 1), dtype))
+
+
+@settings(max_examples=40)
+@given(data=st.data())
+def test_conv_relu_pool_matches_layers_on_drawn_shapes(data):
+    kh, kw = data.draw(st.integers(1, 4)), data.draw(st.integers(1, 4))
+    ph, pw = data.draw(st.integers(1, 3)), data.draw(st.integers(1, 3))
+    padding = data.draw(st.sampled_from(["valid", "same"]))
+    extra = (kh - 1, kw - 1) if padding == "valid" else (0, 0)
+    h = data.draw(st.integers(ph, 3 * ph + 2)) + extra[0]
+    w = data.draw(st.integers(pw, 3 * pw + 2)) + extra[1]
+    n, c, filters = data.draw(st.integers(1, 3)), data.draw(st.integers(1, 3)), data.draw(st.integers(1, 3))
+    rng = np.random.default_rng(data.draw(st.integers(0, 2**16)))
+    x = rng.standard_normal((n, h, w, c))
+    kernel, bias = rng.standard_normal((kh, kw, c, filters)), rng.standard_normal(filters)
+    out_h, out_w = ops.conv_relu_pool_forward(channels_first(x), kernel, bias, padding, (ph, pw))[0].shape[2:]
+    dy = rng.standard_normal((n, out_h, out_w, filters))
+    check_against_layers(x, kernel, bias, padding, (ph, pw), dy)
+
+
+@pytest.mark.parametrize("geometry", GEOMETRIES[:4], ids=str)
+def test_split_planes_merge_round_trip(geometry):
+    n, h, w, c, _, kernel_hw, padding, pool = geometry
+    x = np.random.default_rng(1).standard_normal((c, n, h, w))
+    g = split_geometry(x.shape, kernel_hw, padding, pool)
+    np.testing.assert_array_equal(merge_planes(split_planes(x, g), g), x)
+
+
+def test_fuse_chains_conv_blocks_of_the_cnn():
+    model = build("cnn", dtype="float64")
+    units = fuse(model.layers, model.output_shapes)
+    assert isinstance(units[0], ConvChain)
+    assert [conv.name for conv, _ in units[0].blocks] == ["conv1", "conv2"]
+    assert [u.name for u in units[1:]] == ["flatten", "hidden1", "hidden1_relu", "logits"]
+
+
+@pytest.mark.parametrize("layers", [
+    [Conv2D(2, 3, strides=2), ReLU(), MaxPool2D(2), Flatten(), Dense(10)],                 # strided conv
+    [Conv2D(2, 3, padding="same"), ReLU(), MaxPool2D(3, strides=2), Flatten(), Dense(10)],  # overlapping pool
+    [Conv2D(2, 3, padding="same"), MaxPool2D(2), ReLU(), Flatten(), Dense(10)],            # pool before ReLU
+], ids=["strided-conv", "overlapping-pool", "pool-then-relu"])
+def test_fuse_keeps_layers_it_cannot_fuse(layers):
+    model = Sequential(layers, (12, 12, 1), dtype="float64")
+    assert fuse(model.layers, model.output_shapes) == model.layers
+
+
+@pytest.mark.parametrize("dtype", ["float64", "float32"])
+@pytest.mark.parametrize("name", sorted(MODELS))
+def test_model_fast_step_gradients_match_trace(name, dtype):
+    model = build(name, seed=2, dtype=dtype)
+    rng = np.random.default_rng(3)
+    for key, value in model.params.items():
+        if key.endswith("/bias"):
+            value[...] = rng.uniform(-0.1, 0.1, value.shape)
+    x, y = rng.random((9, 28, 28, 1)).astype(dtype), rng.integers(0, 10, 9)
+    x[:, :10] = 0
+    loss, grads = model._fast_loss_and_grads(x, y)
+    fast = {"loss": np.array(loss), **{k: v.copy() for k, v in grads.items()}}
+    reference = model.trace(x, y)
+    assert_close(fast, {"loss": np.array(reference.loss), **reference.grads}, GRAD_RTOL[dtype])
+
+
+def test_model_evaluation_in_chunks_equals_forward():
+    # More images than one evaluation chunk: the chunked fused path gives the layers' logits.
+    model = build("cnn", seed=4, dtype="float32")
+    x = np.random.default_rng(5).random((2 * EVAL_CHUNK + 17, 28, 28, 1)).astype("float32")
+    np.testing.assert_array_equal(model._predict_logits(x), model.forward(x))
+
+
+def test_retain_freed_memory_reuses_blocks_without_page_faults():
+    # 40 MiB is above the largest mmap threshold glibc adapts to on its own (32 MiB): by default
+    # every such array is mapped afresh and faults in every page (10,640 faults here for 20 of
+    # them, one per 2 MiB even with transparent huge pages); retained, the block is reused.
+    assert retain_freed_memory()
+    size = 40 * 2**20 // 4
+    np.ones(size, np.float32)
+    before = resource.getrusage(resource.RUSAGE_SELF).ru_minflt
+    for _ in range(20):
+        np.ones(size, np.float32)
+    faults = resource.getrusage(resource.RUSAGE_SELF).ru_minflt - before
+    assert faults < 20, f"{faults} page faults for 20 fresh 40 MiB arrays"
