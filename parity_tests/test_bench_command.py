@@ -53,9 +53,11 @@ def test_bench_command_writes_table_json_plot_and_profile(tmp_path, capsys, mode
         assert row["numpy_peak_tracemalloc_mib"] > 0
         assert f"| {row['model']} |" in printed
     assert "blas" in payload["environment"] and "thread_environment" in payload["environment"]
-    assert [layer["layer"] for layer in payload["profiles"]["cnn"]] == [
+    assert [layer["layer"] for layer in payload["profiles"]["cnn"]["layers"]] == [
         layer.name for layer in build("cnn").layers]
-    assert "NumPy per-layer times, cnn" in printed
+    assert [layer["layer"] for layer in payload["profiles"]["cnn"]["step"]] == [
+        "conv1..pool2", "flatten", "hidden1", "hidden1_relu", "logits"]
+    assert "NumPy per-layer times, cnn, training step (fused fast path)" in printed
     assert (out / "bench.md").read_text().count("\n") == 2 + len(models)
     assert (out / "bench.png").stat().st_size > 0
 

@@ -22,6 +22,7 @@ import numpy as np
 from reference_tf.training import KerasTrainer
 from reference_tf.twin import twin
 from scratch import ops
+from scratch.fusion import ConvChain
 from scratch.models import MODELS, build
 from scratch.optim import SGD
 from scratch.train import ScratchTrainer
@@ -159,33 +160,47 @@ def bench_model(name: str, settings: Settings) -> dict:
     return row
 
 
-def profile_layers(name: str, settings: Settings) -> list[dict]:
-    """Median forward and backward time of every layer of the NumPy model (training path: the
-    first layer with parameters skips its input gradient), in seconds."""
-    x, y = _data(settings)
-    model = build(name, seed=settings.seed, dtype=settings.dtype)
-    xb, yb = x[:settings.batch_size], y[:settings.batch_size]
-    first = next((i for i, layer in enumerate(model.layers) if layer.params), 0)
+def _unit_label(unit) -> tuple[str, str]:
+    if isinstance(unit, ConvChain):
+        convs = [conv.name for conv, _ in unit.blocks]
+        return f"{convs[0]}..{unit.blocks[-1][1].name}", f"fused x{len(convs)}"
+    return unit.name, type(unit).__name__
+
+
+def _profile_units(units: list, xb: np.ndarray, yb: np.ndarray, settings: Settings) -> list[dict]:
+    """Median forward and backward time of each unit (a layer, or a fused chain) in a training
+    step: the first unit with parameters skips its input gradient."""
+    first = next((i for i, unit in enumerate(units) if unit.params), 0)
     forward, backward = defaultdict(list), defaultdict(list)
     for round_index in range(settings.warmup + settings.repeat):
         timed = round_index >= settings.warmup
         h = xb
-        for layer in model.layers:
+        for index, unit in enumerate(units):
             start = time.perf_counter()
-            h = layer._forward(h)
+            h = unit._forward(h)
             if timed:
-                forward[layer.name].append(time.perf_counter() - start)
+                forward[index].append(time.perf_counter() - start)
         _, dy = ops.softmax_cross_entropy(h, yb)
-        for index in range(len(model.layers) - 1, first - 1, -1):
-            layer = model.layers[index]
+        for index in range(len(units) - 1, first - 1, -1):
             start = time.perf_counter()
             if index == first:
-                layer._backward_params(dy)
+                units[index]._backward_params(dy)
             else:
-                dy = layer._backward(dy)
+                dy = units[index]._backward(dy)
             if timed:
-                backward[layer.name].append(time.perf_counter() - start)
-    return [{"layer": layer.name, "type": type(layer).__name__,
-             "forward": float(np.median(forward[layer.name])),
-             "backward": float(np.median(backward[layer.name])) if backward[layer.name] else 0.0}
-            for layer in model.layers]
+                backward[index].append(time.perf_counter() - start)
+    return [{"layer": _unit_label(unit)[0], "type": _unit_label(unit)[1],
+             "forward": float(np.median(forward[index])),
+             "backward": float(np.median(backward[index])) if backward[index] else 0.0}
+            for index, unit in enumerate(units)]
+
+
+def profile_layers(name: str, settings: Settings) -> dict[str, list[dict]]:
+    """Per-unit times of the NumPy model's training step, in seconds, on two paths: "step", the
+    fused fast path ``ScratchTrainer`` trains with, and "layers", layer by layer as
+    ``Sequential.trace`` runs (what ``tfparity diff`` compares)."""
+    x, y = _data(settings)
+    model = build(name, seed=settings.seed, dtype=settings.dtype)
+    xb, yb = x[:settings.batch_size], y[:settings.batch_size]
+    return {"step": _profile_units(model._units, xb, yb, settings),
+            "layers": _profile_units(model.layers, xb, yb, settings)}

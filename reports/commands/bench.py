@@ -31,7 +31,8 @@ def register(subparsers) -> None:
                         help="directory for bench.json, bench.md and bench.png (default reports/out/bench)")
     parser.add_argument("--plot", action="store_true", help="also draw OUT/bench.png")
     parser.add_argument("--profile", action="store_true",
-                        help="also print the NumPy side's per-layer forward/backward times")
+                        help="also print the NumPy side's forward/backward times per layer, on the "
+                             "fused training path and layer by layer")
     parser.set_defaults(func=run)
 
 
@@ -66,16 +67,21 @@ def table(rows: list[dict]) -> list[str]:
     return lines
 
 
-def profile_table(name: str, layers: list[dict]) -> list[str]:
-    total = sum(layer["forward"] + layer["backward"] for layer in layers) or 1.0
-    lines = [f"NumPy per-layer times, {name} (ms, median):",
-             f"{'layer':<14} {'type':<10} {'forward':>8} {'backward':>9} {'share':>6}"]
-    for layer in layers:
-        share = (layer["forward"] + layer["backward"]) / total
-        lines.append(f"{layer['layer']:<14} {layer['type']:<10} {1e3 * layer['forward']:8.3f} "
-                     f"{1e3 * layer['backward']:9.3f} {100 * share:5.1f}%")
-    lines.append(f"{'total':<25} {1e3 * total:18.3f}")
-    return lines
+PROFILE_TITLES = {"step": "training step (fused fast path)", "layers": "layer by layer (trace path)"}
+
+
+def profile_table(name: str, profile: dict[str, list[dict]]) -> list[str]:
+    lines = []
+    for path, layers in profile.items():
+        total = sum(layer["forward"] + layer["backward"] for layer in layers) or 1.0
+        lines += [f"NumPy per-layer times, {name}, {PROFILE_TITLES[path]} (ms, median):",
+                  f"{'layer':<14} {'type':<10} {'forward':>8} {'backward':>9} {'share':>6}"]
+        for layer in layers:
+            share = (layer["forward"] + layer["backward"]) / total
+            lines.append(f"{layer['layer']:<14} {layer['type']:<10} {1e3 * layer['forward']:8.3f} "
+                         f"{1e3 * layer['backward']:9.3f} {100 * share:5.1f}%")
+        lines += [f"{'total':<25} {1e3 * total:18.3f}", ""]
+    return lines[:-1]
 
 
 def plot(rows: list[dict], path: Path) -> Path:
