@@ -33,7 +33,7 @@ _GRAD_CHUNK = 2048
 
 
 class ConvReluPoolCache(NamedTuple):
-    windows: list        # per output phase, its window matrix (kh*kw*C, N*Hs*Ws)
+    flat: np.ndarray     # (C*ph*pw*N*Hs*Ws + tail,): the input's split planes
     first: np.ndarray    # (c_out, N*Hs*Ws) uint8: the first phase holding the maximum of conv + bias
     y: np.ndarray        # (c_out, N, Hq, Wq): the output, relu of that maximum on the valid grid
     kernel: np.ndarray   # (kh, kw, C, c_out)
@@ -52,20 +52,21 @@ def _padded_rows(rows: int, cols: int, dtype) -> np.ndarray:
     return np.empty((rows, cols + _ROW_PAD), dtype)[:, :cols]
 
 
-def _kernel_grad(cols: np.ndarray, dz: np.ndarray, g: SplitGeometry) -> np.ndarray:
-    """cols (K, N*Hs*Ws) @ dz.T (N*Hs*Ws, c_out) as a sum of products over chunks of whole images.
+def _summed_products(a: np.ndarray, b: np.ndarray, g: SplitGeometry) -> np.ndarray:
+    """a (A, M) @ b.T (M, B) for M = k*N*Hs*Ws positions, as a sum of products over chunks of
+    whole images' grids.
 
-    With K and c_out in the tens and tens of thousands of positions, one product runs BLAS at a
-    fifth of its speed; chunks of about ``_GRAD_CHUNK`` positions, multiplied in one batched call
-    and summed, keep it fast (measured 0.80 -> 0.15 ms for conv1 of the cnn at batch 100).
+    With A and B in the tens and M in the tens of thousands, one product runs BLAS at a fifth of
+    its speed; chunks of about ``_GRAD_CHUNK`` positions, multiplied in one batched call and
+    summed, keep it fast (measured 0.80 -> 0.15 ms for conv1's kernel gradient, batch 100).
     """
-    per_image, images = g.split[0] * g.split[1], g.x_shape[1]
+    per_image = g.split[0] * g.split[1]
+    images = a.shape[1] // per_image
     step = max(d for d in range(1, images + 1)
                if images % d == 0 and d * per_image <= max(_GRAD_CHUNK, per_image))
     chunks = images // step
-    a = cols.reshape(cols.shape[0], chunks, -1).transpose(1, 0, 2)
-    b = dz.reshape(dz.shape[0], chunks, -1).transpose(1, 2, 0)
-    return np.matmul(a, b).sum(axis=0)
+    return np.matmul(a.reshape(a.shape[0], chunks, -1).transpose(1, 0, 2),
+                     b.reshape(b.shape[0], chunks, -1).transpose(1, 2, 0)).sum(axis=0)
 
 
 def _valid(grid: np.ndarray, g: SplitGeometry) -> np.ndarray:
@@ -78,7 +79,7 @@ def _phase_outputs(x: np.ndarray, kernel: np.ndarray, padding: str, pool_size):
     """The convolution (no bias) of x (C, N, H, W), one output phase at a time, so that each
     phase's window matrix is still in the CPU's cache when BLAS reads it.
 
-    Returns (geometry, generator of (window matrix (kh*kw*C, N*Hs*Ws), z (c_out, N*Hs*Ws))).
+    Returns (geometry, split planes of x, generator of z (c_out, N*Hs*Ws) per phase).
     """
     kh, kw, c, c_out = kernel.shape
     g = split_geometry(x.shape, (kh, kw), padding, pool_size)
@@ -87,10 +88,10 @@ def _phase_outputs(x: np.ndarray, kernel: np.ndarray, padding: str, pool_size):
 
     def phases():
         for phase in range(g.phases):
-            cols = phase_window_matrix(flat, g, kh, kw, phase)
-            yield cols, np.matmul(weights, cols, out=_padded_rows(c_out, g.plane, x.dtype))
+            yield np.matmul(weights, phase_window_matrix(flat, g, kh, kw, phase),
+                            out=_padded_rows(c_out, g.plane, x.dtype))
 
-    return g, phases()
+    return g, flat, phases()
 
 
 def conv_relu_pool_forward(x: np.ndarray, kernel: np.ndarray, bias: np.ndarray, padding: str,
@@ -106,22 +107,20 @@ def conv_relu_pool_forward(x: np.ndarray, kernel: np.ndarray, bias: np.ndarray, 
     Returns:
         (y, cache) with y (c_out, N, Hq, Wq), the three layers' output, channels first.
     """
-    g, phases = _phase_outputs(x, kernel, padding, pool_size)
+    g, flat, phases = _phase_outputs(x, kernel, padding, pool_size)
     column = bias[:, None]
     # Running maximum of t = z + bias over the phases, and the first phase that reached it.
-    cols, m = next(phases)
+    m = next(phases)
     m += column
-    windows = [cols]
     first = np.zeros(m.shape, np.uint8)
-    for phase, (cols, t) in enumerate(phases, start=1):
-        windows.append(cols)
+    for phase, t in enumerate(phases, start=1):
         t += column
         # Strictly greater: on ties the earlier phase keeps the gradient. Phases only increase,
         # so the latest phase that was greater is a maximum.
         np.maximum(first, np.multiply(t > m, np.uint8(phase)), out=first)
         np.maximum(m, t, out=m)
     y = np.maximum(_valid(m, g), 0)
-    return y, ConvReluPoolCache(windows, first, y, kernel, g)
+    return y, ConvReluPoolCache(flat, first, y, kernel, g)
 
 
 def conv_relu_pool_infer(x: np.ndarray, kernel: np.ndarray, bias: np.ndarray, padding: str,
@@ -131,9 +130,9 @@ def conv_relu_pool_infer(x: np.ndarray, kernel: np.ndarray, bias: np.ndarray, pa
     The bias is added after the maximum over phases, to a pool-size smaller array: adding a
     constant and rounding are non-decreasing, so ``max(z) + b == max(z + b)`` exactly.
     """
-    g, phases = _phase_outputs(x, kernel, padding, pool_size)
-    _, m = next(phases)
-    for _, z in phases:
+    g, _, phases = _phase_outputs(x, kernel, padding, pool_size)
+    m = next(phases)
+    for z in phases:
         np.maximum(m, z, out=m)
     y = _valid(m, g) + bias[:, None, None, None]
     return np.maximum(y, 0, out=y)
@@ -155,20 +154,24 @@ def conv_relu_pool_backward(dy: np.ndarray, cache: ConvReluPoolCache, need_input
     # dL/dm on the split grid: ReLU's gradient on the valid corner, zero at straddling positions.
     dm = np.zeros(cache.first.shape, dy.dtype)
     np.multiply(dy, cache.y > 0, out=_valid(dm, g))
-    # Each phase's gradient, after ``tail`` zeros, where the input gradient's windows reach back to.
+    if not need_input_grad:
+        # Phase by phase, each window matrix gathered again right where it is multiplied.
+        dkernel = np.zeros((kh * kw * c, c_out), dy.dtype)
+        for phase in range(g.phases):
+            dz = dm * (cache.first == phase)
+            dkernel += _summed_products(phase_window_matrix(cache.flat, g, kh, kw, phase), dz, g)
+        return None, dkernel.reshape(cache.kernel.shape), dm.sum(axis=1)
+    # Each phase's gradient, after ``tail`` zeros, where the windows below reach back to.
     dz_flat = np.empty(g.tail + c_out * g.phases * g.plane, dy.dtype)
     dz_flat[:g.tail] = 0
     dz = dz_flat[g.tail:].reshape(c_out, g.phases, g.plane)
-    dkernel = np.zeros((kh * kw * c, c_out), dy.dtype)
     for phase in range(g.phases):
         np.multiply(dm, cache.first == phase, out=dz[:, phase])
-        dkernel += _kernel_grad(cache.windows[phase], dz[:, phase], g)
-    dbias = dm.sum(axis=1)
-    dx = None
-    if need_input_grad:
-        # dL/dx = sum over (i, j, o) of kernel[i, j, c, o] times dz shifted back, on the split grid.
-        dxs = _padded_rows(c, g.phases * g.plane, dy.dtype)
-        np.matmul(cache.kernel.transpose(2, 0, 1, 3).reshape(c, kh * kw * c_out),
-                  gradient_window_matrix(dz_flat, g, kh, kw, c_out), out=dxs)
-        dx = merge_planes(dxs, g)
-    return dx, dkernel.reshape(cache.kernel.shape), dbias
+    # One window matrix of dz, rows (i, j, o), columns over the input's split grid, serves both:
+    # dL/dx = kernel (C, (i, j, o)) @ windows and dL/dkernel = split input (C, grid) @ windows.T.
+    windows = gradient_window_matrix(dz_flat, g, kh, kw, c_out)
+    dxs = _padded_rows(c, windows.shape[1], dy.dtype)
+    np.matmul(cache.kernel.transpose(2, 0, 1, 3).reshape(c, kh * kw * c_out), windows, out=dxs)
+    planes = cache.flat[:c * windows.shape[1]].reshape(c, -1)
+    dkernel = _summed_products(planes, windows, g).reshape(c, kh, kw, c_out).transpose(1, 2, 0, 3)
+    return merge_planes(dxs, g), np.ascontiguousarray(dkernel), dm.sum(axis=1)
