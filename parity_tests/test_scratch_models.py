@@ -109,8 +109,8 @@ def test_sequential_default_names_follow_keras():
 @pytest.mark.parametrize("dtype", ["float32", "float64"])
 @pytest.mark.parametrize("name", list(MODELS))
 def test_model_inference_path_equals_forward(name, dtype):
-    # Evaluation uses a cache-free path (fused Conv2D -> ReLU -> MaxPool2D for the cnn); it must
-    # give exactly the logits of the training forward pass, ties of exact zeros included.
+    # Evaluation runs the fused units (a cache-free Conv2D -> ReLU -> MaxPool2D chain for the cnn);
+    # it must give exactly the logits of the layer-by-layer forward pass, ties of exact zeros included.
     model = build(name, seed=3, dtype=dtype)
     rng = np.random.default_rng(0)
     for key, value in model.params.items():
