@@ -145,7 +145,7 @@ class Sequential:
         for unit in units:
             x = unit._forward(x)
         loss, dy = ops.softmax_cross_entropy(x, y)
-        first = next(i for i, unit in enumerate(units) if unit.params)
+        first = next((i for i, unit in enumerate(units) if unit.params), 0)
         for unit in reversed(units[first + 1:]):
             dy = unit._backward(dy)
         units[first]._backward_params(dy)
