@@ -29,7 +29,7 @@ TEXT = DOC.read_text(encoding="utf-8")
 REFERENCE = re.compile(r"`((?:scratch|parity_tests)/[\w/]+\.py)::([^`\s]+)`")
 REFERENCES = sorted(set(REFERENCE.findall(TEXT)))
 # Sections 1-6 each derive a result and must end with a references paragraph.
-RESULT_SECTIONS = range(1, 7)
+RESULT_SECTIONS = [1, 2, 3, 4, 5, 6, 8]
 
 
 def assert_close(name: str, got, expected, rtol: float = 1e-12) -> None:

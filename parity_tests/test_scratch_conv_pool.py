@@ -13,6 +13,7 @@ from hypothesis import given, settings, strategies as st
 from reference_tf.compare import compare
 from scratch import ops
 from scratch.fusion import EVAL_CHUNK, ConvChain, fuse
+from scratch.gradcheck import assert_gradients_match, compare as gradcheck_compare, numerical_grad
 from scratch.layers import Conv2D, Dense, Flatten, MaxPool2D, ReLU
 from scratch.memory import retain_freed_memory
 from scratch.models import MODELS, Sequential, build
@@ -112,6 +113,27 @@ def test_conv_relu_pool_matches_layers_on_drawn_shapes(data):
     out_h, out_w = ops.conv_relu_pool_forward(channels_first(x), kernel, bias, padding, (ph, pw))[0].shape[2:]
     dy = rng.standard_normal((n, out_h, out_w, filters))
     check_against_layers(x, kernel, bias, padding, (ph, pw), dy)
+
+
+@pytest.mark.parametrize("geometry", GEOMETRIES[1:5], ids=str)
+def test_conv_relu_pool_gradients_match_finite_differences(geometry):
+    # Central differences of L = sum(y * dy), float64, without the three layers' help. Inputs are
+    # drawn so that no pool window holds a near-tie or a value near ReLU's kink within eps.
+    n, h, w, c, filters, kernel_hw, padding, pool = geometry
+    rng = np.random.default_rng(7)
+    x = rng.standard_normal((c, n, h, w))
+    kernel = rng.standard_normal((*kernel_hw, c, filters))
+    bias = rng.standard_normal(filters)
+    y, cache = ops.conv_relu_pool_forward(x, kernel, bias, padding, pool)
+    dy = rng.standard_normal(y.shape)
+    dx, dkernel, dbias = ops.conv_relu_pool_backward(dy, cache)
+
+    def loss(_):
+        return float(np.sum(ops.conv_relu_pool_forward(x, kernel, bias, padding, pool)[0] * dy))
+
+    results = {name: gradcheck_compare(name, analytic, numerical_grad(loss, array))
+               for name, analytic, array in (("x", dx, x), ("kernel", dkernel, kernel), ("bias", dbias, bias))}
+    assert_gradients_match(results, rtol=1e-7)
 
 
 @pytest.mark.parametrize("geometry", GEOMETRIES[:4], ids=str)
