@@ -6,7 +6,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from scratch.gradcheck import assert_gradients_match, check_model_gradients
+from scratch.fusion import EVAL_CHUNK
+from scratch.gradcheck import assert_gradients_match, check_model_gradients, compare
 from scratch.layers import Conv2D, Dense, Flatten, MaxPool2D, ReLU
 from scratch.losses import softmax_cross_entropy
 from scratch.models import MODELS, Sequential, build
@@ -15,11 +16,20 @@ RTOL = 1e-7
 # Large tensors (hidden1/kernel has up to 25088 entries) are checked on a random subset of this
 # many entries; every smaller tensor is checked in full.
 MAX_ELEMENTS = 150
+# The fused fast path against layer-by-layer ``trace``: only BLAS's summation order differs.
+FAST_PATH_RTOL = {"float64": 1e-13, "float32": 1e-5}
 
 
 def _batch(n: int, dtype: str, seed: int = 0):
     rng = np.random.default_rng(seed)
     return rng.random((n, 28, 28, 1)).astype(dtype), rng.integers(0, 10, n)
+
+
+def _with_uniform_biases(model, rng: np.random.Generator) -> None:
+    """Biases drawn from U(-0.1, 0.1) with ``rng``, in parameter order."""
+    for key, value in model.params.items():
+        if key.endswith("/bias"):
+            value[...] = rng.uniform(-0.1, 0.1, value.shape)
 
 
 def _with_random_biases(model, seed: int = 1):
@@ -113,9 +123,7 @@ def test_model_inference_path_equals_forward(name, dtype):
     # it must give exactly the logits of the layer-by-layer forward pass, ties of exact zeros included.
     model = build(name, seed=3, dtype=dtype)
     rng = np.random.default_rng(0)
-    for key, value in model.params.items():
-        if key.endswith("/bias"):
-            value[...] = rng.uniform(-0.1, 0.1, value.shape)
+    _with_uniform_biases(model, rng)
     x = rng.random((7, 28, 28, 1)).astype(dtype)
     x[:, :12] = 0
     expected = model.forward(x)
@@ -127,3 +135,26 @@ def test_model_inference_path_equals_forward(name, dtype):
     total = sum(softmax_cross_entropy(logits, y)[0] * len(y) for logits, y in batches)
     assert loss == total / 7
     assert accuracy == np.mean(np.concatenate([l.argmax(axis=1) for l, _ in batches]) == labels)
+
+
+@pytest.mark.parametrize("dtype", ["float64", "float32"])
+@pytest.mark.parametrize("name", sorted(MODELS))
+def test_model_fast_step_gradients_match_trace(name, dtype):
+    model = build(name, seed=2, dtype=dtype)
+    rng = np.random.default_rng(3)
+    _with_uniform_biases(model, rng)
+    x, y = rng.random((9, 28, 28, 1)).astype(dtype), rng.integers(0, 10, 9)
+    x[:, :10] = 0
+    loss, grads = model._fast_loss_and_grads(x, y)
+    fast = {"loss": np.array(loss), **{k: v.copy() for k, v in grads.items()}}
+    reference = model.trace(x, y)
+    expected = {"loss": np.array(reference.loss), **reference.grads}
+    assert_gradients_match({key: compare(key, fast[key], value) for key, value in expected.items()},
+                           FAST_PATH_RTOL[dtype])
+
+
+def test_model_evaluation_in_chunks_equals_forward():
+    # More images than one evaluation chunk: the chunked fused path gives the layers' logits.
+    model = build("cnn", seed=4, dtype="float32")
+    x = np.random.default_rng(5).random((2 * EVAL_CHUNK + 17, 28, 28, 1)).astype("float32")
+    np.testing.assert_array_equal(model._predict_logits(x), model.forward(x))

@@ -189,10 +189,9 @@ def _profile_units(units: list, xb: np.ndarray, yb: np.ndarray, settings: Settin
                 dy = units[index]._backward(dy)
             if timed:
                 backward[index].append(time.perf_counter() - start)
-    return [{"layer": _unit_label(unit)[0], "type": _unit_label(unit)[1],
-             "forward": float(np.median(forward[index])),
+    return [{"layer": label, "type": kind, "forward": float(np.median(forward[index])),
              "backward": float(np.median(backward[index])) if backward[index] else 0.0}
-            for index, unit in enumerate(units)]
+            for index, (label, kind) in enumerate(map(_unit_label, units))]
 
 
 def profile_layers(name: str, settings: Settings) -> dict[str, list[dict]]:

@@ -10,8 +10,8 @@ import numpy as np
 from scratch import ops
 from scratch._checks import check_dtype_name, check_float_array, check_labels
 from scratch.fusion import fuse
-from scratch.memory import retain_freed_memory
 from scratch.layers import Conv2D, Dense, Flatten, Layer, MaxPool2D, ReLU
+from scratch.memory import retain_freed_memory
 
 MNIST_INPUT_SHAPE = (28, 28, 1)
 NUM_CLASSES = 10

@@ -28,7 +28,7 @@ from scratch.ops.phase_split import (SplitGeometry, gradient_window_matrix, merg
 # Extra elements per row of the large products: BLAS writes rows that lie a multiple of 4 KiB
 # apart several times slower (they compete for the same cache sets).
 _ROW_PAD = 16
-# The kernel gradient sums over about this many positions per BLAS call (see ``_kernel_grad``).
+# The kernel gradient sums over about this many positions per BLAS call (``_summed_products``).
 _GRAD_CHUNK = 2048
 
 
