@@ -9,6 +9,13 @@ import os
 
 from hypothesis import HealthCheck, settings
 
+# TensorFlow's oneDNN kernels crash (SIGSEGV or abort inside eager Conv2D and its gradients) in
+# about half the runs of test_tf_layers.py on a 2-core AVX-512 AMD EPYC, with the very same
+# derandomized examples; with Eigen's kernels 8 runs of 8 passed. The suite compares against
+# Eigen's kernels; the bench and the report keep TensorFlow's default (oneDNN on). Set before
+# any test module imports TensorFlow; an explicit setting in the environment wins.
+os.environ.setdefault("TF_ENABLE_ONEDNN_OPTS", "0")
+
 # Derandomized: CI sees the same examples on every run, so a failure is reproducible and a pass
 # is not luck; set HYPOTHESIS_PROFILE=explore to draw fresh examples locally.
 settings.register_profile("parity", deadline=None, derandomize=True, print_blob=True,
