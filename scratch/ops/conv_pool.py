@@ -4,15 +4,15 @@ The three layers one after another are bound by memory traffic, much of it in sh
 runs: the window matrix of a many-channel NHWC input gathers C values at a time, the pool
 compares every other pixel, and each layer writes a full-size output for the next to read. This
 op works channels first, (C, N, H, W), on the input split by the pool's phases
-(``scratch.ops.phase_split``): every window row is one contiguous run, the pool is an
-elementwise maximum over phases, and one phase is computed at a time so that its window matrix
-is still in the CPU's cache when BLAS reads it. ``scratch.fusion`` converts from and to NHWC
-once per chain of such blocks.
+(``scratch.ops.phase_split``): the pixels under one pool block's windows are contiguous runs of
+the split planes, copied once into one window matrix for all phases; the pool is then an
+elementwise maximum over phases. ``scratch.fusion`` converts from and to NHWC once per chain of
+such blocks.
 
 ``relu(max(t)) == max(relu(t))`` exactly, and where that maximum is positive the first maximal
 phase of ``t = conv + bias`` is the first maximal phase of ``relu(t)``; where it is not, ReLU's
-gradient is zero. So the output is the three layers' output bit for bit, and the gradients are
-theirs up to the order in which BLAS sums.
+gradient is zero. So the output and the gradients are the three layers' up to the order in
+which BLAS sums the same products.
 """
 
 from __future__ import annotations
@@ -22,8 +22,8 @@ from typing import NamedTuple
 import numpy as np
 
 from scratch.ops.padding import window_geometry
-from scratch.ops.phase_split import (SplitGeometry, gradient_window_matrix, merge_planes,
-                                     phase_window_matrix, split_geometry, split_planes)
+from scratch.ops.phase_split import (SplitGeometry, block_windows, gradient_window_matrix,
+                                     merge_planes, split_geometry, split_planes)
 
 # Extra elements per row of the large products: BLAS writes rows that lie a multiple of 4 KiB
 # apart several times slower (they compete for the same cache sets).
@@ -34,6 +34,7 @@ _GRAD_CHUNK = 2048
 
 class ConvReluPoolCache(NamedTuple):
     flat: np.ndarray     # (C*ph*pw*N*Hs*Ws + tail,): the input's split planes
+    windows: np.ndarray  # (Dh*ph*Dw*pw*C, N*Hs*Ws): the pool blocks' window matrix
     first: np.ndarray    # (c_out, N*Hs*Ws) uint8: the first phase holding the maximum of conv + bias
     y: np.ndarray        # (c_out, N, Hq, Wq): the output, relu of that maximum on the valid grid
     kernel: np.ndarray   # (kh, kw, C, c_out)
@@ -75,23 +76,57 @@ def _valid(grid: np.ndarray, g: SplitGeometry) -> np.ndarray:
     return grid.reshape(-1, n, *g.split)[:, :, :hq, :wq]
 
 
-def _phase_outputs(x: np.ndarray, kernel: np.ndarray, padding: str, pool_size):
-    """The convolution (no bias) of x (C, N, H, W), one output phase at a time, so that each
-    phase's window matrix is still in the CPU's cache when BLAS reads it.
+def _block_kernel(kernel: np.ndarray, g: SplitGeometry) -> np.ndarray:
+    """The kernel (kh, kw, C, c_out) as weights of ``block_windows``' rows: (ph, pw*c_out,
+    Dh*ph*Dw*pw*C), row (a, b, o) holding kernel[i, j, c, o] at column (a + i, b + j, c), zeros
+    elsewhere. Zero terms leave BLAS's running sums exact, so each phase sums the terms of
+    ``scratch.ops.conv.window_matrix`` in its order."""
+    kh, kw, c, c_out = kernel.shape
+    (ph, pw), (dh, dw) = g.pool, g.span
+    weights = np.zeros((ph, pw, c_out, dh * ph, dw * pw, c), kernel.dtype)
+    for a in range(ph):
+        for b in range(pw):
+            weights[a, b, :, a:a + kh, b:b + kw] = kernel.transpose(3, 0, 1, 2)
+    return weights.reshape(ph, pw * c_out, -1)
 
-    Returns (geometry, split planes of x, generator of z (c_out, N*Hs*Ws) per phase).
+
+def _fold_block_kernel(weights: np.ndarray, kernel_shape: tuple, g: SplitGeometry) -> np.ndarray:
+    """The adjoint of ``_block_kernel``: (ph*pw*c_out, Dh*ph*Dw*pw*C) -> (kh, kw, C, c_out), each
+    kernel entry summed over the ph*pw places it occupies."""
+    kh, kw, c, c_out = kernel_shape
+    (ph, pw), (dh, dw) = g.pool, g.span
+    blocks = weights.reshape(ph, pw, c_out, dh * ph, dw * pw, c)
+    kernel = np.zeros((c_out, kh, kw, c), weights.dtype)
+    for a in range(ph):
+        for b in range(pw):
+            kernel += blocks[a, b, :, a:a + kh, b:b + kw]
+    return np.ascontiguousarray(kernel.transpose(1, 2, 3, 0))
+
+
+def _phase_outputs(x: np.ndarray, kernel: np.ndarray, padding: str, pool_size):
+    """The convolution (no bias) of x (C, N, H, W) at every output phase.
+
+    All phases come from one copy of the pool blocks' window matrix (``block_windows``),
+    which holds each input pixel (Dh*Dw*ph*pw) / (kh*kw) times where per-phase window matrices
+    would hold it kh*kw times: less copying, and products with pw*c_out rows where BLAS runs
+    well. Phase row a reads only window rows u in [a, a + kh), a contiguous block.
+
+    Returns (geometry, split planes of x, window matrix (Dh*ph*Dw*pw*C, N*Hs*Ws),
+    z (ph*pw, c_out, N*Hs*Ws)).
     """
     kh, kw, c, c_out = kernel.shape
     g = split_geometry(x.shape, (kh, kw), padding, pool_size)
     flat = split_planes(x, g)
-    weights = kernel.reshape(kh * kw * c, c_out).T
-
-    def phases():
-        for phase in range(g.phases):
-            yield np.matmul(weights, phase_window_matrix(flat, g, kh, kw, phase),
-                            out=_padded_rows(c_out, g.plane, x.dtype))
-
-    return g, flat, phases()
+    window_view = block_windows(flat, g)
+    windows = _padded_rows(window_view.size // g.plane, g.plane, x.dtype)
+    np.copyto(windows.reshape(window_view.shape), window_view)
+    ph, pw = g.pool
+    z = _padded_rows(g.phases * c_out, g.plane, x.dtype)
+    weights, rows = _block_kernel(kernel, g), g.span[1] * pw * c
+    for a in range(ph):
+        np.matmul(weights[a, :, a * rows:(a + kh) * rows], windows[a * rows:(a + kh) * rows],
+                  out=z[a * pw * c_out:(a + 1) * pw * c_out])
+    return g, flat, windows, z.reshape(g.phases, c_out, g.plane)
 
 
 def conv_relu_pool_forward(x: np.ndarray, kernel: np.ndarray, bias: np.ndarray, padding: str,
@@ -107,20 +142,21 @@ def conv_relu_pool_forward(x: np.ndarray, kernel: np.ndarray, bias: np.ndarray, 
     Returns:
         (y, cache) with y (c_out, N, Hq, Wq), the three layers' output, channels first.
     """
-    g, flat, phases = _phase_outputs(x, kernel, padding, pool_size)
+    g, flat, windows, z = _phase_outputs(x, kernel, padding, pool_size)
     column = bias[:, None]
     # Running maximum of t = z + bias over the phases, and the first phase that reached it.
-    m = next(phases)
+    m = z[0]
     m += column
     first = np.zeros(m.shape, np.uint8)
-    for phase, t in enumerate(phases, start=1):
+    for phase in range(1, g.phases):
+        t = z[phase]
         t += column
         # Strictly greater: on ties the earlier phase keeps the gradient. Phases only increase,
         # so the latest phase that was greater is a maximum.
         np.maximum(first, np.multiply(t > m, np.uint8(phase)), out=first)
         np.maximum(m, t, out=m)
     y = np.maximum(_valid(m, g), 0)
-    return y, ConvReluPoolCache(flat, first, y, kernel, g)
+    return y, ConvReluPoolCache(flat, windows, first, y, kernel, g)
 
 
 def conv_relu_pool_infer(x: np.ndarray, kernel: np.ndarray, bias: np.ndarray, padding: str,
@@ -130,10 +166,10 @@ def conv_relu_pool_infer(x: np.ndarray, kernel: np.ndarray, bias: np.ndarray, pa
     The bias is added after the maximum over phases, to a pool-size smaller array: adding a
     constant and rounding are non-decreasing, so ``max(z) + b == max(z + b)`` exactly.
     """
-    g, _, phases = _phase_outputs(x, kernel, padding, pool_size)
-    m = next(phases)
-    for z in phases:
-        np.maximum(m, z, out=m)
+    g, _, _, z = _phase_outputs(x, kernel, padding, pool_size)
+    m = z[0]
+    for phase in range(1, g.phases):
+        np.maximum(m, z[phase], out=m)
     y = _valid(m, g) + bias[:, None, None, None]
     return np.maximum(y, 0, out=y)
 
@@ -155,12 +191,12 @@ def conv_relu_pool_backward(dy: np.ndarray, cache: ConvReluPoolCache, need_input
     dm = np.zeros(cache.first.shape, dy.dtype)
     np.multiply(dy, cache.y > 0, out=_valid(dm, g))
     if not need_input_grad:
-        # Phase by phase, each window matrix gathered again right where it is multiplied.
-        dkernel = np.zeros((kh * kw * c, c_out), dy.dtype)
+        # The forward pass's window matrix of the pool blocks against every phase's gradient.
+        dz = np.empty((g.phases, c_out, g.plane), dy.dtype)
         for phase in range(g.phases):
-            dz = dm * (cache.first == phase)
-            dkernel += _summed_products(phase_window_matrix(cache.flat, g, kh, kw, phase), dz, g)
-        return None, dkernel.reshape(cache.kernel.shape), dm.sum(axis=1)
+            np.multiply(dm, cache.first == phase, out=dz[phase])
+        weights = _summed_products(dz.reshape(-1, g.plane), cache.windows, g)
+        return None, _fold_block_kernel(weights, cache.kernel.shape, g), dm.sum(axis=1)
     # Each phase's gradient, after ``tail`` zeros, where the windows below reach back to.
     dz_flat = np.empty(g.tail + c_out * g.phases * g.plane, dy.dtype)
     dz_flat[:g.tail] = 0

@@ -4,11 +4,12 @@ A pool with strides = pool size (ph, pw) over a convolution's output takes, from
 windows, the output at offset (a, b): the ph*pw phases z[a, b][o, n, p, q] = z[o, n, ph*p + a,
 pw*q + b]. The zero-padded input (C, N, Hp, Wp) is split the same way into planes
 xs[c, r, s][n, P, Q] = xp[c, n, ph*P + r, pw*Q + s] of (N, Hs, Ws) positions, flattened and laid
-back to back. Row (i, j, c) of phase (a, b)'s window matrix, xp[c, n, ph*p + a + i, pw*q + b + j]
-over all (n, p, q), is then one contiguous run of plane (c, (a+i) % ph, (b+j) % pw), shifted by
-((a+i) // ph) * Ws + (b+j) // pw (the stride-1 trick of ``scratch.ops.conv.window_matrix``, per
-phase). Runs cover the whole (Hs, Ws) grid of every image; positions with p >= Hq or q >= Wq
-straddle an image edge: their outputs are garbage and must get zero gradient.
+back to back. The input pixel (ph*p + u, pw*q + v) of a pool block (p, q) is then plane
+(c, u % ph, v % pw) at the block (p + u // ph, q + v // pw): over all (n, p, q) at once, one
+contiguous run of that plane shifted by (u // ph) * Ws + v // pw (the stride-1 trick of
+``scratch.ops.conv.window_matrix``, per pool block). Runs cover the whole (Hs, Ws) grid of every
+image; positions with p >= Hq or q >= Wq straddle an image edge: their outputs are garbage and
+must get zero gradient.
 """
 
 from __future__ import annotations
@@ -17,7 +18,7 @@ from functools import lru_cache
 from typing import NamedTuple
 
 import numpy as np
-from numpy.lib.stride_tricks import sliding_window_view
+from numpy.lib.stride_tricks import as_strided, sliding_window_view
 
 from scratch.ops.padding import window_geometry
 
@@ -28,6 +29,7 @@ class SplitGeometry(NamedTuple):
     pool: tuple       # (ph, pw), also the pool's strides
     split: tuple      # (Hs, Ws): the grid of one phase plane of the padded input, per image
     pooled: tuple     # (Hq, Wq): the pooled output
+    span: tuple       # (Dh, Dw): the pool blocks down and across that one pool block's windows reach
     tail: int         # zeros after the last plane, so that every shifted run lies inside
 
     @property
@@ -49,8 +51,9 @@ def split_geometry(x_shape, kernel_hw, padding: str, pool_size) -> SplitGeometry
     (ho, wo), pads = window_geometry(h, w, (kh, kw), (1, 1), padding)
     top, bottom, left, right = pads
     hs, ws = -(-(h + top + bottom) // ph), -(-(w + left + right) // pw)
-    tail = ((ph + kh - 2) // ph) * ws + (pw + kw - 2) // pw
-    return SplitGeometry(tuple(x_shape), pads, (ph, pw), (hs, ws), (ho // ph, wo // pw), tail)
+    dh, dw = (ph + kh - 2) // ph + 1, (pw + kw - 2) // pw + 1
+    return SplitGeometry(tuple(x_shape), pads, (ph, pw), (hs, ws), (ho // ph, wo // pw), (dh, dw),
+                         (dh - 1) * ws + dw - 1)
 
 
 def _plane_slices(g: SplitGeometry):
@@ -96,23 +99,19 @@ def merge_planes(data: np.ndarray, g: SplitGeometry) -> np.ndarray:
     return x
 
 
-@lru_cache(maxsize=64)
-def _window_starts(g: SplitGeometry, kh: int, kw: int) -> np.ndarray:
-    """Where each row of the window matrix starts in the flat planes: (kh, kw, C, ph*pw) int64;
-    row (i, j, c) of phase (a, b) is plane (c, (a+i) % ph, (b+j) % pw) shifted by
-    ((a+i) // ph) * Ws + (b+j) // pw."""
-    (ph, pw), ws = g.pool, g.split[1]
-    i, j, c, a, b = np.ix_(range(kh), range(kw), range(g.x_shape[0]), range(ph), range(pw))
-    u, v = a + i, b + j
-    starts = ((c * ph + u % ph) * pw + v % pw) * g.plane + (u // ph) * ws + v // pw
-    return starts.reshape(kh, kw, g.x_shape[0], ph * pw)
+def block_windows(flat: np.ndarray, g: SplitGeometry) -> np.ndarray:
+    """The window matrix of the pool blocks, as a strided view of the split planes: (Dh, ph, Dw,
+    pw, C, N*Hs*Ws), entry [du, r, dv, s, c, (n, p, q)] = xp[c, n, ph*(p + du) + r, pw*(q + dv) + s].
 
-
-def phase_window_matrix(flat: np.ndarray, g: SplitGeometry, kh: int, kw: int, phase: int) -> np.ndarray:
-    """The window matrix (kh*kw*C, N*Hs*Ws) of output phase ``phase`` = a*pw + b: rows (i, j, c),
-    columns (n, p, q), entry xp[c, n, ph*p + a + i, pw*q + b + j]; one gather of contiguous runs."""
-    runs = sliding_window_view(flat, g.plane)
-    return runs[_window_starts(g, kh, kw)[..., phase].ravel()]
+    Read as rows (u, v, c) with u = ph*du + r and v = pw*dv + s, it holds every input pixel that
+    the windows of the pool block (p, q) cover: the pixel at kernel offset (i, j) of output phase
+    (a, b) is row (a + i, b + j, c), so rows in (u, v, c) order meet each phase's window in
+    (i, j, c) order, the order of ``scratch.ops.conv.window_matrix``.
+    """
+    c, (ph, pw), (dh, dw), ws, item = g.x_shape[0], g.pool, g.span, g.split[1], flat.itemsize
+    return as_strided(flat, (dh, ph, dw, pw, c, g.plane),
+                      (ws * item, pw * g.plane * item, item, g.plane * item, g.phases * g.plane * item, item),
+                      writeable=False)
 
 
 @lru_cache(maxsize=64)
