@@ -22,8 +22,8 @@ from typing import NamedTuple
 import numpy as np
 
 from scratch.ops.padding import window_geometry
-from scratch.ops.phase_split import (SplitGeometry, block_windows, gradient_window_matrix,
-                                     merge_planes, split_geometry, split_planes)
+from scratch.ops.phase_split import (SplitGeometry, add_block_windows, block_windows, merge_planes,
+                                     split_geometry, split_planes)
 
 # Extra elements per row of the large products: BLAS writes rows that lie a multiple of 4 KiB
 # apart several times slower (they compete for the same cache sets).
@@ -33,7 +33,6 @@ _GRAD_CHUNK = 2048
 
 
 class ConvReluPoolCache(NamedTuple):
-    flat: np.ndarray     # (C*ph*pw*N*Hs*Ws + tail,): the input's split planes
     windows: np.ndarray  # (Dh*ph*Dw*pw*C, N*Hs*Ws): the pool blocks' window matrix
     first: np.ndarray    # (c_out, N*Hs*Ws) uint8: the first phase holding the maximum of conv + bias
     y: np.ndarray        # (c_out, N, Hq, Wq): the output, relu of that maximum on the valid grid
@@ -79,8 +78,8 @@ def _valid(grid: np.ndarray, g: SplitGeometry) -> np.ndarray:
 def _block_kernel(kernel: np.ndarray, g: SplitGeometry) -> np.ndarray:
     """The kernel (kh, kw, C, c_out) as weights of ``block_windows``' rows: (ph, pw*c_out,
     Dh*ph*Dw*pw*C), row (a, b, o) holding kernel[i, j, c, o] at column (a + i, b + j, c), zeros
-    elsewhere. Zero terms leave BLAS's running sums exact, so each phase sums the terms of
-    ``scratch.ops.conv.window_matrix`` in its order."""
+    elsewhere: each phase's products come in the (i, j, c) order of
+    ``scratch.ops.conv.window_matrix``, with zero terms in between."""
     kh, kw, c, c_out = kernel.shape
     (ph, pw), (dh, dw) = g.pool, g.span
     weights = np.zeros((ph, pw, c_out, dh * ph, dw * pw, c), kernel.dtype)
@@ -111,13 +110,11 @@ def _phase_outputs(x: np.ndarray, kernel: np.ndarray, padding: str, pool_size):
     would hold it kh*kw times: less copying, and products with pw*c_out rows where BLAS runs
     well. Phase row a reads only window rows u in [a, a + kh), a contiguous block.
 
-    Returns (geometry, split planes of x, window matrix (Dh*ph*Dw*pw*C, N*Hs*Ws),
-    z (ph*pw, c_out, N*Hs*Ws)).
+    Returns (geometry, window matrix (Dh*ph*Dw*pw*C, N*Hs*Ws), z (ph*pw, c_out, N*Hs*Ws)).
     """
     kh, kw, c, c_out = kernel.shape
     g = split_geometry(x.shape, (kh, kw), padding, pool_size)
-    flat = split_planes(x, g)
-    window_view = block_windows(flat, g)
+    window_view = block_windows(split_planes(x, g), g)
     windows = _padded_rows(window_view.size // g.plane, g.plane, x.dtype)
     np.copyto(windows.reshape(window_view.shape), window_view)
     ph, pw = g.pool
@@ -126,7 +123,7 @@ def _phase_outputs(x: np.ndarray, kernel: np.ndarray, padding: str, pool_size):
     for a in range(ph):
         np.matmul(weights[a, :, a * rows:(a + kh) * rows], windows[a * rows:(a + kh) * rows],
                   out=z[a * pw * c_out:(a + 1) * pw * c_out])
-    return g, flat, windows, z.reshape(g.phases, c_out, g.plane)
+    return g, windows, z.reshape(g.phases, c_out, g.plane)
 
 
 def conv_relu_pool_forward(x: np.ndarray, kernel: np.ndarray, bias: np.ndarray, padding: str,
@@ -142,7 +139,7 @@ def conv_relu_pool_forward(x: np.ndarray, kernel: np.ndarray, bias: np.ndarray, 
     Returns:
         (y, cache) with y (c_out, N, Hq, Wq), the three layers' output, channels first.
     """
-    g, flat, windows, z = _phase_outputs(x, kernel, padding, pool_size)
+    g, windows, z = _phase_outputs(x, kernel, padding, pool_size)
     column = bias[:, None]
     # Running maximum of t = z + bias over the phases, and the first phase that reached it.
     m = z[0]
@@ -156,7 +153,7 @@ def conv_relu_pool_forward(x: np.ndarray, kernel: np.ndarray, bias: np.ndarray, 
         np.maximum(first, np.multiply(t > m, np.uint8(phase)), out=first)
         np.maximum(m, t, out=m)
     y = np.maximum(_valid(m, g), 0)
-    return y, ConvReluPoolCache(flat, windows, first, y, kernel, g)
+    return y, ConvReluPoolCache(windows, first, y, kernel, g)
 
 
 def conv_relu_pool_infer(x: np.ndarray, kernel: np.ndarray, bias: np.ndarray, padding: str,
@@ -166,7 +163,7 @@ def conv_relu_pool_infer(x: np.ndarray, kernel: np.ndarray, bias: np.ndarray, pa
     The bias is added after the maximum over phases, to a pool-size smaller array: adding a
     constant and rounding are non-decreasing, so ``max(z) + b == max(z + b)`` exactly.
     """
-    g, _, _, z = _phase_outputs(x, kernel, padding, pool_size)
+    g, _, z = _phase_outputs(x, kernel, padding, pool_size)
     m = z[0]
     for phase in range(1, g.phases):
         np.maximum(m, z[phase], out=m)
@@ -186,28 +183,19 @@ def conv_relu_pool_backward(dy: np.ndarray, cache: ConvReluPoolCache, need_input
         (dx, dkernel, dbias): (C, N, H, W), (kh, kw, C, c_out), (c_out,).
     """
     g = cache.geometry
-    kh, kw, c, c_out = cache.kernel.shape
+    c_out = cache.kernel.shape[3]
     # dL/dm on the split grid: ReLU's gradient on the valid corner, zero at straddling positions.
     dm = np.zeros(cache.first.shape, dy.dtype)
     np.multiply(dy, cache.y > 0, out=_valid(dm, g))
-    if not need_input_grad:
-        # The forward pass's window matrix of the pool blocks against every phase's gradient.
-        dz = np.empty((g.phases, c_out, g.plane), dy.dtype)
-        for phase in range(g.phases):
-            np.multiply(dm, cache.first == phase, out=dz[phase])
-        weights = _summed_products(dz.reshape(-1, g.plane), cache.windows, g)
-        return None, _fold_block_kernel(weights, cache.kernel.shape, g), dm.sum(axis=1)
-    # Each phase's gradient, after ``tail`` zeros, where the windows below reach back to.
-    dz_flat = np.empty(g.tail + c_out * g.phases * g.plane, dy.dtype)
-    dz_flat[:g.tail] = 0
-    dz = dz_flat[g.tail:].reshape(c_out, g.phases, g.plane)
+    # dL/dz of every phase: dm where that phase held the first maximum.
+    dz = np.empty((g.phases, c_out, g.plane), dy.dtype)
     for phase in range(g.phases):
-        np.multiply(dm, cache.first == phase, out=dz[:, phase])
-    # One window matrix of dz, rows (i, j, o), columns over the input's split grid, serves both:
-    # dL/dx = kernel (C, (i, j, o)) @ windows and dL/dkernel = split input (C, grid) @ windows.T.
-    windows = gradient_window_matrix(dz_flat, g, kh, kw, c_out)
-    dxs = _padded_rows(c, windows.shape[1], dy.dtype)
-    np.matmul(cache.kernel.transpose(2, 0, 1, 3).reshape(c, kh * kw * c_out), windows, out=dxs)
-    planes = cache.flat[:c * windows.shape[1]].reshape(c, -1)
-    dkernel = _summed_products(planes, windows, g).reshape(c, kh, kw, c_out).transpose(1, 2, 0, 3)
-    return merge_planes(dxs, g), np.ascontiguousarray(dkernel), dm.sum(axis=1)
+        np.multiply(dm, cache.first == phase, out=dz[phase])
+    dz = dz.reshape(-1, g.plane)
+    # z = weights @ windows, so dL/dweights = dz @ windows.T and dL/dwindows = weights.T @ dz.
+    dkernel = _fold_block_kernel(_summed_products(dz, cache.windows, g), cache.kernel.shape, g)
+    if not need_input_grad:
+        return None, dkernel, dm.sum(axis=1)
+    weights = _block_kernel(cache.kernel, g).reshape(dz.shape[0], -1)
+    dwindows = np.matmul(weights.T, dz, out=_padded_rows(weights.shape[1], g.plane, dy.dtype))
+    return merge_planes(add_block_windows(dwindows, g), g), dkernel, dm.sum(axis=1)

@@ -14,11 +14,10 @@ must get zero gradient.
 
 from __future__ import annotations
 
-from functools import lru_cache
 from typing import NamedTuple
 
 import numpy as np
-from numpy.lib.stride_tricks import as_strided, sliding_window_view
+from numpy.lib.stride_tricks import as_strided
 
 from scratch.ops.padding import window_geometry
 
@@ -99,45 +98,35 @@ def merge_planes(data: np.ndarray, g: SplitGeometry) -> np.ndarray:
     return x
 
 
+def _block_view(flat: np.ndarray, g: SplitGeometry, writeable: bool) -> np.ndarray:
+    c, (ph, pw), (dh, dw), ws, item = g.x_shape[0], g.pool, g.span, g.split[1], flat.itemsize
+    return as_strided(flat, (dh, ph, dw, pw, c, g.plane),
+                      (ws * item, pw * g.plane * item, item, g.plane * item, g.phases * g.plane * item, item),
+                      writeable=writeable)
+
+
 def block_windows(flat: np.ndarray, g: SplitGeometry) -> np.ndarray:
-    """The window matrix of the pool blocks, as a strided view of the split planes: (Dh, ph, Dw,
-    pw, C, N*Hs*Ws), entry [du, r, dv, s, c, (n, p, q)] = xp[c, n, ph*(p + du) + r, pw*(q + dv) + s].
+    """The window matrix of the pool blocks, as a read-only strided view of the split planes:
+    (Dh, ph, Dw, pw, C, N*Hs*Ws), entry [du, r, dv, s, c, (n, p, q)] =
+    xp[c, n, ph*(p + du) + r, pw*(q + dv) + s].
 
     Read as rows (u, v, c) with u = ph*du + r and v = pw*dv + s, it holds every input pixel that
     the windows of the pool block (p, q) cover: the pixel at kernel offset (i, j) of output phase
     (a, b) is row (a + i, b + j, c), so rows in (u, v, c) order meet each phase's window in
     (i, j, c) order, the order of ``scratch.ops.conv.window_matrix``.
     """
-    c, (ph, pw), (dh, dw), ws, item = g.x_shape[0], g.pool, g.span, g.split[1], flat.itemsize
-    return as_strided(flat, (dh, ph, dw, pw, c, g.plane),
-                      (ws * item, pw * g.plane * item, item, g.plane * item, g.phases * g.plane * item, item),
-                      writeable=False)
+    return _block_view(flat, g, writeable=False)
 
 
-@lru_cache(maxsize=64)
-def _gradient_starts(g: SplitGeometry, kh: int, kw: int, c_out: int) -> np.ndarray:
-    """Where each run of ``gradient_window_matrix`` starts in its flat input: (kh*kw*c_out*ph*pw,)
-    in the order (i, j, o, r, s)."""
-    (ph, pw), ws = g.pool, g.split[1]
-    i, j, o, r, s = np.ix_(range(kh), range(kw), range(c_out), range(ph), range(pw))
-    a, b = (r - i) % ph, (s - j) % pw
-    starts = g.tail + ((o * ph + a) * pw + b) * g.plane - ((a + i) // ph) * ws - (b + j) // pw
-    return starts.ravel()
-
-
-def gradient_window_matrix(dz_flat: np.ndarray, g: SplitGeometry, kh: int, kw: int, c_out: int) -> np.ndarray:
-    """The window matrix that carries an output gradient back to the split input.
-
-    Input phase (r, s) at (n, P, Q) receives kernel offset (i, j) from output phase
-    a = (r-i) % ph, b = (s-j) % pw at (n, P - (a+i) // ph, Q - (b+j) // pw): a run of plane
-    (o, a, b) shifted back. Reads before an image's first row land on the previous image's
-    straddling positions, whose gradient is zero, or on the leading zeros.
-
-    Args:
-        dz_flat: ``g.tail`` zeros, then the output gradient (c_out, ph*pw, N*Hs*Ws), flat.
-
-    Returns:
-        (kh*kw*c_out, ph*pw*N*Hs*Ws): rows (i, j, o), columns (r, s, n, P, Q).
-    """
-    runs = sliding_window_view(dz_flat, g.plane)
-    return runs[_gradient_starts(g, kh, kw, c_out)].reshape(kh * kw * c_out, -1)
+def add_block_windows(windows: np.ndarray, g: SplitGeometry) -> np.ndarray:
+    """The adjoint of ``block_windows``: each entry of a (Dh*ph*Dw*pw*C, N*Hs*Ws) matrix added to
+    the split-plane position it was read from. Returns flat planes as ``split_planes`` lays
+    them out; their padding positions hold garbage that ``merge_planes`` drops."""
+    flat = np.zeros(g.x_shape[0] * g.phases * g.plane + g.tail, windows.dtype)
+    planes, (dh, dw) = _block_view(flat, g, writeable=True), g.span
+    rows = windows.reshape(planes.shape)
+    # Within one shift (du, dv) the rows land on distinct positions; shifts overlap one another.
+    for du in range(dh):
+        for dv in range(dw):
+            np.add(planes[du, :, dv], rows[du, :, dv], out=planes[du, :, dv])
+    return flat
