@@ -35,11 +35,11 @@ GEOMETRIES = [
 
 
 def channels_first(a):
-    return np.ascontiguousarray(a.transpose(3, 0, 1, 2))
+    """NHWC <-> the fused op's (C, H, W, N): the batch and channel axes swapped, both ways."""
+    return np.ascontiguousarray(a.transpose(3, 1, 2, 0))
 
 
-def channels_last(a):
-    return np.ascontiguousarray(a.transpose(1, 2, 3, 0))
+channels_last = channels_first
 
 
 def three_layers(x, kernel, bias, padding, pool, dy):
@@ -76,7 +76,7 @@ def test_conv_relu_pool_matches_layers(geometry, dtype):
     x[:, : h // 3] = 0  # a band of exact zeros: ties at the bias in every window over it
     kernel = rng.standard_normal((*kernel_hw, c, filters)).astype(dtype)
     bias = rng.standard_normal(filters).astype(dtype)
-    out_h, out_w = ops.conv_relu_pool_forward(channels_first(x), kernel, bias, padding, pool)[0].shape[2:]
+    out_h, out_w = ops.conv_relu_pool_forward(channels_first(x), kernel, bias, padding, pool)[0].shape[1:3]
     dy = rng.standard_normal((n, out_h, out_w, filters)).astype(dtype)
     check_against_layers(x, kernel, bias, padding, pool, dy)
 
@@ -112,7 +112,7 @@ def test_conv_relu_pool_matches_layers_on_drawn_shapes(data):
     rng = np.random.default_rng(data.draw(st.integers(0, 2**16)))
     x = rng.standard_normal((n, h, w, c))
     kernel, bias = rng.standard_normal((kh, kw, c, filters)), rng.standard_normal(filters)
-    out_h, out_w = ops.conv_relu_pool_forward(channels_first(x), kernel, bias, padding, (ph, pw))[0].shape[2:]
+    out_h, out_w = ops.conv_relu_pool_forward(channels_first(x), kernel, bias, padding, (ph, pw))[0].shape[1:3]
     dy = rng.standard_normal((n, out_h, out_w, filters))
     check_against_layers(x, kernel, bias, padding, (ph, pw), dy)
 
@@ -123,7 +123,7 @@ def test_conv_relu_pool_gradients_match_finite_differences(geometry):
     # drawn so that no pool window holds a near-tie or a value near ReLU's kink within eps.
     n, h, w, c, filters, kernel_hw, padding, pool = geometry
     rng = np.random.default_rng(7)
-    x = rng.standard_normal((c, n, h, w))
+    x = rng.standard_normal((c, h, w, n))
     kernel = rng.standard_normal((*kernel_hw, c, filters))
     bias = rng.standard_normal(filters)
     y, cache = ops.conv_relu_pool_forward(x, kernel, bias, padding, pool)
@@ -141,7 +141,7 @@ def test_conv_relu_pool_gradients_match_finite_differences(geometry):
 @pytest.mark.parametrize("geometry", GEOMETRIES[:4], ids=str)
 def test_split_planes_merge_round_trip(geometry):
     n, h, w, c, _, kernel_hw, padding, pool = geometry
-    x = np.random.default_rng(1).standard_normal((c, n, h, w))
+    x = np.random.default_rng(1).standard_normal((c, h, w, n))
     g = split_geometry(x.shape, kernel_hw, padding, pool)
     np.testing.assert_array_equal(merge_planes(split_planes(x, g), g), x)
 

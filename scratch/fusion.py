@@ -22,8 +22,9 @@ class ConvChain:
     """Consecutive Conv2D -> ReLU -> MaxPool2D blocks, each as one op, with the layer protocol
     the fast paths use (``params``, ``_forward``, ``_backward``, ``_backward_params``, ``_infer``).
 
-    Inputs and outputs are NHWC; between the blocks activations stay channels first, the ops'
-    layout. Gradients land in each Conv2D's ``grads``.
+    Inputs and outputs are NHWC; between the blocks activations stay (C, H, W, N), the ops'
+    layout (NHWC with the batch and channel axes swapped). Gradients land in each Conv2D's
+    ``grads``.
     """
 
     def __init__(self, blocks: list[tuple[Conv2D, MaxPool2D]]):
@@ -36,20 +37,20 @@ class ConvChain:
         return conv.params["kernel"], conv.params["bias"], conv.padding, pool.pool_size
 
     def _forward(self, x: np.ndarray) -> np.ndarray:
-        h = np.ascontiguousarray(x.transpose(3, 0, 1, 2))
+        h = np.ascontiguousarray(x.transpose(3, 1, 2, 0))
         self._caches = []
         for conv, pool in self.blocks:
             h, cache = ops.conv_relu_pool_forward(h, *self._args(conv, pool))
             self._caches.append(cache)
-        return np.ascontiguousarray(h.transpose(1, 2, 3, 0))
+        return np.ascontiguousarray(h.transpose(3, 1, 2, 0))
 
     def _backward(self, dy: np.ndarray, need_input_grad: bool = True) -> np.ndarray | None:
-        d = np.ascontiguousarray(dy.transpose(3, 0, 1, 2))
+        d = np.ascontiguousarray(dy.transpose(3, 1, 2, 0))
         for index in range(len(self.blocks) - 1, -1, -1):
             conv, _ = self.blocks[index]
             d, conv.grads["kernel"], conv.grads["bias"] = ops.conv_relu_pool_backward(
                 d, self._caches[index], need_input_grad or index > 0)
-        return None if d is None else np.ascontiguousarray(d.transpose(1, 2, 3, 0))
+        return None if d is None else np.ascontiguousarray(d.transpose(3, 1, 2, 0))
 
     def _backward_params(self, dy: np.ndarray) -> None:
         self._backward(dy, need_input_grad=False)
@@ -58,10 +59,10 @@ class ConvChain:
         return np.concatenate([self._infer_chunk(x[s:s + EVAL_CHUNK]) for s in range(0, len(x), EVAL_CHUNK)])
 
     def _infer_chunk(self, x: np.ndarray) -> np.ndarray:
-        h = np.ascontiguousarray(x.transpose(3, 0, 1, 2))
+        h = np.ascontiguousarray(x.transpose(3, 1, 2, 0))
         for conv, pool in self.blocks:
             h = ops.conv_relu_pool_infer(h, *self._args(conv, pool))
-        return h.transpose(1, 2, 3, 0)
+        return h.transpose(3, 1, 2, 0)
 
 
 def _fusable(layers: list[Layer], output_shapes: dict) -> bool:

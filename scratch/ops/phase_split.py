@@ -1,15 +1,16 @@
-"""The input of a stride-1 convolution split by a max pool's phases, channels first.
+"""The input of a stride-1 convolution split by a max pool's phases, channels first, batch last.
 
-A pool with strides = pool size (ph, pw) over a convolution's output takes, from each of its
-windows, the output at offset (a, b): the ph*pw phases z[a, b][o, n, p, q] = z[o, n, ph*p + a,
-pw*q + b]. The zero-padded input (C, N, Hp, Wp) is split the same way into planes
-xs[c, r, s][n, P, Q] = xp[c, n, ph*P + r, pw*Q + s] of (N, Hs, Ws) positions, flattened and laid
-back to back. The input pixel (ph*p + u, pw*q + v) of a pool block (p, q) is then plane
-(c, u % ph, v % pw) at the block (p + u // ph, q + v // pw): over all (n, p, q) at once, one
-contiguous run of that plane shifted by (u // ph) * Ws + v // pw (the stride-1 trick of
-``scratch.ops.conv.window_matrix``, per pool block). Runs cover the whole (Hs, Ws) grid of every
-image; positions with p >= Hq or q >= Wq straddle an image edge: their outputs are garbage and
-must get zero gradient.
+Arrays here are (C, H, W, N): a spatial slice of them keeps runs of N contiguous values, so the
+copies below move long runs, not single pixels. A pool with strides = pool size (ph, pw) over a
+convolution's output takes, from each of its windows, the output at offset (a, b): the ph*pw
+phases z[a, b][o, p, q, n] = z[o, ph*p + a, pw*q + b, n]. The zero-padded input (C, Hp, Wp, N)
+is split the same way into planes xs[c, r, s][P, Q, n] = xp[c, ph*P + r, pw*Q + s, n] of
+(Hs, Ws, N) positions, flattened and laid back to back. The input pixel (ph*p + u, pw*q + v) of
+a pool block (p, q) is then plane (c, u % ph, v % pw) at the block (p + u // ph, q + v // pw):
+over all (p, q, n) at once, one contiguous run of that plane shifted by
+((u // ph) * Ws + v // pw) * N (the stride-1 trick of ``scratch.ops.conv.window_matrix``, per
+pool block). Runs cover the whole (Hs, Ws) grid; positions with p >= Hq or q >= Wq reach past
+the image's edge: their outputs are garbage and must get zero gradient.
 """
 
 from __future__ import annotations
@@ -23,7 +24,7 @@ from scratch.ops.padding import window_geometry
 
 
 class SplitGeometry(NamedTuple):
-    x_shape: tuple    # (C, N, H, W), the unpadded input
+    x_shape: tuple    # (C, H, W, N), the unpadded input
     pads: tuple       # (top, bottom, left, right), the convolution's zero padding
     pool: tuple       # (ph, pw), also the pool's strides
     split: tuple      # (Hs, Ws): the grid of one phase plane of the padded input, per image
@@ -33,8 +34,8 @@ class SplitGeometry(NamedTuple):
 
     @property
     def plane(self) -> int:
-        """Positions of one phase plane: N*Hs*Ws."""
-        return self.x_shape[1] * self.split[0] * self.split[1]
+        """Positions of one phase plane: Hs*Ws*N."""
+        return self.split[0] * self.split[1] * self.x_shape[3]
 
     @property
     def phases(self) -> int:
@@ -43,8 +44,8 @@ class SplitGeometry(NamedTuple):
 
 def split_geometry(x_shape, kernel_hw, padding: str, pool_size) -> SplitGeometry:
     """Where the phase planes of a stride-1 convolution's padded input lie, and their size.
-    x_shape is (C, N, H, W)."""
-    _, _, h, w = x_shape
+    x_shape is (C, H, W, N)."""
+    _, h, w, n = x_shape
     kh, kw = kernel_hw
     ph, pw = pool_size
     (ho, wo), pads = window_geometry(h, w, (kh, kw), (1, 1), padding)
@@ -52,13 +53,13 @@ def split_geometry(x_shape, kernel_hw, padding: str, pool_size) -> SplitGeometry
     hs, ws = -(-(h + top + bottom) // ph), -(-(w + left + right) // pw)
     dh, dw = (ph + kh - 2) // ph + 1, (pw + kw - 2) // pw + 1
     return SplitGeometry(tuple(x_shape), pads, (ph, pw), (hs, ws), (ho // ph, wo // pw), (dh, dw),
-                         (dh - 1) * ws + dw - 1)
+                         ((dh - 1) * ws + dw - 1) * n)
 
 
 def _plane_slices(g: SplitGeometry):
     """For each phase (r, s): the rows and columns of the split grid that hold input pixels, and
     the input's rows and columns for them. Every input pixel lies in exactly one phase."""
-    (_, _, h, w), (top, _, left, _), (ph, pw) = g.x_shape, g.pads, g.pool
+    (_, h, w, _), (top, _, left, _), (ph, pw) = g.x_shape, g.pads, g.pool
     for r in range(ph):
         p0 = -(-(top - r) // ph) if top > r else 0   # the first P with ph*P + r >= top
         h0 = ph * p0 + r - top
@@ -71,44 +72,43 @@ def _plane_slices(g: SplitGeometry):
 
 
 def _planes(data: np.ndarray, g: SplitGeometry) -> np.ndarray:
-    """(C, ph, pw, N, Hs, Ws) view of flat planes (a tail allowed) or of (C, ph*pw*N*Hs*Ws) rows."""
-    c, n = g.x_shape[:2]
-    if data.ndim == 1:
-        data = data[:c * g.phases * g.plane]
-    return data.reshape(c, *g.pool, n, *g.split)
+    """(C, ph, pw, Hs, Ws, N) view of flat planes (a tail allowed)."""
+    c, n = g.x_shape[0], g.x_shape[3]
+    return data[:c * g.phases * g.plane].reshape(c, *g.pool, *g.split, n)
 
 
 def split_planes(x: np.ndarray, g: SplitGeometry) -> np.ndarray:
-    """x (C, N, H, W) -> flat (C*ph*pw*N*Hs*Ws + tail,): the padded input's phase planes xs[c, r, s],
-    each (N, Hs, Ws), back to back, zero outside the image."""
+    """x (C, H, W, N) -> flat (C*ph*pw*Hs*Ws*N + tail,): the padded input's phase planes
+    xs[c, r, s], each (Hs, Ws, N), back to back, zero outside the image."""
     flat = np.zeros(g.x_shape[0] * g.phases * g.plane + g.tail, x.dtype)
     planes = _planes(flat, g)
     for (r, s), (rows, cols), (h_in, w_in) in _plane_slices(g):
-        planes[:, r, s, :, rows, cols] = x[:, :, h_in, w_in]
+        planes[:, r, s, rows, cols] = x[:, h_in, w_in]
     return flat
 
 
 def merge_planes(data: np.ndarray, g: SplitGeometry) -> np.ndarray:
-    """The inverse of ``split_planes`` on the image: planes as ``_planes`` takes them ->
-    (C, N, H, W), padding dropped."""
+    """The inverse of ``split_planes`` on the image: flat planes -> (C, H, W, N), padding dropped."""
     planes = _planes(data, g)
     x = np.empty(g.x_shape, data.dtype)
     for (r, s), (rows, cols), (h_in, w_in) in _plane_slices(g):
-        x[:, :, h_in, w_in] = planes[:, r, s, :, rows, cols]
+        x[:, h_in, w_in] = planes[:, r, s, rows, cols]
     return x
 
 
 def _block_view(flat: np.ndarray, g: SplitGeometry, writeable: bool) -> np.ndarray:
-    c, (ph, pw), (dh, dw), ws, item = g.x_shape[0], g.pool, g.span, g.split[1], flat.itemsize
+    c, (ph, pw), (dh, dw), ws, n = g.x_shape[0], g.pool, g.span, g.split[1], g.x_shape[3]
+    item = flat.itemsize
     return as_strided(flat, (dh, ph, dw, pw, c, g.plane),
-                      (ws * item, pw * g.plane * item, item, g.plane * item, g.phases * g.plane * item, item),
+                      (ws * n * item, pw * g.plane * item, n * item, g.plane * item,
+                       g.phases * g.plane * item, item),
                       writeable=writeable)
 
 
 def block_windows(flat: np.ndarray, g: SplitGeometry) -> np.ndarray:
     """The window matrix of the pool blocks, as a read-only strided view of the split planes:
-    (Dh, ph, Dw, pw, C, N*Hs*Ws), entry [du, r, dv, s, c, (n, p, q)] =
-    xp[c, n, ph*(p + du) + r, pw*(q + dv) + s].
+    (Dh, ph, Dw, pw, C, Hs*Ws*N), entry [du, r, dv, s, c, (p, q, n)] =
+    xp[c, ph*(p + du) + r, pw*(q + dv) + s, n].
 
     Read as rows (u, v, c) with u = ph*du + r and v = pw*dv + s, it holds every input pixel that
     the windows of the pool block (p, q) cover: the pixel at kernel offset (i, j) of output phase
@@ -119,7 +119,7 @@ def block_windows(flat: np.ndarray, g: SplitGeometry) -> np.ndarray:
 
 
 def add_block_windows(windows: np.ndarray, g: SplitGeometry) -> np.ndarray:
-    """The adjoint of ``block_windows``: each entry of a (Dh*ph*Dw*pw*C, N*Hs*Ws) matrix added to
+    """The adjoint of ``block_windows``: each entry of a (Dh*ph*Dw*pw*C, Hs*Ws*N) matrix added to
     the split-plane position it was read from. Returns flat planes as ``split_planes`` lays
     them out; their padding positions hold garbage that ``merge_planes`` drops."""
     flat = np.zeros(g.x_shape[0] * g.phases * g.plane + g.tail, windows.dtype)
