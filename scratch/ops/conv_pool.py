@@ -35,8 +35,8 @@ _PLAIN_PRODUCT = 4096
 
 
 class ConvReluPoolCache(NamedTuple):
-    windows: np.ndarray  # (Dh*ph*Dw*pw*C, Hs*Ws*N): the pool blocks' window matrix
-    first: np.ndarray    # (c_out, Hs*Ws*N) uint8: the first phase holding the maximum of conv + bias
+    windows: np.ndarray  # (Dh*ph*Dw*pw*C, Hq*Ws*N): the pool blocks' window matrix
+    first: np.ndarray    # (c_out, Hq*Ws*N) uint8: the first phase holding the maximum of conv + bias
     y: np.ndarray        # (c_out, Hq, Wq, N): the output, relu of that maximum on the valid grid
     kernel: np.ndarray   # (kh, kw, C, c_out)
     geometry: SplitGeometry
@@ -73,9 +73,9 @@ def _summed_products(a: np.ndarray, b: np.ndarray) -> np.ndarray:
 
 
 def _valid(grid: np.ndarray, g: SplitGeometry) -> np.ndarray:
-    """The (c_out, Hq, Wq, N) valid corner of a (c_out, Hs*Ws*N) array on the split grid."""
+    """The (c_out, Hq, Wq, N) valid corner of a (c_out, Hq*Ws*N) array on the split grid."""
     (hq, wq), n = g.pooled, g.x_shape[3]
-    return grid.reshape(-1, *g.split, n)[:, :hq, :wq]
+    return grid.reshape(-1, hq, g.split[1], n)[:, :, :wq]
 
 
 def _block_kernel(kernel: np.ndarray, g: SplitGeometry) -> np.ndarray:
@@ -113,20 +113,20 @@ def _phase_outputs(x: np.ndarray, kernel: np.ndarray, padding: str, pool_size):
     would hold it kh*kw times: less copying, and products with pw*c_out rows where BLAS runs
     well. Phase row a reads only window rows u in [a, a + kh), a contiguous block.
 
-    Returns (geometry, window matrix (Dh*ph*Dw*pw*C, Hs*Ws*N), z (ph*pw, c_out, Hs*Ws*N)).
+    Returns (geometry, window matrix (Dh*ph*Dw*pw*C, Hq*Ws*N), z (ph*pw, c_out, Hq*Ws*N)).
     """
     kh, kw, c, c_out = kernel.shape
     g = split_geometry(x.shape, (kh, kw), padding, pool_size)
     window_view = block_windows(split_planes(x, g), g)
-    windows = _padded_rows(window_view.size // g.plane, g.plane, x.dtype)
+    windows = _padded_rows(window_view.size // g.outputs, g.outputs, x.dtype)
     np.copyto(windows.reshape(window_view.shape), window_view)
     ph, pw = g.pool
-    z = _padded_rows(g.phases * c_out, g.plane, x.dtype)
+    z = _padded_rows(g.phases * c_out, g.outputs, x.dtype)
     weights, rows = _block_kernel(kernel, g), g.span[1] * pw * c
     for a in range(ph):
         np.matmul(weights[a, :, a * rows:(a + kh) * rows], windows[a * rows:(a + kh) * rows],
                   out=z[a * pw * c_out:(a + 1) * pw * c_out])
-    return g, windows, z.reshape(g.phases, c_out, g.plane)
+    return g, windows, z.reshape(g.phases, c_out, g.outputs)
 
 
 def conv_relu_pool_forward(x: np.ndarray, kernel: np.ndarray, bias: np.ndarray, padding: str,
@@ -191,14 +191,14 @@ def conv_relu_pool_backward(dy: np.ndarray, cache: ConvReluPoolCache, need_input
     dm = np.zeros(cache.first.shape, dy.dtype)
     np.multiply(dy, cache.y > 0, out=_valid(dm, g))
     # dL/dz of every phase: dm where that phase held the first maximum.
-    dz = np.empty((g.phases, c_out, g.plane), dy.dtype)
+    dz = np.empty((g.phases, c_out, g.outputs), dy.dtype)
     for phase in range(g.phases):
         np.multiply(dm, cache.first == phase, out=dz[phase])
-    dz = dz.reshape(-1, g.plane)
+    dz = dz.reshape(-1, g.outputs)
     # z = weights @ windows, so dL/dweights = dz @ windows.T and dL/dwindows = weights.T @ dz.
     dkernel = _fold_block_kernel(_summed_products(dz, cache.windows), cache.kernel.shape, g)
     if not need_input_grad:
         return None, dkernel, dm.sum(axis=1)
     weights = _block_kernel(cache.kernel, g).reshape(dz.shape[0], -1)
-    dwindows = np.matmul(weights.T, dz, out=_padded_rows(weights.shape[1], g.plane, dy.dtype))
+    dwindows = np.matmul(weights.T, dz, out=_padded_rows(weights.shape[1], g.outputs, dy.dtype))
     return merge_planes(add_block_windows(dwindows, g), g), dkernel, dm.sum(axis=1)

@@ -9,8 +9,8 @@ is split the same way into planes xs[c, r, s][P, Q, n] = xp[c, ph*P + r, pw*Q + 
 a pool block (p, q) is then plane (c, u % ph, v % pw) at the block (p + u // ph, q + v // pw):
 over all (p, q, n) at once, one contiguous run of that plane shifted by
 ((u // ph) * Ws + v // pw) * N (the stride-1 trick of ``scratch.ops.conv.window_matrix``, per
-pool block). Runs cover the whole (Hs, Ws) grid; positions with p >= Hq or q >= Wq reach past
-the image's edge: their outputs are garbage and must get zero gradient.
+pool block). Runs cover the first Hq rows of the (Hs, Ws) grid; positions with q >= Wq reach
+past the image's edge: their outputs are garbage and must get zero gradient.
 """
 
 from __future__ import annotations
@@ -36,6 +36,12 @@ class SplitGeometry(NamedTuple):
     def plane(self) -> int:
         """Positions of one phase plane: Hs*Ws*N."""
         return self.split[0] * self.split[1] * self.x_shape[3]
+
+    @property
+    def outputs(self) -> int:
+        """Positions whose outputs are computed: the first Hq rows of the split grid, Hq*Ws*N
+        (rows below them reach past the image)."""
+        return self.pooled[0] * self.split[1] * self.x_shape[3]
 
     @property
     def phases(self) -> int:
@@ -99,7 +105,7 @@ def merge_planes(data: np.ndarray, g: SplitGeometry) -> np.ndarray:
 def _block_view(flat: np.ndarray, g: SplitGeometry, writeable: bool) -> np.ndarray:
     c, (ph, pw), (dh, dw), ws, n = g.x_shape[0], g.pool, g.span, g.split[1], g.x_shape[3]
     item = flat.itemsize
-    return as_strided(flat, (dh, ph, dw, pw, c, g.plane),
+    return as_strided(flat, (dh, ph, dw, pw, c, g.outputs),
                       (ws * n * item, pw * g.plane * item, n * item, g.plane * item,
                        g.phases * g.plane * item, item),
                       writeable=writeable)
@@ -107,7 +113,7 @@ def _block_view(flat: np.ndarray, g: SplitGeometry, writeable: bool) -> np.ndarr
 
 def block_windows(flat: np.ndarray, g: SplitGeometry) -> np.ndarray:
     """The window matrix of the pool blocks, as a read-only strided view of the split planes:
-    (Dh, ph, Dw, pw, C, Hs*Ws*N), entry [du, r, dv, s, c, (p, q, n)] =
+    (Dh, ph, Dw, pw, C, Hq*Ws*N), entry [du, r, dv, s, c, (p, q, n)] =
     xp[c, ph*(p + du) + r, pw*(q + dv) + s, n].
 
     Read as rows (u, v, c) with u = ph*du + r and v = pw*dv + s, it holds every input pixel that
@@ -119,7 +125,7 @@ def block_windows(flat: np.ndarray, g: SplitGeometry) -> np.ndarray:
 
 
 def add_block_windows(windows: np.ndarray, g: SplitGeometry) -> np.ndarray:
-    """The adjoint of ``block_windows``: each entry of a (Dh*ph*Dw*pw*C, Hs*Ws*N) matrix added to
+    """The adjoint of ``block_windows``: each entry of a (Dh*ph*Dw*pw*C, Hq*Ws*N) matrix added to
     the split-plane position it was read from. Returns flat planes as ``split_planes`` lays
     them out; their padding positions hold garbage that ``merge_planes`` drops."""
     flat = np.zeros(g.x_shape[0] * g.phases * g.plane + g.tail, windows.dtype)
