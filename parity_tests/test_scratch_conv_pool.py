@@ -17,7 +17,9 @@ from scratch.gradcheck import assert_gradients_match, compare, numerical_grad
 from scratch.layers import Conv2D, Dense, Flatten, MaxPool2D, ReLU
 from scratch.memory import retain_freed_memory
 from scratch.models import Sequential, build
-from scratch.ops.phase_split import merge_planes, split_geometry, split_planes
+from scratch.ops.conv_pool import _block_kernel, _fold_block_kernel, _summed_products
+from scratch.ops.phase_split import (add_block_windows, block_windows, merge_planes, split_geometry,
+                                     split_planes)
 
 # Max abs error over the larger magnitude: the fused op sums the same products as the layers in
 # another order (BLAS's blocking of its own products).
@@ -144,6 +146,40 @@ def test_split_planes_merge_round_trip(geometry):
     x = np.random.default_rng(1).standard_normal((c, h, w, n))
     g = split_geometry(x.shape, kernel_hw, padding, pool)
     np.testing.assert_array_equal(merge_planes(split_planes(x, g), g), x)
+
+
+@pytest.mark.parametrize("geometry", GEOMETRIES, ids=str)
+def test_block_windows_adjoint_is_add_block_windows(geometry):
+    # <B(flat), R> == <flat, B^T(R)> for any flat planes and any R: the backward pass's strided
+    # adds are exactly the transpose of the forward pass's strided copy.
+    n, h, w, c, _, kernel_hw, padding, pool = geometry
+    rng = np.random.default_rng(2)
+    g = split_geometry((c, h, w, n), kernel_hw, padding, pool)
+    flat = rng.standard_normal(c * g.phases * g.plane + g.tail)
+    windows = block_windows(flat, g).reshape(-1, g.outputs)
+    r = rng.standard_normal(windows.shape)
+    np.testing.assert_allclose(np.sum(windows * r), np.sum(flat * add_block_windows(r, g)), rtol=1e-12)
+
+
+@pytest.mark.parametrize("geometry", GEOMETRIES, ids=str)
+def test_block_kernel_adjoint_is_fold_block_kernel(geometry):
+    n, h, w, c, filters, kernel_hw, padding, pool = geometry
+    rng = np.random.default_rng(3)
+    g = split_geometry((c, h, w, n), kernel_hw, padding, pool)
+    kernel = rng.standard_normal((*kernel_hw, c, filters))
+    weights = _block_kernel(kernel, g).reshape(g.phases * filters, -1)
+    r = rng.standard_normal(weights.shape)
+    np.testing.assert_allclose(np.sum(weights * r), np.sum(kernel * _fold_block_kernel(r, kernel.shape, g)),
+                               rtol=1e-12)
+
+
+@pytest.mark.parametrize("rows", [(8, 4), (32, 16), (32, 128)])
+@pytest.mark.parametrize("positions", [100, 2047, 4099, 22500])
+def test_summed_products_equal_one_product(rows, positions):
+    # Chunked or not, any number of positions (4099 is prime): the sum of chunk products is a @ b.T.
+    rng = np.random.default_rng(positions)
+    a, b = rng.standard_normal((rows[0], positions)), rng.standard_normal((rows[1], positions))
+    np.testing.assert_allclose(_summed_products(a, b), a @ b.T, rtol=1e-10, atol=1e-10)
 
 
 def test_fuse_chains_conv_blocks_of_the_cnn():
