@@ -5,8 +5,9 @@ together for 100 steps: every parameter and the loss are compared after every st
 In float32 a max-pool window may hold two candidates closer than the two sides' rounding
 differences, which each side can resolve differently (``pool_tie_flips``); that step's gradients
 then differ by a whole window's contribution, legitimately. A step that leaves the tolerance is
-accepted only if such a flip explains it, and TensorFlow is then restarted from scratch's
-weights; a float64 trajectory may not part at all.
+accepted only if such a flip explains it, each side routing with its own weights before the step,
+and TensorFlow is then restarted from scratch's weights; a float64 trajectory may not part at
+all.
 """
 
 from __future__ import annotations
@@ -18,7 +19,9 @@ from reference_tf.compare import compare, tolerances
 from reference_tf.testing import digit_like_batch, pool_tie_flips
 from reference_tf.training import KerasTrainer
 from reference_tf.twin import copy_weights, keras_params, twin
-from scratch.models import build
+from scratch.fusion import ConvChain
+from scratch.layers import Conv2D, Dense, Flatten, MaxPool2D, ReLU
+from scratch.models import Sequential, build
 from scratch.optim import SGD
 from scratch.train import ScratchTrainer, batch_schedule
 
@@ -41,15 +44,18 @@ def test_sgd_trajectory_matches_keras_for_100_steps(name, dtype):
     worst, restarts = None, []
     for batch in batch_schedule(N, BATCH, EPOCHS, seed=0):
         xb, yb = x[batch.indices], y[batch.indices]
-        before = {key: value.copy() for key, value in model.params.items()}
+        before = ({key: value.copy() for key, value in model.params.items()},
+                  {key: value.numpy() for key, value in params.items()})
         losses = {"loss": scratch_side.train_step(xb, yb)}, {"loss": keras_side.train_step(xb, yb)}
         mine = {**losses[0], **model.params}
         reference = {**losses[1], **{k: v.numpy() for k, v in params.items()}}
         failing = [c for c in compare(mine, reference).values() if not c.passes(tol)]
         if failing:
+            # Each side at its own weights before the step: they differ by the trajectories'
+            # rounding, enough to resolve a near-tie differently.
             after = {key: value.copy() for key, value in model.params.items()}
-            model.set_params(before)
-            flips = pool_tie_flips(model, xb, yb)
+            model.set_params(before[0])
+            flips = pool_tie_flips(model, xb, yb, reference_weights=before[1])
             model.set_params(after)
             assert flips, f"step {batch.step}, no max-pool tie flip to explain it: " + "; ".join(
                 c.format(tol) for c in failing)
@@ -63,3 +69,22 @@ def test_sgd_trajectory_matches_keras_for_100_steps(name, dtype):
     assert len(restarts) <= RESTARTS_ALLOWED[dtype], f"restarts (step, tie flips): {restarts}"
     print(f"{name} {dtype}: restarts after tie flips {restarts}; worst at step {worst[0]}: "
           f"{worst[1].format(tol)}")
+
+
+def test_pool_tie_flips_counts_a_window_routed_differently():
+    # Two channels summed by a 1x1 convolution: in the first pool window, elements (0, 0) and
+    # (0, 1) are 0.5 + 0.25 and 0.25 + 0.5, an exact tie routed to (0, 0). Weights (1, 1 + eps)
+    # make (0, 1) larger on TensorFlow's side only: one flip. The fused path must see the tie too.
+    model = Sequential([Conv2D(1, 1, name="conv"), ReLU(name="relu"), MaxPool2D(2, name="pool"),
+                        Flatten(name="flatten"), Dense(10, name="logits")], (2, 2, 2), dtype="float64")
+    assert any(isinstance(unit, ConvChain) for unit in model._units)
+    params = {key: value.copy() for key, value in model.params.items()}
+    params["conv/kernel"][...] = 1.0
+    params["conv/bias"][...] = 0.0
+    model.set_params(params)
+    x = np.zeros((1, 2, 2, 2))
+    x[0, 0, 0], x[0, 0, 1], x[0, 1, 1] = (0.5, 0.25), (0.25, 0.5), (0.1, 0.1)
+    y = np.array([3])
+    assert pool_tie_flips(model, x, y) == 0
+    shifted = {**params, "conv/kernel": np.array([1.0, 1.0 + 1e-9]).reshape(1, 1, 2, 1)}
+    assert pool_tie_flips(model, x, y, reference_weights=shifted) == 1

@@ -17,6 +17,7 @@ import numpy as np
 from reference_tf.compare import Comparison, assert_all_close
 from reference_tf.gradients import layer_pass, trace, trace_arrays
 from reference_tf.twin import copy_weights, keras_layer as keras_counterpart, twin
+from scratch.fusion import ConvChain
 from scratch.layers import Layer, MaxPool2D
 from scratch.models import Sequential
 from scratch.ops import max_pool2d_backward, max_pool2d_forward
@@ -124,23 +125,43 @@ def digit_like_batch(n: int, seed: int = 0, dtype="float64", size: int = 28) -> 
     return images[..., None].astype(dtype)
 
 
-def pool_tie_flips(model: Sequential, x: np.ndarray, y: np.ndarray) -> int:
-    """Max-pool windows whose gradient TensorFlow sends to a different element than scratch does.
+def _positive_routes(pool: MaxPool2D, pool_input: np.ndarray) -> np.ndarray:
+    """NHWC bool mask over a max pool's input: the element that receives each positive window's
+    gradient (the first maximum, as both sides route it)."""
+    y_pool, cache = max_pool2d_forward(pool_input, pool.pool_size, pool.strides, pool.padding)
+    return max_pool2d_backward((y_pool > 0).astype(pool_input.dtype), cache) != 0
+
+
+def pool_tie_flips(model: Sequential, x: np.ndarray, y: np.ndarray,
+                   reference_weights: dict | None = None) -> int:
+    """Max-pool windows whose gradient TensorFlow sends to a different element than scratch's
+    training step does.
 
     Both sides send a window's gradient to its first maximum; where two candidates are closer
     than the two sides' rounding differences (a near-tie), each side may see a different one
     first. Such a flip is legitimate and changes the gradient by a whole window's contribution,
-    so a float32 trajectory can part from TensorFlow's there. Counted at the model's current
-    weights on (x (N, ...), y (N,)), from each side's own MaxPool2D inputs.
+    so a float32 trajectory can part from TensorFlow's there. Counted on (x (N, ...), y (N,)),
+    over windows whose maximum is positive (ReLU stops the others): TensorFlow's routes from its
+    own MaxPool2D inputs, at ``reference_weights`` (a dict keyed like ``model.params``; default
+    the model's weights), scratch's at the model's weights, from the fused blocks its training
+    step runs (``scratch.fusion``) or else from its own layers' outputs.
     """
-    mine, theirs = model.trace(x, y), trace(twin(model), x, y)
+    keras_model = twin(model)
+    if reference_weights is not None:
+        copy_weights(reference_weights, keras_model)
+    mine, theirs = model.trace(x, y), trace(keras_model, x, y)
+    fused, h = {}, x
+    for unit in model._units:
+        if isinstance(unit, ConvChain):
+            fused.update(unit.pool_routes(h))
+        h = unit._infer(h)
     flips, previous = 0, None
     for layer in model.layers:
         if isinstance(layer, MaxPool2D) and previous is not None:
-            routes = []
-            for pool_input in (mine.outputs[previous], theirs.outputs[previous]):
-                y_pool, cache = max_pool2d_forward(pool_input, layer.pool_size, layer.strides, layer.padding)
-                routes.append(max_pool2d_backward(np.ones_like(y_pool), cache) != 0)
-            flips += int(np.count_nonzero(routes[0] != routes[1])) // 2
+            scratch_routes = fused.get(layer.name)
+            if scratch_routes is None:
+                scratch_routes = _positive_routes(layer, mine.outputs[previous])
+            differ = np.count_nonzero(scratch_routes != _positive_routes(layer, theirs.outputs[previous]))
+            flips += -(-differ // 2)  # a moved route differs at two elements, a lost one at one
         previous = layer.name
     return flips

@@ -55,6 +55,16 @@ class ConvChain:
     def _backward_params(self, dy: np.ndarray) -> None:
         self._backward(dy, need_input_grad=False)
 
+    def pool_routes(self, x: np.ndarray) -> dict[str, np.ndarray]:
+        """Where a training step on x (N, H, W, C) sends each pool's gradient: pool name -> NHWC
+        bool mask over the pool's input, True at the element that receives a positive window's
+        gradient (``ops.conv_relu_pool_routes``)."""
+        h, routes = np.ascontiguousarray(x.transpose(3, 1, 2, 0)), {}
+        for conv, pool in self.blocks:
+            h, cache = ops.conv_relu_pool_forward(h, *self._args(conv, pool))
+            routes[pool.name] = ops.conv_relu_pool_routes(cache).transpose(3, 1, 2, 0)
+        return routes
+
     def _infer(self, x: np.ndarray) -> np.ndarray:
         return np.concatenate([self._infer_chunk(x[s:s + EVAL_CHUNK]) for s in range(0, len(x), EVAL_CHUNK)])
 

@@ -7,7 +7,8 @@ evaluation.
 
 from scratch.ops.conv import conv2d_backward, conv2d_forward, conv2d_input_grad
 from scratch.ops.conv_pool import (conv_relu_pool_backward, conv_relu_pool_forward,
-                                   conv_relu_pool_infer, pool_tiles_conv_output)
+                                   conv_relu_pool_infer, conv_relu_pool_routes,
+                                   pool_tiles_conv_output)
 from scratch.ops.dense import dense_backward, dense_forward
 from scratch.ops.flatten import flatten_backward, flatten_forward
 from scratch.ops.loss import softmax_cross_entropy
@@ -17,7 +18,7 @@ from scratch.ops.relu import relu_backward, relu_forward
 
 __all__ = [
     "conv2d_backward", "conv2d_forward", "conv2d_input_grad", "conv_relu_pool_backward",
-    "conv_relu_pool_forward", "conv_relu_pool_infer",
+    "conv_relu_pool_forward", "conv_relu_pool_infer", "conv_relu_pool_routes",
     "dense_backward", "dense_forward", "flatten_backward", "flatten_forward",
     "max_pool2d_backward", "max_pool2d_forward", "pool_tiles_conv_output", "relu_backward",
     "relu_forward", "softmax_cross_entropy", "window_padding",

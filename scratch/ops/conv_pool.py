@@ -174,6 +174,22 @@ def conv_relu_pool_infer(x: np.ndarray, kernel: np.ndarray, bias: np.ndarray, pa
     return np.maximum(y, 0, out=y)
 
 
+def conv_relu_pool_routes(cache: ConvReluPoolCache) -> np.ndarray:
+    """Where ``conv_relu_pool_backward`` sends each pooled output's gradient: (c_out, Ho, Wo, N)
+    bool over the convolution's output, True at the first maximal phase of every window whose
+    output is positive (ReLU stops the others)."""
+    g = cache.geometry
+    (_, h, w, n), (top, bottom, left, right) = g.x_shape, g.pads
+    kh, kw, _, c_out = cache.kernel.shape
+    (ph, pw), (hq, wq) = g.pool, g.pooled
+    first, positive = _valid(cache.first, g), cache.y > 0
+    routes = np.zeros((c_out, h + top + bottom - kh + 1, w + left + right - kw + 1, n), bool)
+    for a in range(ph):
+        for b in range(pw):
+            np.logical_and(positive, first == a * pw + b, out=routes[:, a:hq * ph:ph, b:wq * pw:pw])
+    return routes
+
+
 def conv_relu_pool_backward(dy: np.ndarray, cache: ConvReluPoolCache, need_input_grad: bool = True):
     """Gradients of ``conv_relu_pool_forward``.
 
