@@ -143,14 +143,12 @@ def conv_relu_pool_forward(x: np.ndarray, kernel: np.ndarray, bias: np.ndarray, 
         (y, cache) with y (c_out, Hq, Wq, N), the three layers' output, channels first.
     """
     g, windows, z = _phase_outputs(x, kernel, padding, pool_size)
-    column = bias[:, None]
+    z += bias[:, None]
     # Running maximum of t = z + bias over the phases, and the first phase that reached it.
     m = z[0]
-    m += column
     first = np.zeros(m.shape, np.uint8)
     for phase in range(1, g.phases):
         t = z[phase]
-        t += column
         # Strictly greater: on ties the earlier phase keeps the gradient. Phases only increase,
         # so the latest phase that was greater is a maximum.
         np.maximum(first, np.multiply(t > m, np.uint8(phase)), out=first)
