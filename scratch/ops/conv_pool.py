@@ -61,7 +61,7 @@ def _summed_products(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     its speed; chunks of about ``_GRAD_CHUNK`` positions, multiplied in one batched call and
     summed, keep it fast (conv1's kernel gradient, batch 100: 0.46 -> 0.24 ms). Larger results
     come from one product with the operand of more rows on the left (conv2's: 0.90 -> 0.66 ms,
-    against 0.74 ms for the other orientation).
+    against 0.96 ms for the other orientation).
     """
     m = a.shape[1]
     # The fewest chunks of at most _GRAD_CHUNK positions that split M evenly.
@@ -109,9 +109,9 @@ def _phase_outputs(x: np.ndarray, kernel: np.ndarray, padding: str, pool_size):
     """The convolution (no bias) of x (C, H, W, N) at every output phase.
 
     All phases come from one copy of the pool blocks' window matrix (``block_windows``),
-    which holds each input pixel (Dh*Dw*ph*pw) / (kh*kw) times where per-phase window matrices
-    would hold it kh*kw times: less copying, and products with pw*c_out rows where BLAS runs
-    well. Phase row a reads only window rows u in [a, a + kh), a contiguous block.
+    which holds each input pixel Dh*Dw times where per-phase window matrices would hold it
+    kh*kw times: less copying, and products with pw*c_out rows where BLAS runs well. Phase row a
+    reads only window rows u in [a, a + kh), a contiguous block.
 
     Returns (geometry, window matrix (Dh*ph*Dw*pw*C, Hq*Ws*N), z (ph*pw, c_out, Hq*Ws*N)).
     """
@@ -140,7 +140,7 @@ def conv_relu_pool_forward(x: np.ndarray, kernel: np.ndarray, bias: np.ndarray, 
         pool_size: (ph, pw); the pool must not pad (``pool_tiles_conv_output``).
 
     Returns:
-        (y, cache) with y (c_out, Hq, Wq, N), the three layers' output, channels first.
+        (y, cache) with y (c_out, Hq, Wq, N), the three layers' output up to rounding.
     """
     g, windows, z = _phase_outputs(x, kernel, padding, pool_size)
     z += bias[:, None]
@@ -201,7 +201,8 @@ def conv_relu_pool_backward(dy: np.ndarray, cache: ConvReluPoolCache, need_input
     """
     g = cache.geometry
     c_out = cache.kernel.shape[3]
-    # dL/dm on the split grid: ReLU's gradient on the valid corner, zero at straddling positions.
+    # dL/dm on the split grid: ReLU's gradient on the valid corner, zero where windows reach
+    # past the image.
     dm = np.zeros(cache.first.shape, dy.dtype)
     np.multiply(dy, cache.y > 0, out=_valid(dm, g))
     # dL/dz of every phase: dm where that phase held the first maximum.
