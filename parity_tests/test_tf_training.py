@@ -71,20 +71,25 @@ def test_sgd_trajectory_matches_keras_for_100_steps(name, dtype):
           f"{worst[1].format(tol)}")
 
 
-def test_pool_tie_flips_counts_a_window_routed_differently():
-    # Two channels summed by a 1x1 convolution: in the first pool window, elements (0, 0) and
-    # (0, 1) are 0.5 + 0.25 and 0.25 + 0.5, an exact tie routed to (0, 0). Weights (1, 1 + eps)
-    # make (0, 1) larger on TensorFlow's side only: one flip. The fused path must see the tie too.
-    model = Sequential([Conv2D(1, 1, name="conv"), ReLU(name="relu"), MaxPool2D(2, name="pool"),
-                        Flatten(name="flatten"), Dense(10, name="logits")], (2, 2, 2), dtype="float64")
-    assert any(isinstance(unit, ConvChain) for unit in model._units)
+@pytest.mark.parametrize("relu", [True, False], ids=["after-relu-fused", "no-relu-layers"])
+def test_pool_tie_flips_counts_a_window_routed_differently(relu):
+    # Two channels summed by a 1x1 convolution: in the pool window, elements (0, 0) and (0, 1)
+    # are an exact tie (0.5 + 0.25 and 0.25 + 0.5, or their negatives without a ReLU), routed to
+    # (0, 0). Scaling one channel by 1 + 1e-9 on TensorFlow's side only makes (0, 1) its maximum:
+    # one flip. With a ReLU the block is fused, so its routes come from the fused op.
+    sign = 1.0 if relu else -1.0
+    layers = [Conv2D(1, 1, name="conv")] + ([ReLU(name="relu")] if relu else []) + [
+        MaxPool2D(2, name="pool"), Flatten(name="flatten"), Dense(10, name="logits")]
+    model = Sequential(layers, (2, 2, 2), dtype="float64")
+    assert any(isinstance(unit, ConvChain) for unit in model._units) == relu
     params = {key: value.copy() for key, value in model.params.items()}
     params["conv/kernel"][...] = 1.0
     params["conv/bias"][...] = 0.0
     model.set_params(params)
     x = np.zeros((1, 2, 2, 2))
-    x[0, 0, 0], x[0, 0, 1], x[0, 1, 1] = (0.5, 0.25), (0.25, 0.5), (0.1, 0.1)
+    x[0, 0, 0], x[0, 0, 1], x[0, 1, :] = (0.5, 0.25), (0.25, 0.5), (0.1, 0.1) if relu else (-0.5, -0.5)
+    x[0, 0] *= sign
     y = np.array([3])
     assert pool_tie_flips(model, x, y) == 0
-    shifted = {**params, "conv/kernel": np.array([1.0, 1.0 + 1e-9]).reshape(1, 1, 2, 1)}
-    assert pool_tie_flips(model, x, y, reference_weights=shifted) == 1
+    shifted = np.array([1.0, 1.0 + 1e-9] if relu else [1.0 + 1e-9, 1.0]).reshape(1, 1, 2, 1)
+    assert pool_tie_flips(model, x, y, reference_weights={**params, "conv/kernel": shifted}) == 1

@@ -18,7 +18,7 @@ from reference_tf.compare import Comparison, assert_all_close
 from reference_tf.gradients import layer_pass, trace, trace_arrays
 from reference_tf.twin import copy_weights, keras_layer as keras_counterpart, twin
 from scratch.fusion import ConvChain
-from scratch.layers import Layer, MaxPool2D
+from scratch.layers import Layer, MaxPool2D, ReLU
 from scratch.models import Sequential
 from scratch.ops import max_pool2d_backward, max_pool2d_forward
 
@@ -125,11 +125,13 @@ def digit_like_batch(n: int, seed: int = 0, dtype="float64", size: int = 28) -> 
     return images[..., None].astype(dtype)
 
 
-def _positive_routes(pool: MaxPool2D, pool_input: np.ndarray) -> np.ndarray:
-    """NHWC bool mask over a max pool's input: the element that receives each positive window's
-    gradient (the first maximum, as both sides route it)."""
+def _routes(pool: MaxPool2D, pool_input: np.ndarray, after_relu: bool) -> np.ndarray:
+    """NHWC bool mask over a max pool's input: the element that receives each window's gradient
+    (the first maximum, as both sides route it). After a ReLU only positive windows count: a
+    zero maximum's gradient stops at the ReLU wherever it goes."""
     y_pool, cache = max_pool2d_forward(pool_input, pool.pool_size, pool.strides, pool.padding)
-    return max_pool2d_backward((y_pool > 0).astype(pool_input.dtype), cache) != 0
+    upstream = (y_pool > 0) if after_relu else np.ones_like(y_pool, bool)
+    return max_pool2d_backward(upstream.astype(pool_input.dtype), cache) != 0
 
 
 def pool_tie_flips(model: Sequential, x: np.ndarray, y: np.ndarray,
@@ -141,10 +143,11 @@ def pool_tie_flips(model: Sequential, x: np.ndarray, y: np.ndarray,
     than the two sides' rounding differences (a near-tie), each side may see a different one
     first. Such a flip is legitimate and changes the gradient by a whole window's contribution,
     so a float32 trajectory can part from TensorFlow's there. Counted on (x (N, ...), y (N,)),
-    over windows whose maximum is positive (ReLU stops the others): TensorFlow's routes from its
-    own MaxPool2D inputs, at ``reference_weights`` (a dict keyed like ``model.params``; default
-    the model's weights), scratch's at the model's weights, from the fused blocks its training
-    step runs (``scratch.fusion``) or else from its own layers' outputs.
+    over the windows whose gradient matters (after a ReLU, those with a positive maximum):
+    TensorFlow's routes from its own MaxPool2D inputs, at ``reference_weights`` (a dict keyed
+    like ``model.params``; default the model's weights), scratch's at the model's weights, from
+    the fused blocks its training step runs (``scratch.fusion``) or else from its own layers'
+    outputs.
     """
     keras_model = twin(model)
     if reference_weights is not None:
@@ -158,10 +161,12 @@ def pool_tie_flips(model: Sequential, x: np.ndarray, y: np.ndarray,
     flips, previous = 0, None
     for layer in model.layers:
         if isinstance(layer, MaxPool2D) and previous is not None:
+            after_relu = isinstance(previous, ReLU)
             scratch_routes = fused.get(layer.name)
             if scratch_routes is None:
-                scratch_routes = _positive_routes(layer, mine.outputs[previous])
-            differ = np.count_nonzero(scratch_routes != _positive_routes(layer, theirs.outputs[previous]))
+                scratch_routes = _routes(layer, mine.outputs[previous.name], after_relu)
+            theirs_routes = _routes(layer, theirs.outputs[previous.name], after_relu)
+            differ = np.count_nonzero(scratch_routes != theirs_routes)
             flips += -(-differ // 2)  # a moved route differs at two elements, a lost one at one
-        previous = layer.name
+        previous = layer
     return flips
