@@ -149,6 +149,22 @@ def test_split_planes_merge_round_trip(geometry):
 
 
 @pytest.mark.parametrize("geometry", GEOMETRIES, ids=str)
+def test_conv_relu_pool_routes_match_the_pool_layer(geometry):
+    # The element each positive window's gradient reaches, against max_pool2d_backward on the
+    # layers' ReLU output; the band of zeros makes windows of ties at the bias.
+    n, h, w, c, filters, kernel_hw, padding, pool = geometry
+    rng = np.random.default_rng(4)
+    x = rng.standard_normal((n, h, w, c))
+    x[:, : h // 3] = 0
+    kernel, bias = rng.standard_normal((*kernel_hw, c, filters)), np.abs(rng.standard_normal(filters))
+    relu_out = ops.relu_forward(ops.conv2d_forward(x, kernel, bias, (1, 1), padding)[0])[0]
+    y_pool, pool_cache = ops.max_pool2d_forward(relu_out, pool, pool, "valid")
+    expected = ops.max_pool2d_backward((y_pool > 0).astype(x.dtype), pool_cache) != 0
+    _, cache = ops.conv_relu_pool_forward(channels_first(x), kernel, bias, padding, pool)
+    np.testing.assert_array_equal(channels_last(ops.conv_relu_pool_routes(cache)), expected)
+
+
+@pytest.mark.parametrize("geometry", GEOMETRIES, ids=str)
 def test_block_windows_adjoint_is_add_block_windows(geometry):
     # <B(flat), R> == <flat, B^T(R)> for any flat planes and any R: the backward pass's strided
     # adds are exactly the transpose of the forward pass's strided copy.
