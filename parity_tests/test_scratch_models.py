@@ -32,6 +32,19 @@ def assert_fast_path_matches(fast: dict, expected: dict, dtype: str) -> None:
                            FAST_PATH_RTOL[dtype])
 
 
+def _model_with_zero_band_batch(name: str, dtype: str, model_seed: int, data_seed: int, n: int,
+                                zero_rows: int):
+    """A built model with uniform biases and images (n, 28, 28, 1) whose top ``zero_rows`` rows
+    are exact zeros (windows of ties at the bias), both drawn from one rng, returned for more
+    draws."""
+    model = build(name, seed=model_seed, dtype=dtype)
+    rng = np.random.default_rng(data_seed)
+    _with_uniform_biases(model, rng)
+    x = rng.random((n, 28, 28, 1)).astype(dtype)
+    x[:, :zero_rows] = 0
+    return model, rng, x
+
+
 def _with_uniform_biases(model, rng: np.random.Generator) -> None:
     """Biases drawn from U(-0.1, 0.1) with ``rng``, in parameter order."""
     for key, value in model.params.items():
@@ -129,11 +142,7 @@ def test_model_inference_path_equals_forward(name, dtype):
     # Evaluation runs the fused units (a cache-free Conv2D -> ReLU -> MaxPool2D chain for the cnn);
     # it must give the logits of the layer-by-layer forward pass up to BLAS summation order, ties
     # of exact zeros included.
-    model = build(name, seed=3, dtype=dtype)
-    rng = np.random.default_rng(0)
-    _with_uniform_biases(model, rng)
-    x = rng.random((7, 28, 28, 1)).astype(dtype)
-    x[:, :12] = 0
+    model, rng, x = _model_with_zero_band_batch(name, dtype, model_seed=3, data_seed=0, n=7, zero_rows=12)
     assert_fast_path_matches({"logits": model._predict_logits(x)}, {"logits": model.forward(x)}, dtype)
     labels = rng.integers(0, 10, 7)
     loss, accuracy = model.evaluate(x, labels, batch_size=3)
@@ -146,11 +155,8 @@ def test_model_inference_path_equals_forward(name, dtype):
 @pytest.mark.parametrize("dtype", ["float64", "float32"])
 @pytest.mark.parametrize("name", sorted(MODELS))
 def test_model_fast_step_gradients_match_trace(name, dtype):
-    model = build(name, seed=2, dtype=dtype)
-    rng = np.random.default_rng(3)
-    _with_uniform_biases(model, rng)
-    x, y = rng.random((9, 28, 28, 1)).astype(dtype), rng.integers(0, 10, 9)
-    x[:, :10] = 0
+    model, rng, x = _model_with_zero_band_batch(name, dtype, model_seed=2, data_seed=3, n=9, zero_rows=10)
+    y = rng.integers(0, 10, 9)
     loss, grads = model._fast_loss_and_grads(x, y)
     fast = {"loss": np.array(loss), **{k: v.copy() for k, v in grads.items()}}
     reference = model.trace(x, y)

@@ -62,13 +62,12 @@ def padded_flat(x: np.ndarray, kh: int, kw: int, pads):
     return flat, (hp, wp)
 
 
-def window_matrix(x: np.ndarray, kh: int, kw: int, strides, pads, out_hw, empty=np.empty):
+def window_matrix(x: np.ndarray, kh: int, kw: int, strides, pads, out_hw):
     """The windows of zero-padded x as columns.
 
     Args:
         x: (N, H, W, C), unpadded.
         kh, kw: window size; strides: (sh, sw); pads: (top, bottom, left, right); out_hw: (Ho, Wo).
-        empty: allocates the result, called as ``empty(shape, dtype)`` like ``np.empty``.
 
     Returns:
         (cols_t, grid): cols_t of shape (kh*kw*C, N*Hg*Wg) with cols_t[(i, j, c), (n, p, q)] =
@@ -89,7 +88,7 @@ def window_matrix(x: np.ndarray, kh: int, kw: int, strides, pads, out_hw, empty=
         windows = as_strided(xp, shape=(kh, kw, c, n, *grid),
                              strides=(sh, sw, sc, sn, sh * strides[0], sw * strides[1]),
                              writeable=False)
-    cols_t = empty(windows.shape, x.dtype)
+    cols_t = np.empty(windows.shape, x.dtype)
     np.copyto(cols_t, windows)
     return cols_t.reshape(kh * kw * c, -1), grid
 
