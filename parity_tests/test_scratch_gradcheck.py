@@ -68,8 +68,8 @@ def test_gradcheck_detects_a_wrong_gradient():
     """A Dense whose backward halves the bias gradient must fail on the bias only."""
 
     class BrokenDense(Dense):
-        def _backward(self, dy):
-            dx = super()._backward(dy)
+        def call_backward(self, dy):
+            dx = super().call_backward(dy)
             self.grads["bias"] = self.grads["bias"] * 0.5
             return dx
 

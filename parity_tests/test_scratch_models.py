@@ -138,18 +138,20 @@ def test_sequential_default_names_follow_keras():
 
 @pytest.mark.parametrize("dtype", ["float32", "float64"])
 @pytest.mark.parametrize("name", list(MODELS))
-def test_model_inference_path_equals_forward(name, dtype):
-    # Evaluation runs the fused units (a cache-free Conv2D -> ReLU -> MaxPool2D chain for the cnn);
-    # it must give the logits of the layer-by-layer forward pass up to BLAS summation order, ties
-    # of exact zeros included.
+def test_model_inference_path_equals_trace(name, dtype):
+    # forward, evaluate and predict run the fused units (a cache-free Conv2D -> ReLU -> MaxPool2D
+    # chain for the cnn); they must give the logits of the layer-by-layer trace up to BLAS
+    # summation order, ties of exact zeros included.
     model, rng, x = _model_with_zero_band_batch(name, dtype, model_seed=3, data_seed=0, n=7, zero_rows=12)
-    assert_fast_path_matches({"logits": model._predict_logits(x)}, {"logits": model.forward(x)}, dtype)
     labels = rng.integers(0, 10, 7)
+    logits = model.forward(x)
+    assert_fast_path_matches({"logits": logits}, {"logits": model.trace(x, labels).logits}, dtype)
     loss, accuracy = model.evaluate(x, labels, batch_size=3)
     batches = [(model.forward(x[s:s + 3]), labels[s:s + 3]) for s in range(0, 7, 3)]
     total = sum(softmax_cross_entropy(logits, y)[0] * len(y) for logits, y in batches)
     assert_fast_path_matches({"loss": np.array(loss)}, {"loss": np.array(total / 7)}, dtype)
     assert accuracy == np.mean(np.concatenate([l.argmax(axis=1) for l, _ in batches]) == labels)
+    np.testing.assert_array_equal(model.predict(x, batch_size=3), logits.argmax(axis=1))
 
 
 @pytest.mark.parametrize("dtype", ["float64", "float32"])
@@ -157,7 +159,7 @@ def test_model_inference_path_equals_forward(name, dtype):
 def test_model_fast_step_gradients_match_trace(name, dtype):
     model, rng, x = _model_with_zero_band_batch(name, dtype, model_seed=2, data_seed=3, n=9, zero_rows=10)
     y = rng.integers(0, 10, 9)
-    loss, grads = model._fast_loss_and_grads(x, y)
+    loss, grads = model.loss_and_grads(x, y)
     fast = {"loss": np.array(loss), **{k: v.copy() for k, v in grads.items()}}
     reference = model.trace(x, y)
     expected = {"loss": np.array(reference.loss), **reference.grads}
@@ -169,10 +171,11 @@ def test_model_evaluation_in_chunks_equals_forward():
     # of the whole batch bit for bit, and the layers' logits up to BLAS summation order.
     model = build("cnn", seed=4, dtype="float32")
     x = np.random.default_rng(5).random((2 * EVAL_CHUNK + 17, 28, 28, 1)).astype("float32")
-    chain = model._units[0]
-    logits = model._predict_logits(x)
-    whole = chain._infer_chunk(x)
-    for unit in model._units[1:]:
-        whole = unit._infer(whole)
+    chain = model.units[0]
+    logits = model.forward(x)
+    whole = chain.infer_chunk(x)
+    for unit in model.units[1:]:
+        whole = unit.infer(whole)
     np.testing.assert_array_equal(logits, whole)
-    assert_fast_path_matches({"logits": logits}, {"logits": model.forward(x)}, "float32")
+    labels = np.zeros(len(x), dtype=np.int64)
+    assert_fast_path_matches({"logits": logits}, {"logits": model.trace(x, labels).logits}, "float32")

@@ -81,7 +81,7 @@ def test_pool_tie_flips_counts_a_window_routed_differently(relu):
     layers = [Conv2D(1, 1, name="conv")] + ([ReLU(name="relu")] if relu else []) + [
         MaxPool2D(2, name="pool"), Flatten(name="flatten"), Dense(10, name="logits")]
     model = Sequential(layers, (2, 2, 2), dtype="float64")
-    assert any(isinstance(unit, ConvChain) for unit in model._units) == relu
+    assert any(isinstance(unit, ConvChain) for unit in model.units) == relu
     params = {key: value.copy() for key, value in model.params.items()}
     params["conv/kernel"][...] = 1.0
     params["conv/bias"][...] = 0.0

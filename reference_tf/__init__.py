@@ -1,12 +1,28 @@
-"""TensorFlow/Keras twins of the scratch models and the comparison engine."""
+"""TensorFlow/Keras twins of the scratch models, the comparison and the diagnosis engine.
 
-from reference_tf.compare import Comparison, compare, compare_arrays, tolerances
-from reference_tf.gradients import layer_pass, loss_and_grads, trace, trace_arrays
-from reference_tf.testing import assert_layer_parity, assert_model_parity
-from reference_tf.twin import copy_weights, keras_params, twin
+Names are loaded on first use, so the NumPy-only parts (``reference_tf.compare``) import without
+TensorFlow.
+"""
 
-__all__ = [
-    "Comparison", "assert_layer_parity", "assert_model_parity", "compare", "compare_arrays",
-    "copy_weights", "keras_params", "layer_pass", "loss_and_grads", "tolerances", "trace",
-    "trace_arrays", "twin",
-]
+import importlib
+import os
+
+# TensorFlow's C++ INFO/WARNING chatter (CPU features, CUDA probing) is not ours to print; an
+# explicit setting in the environment wins.
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+_EXPORTS = {
+    "Comparison": "compare", "compare": "compare", "compare_arrays": "compare",
+    "tolerances": "compare",
+    "layer_pass": "gradients", "trace": "gradients", "trace_arrays": "gradients",
+    "assert_layer_parity": "testing", "assert_model_parity": "testing",
+    "copy_weights": "twin", "keras_params": "twin", "twin": "twin",
+}
+
+__all__ = sorted(_EXPORTS)
+
+
+def __getattr__(name: str):
+    if name not in _EXPORTS:
+        raise AttributeError(f"module 'reference_tf' has no attribute {name!r}")
+    return getattr(importlib.import_module(f"reference_tf.{_EXPORTS[name]}"), name)

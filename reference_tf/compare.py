@@ -192,12 +192,6 @@ def failures(comparisons: dict[str, Comparison], dtype) -> list[Comparison]:
     return [c for c in comparisons.values() if not c.passes(tolerance_for(c.name, dtype))]
 
 
-def report(comparisons: dict[str, Comparison], dtype=None) -> str:
-    """One line per quantity (with the verdict against its tolerance when ``dtype`` is given)."""
-    return "\n".join(c.format(None if dtype is None else tolerance_for(c.name, dtype))
-                     for c in comparisons.values())
-
-
 def assert_all_close(actual: dict, expected: dict, dtype, context: str = "") -> dict[str, Comparison]:
     """Compare and raise AssertionError listing every failing quantity; returns the comparisons.
 

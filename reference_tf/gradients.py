@@ -109,12 +109,6 @@ def trace(keras_model: keras.Sequential, x: np.ndarray, y: np.ndarray) -> Trace:
     )
 
 
-def loss_and_grads(keras_model: keras.Sequential, x: np.ndarray, y: np.ndarray) -> tuple[float, dict]:
-    """Mean cross-entropy of (x (N, ...), y (N,)) and its gradients keyed like scratch params."""
-    result = trace(keras_model, x, y)
-    return result.loss, result.grads
-
-
 def trace_arrays(result: Trace) -> dict:
     """Every quantity of a trace as a flat dict of named arrays, the keys ``compare`` reports:
 

@@ -154,10 +154,10 @@ def pool_tie_flips(model: Sequential, x: np.ndarray, y: np.ndarray,
         copy_weights(reference_weights, keras_model)
     mine, theirs = model.trace(x, y), trace(keras_model, x, y)
     fused, h = {}, x
-    for unit in model._units:
+    for unit in model.units:
         if isinstance(unit, ConvChain):
             fused.update(unit.pool_routes(h))
-        h = unit._infer(h)
+        h = unit.infer(h)
     flips, previous = 0, None
     for layer in model.layers:
         if isinstance(layer, MaxPool2D) and previous is not None:

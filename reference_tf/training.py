@@ -6,6 +6,7 @@ import keras
 import numpy as np
 import tensorflow as tf
 
+from reference_tf.reproducible import use_reproducible_kernels
 from scratch.optim import SGD
 
 
@@ -22,6 +23,7 @@ class KerasTrainer:
     """
 
     def __init__(self, model: keras.Model, lr: float, eval_batch_size: int = 1000):
+        use_reproducible_kernels()
         self.model = model
         self.lr = SGD(lr).lr  # same validation of the learning rate as the scratch side
         self.eval_batch_size = eval_batch_size

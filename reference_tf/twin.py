@@ -2,20 +2,11 @@
 
 from __future__ import annotations
 
-import os
+import keras
+import numpy as np
 
-os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-
-import keras  # noqa: E402
-import numpy as np  # noqa: E402
-import tensorflow as tf  # noqa: E402
-
-from scratch import layers as scratch_layers  # noqa: E402
-from scratch.models import Sequential  # noqa: E402
-
-# Bitwise-reproducible kernels and no XLA: the comparisons measure the implementation, not noise.
-tf.config.experimental.enable_op_determinism()
-tf.config.optimizer.set_jit(False)
+from scratch import layers as scratch_layers
+from scratch.models import Sequential
 
 
 def keras_layer(layer: scratch_layers.Layer, dtype: str, counterparts: dict | None = None) -> keras.layers.Layer:

@@ -22,7 +22,7 @@ import numpy as np
 from reference_tf.training import KerasTrainer
 from reference_tf.twin import twin
 from scratch import ops
-from scratch.fusion import ConvChain
+from scratch.fusion import ConvChain, backward
 from scratch.models import MODELS, build
 from scratch.optim import SGD
 from scratch.train import ScratchTrainer
@@ -169,28 +169,28 @@ def _unit_label(unit) -> tuple[str, str]:
 
 def _profile_units(units: list, xb: np.ndarray, yb: np.ndarray, settings: Settings) -> list[dict]:
     """Median forward and backward time of each unit (a layer, or a fused chain) in a training
-    step: the first unit with parameters skips its input gradient."""
-    first = next((i for i, unit in enumerate(units) if unit.params), 0)
-    forward, backward = defaultdict(list), defaultdict(list)
+    step (``scratch.fusion.backward`` without input gradient)."""
+    forward, backward_times = defaultdict(list), defaultdict(list)
+    position = {id(unit): index for index, unit in enumerate(units)}
     for round_index in range(settings.warmup + settings.repeat):
         timed = round_index >= settings.warmup
         h = xb
         for index, unit in enumerate(units):
             start = time.perf_counter()
-            h = unit._forward(h)
+            h = unit.call(h)
             if timed:
                 forward[index].append(time.perf_counter() - start)
         _, dy = ops.softmax_cross_entropy(h, yb)
-        for index in range(len(units) - 1, first - 1, -1):
-            start = time.perf_counter()
-            if index == first:
-                units[index]._backward_params(dy)
-            else:
-                dy = units[index]._backward(dy)
-            if timed:
-                backward[index].append(time.perf_counter() - start)
+        stamps = []  # (unit index, time its backward pass started)
+        backward(units, dy, input_grad=False,
+                 each=lambda unit, _: stamps.append((position[id(unit)], time.perf_counter())))
+        stamps.append((None, time.perf_counter()))
+        if timed:
+            for (index, began), (_, ended) in zip(stamps, stamps[1:]):
+                backward_times[index].append(ended - began)
     return [{"layer": label, "type": kind, "forward": float(np.median(forward[index])),
-             "backward": float(np.median(backward[index])) if backward[index] else 0.0}
+             "backward": (float(np.median(backward_times[index])) if backward_times[index]
+                          else 0.0)}
             for index, (label, kind) in enumerate(map(_unit_label, units))]
 
 
@@ -201,5 +201,5 @@ def profile_layers(name: str, settings: Settings) -> dict[str, list[dict]]:
     x, y = _data(settings)
     model = build(name, seed=settings.seed, dtype=settings.dtype)
     xb, yb = x[:settings.batch_size], y[:settings.batch_size]
-    return {"step": _profile_units(model._units, xb, yb, settings),
+    return {"step": _profile_units(model.units, xb, yb, settings),
             "layers": _profile_units(model.layers, xb, yb, settings)}

@@ -11,8 +11,13 @@ import os
 import sys
 from importlib.metadata import PackageNotFoundError, version
 
-# TensorFlow's C++ INFO/WARNING chatter (CPU features, CUDA probing) is not ours to print.
+# TensorFlow's C++ INFO/WARNING chatter (CPU features, CUDA probing) is not ours to print, and
+# figures are files, never windows. Explicit settings in the environment win.
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+os.environ.setdefault("MPLBACKEND", "Agg")
+
+# Commands that run TensorFlow, and so switch on its reproducible kernels first.
+TENSORFLOW_COMMANDS = frozenset({"report", "bench", "check", "diff", "train"})
 
 # Modules of reports.commands, in the order --help lists them.
 COMMANDS: tuple[str, ...] = ("data", "report", "bench", "check", "diff", "train")
@@ -43,6 +48,10 @@ def main(argv: list[str] | None = None) -> int:
     if args.command is None:
         parser.print_help()
         return 0
+    if args.command in TENSORFLOW_COMMANDS:
+        from reference_tf.reproducible import use_reproducible_kernels
+
+        use_reproducible_kernels()
     return args.func(args)
 
 

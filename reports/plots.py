@@ -1,18 +1,15 @@
-"""The report's pictures (matplotlib, Agg backend): learning curves, the summary table, runtimes."""
+"""The report's pictures (matplotlib; the CLI selects the Agg backend): learning curves, the summary table, runtimes."""
 
 from __future__ import annotations
 
 from pathlib import Path
 
-import matplotlib
+import matplotlib.pyplot as plt
+import numpy as np
+import pandas as pd
 
-matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
-import numpy as np  # noqa: E402
-import pandas as pd  # noqa: E402
-
-from reports.analysis import curves  # noqa: E402
-from reports.experiments import SETTINGS  # noqa: E402
+from reports.analysis import curves
+from reports.experiments import SETTINGS
 
 STYLE = {  # implementation -> line style; evaluation set -> colour
     "numpy": {"linestyle": "-", "linewidth": 2.2, "alpha": 0.75, "label": "NumPy"},

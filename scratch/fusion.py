@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import numpy as np
 
+from typing import Callable, Protocol
+
 from scratch import ops
 from scratch.layers import Conv2D, Layer, MaxPool2D, ReLU
 
@@ -18,9 +20,26 @@ from scratch.layers import Conv2D, Layer, MaxPool2D, ReLU
 EVAL_CHUNK = 128
 
 
+class Unit(Protocol):
+    """What the fast paths run: a ``scratch.layers.Layer`` or a fused ``ConvChain``.
+
+    ``params`` (keyed "<layer>/<key>" for a chain, "<key>" for a layer); ``call(x)`` the output,
+    keeping what the backward pass needs; ``call_backward(dy)`` dL/dx, filling the layers'
+    ``grads``; ``backward_params(dy)`` the parameter gradients only; ``infer(x)`` the output
+    without a cache.
+    """
+
+    params: dict
+
+    def call(self, x: np.ndarray) -> np.ndarray: ...
+    def call_backward(self, dy: np.ndarray) -> np.ndarray: ...
+    def backward_params(self, dy: np.ndarray) -> None: ...
+    def infer(self, x: np.ndarray) -> np.ndarray: ...
+
+
 class ConvChain:
-    """Consecutive Conv2D -> ReLU -> MaxPool2D blocks, each as one op, with the layer protocol
-    the fast paths use (``params``, ``_forward``, ``_backward``, ``_backward_params``, ``_infer``).
+    """Consecutive Conv2D -> ReLU -> MaxPool2D blocks, each as one op, with the ``Unit``
+    protocol the fast paths run.
 
     Inputs and outputs are NHWC; between the blocks activations stay (C, H, W, N), the ops'
     layout (NHWC with the batch and channel axes swapped). Gradients land in each Conv2D's
@@ -36,7 +55,7 @@ class ConvChain:
     def _args(conv: Conv2D, pool: MaxPool2D) -> tuple:
         return conv.params["kernel"], conv.params["bias"], conv.padding, pool.pool_size
 
-    def _forward(self, x: np.ndarray) -> np.ndarray:
+    def call(self, x: np.ndarray) -> np.ndarray:
         h = np.ascontiguousarray(x.transpose(3, 1, 2, 0))
         self._caches = []
         for conv, pool in self.blocks:
@@ -44,7 +63,7 @@ class ConvChain:
             self._caches.append(cache)
         return np.ascontiguousarray(h.transpose(3, 1, 2, 0))
 
-    def _backward(self, dy: np.ndarray, need_input_grad: bool = True) -> np.ndarray | None:
+    def call_backward(self, dy: np.ndarray, need_input_grad: bool = True) -> np.ndarray | None:
         d = np.ascontiguousarray(dy.transpose(3, 1, 2, 0))
         for index in range(len(self.blocks) - 1, -1, -1):
             conv, _ = self.blocks[index]
@@ -52,8 +71,8 @@ class ConvChain:
                 d, self._caches[index], need_input_grad or index > 0)
         return None if d is None else np.ascontiguousarray(d.transpose(3, 1, 2, 0))
 
-    def _backward_params(self, dy: np.ndarray) -> None:
-        self._backward(dy, need_input_grad=False)
+    def backward_params(self, dy: np.ndarray) -> None:
+        self.call_backward(dy, need_input_grad=False)
 
     def pool_routes(self, x: np.ndarray) -> dict[str, np.ndarray]:
         """Where a training step on x (N, H, W, C) sends each pool's gradient: pool name -> NHWC
@@ -65,10 +84,12 @@ class ConvChain:
             routes[pool.name] = ops.conv_relu_pool_routes(cache).transpose(3, 1, 2, 0)
         return routes
 
-    def _infer(self, x: np.ndarray) -> np.ndarray:
-        return np.concatenate([self._infer_chunk(x[s:s + EVAL_CHUNK]) for s in range(0, len(x), EVAL_CHUNK)])
+    def infer(self, x: np.ndarray) -> np.ndarray:
+        return np.concatenate([self.infer_chunk(x[s:s + EVAL_CHUNK])
+                               for s in range(0, len(x), EVAL_CHUNK)])
 
-    def _infer_chunk(self, x: np.ndarray) -> np.ndarray:
+    def infer_chunk(self, x: np.ndarray) -> np.ndarray:
+        """``infer`` of one chunk x (n, H, W, C) in one go (``infer`` runs ``EVAL_CHUNK`` images at a time)."""
         h = np.ascontiguousarray(x.transpose(3, 1, 2, 0))
         for conv, pool in self.blocks:
             h = ops.conv_relu_pool_infer(h, *self._args(conv, pool))
@@ -77,13 +98,14 @@ class ConvChain:
 
 def _fusable(layers: list[Layer], output_shapes: dict) -> bool:
     conv, relu, pool = (layers + [None, None, None])[:3]
-    return (isinstance(conv, Conv2D) and isinstance(relu, ReLU) and isinstance(pool, MaxPool2D)
+    # Exact classes only: a subclass (a user's layer) always runs its own code.
+    return (type(conv) is Conv2D and type(relu) is ReLU and type(pool) is MaxPool2D
             and conv.strides == (1, 1)
             and ops.pool_tiles_conv_output(output_shapes[conv.name][:2], pool.pool_size,
                                            pool.strides, pool.padding))
 
 
-def fuse(layers: list[Layer], output_shapes: dict) -> list:
+def fuse(layers: list[Layer], output_shapes: dict) -> list[Unit]:
     """The units the fast paths run: each run of fusable Conv2D -> ReLU -> MaxPool2D blocks as one
     ``ConvChain``, every other layer as itself. ``output_shapes`` maps layer names to
     per-example output shapes."""
@@ -99,3 +121,25 @@ def fuse(layers: list[Layer], output_shapes: dict) -> list:
             units.append(layers[index])
             index += 1
     return units
+
+
+def backward(units: list[Unit], dy: np.ndarray, *, input_grad: bool = True,
+             each: Callable[[Unit, np.ndarray], None] | None = None) -> np.ndarray | None:
+    """Backpropagate dL/d(output) ``dy`` through ``units`` (layers or fused units), last first.
+
+    Every unit fills its parameters' gradients. With ``input_grad=False`` the pass stops at the
+    first unit with parameters, which computes its parameter gradients only (dL/dx of a first
+    convolution would be a whole extra correlation), and None is returned; otherwise dL/dx of
+    the first unit. ``each(unit, dy)`` is called with every unit's upstream gradient before its
+    backward pass.
+    """
+    first = 0 if input_grad else next((i for i, unit in enumerate(units) if unit.params), 0)
+    for index in range(len(units) - 1, first - 1, -1):
+        unit = units[index]
+        if each is not None:
+            each(unit, dy)
+        if index == first and not input_grad:
+            unit.backward_params(dy)
+            return None
+        dy = unit.call_backward(dy)
+    return dy

@@ -3,8 +3,9 @@
 Each layer has ``forward(x) -> y``, ``backward(dy) -> dx``, ``params``/``grads`` dicts keyed
 ``"kernel"``/``"bias"`` (empty without parameters), ``compute_output_shape(input_shape)`` (shapes
 without the batch axis) and ``build(input_shape, rng, dtype)``. Constructor arguments follow Keras.
-``forward`` validates its input; ``Sequential`` validates once at the model's entry and calls the
-unchecked ``_forward``.
+``forward``/``backward`` validate their arguments and call the hooks a subclass implements
+(``call``, ``call_backward``, ...; see ``Layer``); ``Sequential`` validates once at the model's
+entry and calls the hooks directly.
 """
 
 from __future__ import annotations
@@ -38,7 +39,7 @@ class Layer:
         self.grads: dict[str, np.ndarray] = {}
         self.dtype: np.dtype | None = None
         self.input_shape: tuple | None = None
-        self._cache = None
+        self.cache = None
 
     @property
     def owner(self) -> str:
@@ -57,7 +58,7 @@ class Layer:
                 f"received per-example shape {input_shape} "
                 f"(rank {len(input_shape) + 1} with the batch axis)."
             )
-        self._check_channels(input_shape)
+        self.check_input_channels(input_shape)
         if self.input_shape is not None and input_shape != self.input_shape:
             raise ValueError(
                 f"{self.owner}: was built for per-example input shape {self.input_shape}, "
@@ -67,15 +68,15 @@ class Layer:
 
     def compute_output_shape(self, input_shape: tuple) -> tuple:
         """Output shape (without the batch axis) for an input of ``input_shape``."""
-        return self._output_shape(self._check_input_shape(input_shape))
+        return self.output_shape_for(self._check_input_shape(input_shape))
 
     def build(self, input_shape: tuple, rng: np.random.Generator | None = None,
               dtype="float32") -> "Layer":
         """Create the parameters for per-example ``input_shape``; returns self."""
         self.dtype = check_dtype_name(self.owner, dtype)
         input_shape = self._check_input_shape(input_shape)
-        self._output_shape(input_shape)
-        self.params = self._init_params(input_shape, rng or np.random.default_rng(0))
+        self.output_shape_for(input_shape)
+        self.params = self.init_params(input_shape, rng or np.random.default_rng(0))
         self.grads = {k: np.zeros_like(v) for k, v in self.params.items()}
         self.input_shape = input_shape
         return self
@@ -90,11 +91,11 @@ class Layer:
                 f"{self.owner}: expected a batch (N, ...) of rank >= 2, received shape {x.shape}."
             )
         self._check_input_shape(x.shape[1:])
-        return self._forward(x)
+        return self.call(x)
 
     def backward(self, dy: np.ndarray) -> np.ndarray:
         """dL/dx from dL/dy (the shape of the last output); fills ``grads``."""
-        if self._cache is None:
+        if self.cache is None:
             raise ValueError(f"{self.owner}: call forward() before backward().")
         check_float_array(self.owner, "upstream gradient dy", dy, self.dtype)
         expected = self._last_output_shape
@@ -103,34 +104,42 @@ class Layer:
                 f"{self.owner}: expected upstream gradient of shape {expected} (the last output), "
                 f"received shape {dy.shape}."
             )
-        return self._backward(dy)
+        return self.call_backward(dy)
 
-    # Hooks -----------------------------------------------------------------------------------
-    def _check_channels(self, input_shape: tuple) -> None:
+    # Hooks: what a subclass implements ----------------------------------------------------
+    def check_input_channels(self, input_shape: tuple) -> None:
         """Raise if a built layer's parameters cannot take ``input_shape`` (rank already checked)."""
 
-    def _output_shape(self, input_shape: tuple) -> tuple:
+    def output_shape_for(self, input_shape: tuple) -> tuple:
+        """Per-example output shape for a valid per-example ``input_shape`` (default: the same)."""
         return input_shape
 
-    def _init_params(self, input_shape: tuple, rng: np.random.Generator) -> dict:
+    def init_params(self, input_shape: tuple, rng: np.random.Generator) -> dict:
+        """The initial parameters for per-example ``input_shape``, in ``self.dtype`` (default none)."""
         return {}
 
-    def _forward(self, x: np.ndarray) -> np.ndarray:
-        raise NotImplementedError
+    def call(self, x: np.ndarray) -> np.ndarray:
+        """The output y (N, ...) of a valid batch x (N, *input_shape); ends with
+        ``return self.save_for_backward(y, cache)``."""
+        raise NotImplementedError(f"{self.owner}: a Layer subclass must implement call(x).")
 
-    def _backward(self, dy: np.ndarray) -> np.ndarray:
-        raise NotImplementedError
+    def call_backward(self, dy: np.ndarray) -> np.ndarray:
+        """dL/dx (the input's shape) from dL/dy (the last output's shape) and ``self.cache``;
+        sets ``self.grads[key]`` for every parameter."""
+        raise NotImplementedError(f"{self.owner}: a Layer subclass must implement call_backward(dy).")
 
-    def _infer(self, x: np.ndarray) -> np.ndarray:
-        """The output for evaluation, where nobody needs the cache."""
-        return self._forward(x)
+    def infer(self, x: np.ndarray) -> np.ndarray:
+        """The output for evaluation, where nobody needs the cache (default: ``call``)."""
+        return self.call(x)
 
-    def _backward_params(self, dy: np.ndarray) -> None:
-        """Fill ``grads`` only, for a model's first layer whose dL/dx nobody needs."""
-        self._backward(dy)
+    def backward_params(self, dy: np.ndarray) -> None:
+        """Fill ``grads`` only, for a model's first layer whose dL/dx nobody needs (default:
+        ``call_backward``)."""
+        self.call_backward(dy)
 
-    def _remember(self, y: np.ndarray, cache) -> np.ndarray:
-        self._cache = cache
+    def save_for_backward(self, y: np.ndarray, cache) -> np.ndarray:
+        """Keep ``cache`` for ``call_backward`` (as ``self.cache``) and return the output y."""
+        self.cache = cache
         self._last_output_shape = y.shape
         return y
 
@@ -147,48 +156,48 @@ class Dense(Layer):
         super().__init__(name)
         self.units = check_positive_int(self.owner, "units", units)
 
-    def _output_shape(self, input_shape):
+    def output_shape_for(self, input_shape):
         return (self.units,)
 
-    def _init_params(self, input_shape, rng):
+    def init_params(self, input_shape, rng):
         return {
             "kernel": glorot_uniform((input_shape[0], self.units), rng, self.dtype),
             "bias": np.zeros(self.units, dtype=self.dtype),
         }
 
-    def _forward(self, x):
-        return self._remember(*ops.dense_forward(x, self.params["kernel"], self.params["bias"]))
+    def call(self, x):
+        return self.save_for_backward(*ops.dense_forward(x, self.params["kernel"], self.params["bias"]))
 
-    def _backward(self, dy):
-        dx, self.grads["kernel"], self.grads["bias"] = ops.dense_backward(dy, self._cache)
+    def call_backward(self, dy):
+        dx, self.grads["kernel"], self.grads["bias"] = ops.dense_backward(dy, self.cache)
         return dx
 
-    def _backward_params(self, dy):
+    def backward_params(self, dy):
         _, self.grads["kernel"], self.grads["bias"] = ops.dense_backward(
-            dy, self._cache, need_input_grad=False)
+            dy, self.cache, need_input_grad=False)
 
 
 class ReLU(Layer):
     """max(x, 0) elementwise; any input shape. The derivative at exactly 0 is 0 (as in TF)."""
 
-    def _forward(self, x):
-        return self._remember(*ops.relu_forward(x))
+    def call(self, x):
+        return self.save_for_backward(*ops.relu_forward(x))
 
-    def _backward(self, dy):
-        return ops.relu_backward(dy, self._cache)
+    def call_backward(self, dy):
+        return ops.relu_backward(dy, self.cache)
 
 
 class Flatten(Layer):
     """(N, H, W, C) -> (N, H*W*C) in channels-last order, as Keras flattens."""
 
-    def _output_shape(self, input_shape):
+    def output_shape_for(self, input_shape):
         return (int(np.prod(input_shape)),)
 
-    def _forward(self, x):
-        return self._remember(*ops.flatten_forward(x))
+    def call(self, x):
+        return self.save_for_backward(*ops.flatten_forward(x))
 
-    def _backward(self, dy):
-        return ops.flatten_backward(dy, self._cache)
+    def call_backward(self, dy):
+        return ops.flatten_backward(dy, self.cache)
 
 
 class _Windowed(Layer):
@@ -221,7 +230,7 @@ class Conv2D(_Windowed):
         self.strides = check_pair(self.owner, "strides", strides)
         self.padding = check_padding(self.owner, padding)
 
-    def _check_channels(self, input_shape):
+    def check_input_channels(self, input_shape):
         kernel = self.params.get("kernel")
         if kernel is not None and input_shape[2] != kernel.shape[2]:
             raise ValueError(
@@ -229,28 +238,28 @@ class Conv2D(_Windowed):
                 f"per-example input shape {input_shape} with {input_shape[2]} channel(s)."
             )
 
-    def _output_shape(self, input_shape):
+    def output_shape_for(self, input_shape):
         return (*self._window_output(input_shape, self.kernel_size, self.strides, self.padding),
                 self.filters)
 
-    def _init_params(self, input_shape, rng):
+    def init_params(self, input_shape, rng):
         shape = (*self.kernel_size, input_shape[2], self.filters)
         return {
             "kernel": glorot_uniform(shape, rng, self.dtype),
             "bias": np.zeros(self.filters, dtype=self.dtype),
         }
 
-    def _forward(self, x):
-        return self._remember(*ops.conv2d_forward(
+    def call(self, x):
+        return self.save_for_backward(*ops.conv2d_forward(
             x, self.params["kernel"], self.params["bias"], self.strides, self.padding))
 
-    def _backward(self, dy):
-        dx, self.grads["kernel"], self.grads["bias"] = ops.conv2d_backward(dy, self._cache)
+    def call_backward(self, dy):
+        dx, self.grads["kernel"], self.grads["bias"] = ops.conv2d_backward(dy, self.cache)
         return dx
 
-    def _backward_params(self, dy):
+    def backward_params(self, dy):
         _, self.grads["kernel"], self.grads["bias"] = ops.conv2d_backward(
-            dy, self._cache, need_input_grad=False)
+            dy, self.cache, need_input_grad=False)
 
 
 class MaxPool2D(_Windowed):
@@ -266,15 +275,15 @@ class MaxPool2D(_Windowed):
         self.strides = self.pool_size if strides is None else check_pair(self.owner, "strides", strides)
         self.padding = check_padding(self.owner, padding)
 
-    def _output_shape(self, input_shape):
+    def output_shape_for(self, input_shape):
         return (*self._window_output(input_shape, self.pool_size, self.strides, self.padding),
                 input_shape[2])
 
-    def _forward(self, x):
-        return self._remember(*ops.max_pool2d_forward(x, self.pool_size, self.strides, self.padding))
+    def call(self, x):
+        return self.save_for_backward(*ops.max_pool2d_forward(x, self.pool_size, self.strides, self.padding))
 
-    def _backward(self, dy):
-        return ops.max_pool2d_backward(dy, self._cache)
+    def call_backward(self, dy):
+        return ops.max_pool2d_backward(dy, self.cache)
 
 
 LAYERS = {cls.__name__: cls for cls in (Dense, ReLU, Flatten, Conv2D, MaxPool2D)}

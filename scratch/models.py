@@ -9,9 +9,8 @@ import numpy as np
 
 from scratch import ops
 from scratch._checks import check_dtype_name, check_float_array, check_labels
-from scratch.fusion import fuse
+from scratch.fusion import Unit, backward, fuse
 from scratch.layers import Conv2D, Dense, Flatten, Layer, MaxPool2D, ReLU
-from scratch.memory import retain_freed_memory
 
 MNIST_INPUT_SHAPE = (28, 28, 1)
 NUM_CLASSES = 10
@@ -56,7 +55,6 @@ class Sequential:
         self.num_classes = num_classes
         self.seed = seed
         self._fused = None
-        retain_freed_memory()
         self._name_layers()
         rng = np.random.default_rng(seed)
         shape = self.input_shape
@@ -116,104 +114,91 @@ class Sequential:
             check_labels("Sequential input", y, x.shape[0], self.num_classes)
 
     # Passes ----------------------------------------------------------------------------------
-    def _forward(self, x: np.ndarray) -> dict:
+    def _outputs(self, x: np.ndarray) -> dict:
+        """Every layer's output, layer by layer (unchecked)."""
         outputs = {}
         for layer in self.layers:
-            x = layer._forward(x)
+            x = layer.call(x)
             outputs[layer.name] = x
         return outputs
 
     @property
-    def _units(self) -> list:
-        """The layers as the fast paths run them (``scratch.fusion.fuse``), made once."""
+    def units(self) -> list[Unit]:
+        """The layers as ``loss_and_grads``, ``forward``, ``evaluate`` and ``predict`` run them:
+        runs of tfparity's own Conv2D -> ReLU -> MaxPool2D fused into one ``ConvChain`` each
+        (``scratch.fusion.fuse``), every other layer as itself. Made once per model."""
         if self._fused is None:
             self._fused = fuse(self.layers, self.output_shapes)
         return self._fused
 
-    def _predict_logits(self, x: np.ndarray) -> np.ndarray:
-        """Logits (N, num_classes) of x (N, *input_shape) for evaluation, unchecked: the same
-        numbers as ``_forward``, through the fused units of ``scratch.fusion``."""
-        for unit in self._units:
-            x = unit._infer(x)
+    def _logits(self, x: np.ndarray) -> np.ndarray:
+        for unit in self.units:
+            x = unit.infer(x)
         return x
 
-    def _fast_loss_and_grads(self, x: np.ndarray, y: np.ndarray) -> tuple[float, dict]:
-        """The loss and parameter gradients of ``_trace(x, y, input_grad=False)``, through the
-        fused units of ``scratch.fusion`` (equal up to BLAS summation order), without per-layer
-        outputs: what a training step needs."""
-        units = self._units
-        for unit in units:
-            x = unit._forward(x)
-        loss, dy = ops.softmax_cross_entropy(x, y)
-        first = next((i for i, unit in enumerate(units) if unit.params), 0)
-        for unit in reversed(units[first + 1:]):
-            dy = unit._backward(dy)
-        units[first]._backward_params(dy)
-        return loss, self.grads
+    def trace(self, x: np.ndarray, y: np.ndarray, input_grad: bool = True) -> Trace:
+        """One forward and backward pass, layer by layer, keeping every layer's output and
+        output gradient: the diagnostic path (``tfparity diff``).
 
-    def _backward(self, dlogits: np.ndarray, input_grad: bool = True) -> tuple[dict, np.ndarray]:
-        output_grads = {}
-        dy = dlogits
-        # Without input_grad the pass stops at the first layer with parameters, which computes
-        # its parameter gradients only (dL/dx of conv1 is a whole extra correlation).
-        first = next((i for i, layer in enumerate(self.layers) if layer.params or input_grad), 0)
-        for index in range(len(self.layers) - 1, first - 1, -1):
-            layer = self.layers[index]
-            output_grads[layer.name] = dy
-            if index == first and not input_grad:
-                layer._backward_params(dy)
-                dy = None
-            else:
-                dy = layer._backward(dy)
-        return dict(reversed(output_grads.items())), dy
-
-    def _trace(self, x: np.ndarray, y: np.ndarray, input_grad: bool = True) -> Trace:
-        """``trace`` without input checks; ``input_grad=False`` (training) leaves it None."""
-        outputs = self._forward(x)
+        Args:
+            x: inputs (N, *input_shape) of the model's dtype; y: labels (N,).
+            input_grad: False leaves ``Trace.input_grad`` None and skips dL/dx of the first
+                layer with parameters.
+        """
+        self.check_inputs(x, y)
+        outputs = self._outputs(x)
         logits = outputs[self.layers[-1].name]
         loss, dlogits = ops.softmax_cross_entropy(logits, y)
-        output_grads, dx = self._backward(dlogits, input_grad)
-        return Trace(logits, loss, outputs, output_grads, self.grads, dx)
+        output_grads = {}
+
+        def keep(layer, dy):
+            output_grads[layer.name] = dy
+
+        dx = backward(self.layers, dlogits, input_grad=input_grad, each=keep)
+        return Trace(logits, loss, outputs, dict(reversed(output_grads.items())), self.grads, dx)
+
+    def loss_and_grads(self, x: np.ndarray, y: np.ndarray, *, check: bool = True
+                       ) -> tuple[float, dict]:
+        """Mean softmax cross-entropy of (x (N, *input_shape), y (N,)) and its parameter
+        gradients keyed like ``params``: the training computation, through ``units`` (equal to
+        ``trace`` up to BLAS summation order, without per-layer outputs or dL/dx).
+
+        ``check=False`` skips validating x and y, for callers that validated them already
+        (``fit`` checks the whole training set once).
+        """
+        if check:
+            self.check_inputs(x, y)
+        for unit in self.units:
+            x = unit.call(x)
+        loss, dlogits = ops.softmax_cross_entropy(x, y)
+        backward(self.units, dlogits, input_grad=False)
+        return loss, self.grads
 
     def forward(self, x: np.ndarray) -> np.ndarray:
-        """Logits (N, num_classes) for images x (N, *input_shape)."""
+        """Logits (N, num_classes) for inputs x (N, *input_shape), through ``units``."""
         self.check_inputs(x)
-        return self._forward(x)[self.layers[-1].name]
+        return self._logits(x)
 
-    def trace(self, x: np.ndarray, y: np.ndarray) -> Trace:
-        """One forward and backward pass with every layer's output and output gradient."""
-        self.check_inputs(x, y)
-        return self._trace(x, y)
-
-    def loss_and_grads(self, x: np.ndarray, y: np.ndarray) -> tuple[float, dict]:
-        """Mean softmax cross-entropy of (x (N, ...), y (N,)) and its gradients keyed like params."""
-        result = self.trace(x, y)
-        return result.loss, result.grads
-
-    def evaluate(self, x: np.ndarray, y: np.ndarray, batch_size: int = 1000) -> tuple[float, float]:
-        """(mean loss, accuracy) over a data set, in batches of ``batch_size``."""
-        self.check_inputs(x, y)
-        return self._evaluate(x, y, batch_size)
-
-    def _evaluate(self, x, y, batch_size=1000):
+    def evaluate(self, x: np.ndarray, y: np.ndarray, batch_size: int = 1000, *,
+                 check: bool = True) -> tuple[float, float]:
+        """(mean loss, accuracy) over x (N, *input_shape), y (N,), in batches of ``batch_size``
+        through ``units``; ``check=False`` as in ``loss_and_grads``."""
+        if check:
+            self.check_inputs(x, y)
         total_loss, correct = 0.0, 0
         for start in range(0, len(x), batch_size):
             xb, yb = x[start:start + batch_size], y[start:start + batch_size]
-            logits = self._predict_logits(xb)
+            logits = self._logits(xb)
             loss, _ = ops.softmax_cross_entropy(logits, yb)
             total_loss += loss * len(xb)
             correct += int((logits.argmax(axis=1) == yb).sum())
         return total_loss / len(x), correct / len(x)
 
     def predict(self, x: np.ndarray, batch_size: int = 1000) -> np.ndarray:
-        """Predicted classes (N,) int64, computed in batches."""
+        """Predicted classes (N,) int64 of x (N, *input_shape), in batches of ``batch_size``."""
         self.check_inputs(x)
-        return np.concatenate([self._predict_logits(x[s:s + batch_size]).argmax(axis=1)
+        return np.concatenate([self._logits(x[s:s + batch_size]).argmax(axis=1)
                                for s in range(0, len(x), batch_size)])
-
-    def accuracy(self, x: np.ndarray, y: np.ndarray, batch_size: int = 1000) -> float:
-        """Fraction of x (N, ...) classified as y (N,)."""
-        return self.evaluate(x, y, batch_size)[1]
 
     def summary(self) -> str:
         """A table of layers, output shapes and parameter counts."""

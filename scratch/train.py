@@ -17,6 +17,7 @@ from typing import Callable, Iterator, NamedTuple, Protocol
 import numpy as np
 
 from scratch._checks import check_positive_int
+from scratch.memory import retain_freed_memory
 from scratch.models import Sequential
 from scratch.optim import SGD
 
@@ -62,24 +63,23 @@ class History:
     def column(self, key: str) -> np.ndarray:
         return np.array([r[key] for r in self.records], dtype=float)
 
-    def to_dict(self) -> dict:
-        return {"records": list(self.records), "diverged": self.diverged}
-
 
 class ScratchTrainer:
-    """A scratch model with SGD, implementing the ``Trainer`` protocol (inputs checked once).
-    Steps run the model's fused fast path."""
+    """A scratch model with SGD, implementing the ``Trainer`` protocol. Steps run
+    ``Sequential.loss_and_grads`` (the fused units); the caller validates the data once
+    (``fit`` does), so batches are not checked again."""
 
     def __init__(self, model: Sequential, optimizer: SGD, eval_batch_size: int = 1000):
         self.model, self.optimizer, self.eval_batch_size = model, optimizer, eval_batch_size
+        retain_freed_memory()
 
     def train_step(self, x, y):
-        loss, grads = self.model._fast_loss_and_grads(x, y)
+        loss, grads = self.model.loss_and_grads(x, y, check=False)
         self.optimizer.step(self.model.params, grads)
         return loss
 
     def evaluate(self, x, y):
-        return self.model._evaluate(x, y, self.eval_batch_size)
+        return self.model.evaluate(x, y, self.eval_batch_size, check=False)
 
 
 def run(trainer: Trainer, x: np.ndarray, y: np.ndarray, *, epochs: int, batch_size: int = 100,

@@ -85,9 +85,6 @@ def profile_table(name: str, profile: dict[str, list[dict]]) -> list[str]:
 
 
 def plot(rows: list[dict], path: Path) -> Path:
-    import matplotlib
-
-    matplotlib.use("Agg")
     import matplotlib.pyplot as plt
     import numpy as np
 
