@@ -17,7 +17,7 @@ import numpy as np
 import pytest
 
 from reports.cli import main
-from reports.layerdiff_fd import judge
+from reference_tf.finite_diff import judge
 from scratch import ops
 from scratch.ops import conv as conv_ops
 
@@ -146,8 +146,10 @@ def test_planted_bug_check_fails(bug, monkeypatch, capsys):
     plant(monkeypatch)
     code = main(["check", "--models", model, "--dtype", "both"])
     lines = capsys.readouterr().out.splitlines()
-    assert code == 1 and [line.split()[:3] for line in lines[:2]] == [
-        ["FAIL", model, "float32"], ["FAIL", model, "float64"]], lines
+    # The bugs are planted in the layers' ops, which the layer-by-layer trace path runs.
+    trace = [line.split()[:4] for line in lines if line.split()[3:4] == ["trace"]]
+    assert code == 1 and trace == [["FAIL", model, "float32", "trace"],
+                                   ["FAIL", model, "float64", "trace"]], lines
 
 
 @pytest.mark.parametrize("reference_factor, verdict", [(3.0, "tensorflow"), (2.0, "agree")])

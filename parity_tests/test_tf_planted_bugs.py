@@ -10,7 +10,8 @@ import pytest
 import scratch.ops
 import scratch.ops.conv
 import scratch.ops.padding
-from reference_tf.testing import assert_layer_parity, assert_model_parity, digit_like_batch
+from scratch.data.synthetic import strokes
+from reference_tf.testing import assert_layer_parity, assert_model_parity
 from scratch.layers import Conv2D, Dense, Flatten, MaxPool2D, ReLU
 from scratch.models import Sequential, build
 from scratch.ops.flatten import FlattenCache
@@ -105,7 +106,7 @@ LAYER_BUGS = {
     "flatten_nchw": (flatten_nchw, lambda dtype: assert_layer_parity(
         Flatten(), None, (2, 3, 4, 2), dtype)),
     "loss_sum_instead_of_mean": (loss_sum_instead_of_mean, lambda dtype: assert_model_parity(
-        build("mlp1", dtype=dtype), digit_like_batch(4, dtype=dtype), np.arange(4))),
+        build("mlp1", dtype=dtype), strokes(4, dtype=dtype)[0], np.arange(4))),
 }
 
 
@@ -136,7 +137,7 @@ def odd_model() -> Sequential:
 @pytest.mark.parametrize("bug", sorted(LAYER_BUGS))
 def test_planted_bug_is_caught_by_the_model_check(bug, monkeypatch):
     model = odd_model()
-    x = digit_like_batch(4, seed=1, dtype="float64", size=15)
+    x = strokes(4, seed=1, dtype="float64", size=15)[0]
     y = np.arange(4)
     assert_model_parity(model, x, y)
     LAYER_BUGS[bug][0](monkeypatch)

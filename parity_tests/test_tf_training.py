@@ -16,7 +16,8 @@ import numpy as np
 import pytest
 
 from reference_tf.compare import compare, tolerances
-from reference_tf.testing import digit_like_batch, pool_tie_flips
+from scratch.data.synthetic import strokes
+from reference_tf.testing import pool_tie_flips
 from reference_tf.training import KerasTrainer
 from reference_tf.twin import copy_weights, keras_params, twin
 from scratch.fusion import ConvChain
@@ -33,7 +34,7 @@ RESTARTS_ALLOWED = {"float32": 2, "float64": 0}
 @pytest.mark.parametrize("dtype", DTYPES)
 @pytest.mark.parametrize("name", ["mlp2", "cnn"])
 def test_sgd_trajectory_matches_keras_for_100_steps(name, dtype):
-    x = digit_like_batch(N, seed=8, dtype=dtype)
+    x = strokes(N, seed=8, dtype=dtype)[0]
     y = np.random.default_rng(8).integers(0, 10, size=N)
     model = build(name, seed=0, dtype=dtype)
     keras_model = twin(model)

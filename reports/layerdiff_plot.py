@@ -10,7 +10,7 @@ import matplotlib.pyplot as plt
 import numpy as np
 from matplotlib.patches import Rectangle
 
-from reports.layerdiff import ModelDiff  # noqa: E402
+from reference_tf.layerdiff import ModelDiff  # noqa: E402
 
 FLOOR, CEILING = -17.0, 1.0  # log10 range of the colour scale; a wrong shape is drawn at CEILING
 

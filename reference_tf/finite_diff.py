@@ -27,7 +27,7 @@ import tensorflow as tf
 
 from reference_tf.gradients import layer_pass, sparse_cross_entropy
 from reference_tf.twin import copy_weights, keras_layer
-from reports.layerdiff import LOSS, ModelDiff
+from reference_tf.layerdiff import LOSS, ModelDiff
 from scratch import ops
 from scratch.gradcheck import check_layer_gradients, float64_copy
 
@@ -192,12 +192,13 @@ def _loss_opinion(logits: np.ndarray, labels: np.ndarray) -> Opinion:
                   mine, reference, "loss gradient dL/dlogits")
 
 
-def _layer_opinion(layer, x: np.ndarray, dy: np.ndarray, key: str) -> Opinion:
+def _layer_opinion(layer, x: np.ndarray, dy: np.ndarray, key: str,
+                   counterparts: dict | None = None) -> Opinion:
     clone = float64_copy(layer)
     x64, up = np.array(x, dtype=np.float64), np.array(dy, dtype=np.float64)
     clone.forward(x64)
     mine = {"input_grad": clone.backward(up), **{f"grads/{k}": v for k, v in clone.grads.items()}}
-    twin = keras_layer(layer, "float64")
+    twin = keras_layer(layer, "float64", counterparts)
     twin.build((None, *layer.input_shape))
     variables = {v.name: v for v in twin.trainable_weights}
     copy_weights(clone.params, variables)
@@ -257,6 +258,6 @@ def third_opinion(result: ModelDiff) -> Opinion | None:
     else:
         layer = next(layer for layer in inputs["model"].layers if layer.name == first.layer)
         opinion = (_forward_opinion(layer, x, dy) if first.pass_ == "forward" else
-                   _layer_opinion(layer, x, dy, first.quantity.key))
+                   _layer_opinion(layer, x, dy, first.quantity.key, inputs.get("counterparts")))
     result.opinion = opinion
     return opinion
