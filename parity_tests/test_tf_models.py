@@ -8,6 +8,8 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
+from helpers import DTYPES
+
 from reference_tf.compare import assert_all_close
 from reference_tf.gradients import sparse_cross_entropy
 from scratch.data.synthetic import strokes
@@ -16,7 +18,6 @@ from scratch.layers import Conv2D, Dense, Flatten, MaxPool2D, ReLU
 from scratch.losses import softmax_cross_entropy
 from scratch.models import MODELS, Sequential, build
 
-DTYPES = ["float32", "float64"]
 
 
 def labels(n: int, seed: int = 0) -> np.ndarray:

@@ -15,6 +15,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+from helpers import DTYPES
+
 from reference_tf.compare import compare, tolerances
 from scratch.data.synthetic import strokes
 from reference_tf.testing import pool_tie_flips
@@ -26,7 +28,6 @@ from scratch.models import Sequential, build
 from scratch.optim import SGD
 from scratch.train import ScratchTrainer, batch_schedule
 
-DTYPES = ["float32", "float64"]
 N, BATCH, EPOCHS, LR = 200, 20, 10, 0.1  # 10 batches per epoch: 100 steps
 RESTARTS_ALLOWED = {"float32": 2, "float64": 0}
 
