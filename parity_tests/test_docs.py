@@ -21,7 +21,7 @@ from typing import NamedTuple
 
 import pytest
 
-from reports.cli import build_parser
+from reports.cli import build_parser, main
 from reports.experiments import SETTINGS
 from scratch.models import build
 
@@ -191,22 +191,26 @@ def test_readme_is_at_most_200_lines():
     assert count <= README_MAX_LINES, f"README.md has {count} lines, at most {README_MAX_LINES}"
 
 
-def table_rows(text: str, first_column: str) -> dict[str, list[str]]:
-    """{name: other cells} of the Markdown table rows whose first cell is `name` (in backticks)
-    and matches ``first_column``."""
-    rows = {}
-    for line in text.splitlines():
-        cells = [cell.strip() for cell in line.strip().strip("|").split("|")]
-        match = re.fullmatch(rf"`({first_column})`", cells[0]) if line.startswith("|") else None
-        if match:
-            rows[match.group(1)] = cells[1:]
-    return rows
+def model_tables(text: str) -> list[dict[str, list[str]]]:
+    """The Markdown tables whose first column names the four models (in backticks), each as
+    {model: its other cells}."""
+    tables, rows = [], {}
+    for line in [*text.splitlines(), ""]:
+        line = line.strip()
+        if line.startswith("|"):
+            cells = [cell.strip() for cell in line.strip("|").split("|")]
+            match = re.fullmatch(rf"`({'|'.join(SETTINGS)})`", cells[0])
+            if match:
+                rows[match.group(1)] = cells[1:]
+        elif rows:
+            tables, rows = [*tables, rows], {}
+    return tables
 
 
 def test_readme_model_table_matches_the_models():
-    rows = table_rows(README.read_text(), "|".join(SETTINGS))
-    assert sorted(rows) == sorted(SETTINGS), f"README.md's model table lists {sorted(rows)}"
-    for name, (layers, params) in rows.items():
+    tables = [t for t in model_tables(README.read_text()) if all(len(c) == 2 for c in t.values())]
+    assert len(tables) == 1 and sorted(tables[0]) == sorted(SETTINGS), tables
+    for name, (layers, params) in tables[0].items():
         model = build(name)
         types = [re.match(r"\w+", part).group() for part in layers.split(" -> ")]
         assert types == [type(layer).__name__ for layer in model.layers], (name, layers)
@@ -217,10 +221,12 @@ def test_readme_model_table_matches_the_models():
 @pytest.mark.parametrize("path", [README, ROOT / "docs" / "report.md"],
                          ids=["README.md", "docs/report.md"])
 def test_docs_settings_table_matches_the_protocol(path):
-    rows = table_rows(path.read_text(), "|".join(SETTINGS))
+    tables = [t for t in model_tables(path.read_text())
+              if all("epochs" in cell for cells in t.values() for cell in cells)]
+    assert len(tables) == 1, f"{page_name(path)}: expected one table of settings"
     settings = {name: tuple((int(e), float(lr)) for e, lr in (
         re.fullmatch(r"(\d+) epochs, lr ([\d.]+)", cell).groups() for cell in cells))
-        for name, cells in rows.items() if all("epochs" in cell for cell in cells)}
+        for name, cells in tables[0].items()}
     assert settings == SETTINGS
 
 
@@ -267,3 +273,12 @@ def test_diagnosis_worked_example_prints_what_the_page_shows():
     _, printed = run_block(block)
     expected = diff_statuses(shown.code)
     assert len(expected) > 30 and diff_statuses(printed) == expected, printed
+
+
+def test_diagnosis_check_example_prints_what_the_page_shows(capsys):
+    shown = next(b for b in SHELL if b.page == "docs/diagnosis.md"
+                 and b.code.startswith("$ tfparity check\n"))
+    command, *listing = shown.code.splitlines()
+    assert main(shlex.split(command.removeprefix("$ "))[1:]) == 0
+    printed = capsys.readouterr().out.splitlines()
+    assert [line.split()[:3] for line in printed] == [line.split()[:3] for line in listing], printed
