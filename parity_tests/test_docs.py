@@ -10,6 +10,7 @@ settings are the code's; the worked ``tfparity diff`` example prints what its pa
 from __future__ import annotations
 
 import contextlib
+import importlib
 import io
 import itertools
 import re
@@ -184,6 +185,56 @@ def test_docs_relative_links_resolve(path):
     local = [link for link in links if "://" not in link]
     missing = [link for link in local if not (path.parent / link).exists()]
     assert not missing, f"{page_name(path)} links to missing files {missing}"
+
+
+# `scratch/ops/conv.py`, `reference_tf/twin.py::keras_layer`, `parity_tests/` (not outputs)
+NAMED_PATH = re.compile(
+    r"`((?:\.ci|docs|parity_tests|reference_tf|reports(?!/out)|scratch)(?:/[\w.-]+)*/?)"
+    r"(?:::([\w.]+))?`")
+# `reference_tf.testing.digit_like_batch`, `scratch.data`
+NAMED_OBJECT = re.compile(r"`((?:reference_tf|reports|scratch)(?:\.\w+)+)`")
+
+
+def resolve(dotted: str):
+    """The module or attribute a dotted name names (ImportError/AttributeError if none)."""
+    parts = dotted.split(".")
+    for cut in range(len(parts), 0, -1):
+        try:
+            target = importlib.import_module(".".join(parts[:cut]))
+        except ModuleNotFoundError:
+            continue
+        for attribute in parts[cut:]:
+            target = getattr(target, attribute)
+        return target
+    raise ImportError(dotted)
+
+
+@pytest.mark.parametrize("path", PAGES, ids=[page_name(p) for p in PAGES])
+def test_docs_named_files_and_objects_exist(path):
+    text, missing = path.read_text(), []
+    for name, member in NAMED_PATH.findall(text):
+        file = ROOT / name
+        if not file.exists():
+            missing.append(name)
+        elif member and file.suffix == ".py":
+            source = file.read_text()
+            module = name[:-3].replace("/", ".")
+            if name.startswith("parity_tests/"):
+                found = re.search(rf"^def {re.escape(member)}\(", source, re.M) is not None
+            else:
+                try:
+                    resolve(f"{module}.{member}")
+                    found = True
+                except (ImportError, AttributeError):
+                    found = False
+            if not found:
+                missing.append(f"{name}::{member}")
+    for dotted in NAMED_OBJECT.findall(text):
+        try:
+            resolve(dotted)
+        except (ImportError, AttributeError):
+            missing.append(dotted)
+    assert not missing, f"{page_name(path)} names what does not exist: {missing}"
 
 
 def test_readme_is_at_most_200_lines():
