@@ -332,4 +332,4 @@ def test_diagnosis_check_example_prints_what_the_page_shows(capsys):
     command, *listing = shown.code.splitlines()
     assert main(shlex.split(command.removeprefix("$ "))[1:]) == 0
     printed = capsys.readouterr().out.splitlines()
-    assert [line.split()[:3] for line in printed] == [line.split()[:3] for line in listing], printed
+    assert [line.split()[:4] for line in printed] == [line.split()[:4] for line in listing], printed
