@@ -14,6 +14,7 @@ import pandas as pd
 
 from reports import analysis, diagnosis, plots
 from reports.atomic import write_text
+from reports.environment import threads_text
 from reports.experiments import IMPLEMENTATIONS, SETTINGS, Protocol
 from reports.runner import write_json_atomic
 
@@ -222,9 +223,9 @@ def _environment_text(env: dict) -> str:
     return (f"{env.get('cpu_model')} x {env.get('cpu_count')} logical CPUs, {env.get('platform')}; "
             f"Python {env.get('python')}, NumPy {env.get('numpy')} with {blas.get('name')} "
             f"{blas.get('version', '')}, TensorFlow {env.get('tensorflow')}, Keras {env.get('keras')}; "
-            f"TensorFlow intra/inter-op threads {env.get('tf_intra_op_threads')}/"
-            f"{env.get('tf_inter_op_threads')} (0 = one per core); thread environment variables: {threads}; "
+            f"{threads_text(env)}; thread environment variables: {threads}; "
             f"load average at the start {env.get('load_average_1_5_15min')}.")
+
 
 
 def write(out: Path, results: list[dict], *, models: list[str], seeds: int, protocol: Protocol,
