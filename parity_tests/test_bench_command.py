@@ -74,8 +74,9 @@ def test_bench_command_writes_table_json_plot_and_profile(tmp_path, capsys, fres
         "conv1..pool2", "flatten", "hidden1", "hidden1_relu", "logits"]
     assert "NumPy per-layer times, cnn, training step (fused fast path)" in printed
     markdown = (out / "bench.md").read_text()
-    assert markdown.count("\n") == 2 + len(models) + 3
-    assert f"step {threads.POLICY['step']}, eval 2 (--blas-threads" in markdown and "`--load 2`" in markdown
+    assert markdown.count("\n") == 2 + len(models) + 4
+    assert f"step {threads.POLICY['step']}, eval 2 (--blas-threads" in markdown
+    assert f"cnn step {threads.POLICY['step']}, eval 2" in markdown and "`--load 2`" in markdown
     assert "TensorFlow threads: intra-op" in markdown
     assert (out / "bench.png").stat().st_size > 0
 

@@ -26,14 +26,14 @@ def test_blas_threads_finds_the_blas():
 
 def test_blas_threads_policy_without_settings():
     chosen = threads.BlasThreads({})
-    assert (chosen.source, chosen.counts) == ("tfparity policy", threads.POLICY)
+    assert (chosen.source, chosen.rules) == ("tfparity policy", threads.POLICY)
 
 
 @pytest.mark.parametrize("variable", threads.BLAS_VARIABLES)
 def test_blas_threads_user_variable_wins_over_policy(variable):
     chosen = threads.BlasThreads({variable: "3"})
     assert chosen.source == f"{variable}=3"
-    assert chosen.counts == dict.fromkeys(threads.PHASES)
+    assert chosen.rules == dict.fromkeys(threads.PHASES)
     # Leaving the BLAS alone, the phases record what it runs with.
     assert chosen.describe()["phases"] == dict.fromkeys(threads.PHASES, blas_counts()[0])
 
@@ -43,12 +43,14 @@ def test_blas_threads_user_variable_wins_over_policy(variable):
     (" 3 ", {"step": 3, "eval": 3}),
     ("step=2", {"step": 2, "eval": threads.POLICY["eval"]}),
     ("eval=2, step=1", {"step": 1, "eval": 2}),
+    ("auto", {"step": "auto", "eval": "auto"}),
+    ("step=Auto,eval=3", {"step": "auto", "eval": 3}),
     ("inherit", {"step": None, "eval": None}),
     ("INHERIT", {"step": None, "eval": None}),
 ])
 def test_blas_threads_env_var_parsed(spec, expected):
     chosen = threads.BlasThreads({threads.ENV_VAR: spec, "OPENBLAS_NUM_THREADS": "1"})
-    assert (chosen.source, chosen.counts) == (threads.ENV_VAR, expected)
+    assert (chosen.source, chosen.rules) == (threads.ENV_VAR, expected)
 
 
 @pytest.mark.parametrize("spec, received", [
@@ -63,7 +65,7 @@ def test_blas_threads_env_var_bad_value_names_it(spec, received):
 
 def test_blas_threads_override_wins_over_env_var():
     chosen = threads.BlasThreads({threads.ENV_VAR: "1"}, override="eval=2")
-    assert (chosen.source, chosen.counts) == ("--blas-threads",
+    assert (chosen.source, chosen.rules) == ("--blas-threads",
                                               {"step": threads.POLICY["step"], "eval": 2})
     with pytest.raises(ValueError, match="--blas-threads.*'none'"):
         threads.BlasThreads({}, override="none")
@@ -109,7 +111,7 @@ def test_blas_threads_describe_records_source_phases_and_libraries():
 @pytest.mark.parametrize("spec", ["step=1,eval=2", "step=2,eval=1"])
 def test_scratch_trainer_runs_each_phase_with_its_threads(fresh_blas_policy, spec):
     threads.configure(spec)
-    counts = threads.policy().counts
+    counts = threads.policy().rules
     model = build("mlp1")
     trainer = ScratchTrainer(model, SGD(0.1), eval_batch_size=8)
     x = np.random.default_rng(0).random((16, 28, 28, 1), dtype=np.float32)
@@ -121,3 +123,39 @@ def test_scratch_trainer_runs_each_phase_with_its_threads(fresh_blas_policy, spe
     with threads.blas_threads("step"):
         assert set(blas_counts()) == {counts["step"]}
     assert set(blas_counts()) == {counts["eval"]}
+
+
+@pytest.mark.parametrize("others, expected", [(0, 2), (1, 1), (5, 1), (None, 1)])
+def test_blas_threads_auto_takes_the_cores_others_leave(monkeypatch, others, expected):
+    monkeypatch.setattr(threads, "busy_elsewhere", lambda: others)
+    assert threads.auto_threads(cores=2) == expected
+
+
+def test_blas_threads_auto_sees_busy_competitors():
+    from reports.load import competitors
+
+    with competitors(2):
+        # Busy loops are always running or waiting to run, so every look counts both.
+        assert threads.busy_elsewhere() >= 2
+        assert threads.auto_threads(cores=2) == 1
+
+
+def test_blas_threads_auto_phase_decides_when_it_starts(monkeypatch):
+    decisions = iter([2, 1])
+    monkeypatch.setattr(threads, "auto_threads", lambda: next(decisions))
+    chosen = threads.BlasThreads({threads.ENV_VAR: "step=1,eval=auto"})
+    try:
+        chosen.use("eval")
+        assert set(blas_counts()) == {2}
+        snapshot = chosen.usage_snapshot()
+        chosen.use("eval")  # the phase is running: no new decision
+        chosen.use("step")
+        chosen.use("eval")
+        assert set(blas_counts()) == {1}
+        record = chosen.describe(since=snapshot)
+        assert record["usage"] == {"step": {"1": 1}, "eval": {"1": 1}}
+        assert chosen.describe()["usage"] == {"step": {"1": 1}, "eval": {"1": 1, "2": 1}}
+        assert record["phases"] == {"step": 1, "eval": 1}
+        assert record["rules"] == {"step": 1, "eval": "auto"}
+    finally:
+        chosen.restore()

@@ -160,7 +160,7 @@ def bench_model(name: str, settings: Settings) -> dict:
         row[f"{side}_eval_images_per_s"] = len(x) / spread.median
     row["train_ratio"] = row["numpy_step"]["median"] / row["tensorflow_step"]["median"]
     row["eval_ratio"] = row["numpy_eval_images_per_s"] / row["tensorflow_eval_images_per_s"]
-    row["numpy_blas_threads"] = {phase: threads.policy().threads(phase) for phase in threads.PHASES}
+    row["numpy_blas_threads"] = threads.describe()["phases"]
     row["load_average_after"] = load_average()
     return row
 

@@ -74,10 +74,12 @@ def threads_text(env: dict) -> str:
     if blas is None or pools is None:
         return (f"TensorFlow intra/inter-op threads {env.get('tf_intra_op_threads')}/"
                 f"{env.get('tf_inter_op_threads')} (0 = one per core)")
-    phases = ", ".join(f"{phase} {count}" for phase, count in blas["phases"].items())
+    phases = ", ".join(f"{phase} {rule if rule is not None else 'as the BLAS started'}"
+                       for phase, rule in blas["rules"].items())
     libraries = "; ".join(f"{lib['internal_api']} {lib['version']}, {lib['architecture']}, "
                           f"{lib['started_with_threads']} by default" for lib in blas["libraries"])
     tf_pools = ", ".join(f"{pool.replace('_', '-')} {setting['threads'] or 'default'} "
                          f"({setting['source']})" for pool, setting in pools.items())
-    return (f"NumPy BLAS threads per phase: {phases} ({blas['source']}; "
+    return (f"NumPy BLAS threads per phase: {phases} ({blas['source']}; auto: the cores no other "
+            f"process runs on when the phase starts; "
             f"{libraries or 'no BLAS found'}); TensorFlow threads: {tf_pools}")

@@ -21,6 +21,7 @@ from reports.atomic import write_json
 from reports.datasets import Splits
 from reports.experiments import RunSpec, steps_per_run
 from reports.load import load_average
+from scratch import threads
 from scratch.models import build
 from scratch.optim import SGD
 from scratch.train import ScratchTrainer, run
@@ -103,17 +104,16 @@ def load_average_1min() -> float | None:
     return None if averages is None else averages[0]
 
 
-def thread_settings(implementation: str) -> dict:
-    """The threads a run of ``implementation`` computes with: NumPy's BLAS threads per phase and
-    their source (``scratch.threads``), or TensorFlow's pools (``reference_tf.threads``)."""
+def thread_settings(implementation: str, since: dict | None = None) -> dict:
+    """The threads a run of ``implementation`` computed with: NumPy's BLAS threads per phase,
+    their rules and source, and how often each count ran a phase since the usage snapshot
+    ``since`` (``scratch.threads``); or TensorFlow's pools (``reference_tf.threads``)."""
     if implementation == "numpy":
-        from scratch import threads
+        blas = threads.describe(since)
+        return {key: blas[key] for key in ("source", "rules", "phases", "usage")}
+    from reference_tf import threads as tf_threads
 
-        blas = threads.describe()
-        return {"blas_threads": blas["phases"], "source": blas["source"]}
-    from reference_tf import threads
-
-    return threads.describe()
+    return tf_threads.describe()
 
 
 def train_one(spec: RunSpec, splits: Splits, on_record: Callable[[dict], None] | None = None) -> dict:
@@ -126,6 +126,7 @@ def train_one(spec: RunSpec, splits: Splits, on_record: Callable[[dict], None] |
     load average at the start and the end.
     """
     load_at_start = load_average_1min()
+    blas_usage = threads.policy().usage_snapshot()
     start = time.perf_counter()
     x, y = splits.train
     trainer, get_params, set_params = make_trainer(spec)
@@ -158,7 +159,7 @@ def train_one(spec: RunSpec, splits: Splits, on_record: Callable[[dict], None] |
         "ms_per_step": 1e3 * last["train_time"] / max(steps, 1),
         "s_per_epoch": last["train_time"] / max(last["epoch"], 1e-12),
         "finished_at": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
-        "threads": thread_settings(spec.implementation),
+        "threads": thread_settings(spec.implementation, blas_usage),
         "load_average_1min_at_start": load_at_start,
         "load_average_1min_at_end": load_average_1min(),
     }

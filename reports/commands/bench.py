@@ -92,7 +92,10 @@ def conditions(environment: dict, rows: list[dict], load: int) -> list[str]:
     """Both sides' thread settings and the load the table was measured under, as Markdown."""
     averages = "; ".join(f"{row['model']} {_averages(row['load_average_before'])} -> "
                          f"{_averages(row['load_average_after'])}" for row in rows)
+    used = "; ".join(f"{row['model']} " + ", ".join(
+        f"{phase} {count}" for phase, count in row["numpy_blas_threads"].items()) for row in rows)
     return [f"- Threads: {threads_text(environment)}.",
+            f"- NumPy BLAS threads used: {used}.",
             f"- Load: {load} busy competitor process(es) (`--load {load}`) on "
             f"{environment['cpu_count']} logical CPUs; 1-minute load average before -> after each "
             f"model: {averages}."]
