@@ -1,8 +1,8 @@
 """TensorFlow's thread pools for the comparison, set before TensorFlow starts its runtime.
 
 TensorFlow runs each op's work on an intra-op pool and independent ops on an inter-op pool; both
-default to one thread per core. ``POLICY`` states the counts tfparity runs TensorFlow with (see
-docs/performance-threads.md for the measurements). TensorFlow's own variables win:
+default to one thread per core. ``default_policy()`` states the counts tfparity runs TensorFlow
+with (docs/performance-threads.md has the measurements). TensorFlow's own variables win:
 ``TF_NUM_INTRAOP_THREADS`` and ``TF_NUM_INTEROP_THREADS``, read when the runtime starts. The
 pools cannot change once the runtime has started (the first tensor or model), so ``configure``
 must run before that; afterwards it records what the runtime already has.
@@ -11,17 +11,19 @@ must run before that; afterwards it records what the runtime already has.
 from __future__ import annotations
 
 import os
-from typing import Mapping
+
+from scratch.threads import usable_cores
 
 POOLS = ("intra_op", "inter_op")
 VARIABLES = {"intra_op": "TF_NUM_INTRAOP_THREADS", "inter_op": "TF_NUM_INTEROP_THREADS"}
 
 
 def default_policy() -> dict[str, int]:
-    """The counts tfparity sets: TensorFlow's own defaults, one thread per core in each pool,
-    made explicit so that the record states them."""
-    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
-    return {"intra_op": cores or 1, "inter_op": cores or 1}
+    """The counts tfparity sets: one thread per usable core in each pool. These are
+    TensorFlow's own defaults, made explicit so that the record states them; fewer threads were
+    slower for TensorFlow, idle and loaded (docs/performance-threads.md)."""
+    cores = usable_cores()
+    return {"intra_op": cores, "inter_op": cores}
 
 
 _SETTINGS: dict | None = None
@@ -37,7 +39,7 @@ def _getters():
                          threading.set_inter_op_parallelism_threads)}
 
 
-def configure(environ: Mapping[str, str] | None = None) -> dict:
+def configure() -> dict:
     """Set both pools to ``default_policy()`` unless a TensorFlow variable names a count, and
     return the record (``describe()``). Later calls change nothing and return the same record.
 
@@ -48,13 +50,12 @@ def configure(environ: Mapping[str, str] | None = None) -> dict:
     global _SETTINGS
     if _SETTINGS is not None:
         return describe()
-    environ = os.environ if environ is None else environ
     policy = default_policy()
     settings = {}
     for pool, (get, set_) in _getters().items():
         variable = VARIABLES[pool]
-        if environ.get(variable):
-            settings[pool] = {"threads": _int_or_text(environ[variable]), "source": variable}
+        if os.environ.get(variable):  # TensorFlow reads it itself when its runtime starts
+            settings[pool] = {"threads": _int_or_text(os.environ[variable]), "source": variable}
             continue
         try:
             set_(policy[pool])

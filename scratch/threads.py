@@ -2,16 +2,16 @@
 
 OpenBLAS starts one thread per core and splits every product above a small size among them.
 When another process holds one of the cores, each product waits for the thread that process
-pushed off its core: on two shared cores a training step became 14-40x slower and an evaluation
-5-10x. The engine therefore sets the BLAS threads itself, per phase
+pushed off its core: on two shared cores a training step became 2-40x slower and an evaluation
+1.7-11x. The engine therefore sets the BLAS threads itself, per phase
 (docs/performance-threads.md has the measurements behind ``POLICY``):
 
 - ``"step"``: a training step (``ScratchTrainer.train_step``, batch 100): one thread. Its
   products are too small for a second thread to pay, even with both cores free.
 - ``"eval"``: evaluation (``ScratchTrainer.evaluate``, batches of 1000): ``"auto"``, i.e. as
   many threads as there are cores no other process is running on when the phase starts (at
-  least one): on an idle machine the second thread makes evaluation about 1.4x faster, on a
-  busy one it would collapse.
+  least one): on an idle machine a second thread makes the dense models' evaluation 1.3-1.6x
+  faster, on a busy one it would collapse.
 
 Who decides, first match wins:
 
