@@ -38,8 +38,9 @@ def register(subparsers) -> None:
                         help="run N busy competitor processes during the measurement, stopped at "
                              "the end (default 0)")
     parser.add_argument("--blas-threads", default=None, metavar="SPEC",
-                        help="NumPy's BLAS threads: N, step=N,eval=M or inherit (default: "
-                             "$TFPARITY_BLAS_THREADS, else the policy of scratch/threads.py)")
+                        help="NumPy's BLAS threads: N, auto, step=N,eval=auto (phases named) or "
+                             "inherit (default: $TFPARITY_BLAS_THREADS, else the policy of "
+                             "scratch/threads.py; docs/performance-threads.md)")
     parser.set_defaults(func=run)
 
 
