@@ -125,11 +125,11 @@ def timing_note(runs: pd.DataFrame, runtime: pd.DataFrame, cpus: int | None) -> 
     else:
         text += "the load average during the runs was not recorded. "
     if cpus and load.max() > cpus:
-        text += ("The load average counts this run's own threads too (TensorFlow keeps one per core in "
-                 "each of its pools, NumPy's BLAS one in training steps and one per free core in "
-                 "evaluations), so a load somewhat above the CPU count is expected from the run itself; "
-                 "a load well above it means other processes competed for the cores, which inflates "
-                 "those times. ")
+        text += ("The load average counts this run's own threads too (TensorFlow keeps one per "
+                 "core in each of its pools, NumPy's BLAS one in training steps and one per free "
+                 "core in evaluations), so a load somewhat above the CPU count is expected from the "
+                 "run itself; a load well above it means other processes competed for the cores, "
+                 "which inflates those times. ")
     return text + (f"NumPy/TensorFlow ratio of the median ms/step over evaluation intervals (less sensitive "
                    f"to bursts of contention): {medians}.")
 
