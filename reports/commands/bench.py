@@ -40,7 +40,7 @@ def register(subparsers) -> None:
                              "fused training path and layer by layer")
     parser.add_argument("--load", type=non_negative_int, default=0, metavar="N",
                         help="run N busy competitor processes during the measurement, stopped at "
-                             "the end (default 0)")
+                             "the end")
     parser.add_argument("--blas-threads", default=None, metavar="SPEC",
                         help="NumPy's BLAS threads: N, auto, step=N,eval=auto (phases named) or "
                              "inherit (default: $TFPARITY_BLAS_THREADS, else the policy of "
