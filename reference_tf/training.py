@@ -100,18 +100,19 @@ class KerasTrainer:
         return total_loss / len(x), correct / len(x)
 
 
-def keras_optimizer_state(optimizer: keras.optimizers.Optimizer,
-                          model: keras.Model) -> dict[str, dict[str, np.ndarray]]:
-    """A Keras optimizer's per-variable state keyed like ``scratch.optim.Optimizer.state``:
-    slot ("momentum", "velocity", ...) -> {"<layer>/<variable>" -> array}.
 
-    Keras names the state of variable ``v`` of slot ``s`` ``f"{v.path with '/' -> '_'}_{s}"``.
+def keras_optimizer_variables(optimizer: keras.optimizers.Optimizer,
+                              model: keras.Model) -> dict[str, dict[str, keras.Variable]]:
+    """A Keras optimizer's per-variable state keyed like ``scratch.optim.Optimizer.state``:
+    slot ("momentum", "velocity", ...) -> {"<layer>/<variable>" -> the Keras variable}.
+
+    Keras names the state of variable ``v`` in slot ``s`` ``f"{v.path with '/' -> '_'}_{s}"``.
     """
     named = {variable.name: variable for variable in optimizer.variables}
-    state: dict[str, dict[str, np.ndarray]] = {}
+    state: dict[str, dict[str, keras.Variable]] = {}
     for key, variable in keras_params(model).items():
         prefix = variable.path.replace("/", "_") + "_"
         for name, slot_variable in named.items():
             if name.startswith(prefix):
-                state.setdefault(name[len(prefix):], {})[key] = slot_variable.numpy()
+                state.setdefault(name[len(prefix):], {})[key] = slot_variable
     return state
