@@ -27,14 +27,18 @@ at the step where the convention first matters, naming the step and the paramete
 
 from __future__ import annotations
 
+import re
+
 import numpy as np
 import pytest
 import tensorflow as tf
 
 from reference_tf.compare import compare, tolerances
-from reference_tf.testing import pool_tie_flips
-from reference_tf.training import KerasTrainer, keras_optimizer_variables
+from reference_tf.testing import assert_model_parity, pool_tie_flips
+from reference_tf.training import KerasTrainer, keras_optimizer, keras_optimizer_variables
 from reference_tf.twin import copy_weights, keras_params, twin
+from reports.cli import main
+from reports.weights import read_weights
 from scratch import optim
 from scratch.layers import Conv2D, Dense, Flatten, MaxPool2D, ReLU
 from scratch.models import Sequential, build
@@ -231,3 +235,71 @@ def test_planted_convention_fails_the_trajectory_at_its_step(name, monkeypatch):
     else:
         assert {"conv1/kernel", "hidden/kernel", "logits/kernel"} <= set(failing), message
     assert all("FAILS tolerance 1.0e-10; rel L2" in line for line in message.splitlines()[1:])
+
+
+# tfparity train --optimizer ------------------------------------------------------------------
+@pytest.mark.parametrize("options", [["--optimizer", "nesterov", "--lr", "0.02"],
+                                     ["--optimizer", "adamw", "--weight-decay", "0.01",
+                                      "--amsgrad"]], ids=["nesterov", "adamw-amsgrad"])
+def test_train_command_runs_both_sides_with_the_same_optimizer(options, tmp_path, capsys):
+    saved = {}
+    for impl in ["numpy", "tensorflow"]:
+        path = tmp_path / f"{impl}.npz"
+        assert main(["train", "mlp1", "--data", "random", "--train-size", "300", "--dtype",
+                     "float64", "--impl", impl, *options, "--save", str(path)]) == 0
+        saved[impl] = read_weights(path)
+    capsys.readouterr()
+    meta = saved["numpy"].meta["optimizer"]
+    assert meta == saved["tensorflow"].meta["optimizer"]
+    assert meta["name"] == options[1] and meta["learning_rate"] == saved["numpy"].meta["lr"]
+    for key, value in saved["numpy"].items():
+        c = compare({key: value}, {key: saved["tensorflow"][key]})[key]
+        assert c.passes(tolerances("float64").trajectory), c.format()
+
+
+@pytest.mark.parametrize("options, message", [
+    (["--optimizer", "sgd", "--beta-1", "0.8"],
+     r"--beta-1 does not apply to --optimizer sgd \(its settings: learning_rate, momentum, "
+     r"nesterov, weight_decay\)"),
+    (["--optimizer", "adam", "--beta-2", "1.5"],
+     r"Adam: expected beta_2 to be a finite number in \[0, 1\), received beta_2=1\.5"),
+])
+def test_train_command_bad_optimizer_options_exit_2(options, message, capsys):
+    assert main(["train", "linear", "--data", "random", *options]) == 2
+    assert re.search(message, capsys.readouterr().err)
+
+
+def test_train_command_help_shows_each_optimizers_defaults(capsys):
+    with pytest.raises(SystemExit):
+        main(["train", "--help"])
+    text = " ".join(capsys.readouterr().out.split())
+    assert "--lr X learning_rate (default: sgd 0.1, momentum 0.01, nesterov 0.01, rmsprop 0.001, " \
+           "adam 0.001, adamw 0.001)" in text
+    assert "--beta-2 X beta_2 (default: adam 0.999, adamw 0.999)" in text
+
+
+# The Keras optimizer and the Keras loss ----------------------------------------------------
+@pytest.mark.parametrize("name", OPTIMIZERS)
+def test_keras_optimizer_has_the_scratch_optimizers_settings(name):
+    optimizer = OPTIMIZERS[name]()
+    keras_side = keras_optimizer(optimizer, "float64")
+    config = keras_side.get_config()
+    assert type(keras_side).__name__ == type(optimizer).__name__
+    assert {key: config[key] for key in optimizer.get_config()} == optimizer.get_config()
+
+
+def test_keras_optimizer_unknown_class_rejected():
+    class Lion(optim.Optimizer):
+        pass
+
+    with pytest.raises(TypeError, match=r"keras_optimizer: expected one of \['Adam', 'AdamW', "
+                                        r"'RMSprop', 'SGD'\], received Lion\."):
+        keras_optimizer(Lion(0.1), "float32")
+
+
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+def test_l2_regularized_model_matches_keras(dtype):
+    model = trajectory_model(dtype)
+    x = np.random.default_rng(5).standard_normal((6, 12, 12, 1)).astype(dtype)
+    assert model.regularization_loss() > 0
+    assert_model_parity(model, x, np.arange(6))  # the loss includes the penalties on both sides
