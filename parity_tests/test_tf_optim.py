@@ -11,14 +11,14 @@ Flatten, Dense -> ReLU -> Dense.
 
 Tolerances (``reference_tf.compare.tolerances(dtype).trajectory``, relative L2 and scaled max
 error): float64 1e-10; the optimizers themselves repeat Keras's operations one for one (bit for bit
-on equal gradients, ``test_scratch_optim``), so the two sides differ by the gradients' rounding
-alone, measured at most 1e-14 here over 200 steps. float32 1e-4: a pass differs by about 1e-6
-(``compare.py``), and neither Adam's nor RMSprop's normalisation enlarges a relative gradient
-error (the update is homogeneous of degree 0 in the gradient's scale), so 200 steps stay near
-1e-5 (measured up to 1e-5 with momentum 0.9, below 1e-6 otherwise). A float32 max-pool near-tie
-can still be routed differently by the two sides (``pool_tie_flips``), changing one gradient by
-a whole window's contribution: such a step is accepted only if a flip explains it, and Keras then
-restarts from scratch's weights and optimizer state. float64 may never restart.
+on equal gradients, ``test_optimizer_step_equals_keras_bit_for_bit_on_equal_gradients``), so the
+two sides differ by the gradients' rounding alone, measured at most 1e-14 here over 200 steps.
+float32 1e-4: a pass differs by about 1e-6 (``compare.py``), and neither Adam's nor RMSprop's
+normalisation enlarges a relative gradient error (the update is homogeneous of degree 0 in the
+gradient's scale), so 200 steps stay near 1e-5 (measured: below 1e-6). A float32 max-pool
+near-tie can still be routed differently by the two sides (``pool_tie_flips``), changing one
+gradient by a whole window's contribution: such a step is accepted only if a flip explains it,
+and Keras then restarts from scratch's weights and optimizer state. float64 may never restart.
 
 The planted conventions (PyTorch's Adam epsilon, RMSprop's epsilon outside the root, PyTorch's
 momentum buffer, an L2 gradient without the factor 2) must each make the float64 trajectory fail
@@ -29,11 +29,12 @@ from __future__ import annotations
 
 import re
 
+import keras
 import numpy as np
 import pytest
 import tensorflow as tf
 
-from reference_tf.compare import compare, tolerances
+from reference_tf.compare import compare, compare_arrays, tolerances
 from reference_tf.testing import assert_model_parity, pool_tie_flips
 from reference_tf.training import KerasTrainer, keras_optimizer, keras_optimizer_variables
 from reference_tf.twin import copy_weights, keras_params, twin
@@ -170,6 +171,26 @@ def test_keras_trainer_plain_sgd_is_the_former_assign_sub_step_bit_for_bit(dtype
         former_step(tf.constant(x), tf.constant(y, tf.int64))
     for (key, mine), theirs in zip(keras_params(keras_model).items(), variables):
         assert np.array_equal(mine.numpy(), theirs.numpy()), key
+
+
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+@pytest.mark.parametrize("name", OPTIMIZERS)
+def test_optimizer_step_equals_keras_bit_for_bit_on_equal_gradients(name, dtype):
+    # Gradients from 1e-9 to 1 (epsilon matters at the small end), the rate cut after step 6.
+    rng = np.random.default_rng(7)
+    optimizer = OPTIMIZERS[name]()
+    keras_side = keras_optimizer(optimizer, dtype)
+    params = {"w": rng.standard_normal((4, 5)).astype(dtype)}
+    variable = keras.Variable(params["w"].copy(), dtype=dtype)
+    for step in range(1, 13):
+        if step == 7:
+            optimizer.learning_rate = optimizer.learning_rate * LR_FACTOR
+            keras_side.learning_rate = optimizer.learning_rate
+        grad = (rng.standard_normal((4, 5)) * 10.0 ** rng.integers(-9, 1, (4, 5))).astype(dtype)
+        optimizer.step(params, {"w": grad})
+        keras_side.apply([tf.constant(grad)], [variable])
+        assert params["w"].tobytes() == variable.numpy().tobytes(), (
+            f"step {step}: {compare_arrays(params['w'], variable.numpy(), 'w').format()}")
 
 
 # Planted conventions -------------------------------------------------------------------------
