@@ -90,7 +90,7 @@ def test_l2_regularized_model_gradients_match_finite_differences(dtype):
        lr=st.floats(1e-4, 1.0), seed=st.integers(0, 2**16))
 def test_plain_sgd_is_param_minus_lr_times_grad_bit_for_bit(dtype, lr, seed):
     rng = np.random.default_rng(seed)
-    param, grad = rng.standard_normal((3, 4)).astype(dtype), rng.standard_normal((3, 4)).astype(dtype)
+    param, grad = (rng.standard_normal((3, 4)).astype(dtype) for _ in range(2))
     expected = param - np.asarray(lr, dtype=dtype) * grad  # the update before the Keras optimizers
     params = {"p": param.copy()}
     SGD(lr).step(params, {"p": grad})
@@ -108,7 +108,8 @@ def torch_momentum(lrs: list[float], gradients: np.ndarray, momentum: float) -> 
 
 
 def keras_momentum(lrs: list[float], gradients: np.ndarray, momentum: float) -> np.ndarray:
-    optimizer, params, out = SGD(lrs[0], momentum=momentum), {"w": np.zeros(gradients.shape[1:])}, []
+    optimizer, out = SGD(lrs[0], momentum=momentum), []
+    params = {"w": np.zeros(gradients.shape[1:])}
     for lr, g in zip(lrs, gradients):
         optimizer.learning_rate = lr
         optimizer.step(params, {"w": g})
@@ -125,7 +126,8 @@ def test_sgd_momentum_equals_pytorch_form_until_the_learning_rate_changes(lr, cu
     momentum = float(np.float32(0.9))  # the value Keras uses for float64 variables
     gradients = np.random.default_rng(seed).standard_normal((k + 1, 5))
     lrs = [lr] * k + [lr * cut]
-    keras, torch = keras_momentum(lrs, gradients, momentum), torch_momentum(lrs, gradients, momentum)
+    keras = keras_momentum(lrs, gradients, momentum)
+    torch = torch_momentum(lrs, gradients, momentum)
     np.testing.assert_allclose(keras[:k], torch[:k], rtol=1e-12, atol=1e-14)
     buffer = sum(momentum ** (k - 1 - i) * gradients[i] for i in range(k))
     expected = -momentum * (lr - lr * cut) * buffer
@@ -143,7 +145,8 @@ def test_keras_cast_rounds_python_floats_through_float32():
 @pytest.mark.parametrize("optimizer, slots", [
     (SGD(), ()), (SGD(momentum=0.9), ("momentum",)), (RMSprop(), ("velocity",)),
     (RMSprop(momentum=0.5, centered=True), ("velocity", "momentum", "average_gradient")),
-    (Adam(), ("momentum", "velocity")), (Adam(amsgrad=True), ("momentum", "velocity", "velocity_hat")),
+    (Adam(), ("momentum", "velocity")),
+    (Adam(amsgrad=True), ("momentum", "velocity", "velocity_hat")),
     (AdamW(), ("momentum", "velocity")),
 ])
 def test_optimizer_state_is_keyed_like_the_params(optimizer, slots):
