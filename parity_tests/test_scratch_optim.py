@@ -12,6 +12,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
+from helpers import DTYPES
 from scratch.gradcheck import assert_gradients_match, check_model_gradients
 from scratch.layers import Conv2D, Dense, Flatten, MaxPool2D, ReLU
 from scratch.models import Sequential
@@ -70,7 +71,7 @@ def test_l2_penalty_and_gradient_by_hand():
     np.testing.assert_array_equal(L2(0.25).gradient(w), [0.5, -1.0, 1.5])
 
 
-@pytest.mark.parametrize("dtype", ["float32", "float64"])
+@pytest.mark.parametrize("dtype", DTYPES)
 def test_l2_regularized_model_gradients_match_finite_differences(dtype):
     layers = [Conv2D(3, 3, padding="same", kernel_regularizer=L2(0.05), name="conv"), ReLU(),
               MaxPool2D(2), Flatten(), Dense(10, kernel_regularizer=L2(0.2), name="dense")]
@@ -86,7 +87,7 @@ def test_l2_regularized_model_gradients_match_finite_differences(dtype):
 
 
 # Conventions ---------------------------------------------------------------------------------
-@given(dtype=st.sampled_from(["float32", "float64"]),
+@given(dtype=st.sampled_from(DTYPES),
        lr=st.floats(1e-4, 1.0), seed=st.integers(0, 2**16))
 def test_plain_sgd_is_param_minus_lr_times_grad_bit_for_bit(dtype, lr, seed):
     rng = np.random.default_rng(seed)

@@ -9,6 +9,7 @@ import keras
 import numpy as np
 import pytest
 
+from helpers import DTYPES
 import scratch
 from reference_tf.compare import assert_all_close
 from reference_tf.from_keras import from_keras
@@ -47,7 +48,7 @@ def architecture(model: Sequential) -> tuple:
     return model.input_shape, model.dtype.name, model.num_classes, layers
 
 
-@pytest.mark.parametrize("dtype", ["float32", "float64"])
+@pytest.mark.parametrize("dtype", DTYPES)
 @pytest.mark.parametrize("name", ["linear", "mlp1", "mlp2", "cnn"])
 def test_from_keras_course_model_is_the_scratch_model_with_keras_loss_and_gradients(name, dtype):
     keras_model = course_keras_model(name, dtype)
@@ -73,7 +74,7 @@ def regularized_model(dtype: str) -> Sequential:
     ], (11, 9, 2), seed=3, dtype=dtype, num_classes=7)
 
 
-@pytest.mark.parametrize("dtype", ["float32", "float64"])
+@pytest.mark.parametrize("dtype", DTYPES)
 @pytest.mark.parametrize("make", [lambda d: build("cnn", seed=2, dtype=d),
                                   lambda d: build("mlp2", seed=2, dtype=d), regularized_model],
                          ids=["cnn", "mlp2", "regularized"])

@@ -34,6 +34,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
+from helpers import DTYPES
 from reference_tf.compare import compare, compare_arrays, tolerances
 from reference_tf.testing import assert_model_parity, pool_tie_flips
 from reference_tf.training import KerasTrainer, keras_optimizer, keras_optimizer_variables
@@ -145,7 +146,7 @@ def test_optimizer_trajectory_matches_keras_for_200_steps(name, dtype):
           f"{worst[1].format(tol)}")
 
 
-@pytest.mark.parametrize("dtype", ["float32", "float64"])
+@pytest.mark.parametrize("dtype", DTYPES)
 def test_keras_trainer_plain_sgd_is_the_former_assign_sub_step_bit_for_bit(dtype):
     # The reports' plain-SGD path now runs keras.optimizers.SGD; it must give the numbers of the
     # compiled step it replaced, var.assign_sub(lr * grad) with lr a constant of the model's
@@ -173,7 +174,7 @@ def test_keras_trainer_plain_sgd_is_the_former_assign_sub_step_bit_for_bit(dtype
         assert np.array_equal(mine.numpy(), theirs.numpy()), key
 
 
-@pytest.mark.parametrize("dtype", ["float32", "float64"])
+@pytest.mark.parametrize("dtype", DTYPES)
 @pytest.mark.parametrize("name", OPTIMIZERS)
 def test_optimizer_step_equals_keras_bit_for_bit_on_equal_gradients(name, dtype):
     # Gradients from 1e-9 to 1 (epsilon matters at the small end), the rate cut after step 6.
@@ -318,7 +319,7 @@ def test_keras_optimizer_unknown_class_rejected():
         keras_optimizer(Lion(0.1), "float32")
 
 
-@pytest.mark.parametrize("dtype", ["float32", "float64"])
+@pytest.mark.parametrize("dtype", DTYPES)
 def test_l2_regularized_model_matches_keras(dtype):
     model = trajectory_model(dtype)
     x = np.random.default_rng(5).standard_normal((6, 12, 12, 1)).astype(dtype)
