@@ -14,9 +14,9 @@ import scratch
 from reference_tf.compare import assert_all_close
 from reference_tf.from_keras import from_keras
 from reference_tf.gradients import trace, trace_arrays
-from reference_tf.testing import digit_like_batch
 from reference_tf.twin import twin
 from scratch.layers import Conv2D, Dense, Flatten, MaxPool2D, ReLU
+from scratch.data.synthetic import strokes
 from scratch.models import Sequential, build
 from scratch.regularizers import L2
 
@@ -54,7 +54,7 @@ def test_from_keras_course_model_is_the_scratch_model_with_keras_loss_and_gradie
     keras_model = course_keras_model(name, dtype)
     model = from_keras(keras_model)
     assert architecture(model) == architecture(build(name, dtype=dtype))
-    x, y = digit_like_batch(8, seed=4, dtype=dtype), np.arange(8)
+    x, y = strokes(8, seed=4, dtype=dtype)
     reference = trace_arrays(trace(keras_model, x, y))
     mine = trace_arrays(model.trace(x, y))
     keys = ["loss", "logits", "input_grad", *(k for k in reference if k.startswith("grads/"))]
