@@ -267,7 +267,7 @@ def test_train_command_runs_both_sides_with_the_same_optimizer(options, tmp_path
     saved = {}
     for impl in ["numpy", "tensorflow"]:
         path = tmp_path / f"{impl}.npz"
-        assert main(["train", "mlp1", "--data", "random", "--train-size", "300", "--dtype",
+        assert main(["train", "mlp1", "--data", "templates", "--train-size", "300", "--dtype",
                      "float64", "--impl", impl, *options, "--save", str(path)]) == 0
         saved[impl] = read_weights(path)
     capsys.readouterr()
@@ -287,7 +287,7 @@ def test_train_command_runs_both_sides_with_the_same_optimizer(options, tmp_path
      r"Adam: expected beta_2 to be a finite number in \[0, 1\), received beta_2=1\.5"),
 ])
 def test_train_command_bad_optimizer_options_exit_2(options, message, capsys):
-    assert main(["train", "linear", "--data", "random", *options]) == 2
+    assert main(["train", "linear", "--data", "templates", *options]) == 2
     assert re.search(message, capsys.readouterr().err)
 
 
