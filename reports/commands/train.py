@@ -63,7 +63,7 @@ def make_optimizer(args: argparse.Namespace) -> optim.Optimizer:
         if value is None:
             continue
         if setting not in accepted:
-            raise BadInput(f"argument {flag}: does not apply to --optimizer {args.optimizer} (its "
+            raise BadInput(f"{flag} does not apply to --optimizer {args.optimizer} (its "
                              f"settings: {', '.join(accepted)}).")
         settings[setting] = value
     return cls(**settings)
@@ -145,7 +145,8 @@ def run(args: argparse.Namespace) -> int:
             raise BadInput(f"argument --train-size: expected at most the {len(x)} training "
                            f"images of {source}, received {args.train_size}.")
         x, y = x[:args.train_size], y[:args.train_size]
-    optimizer = make_optimizer(args)
+    with reading("--optimizer"):
+        optimizer = make_optimizer(args)
     print(f"data: {source}", flush=True)
     model = build(args.model, seed=args.seed, dtype=args.dtype)
     if weights is not None:
