@@ -22,7 +22,7 @@ def register(subparsers) -> None:
                     "gradient, every layer output and output gradient and the input gradient) "
                     "relative to its tolerance. Exit code 0 only if all pass.")
     parser.add_argument("--models", nargs="+", choices=sorted(MODELS), default=list(MODELS),
-                        help="default: all four")
+                        help="default: all of them")
     parser.add_argument("--dtype", choices=["float32", "float64", "both"], default="both")
     parser.add_argument("--seed", type=int, default=0, help="weights and batch seed (default 0)")
     parser.add_argument("--batch-size", type=int, default=16, help="examples (default 16)")
@@ -41,11 +41,12 @@ def check_model(name: str, dtype: str, seed: int = 0, batch_size: int = 16,
 
     model = make_model(name, seed, dtype)
     x, y = load_batch(data, batch_size, seed, dtype)
-    mine, ref = trace_arrays(model.trace(x, y)), trace_arrays(trace(twin(model), x, y))
+    keras_model = twin(model, share_masks=True)  # before the scratch step moves the statistics
+    mine, ref = trace_arrays(model.trace(x, y)), trace_arrays(trace(keras_model, x, y))
     scored = []
     for key, b in ref.items():
         error = safe_compare(mine[key], b, key).smallest_passing_tolerance
-        tol = tolerance_for(key, dtype)
+        tol = tolerance_for(key, dtype, model.mixes_examples)
         scored.append((error / tol, key, error, tol))
     _, key, error, tol = max(scored)
     return all(s[0] <= 1 for s in scored), key, error, tol

@@ -28,12 +28,17 @@ class BatchNormCache(NamedTuple):
 def batch_moments(x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Mean and biased variance of x (..., C) over every axis but the last: two arrays (C,).
 
-    The variance is the mean of squared deviations (divisor M, not M - 1), as in Keras.
+    The variance is the mean of squared deviations (divisor M, not M - 1), as in Keras. The
+    values of each channel are summed from one contiguous row of a (C, M) copy: NumPy sums a
+    contiguous row pairwise (rounding error ~ log2(M) u), while a reduction over the leading
+    axes of (M, C) adds one value at a time (~ sqrt(M) u, 1e-5 relative in float32 for the
+    M = 12544 values of a 16-image batch).
     """
-    axes = tuple(range(x.ndim - 1))
-    mean = x.mean(axis=axes)
-    centered = x - mean
-    return mean, np.mean(centered * centered, axis=axes)
+    rows = np.ascontiguousarray(x.reshape(-1, x.shape[-1]).T)
+    mean = rows.mean(axis=1)
+    rows -= mean[:, None]
+    rows *= rows
+    return mean, rows.mean(axis=1)
 
 
 def _normalize(x, mean, variance, gamma, beta, epsilon, batch_stats):
