@@ -58,7 +58,7 @@ def keras_layer(layer: scratch_layers.Layer, dtype: str, counterparts: dict | No
             return factory(layer, dtype)
     common = {"name": layer.name, "dtype": dtype}
     if isinstance(layer, scratch_layers.Dense):
-        return keras.layers.Dense(layer.units, **common)
+        return keras.layers.Dense(layer.units, use_bias=layer.use_bias, **common)
     if isinstance(layer, scratch_layers.Conv2D):
         return keras.layers.Conv2D(layer.filters, layer.kernel_size, strides=layer.strides,
                                    padding=layer.padding, use_bias=layer.use_bias, **common)

@@ -165,34 +165,44 @@ class Layer:
         return f"{type(self).__name__}(name={self.name!r})"
 
 
+def _store_grads(layer: "Dense | Conv2D", dkernel: np.ndarray, dbias: np.ndarray) -> None:
+    """Keep the kernel gradient and, if the layer has a bias, the bias gradient."""
+    layer.grads["kernel"] = dkernel
+    if layer.use_bias:
+        layer.grads["bias"] = dbias
+
+
 class Dense(Layer):
-    """Fully connected layer. Input (N, in), output (N, units); kernel (in, units), bias (units,)."""
+    """Fully connected layer. Input (N, in), output (N, units); kernel (in, units), bias (units,)
+    unless ``use_bias=False`` (as before a BatchNormalization)."""
 
     input_rank = 1
 
-    def __init__(self, units: int, name: str | None = None):
+    def __init__(self, units: int, use_bias: bool = True, name: str | None = None):
         super().__init__(name)
         self.units = check_positive_int(self.owner, "units", units)
+        self.use_bias = check_bool(self.owner, "use_bias", use_bias)
 
     def output_shape_for(self, input_shape):
         return (self.units,)
 
     def init_params(self, input_shape, rng):
-        return {
-            "kernel": glorot_uniform((input_shape[0], self.units), rng, self.dtype),
-            "bias": np.zeros(self.units, dtype=self.dtype),
-        }
+        params = {"kernel": glorot_uniform((input_shape[0], self.units), rng, self.dtype)}
+        if self.use_bias:
+            params["bias"] = np.zeros(self.units, dtype=self.dtype)
+        return params
 
     def call(self, x):
-        return self.save_for_backward(*ops.dense_forward(x, self.params["kernel"], self.params["bias"]))
+        return self.save_for_backward(*ops.dense_forward(x, self.params["kernel"],
+                                                         self.params.get("bias")))
 
     def call_backward(self, dy):
-        dx, self.grads["kernel"], self.grads["bias"] = ops.dense_backward(dy, self.cache)
+        dx, dkernel, dbias = ops.dense_backward(dy, self.cache)
+        _store_grads(self, dkernel, dbias)
         return dx
 
     def backward_params(self, dy):
-        _, self.grads["kernel"], self.grads["bias"] = ops.dense_backward(
-            dy, self.cache, need_input_grad=False)
+        _store_grads(self, *ops.dense_backward(dy, self.cache, need_input_grad=False)[1:])
 
 
 class ReLU(Layer):
@@ -274,18 +284,13 @@ class Conv2D(_Windowed):
         return self.save_for_backward(*ops.conv2d_forward(
             x, self.params["kernel"], self.params.get("bias"), self.strides, self.padding))
 
-    def _set_grads(self, dkernel, dbias):
-        self.grads["kernel"] = dkernel
-        if self.use_bias:
-            self.grads["bias"] = dbias
-
     def call_backward(self, dy):
         dx, dkernel, dbias = ops.conv2d_backward(dy, self.cache)
-        self._set_grads(dkernel, dbias)
+        _store_grads(self, dkernel, dbias)
         return dx
 
     def backward_params(self, dy):
-        self._set_grads(*ops.conv2d_backward(dy, self.cache, need_input_grad=False)[1:])
+        _store_grads(self, *ops.conv2d_backward(dy, self.cache, need_input_grad=False)[1:])
 
 
 class _Pool2D(_Windowed):
