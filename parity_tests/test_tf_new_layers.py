@@ -7,6 +7,8 @@ catches it), and whole models built from the new layers.
 
 from __future__ import annotations
 
+import json
+
 import keras
 import numpy as np
 import pytest
@@ -16,6 +18,7 @@ from hypothesis import strategies as st
 from test_tf_layers import batches, channels, sample_input, seeds, sizes, windowed
 
 from reference_tf.compare import assert_all_close
+from reports.cli import main
 from reference_tf.gradients import layer_pass, trace, trace_arrays
 from reference_tf.testing import assert_layer_parity, assert_model_parity, digit_like_batch
 from reference_tf.twin import SharedMaskDropout, copy_state, keras_layer, keras_state, twin
@@ -294,3 +297,36 @@ def test_cnn_bn_three_steps_then_inference_match_keras(dtype):
     logits = keras_model(tf.constant(x), training=False).numpy()
     assert_all_close({"logits": model.forward(x)}, {"logits": logits}, dtype,
                      context="inference", batch_statistics=True)
+
+
+def forgot_mean_of_dy(real):
+    """batch_norm_backward without the -mean(dy) term of the batch-statistics gradient."""
+    def backward(dy, cache):
+        dx, dgamma, dbeta = real(dy, cache)
+        scale = cache.inv_std if cache.gamma is None else cache.gamma * cache.inv_std
+        return (dy - cache.x_hat * (dgamma * dy.shape[-1] / dy.size)) * scale, dgamma, dbeta
+    return backward
+
+
+DIFF_PLANTED = {  # bug -> (function patched, replacement of the real one, layer, label, verdict)
+    "batch_norm_gradient": ("batch_norm_backward", forgot_mean_of_dy, "bn2", "dL/dx",
+                            "scratch"),
+    "dropout_gradient_unscaled": ("dropout_backward",
+                                  lambda real: lambda dy, cache: dy * (cache.mask != 0),
+                                  "dropout", "dL/dx", "scratch"),
+    "pytorch_momentum": ("moving_average",
+                         lambda real: lambda moving, batch, m: moving * (1 - m) + batch * m,
+                         "bn1", "moving_mean", "forward"),
+}
+
+
+@pytest.mark.parametrize("bug", sorted(DIFF_PLANTED))
+def test_diff_cnn_bn_names_planted_bug_and_side(bug, monkeypatch, tmp_path):
+    name, replacement, layer, label, verdict = DIFF_PLANTED[bug]
+    monkeypatch.setattr(ops, name, replacement(getattr(ops, name)))
+    path = tmp_path / "diff.json"
+    assert main(["diff", "cnn_bn", "--json", str(path)]) == 1
+    result = json.loads(path.read_text())
+    first = result["first_divergence"]
+    assert (first["layer"], first["label"]) == (layer, label), first
+    assert result["third_opinion"]["verdict"] == verdict, result["third_opinion"]
