@@ -10,11 +10,10 @@ import sys
 
 from hypothesis import HealthCheck, settings
 
-# TensorFlow's oneDNN kernels crash (SIGSEGV or abort inside eager Conv2D and its gradients) in
-# about half the runs of test_tf_layers.py on a 2-core AVX-512 AMD EPYC, with the very same
-# derandomized examples; with Eigen's kernels 8 runs of 8 passed. The suite compares against
-# Eigen's kernels; the bench and the report keep TensorFlow's default (oneDNN on). Set before
-# any test module imports TensorFlow; an explicit setting in the environment wins.
+# The suite compares against TensorFlow's Eigen kernels: its oneDNN kernels crashed inside eager
+# Conv2D and its gradients on some machines (docs/performance.md). The bench and the report keep
+# TensorFlow's default (oneDNN on). Set before any test module imports TensorFlow; an explicit
+# setting in the environment wins.
 os.environ.setdefault("TF_ENABLE_ONEDNN_OPTS", "0")
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 os.environ.setdefault("MPLBACKEND", "Agg")

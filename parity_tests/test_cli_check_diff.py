@@ -7,21 +7,35 @@ import json
 import numpy as np
 import pytest
 
+from helpers import DTYPES
+
 from reports.cli import main
 from scratch.models import MODELS, build
 from scratch.ops import conv as conv_ops
 
-DTYPES = ["float32", "float64"]
 
 
 def test_check_all_models_both_dtypes_pass(capsys):
     code = main(["check"])
     lines = capsys.readouterr().out.strip().splitlines()
     assert code == 0, "\n".join(lines)
-    assert sorted(line.split()[1:3] for line in lines[:-1]) == sorted(
-        [m, d] for m in MODELS for d in DTYPES)
+    assert sorted(line.split()[1:4] for line in lines[:-1]) == sorted(
+        [m, d, path] for m in MODELS for d in DTYPES for path in ("trace", "training"))
     assert all(line.startswith("PASS") for line in lines[:-1])
-    assert lines[-1] == f"all {len(MODELS) * len(DTYPES)} passed"
+    assert lines[-1].startswith(f"all {len(MODELS) * len(DTYPES) * 2} checks passed")
+
+
+def test_check_fails_on_the_training_path_alone(monkeypatch, capsys):
+    # A bug only in the fused block that training steps run: the trace path stays clean.
+    from scratch import ops
+
+    real = ops.conv_relu_pool_backward
+    monkeypatch.setattr(ops, "conv_relu_pool_backward",
+                        lambda *a, **k: tuple(2 * g if g is not None else g for g in real(*a, **k)))
+    assert main(["check", "--models", "cnn", "--dtype", "float64"]) == 1
+    lines = capsys.readouterr().out.splitlines()
+    verdicts = {line.split()[3]: line.split()[0] for line in lines if line.split()[1:2] == ["cnn"]}
+    assert verdicts == {"trace": "PASS", "training": "FAIL"}
 
 
 @pytest.mark.parametrize("dtype", DTYPES)
@@ -99,5 +113,7 @@ def test_check_fails_on_a_scaled_kernel_gradient(monkeypatch, capsys):
     monkeypatch.setattr(ops, "conv2d_backward", backward)
     assert main(["check", "--models", "cnn", "linear", "--dtype", "float32"]) == 1
     lines = capsys.readouterr().out.splitlines()
-    assert lines[0].startswith("FAIL  cnn") and "kernel" in lines[0]
-    assert lines[1].startswith("PASS  linear")
+    # The layer-by-layer trace runs conv2d_backward; the training path runs the fused blocks.
+    assert lines[0].startswith("FAIL  cnn") and " trace " in lines[0] and "kernel" in lines[0]
+    assert lines[1].startswith("PASS  cnn") and " training " in lines[1]
+    assert all(line.startswith("PASS  linear") for line in lines[2:4])

@@ -1,111 +1,24 @@
-"""Real bugs planted in the scratch engine: ``tfparity diff`` must name the layer, pass and
-parameter, ``tfparity check`` must fail; without a bug both are clean.
-
-Each planter patches the engine where the code looks the function up at call time: the layers
-call ``scratch.ops.<fn>`` through the ``ops`` module, ``conv2d_backward`` calls
-``conv2d_input_grad`` from ``scratch.ops.conv``, ``Sequential`` calls
-``scratch.ops.softmax_cross_entropy``. The planted code wraps the real functions, so it does not
-depend on their internals.
+"""Real bugs planted in the scratch engine (``parity_tests/planted.py``): ``tfparity diff`` must
+name the layer, pass and parameter, ``tfparity check`` must fail; without a bug both are clean.
 """
 
 from __future__ import annotations
 
 import json
-from collections import namedtuple
 
 import numpy as np
 import pytest
+from planted import (
+    plant_conv_no_flip,
+    plant_dense_bias_wrong_axis,
+    plant_flatten_nchw,
+    plant_loss_missing_mean,
+    plant_pool_split_ties,
+    plant_relu_passes_at_zero,
+)
 
+from reference_tf.finite_diff import judge
 from reports.cli import main
-from reports.layerdiff_fd import judge
-from scratch import ops
-from scratch.ops import conv as conv_ops
-
-
-def plant_conv_no_flip(monkeypatch):
-    """The input gradient correlates with the kernel as it is, not flipped."""
-    real = conv_ops.conv2d_input_grad
-
-    def unflipped(dy, kernel, *args, **kwargs):
-        # real() flips its kernel argument, so a pre-flipped kernel cancels the flip
-        return real(dy, np.ascontiguousarray(kernel[::-1, ::-1]), *args, **kwargs)
-
-    monkeypatch.setattr(conv_ops, "conv2d_input_grad", unflipped)
-
-
-SplitCache = namedtuple("SplitCache", "x y real")
-
-
-def plant_pool_split_ties(monkeypatch):
-    """Max-pool backward shares the gradient equally among tied maxima (2x2, stride 2, tiled)."""
-    real_forward = ops.max_pool2d_forward
-
-    def forward(x, pool_size=(2, 2), strides=(2, 2), padding="valid"):
-        y, cache = real_forward(x, pool_size, strides, padding)
-        assert tuple(pool_size) == tuple(strides) == (2, 2)
-        assert x.shape[1] % 2 == x.shape[2] % 2 == 0
-        return y, SplitCache(x, y, cache)
-
-    def backward(dy, cache):
-        n, h, w, c = cache.x.shape
-        windows = cache.x.reshape(n, h // 2, 2, w // 2, 2, c)
-        hits = windows == cache.y[:, :, None, :, None, :]
-        share = dy[:, :, None, :, None, :] / hits.sum(axis=(2, 4), keepdims=True)
-        return (hits * share).reshape(n, h, w, c).astype(dy.dtype)
-
-    monkeypatch.setattr(ops, "max_pool2d_forward", forward)
-    monkeypatch.setattr(ops, "max_pool2d_backward", backward)
-
-
-def plant_dense_bias_wrong_axis(monkeypatch):
-    """dL/dbias summed over the units instead of over the batch."""
-    real = ops.dense_backward
-
-    def backward(dy, cache, *args, **kwargs):
-        dx, dkernel, _ = real(dy, cache, *args, **kwargs)
-        return dx, dkernel, dy.sum(axis=1)
-
-    monkeypatch.setattr(ops, "dense_backward", backward)
-
-
-def plant_loss_missing_mean(monkeypatch):
-    """dL/dlogits without the 1/N of the mean (the loss value itself is right)."""
-    real = ops.softmax_cross_entropy
-
-    def loss(logits, labels):
-        value, dlogits = real(logits, labels)
-        return value, dlogits * logits.shape[0]
-
-    monkeypatch.setattr(ops, "softmax_cross_entropy", loss)
-
-
-XCache = namedtuple("XCache", "x")
-ShapeCache = namedtuple("ShapeCache", "shape")
-
-
-def plant_relu_passes_at_zero(monkeypatch):
-    """ReLU's backward uses x >= 0, so the gradient passes where the input is exactly 0."""
-    def forward(x):
-        return np.maximum(x, 0), XCache(x)
-
-    def backward(dy, cache):
-        return dy * (cache.x >= 0)
-
-    monkeypatch.setattr(ops, "relu_forward", forward)
-    monkeypatch.setattr(ops, "relu_backward", backward)
-
-
-def plant_flatten_nchw(monkeypatch):
-    """Flatten in channels-first order (PyTorch's), consistently forward and backward."""
-    def forward(x):
-        return x.transpose(0, 3, 1, 2).reshape(len(x), -1), ShapeCache(x.shape)
-
-    def backward(dy, cache):
-        n, h, w, c = cache.shape
-        return np.ascontiguousarray(dy.reshape(n, c, h, w).transpose(0, 2, 3, 1))
-
-    monkeypatch.setattr(ops, "flatten_forward", forward)
-    monkeypatch.setattr(ops, "flatten_backward", backward)
 
 
 def diff_json(tmp_path, *args) -> tuple[int, dict]:
@@ -146,8 +59,10 @@ def test_planted_bug_check_fails(bug, monkeypatch, capsys):
     plant(monkeypatch)
     code = main(["check", "--models", model, "--dtype", "both"])
     lines = capsys.readouterr().out.splitlines()
-    assert code == 1 and [line.split()[:3] for line in lines[:2]] == [
-        ["FAIL", model, "float32"], ["FAIL", model, "float64"]], lines
+    # The bugs are planted in the layers' ops, which the layer-by-layer trace path runs.
+    trace = [line.split()[:4] for line in lines if line.split()[3:4] == ["trace"]]
+    assert code == 1 and trace == [["FAIL", model, "float32", "trace"],
+                                   ["FAIL", model, "float64", "trace"]], lines
 
 
 @pytest.mark.parametrize("reference_factor, verdict", [(3.0, "tensorflow"), (2.0, "agree")])

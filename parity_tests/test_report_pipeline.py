@@ -20,7 +20,7 @@ MODELS = ["linear", "mlp1", "mlp2", "cnn"]  # the whole --quick pipeline, all fo
 @pytest.fixture(scope="module")
 def quick_run(tmp_path_factory):
     out = tmp_path_factory.mktemp("quick")
-    code = main(["report", "--quick", "--data", "synthetic", "--seeds", "1", "--models", *MODELS,
+    code = main(["report", "--quick", "--data", "templates", "--seeds", "1", "--models", *MODELS,
                  "--out", str(out), "--no-progress"])
     return code, out
 
@@ -77,7 +77,7 @@ def test_report_quick_markdown_links_and_command(quick_run):
     images = re.findall(r"!\[[^\]]*\]\(([^)]+)\)", text)
     assert {"learning_curves.png", "summary_table.png", "runtime.png"} <= set(images)
     assert all((out / image).is_file() for image in images)
-    assert f"tfparity report --models {' '.join(MODELS)} --seeds 1 --quick --data synthetic" in text
+    assert f"tfparity report --models {' '.join(MODELS)} --seeds 1 --quick --data templates" in text
     for heading in ("## 1. Runtime", "## 2. Performance, stability and final accuracy",
                     "## 3. Which runs under-fit or over-fit?"):
         assert heading in text
@@ -91,7 +91,7 @@ def test_report_quick_second_invocation_resumes(quick_run, monkeypatch):
 
     monkeypatch.setattr(runner, "train_one", must_not_train)
     before = (out / "summary_table.csv").read_text()
-    assert main(["report", "--quick", "--data", "synthetic", "--seeds", "1", "--models", *MODELS,
+    assert main(["report", "--quick", "--data", "templates", "--seeds", "1", "--models", *MODELS,
                  "--out", str(out), "--no-progress"]) == 0
     assert (out / "summary_table.csv").read_text() == before
 
@@ -106,7 +106,7 @@ def test_report_interrupted_returns_130_and_keeps_runs(tmp_path, monkeypatch, ca
         return {"key": spec.key, "spec": spec.to_dict(), "history": [], "diverged": False}
 
     monkeypatch.setattr(runner, "train_one", interrupt_second)
-    code = main(["report", "--quick", "--data", "synthetic", "--seeds", "1", "--models", "linear",
+    code = main(["report", "--quick", "--data", "templates", "--seeds", "1", "--models", "linear",
                  "--out", str(tmp_path), "--no-progress"])
     assert code == 130
     assert "1/6 runs are saved" in capsys.readouterr().err

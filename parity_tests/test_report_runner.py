@@ -12,7 +12,7 @@ import pytest
 from reports import datasets, runner
 from reports.experiments import FULL, IMPLEMENTATIONS, QUICK, SETTINGS, Protocol, RunSpec, plan, steps_per_run
 
-TINY = Protocol(data="synthetic", train_size=300, test_size=200, eval_every=100, epochs=1)
+TINY = Protocol(data="templates", train_size=300, test_size=200, eval_every=100, epochs=1)
 
 
 def fake_result(spec: RunSpec) -> dict:

@@ -11,6 +11,8 @@ import numpy as np
 import pytest
 from hypothesis import given, settings, strategies as st
 
+from helpers import FAST_PATH_RTOL, assert_close
+
 from scratch import ops
 from scratch.fusion import ConvChain, fuse
 from scratch.gradcheck import assert_gradients_match, compare, numerical_grad
@@ -23,7 +25,6 @@ from scratch.ops.phase_split import (add_block_windows, block_windows, merge_pla
 
 # Max abs error over the larger magnitude: the fused op sums the same products as the layers in
 # another order (BLAS's blocking of its own products).
-RTOL = {"float64": 1e-13, "float32": 1e-5}
 
 # (N, H, W, C, filters, kernel, padding, pool): the cnn's two blocks, then odd shapes.
 GEOMETRIES = [
@@ -53,12 +54,6 @@ def three_layers(x, kernel, bias, padding, pool, dy):
     return y, ops.conv2d_backward(d, conv_cache)
 
 
-def assert_close(actual: dict, expected: dict, rtol: float):
-    """Max abs error over the larger magnitude below ``rtol`` for every key; failures name the
-    quantity, both errors, the worst index and both values."""
-    assert_gradients_match({key: compare(key, actual[key], expected[key]) for key in expected}, rtol)
-
-
 def check_against_layers(x, kernel, bias, padding, pool, dy):
     y, cache = ops.conv_relu_pool_forward(channels_first(x), kernel, bias, padding, pool)
     expected_y, (dx, dkernel, dbias) = three_layers(x, kernel, bias, padding, pool, dy)
@@ -66,7 +61,7 @@ def check_against_layers(x, kernel, bias, padding, pool, dy):
         ops.conv_relu_pool_infer(channels_first(x), kernel, bias, padding, pool), y)
     got = ops.conv_relu_pool_backward(channels_first(dy), cache)
     assert_close({"y": channels_last(y), "dx": channels_last(got[0]), "dkernel": got[1], "dbias": got[2]},
-                 {"y": expected_y, "dx": dx, "dkernel": dkernel, "dbias": dbias}, RTOL[x.dtype.name])
+                 {"y": expected_y, "dx": dx, "dkernel": dkernel, "dbias": dbias}, FAST_PATH_RTOL[x.dtype.name])
 
 
 @pytest.mark.parametrize("dtype", ["float64", "float32"])

@@ -22,7 +22,7 @@ def test_scratch_never_imports_tensorflow():
     done = subprocess.run([sys.executable, "-c", PROBE], capture_output=True, text=True, check=False)
     assert done.returncode == 0, done.stderr
     report = json.loads(done.stdout.strip().splitlines()[-1])
-    # The probe must really have walked the package, including the modules the task names.
+    # The probe must really have walked the package, including the modules named here.
     assert {"scratch.models", "scratch.train", "scratch.ops", "scratch.gradcheck",
             "scratch.ops.conv"} <= set(report["modules"]), report["modules"]
     assert report["frameworks"] == [], f"scratch imported {report['frameworks']}"

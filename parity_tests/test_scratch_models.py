@@ -6,6 +6,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+from helpers import assert_fast_path_matches
+
 from scratch.fusion import EVAL_CHUNK
 from scratch.gradcheck import assert_gradients_match, check_model_gradients, compare
 from scratch.layers import (BatchNormalization, Conv2D, Dense, Dropout, Flatten, MaxPool2D, ReLU,
@@ -17,20 +19,11 @@ RTOL = 1e-7
 # Large tensors (hidden1/kernel has up to 25088 entries) are checked on a random subset of this
 # many entries; every smaller tensor is checked in full.
 MAX_ELEMENTS = 150
-# The fused fast path against layer-by-layer ``trace``: only BLAS's summation order differs.
-FAST_PATH_RTOL = {"float64": 1e-13, "float32": 1e-5}
 
 
 def _batch(n: int, dtype: str, seed: int = 0):
     rng = np.random.default_rng(seed)
     return rng.random((n, 28, 28, 1)).astype(dtype), rng.integers(0, 10, n)
-
-
-def assert_fast_path_matches(fast: dict, expected: dict, dtype: str) -> None:
-    """The fast path's values within ``FAST_PATH_RTOL`` of the layers' (max abs error over the
-    larger magnitude); a failure names the quantity, the errors, the worst index and both values."""
-    assert_gradients_match({key: compare(key, fast[key], value) for key, value in expected.items()},
-                           FAST_PATH_RTOL[dtype])
 
 
 def _model_with_zero_band_batch(name: str, dtype: str, model_seed: int, data_seed: int, n: int,

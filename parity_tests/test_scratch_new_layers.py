@@ -11,6 +11,8 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from helpers import DTYPES
+from test_scratch_layers import away_from_zero
 
 from scratch import ops
 from scratch.gradcheck import (assert_gradients_match, check_layer_gradients, compare,
@@ -22,12 +24,6 @@ from scratch.models import Sequential, build
 RTOL = 1e-7
 SPATIAL = [(5, 6), (4, 5)]
 PADDINGS = ["valid", "same"]
-
-
-def away_from_zero(shape, rng, margin=0.1) -> np.ndarray:
-    """Normal values with |v| >= margin (shifted away from 0, keeping the sign)."""
-    x = rng.standard_normal(shape)
-    return x + np.copysign(margin, x)
 
 
 def batch_norm(shape, rng, center=True, scale=True, momentum=0.99):
@@ -287,7 +283,7 @@ def test_batch_norm_moments_are_accurate_in_float32():
     np.testing.assert_allclose(variance, exact.var(axis=0), rtol=1e-4)
 
 
-@pytest.mark.parametrize("dtype", ["float32", "float64"])
+@pytest.mark.parametrize("dtype", DTYPES)
 @pytest.mark.parametrize("make, shape", [
     (lambda: BatchNormalization(name="l"), (4, 4, 2)),
     (lambda: Dropout(0.3, name="l"), (4, 4, 2)),

@@ -13,10 +13,11 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from helpers import DTYPES
+
 from reference_tf.testing import assert_layer_parity
 from scratch.layers import Conv2D, Dense, Flatten, MaxPool2D, ReLU
 
-DTYPES = ["float32", "float64"]
 EXAMPLES = 100
 
 batches = st.integers(1, 8)

@@ -8,14 +8,16 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
+from helpers import DTYPES
+
 from reference_tf.compare import assert_all_close
 from reference_tf.gradients import sparse_cross_entropy
-from reference_tf.testing import assert_model_parity, digit_like_batch
+from scratch.data.synthetic import strokes
+from reference_tf.testing import assert_model_parity
 from scratch.layers import Conv2D, Dense, Flatten, MaxPool2D, ReLU
 from scratch.losses import softmax_cross_entropy
 from scratch.models import MODELS, Sequential, build
 
-DTYPES = ["float32", "float64"]
 
 
 def labels(n: int, seed: int = 0) -> np.ndarray:
@@ -47,14 +49,14 @@ def test_model_matches_keras_on_normal_inputs(name, dtype):
 @pytest.mark.parametrize("name", sorted(MODELS))
 def test_model_matches_keras_on_digits_with_positive_biases(name, dtype):
     model = with_positive_biases(build(name, seed=0, dtype=dtype))
-    x = digit_like_batch(8, seed=2, dtype=dtype)
+    x = strokes(8, seed=2, dtype=dtype)[0]
     assert_model_parity(model, x, labels(8, seed=2))
 
 
 @pytest.mark.parametrize("dtype", DTYPES)
 def test_cnn_max_pool_windows_full_of_exact_ties(dtype):
     model = with_positive_biases(build("cnn", seed=0, dtype=dtype))
-    x = digit_like_batch(8, seed=3, dtype=dtype)
+    x = strokes(8, seed=3, dtype=dtype)[0]
     assert_model_parity(model, x, labels(8, seed=3))
     # The case is really exercised: many pool1 windows hold four equal values.
     relu = model.trace(x, labels(8, seed=3)).outputs["conv1_relu"]
@@ -69,7 +71,7 @@ def test_model_matches_keras_with_pre_activations_at_exactly_zero(name, dtype):
     # Zero biases and blank pixels: conv pre-activations are exactly 0, and an all-zero image
     # gives exactly-0 pre-activations in every hidden dense layer too.
     model = build(name, seed=0, dtype=dtype)
-    x = digit_like_batch(6, seed=4, dtype=dtype)
+    x = strokes(6, seed=4, dtype=dtype)[0]
     x[0] = 0
     first = model.layers[0] if name == "cnn" else model.layers[1]
     y = labels(6, seed=4)
@@ -110,7 +112,7 @@ def test_loss_matches_keras_for_logits_of_magnitude_1e4(scale, dtype):
 def test_linear_model_matches_keras_with_logits_of_magnitude_1e4(dtype):
     model = build("linear", seed=0, dtype=dtype)
     model.params["logits/kernel"] *= 1e4 / 3
-    x = digit_like_batch(8, seed=7, dtype=dtype)
+    x = strokes(8, seed=7, dtype=dtype)[0]
     y = labels(8, seed=7)
     assert np.abs(model.forward(x)).max() > 1e3
     assert_model_parity(model, x, y)

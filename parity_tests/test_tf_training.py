@@ -15,8 +15,11 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+from helpers import DTYPES
+
 from reference_tf.compare import compare, tolerances
-from reference_tf.testing import digit_like_batch, pool_tie_flips
+from scratch.data.synthetic import strokes
+from reference_tf.testing import pool_tie_flips
 from reference_tf.training import KerasTrainer
 from reference_tf.twin import copy_weights, keras_params, twin
 from scratch.fusion import ConvChain
@@ -25,7 +28,6 @@ from scratch.models import Sequential, build
 from scratch.optim import SGD
 from scratch.train import ScratchTrainer, batch_schedule
 
-DTYPES = ["float32", "float64"]
 N, BATCH, EPOCHS, LR = 200, 20, 10, 0.1  # 10 batches per epoch: 100 steps
 RESTARTS_ALLOWED = {"float32": 2, "float64": 0}
 
@@ -33,7 +35,7 @@ RESTARTS_ALLOWED = {"float32": 2, "float64": 0}
 @pytest.mark.parametrize("dtype", DTYPES)
 @pytest.mark.parametrize("name", ["mlp2", "cnn"])
 def test_sgd_trajectory_matches_keras_for_100_steps(name, dtype):
-    x = digit_like_batch(N, seed=8, dtype=dtype)
+    x = strokes(N, seed=8, dtype=dtype)[0]
     y = np.random.default_rng(8).integers(0, 10, size=N)
     model = build(name, seed=0, dtype=dtype)
     keras_model = twin(model)

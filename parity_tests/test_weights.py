@@ -79,7 +79,7 @@ def test_train_save_then_diff_the_saved_weights(tmp_path, capsys):
     saved = {}
     for impl in ["numpy", "tensorflow"]:
         path = tmp_path / f"{impl}.npz"
-        code = main(["train", "mlp1", "--data", "random", "--train-size", "600", "--impl", impl,
+        code = main(["train", "mlp1", "--data", "templates", "--train-size", "600", "--impl", impl,
                      "--save", str(path)])
         assert code == 0 and f"weights: {path}" in capsys.readouterr().out
         saved[impl] = read_weights(path)
@@ -95,7 +95,7 @@ def test_train_save_then_diff_the_saved_weights(tmp_path, capsys):
                  str(report)]) == 0
     assert json.loads(report.read_text())["dtype"] == "float32"
     resumed = tmp_path / "resumed.npz"
-    assert main(["train", "mlp1", "--data", "random", "--train-size", "100", "--weights",
+    assert main(["train", "mlp1", "--data", "templates", "--train-size", "100", "--weights",
                  str(tmp_path / "numpy.npz"), "--save", str(resumed)]) == 0
-    assert main(["train", "cnn", "--data", "random", "--weights", str(resumed)]) == 2
+    assert main(["train", "cnn", "--data", "templates", "--weights", str(resumed)]) == 2
     assert "holds model 'mlp1', expected 'cnn'" in capsys.readouterr().err

@@ -113,28 +113,6 @@ def assert_model_parity(model: Sequential, x: np.ndarray, y: np.ndarray,
                             batch_statistics=model.mixes_examples)
 
 
-def digit_like_batch(n: int, seed: int = 0, dtype="float64", size: int = 28) -> np.ndarray:
-    """Images (n, size, size, 1) that look like handwritten digits: a few thick strokes with
-    values in (0, 1] on a background of exact zeros (about 80% of the pixels).
-
-    Large constant regions make max-pool windows full of exact ties and pre-activations that
-    equal the bias exactly, which is where implementations disagree on conventions.
-    """
-    dtype = _check_dtype("digit_like_batch", dtype)
-    rng = np.random.default_rng(seed)
-    rows, cols = np.mgrid[0:size, 0:size]
-    images = np.zeros((n, size, size), dtype=np.float64)
-    for image in images:
-        for _ in range(rng.integers(2, 5)):  # strokes: segments between random points
-            (r0, c0), (r1, c1) = rng.uniform(0.2 * size, 0.8 * size, size=(2, 2))
-            t = np.clip(((rows - r0) * (r1 - r0) + (cols - c0) * (c1 - c0))
-                        / max((r1 - r0) ** 2 + (c1 - c0) ** 2, 1e-9), 0, 1)
-            distance = np.hypot(rows - r0 - t * (r1 - r0), cols - c0 - t * (c1 - c0))
-            ink = np.clip(1.6 - distance, 0, 1) * rng.uniform(0.6, 1.0)
-            np.maximum(image, ink, out=image)
-    return images[..., None].astype(dtype)
-
-
 def _routes(pool: MaxPool2D, pool_input: np.ndarray, after_relu: bool) -> np.ndarray:
     """NHWC bool mask over a max pool's input: the element that receives each window's gradient
     (the first maximum, as both sides route it). After a ReLU only positive windows count: a

@@ -1,7 +1,8 @@
 """The three data sets of a report: training images, the train-evaluation subset and the test set.
 
-``mnist`` is the real data (``scratch.data.load_mnist``); ``synthetic`` is a small offline
-stand-in with MNIST's shapes (ten noisy class templates) for tests that must not need a network.
+``mnist`` is the real data (``scratch.data.load_mnist``); ``templates`` is a small offline
+stand-in with MNIST's shapes (``scratch.data.synthetic.templates``: ten noisy class templates) for
+runs that must not need a network.
 """
 
 from __future__ import annotations
@@ -11,9 +12,10 @@ from typing import NamedTuple
 import numpy as np
 
 from reports.experiments import Protocol
+from scratch.data.synthetic import templates
 
-DATA_SOURCES = ("mnist", "synthetic")
-SYNTHETIC_TRAIN, SYNTHETIC_TEST = 4000, 1000
+DATA_SOURCES = ("mnist", "templates")
+TEMPLATES_TRAIN, TEMPLATES_TEST = 4000, 1000
 
 
 class Splits(NamedTuple):
@@ -25,24 +27,15 @@ class Splits(NamedTuple):
     source: str
 
 
-def synthetic_mnist(n: int, seed: int, dtype: str = "float32") -> tuple[np.ndarray, np.ndarray]:
-    """``n`` images (n, 28, 28, 1) and labels (n,): a fixed random template per class plus noise."""
-    templates = np.random.default_rng(12345).random((10, 28, 28, 1)) < 0.2
-    rng = np.random.default_rng(seed)
-    labels = rng.integers(0, 10, n)
-    images = 0.7 * templates[labels] + 0.5 * rng.random((n, 28, 28, 1))
-    return np.clip(images, 0.0, 1.0).astype(dtype), labels.astype(np.int64)
-
-
 def _raw(protocol: Protocol):
     if protocol.data == "mnist":
         from scratch.data import load_mnist
 
         mnist = load_mnist(dtype=protocol.dtype)
         return mnist.train, mnist.test, mnist.source
-    if protocol.data == "synthetic":
-        return (synthetic_mnist(SYNTHETIC_TRAIN, 1, protocol.dtype),
-                synthetic_mnist(SYNTHETIC_TEST, 2, protocol.dtype), "synthetic (reports.datasets)")
+    if protocol.data == "templates":
+        return (templates(TEMPLATES_TRAIN, 1, protocol.dtype),
+                templates(TEMPLATES_TEST, 2, protocol.dtype), "templates (scratch.data.synthetic)")
     raise ValueError(f"report: expected data in {DATA_SOURCES}, received data={protocol.data!r}.")
 
 

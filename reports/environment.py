@@ -7,7 +7,7 @@ import platform
 import sys
 
 # Settings that change either side's speed; TF_ENABLE_ONEDNN_OPTS=0 swaps TensorFlow's oneDNN
-# kernels for Eigen's, about 4x slower for the cnn on an AVX-512 machine.
+# kernels for Eigen's, which are slower (docs/performance.md).
 THREAD_VARIABLES = ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS",
                     "TF_NUM_INTRAOP_THREADS", "TF_NUM_INTEROP_THREADS", "TF_ENABLE_ONEDNN_OPTS")
 

@@ -10,7 +10,8 @@ import matplotlib.pyplot as plt
 import numpy as np
 from matplotlib.patches import Rectangle
 
-from reports.layerdiff import ModelDiff  # noqa: E402
+from reference_tf.layerdiff import ModelDiff
+from reports.atomic import save_figure
 
 FLOOR, CEILING = -17.0, 1.0  # log10 range of the colour scale; a wrong shape is drawn at CEILING
 
@@ -82,6 +83,6 @@ def heatmap(result: ModelDiff, path) -> Path:
                  fontsize=9, pad=28)
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=110, bbox_inches="tight")
+    save_figure(fig, path, dpi=110, bbox_inches="tight")
     plt.close(fig)
     return path

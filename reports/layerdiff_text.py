@@ -5,7 +5,7 @@ from __future__ import annotations
 import math
 
 from reference_tf.compare import Comparison, tolerances
-from reports.layerdiff import LOSS, ModelDiff, Quantity, scan
+from reference_tf.layerdiff import LOSS, ModelDiff, Quantity, scan
 
 
 def _num(value: float | None, digits: int = 1) -> str:
@@ -43,7 +43,7 @@ def _row(layer: str, kind: str, q: Quantity) -> list[str]:
             _error(q.isolated, q.shape), _num(q.amplification), _status(q)]
 
 
-DATA_NAMES = {"random": "random (digit-like)", "mnist": "MNIST"}
+DATA_NAMES = {"strokes": "strokes (digit-like)", "mnist": "MNIST"}
 HEADER = ["layer", "type", "quantity", "shape", "rel L2", "max abs", "cosine", "worst index",
           "isolated", "amplif.", "status"]
 

@@ -9,6 +9,7 @@ import numpy as np
 import pandas as pd
 
 from reports.analysis import curves
+from reports.atomic import save_figure
 from reports.experiments import SETTINGS
 
 STYLE = {  # implementation -> line style; evaluation set -> colour
@@ -19,7 +20,7 @@ SETS = {"train_eval_accuracy": ("train", "tab:blue"), "test_accuracy": ("test", 
 
 
 def _save(fig, path: Path) -> Path:
-    fig.savefig(path, dpi=110, bbox_inches="tight")
+    save_figure(fig, path, dpi=110, bbox_inches="tight")
     plt.close(fig)
     return path
 

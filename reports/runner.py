@@ -11,13 +11,13 @@ import hashlib
 import json
 import math
 import os
-import tempfile
 import time
 from pathlib import Path
 from typing import Callable
 
 import numpy as np
 
+from reports.atomic import write_json
 from reports.datasets import Splits
 from reports.experiments import RunSpec, steps_per_run
 from scratch.models import build
@@ -41,16 +41,8 @@ def to_json_safe(value):
 
 
 def write_json_atomic(path: Path, payload) -> None:
-    """Write ``payload`` as strict JSON to ``path`` via a temporary file and ``os.replace``."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "w") as f:
-            json.dump(to_json_safe(payload), f, allow_nan=False)
-        os.replace(tmp, path)
-    except BaseException:
-        os.unlink(tmp)
-        raise
+    """Write ``payload`` as strict JSON (``to_json_safe``) to ``path`` atomically."""
+    write_json(path, to_json_safe(payload))
 
 
 class RunStore:

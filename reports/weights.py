@@ -9,11 +9,11 @@ array, so files load without pickle.
 from __future__ import annotations
 
 import json
-import os
-import tempfile
 from pathlib import Path
 
 import numpy as np
+
+from reports.atomic import atomic_write
 
 META_KEY = "__meta__"
 FORMAT = 1
@@ -28,7 +28,7 @@ class WeightsFile(dict):
 
 
 def save_weights(path, params: dict, model: str, **extra) -> Path:
-    """Write ``params`` ({key: array}) and metadata to ``path`` atomically (temp file + os.replace).
+    """Write ``params`` ({key: array}) and metadata to ``path`` atomically (``reports.atomic``).
 
     Args:
         path: destination; ".npz" is appended if missing.
@@ -52,15 +52,8 @@ def save_weights(path, params: dict, model: str, **extra) -> Path:
     if META_KEY in arrays:
         raise ValueError(f"save_weights: '{META_KEY}' is reserved for the metadata.")
     meta = {"format": FORMAT, "model": model, "dtype": dtypes[0], **extra}
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as f:
-            np.savez(f, **arrays, **{META_KEY: np.array(json.dumps(meta))})
-        os.replace(tmp, path)
-    except BaseException:
-        os.unlink(tmp)
-        raise
+    with atomic_write(path, "wb") as handle:
+        np.savez(handle, **arrays, **{META_KEY: np.array(json.dumps(meta))})
     return path
 
 

@@ -13,6 +13,7 @@ import numpy as np
 import pandas as pd
 
 from reports import analysis, diagnosis, plots
+from reports.atomic import write_text
 from reports.experiments import IMPLEMENTATIONS, SETTINGS, Protocol
 from reports.runner import write_json_atomic
 
@@ -237,12 +238,11 @@ def write(out: Path, results: list[dict], *, models: list[str], seeds: int, prot
     stability = analysis.stability_table(runs, results)
     verdicts = analysis.verdict_table(runs)
 
-    summary.to_csv(out / "summary_table.csv", index=False)
-    runtime.to_csv(out / "runtime.csv", index=False)
-    stability.to_csv(out / "stability.csv", index=False)
-    verdicts.to_csv(out / "verdicts.csv", index=False)
-    (out / "summary_table.md").write_text(markdown_table(summary_markdown(summary)) + "\n")
-    (out / "runtime.md").write_text(markdown_table(runtime_markdown(runtime)) + "\n")
+    for name, table in (("summary_table", summary), ("runtime", runtime),
+                        ("stability", stability), ("verdicts", verdicts)):
+        write_text(out / f"{name}.csv", table.to_csv(index=False))
+    write_text(out / "summary_table.md", markdown_table(summary_markdown(summary)) + "\n")
+    write_text(out / "runtime.md", markdown_table(runtime_markdown(runtime)) + "\n")
     plots.learning_curves(results, models, out / "learning_curves.png")
     plots.summary_table(summary, verdicts, out / "summary_table.png")
     plots.runtime_chart(runtime, out / "runtime.png")
@@ -289,5 +289,5 @@ def write(out: Path, results: list[dict], *, models: list[str], seeds: int, prot
         "## Machine and software", "", _environment_text(environment), "",
     ]
     path = out / "report.md"
-    path.write_text("\n".join(lines))
+    write_text(path, "\n".join(lines))
     return path

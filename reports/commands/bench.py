@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import os
 from pathlib import Path
 
 from scratch.models import MODELS
@@ -86,6 +85,8 @@ def profile_table(name: str, profile: dict[str, list[dict]]) -> list[str]:
 
 def plot(rows: list[dict], path: Path) -> Path:
     import matplotlib.pyplot as plt
+
+    from reports.atomic import save_figure
     import numpy as np
 
     names = [row["model"] for row in rows]
@@ -106,16 +107,15 @@ def plot(rows: list[dict], path: Path) -> Path:
         ax.set_title(label)
     axes[0].legend()
     fig.tight_layout()
-    tmp = path.with_name(f".{path.name}.tmp.png")
-    fig.savefig(tmp, dpi=110)
+    save_figure(fig, path, dpi=110)
     plt.close(fig)
-    os.replace(tmp, path)
     return path
 
 
 def run(args: argparse.Namespace) -> int:
     from reports import bench
     from reports.environment import describe
+    from reports.atomic import write_text
     from reports.runner import write_json_atomic
 
     settings = bench.Settings(models=tuple(args.models), dtype=args.dtype, repeat=args.repeat,
@@ -139,11 +139,7 @@ def run(args: argparse.Namespace) -> int:
     json_path = args.json or out / "bench.json"
     write_json_atomic(json_path, {"settings": bench.asdict(settings), "environment": environment,
                                   "results": rows, "profiles": profiles})
-    md_path = out / "bench.md"
-    md_path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = md_path.with_name(".bench.md.tmp")
-    tmp.write_text("\n".join(lines) + "\n")
-    os.replace(tmp, md_path)
+    md_path = write_text(out / "bench.md", "\n".join(lines) + "\n")
     written = [json_path, md_path]
     if args.plot:
         written.append(plot(rows, out / "bench.png"))

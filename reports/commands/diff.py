@@ -7,7 +7,7 @@ import json
 import sys
 from pathlib import Path
 
-from reports.layerdiff import DATA_SOURCES, diff_model, to_dict
+from reference_tf.batches import DATA_SOURCES
 from scratch.models import MODELS
 
 
@@ -20,7 +20,7 @@ def register(subparsers) -> None:
                     "scratch layer on TensorFlow's input and upstream gradient). Names the first "
                     "divergent layer and pass and asks float64 finite differences which side is "
                     "wrong. Exit code 0 when nothing diverges, 1 when something does.")
-    parser.add_argument("model", choices=sorted(MODELS))
+    parser.add_argument("model", choices=list(MODELS))
     parser.add_argument("--dtype", choices=["float32", "float64"], default=None,
                         help="default: the weight file's dtype with --weights, else float64")
     parser.add_argument("--seed", type=int, default=0,
@@ -28,8 +28,8 @@ def register(subparsers) -> None:
     parser.add_argument("--batch-size", type=int, default=16, help="examples (default 16)")
     parser.add_argument("--weights", type=Path, default=None,
                         help="a .npz written by `tfparity train --save` (keys like the params)")
-    parser.add_argument("--data", choices=DATA_SOURCES, default="random",
-                        help="random: digit-like strokes on exact zeros (default; ties and zero "
+    parser.add_argument("--data", choices=DATA_SOURCES, default="strokes",
+                        help="strokes: digit-like strokes on exact zeros (default; ties and zero "
                              "pre-activations included); mnist: training images drawn with --seed")
     parser.add_argument("--json", nargs="?", const="-", default=None, metavar="FILE",
                         help="write the whole comparison as JSON to FILE (stdout without FILE, "
@@ -42,7 +42,8 @@ def register(subparsers) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from reports.layerdiff_fd import third_opinion
+    from reference_tf.finite_diff import third_opinion
+    from reference_tf.layerdiff import diff_model
     from reports.layerdiff_text import render
     from reports.runner import to_json_safe, write_json_atomic
     from reports.weights import load_weights, read_weights
@@ -65,7 +66,7 @@ def run(args: argparse.Namespace) -> int:
         return 2
     if not args.no_fd:
         third_opinion(result)
-    payload = to_dict(result)
+    payload = result.to_dict()
     if args.json == "-":
         print(json.dumps(to_json_safe(payload), indent=1, allow_nan=False))
     else:

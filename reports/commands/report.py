@@ -33,9 +33,10 @@ def register(subparsers) -> None:
                         help="the whole pipeline on a small subset: 2000 training and 1000 test images, "
                              "1 epoch per setting, evaluation every 500 samples, 1 seed (< 2 min)")
     parser.add_argument("--data", choices=datasets.DATA_SOURCES, default="mnist",
-                        help="mnist (default) or synthetic (an offline stand-in, for tests)")
+                        help="mnist (default) or templates (an offline stand-in: ten noisy class "
+                             "templates, scratch.data.synthetic)")
     parser.add_argument("--out", type=Path, default=None,
-                        help="run directory (default: reports/out/<full|quick>[-synthetic])")
+                        help="run directory (default: reports/out/<full|quick>[-templates])")
     parser.add_argument("--no-progress", action="store_true", help="no progress bar")
     parser.set_defaults(func=run)
 

@@ -9,7 +9,7 @@ from pathlib import Path
 
 from scratch.models import MODELS
 
-RANDOM_TRAIN, RANDOM_TEST = 2000, 500
+TEMPLATES_TRAIN, TEMPLATES_TEST = 2000, 500
 
 
 def register(subparsers) -> None:
@@ -18,16 +18,17 @@ def register(subparsers) -> None:
         description="Plain SGD with the scratch engine or the Keras twin from the same initial "
                     "weights and batches; prints the loss and accuracy and saves the parameters "
                     "(keyed like the scratch params, usable by both implementations).")
-    parser.add_argument("model", choices=sorted(MODELS))
+    parser.add_argument("model", choices=list(MODELS))
     parser.add_argument("--epochs", type=int, default=1)
     parser.add_argument("--lr", type=float, default=0.1)
     parser.add_argument("--batch-size", type=int, default=100)
     parser.add_argument("--dtype", choices=["float32", "float64"], default="float32")
     parser.add_argument("--seed", type=int, default=0, help="initial weights and shuffles")
     parser.add_argument("--impl", choices=["numpy", "tensorflow"], default="numpy")
-    parser.add_argument("--data", choices=["mnist", "random"], default="mnist",
-                        help=f"mnist (default) or random: {RANDOM_TRAIN} training and {RANDOM_TEST} "
-                             "test images of ten noisy random templates (learnable, offline)")
+    parser.add_argument("--data", choices=["mnist", "templates"], default="mnist",
+                        help=f"mnist (default) or templates: {TEMPLATES_TRAIN} training and "
+                             f"{TEMPLATES_TEST} test images of ten noisy class templates "
+                             "(learnable, offline; scratch.data.synthetic)")
     parser.add_argument("--train-size", type=int, default=None,
                         help="use only the first N training images")
     parser.add_argument("--weights", type=Path, default=None, help="start from this .npz")
@@ -36,10 +37,10 @@ def register(subparsers) -> None:
 
 
 def _data(source: str, dtype: str):
-    if source == "random":
-        from reports.datasets import synthetic_mnist
+    if source == "templates":
+        from scratch.data.synthetic import templates
 
-        return synthetic_mnist(RANDOM_TRAIN, 1, dtype), synthetic_mnist(RANDOM_TEST, 2, dtype)
+        return templates(TEMPLATES_TRAIN, 1, dtype), templates(TEMPLATES_TEST, 2, dtype)
     from scratch.data import load_mnist
 
     splits = load_mnist(dtype=dtype)
@@ -47,7 +48,6 @@ def _data(source: str, dtype: str):
 
 
 def run(args: argparse.Namespace) -> int:
-    from reports.layerdiff import make_model
     from reports.weights import load_weights, save_weights
     from scratch.models import build
     from scratch.optim import SGD
@@ -58,7 +58,9 @@ def run(args: argparse.Namespace) -> int:
         if args.weights is not None:
             weights = load_weights(args.weights, build(args.model, dtype=args.dtype).params,
                                    model=args.model)
-        model = make_model(args.model, args.seed, args.dtype, weights)
+        model = build(args.model, seed=args.seed, dtype=args.dtype)
+        if weights is not None:
+            model.set_params(weights)
         (x, y), test = _data(args.data, args.dtype)
         x, y = x[:args.train_size], y[:args.train_size]
         if args.impl == "numpy":

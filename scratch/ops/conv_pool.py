@@ -57,11 +57,10 @@ def _padded_rows(rows: int, cols: int, dtype) -> np.ndarray:
 def _summed_products(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     """a (A, M) @ b.T (M, B) for M in the thousands of positions.
 
-    With A*B in the hundreds and M in the tens of thousands, one product runs BLAS at a fifth of
-    its speed; chunks of about ``_GRAD_CHUNK`` positions, multiplied in one batched call and
-    summed, keep it fast (conv1's kernel gradient, batch 100: 0.46 -> 0.24 ms). Larger results
-    come from one product with the operand of more rows on the left (conv2's: 0.90 -> 0.66 ms,
-    against 0.96 ms for the other orientation).
+    With A*B in the hundreds and M in the tens of thousands, one product keeps BLAS far from its
+    speed; chunks of about ``_GRAD_CHUNK`` positions, multiplied in one batched call and summed,
+    keep it busy. Larger results come from one product with the operand of more rows on the left
+    (docs/performance.md has the measurements).
     """
     m = a.shape[1]
     # The fewest chunks of at most _GRAD_CHUNK positions that split M evenly.

@@ -27,7 +27,7 @@ import tensorflow as tf
 
 from reference_tf.gradients import layer_pass, sparse_cross_entropy
 from reference_tf.twin import copy_weights, keras_layer
-from reports.layerdiff import LOSS, ModelDiff
+from reference_tf.layerdiff import LOSS, ModelDiff
 from scratch import ops
 from scratch.gradcheck import check_layer_gradients, float64_copy
 from scratch.layers import replaying_masks
@@ -193,7 +193,8 @@ def _loss_opinion(logits: np.ndarray, labels: np.ndarray) -> Opinion:
                   mine, reference, "loss gradient dL/dlogits")
 
 
-def _layer_opinion(layer, x: np.ndarray, dy: np.ndarray, key: str) -> Opinion:
+def _layer_opinion(layer, x: np.ndarray, dy: np.ndarray, key: str,
+                   counterparts: dict | None = None) -> Opinion:
     """Training-mode passes of both sides, as in the diff: a Dropout replays the mask of the
     diff's pass (its twin shares it); batch statistics mix the examples, so a batch-normalized
     input is probed as one row."""
@@ -203,7 +204,7 @@ def _layer_opinion(layer, x: np.ndarray, dy: np.ndarray, key: str) -> Opinion:
         clone.forward(x64)
         mine = {"input_grad": clone.backward(up),
                 **{f"grads/{k}": v for k, v in clone.grads.items()}}
-        twin = keras_layer(clone, "float64", share_masks=True)
+        twin = keras_layer(clone, "float64", counterparts, share_masks=True)
         twin.build((None, *layer.input_shape))
         variables = {v.name: v for v in twin.trainable_weights}
         copy_weights(clone.params, variables)
@@ -272,6 +273,6 @@ def third_opinion(result: ModelDiff) -> Opinion | None:
         elif first.pass_ == "forward":
             opinion = _forward_opinion(layer, x, dy)
         else:
-            opinion = _layer_opinion(layer, x, dy, first.quantity.key)
+            opinion = _layer_opinion(layer, x, dy, first.quantity.key, inputs.get("counterparts"))
     result.opinion = opinion
     return opinion

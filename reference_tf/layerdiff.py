@@ -28,15 +28,14 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from reference_tf.batches import load_batch
 from reference_tf.compare import Comparison, Tolerance, compare_arrays, tolerances
 from reference_tf.gradients import trace as keras_trace
-from reference_tf.testing import digit_like_batch
 from reference_tf.twin import twin
 from scratch import ops
 from scratch.layers import replaying_masks
-from scratch.models import NUM_CLASSES, MODELS, Sequential, Trace, build
+from scratch.models import Sequential, Trace, build
 
-DATA_SOURCES = ("random", "mnist")
 LOSS = "loss"
 
 
@@ -106,8 +105,21 @@ class ModelDiff:
     first: Divergence | None
     first_propagated: tuple | None   # (layer, label) of the first propagated failure, scan order
     isolated_inputs: dict = field(repr=False, default_factory=dict)  # for the third opinion
-    opinion: object = None           # set by ``reports.layerdiff_fd.third_opinion``
+    opinion: object = None           # set by ``reference_tf.finite_diff.third_opinion``
     batch_statistics: bool = False   # the model normalizes with batch statistics (tolerances)
+
+    @property
+    def passed(self) -> bool:
+        """No quantity fails, isolated or propagated."""
+        return self.first is None and self.first_propagated is None
+
+    @property
+    def first_divergence(self) -> Divergence | None:
+        return self.first
+
+    def to_dict(self) -> dict:
+        """The whole comparison as a JSON-ready dict (see ``to_dict``)."""
+        return to_dict(self)
 
 
 def scan(layers: list[LayerDiff]) -> list[tuple[LayerDiff, Quantity]]:
@@ -116,38 +128,6 @@ def scan(layers: list[LayerDiff]) -> list[tuple[LayerDiff, Quantity]]:
     backward = [(layer, q) for layer in reversed(layers) for q in layer.quantities
                 if q.pass_ == "backward"]
     return forward + backward
-
-
-def load_batch(data: str, batch_size: int, seed: int, dtype: str) -> tuple[np.ndarray, np.ndarray]:
-    """A seeded batch: images (N, 28, 28, 1) of ``dtype`` and labels (N,) int64.
-
-    "random": digit-like images (strokes on exact zeros, ``reference_tf.testing.digit_like_batch``)
-    with uniform random labels; their zero regions give max-pool ties and exact-zero
-    pre-activations, where conventions differ. "mnist": ``batch_size`` training images drawn
-    with ``seed``.
-    """
-    if batch_size < 1:
-        raise ValueError(f"batch: expected batch_size >= 1, received {batch_size}.")
-    rng = np.random.default_rng(seed)
-    if data == "random":
-        return digit_like_batch(batch_size, seed, dtype), rng.integers(0, NUM_CLASSES, batch_size)
-    if data == "mnist":
-        from scratch.data import load_mnist
-
-        x, y = load_mnist(dtype=dtype).train
-        index = np.sort(rng.choice(len(x), size=batch_size, replace=False))
-        return np.ascontiguousarray(x[index]), np.asarray(y[index], dtype=np.int64)
-    raise ValueError(f"batch: expected data in {DATA_SOURCES}, received {data!r}.")
-
-
-def make_model(name: str, seed: int, dtype: str, weights: dict | None = None) -> Sequential:
-    """``scratch.models.build(name, seed, dtype)``, then ``weights`` (keyed like params)."""
-    if name not in MODELS:
-        raise ValueError(f"expected a model name in {sorted(MODELS)}, received {name!r}.")
-    model = build(name, seed=seed, dtype=dtype)
-    if weights is not None:
-        model.set_params(weights)
-    return model
 
 
 def safe_compare(actual, expected, name: str) -> Comparison:
@@ -161,10 +141,11 @@ def safe_compare(actual, expected, name: str) -> Comparison:
                       inf_actual=0, inf_expected=0, nonfinite_match=False)
 
 
-def _ratio(num: float, den: float) -> float | None:
-    if not (math.isfinite(num) and math.isfinite(den)) or den == 0:
+def _amplification(error: float, received: float) -> float | None:
+    """error / received error; None where undefined (a non-finite error, or nothing received)."""
+    if not (math.isfinite(error) and math.isfinite(received)) or received == 0:
         return None
-    return num / den
+    return error / received
 
 
 def _copy_trace(result: Trace) -> Trace:
@@ -244,11 +225,11 @@ def _amplifications(layers: list[LayerDiff]) -> None:
     for layer in layers:
         y = layer.get("output")
         if previous_y is not None:
-            y.amplification = _ratio(y.propagated.rel_l2, previous_y.propagated.rel_l2)
+            y.amplification = _amplification(y.propagated.rel_l2, previous_y.propagated.rel_l2)
         received = layer.get("output_grad") or previous_y
         for q in layer.quantities:
             if q.pass_ == "backward" and q.key != "output_grad" and received is not None:
-                q.amplification = _ratio(q.propagated.rel_l2, received.propagated.rel_l2)
+                q.amplification = _amplification(q.propagated.rel_l2, received.propagated.rel_l2)
         previous_y = y
 
 
@@ -271,7 +252,7 @@ def first_divergence(layers: list[LayerDiff]) -> tuple[Divergence | None, tuple 
 
 
 def diff_model(model_name: str, dtype: str = "float64", seed: int = 0, batch_size: int = 16,
-               data: str = "random", weights: dict | None = None) -> ModelDiff:
+               data: str = "strokes", weights: dict | None = None) -> ModelDiff:
     """Compare the scratch model ``model_name`` with its Keras twin on one seeded batch.
 
     Args:
@@ -279,23 +260,43 @@ def diff_model(model_name: str, dtype: str = "float64", seed: int = 0, batch_siz
         dtype: "float32" or "float64" (selects the tolerances too).
         seed: seeds the initial weights (unless ``weights``) and the batch.
         batch_size: N, the examples of the batch.
-        data: "random" or "mnist" (see ``load_batch``).
+        data: "strokes" or "mnist" (see ``load_batch``).
         weights: parameters keyed like ``Sequential.params`` (e.g. from ``reports.weights``).
 
     Returns:
-        The ``ModelDiff`` (no third opinion yet; see ``reports.layerdiff_fd``).
+        The ``ModelDiff`` (no third opinion yet; see ``reference_tf.finite_diff``).
     """
-    model = make_model(model_name, seed, dtype, weights)
+    model = build(model_name, seed=seed, dtype=dtype)
+    if weights is not None:
+        model.set_params(weights)
     x, y = load_batch(data, batch_size, seed, dtype)
-    keras_model = twin(model, share_masks=True)  # the state before the step, as the model's
+    return diff(model, x, y, name=model_name, seed=seed, data=data)
+
+
+def diff(model: Sequential, x: np.ndarray, y: np.ndarray, *, name: str = "model",
+         seed: int | None = None, data: str = "given", counterparts: dict | None = None
+         ) -> ModelDiff:
+    """Compare any scratch model with its Keras twin (weights copied) on the batch (x, y).
+
+    Args:
+        model: a ``scratch.models.Sequential``.
+        x: inputs (N, *model.input_shape) of the model's dtype; y: labels (N,).
+        name, seed, data: how the result describes the model and the batch.
+        counterparts: Keras factories for custom layer classes (``reference_tf.twin.keras_layer``).
+
+    Returns:
+        The ``ModelDiff`` (no third opinion yet; see ``reference_tf.finite_diff.third_opinion``).
+    """
+    keras_model = twin(model, counterparts, share_masks=True)  # the state before the step
     state_before = {key: np.array(value) for key, value in model.state.items()}
     mine = _copy_trace(model.trace(x, y))
     ref = keras_trace(keras_model, x, y)
     layers, inputs = _layer_diffs(model, x, y, mine, ref, state_before)
     first, first_propagated = first_divergence(layers)
-    result = ModelDiff(model_name, model.dtype.name, seed, data, tuple(x.shape), layers, first,
+    result = ModelDiff(name, model.dtype.name, seed, data, tuple(x.shape), layers, first,
                        first_propagated, batch_statistics=model.mixes_examples)
-    result.isolated_inputs = {"model": model, "labels": y, "layers": inputs}
+    result.isolated_inputs = {"model": model, "labels": y, "layers": inputs,
+                              "counterparts": counterparts}
     return result
 
 
@@ -330,7 +331,7 @@ def to_dict(result: ModelDiff) -> dict:
     return {
         "model": result.model, "dtype": result.dtype, "seed": result.seed, "data": result.data,
         "batch_shape": list(result.batch_shape),
-        "passed": result.first is None and result.first_propagated is None,
+        "passed": result.passed,
         "first_divergence": first,
         "first_propagated_failure": (None if result.first_propagated is None else
                                      {"layer": result.first_propagated[0],

@@ -1,0 +1,29 @@
+"""What several test files share: dtypes, the fast path's tolerance, data with exact ties, and
+closeness assertions whose failures name the quantity, the errors, the worst index and both
+values (``scratch.gradcheck.compare``, so scratch-only tests never import TensorFlow)."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from scratch.gradcheck import assert_gradients_match, compare
+
+DTYPES = ["float32", "float64"]
+# The fused fast path against layer-by-layer code: only BLAS's summation order differs.
+FAST_PATH_RTOL = {"float64": 1e-13, "float32": 1e-5}
+
+
+def integers(shape, seed=0, dtype="float64") -> np.ndarray:
+    """Integers in [-2, 2]: exact zeros and exact ties."""
+    return np.random.default_rng(seed).integers(-2, 3, size=shape).astype(dtype)
+
+
+def assert_close(actual: dict, expected: dict, rtol: float) -> None:
+    """Max abs error over the larger magnitude below ``rtol`` for every key of ``expected``."""
+    assert_gradients_match({key: compare(key, actual[key], value) for key, value in expected.items()},
+                           rtol)
+
+
+def assert_fast_path_matches(fast: dict, expected: dict, dtype: str) -> None:
+    """The fast path's values within ``FAST_PATH_RTOL[dtype]`` of the layers'."""
+    assert_close(fast, expected, FAST_PATH_RTOL[dtype])

@@ -1,0 +1,87 @@
+"""The codebase keeps its rooms apart: no module reaches into another's private members, and the
+NumPy-only parts import without TensorFlow."""
+
+from __future__ import annotations
+
+import ast
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+PACKAGES = ("scratch", "reference_tf", "reports", "parity_tests", "examples")
+# NamedTuple's public API has underscores.
+NAMEDTUPLE_API = {"_replace", "_asdict", "_fields", "_make", "_field_defaults"}
+# Tests of a module's own internals, each with the reason.
+INTERNAL_TESTS = {
+    ("parity_tests/test_data_fetch.py", "npm_fetch._copy_to_temp"):
+        "interrupts the fetch between two files of the tarball",
+    **{("parity_tests/test_scratch_conv_pool.py", f"from scratch.ops.conv_pool import {name}"):
+       "adjoint pairs and chunked sums of the fused op's own helpers"
+       for name in ("_block_kernel", "_fold_block_kernel", "_summed_products")},
+}
+
+
+def _own_names(tree: ast.AST) -> set[str]:
+    """Private names a file defines itself: functions, classes, attributes set on self/cls."""
+    names = set()
+    for node in ast.walk(tree):
+        if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)):
+            names.add(node.name)
+        elif isinstance(node, ast.Attribute) and isinstance(node.ctx, ast.Store):
+            names.add(node.attr)
+        elif isinstance(node, ast.Name) and isinstance(node.ctx, ast.Store):
+            names.add(node.id)
+    return names
+
+
+def _private(name: str) -> bool:
+    return name.startswith("_") and not name.startswith("__") and name not in NAMEDTUPLE_API
+
+
+def cross_module_private_uses(source: str, relative: str) -> list[str]:
+    """``obj._name`` where ``_name`` is not defined in the same file, and ``from m import _name``,
+    in the source of the file at ``relative`` (its path from the repository's root)."""
+    tree = ast.parse(source, relative)
+    own = _own_names(tree)
+    found = []
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Attribute) and _private(node.attr) and node.attr not in own:
+            uses = [ast.unparse(node)]
+        elif isinstance(node, ast.ImportFrom):
+            uses = [f"from {node.module} import {alias.name}" for alias in node.names
+                    if _private(alias.name) and node.module != "__future__"]
+        else:
+            continue
+        found += [f"{relative}:{node.lineno}: {use}" for use in uses
+                  if (relative, use) not in INTERNAL_TESTS]
+    return sorted(found, key=lambda use: int(use.split(":")[1]))
+
+
+def python_files() -> list[Path]:
+    return sorted(p for package in PACKAGES for p in (ROOT / package).rglob("*.py"))
+
+
+def test_no_module_uses_another_modules_private_members():
+    found = [use for path in python_files()
+             for use in cross_module_private_uses(path.read_text(), path.relative_to(ROOT).as_posix())]
+    assert not found, "private members used across modules:\n" + "\n".join(found)
+
+
+def test_hygiene_check_finds_a_planted_private_use():
+    source = ("from scratch import models\n\nmodels.build('cnn').units[0]._caches\n"
+              "from scratch.fusion import _fusable\nself._own = 1\nmodels._own\n")
+    found = cross_module_private_uses(source, "planted.py")
+    assert [use.split(": ", 1)[1] for use in found] == [
+        "models.build('cnn').units[0]._caches", "from scratch.fusion import _fusable"]
+
+
+@pytest.mark.parametrize("module", ["scratch", "scratch.models", "scratch.train", "scratch.data",
+                                    "reference_tf", "reference_tf.compare",
+                                    "reference_tf.batches", "reports.cli"])
+def test_numpy_only_modules_import_without_tensorflow(module):
+    code = f"import sys, {module}; sys.exit('tensorflow' in sys.modules or 'keras' in sys.modules)"
+    result = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True)
+    assert result.returncode == 0, f"importing {module} loaded TensorFlow/Keras\n{result.stderr}"
