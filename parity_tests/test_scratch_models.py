@@ -145,7 +145,8 @@ def test_model_inference_path_equals_layers(name, dtype):
         by_layer = layer.infer(by_layer)
     assert_fast_path_matches({"logits": logits}, {"logits": by_layer}, dtype)
     if not any(isinstance(layer, (BatchNormalization, Dropout)) for layer in model.layers):
-        assert_fast_path_matches({"logits": logits}, {"logits": model.trace(x, labels).logits}, dtype)
+        assert_fast_path_matches({"logits": logits}, {"logits": model.trace(x, labels).logits},
+                                 dtype)
     loss, accuracy = model.evaluate(x, labels, batch_size=3)
     batches = [(model.forward(x[s:s + 3]), labels[s:s + 3]) for s in range(0, 7, 3)]
     total = sum(softmax_cross_entropy(logits, y)[0] * len(y) for logits, y in batches)

@@ -176,7 +176,8 @@ def test_leaky_relu_at_zero_has_the_slope_as_derivative():
 def test_softmax_ties_and_huge_scores():
     layer = Softmax(name="softmax").build((4,), None, "float64")
     np.testing.assert_array_equal(layer.forward(np.full((1, 4), 2.5)), [[0.25] * 4])
-    np.testing.assert_array_equal(layer.backward(np.eye(4)[:1]), [[3 / 16, -1 / 16, -1 / 16, -1 / 16]])
+    np.testing.assert_array_equal(layer.backward(np.eye(4)[:1]),
+                                  [[3 / 16, -1 / 16, -1 / 16, -1 / 16]])
     huge = Softmax(name="softmax").build((2,), None, "float64")
     y = huge.forward(np.array([[1e4, 1e4 - 1]]))
     np.testing.assert_allclose(y, [[1 / (1 + np.exp(-1)), np.exp(-1) / (1 + np.exp(-1))]],

@@ -37,7 +37,7 @@ feature_shapes = st.one_of(st.tuples(batches, st.integers(1, 12)),
 
 
 def randomized_batch_norm(shape, dtype, seed, **settings_) -> BatchNormalization:
-    """A BatchNormalization built for ``shape[1:]`` with random gamma, beta and moving statistics."""
+    """A BatchNormalization built for ``shape[1:]``, random gamma, beta and moving statistics."""
     rng = np.random.default_rng(seed)
     layer = BatchNormalization(**settings_).build(shape[1:], rng, dtype)
     for value in layer.params.values():
@@ -199,7 +199,7 @@ def unbiased_batch_norm(x, gamma, beta, epsilon):
 PLANTED = {
     # PyTorch's momentum read the Keras way round: moving = (1 - m) * moving + m * batch.
     "pytorch_momentum": ("scratch.ops.moving_average",
-                         lambda moving, batch, momentum: moving * (1 - momentum) + batch * momentum),
+                         lambda moving, batch, m: moving * (1 - m) + batch * m),
     "unbiased_variance": ("scratch.ops.batch_norm_forward", unbiased_batch_norm),
     # PyTorch's epsilon 1e-5 where Keras adds 1e-3 (4.6% at variance 0.01).
     "pytorch_epsilon": ("scratch.ops.batch_norm_forward",

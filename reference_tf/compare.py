@@ -87,7 +87,7 @@ def kind(name: str) -> str:
 
 
 def tolerance_for(name: str, dtype, batch_statistics: bool = False) -> float:
-    """The tolerance of quantity ``name`` in ``dtype`` (``batch_statistics`` as in ``tolerances``)."""
+    """The tolerance of quantity ``name`` in ``dtype``; ``batch_statistics``: see ``tolerances``."""
     return getattr(tolerances(dtype, batch_statistics), kind(name))
 
 
@@ -202,7 +202,7 @@ def compare(actual: dict, expected: dict) -> dict[str, Comparison]:
 
 def failures(comparisons: dict[str, Comparison], dtype,
              batch_statistics: bool = False) -> list[Comparison]:
-    """The comparisons that exceed their tolerance (``tolerance_for(name, dtype, batch_statistics)``)."""
+    """The comparisons that exceed ``tolerance_for(name, dtype, batch_statistics)``."""
     return [c for c in comparisons.values()
             if not c.passes(tolerance_for(c.name, dtype, batch_statistics))]
 

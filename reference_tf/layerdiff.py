@@ -44,10 +44,11 @@ class Quantity:
     """One compared array of one layer.
 
     key: "output", "output_grad", "input_grad", "grads/<param>" or "state/<variable>"; label:
-    "y", "dL/dy", "dL/dx", "dL/d<param>" or the state variable's name ("moving_mean"); shape: the reference's shape (with the batch axis); isolated is None for
-    dL/dy (the layer does not compute it); amplification = propagated rel L2 error of this
-    quantity / that of what the layer received (y of the previous layer forward, its own dL/dy
-    backward), None where undefined.
+    "y", "dL/dy", "dL/dx", "dL/d<param>" or the state variable's name ("moving_mean"); shape:
+    the reference's shape (with the batch axis); isolated is None for dL/dy (the layer does not
+    compute it); amplification = propagated rel L2 error of this quantity / that of what the
+    layer received (y of the previous layer forward, its own dL/dy backward), None where
+    undefined.
     """
 
     key: str

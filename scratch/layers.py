@@ -426,7 +426,8 @@ class Dropout(Layer):
         # rate 1 would drop everything and scale by 1/0; TensorFlow's dropout refuses it too.
         self.rate = check_interval(self.owner, "rate", rate, 0.0, 1.0, high_open=True)
         if seed is not None and (isinstance(seed, bool) or not isinstance(seed, (int, np.integer))):
-            raise TypeError(f"{self.owner}: expected seed to be None or an int, received seed={seed!r}.")
+            raise TypeError(f"{self.owner}: expected seed to be None or an int, "
+                            f"received seed={seed!r}.")
         if seed is not None and seed < 0:
             raise ValueError(f"{self.owner}: expected seed >= 0, received seed={seed!r}.")
         self.seed = None if seed is None else int(seed)

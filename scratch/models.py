@@ -35,7 +35,7 @@ class Trace(NamedTuple):
 
 
 def _assign(kind: str, targets: dict, values: dict) -> None:
-    """Copy ``values`` into the arrays of ``targets`` in place; keys, shapes and dtypes must match."""
+    """Copy ``values`` into the arrays of ``targets`` in place (same keys, shapes and dtypes)."""
     missing, extra = set(targets) - set(values), set(values) - set(targets)
     if missing or extra:
         raise ValueError(f"Sequential: {kind} keys differ: missing {sorted(missing)}, "

@@ -25,8 +25,9 @@ from scratch.ops.relu import relu_backward, relu_forward
 
 __all__ = [
     "avg_pool2d_backward", "avg_pool2d_forward", "batch_moments", "batch_norm_backward",
-    "batch_norm_forward", "batch_norm_inference_forward", "conv2d_backward", "conv2d_forward", "conv2d_input_grad", "conv_relu_pool_backward",
-    "conv_relu_pool_forward", "conv_relu_pool_infer", "conv_relu_pool_routes",
+    "batch_norm_forward", "batch_norm_inference_forward", "conv2d_backward", "conv2d_forward",
+    "conv2d_input_grad", "conv_relu_pool_backward", "conv_relu_pool_forward",
+    "conv_relu_pool_infer", "conv_relu_pool_routes",
     "dense_backward", "dense_forward", "dropout_backward", "dropout_forward", "flatten_backward",
     "flatten_forward", "keep_mask", "leaky_relu_backward", "leaky_relu_forward",
     "max_pool2d_backward", "max_pool2d_forward", "moving_average", "pool_tiles_conv_output",
