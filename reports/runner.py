@@ -20,6 +20,8 @@ import numpy as np
 from reports.atomic import write_json
 from reports.datasets import Splits
 from reports.experiments import RunSpec, steps_per_run
+from reports.load import load_average
+from scratch import threads
 from scratch.models import build
 from scratch.optim import SGD
 from scratch.train import ScratchTrainer, run
@@ -97,13 +99,34 @@ def make_trainer(spec: RunSpec):
                      f"received {spec.implementation!r}.")
 
 
+def load_average_1min() -> float | None:
+    averages = load_average()
+    return None if averages is None else averages[0]
+
+
+def thread_settings(implementation: str, since: dict | None = None) -> dict:
+    """The threads a run of ``implementation`` computed with: NumPy's BLAS threads per phase,
+    their rules and source, and how often each count ran a phase since the usage snapshot
+    ``since`` (``scratch.threads``); or TensorFlow's pools (``reference_tf.threads``)."""
+    if implementation == "numpy":
+        blas = threads.describe(since)
+        return {key: blas[key] for key in ("source", "rules", "phases", "usage")}
+    from reference_tf import threads as tf_threads
+
+    return tf_threads.describe()
+
+
 def train_one(spec: RunSpec, splits: Splits, on_record: Callable[[dict], None] | None = None) -> dict:
     """Train one run and return its result: the spec, the evaluation history and the timings.
 
     Timings: ``train_time`` is the sum of the training steps alone, ``eval_time`` the sum of the
     evaluations, ``setup_time`` building the model, compiling and one warm-up step and
     evaluation (undone before training: the weights are restored), ``wall_time`` all of it.
+    The conditions they were taken under: ``threads`` (``thread_settings``) and the 1-minute
+    load average at the start and the end.
     """
+    load_at_start = load_average_1min()
+    blas_usage = threads.policy().usage_snapshot()
     start = time.perf_counter()
     x, y = splits.train
     trainer, get_params, set_params = make_trainer(spec)
@@ -136,7 +159,9 @@ def train_one(spec: RunSpec, splits: Splits, on_record: Callable[[dict], None] |
         "ms_per_step": 1e3 * last["train_time"] / max(steps, 1),
         "s_per_epoch": last["train_time"] / max(last["epoch"], 1e-12),
         "finished_at": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
-        "load_average_1min_at_end": os.getloadavg()[0] if hasattr(os, "getloadavg") else None,
+        "threads": thread_settings(spec.implementation, blas_usage),
+        "load_average_1min_at_start": load_at_start,
+        "load_average_1min_at_end": load_average_1min(),
     }
 
 

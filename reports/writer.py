@@ -14,6 +14,7 @@ import pandas as pd
 
 from reports import analysis, diagnosis, plots
 from reports.atomic import write_text
+from reports.environment import threads_text
 from reports.experiments import IMPLEMENTATIONS, SETTINGS, Protocol
 from reports.runner import write_json_atomic
 
@@ -124,10 +125,11 @@ def timing_note(runs: pd.DataFrame, runtime: pd.DataFrame, cpus: int | None) -> 
     else:
         text += "the load average during the runs was not recorded. "
     if cpus and load.max() > cpus:
-        text += ("The load average counts this run's own threads too (OpenBLAS and TensorFlow each keep "
-                 "one per core), so a load somewhat above the CPU count is expected from the run itself; "
-                 "a load well above it means other processes competed for the cores, which inflates "
-                 "those times (especially NumPy's multi-threaded BLAS on tiny matrices). ")
+        text += ("The load average counts this run's own threads too (TensorFlow keeps one per "
+                 "core in each of its pools, NumPy's BLAS one in training steps and one per free "
+                 "core in evaluations), so a load somewhat above the CPU count is expected from the "
+                 "run itself; a load well above it means other processes competed for the cores, "
+                 "which inflates those times. ")
     return text + (f"NumPy/TensorFlow ratio of the median ms/step over evaluation intervals (less sensitive "
                    f"to bursts of contention): {medians}.")
 
@@ -222,9 +224,9 @@ def _environment_text(env: dict) -> str:
     return (f"{env.get('cpu_model')} x {env.get('cpu_count')} logical CPUs, {env.get('platform')}; "
             f"Python {env.get('python')}, NumPy {env.get('numpy')} with {blas.get('name')} "
             f"{blas.get('version', '')}, TensorFlow {env.get('tensorflow')}, Keras {env.get('keras')}; "
-            f"TensorFlow intra/inter-op threads {env.get('tf_intra_op_threads')}/"
-            f"{env.get('tf_inter_op_threads')} (0 = one per core); thread environment variables: {threads}; "
+            f"{threads_text(env)}; thread environment variables: {threads}; "
             f"load average at the start {env.get('load_average_1_5_15min')}.")
+
 
 
 def write(out: Path, results: list[dict], *, models: list[str], seeds: int, protocol: Protocol,

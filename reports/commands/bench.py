@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import argparse
+import sys
 from pathlib import Path
 
+from reports.environment import threads_text
 from scratch.models import MODELS
 
 
@@ -32,14 +34,32 @@ def register(subparsers) -> None:
     parser.add_argument("--profile", action="store_true",
                         help="also print the NumPy side's forward/backward times per layer, on the "
                              "fused training path and layer by layer")
+    parser.add_argument("--load", type=_non_negative, default=0, metavar="N",
+                        help="run N busy competitor processes during the measurement, stopped at "
+                             "the end (default 0)")
+    parser.add_argument("--blas-threads", default=None, metavar="SPEC",
+                        help="NumPy's BLAS threads: N, auto, step=N,eval=auto (phases named) or "
+                             "inherit (default: $TFPARITY_BLAS_THREADS, else the policy of "
+                             "scratch/threads.py; docs/performance-threads.md)")
     parser.set_defaults(func=run)
 
 
-def _positive(text: str) -> int:
-    value = int(text)
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"expected a positive integer, received {text!r}")
+def _integer_from(minimum: int, text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        value = minimum - 1
+    if value < minimum:
+        raise argparse.ArgumentTypeError(f"expected an integer >= {minimum}, received {text!r}")
     return value
+
+
+def _positive(text: str) -> int:
+    return _integer_from(1, text)
+
+
+def _non_negative(text: str) -> int:
+    return _integer_from(0, text)
 
 
 def _ms(spread: dict) -> str:
@@ -67,6 +87,23 @@ def table(rows: list[dict]) -> list[str]:
 
 
 PROFILE_TITLES = {"step": "training step (fused fast path)", "layers": "layer by layer (trace path)"}
+
+
+def conditions(environment: dict, rows: list[dict], load: int) -> list[str]:
+    """Both sides' thread settings and the load the table was measured under, as Markdown."""
+    averages = "; ".join(f"{row['model']} {_averages(row['load_average_before'])} -> "
+                         f"{_averages(row['load_average_after'])}" for row in rows)
+    used = "; ".join(f"{row['model']} " + ", ".join(
+        f"{phase} {count}" for phase, count in row["numpy_blas_threads"].items()) for row in rows)
+    return [f"- Threads: {threads_text(environment)}.",
+            f"- NumPy BLAS threads used: {used}.",
+            f"- Load: {load} busy competitor process(es) (`--load {load}`) on "
+            f"{environment['cpu_count']} logical CPUs; 1-minute load average before -> after each "
+            f"model: {averages}."]
+
+
+def _averages(values) -> str:
+    return "n/a" if values is None else f"{values[0]:.2f}"
 
 
 def profile_table(name: str, profile: dict[str, list[dict]]) -> list[str]:
@@ -113,32 +150,48 @@ def plot(rows: list[dict], path: Path) -> Path:
 
 
 def run(args: argparse.Namespace) -> int:
+    from reference_tf import threads as tf_threads
     from reports import bench
     from reports.environment import describe
     from reports.atomic import write_text
+    from reports.load import competitors
     from reports.runner import write_json_atomic
+    from scratch import threads
 
+    try:
+        threads.configure(args.blas_threads)
+    except ValueError as error:
+        print(f"tfparity bench: {error}", file=sys.stderr)
+        return 2
+    tf_threads.configure()  # before anything starts TensorFlow's runtime
     settings = bench.Settings(models=tuple(args.models), dtype=args.dtype, repeat=args.repeat,
-                              eval_repeat=args.eval_repeat, eval_images=args.eval_images)
+                              eval_repeat=args.eval_repeat, eval_images=args.eval_images,
+                              load=args.load)
     environment = describe()
     rows, profiles = [], {}
-    for name in settings.models:
-        if args.profile:
-            profiles[name] = bench.profile_layers(name, settings)
-            print("\n".join(profile_table(name, profiles[name])) + "\n", flush=True)
-        rows.append(bench.bench_model(name, settings))
-        print(f"{name}: step ratio {rows[-1]['train_ratio']:.2f}, "
-              f"eval ratio {rows[-1]['eval_ratio']:.2f}", flush=True)
-    lines = table(rows)
+    try:
+        with competitors(args.load) as processes:
+            for name in settings.models:
+                if args.profile:
+                    profiles[name] = bench.profile_layers(name, settings)
+                    print("\n".join(profile_table(name, profiles[name])) + "\n", flush=True)
+                rows.append(bench.bench_model(name, settings))
+                print(f"{name}: step ratio {rows[-1]['train_ratio']:.2f}, "
+                      f"eval ratio {rows[-1]['eval_ratio']:.2f}", flush=True)
+    except KeyboardInterrupt:
+        print("\ntfparity bench: interrupted; competitors stopped, nothing written.",
+              file=sys.stderr)
+        return 130
+    # A competitor's return code -SIGTERM says it was still running when the measurement ended.
+    load = {"competitors": args.load, "pids": [p.pid for p in processes],
+            "returncodes": [p.returncode for p in processes]}
+    lines = table(rows) + [""] + conditions(environment, rows, args.load)
     print("\n" + "\n".join(lines))
-    threads = environment["thread_environment"]
-    print(f"\nthreads: TF intra/inter {environment['tf_intra_op_threads']}/"
-          f"{environment['tf_inter_op_threads']} (0 = TF's default), environment {threads}; "
-          f"BLAS {environment['blas']}; load average {environment['load_average_1_5_15min']}")
+    print(f"thread environment {environment['thread_environment']}; BLAS {environment['blas']}")
     out = args.out
     json_path = args.json or out / "bench.json"
     write_json_atomic(json_path, {"settings": bench.asdict(settings), "environment": environment,
-                                  "results": rows, "profiles": profiles})
+                                  "load": load, "results": rows, "profiles": profiles})
     md_path = write_text(out / "bench.md", "\n".join(lines) + "\n")
     written = [json_path, md_path]
     if args.plot:

@@ -12,6 +12,7 @@ from pathlib import Path
 
 from reports import datasets, runner, writer
 from reports.experiments import FULL, QUICK, SETTINGS, check_models, plan
+from scratch import threads as blas_threads
 from scratch.data import MnistNotFoundError
 
 DEFAULT_OUT = Path(__file__).resolve().parents[1] / "out"
@@ -55,6 +56,7 @@ def run(args: argparse.Namespace) -> int:
         models = check_models(args.models)
         protocol = replace(QUICK if args.quick else FULL, data=args.data)
         specs = plan(models, args.seeds, protocol)
+        blas_threads.policy()  # a malformed TFPARITY_BLAS_THREADS fails here, not mid-run
     except ValueError as error:
         print(f"tfparity report: {error}", file=sys.stderr)
         return 2
@@ -63,8 +65,10 @@ def run(args: argparse.Namespace) -> int:
     store = runner.RunStore(out)
 
     def load_splits() -> datasets.Splits:
+        from reference_tf import threads as tf_threads
         from reports.environment import describe
 
+        tf_threads.configure()  # before the first TensorFlow run starts its runtime
         splits = datasets.load(protocol)
         runner.write_json_atomic(out / META, {
             "environment": describe(),
