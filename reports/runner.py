@@ -65,7 +65,9 @@ class RunStore:
             result = json.loads(path.read_text())
         except (OSError, json.JSONDecodeError):
             return None  # unreadable: run again
-        return result if result.get("key") == spec.key else None
+        if not isinstance(result, dict) or result.get("key") != spec.key:
+            return None  # not a run of this spec (e.g. a file holding null): run again
+        return result
 
     def save(self, spec: RunSpec, result: dict) -> None:
         write_json_atomic(self.path(spec), result)

@@ -8,7 +8,7 @@ from typing import Callable, NamedTuple
 import numpy as np
 
 from scratch import ops
-from scratch._checks import check_dtype_name, check_float_array, check_labels
+from scratch._checks import check_dtype_name, check_float_array, check_labels, check_positive_int
 from scratch.fusion import Unit, backward, fuse
 from scratch.layers import (BatchNormalization, Conv2D, Dense, Dropout, Flatten, Layer, MaxPool2D,
                             ReLU)
@@ -130,11 +130,14 @@ class Sequential:
 
     # Checks ----------------------------------------------------------------------------------
     def check_inputs(self, x: np.ndarray, y: np.ndarray | None = None) -> None:
-        """Validate a batch x (N, *input_shape) of the model's dtype and labels y (N,)."""
+        """Validate a batch x (N, *input_shape), N >= 1, of the model's dtype and labels y (N,)."""
         check_float_array("Sequential input", "x", x, self.dtype)
         if x.shape[1:] != self.input_shape or x.ndim != len(self.input_shape) + 1:
             raise ValueError(f"Sequential input: expected x of shape (N, {', '.join(map(str, self.input_shape))}), "
                              f"received shape {x.shape}.")
+        if x.shape[0] == 0:
+            raise ValueError(f"Sequential input: expected at least one example (N >= 1), "
+                             f"received x of shape {x.shape}.")
         if y is not None:
             check_labels("Sequential input", y, x.shape[0], self.num_classes)
 
@@ -218,6 +221,7 @@ class Sequential:
         through ``units``; ``check=False`` as in ``loss_and_grads``."""
         if check:
             self.check_inputs(x, y)
+        batch_size = check_positive_int("Sequential.evaluate", "batch_size", batch_size)
         total_loss, correct = 0.0, 0
         for start in range(0, len(x), batch_size):
             xb, yb = x[start:start + batch_size], y[start:start + batch_size]
@@ -230,6 +234,7 @@ class Sequential:
     def predict(self, x: np.ndarray, batch_size: int = 1000) -> np.ndarray:
         """Predicted classes (N,) int64 of x (N, *input_shape), in batches of ``batch_size``."""
         self.check_inputs(x)
+        batch_size = check_positive_int("Sequential.predict", "batch_size", batch_size)
         return np.concatenate([self._logits(x[s:s + batch_size]).argmax(axis=1)
                                for s in range(0, len(x), batch_size)])
 
@@ -297,5 +302,5 @@ MODELS: dict[str, Callable[[], list[Layer]]] = {
 def build(name: str, seed: int = 0, dtype="float32") -> Sequential:
     """One of the MNIST models (see ``MODELS``): images (N, 28, 28, 1) -> 10 logits."""
     if name not in MODELS:
-        raise ValueError(f"build: expected a model name in {sorted(MODELS)}, received {name!r}.")
+        raise ValueError(f"build: expected a model name in {list(MODELS)}, received {name!r}.")
     return Sequential(MODELS[name](), MNIST_INPUT_SHAPE, seed=seed, dtype=dtype)

@@ -6,8 +6,10 @@ import argparse
 import sys
 from pathlib import Path
 
+from reports.commands.options import add_models, in_model_order, non_negative_int, positive_int
 from reports.environment import threads_text
-from scratch.models import MODELS
+from reports.errors import INTERRUPTED, BadInput
+from reports.outputs import JSON_SUFFIXES, PLOT_SUFFIXES, check_dir, check_file
 
 
 def register(subparsers) -> None:
@@ -17,49 +19,33 @@ def register(subparsers) -> None:
                     "evaluation images/s, NumPy and TensorFlow alternating in one process after a "
                     "warm-up; medians, interquartile ranges, NumPy/TensorFlow ratios and peak memory "
                     "of one step. Thread settings and the BLAS are recorded.")
-    parser.add_argument("--models", nargs="+", choices=sorted(MODELS), default=list(MODELS),
-                        help="models to time (default: all four)")
-    parser.add_argument("--dtype", choices=("float32", "float64"), default="float32")
-    parser.add_argument("--repeat", type=_positive, default=50,
-                        help="timed training steps per side (default 50)")
-    parser.add_argument("--eval-repeat", type=_positive, default=5,
-                        help="timed evaluations of the whole evaluation set per side (default 5)")
-    parser.add_argument("--eval-images", type=_positive, default=10000,
-                        help="size of the evaluation set, evaluated in batches of 1000 (default 10000)")
-    parser.add_argument("--json", type=Path, default=None,
-                        help="results file (default: OUT/bench.json)")
-    parser.add_argument("--out", type=Path, default=Path("reports/out/bench"),
-                        help="directory for bench.json, bench.md and bench.png (default reports/out/bench)")
-    parser.add_argument("--plot", action="store_true", help="also draw OUT/bench.png")
+    add_models(parser, "models to time")
+    parser.add_argument("--dtype", choices=("float32", "float64"), default="float32",
+                        help="the engines' dtype")
+    parser.add_argument("--repeat", type=positive_int, default=50,
+                        help="timed training steps per side")
+    parser.add_argument("--eval-repeat", type=positive_int, default=5,
+                        help="timed evaluations of the whole evaluation set per side")
+    parser.add_argument("--eval-images", type=positive_int, default=10000,
+                        help="size of the evaluation set, evaluated in batches of 1000")
+    parser.add_argument("--out", type=Path, default=Path("reports/out/bench"), metavar="DIR",
+                        help="directory for bench.json and bench.md")
+    parser.add_argument("--json", type=Path, default=None, metavar="FILE.json",
+                        help="results file (default: DIR/bench.json)")
+    parser.add_argument("--plot", type=Path, default=None, metavar="FILE.png",
+                        help="also draw the step times and throughputs as .png, .svg or .pdf "
+                             "(default: no plot)")
     parser.add_argument("--profile", action="store_true",
                         help="also print the NumPy side's forward/backward times per layer, on the "
                              "fused training path and layer by layer")
-    parser.add_argument("--load", type=_non_negative, default=0, metavar="N",
+    parser.add_argument("--load", type=non_negative_int, default=0, metavar="N",
                         help="run N busy competitor processes during the measurement, stopped at "
-                             "the end (default 0)")
+                             "the end")
     parser.add_argument("--blas-threads", default=None, metavar="SPEC",
                         help="NumPy's BLAS threads: N, auto, step=N,eval=auto (phases named) or "
                              "inherit (default: $TFPARITY_BLAS_THREADS, else the policy of "
                              "scratch/threads.py; docs/performance-threads.md)")
     parser.set_defaults(func=run)
-
-
-def _integer_from(minimum: int, text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        value = minimum - 1
-    if value < minimum:
-        raise argparse.ArgumentTypeError(f"expected an integer >= {minimum}, received {text!r}")
-    return value
-
-
-def _positive(text: str) -> int:
-    return _integer_from(1, text)
-
-
-def _non_negative(text: str) -> int:
-    return _integer_from(0, text)
 
 
 def _ms(spread: dict) -> str:
@@ -150,23 +136,29 @@ def plot(rows: list[dict], path: Path) -> Path:
 
 
 def run(args: argparse.Namespace) -> int:
-    from reference_tf import threads as tf_threads
-    from reports import bench
-    from reports.environment import describe
-    from reports.atomic import write_text
-    from reports.load import competitors
-    from reports.runner import write_json_atomic
+    out = check_dir(args.out, "--out")
+    json_path = check_file(args.json or out / "bench.json", "--json", JSON_SUFFIXES)
+    if args.plot is not None:
+        check_file(args.plot, "--plot", PLOT_SUFFIXES)
+
     from scratch import threads
 
     try:
         threads.configure(args.blas_threads)
     except ValueError as error:
-        print(f"tfparity bench: {error}", file=sys.stderr)
-        return 2
+        raise BadInput(str(error)) from error
+
+    from reference_tf import threads as tf_threads
+    from reports import bench
+    from reports.atomic import write_text
+    from reports.environment import describe
+    from reports.load import competitors
+    from reports.runner import write_json_atomic
+
     tf_threads.configure()  # before anything starts TensorFlow's runtime
-    settings = bench.Settings(models=tuple(args.models), dtype=args.dtype, repeat=args.repeat,
-                              eval_repeat=args.eval_repeat, eval_images=args.eval_images,
-                              load=args.load)
+    settings = bench.Settings(models=tuple(in_model_order(args.models)), dtype=args.dtype,
+                              repeat=args.repeat, eval_repeat=args.eval_repeat,
+                              eval_images=args.eval_images, load=args.load)
     environment = describe()
     rows, profiles = [], {}
     try:
@@ -181,20 +173,18 @@ def run(args: argparse.Namespace) -> int:
     except KeyboardInterrupt:
         print("\ntfparity bench: interrupted; competitors stopped, nothing written.",
               file=sys.stderr)
-        return 130
+        return INTERRUPTED
     # A competitor's return code -SIGTERM says it was still running when the measurement ended.
     load = {"competitors": args.load, "pids": [p.pid for p in processes],
             "returncodes": [p.returncode for p in processes]}
     lines = table(rows) + [""] + conditions(environment, rows, args.load)
     print("\n" + "\n".join(lines))
     print(f"thread environment {environment['thread_environment']}; BLAS {environment['blas']}")
-    out = args.out
-    json_path = args.json or out / "bench.json"
     write_json_atomic(json_path, {"settings": bench.asdict(settings), "environment": environment,
                                   "load": load, "results": rows, "profiles": profiles})
     md_path = write_text(out / "bench.md", "\n".join(lines) + "\n")
     written = [json_path, md_path]
-    if args.plot:
-        written.append(plot(rows, out / "bench.png"))
+    if args.plot is not None:
+        written.append(plot(rows, args.plot))
     print("wrote " + ", ".join(str(p) for p in written))
     return 0
