@@ -209,7 +209,7 @@ def test_build_non_float_dtype_rejected(dtype):
 ])
 def test_sgd_bad_learning_rate_rejected(lr, shown):
     with pytest.raises(ValueError, match=rf"SGD: expected a positive finite learning rate, "
-                                         rf"received lr={shown}\."):
+                                         rf"received learning_rate={shown}\."):
         SGD(lr)
 
 

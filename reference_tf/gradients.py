@@ -84,7 +84,8 @@ def layer_pass(keras_layer: keras.layers.Layer, x: np.ndarray, dy: np.ndarray,
 
 def trace(keras_model: keras.Sequential, x: np.ndarray, y: np.ndarray,
           training: bool = True) -> Trace:
-    """One forward and backward pass of a Keras Sequential with the mean cross-entropy loss.
+    """One forward and backward pass of a Keras Sequential with the mean cross-entropy loss
+    plus the model's regularization losses (``model.losses``), as Keras trains it.
 
     Like ``scratch.models.Sequential.trace`` it is a training-mode pass by default (each layer
     is called with ``training=True``: batch statistics, moving statistics updated, dropout).
@@ -109,6 +110,8 @@ def trace(keras_model: keras.Sequential, x: np.ndarray, y: np.ndarray,
             h = layer(h, training=training)
             outputs[layer.name] = h
         loss = sparse_cross_entropy(h, y)
+        if keras_model.losses:  # the kernel_regularizer penalties
+            loss = loss + tf.add_n(keras_model.losses)
     sources = [*outputs.values(), *params.values(), x_t]
     gradients = tape.gradient(loss, sources)
     n = len(outputs)

@@ -57,11 +57,16 @@ def keras_layer(layer: scratch_layers.Layer, dtype: str, counterparts: dict | No
         if isinstance(layer, cls):
             return factory(layer, dtype)
     common = {"name": layer.name, "dtype": dtype}
+    if isinstance(layer, (scratch_layers.Dense, scratch_layers.Conv2D)):
+        penalty = layer.kernel_regularizer
+        regularizer = None if penalty is None else keras.regularizers.L2(**penalty.get_config())
     if isinstance(layer, scratch_layers.Dense):
-        return keras.layers.Dense(layer.units, use_bias=layer.use_bias, **common)
+        return keras.layers.Dense(layer.units, use_bias=layer.use_bias,
+                                  kernel_regularizer=regularizer, **common)
     if isinstance(layer, scratch_layers.Conv2D):
         return keras.layers.Conv2D(layer.filters, layer.kernel_size, strides=layer.strides,
-                                   padding=layer.padding, use_bias=layer.use_bias, **common)
+                                   padding=layer.padding, use_bias=layer.use_bias,
+                                   kernel_regularizer=regularizer, **common)
     if isinstance(layer, scratch_layers.MaxPool2D):
         return keras.layers.MaxPooling2D(layer.pool_size, strides=layer.strides,
                                          padding=layer.padding, **common)

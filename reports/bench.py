@@ -124,7 +124,7 @@ def _trainers(name: str, settings: Settings):
     model = build(name, seed=settings.seed, dtype=settings.dtype)
     keras_model = twin(model)
     return (ScratchTrainer(model, SGD(settings.lr), settings.eval_batch_size),
-            KerasTrainer(keras_model, settings.lr, settings.eval_batch_size), model)
+            KerasTrainer(keras_model, SGD(settings.lr), settings.eval_batch_size), model)
 
 
 def bench_model(name: str, settings: Settings) -> dict:

@@ -94,7 +94,7 @@ def make_trainer(spec: RunSpec):
         from reference_tf.twin import copy_weights, keras_params, twin
 
         keras_model = twin(model)
-        trainer = KerasTrainer(keras_model, spec.lr, eval_batch_size=protocol.eval_batch_size)
+        trainer = KerasTrainer(keras_model, SGD(spec.lr), eval_batch_size=protocol.eval_batch_size)
         return (trainer, lambda: {k: v.numpy() for k, v in keras_params(keras_model).items()},
                 lambda values: copy_weights(values, keras_model))
     raise ValueError(f"report: expected implementation 'numpy' or 'tensorflow', "

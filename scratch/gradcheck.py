@@ -236,7 +236,8 @@ def float64_model_copy(model: Sequential) -> Sequential:
 def check_model_gradients(model: Sequential, x: np.ndarray, y: np.ndarray,
                           eps: float = DEFAULT_EPS, max_elements: int | None = None,
                           seed: int = 0) -> dict[str, GradCheckResult]:
-    """Check every parameter gradient of the model's mean softmax cross-entropy on (x, y).
+    """Check every parameter gradient of the model's loss on (x, y): the mean softmax
+    cross-entropy plus the weight penalties (``Sequential.regularization_loss``).
 
     The loss is that of a training step (``loss_and_grads``): its forward pass through the
     model's units, batch statistics included, each Dropout's mask drawn once and replayed.
@@ -257,7 +258,7 @@ def check_model_gradients(model: Sequential, x: np.ndarray, y: np.ndarray,
         h = x
         for unit in clone.units:
             h = unit.call(h)
-        return ops.softmax_cross_entropy(h, y)[0]
+        return ops.softmax_cross_entropy(h, y)[0] + clone.regularization_loss()
 
     with replaying_masks(clone.layers):
         return {key: compare(key, analytic[key],

@@ -33,6 +33,7 @@ from scratch._checks import (
     check_positive_int,
 )
 from scratch.initializers import glorot_uniform
+from scratch.regularizers import L2, check_regularizer
 
 
 class Layer:
@@ -58,6 +59,8 @@ class Layer:
         self.dtype: np.dtype | None = None
         self.input_shape: tuple | None = None
         self.cache = None
+        # Param key -> weight penalty (``kernel_regularizer``); the model adds them to the loss.
+        self.regularizers: dict[str, L2] = {}
 
     @property
     def owner(self) -> str:
@@ -174,14 +177,23 @@ def _store_grads(layer: "Dense | Conv2D", dkernel: np.ndarray, dbias: np.ndarray
 
 class Dense(Layer):
     """Fully connected layer. Input (N, in), output (N, units); kernel (in, units), bias (units,)
-    unless ``use_bias=False`` (as before a BatchNormalization)."""
+    unless ``use_bias=False`` (as before a BatchNormalization).
+
+    ``kernel_regularizer``: None or ``scratch.regularizers.L2``, whose penalty of the kernel the
+    model adds to its loss (as Keras's ``kernel_regularizer``).
+    """
 
     input_rank = 1
 
-    def __init__(self, units: int, use_bias: bool = True, name: str | None = None):
+    def __init__(self, units: int, use_bias: bool = True, kernel_regularizer: L2 | None = None,
+                 name: str | None = None):
         super().__init__(name)
         self.units = check_positive_int(self.owner, "units", units)
         self.use_bias = check_bool(self.owner, "use_bias", use_bias)
+        self.kernel_regularizer = check_regularizer(self.owner, "kernel_regularizer",
+                                                    kernel_regularizer)
+        if kernel_regularizer is not None:
+            self.regularizers["kernel"] = kernel_regularizer
 
     def output_shape_for(self, input_shape):
         return (self.units,)
@@ -249,17 +261,22 @@ class Conv2D(_Windowed):
 
     kernel (kh, kw, c_in, filters), bias (filters,) unless ``use_bias=False`` (as before a
     BatchNormalization, whose mean subtraction cancels any bias). SAME padding is split as
-    TensorFlow does it.
+    TensorFlow does it. ``kernel_regularizer`` as in ``Dense``.
     """
 
     def __init__(self, filters: int, kernel_size, strides=1, padding: str = "valid",
-                 use_bias: bool = True, name: str | None = None):
+                 use_bias: bool = True, kernel_regularizer: L2 | None = None,
+                 name: str | None = None):
         super().__init__(name)
         self.filters = check_positive_int(self.owner, "filters", filters)
         self.kernel_size = check_pair(self.owner, "kernel_size", kernel_size)
         self.strides = check_pair(self.owner, "strides", strides)
         self.padding = check_padding(self.owner, padding)
         self.use_bias = check_bool(self.owner, "use_bias", use_bias)
+        self.kernel_regularizer = check_regularizer(self.owner, "kernel_regularizer",
+                                                    kernel_regularizer)
+        if kernel_regularizer is not None:
+            self.regularizers["kernel"] = kernel_regularizer
 
     def check_input_channels(self, input_shape):
         kernel = self.params.get("kernel")

@@ -166,6 +166,20 @@ class Sequential:
             x = unit.infer(x)
         return x
 
+    def regularization_loss(self) -> float:
+        """The sum of the layers' weight penalties (``kernel_regularizer``; 0.0 without any), the
+        term ``trace`` and ``loss_and_grads`` add to the mean cross-entropy, as Keras adds
+        ``model.losses``."""
+        return sum(regularizer(layer.params[key])
+                   for layer in self.layers for key, regularizer in layer.regularizers.items())
+
+    def _add_penalty_grads(self) -> float:
+        """Add the weight penalties' gradients to the layers' ``grads``; return the penalties."""
+        for layer in self.layers:
+            for key, regularizer in layer.regularizers.items():
+                layer.grads[key] = layer.grads[key] + regularizer.gradient(layer.params[key])
+        return self.regularization_loss()
+
     def trace(self, x: np.ndarray, y: np.ndarray, input_grad: bool = True) -> Trace:
         """One forward and backward pass, layer by layer, keeping every layer's output and
         output gradient: the diagnostic path (``tfparity diff``).
@@ -190,14 +204,16 @@ class Sequential:
             output_grads[layer.name] = dy
 
         dx = backward(self.layers, dlogits, input_grad=input_grad, each=keep)
+        loss += self._add_penalty_grads()
         return Trace(logits, loss, outputs, dict(reversed(output_grads.items())), self.grads, dx,
                      {key: value.copy() for key, value in self.state.items()})
 
     def loss_and_grads(self, x: np.ndarray, y: np.ndarray, *, check: bool = True
                        ) -> tuple[float, dict]:
-        """Mean softmax cross-entropy of (x (N, *input_shape), y (N,)) and its parameter
-        gradients keyed like ``params``: the training computation, through ``units`` (equal to
-        ``trace`` up to BLAS summation order, without per-layer outputs or dL/dx).
+        """Mean softmax cross-entropy of (x (N, *input_shape), y (N,)) plus the
+        ``regularization_loss``, and its parameter gradients keyed like ``params``: the training
+        computation, through ``units`` (equal to ``trace`` up to BLAS summation order, without
+        per-layer outputs or dL/dx).
 
         ``check=False`` skips validating x and y, for callers that validated them already
         (``fit`` checks the whole training set once).
@@ -208,7 +224,7 @@ class Sequential:
             x = unit.call(x)
         loss, dlogits = ops.softmax_cross_entropy(x, y)
         backward(self.units, dlogits, input_grad=False)
-        return loss, self.grads
+        return loss + self._add_penalty_grads(), self.grads
 
     def forward(self, x: np.ndarray) -> np.ndarray:
         """Logits (N, num_classes) for inputs x (N, *input_shape), through ``units``."""

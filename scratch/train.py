@@ -20,7 +20,7 @@ from scratch import threads
 from scratch._checks import check_positive_int
 from scratch.memory import retain_freed_memory
 from scratch.models import Sequential
-from scratch.optim import SGD
+from scratch.optim import Optimizer, SGD
 
 
 class Trainer(Protocol):
@@ -66,12 +66,12 @@ class History:
 
 
 class ScratchTrainer:
-    """A scratch model with SGD, implementing the ``Trainer`` protocol. Steps run
-    ``Sequential.loss_and_grads`` (the fused units); the caller validates the data once
-    (``fit`` does), so batches are not checked again. Steps and evaluations run with the BLAS
-    threads of their phase (``scratch.threads``)."""
+    """A scratch model with an optimizer of ``scratch.optim``, implementing the ``Trainer``
+    protocol. Steps run ``Sequential.loss_and_grads`` (the fused units); the caller validates
+    the data once (``fit`` does), so batches are not checked again. Steps and evaluations run
+    with the BLAS threads of their phase (``scratch.threads``)."""
 
-    def __init__(self, model: Sequential, optimizer: SGD, eval_batch_size: int = 1000):
+    def __init__(self, model: Sequential, optimizer: Optimizer, eval_batch_size: int = 1000):
         self.model, self.optimizer, self.eval_batch_size = model, optimizer, eval_batch_size
         retain_freed_memory()
 

@@ -1,5 +1,6 @@
-"""``tfparity train MODEL``: train one model with plain SGD in NumPy or TensorFlow and save its
-weights, so ``tfparity diff --weights`` can compare exactly the weights where trouble was seen.
+"""``tfparity train MODEL``: train one model with one of Keras's optimizers in NumPy or
+TensorFlow and save its weights, so ``tfparity diff --weights`` can compare exactly the weights
+where trouble was seen.
 
 A run that diverges by the report's rule (``reports.diagnosis.divergence``) is a result: a
 warning, exit code 1, and the weights are still saved (marked diverged) for ``diff``.
@@ -8,6 +9,7 @@ warning, exit code 1, and the weights are still saved (marked diverged) for ``di
 from __future__ import annotations
 
 import argparse
+import inspect
 import sys
 from pathlib import Path
 
@@ -16,14 +18,62 @@ from reports.commands.options import (
 )
 from reports.errors import BadInput, reading
 from reports.outputs import WEIGHTS_SUFFIXES, check_file
+from scratch import optim
 
 TEMPLATES_TRAIN, TEMPLATES_TEST = 2000, 500
+
+# --optimizer NAME -> (scratch optimizer class, settings that differ from its Keras defaults).
+# Plain SGD keeps the course's rate 0.1 (Keras's default is 0.01).
+OPTIMIZERS = {
+    "sgd": (optim.SGD, {"learning_rate": 0.1}),
+    "momentum": (optim.SGD, {"momentum": 0.9}),
+    "nesterov": (optim.SGD, {"momentum": 0.9, "nesterov": True}),
+    "rmsprop": (optim.RMSprop, {}),
+    "adam": (optim.Adam, {}),
+    "adamw": (optim.AdamW, {}),
+}
+# Hyper-parameter options: (flag, setting, type or None for an on/off flag).
+SETTINGS = [("--lr", "learning_rate", float), ("--momentum", "momentum", float),
+            ("--rho", "rho", float), ("--beta-1", "beta_1", float), ("--beta-2", "beta_2", float),
+            ("--epsilon", "epsilon", float), ("--weight-decay", "weight_decay", float),
+            ("--centered", "centered", None), ("--amsgrad", "amsgrad", None)]
+
+
+def _defaults(name: str) -> dict:
+    """Every setting of ``--optimizer name`` when no option overrides it."""
+    cls, preset = OPTIMIZERS[name]
+    return cls(**preset).get_config()
+
+
+def _settings_help(setting: str) -> str:
+    defaults = {name: _defaults(name).get(setting) for name in OPTIMIZERS}
+    shown = ", ".join(f"{name} {value:g}" if isinstance(value, float) else f"{name} {value}"
+                      for name, value in defaults.items() if setting in _defaults(name))
+    return f"default: {shown}"
+
+
+def make_optimizer(args: argparse.Namespace) -> optim.Optimizer:
+    """The optimizer of ``--optimizer`` with the given hyper-parameter options (ValueError for
+    an option that optimizer does not take, naming it)."""
+    cls, preset = OPTIMIZERS[args.optimizer]
+    accepted = inspect.signature(cls).parameters
+    settings = dict(preset)
+    for flag, setting, _ in SETTINGS:
+        value = getattr(args, setting)
+        if value is None:
+            continue
+        if setting not in accepted:
+            raise BadInput(f"argument {flag}: does not apply to --optimizer {args.optimizer} (its "
+                             f"settings: {', '.join(accepted)}).")
+        settings[setting] = value
+    return cls(**settings)
 
 
 def register(subparsers) -> None:
     parser = subparsers.add_parser(
         "train", help="train one model (NumPy or TensorFlow) and save its weights as .npz",
-        description="Plain SGD with the scratch engine or the Keras twin from the same initial "
+        description="Train with the scratch engine (scratch.optim) or the Keras twin (the "
+                    "keras.optimizers optimizer of the same settings) from the same initial "
                     "weights and batches; prints the loss and accuracy after each epoch and saves "
                     "the parameters (keyed like the scratch params, usable by both "
                     "implementations). A run that diverges (a loss above "
@@ -31,7 +81,16 @@ def register(subparsers) -> None:
                     "exits with 1.")
     add_model(parser)
     parser.add_argument("--epochs", type=positive_int, default=1, help="passes over the data")
-    parser.add_argument("--lr", type=positive_float, default=0.1, help="SGD learning rate")
+    parser.add_argument("--optimizer", choices=list(OPTIMIZERS), default="sgd",
+                        help="sgd (plain), momentum / nesterov (SGD with momentum), rmsprop, "
+                             "adam, adamw; the update rules of docs/optimizers.md (default: sgd)")
+    for flag, setting, kind in SETTINGS:
+        if kind is None:
+            parser.add_argument(flag, dest=setting, action="store_true", default=None,
+                                help=f"{setting}=True ({_settings_help(setting)})")
+        else:
+            parser.add_argument(flag, dest=setting, type=kind, default=None, metavar="X",
+                                help=f"{setting} ({_settings_help(setting)})")
     parser.add_argument("--batch-size", type=positive_int, default=100,
                         help="examples per SGD step")
     parser.add_argument("--dtype", choices=["float32", "float64"], default="float32",
@@ -73,7 +132,6 @@ def run(args: argparse.Namespace) -> int:
     from reports.diagnosis import divergence
     from reports.weights import load_weights, save_weights
     from scratch.models import build
-    from scratch.optim import SGD
     from scratch.train import ScratchTrainer, run as train
 
     weights = None
@@ -87,18 +145,19 @@ def run(args: argparse.Namespace) -> int:
             raise BadInput(f"argument --train-size: expected at most the {len(x)} training "
                            f"images of {source}, received {args.train_size}.")
         x, y = x[:args.train_size], y[:args.train_size]
+    optimizer = make_optimizer(args)
     print(f"data: {source}", flush=True)
     model = build(args.model, seed=args.seed, dtype=args.dtype)
     if weights is not None:
         model.set_params(weights)
     if args.impl == "numpy":
-        trainer = ScratchTrainer(model, SGD(args.lr))
+        trainer = ScratchTrainer(model, optimizer)
     else:
         from reference_tf.training import KerasTrainer
         from reference_tf.twin import twin
 
         keras_model = twin(model)
-        trainer = KerasTrainer(keras_model, args.lr)
+        trainer = KerasTrainer(keras_model, optimizer)
     history = train(trainer, x, y, epochs=args.epochs, batch_size=args.batch_size,
                     seed=args.seed, eval_every=len(x), eval_sets={"test": test})
     for record in history.records:  # the first record precedes any step: no training loss yet
@@ -115,7 +174,9 @@ def run(args: argparse.Namespace) -> int:
 
             copy_weights(keras_model, model)
         path = save_weights(args.save, model.params, args.model, implementation=args.impl,
-                            epochs=args.epochs, lr=args.lr, seed=args.seed, data=args.data,
+                            epochs=args.epochs, lr=optimizer.learning_rate,
+                            optimizer={"name": args.optimizer, **optimizer.get_config()},
+                            seed=args.seed, data=args.data,
                             data_source=source, diverged=diverged,
                             samples_seen=history.records[-1]["samples_seen"])
         print(f"weights: {path}")
