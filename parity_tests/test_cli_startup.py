@@ -88,7 +88,9 @@ def test_cli_model_lists_follow_scratch_models():
     from reports import datasets
     from reports.experiments import SETTINGS
 
-    assert options.MODEL_NAMES == tuple(MODELS) == tuple(SETTINGS)
+    assert options.MODEL_NAMES == tuple(MODELS)
+    # The report trains the course's four models; cnn_bn is not one of them.
+    assert tuple(SETTINGS) == tuple(name for name in MODELS if name != "cnn_bn")
     assert options.BATCH_DATA == DATA_SOURCES
     assert datasets.DATA_SOURCES == ("mnist", "templates")
     assert options.in_model_order(["cnn", "linear", "cnn"]) == ["linear", "cnn"]

@@ -192,7 +192,7 @@ def test_sequential_wrong_number_of_logits_rejected():
 
 def test_build_unknown_model_name_rejected():
     with pytest.raises(ValueError, match=r"build: expected a model name in \['linear', 'mlp1', "
-                                         r"'mlp2', 'cnn'\], received 'resnet'"):
+                                         r"'mlp2', 'cnn', 'cnn_bn'\], received 'resnet'"):
         build("resnet")
 
 

@@ -3,8 +3,11 @@
 A scratch model computes gradients on two paths: ``trace`` (layer by layer, every output and
 gradient: what ``diff`` compares) and ``loss_and_grads`` (the fused units a training step runs).
 Both are compared with the Keras twin's trace on the same batch and weights: the trace path on
-every quantity (logits, loss, each layer's output and output gradient, every parameter gradient
-and the input gradient), the training path on the loss and every parameter gradient.
+every quantity (logits, loss, each layer's output and output gradient, every parameter gradient,
+the input gradient and the moving statistics after the step), the training path on the loss and
+every parameter gradient. Both paths are training-mode passes: the Keras twin is built before
+the step (with the moving statistics before it) and shares the scratch Dropout masks, which the
+training path replays.
 """
 
 from __future__ import annotations
@@ -18,6 +21,7 @@ from reference_tf.gradients import trace, trace_arrays
 from reference_tf.batches import load_batch
 from reference_tf.layerdiff import safe_compare
 from reference_tf.twin import twin
+from scratch.layers import replaying_masks
 from scratch.models import Sequential, build
 
 PATHS = ("trace", "training")
@@ -35,11 +39,12 @@ class PathCheck(NamedTuple):
     quantities: int
 
 
-def _worst(path: str, mine: dict, reference: dict, dtype: str) -> PathCheck:
+def _worst(path: str, mine: dict, reference: dict, dtype: str,
+           batch_statistics: bool) -> PathCheck:
     scored = []
     for key, expected in reference.items():
         error = safe_compare(mine[key], expected, key).smallest_passing_tolerance
-        tolerance = tolerance_for(key, dtype)
+        tolerance = tolerance_for(key, dtype, batch_statistics)
         scored.append((error / tolerance, key, error, tolerance))
     ratio, key, error, tolerance = max(scored)
     return PathCheck(path, all(s[0] <= 1 for s in scored), key, error, tolerance, len(scored))
@@ -52,14 +57,17 @@ def check(model: Sequential, x: np.ndarray, y: np.ndarray,
     Returns:
         ``{"trace": PathCheck, "training": PathCheck}``.
     """
-    dtype = model.dtype.name
-    reference = trace_arrays(trace(twin(model, counterparts), x, y))
+    dtype, batch_statistics = model.dtype.name, model.mixes_examples
+    keras_model = twin(model, counterparts, share_masks=True)
     layer_by_layer = trace_arrays(model.trace(x, y))
-    loss, grads = model.loss_and_grads(x, y)
+    reference = trace_arrays(trace(keras_model, x, y))
+    with replaying_masks(model.layers):
+        loss, grads = model.loss_and_grads(x, y)
     training = {"loss": np.float64(loss), **{f"grads/{k}": v for k, v in grads.items()}}
     return {
-        "trace": _worst("trace", layer_by_layer, reference, dtype),
-        "training": _worst("training", training, {k: reference[k] for k in training}, dtype),
+        "trace": _worst("trace", layer_by_layer, reference, dtype, batch_statistics),
+        "training": _worst("training", training, {k: reference[k] for k in training}, dtype,
+                           batch_statistics),
     }
 
 

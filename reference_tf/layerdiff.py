@@ -9,6 +9,12 @@ it sends back) is compared with TensorFlow's twice:
 - *isolated*: the scratch layer is given TensorFlow's input and TensorFlow's upstream gradient
   dL/dy, so its error is its own.
 
+Both sides run one training step's pass (``Sequential.trace``; Keras with ``training=True``):
+BatchNormalization normalizes with the batch's statistics, and its moving statistics after the
+step are compared as forward quantities ("moving_mean", "moving_variance"; isolated: updated
+from the state before the step with TensorFlow's input); each Dropout twin applies the scratch
+layer's mask, and the isolated pass replays that mask.
+
 The softmax cross-entropy is a last pseudo-layer "loss" (forward: the loss; backward: dL/dlogits).
 The *first divergence* is the first quantity whose isolated error exceeds the dtype's tolerance
 (``reference_tf.compare``), scanning the forward pass in network order and then the backward
@@ -23,10 +29,11 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from reference_tf.batches import load_batch
-from reference_tf.compare import Comparison, compare_arrays, tolerance_for
+from reference_tf.compare import Comparison, Tolerance, compare_arrays, tolerances
 from reference_tf.gradients import trace as keras_trace
 from reference_tf.twin import twin
 from scratch import ops
+from scratch.layers import replaying_masks
 from scratch.models import Sequential, Trace, build
 
 LOSS = "loss"
@@ -36,11 +43,12 @@ LOSS = "loss"
 class Quantity:
     """One compared array of one layer.
 
-    key: "output", "output_grad", "input_grad" or "grads/<param>"; label: "y", "dL/dy", "dL/dx",
-    "dL/d<param>"; shape: the reference's shape (with the batch axis); isolated is None for
-    dL/dy (the layer does not compute it); amplification = propagated rel L2 error of this
-    quantity / that of what the layer received (y of the previous layer forward, its own dL/dy
-    backward), None where undefined.
+    key: "output", "output_grad", "input_grad", "grads/<param>" or "state/<variable>"; label:
+    "y", "dL/dy", "dL/dx", "dL/d<param>" or the state variable's name ("moving_mean"); shape:
+    the reference's shape (with the batch axis); isolated is None for dL/dy (the layer does not
+    compute it); amplification = propagated rel L2 error of this quantity / that of what the
+    layer received (y of the previous layer forward, its own dL/dy backward), None where
+    undefined.
     """
 
     key: str
@@ -100,6 +108,7 @@ class ModelDiff:
     data_unverified: bool = False    # MNIST used without checking its SHA-256 (--no-verify)
     isolated_inputs: dict = field(repr=False, default_factory=dict)  # for the third opinion
     opinion: object = None           # set by ``reference_tf.finite_diff.third_opinion``
+    batch_statistics: bool = False   # the model normalizes with batch statistics (tolerances)
 
     @property
     def passed(self) -> bool:
@@ -147,21 +156,25 @@ def _copy_trace(result: Trace) -> Trace:
                  {k: np.array(v) for k, v in result.outputs.items()},
                  {k: np.array(v) for k, v in result.output_grads.items()},
                  {k: np.array(v) for k, v in result.grads.items()},
-                 None if result.input_grad is None else np.array(result.input_grad))
+                 None if result.input_grad is None else np.array(result.input_grad),
+                 {k: np.array(v) for k, v in result.state.items()})
 
 
-def _quantity(key, label, pass_, dtype, mine, reference, isolated=None) -> Quantity:
-    """A quantity with its propagated (and isolated) comparison; tolerance by pass and dtype."""
-    tol = tolerance_for("output" if pass_ == "forward" else "grads", dtype)
+def _quantity(key, label, pass_, tolerance: Tolerance, mine, reference,
+              isolated=None) -> Quantity:
+    """A quantity with its propagated (and isolated) comparison; tolerance by pass."""
+    tol = tolerance.forward if pass_ == "forward" else tolerance.gradient
     reference = np.asarray(reference)
     return Quantity(key, label, pass_, tuple(reference.shape), tol,
                     safe_compare(mine, reference, label),
                     None if isolated is None else safe_compare(isolated, reference, label))
 
 
-def _layer_diffs(model: Sequential, x, y, mine: Trace, ref: Trace) -> tuple[list[LayerDiff], dict]:
-    """Propagated and isolated comparisons of every layer and of the loss."""
-    dtype = model.dtype.name
+def _layer_diffs(model: Sequential, x, y, mine: Trace, ref: Trace,
+                 state_before: dict) -> tuple[list[LayerDiff], dict]:
+    """Propagated and isolated comparisons of every layer and of the loss; ``state_before`` is
+    the model's state before the step (keyed like ``model.state``)."""
+    tol = tolerances(model.dtype, model.mixes_examples)
     layers, inputs = [], {}
     for index, layer in enumerate(model.layers):
         name = layer.name
@@ -169,30 +182,37 @@ def _layer_diffs(model: Sequential, x, y, mine: Trace, ref: Trace) -> tuple[list
         x_ref = ref.outputs[previous] if previous else x
         dy_ref = ref.output_grads[name]
         inputs[name] = (x_ref, dy_ref)
-        y_iso = layer.forward(x_ref)
+        for key, value in layer.state.items():
+            value[...] = state_before[f"{name}/{key}"]
+        with replaying_masks([layer]):
+            y_iso = layer.forward(x_ref)
         dx_iso = layer.backward(dy_ref)
         grads_iso = {k: np.array(v) for k, v in layer.grads.items()}
         dx_mine = mine.output_grads[previous] if previous else mine.input_grad
         dx_ref = ref.output_grads[previous] if previous else ref.input_grad
         diff = LayerDiff(name, type(layer).__name__, model.output_shapes[name])
-        diff.quantities.append(_quantity("output", "y", "forward", dtype, mine.outputs[name],
+        diff.quantities.append(_quantity("output", "y", "forward", tol, mine.outputs[name],
                                          ref.outputs[name], y_iso))
-        diff.quantities.append(_quantity("output_grad", "dL/dy", "backward", dtype,
+        for key, value in layer.state.items():
+            diff.quantities.append(_quantity(f"state/{key}", key, "forward", tol,
+                                             mine.state[f"{name}/{key}"],
+                                             ref.state[f"{name}/{key}"], np.array(value)))
+        diff.quantities.append(_quantity("output_grad", "dL/dy", "backward", tol,
                                          mine.output_grads[name], dy_ref))
         for key in layer.params:
-            diff.quantities.append(_quantity(f"grads/{key}", f"dL/d{key}", "backward", dtype,
+            diff.quantities.append(_quantity(f"grads/{key}", f"dL/d{key}", "backward", tol,
                                              mine.grads[f"{name}/{key}"],
                                              ref.grads[f"{name}/{key}"], grads_iso[key]))
-        diff.quantities.append(_quantity("input_grad", "dL/dx", "backward", dtype, dx_mine,
+        diff.quantities.append(_quantity("input_grad", "dL/dx", "backward", tol, dx_mine,
                                          dx_ref, dx_iso))
         layers.append(diff)
     logits = model.layers[-1].name
     loss_iso, dlogits_iso = ops.softmax_cross_entropy(ref.logits, y)
     inputs[LOSS] = (ref.logits, None)
     loss = LayerDiff(LOSS, "SoftmaxCrossEntropy", ())
-    loss.quantities.append(_quantity("output", "loss", "forward", dtype, mine.loss, ref.loss,
+    loss.quantities.append(_quantity("output", "loss", "forward", tol, mine.loss, ref.loss,
                                      loss_iso))
-    loss.quantities.append(_quantity("input_grad", "dL/dlogits", "backward", dtype,
+    loss.quantities.append(_quantity("input_grad", "dL/dlogits", "backward", tol,
                                      mine.output_grads[logits], ref.output_grads[logits],
                                      dlogits_iso))
     layers.append(loss)
@@ -239,7 +259,7 @@ def diff_model(model_name: str, dtype: str = "float64", seed: int = 0, batch_siz
     """Compare the scratch model ``model_name`` with its Keras twin on one seeded batch.
 
     Args:
-        model_name: "linear", "mlp1", "mlp2" or "cnn".
+        model_name: a name in ``scratch.models.MODELS``.
         dtype: "float32" or "float64" (selects the tolerances too).
         seed: seeds the initial weights (unless ``weights``) and the batch.
         batch_size: N, the examples of the batch.
@@ -273,12 +293,14 @@ def diff(model: Sequential, x: np.ndarray, y: np.ndarray, *, name: str = "model"
     Returns:
         The ``ModelDiff`` (no third opinion yet; see ``reference_tf.finite_diff.third_opinion``).
     """
+    keras_model = twin(model, counterparts, share_masks=True)  # the state before the step
+    state_before = {key: np.array(value) for key, value in model.state.items()}
     mine = _copy_trace(model.trace(x, y))
-    ref = keras_trace(twin(model, counterparts), x, y)
-    layers, inputs = _layer_diffs(model, x, y, mine, ref)
+    ref = keras_trace(keras_model, x, y)
+    layers, inputs = _layer_diffs(model, x, y, mine, ref, state_before)
     first, first_propagated = first_divergence(layers)
     result = ModelDiff(name, model.dtype.name, seed, data, tuple(x.shape), layers, first,
-                       first_propagated)
+                       first_propagated, batch_statistics=model.mixes_examples)
     result.isolated_inputs = {"model": model, "labels": y, "layers": inputs,
                               "counterparts": counterparts}
     return result

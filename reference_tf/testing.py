@@ -16,7 +16,7 @@ import numpy as np
 
 from reference_tf.compare import Comparison, assert_all_close
 from reference_tf.gradients import layer_pass, trace, trace_arrays
-from reference_tf.twin import copy_weights, keras_layer as keras_counterpart, twin
+from reference_tf.twin import copy_state, copy_weights, keras_layer as keras_counterpart, twin
 from scratch.fusion import ConvChain
 from scratch.layers import Layer, MaxPool2D, ReLU
 from scratch.models import Sequential
@@ -36,14 +36,16 @@ def assert_layer_parity(scratch_layer: Layer, keras_layer: keras.layers.Layer | 
     """Check one layer's forward output, input gradient and parameter gradients against Keras.
 
     The scratch layer is built for ``input_shape[1:]`` (unless already built) and its parameters
-    are copied into the Keras layer, so both compute with identical weights. The backward pass
-    uses an upstream gradient dy: for L = sum(output * dy), dL/dx and dL/d(param) are compared.
+    and state are copied into the Keras layer, so both compute with identical weights. Both run
+    a training-mode pass (``forward``; Keras with ``training=True``), after which the state is
+    compared too (BatchNormalization's moving statistics). The backward pass uses an upstream
+    gradient dy: for L = sum(output * dy), dL/dx and dL/d(param) are compared.
 
     Args:
         scratch_layer: a ``scratch.layers.Layer``, built or not.
         keras_layer: the Keras layer of the same settings with dtype ``dtype``; its variables
-            must be named like the scratch params ("kernel", "bias"). None: the built-in twin
-            (``reference_tf.twin.keras_layer``).
+            must be named like the scratch params ("kernel", "bias") and state. None: the
+            built-in twin (``reference_tf.twin.keras_layer``, Dropout sharing the scratch mask).
         input_shape: (N, ...) including the batch axis.
         dtype: "float32" or "float64"; selects the tolerances.
         x: the input (N, ...); default standard normal drawn with ``seed``.
@@ -51,7 +53,7 @@ def assert_layer_parity(scratch_layer: Layer, keras_layer: keras.layers.Layer | 
         seed: seeds the default x, dy and the scratch layer's initial parameters.
 
     Returns:
-        The comparisons keyed "output", "input_grad", "grads/<param>".
+        The comparisons keyed "output", "input_grad", "grads/<param>", "state/<key>".
     """
     dtype = _check_dtype("assert_layer_parity", dtype)
     if not isinstance(scratch_layer, Layer):
@@ -65,12 +67,13 @@ def assert_layer_parity(scratch_layer: Layer, keras_layer: keras.layers.Layer | 
     input_shape = tuple(int(s) for s in input_shape)
     rng = np.random.default_rng(seed)
     if keras_layer is None:
-        keras_layer = keras_counterpart(scratch_layer, dtype.name)
+        keras_layer = keras_counterpart(scratch_layer, dtype.name, share_masks=True)
     if np.dtype(keras_layer.dtype) != dtype:
         raise ValueError(f"assert_layer_parity: Keras layer '{keras_layer.name}' has dtype "
                          f"{keras_layer.dtype}, expected {dtype.name}; create it with dtype={dtype.name!r}.")
     if not scratch_layer.built:
         scratch_layer.build(input_shape[1:], rng, dtype)
+    state_before = {key: value.copy() for key, value in scratch_layer.state.items()}
     if x is None:
         x = rng.standard_normal(input_shape).astype(dtype)
     out = scratch_layer.forward(x)
@@ -81,9 +84,11 @@ def assert_layer_parity(scratch_layer: Layer, keras_layer: keras.layers.Layer | 
         dy = rng.standard_normal(out.shape).astype(dtype)
     dx = scratch_layer.backward(dy)
     copy_weights(scratch_layer.params, {v.name: v for v in keras_layer.trainable_weights})
+    copy_state(state_before, {v.name: v for v in keras_layer.non_trainable_weights})
     reference = layer_pass(keras_layer, x, dy)
     mine = {"output": out, "input_grad": dx,
-            **{f"grads/{k}": v for k, v in scratch_layer.grads.items()}}
+            **{f"grads/{k}": v for k, v in scratch_layer.grads.items()},
+            **{f"state/{k}": v for k, v in scratch_layer.state.items()}}
     return assert_all_close(mine, reference.arrays(), dtype,
                             context=f"{scratch_layer!r} vs Keras, input shape {input_shape}")
 
@@ -123,19 +128,24 @@ def assert_model_parity(model: Sequential, x: np.ndarray, y: np.ndarray,
     Args:
         model: any ``scratch.models.Sequential``.
         x: inputs (N, *model.input_shape) of the model's dtype; y: labels (N,).
-        keras_model: the reference; default ``twin(model, counterparts)`` (weights copied
-            from ``model``).
+        keras_model: the reference; default ``twin(model, counterparts, share_masks=True)``
+            (weights and state copied from ``model``, the scratch Dropout masks shared).
         counterparts: Keras factories for custom layer classes, see ``reference_tf.twin.keras_layer``.
+
+    Both run a training-mode pass (``Sequential.trace``, Keras with ``training=True``); the
+    moving statistics after it are compared too.
 
     Returns:
         The comparisons keyed as ``reference_tf.gradients.trace_arrays``.
     """
-    keras_model = twin(model, counterparts) if keras_model is None else keras_model
+    keras_model = (twin(model, counterparts, share_masks=True) if keras_model is None
+                   else keras_model)
     mine = trace_arrays(model.trace(x, y))
     reference = trace_arrays(trace(keras_model, x, y))
     return assert_all_close(mine, reference, model.dtype,
                             context=f"model ({', '.join(layer.name for layer in model.layers)}) "
-                                    f"vs Keras, batch {x.shape}")
+                                    f"vs Keras, batch {x.shape}",
+                            batch_statistics=model.mixes_examples)
 
 
 def _routes(pool: MaxPool2D, pool_input: np.ndarray, after_relu: bool) -> np.ndarray:
@@ -162,7 +172,7 @@ def pool_tie_flips(model: Sequential, x: np.ndarray, y: np.ndarray,
     the fused blocks its training step runs (``scratch.fusion``) or else from its own layers'
     outputs.
     """
-    keras_model = twin(model)
+    keras_model = twin(model, share_masks=True)
     if reference_weights is not None:
         copy_weights(reference_weights, keras_model)
     mine, theirs = model.trace(x, y), trace(keras_model, x, y)

@@ -12,7 +12,7 @@ import os
 
 # The one model order: that of scratch.models.MODELS (not imported here: parsing the command
 # line needs no NumPy; a test checks that the two agree).
-MODEL_NAMES: tuple[str, ...] = ("linear", "mlp1", "mlp2", "cnn")
+MODEL_NAMES: tuple[str, ...] = ("linear", "mlp1", "mlp2", "cnn", "cnn_bn")
 # The batches of check and diff: reference_tf.batches.DATA_SOURCES (not imported here: it loads
 # NumPy; a test checks that the two agree).
 BATCH_DATA = ("strokes", "mnist")
@@ -62,7 +62,7 @@ def add_models(parser: argparse.ArgumentParser, what: str) -> None:
     parser.add_argument("--models", nargs="+", choices=MODEL_NAMES, default=list(MODEL_NAMES),
                         metavar="MODEL",
                         help=f"{what}, any of {', '.join(MODEL_NAMES)}; run in that order "
-                             "(default: all four)")
+                             "(default: all of them)")
 
 
 def add_seed(parser: argparse.ArgumentParser, what: str) -> None:
