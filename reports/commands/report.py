@@ -10,8 +10,9 @@ import time
 from dataclasses import replace
 from pathlib import Path
 
-from reports import datasets, runner, writer
+from reports import datasets, runner, timing, writer
 from reports.experiments import FULL, QUICK, SETTINGS, check_models, plan
+from reports.sweep import options as sweep_options
 from scratch.data import MnistNotFoundError
 
 DEFAULT_OUT = Path(__file__).resolve().parents[1] / "out"
@@ -38,12 +39,14 @@ def register(subparsers) -> None:
     parser.add_argument("--out", type=Path, default=None,
                         help="run directory (default: reports/out/<full|quick>[-templates])")
     parser.add_argument("--no-progress", action="store_true", help="no progress bar")
+    sweep_options.add_options(parser)
     parser.set_defaults(func=run)
 
 
-def _command_line(args, models: list[str], out: Path) -> str:
+def _command_line(args, models: list[str], out: Path, executor) -> str:
     parts = ["tfparity report", "--models", *models, "--seeds", str(args.seeds)]
     parts += ["--quick"] * args.quick + (["--data", args.data] if args.data != "mnist" else [])
+    parts += executor.arguments() + ["--no-timing"] * args.no_timing
     return " ".join(parts + ["--out", str(out)])
 
 
@@ -55,6 +58,7 @@ def run(args: argparse.Namespace) -> int:
         models = check_models(args.models)
         protocol = replace(QUICK if args.quick else FULL, data=args.data)
         specs = plan(models, args.seeds, protocol)
+        executor = sweep_options.from_args(args)
     except ValueError as error:
         print(f"tfparity report: {error}", file=sys.stderr)
         return 2
@@ -74,8 +78,16 @@ def run(args: argparse.Namespace) -> int:
 
     print(f"tfparity report: {len(specs)} runs ({len(models)} models x 3 settings x {args.seeds} seed(s) "
           f"x 2 implementations) in {out}", flush=True)
+    from reports.sweep.driver import SweepError, run_sweep
+
     try:
-        results = runner.run_all(specs, store, load_splits, progress=not args.no_progress)
+        results, sweep = run_sweep(specs, store, load_splits, executor, progress=not args.no_progress)
+    except ValueError as error:  # an executor that cannot start (e.g. Ray not installed)
+        print(f"tfparity report: {error}", file=sys.stderr)
+        return 2
+    except SweepError as error:
+        print(f"tfparity report: {error}", file=sys.stderr)
+        return 3
     except KeyboardInterrupt:
         done = sum(store.load(spec) is not None for spec in specs)
         print(f"\ntfparity report: interrupted; {done}/{len(specs)} runs are saved in {store.dir}; "
@@ -92,10 +104,15 @@ def run(args: argparse.Namespace) -> int:
         from reports.environment import describe
 
         meta = {"environment": describe(), "data": {}}
+    timed = None
+    if not args.no_timing:
+        test_images = meta["data"].get("test_images") or len(datasets.load(protocol).test[1])
+        timed = timing.load_or_measure(out, models, protocol, test_images,
+                                       sweep if sweep["trained"] else None, retime=args.retime)
     report = writer.write(
         out, [results[spec.key] for spec in specs], models=models, seeds=args.seeds, protocol=protocol,
-        command=_command_line(args, models, out), environment=meta["environment"],
-        elapsed=time.perf_counter() - started, data=meta["data"])
+        command=_command_line(args, models, out, executor), environment=meta["environment"],
+        elapsed=time.perf_counter() - started, data=meta["data"], timing=timed, sweep=sweep)
     print(f"tfparity report: wrote {report}")
     print(f"run directory: {out}")
     return 0

@@ -1,0 +1,105 @@
+"""The report's runtime section in words: the timing phase's answer and its conditions
+(``reports.timing``), then what the runs' own wall times are and which of them compare."""
+
+from __future__ import annotations
+
+import pandas as pd
+
+
+def _ms(spread: dict) -> str:
+    return f"{1e3 * spread['median']:.3f} ms [IQR {1e3 * spread['q1']:.3f}-{1e3 * spread['q3']:.3f}]"
+
+
+def faster(ratio: float) -> str:
+    """A NumPy/TensorFlow time ratio in words."""
+    if ratio >= 1:
+        return f"NumPy is {ratio:.2f}x slower than TensorFlow"
+    return f"NumPy is {1 / ratio:.2f}x faster than TensorFlow"
+
+
+def threads_text(env: dict) -> str:
+    """The thread settings of a ``reports.environment.describe()`` record, as one clause."""
+    variables = {k: v for k, v in env.get("thread_environment", {}).items() if v is not None}
+    return (f"TensorFlow intra/inter-op threads {env.get('tf_intra_op_threads')}/"
+            f"{env.get('tf_inter_op_threads')} (0 = one per core), thread environment variables "
+            f"{variables or 'none set'}")
+
+
+def timing_prose(timing: dict) -> list[str]:
+    """One line per model: training step and evaluation throughput of both sides, and ratios."""
+    out = []
+    for row in timing["rows"]:
+        out.append(
+            f"- **{row['model']}**: a training step takes {_ms(row['numpy_step'])} in NumPy and "
+            f"{_ms(row['tensorflow_step'])} in TensorFlow ({faster(row['train_ratio'])} per "
+            f"step); evaluation runs at {row['numpy_eval_images_per_s']:,.0f} images/s in NumPy "
+            f"and {row['tensorflow_eval_images_per_s']:,.0f} in TensorFlow (NumPy/TensorFlow "
+            f"throughput {row['eval_ratio']:.2f}).")
+    return out
+
+
+def sweep_text(sweep: dict | None) -> str:
+    """What preceded the timing phase in the invocation that measured it."""
+    if not sweep or not sweep.get("executor"):
+        return "that invocation trained no run before it"
+    executor = sweep["executor"]
+    text = (f"it followed a sweep of {sweep['trained']} run(s) on the {executor['executor']} "
+            f"executor ({sweep['seconds'] / 60:.1f} min)")
+    if executor.get("threads_per_worker") is not None:
+        text += (f", whose {executor['workers']} workers of {executor['threads_per_worker']} "
+                 f"thread(s) each had stopped")
+    return text
+
+
+def timing_conditions(timing: dict) -> str:
+    """How the timing phase measured, and under which conditions."""
+    settings, conditions = timing["settings"], timing["conditions"]
+    env = conditions["environment"]
+    before, after = env.get("load_average_1_5_15min"), conditions.get("load_average_after")
+    load = (f"Load average (1/5/15 min) {_loads(before)} before and {_loads(after)} after, on "
+            f"{env.get('cpu_count')} logical CPUs" if before and after else
+            "Load average not available")
+    return (f"Timing conditions: the timing phase ran in {conditions['where']} "
+            f"({sweep_text(conditions.get('sweep'))}; measured at {conditions['measured_at']}, "
+            f"{conditions['seconds']:.0f} s). For each model, {settings['repeat']} training steps "
+            f"per side at batch size {settings['batch_size']} after {settings['warmup']} untimed "
+            f"ones, NumPy and TensorFlow alternating (and alternating who goes first) in one "
+            f"process, on random images from the same model initialisation; then "
+            f"{settings['eval_repeat']} evaluations of {settings['eval_images']} images per side in "
+            f"batches of {settings['eval_batch_size']}; medians with interquartile ranges, "
+            f"{settings['dtype']}. {load}; {threads_text(env)}.")
+
+
+def _loads(values) -> str:
+    return "/".join(f"{v:.2f}" for v in values)
+
+
+def no_timing_text() -> str:
+    return ("The timing phase was skipped (--no-timing): this report has no measured comparison "
+            "of NumPy's and TensorFlow's speed; the wall times below are the runs' own.")
+
+
+def run_times_note(runs: pd.DataFrame, cpus: int | None) -> str:
+    """Which executors the runs' own times come from, which of them compare, and the load."""
+    counts = runs["executor"].value_counts()
+    executors = "; ".join(f"{label} ({count} runs)" for label, count in counts.items())
+    parallel = [label for label in counts.index if label not in ("serial", "unrecorded")]
+    text = (f"Wall times the training runs recorded themselves (setup, training steps, "
+            f"evaluations; ms/step counts the steps alone), by executor: {executors}. ")
+    if "serial" in counts.index or "unrecorded" in counts.index:
+        text += ("Serial runs went one at a time in the driver, so their times compare with each "
+                 "other. ")
+    if parallel:
+        text += ("Runs of a parallel executor went side by side, several workers on the same "
+                 f"{cpus} logical CPUs: each run's time includes waiting for cores and memory "
+                 "bandwidth taken by whatever ran beside it (a TensorFlow run beside a NumPy run, "
+                 "or two alike), so these times compare only among runs of the same executor and "
+                 "thread settings, and not with serial runs. ")
+    text += ("For how fast NumPy is next to TensorFlow, read the timing phase above, which "
+             "measured both sides interleaved in one process with no training run beside it. ")
+    load = runs["load_average"].astype(float)
+    if load.notna().any():
+        text += (f"The 1-minute load average at the end of a run was {load.median():.2f} (median) "
+                 f"and at most {load.max():.2f}, on {cpus} logical CPUs (it counts the runs' own "
+                 f"threads too).")
+    return text
