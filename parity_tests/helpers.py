@@ -1,11 +1,16 @@
 """What several test files share: dtypes, the fast path's tolerance, data with exact ties, and
 closeness assertions whose failures name the quantity, the errors, the worst index and both
-values (``scratch.gradcheck.compare``, so scratch-only tests never import TensorFlow)."""
+values (``scratch.gradcheck.compare``, so scratch-only tests never import TensorFlow); a tiny
+report protocol and a stand-in for training a report's run."""
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 
+from reports import datasets
+from reports.experiments import Protocol, RunSpec
 from scratch.gradcheck import assert_gradients_match, compare
 
 DTYPES = ["float32", "float64"]
@@ -27,3 +32,30 @@ def assert_close(actual: dict, expected: dict, rtol: float) -> None:
 def assert_fast_path_matches(fast: dict, expected: dict, dtype: str) -> None:
     """The fast path's values within ``FAST_PATH_RTOL[dtype]`` of the layers'."""
     assert_close(fast, expected, FAST_PATH_RTOL[dtype])
+
+
+# A report protocol small enough to train for real in a test: 300 synthetic images, 1 epoch.
+TINY = Protocol(data="templates", train_size=300, test_size=200, eval_every=100, epochs=1)
+
+
+def tiny_splits() -> datasets.Splits:
+    return datasets.load(TINY)
+
+
+def fake_run_result(spec: RunSpec) -> dict:
+    """What ``reports.runner.train_one`` returns, reduced to what the run store and the sweep need."""
+    return {"key": spec.key, "spec": spec.to_dict(), "history": [{"test_loss": math.nan}],
+            "diverged": False}
+
+
+class FakeTrainer:
+    """Stands in for ``reports.runner.train_one``: counts calls, optionally interrupts the n-th."""
+
+    def __init__(self, interrupt_at: int | None = None):
+        self.calls, self.interrupt_at = [], interrupt_at
+
+    def __call__(self, spec, splits, on_record=None):
+        if len(self.calls) == self.interrupt_at:
+            raise KeyboardInterrupt
+        self.calls.append(spec)
+        return fake_run_result(spec)
