@@ -60,9 +60,7 @@ class SerialBackend:
         while self.queued:
             token, spec, execution, on_record = self.queued.pop(0)
             result = runner.train_one(spec, self.splits, on_record=on_record)
-            result["execution"] = {**execution, "worker": worker.label(),
-                                   "thread_environment": worker.thread_environment()}
-            finished.append((token, result))
+            finished.append((token, worker.with_execution(result, execution)))
         return finished
 
     def close(self, abort: bool = False) -> None:
@@ -84,7 +82,7 @@ class ProcessBackend:
         self.capacity, self.threads = jobs, threads
         self.environment = worker.environment(threads)
         self.pool: ProcessPoolExecutor | None = None
-        self.futures: dict = {}
+        self.futures: set = set()
         self.others: set = set()  # child processes that are not this backend's workers
 
     def describe(self) -> dict:
@@ -101,14 +99,14 @@ class ProcessBackend:
                 max_workers=self.capacity, mp_context=multiprocessing.get_context("spawn"),
                 initializer=worker.init, initargs=(self.environment,))
         future = self.pool.submit(worker.run_in_process, spec, execution)
-        self.futures[future] = future
+        self.futures.add(future)
         return future
 
     def wait(self, timeout: float) -> list[tuple[object, dict | Lost]]:
         done, _ = wait_futures(list(self.futures), timeout=timeout, return_when=FIRST_COMPLETED)
         finished, broken = [], False
         for future in done:
-            del self.futures[future]
+            self.futures.discard(future)
             try:
                 finished.append((future, future.result()))
             except BrokenProcessPool as error:
@@ -127,7 +125,7 @@ class ProcessBackend:
                 if process not in self.others:
                     process.kill()
         self.pool.shutdown(wait=True, cancel_futures=True)
-        self.pool, self.futures = None, {}
+        self.pool, self.futures = None, set()
 
 
 class RayBackend:
@@ -163,7 +161,7 @@ class RayBackend:
         self.task = ray.remote(worker.train).options(
             num_cpus=threads, max_retries=0,
             runtime_env={"env_vars": worker.environment(threads)})
-        self.refs: dict = {}
+        self.refs: set = set()
 
     def describe(self) -> dict:
         return {"executor": self.name, "workers": self.capacity, "threads_per_worker": self.threads,
@@ -171,7 +169,7 @@ class RayBackend:
 
     def submit(self, spec, execution: dict, on_record: Callable[[dict], None] | None = None):
         ref = self.task.remote(spec, self.splits, execution)
-        self.refs[ref] = ref
+        self.refs.add(ref)
         return ref
 
     def wait(self, timeout: float) -> list[tuple[object, dict | Lost]]:
@@ -181,7 +179,7 @@ class RayBackend:
             ready, _ = ray.wait(list(self.refs), num_returns=len(self.refs), timeout=0)
         finished = []
         for ref in ready:
-            del self.refs[ref]
+            self.refs.discard(ref)
             try:
                 finished.append((ref, ray.get(ref)))
             except ray.exceptions.RayTaskError as error:
@@ -194,6 +192,6 @@ class RayBackend:
         if abort:
             for ref in self.refs:
                 self.ray.cancel(ref, force=True)
-        self.refs = {}
+        self.refs = set()
         if self.started_here:
             self.ray.shutdown()

@@ -14,9 +14,11 @@ driver guarantees whatever the executor:
 
 from __future__ import annotations
 
+import math
 import sys
 import time
 from collections import deque
+from functools import cache
 from typing import Callable
 
 from reports.experiments import RunSpec, steps_per_run
@@ -33,6 +35,28 @@ class SweepError(RuntimeError):
     """A run could not be completed (its worker died ``MAX_ATTEMPTS`` times)."""
 
 
+@cache
+def _multiply_adds(model: str) -> int:
+    """Multiply-adds of one example's forward pass through ``model``'s kernels."""
+    from scratch.models import build
+
+    network = build(model)
+    total = 0
+    for layer in network.layers:
+        kernel = layer.params.get("kernel")
+        if kernel is not None:  # a Conv2D kernel is applied at every output position
+            positions = network.output_shapes[layer.name][:-1] if kernel.ndim == 4 else ()
+            total += kernel.size * math.prod(positions)
+    return total
+
+
+def longest_first(specs, n_train: int) -> list[RunSpec]:
+    """``specs`` by estimated work (training steps x multiply-adds per example), largest first:
+    the order in which parallel executors start runs, so that no long run starts last and runs
+    alone while the other workers idle."""
+    return sorted(specs, key=lambda s: -steps_per_run(s, n_train) * _multiply_adds(s.model))
+
+
 def _say(text: str) -> None:
     print(f"tfparity report: {text}", file=sys.stderr, flush=True)
 
@@ -45,7 +69,8 @@ def run_sweep(specs: list[RunSpec], store: RunStore, load_splits: Callable, exec
     ``lost`` runs re-submitted after their worker died, ``seconds``).
 
     Data is loaded (``load_splits()``) and a backend started only if something must run. The
-    progress bar counts training steps over all pending runs. ``on_result(spec, result)`` is
+    serial executor keeps the plan's order; parallel ones start the longest runs first
+    (``longest_first``). The progress bar counts training steps over all pending runs. ``on_result(spec, result)`` is
     called after each run trained here is saved.
 
     Raises:
@@ -70,6 +95,8 @@ def run_sweep(specs: list[RunSpec], store: RunStore, load_splits: Callable, exec
     attempts: dict[str, int] = {}
     backend = executor.backend(splits)
     record["executor"] = backend.describe()
+    if backend.capacity > 1:
+        queue = deque(longest_first(queue, n_train))
 
     def advance(spec: RunSpec, steps: int) -> None:
         bar.update(steps - counted.get(spec.key, 0))
@@ -79,14 +106,15 @@ def run_sweep(specs: list[RunSpec], store: RunStore, load_splits: Callable, exec
         results[spec.key] = result
         advance(spec, planned[spec.key])
 
-    aborted = True
+    aborted, announced = True, False
     try:
         while queue or in_flight or elsewhere:
             while queue and len(in_flight) < backend.capacity:
                 spec = queue.popleft()
                 claim = claims.try_claim(claims.claim_path(store.dir, spec.filename))
                 if claim is None:
-                    if not elsewhere:
+                    if not announced:
+                        announced = True
                         held = claims.holder(claims.claim_path(store.dir, spec.filename)) or {}
                         _say(f"runs claimed by another report process (pid {held.get('pid')} on "
                              f"{held.get('host')}) are left to it; waiting for their files.")
@@ -128,6 +156,9 @@ def run_sweep(specs: list[RunSpec], store: RunStore, load_splits: Callable, exec
                 time.sleep(POLL_SECONDS)
             _check_elsewhere(elsewhere, store, queue, finish)
         aborted = False
+        lost = f", {record['lost']} of them again after their worker died" if record["lost"] else ""
+        _say(f"trained {record['trained']} run(s) on the {backend.name} executor in "
+             f"{(time.perf_counter() - started) / 60:.1f} min{lost}.")
     finally:
         for _, claim in in_flight.values():
             claim.release()

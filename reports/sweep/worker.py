@@ -7,9 +7,9 @@ the variables (``init``), and only the first run imports NumPy and TensorFlow. A
 the same variables from the task's ``runtime_env`` when Ray starts it.
 
 Each run is trained by ``reports.runner.train_one`` exactly as the serial executor trains it, and
-its result gains an ``execution`` record: executor, worker (host and pid), attempt, and the
-thread variables the worker computed with. After a TensorFlow run the Keras session is cleared,
-so that a long-lived worker's memory stays flat.
+its result gains an ``execution`` record: executor, worker (host and pid), attempt, the thread
+variables the worker computed with, and the worker's peak memory so far. After a TensorFlow run
+the Keras session is cleared, so that a long-lived worker's memory stays flat.
 """
 
 from __future__ import annotations
@@ -17,6 +17,7 @@ from __future__ import annotations
 import os
 import signal
 import socket
+import sys
 
 # The variables through which a worker's threads are set; each gets the worker's thread count.
 THREAD_VARIABLES = ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS",
@@ -42,6 +43,16 @@ def label() -> str:
     return f"{socket.gethostname()}:{os.getpid()}"
 
 
+def max_rss_mib() -> float | None:
+    """This process's peak resident memory so far, in MiB (None where unavailable)."""
+    try:
+        import resource
+    except ImportError:
+        return None
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    return peak / 2**20 if sys.platform == "darwin" else peak / 2**10  # bytes on macOS, else KiB
+
+
 def init(env: dict[str, str]) -> None:
     """Start of a ``processes`` worker: its thread variables, and Ctrl-C left to the driver (which
     stops the workers itself: a Ctrl-C in a terminal reaches the whole process group)."""
@@ -65,11 +76,18 @@ def train(spec, splits, execution: dict) -> dict:
 
     use_reproducible_kernels()
     result = runner.train_one(spec, splits)
-    result["execution"] = {**execution, "worker": label(), "thread_environment": thread_environment()}
     if spec.implementation == "tensorflow":
         import keras
 
         keras.backend.clear_session()
+    return with_execution(result, execution)
+
+
+def with_execution(result: dict, execution: dict) -> dict:
+    """``result`` with its ``execution`` record: ``execution`` (executor, workers, attempt...)
+    and this process's label, thread variables and peak memory."""
+    result["execution"] = {**execution, "worker": label(), "thread_environment": thread_environment(),
+                           "worker_max_rss_mib": max_rss_mib()}
     return result
 
 
