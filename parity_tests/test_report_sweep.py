@@ -31,7 +31,8 @@ def test_run_sweep_resumes_instead_of_starting_over(tmp_path, monkeypatch):
     results, record = driver.run_sweep(specs, store, tiny_splits, SERIAL, progress=False)
     assert first.calls == specs and set(results) == {s.key for s in specs}
     assert record["trained"] == len(specs) and record["executor"]["executor"] == "serial"
-    assert {r["execution"]["worker"] for r in results.values()} == {f"{os.uname().nodename}:{os.getpid()}"}
+    driver_process = f"{os.uname().nodename}:{os.getpid()}"
+    assert {r["execution"]["worker"] for r in results.values()} == {driver_process}
 
     again = FakeTrainer()
     monkeypatch.setattr(runner, "train_one", again)
@@ -137,8 +138,10 @@ def test_run_sweep_trains_a_run_whose_claimer_died_before_saving(tmp_path, monke
 
 
 @pytest.mark.parametrize("kwargs, option", [
-    ({"name": "serial", "jobs": 2}, "--jobs"), ({"name": "serial", "threads": 1}, "--worker-threads"),
-    ({"name": "processes", "jobs": 0}, "--jobs"), ({"name": "processes", "address": "auto"}, "--address"),
+    ({"name": "serial", "jobs": 2}, "--jobs"),
+    ({"name": "serial", "threads": 1}, "--worker-threads"),
+    ({"name": "processes", "jobs": 0}, "--jobs"),
+    ({"name": "processes", "address": "auto"}, "--address"),
     ({"name": "ray", "threads": True}, "--worker-threads"), ({"name": "dask"}, "--executor"),
 ])
 def test_executor_rejects_options_that_do_not_fit(kwargs, option):

@@ -39,7 +39,8 @@ def executor_label(execution: dict | None) -> str:
     2 workers x 1 thread"; "unrecorded" for a run saved before runs recorded it."""
     if not execution:
         return "unrecorded"
-    name, workers, threads = (execution.get(k) for k in ("executor", "workers", "threads_per_worker"))
+    name, workers, threads = (execution.get(key)
+                              for key in ("executor", "workers", "threads_per_worker"))
     if threads is None:
         return str(name)
     where = f", {execution['address']}" if execution.get("address") else ""

@@ -9,6 +9,7 @@ paired differences ``d_s = numpy_s - tensorflow_s``: their mean with the t-inter
 from __future__ import annotations
 
 import math
+from functools import cache
 from typing import NamedTuple
 
 import numpy as np
@@ -52,6 +53,7 @@ def _incomplete_beta(a: float, b: float, x: float) -> float:
     return front * fraction
 
 
+@cache
 def t_quantile(p: float, df: int) -> float:
     """The ``p``-quantile of Student's t with ``df`` degrees of freedom (bisection on ``t_cdf``)."""
     if not 0 < p < 1:

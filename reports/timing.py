@@ -36,9 +36,9 @@ def settings(models: list[str], protocol: Protocol, eval_images: int):
     from reports import bench
 
     repeats = QUICK if protocol.epochs is not None else {}
-    return bench.Settings(models=tuple(models), dtype=protocol.dtype, batch_size=protocol.batch_size,
-                          eval_images=eval_images, eval_batch_size=protocol.eval_batch_size,
-                          **repeats)
+    return bench.Settings(models=tuple(models), dtype=protocol.dtype,
+                          batch_size=protocol.batch_size, eval_images=eval_images,
+                          eval_batch_size=protocol.eval_batch_size, **repeats)
 
 
 def measure(models: list[str], protocol: Protocol, eval_images: int, sweep: dict | None) -> dict:

@@ -7,7 +7,8 @@ import pandas as pd
 
 
 def _ms(spread: dict) -> str:
-    return f"{1e3 * spread['median']:.3f} ms [IQR {1e3 * spread['q1']:.3f}-{1e3 * spread['q3']:.3f}]"
+    q1, median, q3 = (1e3 * spread[key] for key in ("q1", "median", "q3"))
+    return f"{median:.3f} ms [IQR {q1:.3f}-{q3:.3f}]"
 
 
 def faster(ratio: float) -> str:
@@ -65,8 +66,8 @@ def timing_conditions(timing: dict) -> str:
             f"per side at batch size {settings['batch_size']} after {settings['warmup']} untimed "
             f"ones, NumPy and TensorFlow alternating (and alternating who goes first) in one "
             f"process, on random images from the same model initialisation; then "
-            f"{settings['eval_repeat']} evaluations of {settings['eval_images']} images per side in "
-            f"batches of {settings['eval_batch_size']}; medians with interquartile ranges, "
+            f"{settings['eval_repeat']} evaluations of {settings['eval_images']} images per side "
+            f"in batches of {settings['eval_batch_size']}; medians with interquartile ranges, "
             f"{settings['dtype']}. {load}; {threads_text(env)}.")
 
 
@@ -79,8 +80,9 @@ def no_timing_text() -> str:
             "of NumPy's and TensorFlow's speed; the wall times below are the runs' own.")
 
 
-def run_times_note(runs: pd.DataFrame, cpus: int | None) -> str:
-    """Which executors the runs' own times come from, which of them compare, and the load."""
+def run_times_note(runs: pd.DataFrame, runtime: pd.DataFrame, cpus: int | None) -> str:
+    """Which executors the runs' own times come from, which of them compare, the load, and the
+    runs' contention-robust step ratios (``reports.analysis.runtime_table``'s medians)."""
     counts = runs["executor"].value_counts()
     executors = "; ".join(f"{label} ({count} runs)" for label, count in counts.items())
     parallel = [label for label in counts.index if label not in ("serial", "unrecorded")]
@@ -101,5 +103,9 @@ def run_times_note(runs: pd.DataFrame, cpus: int | None) -> str:
     if load.notna().any():
         text += (f"The 1-minute load average at the end of a run was {load.median():.2f} (median) "
                  f"and at most {load.max():.2f}, on {cpus} logical CPUs (it counts the runs' own "
-                 f"threads too).")
-    return text
+                 f"threads too). ")
+    sums = runtime.groupby("model", sort=False)[
+        ["ms_per_step_median_numpy", "ms_per_step_median_tensorflow"]].sum()
+    medians = "; ".join(f"{model} {row.iloc[0] / row.iloc[1]:.2f}" for model, row in sums.iterrows())
+    return text + (f"NumPy/TensorFlow ratio of the runs' median ms/step over evaluation intervals "
+                   f"(less sensitive to bursts of contention): {medians}.")

@@ -55,7 +55,8 @@ def summary_markdown(summary: pd.DataFrame) -> pd.DataFrame:
 def _paired(row) -> str:
     if not np.isfinite(row.paired_low):
         return f"n/a ({row.paired_n} paired seed{'s' * (row.paired_n != 1)}; needs 3)"
-    return f"{100 * row.paired_mean:+.2f} [{100 * row.paired_low:+.2f}, {100 * row.paired_high:+.2f}]"
+    mean, low, high = (100 * value for value in (row.paired_mean, row.paired_low, row.paired_high))
+    return f"{mean:+.2f} [{low:+.2f}, {high:+.2f}]"
 
 
 def runtime_markdown(runtime: pd.DataFrame) -> pd.DataFrame:
@@ -108,7 +109,8 @@ def runtime_prose(runtime: pd.DataFrame) -> list[str]:
         total_ratio = rows["wall_time_numpy"].sum() / rows["wall_time_tensorflow"].sum()
         out.append(
             f"- **{model}**: per training step (NumPy vs TensorFlow) {steps}; over its three settings "
-            f"{timing_text.faster(step_ratio)} per step, the evaluations take {eval_ratio:.2f}x as long in NumPy, and "
+            f"{timing_text.faster(step_ratio)} per step, the evaluations take {eval_ratio:.2f}x as "
+            f"long in NumPy, and "
             f"a whole run (setup, training and evaluation: {rows['wall_time_numpy'].sum():.1f} s vs "
             f"{rows['wall_time_tensorflow'].sum():.1f} s per seed) takes {total_ratio:.2f}x as long in NumPy.")
     return out
@@ -157,7 +159,8 @@ def _paired_prose(rows: pd.DataFrame) -> str:
     text = (f"; paired by seed, the 95% t-interval of NumPy - TF contains 0 in "
             f"{len(paired) - len(apart)} of {len(paired)} settings")
     if len(apart):
-        text += " (not for " + ", ".join(f"{_setting(r)}: {_paired(r)} pp" for r in apart.itertuples()) + ")"
+        settings = ", ".join(f"{_setting(r)}: {_paired(r)} pp" for r in apart.itertuples())
+        text += f" (not for {settings})"
     return text
 
 
@@ -208,9 +211,9 @@ def _protocol_text(protocol: Protocol, data: dict, seeds: int) -> str:
             f"{'the whole test set' if protocol.test_size is None else f'the first {protocol.test_size} test images'}; "
             f"{epochs}. {seeds} seed(s): seed s draws the initial weights (copied to the Keras twin) and the "
             f"batch order, identical for both implementations. TensorFlow trains with a compiled `tf.function` "
-            f"step (no XLA, deterministic ops). Each run records where it executed (executor, worker, thread "
-            f"settings); ms/step counts training steps only (not batch gathering, evaluation or the "
-            f"one-off compile and warm-up).")
+            f"step (no XLA, deterministic ops). Each run records where it executed (executor, "
+            f"worker, thread settings); ms/step counts training steps only (not batch gathering, "
+            f"evaluation or the one-off compile and warm-up).")
 
 
 def _environment_text(env: dict) -> str:
@@ -225,9 +228,9 @@ def _environment_text(env: dict) -> str:
 def _timing_section(timing: dict | None) -> list[str]:
     if timing is None:
         return [timing_text.no_timing_text()]
-    return ["From the timing phase (`timing.json`), per model:", "", *timing_text.timing_prose(timing), "",
-            timing_text.timing_conditions(timing), "", "![timing phase](timing.png)", "",
-            "\n".join(timing_table_lines(timing))]
+    return ["From the timing phase (`timing.json`), per model:", "",
+            *timing_text.timing_prose(timing), "", timing_text.timing_conditions(timing), "",
+            "![timing phase](timing.png)", "", "\n".join(timing_table_lines(timing))]
 
 
 def timing_table_lines(timing: dict) -> list[str]:
@@ -297,7 +300,8 @@ def write(out: Path, results: list[dict], *, models: list[str], seeds: int, prot
         "## Learning curves", "", "![learning curves](learning_curves.png)", "",
         "## 1. Runtime: how fast is the NumPy version?", "", *_timing_section(timing), "",
         "### Wall times the runs recorded", "",
-        timing_text.run_times_note(runs, environment.get("cpu_count")), "", *runtime_prose(runtime), "",
+        timing_text.run_times_note(runs, runtime, environment.get("cpu_count")), "",
+        *runtime_prose(runtime), "",
         "![runtime](runtime.png)", "", markdown_table(runtime_markdown(runtime)), "",
         "## 2. Performance, stability and final accuracy", "", *accuracy_prose(summary, stability), "",
         "Stability per experiment (spread = std of the final test accuracy over seeds; fluctuation = std of "

@@ -81,7 +81,8 @@ def run(args: argparse.Namespace) -> int:
     from reports.sweep.driver import SweepError, run_sweep
 
     try:
-        results, sweep = run_sweep(specs, store, load_splits, executor, progress=not args.no_progress)
+        results, sweep = run_sweep(specs, store, load_splits, executor,
+                                   progress=not args.no_progress)
     except ValueError as error:  # an executor that cannot start (e.g. Ray not installed)
         print(f"tfparity report: {error}", file=sys.stderr)
         return 2

@@ -185,7 +185,8 @@ class RayBackend:
             except ray.exceptions.RayTaskError as error:
                 raise error.as_instanceof_cause() from None
             except ray.exceptions.RayError as error:  # worker crashed, node died, object lost
-                finished.append((ref, Lost(f"{type(error).__name__}: {str(error).splitlines()[0]}")))
+                reason = f"{type(error).__name__}: {str(error).splitlines()[0]}"
+                finished.append((ref, Lost(reason)))
         return finished
 
     def close(self, abort: bool = False) -> None:

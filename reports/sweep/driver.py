@@ -62,16 +62,14 @@ def _say(text: str) -> None:
 
 
 def run_sweep(specs: list[RunSpec], store: RunStore, load_splits: Callable, executor: Executor,
-              progress: bool = True, on_result: Callable[[RunSpec, dict], None] | None = None
-              ) -> tuple[dict[str, dict], dict]:
+              progress: bool = True) -> tuple[dict[str, dict], dict]:
     """Results of every spec (keyed by ``spec.key``), running only those not in ``store``, and a
     record of the sweep (``executor`` from the backend's ``describe()``, ``trained`` runs,
     ``lost`` runs re-submitted after their worker died, ``seconds``).
 
     Data is loaded (``load_splits()``) and a backend started only if something must run. The
     serial executor keeps the plan's order; parallel ones start the longest runs first
-    (``longest_first``). The progress bar counts training steps over all pending runs. ``on_result(spec, result)`` is
-    called after each run trained here is saved.
+    (``longest_first``). The progress bar counts training steps over all pending runs.
 
     Raises:
         SweepError: a run's worker died ``MAX_ATTEMPTS`` times.
@@ -150,8 +148,6 @@ def run_sweep(specs: list[RunSpec], store: RunStore, load_splits: Callable, exec
                     claim.release()
                     record["trained"] += 1
                     finish(spec, outcome)
-                    if on_result is not None:
-                        on_result(spec, outcome)
             elif elsewhere:
                 time.sleep(POLL_SECONDS)
             _check_elsewhere(elsewhere, store, queue, finish)
@@ -169,7 +165,8 @@ def run_sweep(specs: list[RunSpec], store: RunStore, load_splits: Callable, exec
 
 
 def _check_elsewhere(elsewhere: dict, store: RunStore, queue: deque, finish: Callable) -> None:
-    """Runs claimed by other processes: take the saved ones, queue again those whose claimer died."""
+    """Runs claimed by other processes: take the saved ones; queue again those whose claimer
+    died."""
     for key, spec in list(elsewhere.items()):
         result = store.load(spec)
         if result is not None:

@@ -29,7 +29,8 @@ _SPLITS: dict = {}  # Protocol -> Splits, loaded once per worker process
 def environment(threads: int) -> dict[str, str]:
     """The variables that give NumPy's BLAS and both TensorFlow pools ``threads`` threads."""
     if isinstance(threads, bool) or not isinstance(threads, int) or threads < 1:
-        raise ValueError(f"worker: expected threads to be a positive integer, received {threads!r}.")
+        raise ValueError(f"worker: expected threads to be a positive integer, "
+                         f"received {threads!r}.")
     return dict.fromkeys(THREAD_VARIABLES, str(threads))
 
 
@@ -86,7 +87,8 @@ def train(spec, splits, execution: dict) -> dict:
 def with_execution(result: dict, execution: dict) -> dict:
     """``result`` with its ``execution`` record: ``execution`` (executor, workers, attempt...)
     and this process's label, thread variables and peak memory."""
-    result["execution"] = {**execution, "worker": label(), "thread_environment": thread_environment(),
+    result["execution"] = {**execution, "worker": label(),
+                           "thread_environment": thread_environment(),
                            "worker_max_rss_mib": max_rss_mib()}
     return result
 
