@@ -136,3 +136,12 @@ def test_report_rejects_jobs_with_the_serial_executor(tmp_path, capsys):
     assert code == 2
     assert "--jobs applies to --executor processes or ray" in capsys.readouterr().err
     assert not (tmp_path / "runs").exists()
+
+
+def test_report_ray_executor_without_ray_is_bad_input(tmp_path, monkeypatch, capsys):
+    monkeypatch.setitem(sys.modules, "ray", None)  # `import ray` raises ImportError
+    code = main(["report", "--quick", "--data", "templates", "--models", "linear",
+                 "--executor", "ray", "--out", str(tmp_path), "--no-progress"])
+    assert code == 2
+    assert "pip install 'tfparity[ray]'" in capsys.readouterr().err
+    assert list((tmp_path / "runs").glob("*")) == []  # nothing trained, no claim left

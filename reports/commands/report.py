@@ -78,12 +78,13 @@ def run(args: argparse.Namespace) -> int:
 
     print(f"tfparity report: {len(specs)} runs ({len(models)} models x 3 settings x {args.seeds} seed(s) "
           f"x 2 implementations) in {out}", flush=True)
+    from reports.sweep.backends import ExecutorUnavailable
     from reports.sweep.driver import SweepError, run_sweep
 
     try:
         results, sweep = run_sweep(specs, store, load_splits, executor,
                                    progress=not args.no_progress)
-    except ValueError as error:  # an executor that cannot start (e.g. Ray not installed)
+    except ExecutorUnavailable as error:
         print(f"tfparity report: {error}", file=sys.stderr)
         return 2
     except SweepError as error:

@@ -20,6 +20,10 @@ from typing import Callable, NamedTuple
 from reports.sweep import worker
 
 
+class ExecutorUnavailable(RuntimeError):
+    """The executor cannot start here (e.g. Ray is not installed); the message says why."""
+
+
 class Lost(NamedTuple):
     """A run whose worker died before returning it; ``reason`` says how."""
 
@@ -88,9 +92,9 @@ class ProcessBackend:
     def describe(self) -> dict:
         return {"executor": self.name, "workers": self.capacity, "threads_per_worker": self.threads}
 
-    def worker_pids(self) -> list[int]:
-        """Process ids of the live workers."""
-        return [p.pid for p in multiprocessing.active_children() if p not in self.others]
+    def workers(self) -> list:
+        """The live worker processes (``multiprocessing.Process``)."""
+        return [p for p in multiprocessing.active_children() if p not in self.others]
 
     def submit(self, spec, execution: dict, on_record: Callable[[dict], None] | None = None):
         if self.pool is None:
@@ -121,9 +125,8 @@ class ProcessBackend:
         if self.pool is None:
             return
         if abort:
-            for process in multiprocessing.active_children():
-                if process not in self.others:
-                    process.kill()
+            for process in self.workers():
+                process.kill()
         self.pool.shutdown(wait=True, cancel_futures=True)
         self.pool, self.futures = None, set()
 
@@ -137,7 +140,7 @@ class RayBackend:
     it again.
 
     Raises:
-        ValueError: if Ray is not installed (``pip install 'tfparity[ray]'``).
+        ExecutorUnavailable: if Ray is not installed (``pip install 'tfparity[ray]'``).
     """
 
     name = "ray"
@@ -146,8 +149,8 @@ class RayBackend:
         try:
             import ray
         except ImportError:
-            raise ValueError("report: --executor ray needs Ray; install it with "
-                             "pip install 'tfparity[ray]'.") from None
+            raise ExecutorUnavailable("--executor ray needs Ray; install it with "
+                                      "pip install 'tfparity[ray]'.") from None
         self.ray, self.threads, self.address = ray, threads, address
         self.started_here = not ray.is_initialized()
         if self.started_here:
