@@ -10,6 +10,7 @@ import pandas as pd
 import pytest
 
 from reports.analysis import summary_table
+from reports.experiments import QUICK, plan
 from reports.statistics import MIN_SEEDS, paired_interval, t_cdf, t_quantile
 
 PROBABILITIES = [0.6, 0.9, 0.95, 0.975, 0.995, 0.999]
@@ -94,3 +95,42 @@ def test_summary_table_gives_the_paired_interval_per_experiment():
         pytest.approx([expected.mean, expected.low, expected.high, 5])
     assert table.loc[1, "paired_mean"] == pytest.approx(table.loc[1, "difference"])
     assert table.loc[2, "paired_n"] == MIN_SEEDS - 1 and math.isnan(table.loc[2, "paired_low"])
+
+
+def synthetic_result(spec, final_test_accuracy: float) -> dict:
+    """A finished run whose test accuracy rises to ``final_test_accuracy`` (three evaluations)."""
+    history = [{"samples_seen": 100 * i, "step": i, "epoch": i / 3, "train_loss": 1.0 / (i + 1),
+                "train_eval_loss": 1.0 / (i + 1), "train_eval_accuracy": 0.95,
+                "test_loss": 1.0 / (i + 1), "test_accuracy": final_test_accuracy - 0.01 * (2 - i),
+                "train_time": 0.1 * i, "eval_time": 0.05 * (i + 1), "diverged": False}
+               for i in range(3)]
+    return {"key": spec.key, "spec": spec.to_dict(), "diverged": False, "history": history,
+            "steps": 2, "initial_weights_sha256": f"seed{spec.seed}", "setup_time": 0.1,
+            "train_time": 0.2, "eval_time": 0.15, "wall_time": 0.5, "ms_per_step": 100.0,
+            "s_per_epoch": 0.3, "load_average_1min_at_end": 1.0,
+            "execution": {"executor": "processes", "workers": 2, "threads_per_worker": 1}}
+
+
+def test_report_summary_and_prose_give_the_paired_interval_with_three_seeds(tmp_path):
+    from reports import writer
+
+    rng = np.random.default_rng(2)
+    specs = plan(["linear"], 3, QUICK)
+    # Setting 3: NumPy 2 pp above TensorFlow in every seed, far beyond the seed noise of 0.1 pp.
+    planted = {spec.key: 0.02 * (spec.setting == 2 and spec.implementation == "numpy")
+               for spec in specs}
+    results = [synthetic_result(spec, 0.9 + planted[spec.key] + float(rng.normal(0, 0.001)))
+               for spec in specs]
+    writer.write(tmp_path, results, models=["linear"], seeds=3, protocol=QUICK, command="test",
+                 environment={}, elapsed=1.0, data={})
+    table = pd.read_csv(tmp_path / "summary_table.csv")
+    assert table["paired_n"].tolist() == [3, 3, 3]
+    assert table.loc[2, "paired_low"] > 0.015 and table.loc[2, "paired_high"] < 0.025
+    markdown = (tmp_path / "summary_table.md").read_text()
+    row = next(line for line in markdown.splitlines() if "#3 (1 ep" in line)
+    cells = [cell.strip() for cell in row.split("|")]
+    low, high = (100 * table.loc[2, f"paired_{k}"] for k in ("low", "high"))
+    assert cells[-2] == f"{100 * table.loc[2, 'paired_mean']:+.2f} [{low:+.2f}, {high:+.2f}]"
+    report = (tmp_path / "report.md").read_text()
+    assert "the 95% t-interval of NumPy - TF contains 0 in 2 of 3 settings (not for #3" in report
+    assert "timing phase was skipped" in report
