@@ -9,7 +9,7 @@ import re
 import pandas as pd
 import pytest
 
-from reports import runner, timing
+from reports import runner, timing, writer
 from reports.cli import main
 from reports.writer import OUTPUTS
 
@@ -126,6 +126,20 @@ def test_report_quick_retime_measures_again(quick_run, monkeypatch):
     assert main(["report", "--quick", "--data", "templates", "--seeds", "1", "--models", *MODELS,
                  "--out", str(out), "--no-progress", "--retime"]) == 0
     assert calls == [(MODELS, 1000, None)]
+
+
+def test_report_quick_resumes_over_a_run_file_holding_null(quick_run, monkeypatch, capsys):
+    code, out = quick_run
+    run = sorted((out / "runs").glob("linear-*-numpy-*.json"))[0]
+    run.write_text("null")
+    written = []
+    monkeypatch.setattr(writer, "write", lambda out, results, **kwargs: written.append(results))
+    capsys.readouterr()
+    assert main(["report", "--quick", "--data", "templates", "--seeds", "1", "--models", *MODELS,
+                 "--out", str(out), "--no-progress"]) == 0
+    assert len(written) == 1 and all(isinstance(result, dict) for result in written[0])
+    assert "Traceback" not in capsys.readouterr().err
+    assert json.loads(run.read_text())["key"] in run.name  # trained again and saved
 
 
 def test_report_interrupted_returns_130_and_keeps_runs(tmp_path, monkeypatch, capsys):

@@ -13,6 +13,7 @@ import pytest
 from helpers import TINY, fake_run_result, tiny_splits
 from reports import runner
 from reports.experiments import FULL, IMPLEMENTATIONS, QUICK, SETTINGS, plan, steps_per_run
+from scratch import threads
 
 def test_plan_is_seed_major_numpy_first():
     specs = plan(list(SETTINGS), 2, FULL)
@@ -83,3 +84,13 @@ def test_train_one_both_sides_start_equal_and_time_apart():
         assert result["wall_time"] >= result["setup_time"] + result["train_time"] + result["eval_time"]
     np.testing.assert_allclose([r["test_loss"] for r in numpy_run["history"]],
                                [r["test_loss"] for r in tf_run["history"]], rtol=1e-5)
+    # The conditions of the timings: each side's threads, the load at the start and the end.
+    # The phases alternate: warm-up step, warm-up evaluation and the record at step 0, then
+    # three times a step and a record: four starts of each phase.
+    assert numpy_run["threads"]["rules"] == threads.policy().rules
+    assert sum(numpy_run["threads"]["usage"]["eval"].values()) == 4
+    assert sum(numpy_run["threads"]["usage"]["step"].values()) == 4
+    assert set(tf_run["threads"]) == {"intra_op", "inter_op"}
+    for result in results.values():
+        assert all(isinstance(result[f"load_average_1min_at_{when}"], float)
+                   for when in ("start", "end"))

@@ -64,8 +64,9 @@ def check(model: Sequential, x: np.ndarray, y: np.ndarray,
 
 
 def check_model(name: str, dtype: str, seed: int = 0, batch_size: int = 16,
-                data: str = "strokes") -> dict[str, PathCheck]:
-    """``check`` of the built-in model ``name`` on a seeded batch (``layerdiff.load_batch``)."""
+                data: str = "strokes", verify: bool = True) -> dict[str, PathCheck]:
+    """``check`` of the built-in model ``name`` on a seeded batch (``batches.load_batch``;
+    ``verify``: check MNIST's SHA-256)."""
     model = build(name, seed=seed, dtype=dtype)
-    x, y = load_batch(data, batch_size, seed, dtype)
+    x, y = load_batch(data, batch_size, seed, dtype, verify)
     return check(model, x, y)

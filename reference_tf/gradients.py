@@ -76,7 +76,8 @@ def layer_pass(keras_layer: keras.layers.Layer, x: np.ndarray, dy: np.ndarray) -
 
 
 def trace(keras_model: keras.Sequential, x: np.ndarray, y: np.ndarray) -> Trace:
-    """One forward and backward pass of a Keras Sequential with the mean cross-entropy loss.
+    """One forward and backward pass of a Keras Sequential with the mean cross-entropy loss
+    plus the model's regularization losses (``model.losses``), as Keras trains it.
 
     Args:
         keras_model: a Sequential whose last layer outputs logits (N, K), e.g. ``twin(model)``.
@@ -97,6 +98,8 @@ def trace(keras_model: keras.Sequential, x: np.ndarray, y: np.ndarray) -> Trace:
             h = layer(h)
             outputs[layer.name] = h
         loss = sparse_cross_entropy(h, y)
+        if keras_model.losses:  # the kernel_regularizer penalties
+            loss = loss + tf.add_n(keras_model.losses)
     sources = [*outputs.values(), *params.values(), x_t]
     gradients = tape.gradient(loss, sources)
     n = len(outputs)

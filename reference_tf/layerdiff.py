@@ -97,6 +97,7 @@ class ModelDiff:
     layers: list[LayerDiff]
     first: Divergence | None
     first_propagated: tuple | None   # (layer, label) of the first propagated failure, scan order
+    data_unverified: bool = False    # MNIST used without checking its SHA-256 (--no-verify)
     isolated_inputs: dict = field(repr=False, default_factory=dict)  # for the third opinion
     opinion: object = None           # set by ``reference_tf.finite_diff.third_opinion``
 
@@ -233,7 +234,8 @@ def first_divergence(layers: list[LayerDiff]) -> tuple[Divergence | None, tuple 
 
 
 def diff_model(model_name: str, dtype: str = "float64", seed: int = 0, batch_size: int = 16,
-               data: str = "strokes", weights: dict | None = None) -> ModelDiff:
+               data: str = "strokes", weights: dict | None = None,
+               verify: bool = True) -> ModelDiff:
     """Compare the scratch model ``model_name`` with its Keras twin on one seeded batch.
 
     Args:
@@ -243,6 +245,7 @@ def diff_model(model_name: str, dtype: str = "float64", seed: int = 0, batch_siz
         batch_size: N, the examples of the batch.
         data: "strokes" or "mnist" (see ``load_batch``).
         weights: parameters keyed like ``Sequential.params`` (e.g. from ``reports.weights``).
+        verify: check MNIST's SHA-256 (``scratch.data.load_mnist``).
 
     Returns:
         The ``ModelDiff`` (no third opinion yet; see ``reference_tf.finite_diff``).
@@ -250,8 +253,10 @@ def diff_model(model_name: str, dtype: str = "float64", seed: int = 0, batch_siz
     model = build(model_name, seed=seed, dtype=dtype)
     if weights is not None:
         model.set_params(weights)
-    x, y = load_batch(data, batch_size, seed, dtype)
-    return diff(model, x, y, name=model_name, seed=seed, data=data)
+    x, y = load_batch(data, batch_size, seed, dtype, verify)
+    result = diff(model, x, y, name=model_name, seed=seed, data=data)
+    result.data_unverified = data == "mnist" and not verify
+    return result
 
 
 def diff(model: Sequential, x: np.ndarray, y: np.ndarray, *, name: str = "model",
@@ -309,6 +314,7 @@ def to_dict(result: ModelDiff) -> dict:
                  "isolated": comparison_dict(f.quantity.isolated)}
     return {
         "model": result.model, "dtype": result.dtype, "seed": result.seed, "data": result.data,
+        "data_unverified": result.data_unverified,
         "batch_shape": list(result.batch_shape),
         "passed": result.passed,
         "first_divergence": first,

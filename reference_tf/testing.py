@@ -54,6 +54,14 @@ def assert_layer_parity(scratch_layer: Layer, keras_layer: keras.layers.Layer | 
         The comparisons keyed "output", "input_grad", "grads/<param>".
     """
     dtype = _check_dtype("assert_layer_parity", dtype)
+    if not isinstance(scratch_layer, Layer):
+        hint = (" (a Keras layer: it goes second, as keras_layer)"
+                if isinstance(scratch_layer, keras.layers.Layer) else "")
+        raise TypeError(f"assert_layer_parity: expected scratch_layer to be a "
+                        f"scratch.layers.Layer, received {type(scratch_layer).__name__}{hint}.")
+    if keras_layer is not None and not isinstance(keras_layer, keras.layers.Layer):
+        raise TypeError(f"assert_layer_parity: expected keras_layer to be a keras.layers.Layer or "
+                        f"None, received {type(keras_layer).__name__}.")
     input_shape = tuple(int(s) for s in input_shape)
     rng = np.random.default_rng(seed)
     if keras_layer is None:
@@ -66,17 +74,44 @@ def assert_layer_parity(scratch_layer: Layer, keras_layer: keras.layers.Layer | 
     if x is None:
         x = rng.standard_normal(input_shape).astype(dtype)
     out = scratch_layer.forward(x)
+    if not keras_layer.built:
+        keras_layer.build((None, *input_shape[1:]))
+    _check_output_shapes(scratch_layer, keras_layer, x.shape, out.shape)
     if dy is None:
         dy = rng.standard_normal(out.shape).astype(dtype)
     dx = scratch_layer.backward(dy)
-    if not keras_layer.built:
-        keras_layer.build((None, *input_shape[1:]))
     copy_weights(scratch_layer.params, {v.name: v for v in keras_layer.trainable_weights})
     reference = layer_pass(keras_layer, x, dy)
     mine = {"output": out, "input_grad": dx,
             **{f"grads/{k}": v for k, v in scratch_layer.grads.items()}}
     return assert_all_close(mine, reference.arrays(), dtype,
                             context=f"{scratch_layer!r} vs Keras, input shape {input_shape}")
+
+
+def _check_output_shapes(scratch_layer: Layer, keras_layer: keras.layers.Layer,
+                         input_shape: tuple, shape: tuple) -> None:
+    """Raise AssertionError, naming the settings the two layers disagree on, if the Keras layer
+    gives another output shape than ``shape`` (the scratch layer's) for ``input_shape``."""
+    expected = tuple(keras_layer.compute_output_shape(tuple(input_shape)))
+    if expected == tuple(shape):
+        return
+    config = keras_layer.get_config()
+    differ = [f"{key}: scratch {value!r}, Keras {config[key]!r}"
+              for key, value in vars(scratch_layer).items()
+              if key in config and key not in ("name", "dtype", "trainable")
+              and _setting(value) != _setting(config[key])]
+    raise AssertionError(
+        f"assert_layer_parity: {scratch_layer!r} gives output shape {tuple(shape)}, the Keras "
+        f"layer '{keras_layer.name}' {expected}, for input shape {tuple(input_shape)}; settings "
+        f"that differ: {'; '.join(differ) or 'none of the shared ones'}.")
+
+
+def _setting(value):
+    """A layer setting comparable across both libraries (tuples and lists alike, case of
+    strings such as padding ignored)."""
+    if isinstance(value, (tuple, list)):
+        return tuple(value)
+    return value.lower() if isinstance(value, str) else value
 
 
 def assert_model_parity(model: Sequential, x: np.ndarray, y: np.ndarray,

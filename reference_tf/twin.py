@@ -19,11 +19,15 @@ def keras_layer(layer: scratch_layers.Layer, dtype: str, counterparts: dict | No
         if isinstance(layer, cls):
             return factory(layer, dtype)
     common = {"name": layer.name, "dtype": dtype}
+    if isinstance(layer, (scratch_layers.Dense, scratch_layers.Conv2D)):
+        penalty = layer.kernel_regularizer
+        regularizer = None if penalty is None else keras.regularizers.L2(**penalty.get_config())
     if isinstance(layer, scratch_layers.Dense):
-        return keras.layers.Dense(layer.units, **common)
+        return keras.layers.Dense(layer.units, kernel_regularizer=regularizer, **common)
     if isinstance(layer, scratch_layers.Conv2D):
         return keras.layers.Conv2D(layer.filters, layer.kernel_size, strides=layer.strides,
-                                   padding=layer.padding, **common)
+                                   padding=layer.padding, kernel_regularizer=regularizer,
+                                   **common)
     if isinstance(layer, scratch_layers.MaxPool2D):
         return keras.layers.MaxPooling2D(layer.pool_size, strides=layer.strides,
                                          padding=layer.padding, **common)

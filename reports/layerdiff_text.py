@@ -118,8 +118,11 @@ def first_divergence_sentence(result: ModelDiff) -> str:
 def render(result: ModelDiff) -> str:
     """The whole text report of ``tfparity diff``."""
     tol = tolerances(result.dtype)
+    data = DATA_NAMES.get(result.data, result.data)
+    if result.data_unverified:
+        data += " (SHA-256 not checked, --no-verify)"
     head = (f"tfparity diff {result.model}: {result.dtype}, batch {_shape(result.batch_shape)} of "
-            f"{DATA_NAMES.get(result.data, result.data)} data, seed {result.seed}. Errors against "
+            f"{data} data, seed {result.seed}. Errors against "
             f"TensorFlow: relative L2 (propagated: each side end to end; isolated: the scratch layer on TensorFlow's input "
             f"and upstream gradient); tolerance forward {tol.forward:.0e}, gradient "
             f"{tol.gradient:.0e}.")

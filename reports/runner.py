@@ -21,6 +21,8 @@ import numpy as np
 from reports.atomic import write_json
 from reports.datasets import Splits
 from reports.experiments import RunSpec, steps_per_run
+from reports.load import load_average
+from scratch import threads
 from scratch.models import build
 from scratch.optim import SGD
 from scratch.train import ScratchTrainer, run
@@ -64,7 +66,9 @@ class RunStore:
             result = json.loads(path.read_text())
         except (OSError, json.JSONDecodeError):
             return None  # unreadable: run again
-        return result if result.get("key") == spec.key else None
+        if not isinstance(result, dict) or result.get("key") != spec.key:
+            return None  # not a run of this spec (e.g. a file holding null): run again
+        return result
 
     def save(self, spec: RunSpec, result: dict) -> None:
         write_json_atomic(self.path(spec), result)
@@ -91,11 +95,28 @@ def make_trainer(spec: RunSpec):
         from reference_tf.twin import copy_weights, keras_params, twin
 
         keras_model = twin(model)
-        trainer = KerasTrainer(keras_model, spec.lr, eval_batch_size=protocol.eval_batch_size)
+        trainer = KerasTrainer(keras_model, SGD(spec.lr), eval_batch_size=protocol.eval_batch_size)
         return (trainer, lambda: {k: v.numpy() for k, v in keras_params(keras_model).items()},
                 lambda values: copy_weights(values, keras_model))
     raise ValueError(f"report: expected implementation 'numpy' or 'tensorflow', "
                      f"received {spec.implementation!r}.")
+
+
+def load_average_1min() -> float | None:
+    averages = load_average()
+    return None if averages is None else averages[0]
+
+
+def thread_settings(implementation: str, since: dict | None = None) -> dict:
+    """The threads a run of ``implementation`` computed with: NumPy's BLAS threads per phase,
+    their rules and source, and how often each count ran a phase since the usage snapshot
+    ``since`` (``scratch.threads``); or TensorFlow's pools (``reference_tf.threads``)."""
+    if implementation == "numpy":
+        blas = threads.describe(since)
+        return {key: blas[key] for key in ("source", "rules", "phases", "usage")}
+    from reference_tf import threads as tf_threads
+
+    return tf_threads.describe()
 
 
 def train_one(spec: RunSpec, splits: Splits, on_record: Callable[[dict], None] | None = None) -> dict:
@@ -104,7 +125,11 @@ def train_one(spec: RunSpec, splits: Splits, on_record: Callable[[dict], None] |
     Timings: ``train_time`` is the sum of the training steps alone, ``eval_time`` the sum of the
     evaluations, ``setup_time`` building the model, compiling and one warm-up step and
     evaluation (undone before training: the weights are restored), ``wall_time`` all of it.
+    The conditions they were taken under: ``threads`` (``thread_settings``) and the 1-minute
+    load average at the start and the end.
     """
+    load_at_start = load_average_1min()
+    blas_usage = threads.policy().usage_snapshot()
     start = time.perf_counter()
     x, y = splits.train
     trainer, get_params, set_params = make_trainer(spec)
@@ -137,5 +162,7 @@ def train_one(spec: RunSpec, splits: Splits, on_record: Callable[[dict], None] |
         "ms_per_step": 1e3 * last["train_time"] / max(steps, 1),
         "s_per_epoch": last["train_time"] / max(last["epoch"], 1e-12),
         "finished_at": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
-        "load_average_1min_at_end": os.getloadavg()[0] if hasattr(os, "getloadavg") else None,
+        "threads": thread_settings(spec.implementation, blas_usage),
+        "load_average_1min_at_start": load_at_start,
+        "load_average_1min_at_end": load_average_1min(),
     }

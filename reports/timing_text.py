@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import pandas as pd
 
+from reports.environment import threads_text
+
 
 def _ms(spread: dict) -> str:
     q1, median, q3 = (1e3 * spread[key] for key in ("q1", "median", "q3"))
@@ -16,14 +18,6 @@ def faster(ratio: float) -> str:
     if ratio >= 1:
         return f"NumPy is {ratio:.2f}x slower than TensorFlow"
     return f"NumPy is {1 / ratio:.2f}x faster than TensorFlow"
-
-
-def threads_text(env: dict) -> str:
-    """The thread settings of a ``reports.environment.describe()`` record, as one clause."""
-    variables = {k: v for k, v in env.get("thread_environment", {}).items() if v is not None}
-    return (f"TensorFlow intra/inter-op threads {env.get('tf_intra_op_threads')}/"
-            f"{env.get('tf_inter_op_threads')} (0 = one per core), thread environment variables "
-            f"{variables or 'none set'}")
 
 
 def timing_prose(timing: dict) -> list[str]:
@@ -56,6 +50,7 @@ def timing_conditions(timing: dict) -> str:
     """How the timing phase measured, and under which conditions."""
     settings, conditions = timing["settings"], timing["conditions"]
     env = conditions["environment"]
+    variables = {k: v for k, v in env.get("thread_environment", {}).items() if v is not None}
     before, after = env.get("load_average_1_5_15min"), conditions.get("load_average_after")
     load = (f"Load average (1/5/15 min) {_loads(before)} before and {_loads(after)} after, on "
             f"{env.get('cpu_count')} logical CPUs" if before and after else
@@ -68,7 +63,8 @@ def timing_conditions(timing: dict) -> str:
             f"process, on random images from the same model initialisation; then "
             f"{settings['eval_repeat']} evaluations of {settings['eval_images']} images per side "
             f"in batches of {settings['eval_batch_size']}; medians with interquartile ranges, "
-            f"{settings['dtype']}. {load}; {threads_text(env)}.")
+            f"{settings['dtype']}. {load}; {threads_text(env)}; thread environment variables "
+            f"{variables or 'none set'}.")
 
 
 def _loads(values) -> str:
@@ -102,8 +98,12 @@ def run_times_note(runs: pd.DataFrame, runtime: pd.DataFrame, cpus: int | None) 
     load = runs["load_average"].astype(float)
     if load.notna().any():
         text += (f"The 1-minute load average at the end of a run was {load.median():.2f} (median) "
-                 f"and at most {load.max():.2f}, on {cpus} logical CPUs (it counts the runs' own "
-                 f"threads too). ")
+                 f"and at most {load.max():.2f}, on {cpus} logical CPUs. ")
+    if cpus and load.max() > cpus:
+        text += ("The load average counts the runs' own threads too (TensorFlow's pools, NumPy's "
+                 "BLAS; one of each per worker under a parallel executor), so a load somewhat "
+                 "above the CPU count is expected from the runs themselves; a load well above it "
+                 "means other processes competed for the cores, which inflates those times. ")
     sums = runtime.groupby("model", sort=False)[
         ["ms_per_step_median_numpy", "ms_per_step_median_tensorflow"]].sum()
     medians = "; ".join(f"{model} {row.iloc[0] / row.iloc[1]:.2f}" for model, row in sums.iterrows())

@@ -14,6 +14,7 @@ import pandas as pd
 
 from reports import analysis, diagnosis, plots, timing_text
 from reports.atomic import write_text
+from reports.environment import threads_text
 from reports.experiments import IMPLEMENTATIONS, SETTINGS, Protocol
 from reports.runner import write_json_atomic
 
@@ -218,11 +219,12 @@ def _protocol_text(protocol: Protocol, data: dict, seeds: int) -> str:
 
 def _environment_text(env: dict) -> str:
     blas = env.get("blas", {})
+    threads = {k: v for k, v in env.get("thread_environment", {}).items() if v is not None} or "none set"
     return (f"{env.get('cpu_model')} x {env.get('cpu_count')} logical CPUs, {env.get('platform')}; "
             f"Python {env.get('python')}, NumPy {env.get('numpy')} with {blas.get('name')} "
             f"{blas.get('version', '')}, TensorFlow {env.get('tensorflow')}, Keras {env.get('keras')}; "
-            f"{timing_text.threads_text(env)}; load average at the start "
-            f"{env.get('load_average_1_5_15min')}.")
+            f"{threads_text(env)}; thread environment variables: {threads}; "
+            f"load average at the start {env.get('load_average_1_5_15min')}.")
 
 
 def _timing_section(timing: dict | None) -> list[str]:
@@ -237,6 +239,7 @@ def timing_table_lines(timing: dict) -> list[str]:
     from reports.commands.bench import table
 
     return table(timing["rows"])
+
 
 
 def write(out: Path, results: list[dict], *, models: list[str], seeds: int, protocol: Protocol,

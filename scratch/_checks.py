@@ -65,6 +65,12 @@ def check_float_array(owner: str, name: str, x, dtype: np.dtype | None = None) -
             f"{owner}: expected {name} of dtype float32 or float64, received dtype {x.dtype.name}"
             " (convert with x.astype('float32'))."
         )
+    if not x.dtype.isnative:
+        raise TypeError(
+            f"{owner}: expected {name} in the machine's byte order, received dtype "
+            f"{x.dtype.name} in {'big' if x.dtype.byteorder == '>' else 'little'}-endian order "
+            f"({x.dtype.str!r}); convert with x.astype('{x.dtype.name}')."
+        )
     if dtype is not None and x.dtype != dtype:
         raise TypeError(
             f"{owner}: expected {name} of dtype {np.dtype(dtype).name} (the layer's dtype), "

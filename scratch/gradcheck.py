@@ -220,7 +220,8 @@ def float64_model_copy(model: Sequential) -> Sequential:
 def check_model_gradients(model: Sequential, x: np.ndarray, y: np.ndarray,
                           eps: float = DEFAULT_EPS, max_elements: int | None = None,
                           seed: int = 0) -> dict[str, GradCheckResult]:
-    """Check every parameter gradient of the model's mean softmax cross-entropy on (x, y).
+    """Check every parameter gradient of the model's loss on (x, y): the mean softmax
+    cross-entropy plus the weight penalties (``Sequential.regularization_loss``).
 
     Args:
         model: any float dtype; checked on a float64 copy.
@@ -235,7 +236,7 @@ def check_model_gradients(model: Sequential, x: np.ndarray, y: np.ndarray,
     analytic = {key: value.copy() for key, value in clone.loss_and_grads(x, y)[1].items()}
 
     def loss(_: np.ndarray) -> float:
-        return ops.softmax_cross_entropy(clone.forward(x), y)[0]
+        return ops.softmax_cross_entropy(clone.forward(x), y)[0] + clone.regularization_loss()
 
     return {key: compare(key, analytic[key],
                          numerical_grad(loss, clone.params[key], eps, max_elements, seed))

@@ -21,6 +21,7 @@ from scratch._checks import (
     check_positive_int,
 )
 from scratch.initializers import glorot_uniform
+from scratch.regularizers import L2, check_regularizer
 
 
 class Layer:
@@ -40,6 +41,8 @@ class Layer:
         self.dtype: np.dtype | None = None
         self.input_shape: tuple | None = None
         self.cache = None
+        # Param key -> weight penalty (``kernel_regularizer``); the model adds them to the loss.
+        self.regularizers: dict[str, L2] = {}
 
     @property
     def owner(self) -> str:
@@ -148,13 +151,22 @@ class Layer:
 
 
 class Dense(Layer):
-    """Fully connected layer. Input (N, in), output (N, units); kernel (in, units), bias (units,)."""
+    """Fully connected layer. Input (N, in), output (N, units); kernel (in, units), bias (units,).
+
+    ``kernel_regularizer``: None or ``scratch.regularizers.L2``, whose penalty of the kernel the
+    model adds to its loss (as Keras's ``kernel_regularizer``).
+    """
 
     input_rank = 1
 
-    def __init__(self, units: int, name: str | None = None):
+    def __init__(self, units: int, kernel_regularizer: L2 | None = None,
+                 name: str | None = None):
         super().__init__(name)
         self.units = check_positive_int(self.owner, "units", units)
+        self.kernel_regularizer = check_regularizer(self.owner, "kernel_regularizer",
+                                                    kernel_regularizer)
+        if kernel_regularizer is not None:
+            self.regularizers["kernel"] = kernel_regularizer
 
     def output_shape_for(self, input_shape):
         return (self.units,)
@@ -220,15 +232,20 @@ class Conv2D(_Windowed):
     """2-D convolution. Input (N, H, W, c_in), output (N, Ho, Wo, filters).
 
     kernel (kh, kw, c_in, filters), bias (filters,). SAME padding is split as TensorFlow does it.
+    ``kernel_regularizer`` as in ``Dense``.
     """
 
     def __init__(self, filters: int, kernel_size, strides=1, padding: str = "valid",
-                 name: str | None = None):
+                 kernel_regularizer: L2 | None = None, name: str | None = None):
         super().__init__(name)
         self.filters = check_positive_int(self.owner, "filters", filters)
         self.kernel_size = check_pair(self.owner, "kernel_size", kernel_size)
         self.strides = check_pair(self.owner, "strides", strides)
         self.padding = check_padding(self.owner, padding)
+        self.kernel_regularizer = check_regularizer(self.owner, "kernel_regularizer",
+                                                    kernel_regularizer)
+        if kernel_regularizer is not None:
+            self.regularizers["kernel"] = kernel_regularizer
 
     def check_input_channels(self, input_shape):
         kernel = self.params.get("kernel")

@@ -8,7 +8,7 @@ from typing import Callable, NamedTuple
 import numpy as np
 
 from scratch import ops
-from scratch._checks import check_dtype_name, check_float_array, check_labels
+from scratch._checks import check_dtype_name, check_float_array, check_labels, check_positive_int
 from scratch.fusion import Unit, backward, fuse
 from scratch.layers import Conv2D, Dense, Flatten, Layer, MaxPool2D, ReLU
 
@@ -105,11 +105,14 @@ class Sequential:
 
     # Checks ----------------------------------------------------------------------------------
     def check_inputs(self, x: np.ndarray, y: np.ndarray | None = None) -> None:
-        """Validate a batch x (N, *input_shape) of the model's dtype and labels y (N,)."""
+        """Validate a batch x (N, *input_shape), N >= 1, of the model's dtype and labels y (N,)."""
         check_float_array("Sequential input", "x", x, self.dtype)
         if x.shape[1:] != self.input_shape or x.ndim != len(self.input_shape) + 1:
             raise ValueError(f"Sequential input: expected x of shape (N, {', '.join(map(str, self.input_shape))}), "
                              f"received shape {x.shape}.")
+        if x.shape[0] == 0:
+            raise ValueError(f"Sequential input: expected at least one example (N >= 1), "
+                             f"received x of shape {x.shape}.")
         if y is not None:
             check_labels("Sequential input", y, x.shape[0], self.num_classes)
 
@@ -136,6 +139,20 @@ class Sequential:
             x = unit.infer(x)
         return x
 
+    def regularization_loss(self) -> float:
+        """The sum of the layers' weight penalties (``kernel_regularizer``; 0.0 without any), the
+        term ``trace`` and ``loss_and_grads`` add to the mean cross-entropy, as Keras adds
+        ``model.losses``."""
+        return sum(regularizer(layer.params[key])
+                   for layer in self.layers for key, regularizer in layer.regularizers.items())
+
+    def _add_penalty_grads(self) -> float:
+        """Add the weight penalties' gradients to the layers' ``grads``; return the penalties."""
+        for layer in self.layers:
+            for key, regularizer in layer.regularizers.items():
+                layer.grads[key] = layer.grads[key] + regularizer.gradient(layer.params[key])
+        return self.regularization_loss()
+
     def trace(self, x: np.ndarray, y: np.ndarray, input_grad: bool = True) -> Trace:
         """One forward and backward pass, layer by layer, keeping every layer's output and
         output gradient: the diagnostic path (``tfparity diff``).
@@ -155,13 +172,15 @@ class Sequential:
             output_grads[layer.name] = dy
 
         dx = backward(self.layers, dlogits, input_grad=input_grad, each=keep)
+        loss += self._add_penalty_grads()
         return Trace(logits, loss, outputs, dict(reversed(output_grads.items())), self.grads, dx)
 
     def loss_and_grads(self, x: np.ndarray, y: np.ndarray, *, check: bool = True
                        ) -> tuple[float, dict]:
-        """Mean softmax cross-entropy of (x (N, *input_shape), y (N,)) and its parameter
-        gradients keyed like ``params``: the training computation, through ``units`` (equal to
-        ``trace`` up to BLAS summation order, without per-layer outputs or dL/dx).
+        """Mean softmax cross-entropy of (x (N, *input_shape), y (N,)) plus the
+        ``regularization_loss``, and its parameter gradients keyed like ``params``: the training
+        computation, through ``units`` (equal to ``trace`` up to BLAS summation order, without
+        per-layer outputs or dL/dx).
 
         ``check=False`` skips validating x and y, for callers that validated them already
         (``fit`` checks the whole training set once).
@@ -172,7 +191,7 @@ class Sequential:
             x = unit.call(x)
         loss, dlogits = ops.softmax_cross_entropy(x, y)
         backward(self.units, dlogits, input_grad=False)
-        return loss, self.grads
+        return loss + self._add_penalty_grads(), self.grads
 
     def forward(self, x: np.ndarray) -> np.ndarray:
         """Logits (N, num_classes) for inputs x (N, *input_shape), through ``units``."""
@@ -185,6 +204,7 @@ class Sequential:
         through ``units``; ``check=False`` as in ``loss_and_grads``."""
         if check:
             self.check_inputs(x, y)
+        batch_size = check_positive_int("Sequential.evaluate", "batch_size", batch_size)
         total_loss, correct = 0.0, 0
         for start in range(0, len(x), batch_size):
             xb, yb = x[start:start + batch_size], y[start:start + batch_size]
@@ -197,6 +217,7 @@ class Sequential:
     def predict(self, x: np.ndarray, batch_size: int = 1000) -> np.ndarray:
         """Predicted classes (N,) int64 of x (N, *input_shape), in batches of ``batch_size``."""
         self.check_inputs(x)
+        batch_size = check_positive_int("Sequential.predict", "batch_size", batch_size)
         return np.concatenate([self._logits(x[s:s + batch_size]).argmax(axis=1)
                                for s in range(0, len(x), batch_size)])
 
@@ -247,5 +268,5 @@ MODELS: dict[str, Callable[[], list[Layer]]] = {
 def build(name: str, seed: int = 0, dtype="float32") -> Sequential:
     """One of the four MNIST models (see ``MODELS``): images (N, 28, 28, 1) -> 10 logits."""
     if name not in MODELS:
-        raise ValueError(f"build: expected a model name in {sorted(MODELS)}, received {name!r}.")
+        raise ValueError(f"build: expected a model name in {list(MODELS)}, received {name!r}.")
     return Sequential(MODELS[name](), MNIST_INPUT_SHAPE, seed=seed, dtype=dtype)

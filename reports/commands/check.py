@@ -10,8 +10,9 @@ from __future__ import annotations
 
 import argparse
 
-from reference_tf.batches import DATA_SOURCES
-from scratch.models import MODELS
+from reports.commands.options import (
+    BATCH_DATA, add_models, add_no_verify, add_seed, checks_mnist, in_model_order, positive_int,
+)
 
 
 def register(subparsers) -> None:
@@ -23,25 +24,34 @@ def register(subparsers) -> None:
                     "and 'training' (the fused computation a training step runs: loss and every "
                     "parameter gradient). One line per model, dtype and path with PASS/FAIL and "
                     "the worst error (the larger of relative L2 and scaled max abs) relative to "
-                    "its tolerance. Exit code 0 only if all pass.")
-    parser.add_argument("--models", nargs="+", choices=list(MODELS), default=list(MODELS),
-                        help="default: all four")
-    parser.add_argument("--dtype", choices=["float32", "float64", "both"], default="both")
-    parser.add_argument("--seed", type=int, default=0, help="weights and batch seed (default 0)")
-    parser.add_argument("--batch-size", type=int, default=16, help="examples (default 16)")
-    parser.add_argument("--data", choices=DATA_SOURCES, default="strokes",
-                        help="strokes: digit-like strokes on exact zeros (default); mnist")
+                    "its tolerance. Exit code 0 only if all pass, 1 if any fails.")
+    add_models(parser, "models to check")
+    parser.add_argument("--dtype", choices=["float32", "float64", "both"], default="both",
+                        help="the dtype(s) to check")
+    add_seed(parser, "seeds the weights and the batch")
+    parser.add_argument("--batch-size", type=positive_int, default=16, help="examples")
+    parser.add_argument("--data", choices=BATCH_DATA, default="strokes",
+                        help="strokes: digit-like strokes on exact zeros; mnist: training images "
+                             "drawn with --seed")
+    add_no_verify(parser)
     parser.set_defaults(func=run)
 
 
 def run(args: argparse.Namespace) -> int:
     from reference_tf.check import check_model
+    from reference_tf.reproducible import use_reproducible_kernels
 
+    use_reproducible_kernels()
     dtypes = ["float32", "float64"] if args.dtype == "both" else [args.dtype]
+    models = in_model_order(args.models)
+    verify = checks_mnist(args)
+    if args.data == "mnist" and not verify:
+        print("data: MNIST from $TFPARITY_MNIST_DIR, SHA-256 not checked (--no-verify)",
+              flush=True)
     failed, total = [], 0
-    for name in args.models:
+    for name in models:
         for dtype in dtypes:
-            paths = check_model(name, dtype, args.seed, args.batch_size, args.data)
+            paths = check_model(name, dtype, args.seed, args.batch_size, args.data, verify)
             for result in paths.values():
                 total += 1
                 print(f"{'PASS' if result.passed else 'FAIL'}  {name:<6}  {dtype}  "
@@ -50,10 +60,10 @@ def run(args: argparse.Namespace) -> int:
             if not all(result.passed for result in paths.values()):
                 failed.append((name, dtype))
     if failed:
-        print(f"{len(failed)} of {len(args.models) * len(dtypes)} model/dtype pairs failed; "
+        print(f"{len(failed)} of {len(models) * len(dtypes)} model/dtype pairs failed; "
               "locate each with "
               + ", ".join(f"`tfparity diff {n} --dtype {d}`" for n, d in failed))
         return 1
-    print(f"all {total} checks passed ({len(args.models)} models x {len(dtypes)} dtypes x "
+    print(f"all {total} checks passed ({len(models)} models x {len(dtypes)} dtypes x "
           "trace and training paths)")
     return 0

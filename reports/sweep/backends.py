@@ -17,10 +17,11 @@ from concurrent.futures import wait as wait_futures
 from concurrent.futures.process import BrokenProcessPool
 from typing import Callable, NamedTuple
 
+from reports.errors import BadInput
 from reports.sweep import worker
 
 
-class ExecutorUnavailable(RuntimeError):
+class ExecutorUnavailable(BadInput):
     """The executor cannot start here (e.g. Ray is not installed); the message says why."""
 
 
@@ -149,7 +150,7 @@ class RayBackend:
         try:
             import ray
         except ImportError:
-            raise ExecutorUnavailable("--executor ray needs Ray; install it with "
+            raise ExecutorUnavailable("argument --executor: ray needs Ray; install it with "
                                       "pip install 'tfparity[ray]'.") from None
         self.ray, self.threads, self.address = ray, threads, address
         self.started_here = not ray.is_initialized()

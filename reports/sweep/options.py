@@ -6,6 +6,8 @@ from __future__ import annotations
 import argparse
 from dataclasses import dataclass
 
+from reports.commands.options import positive_int
+
 EXECUTORS = ("serial", "processes", "ray")
 
 
@@ -28,18 +30,19 @@ class Executor:
 
     def __post_init__(self):
         if self.name not in EXECUTORS:
-            raise ValueError(f"report: expected --executor in {EXECUTORS}, received {self.name!r}.")
+            raise ValueError(f"argument --executor: expected one of {', '.join(EXECUTORS)}, "
+                             f"received {self.name!r}.")
         for option, value in (("--jobs", self.jobs), ("--worker-threads", self.threads)):
             if value is None:
                 continue
             if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-                raise ValueError(f"report: expected {option} to be a positive integer, "
+                raise ValueError(f"argument {option}: expected a positive integer, "
                                  f"received {value!r}.")
             if self.name == "serial":
-                raise ValueError(f"report: {option} applies to --executor processes or ray, "
+                raise ValueError(f"argument {option}: applies to --executor processes or ray, "
                                  f"received it with --executor serial.")
         if self.address is not None and self.name != "ray":
-            raise ValueError(f"report: --address applies to --executor ray, received it with "
+            raise ValueError(f"argument --address: applies to --executor ray, received it with "
                              f"--executor {self.name}.")
 
     def backend(self, splits):
@@ -74,10 +77,10 @@ def add_options(parser: argparse.ArgumentParser) -> None:
                        help="serial (default): one run after another in this process; processes: "
                             "local worker processes; ray: Ray tasks, on a local instance or the "
                             "cluster at --address")
-    group.add_argument("--jobs", type=int, default=None, metavar="N",
+    group.add_argument("--jobs", type=positive_int, default=None, metavar="N",
                        help="processes: worker processes (default: one per core); ray: runs in "
                             "flight (default: the cluster's CPUs / --worker-threads)")
-    group.add_argument("--worker-threads", type=int, default=None, metavar="N",
+    group.add_argument("--worker-threads", type=positive_int, default=None, metavar="N",
                        help="BLAS and TensorFlow threads of each worker (default: cores / jobs "
                             "for processes, 1 for ray)")
     group.add_argument("--address", default=None, metavar="ADDR",

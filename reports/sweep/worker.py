@@ -20,8 +20,10 @@ import socket
 import sys
 
 # The variables through which a worker's threads are set; each gets the worker's thread count.
-THREAD_VARIABLES = ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS",
-                    "TF_NUM_INTRAOP_THREADS", "TF_NUM_INTEROP_THREADS")
+# TFPARITY_BLAS_THREADS fixes every phase of scratch.threads' policy (an inherited setting such
+# as eval=auto would otherwise take more cores, and a count that depends on the load).
+WORKER_VARIABLES = ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS",
+                    "TFPARITY_BLAS_THREADS", "TF_NUM_INTRAOP_THREADS", "TF_NUM_INTEROP_THREADS")
 
 _SPLITS: dict = {}  # Protocol -> Splits, loaded once per worker process
 
@@ -31,11 +33,14 @@ def environment(threads: int) -> dict[str, str]:
     if isinstance(threads, bool) or not isinstance(threads, int) or threads < 1:
         raise ValueError(f"worker: expected threads to be a positive integer, "
                          f"received {threads!r}.")
-    return dict.fromkeys(THREAD_VARIABLES, str(threads))
+    return dict.fromkeys(WORKER_VARIABLES, str(threads))
 
 
 def thread_environment() -> dict[str, str | None]:
-    """The thread variables as this process sees them (None where unset)."""
+    """The variables that set threads (``reports.environment.THREAD_VARIABLES``) as this
+    process sees them (None where unset)."""
+    from reports.environment import THREAD_VARIABLES
+
     return {name: os.environ.get(name) for name in THREAD_VARIABLES}
 
 
@@ -72,10 +77,11 @@ def _splits(protocol):
 def train(spec, splits, execution: dict) -> dict:
     """Train ``spec`` on ``splits`` and return its result with the ``execution`` record
     completed by this worker's label and thread variables."""
-    from reference_tf.reproducible import use_reproducible_kernels
+    from reference_tf import threads as tf_threads
     from reports import runner
 
-    use_reproducible_kernels()
+    if spec.implementation == "tensorflow":
+        tf_threads.configure()  # the pools from the variables, before the runtime starts
     result = runner.train_one(spec, splits)
     if spec.implementation == "tensorflow":
         import keras
