@@ -1,8 +1,9 @@
-"""Running the report's training runs one after the other, each saved as soon as it finishes.
+"""Training one of the report's runs (``train_one``) and the store of finished runs (``RunStore``).
 
 A run's result is a JSON file in ``<out>/runs/`` named after its ``RunSpec`` (whose key hashes
 the exact configuration), written atomically; a run whose file exists is not run again, so
-re-running a command resumes it and Ctrl-C loses nothing already finished.
+re-running a command resumes it and Ctrl-C loses nothing already finished. Which runs execute
+where is ``reports.sweep``'s business.
 """
 
 from __future__ import annotations
@@ -165,36 +166,3 @@ def train_one(spec: RunSpec, splits: Splits, on_record: Callable[[dict], None] |
         "load_average_1min_at_start": load_at_start,
         "load_average_1min_at_end": load_average_1min(),
     }
-
-
-def run_all(specs: list[RunSpec], store: RunStore, load_splits: Callable[[], Splits],
-            progress: bool = True) -> dict[str, dict]:
-    """Results of every spec (keyed by ``spec.key``), running only those not in ``store``.
-
-    Runs go strictly one after another; each is saved the moment it finishes. Data is loaded only
-    if something must run. A progress bar counts training steps over all pending runs.
-    """
-    results = {spec.key: store.load(spec) for spec in specs}
-    pending = [spec for spec in specs if results[spec.key] is None]
-    if not pending:
-        return results
-    splits = load_splits()
-    n_train = len(splits.train[0])
-    from tqdm.auto import tqdm
-
-    total = sum(steps_per_run(spec, n_train) for spec in pending)
-    with tqdm(total=total, unit="step", disable=not progress, dynamic_ncols=True,
-              desc=f"{len(specs) - len(pending)}/{len(specs)} runs cached") as bar:
-        for spec in pending:
-            bar.set_postfix_str(f"{spec.label()} seed {spec.seed} {spec.implementation}")
-            done = {"step": 0}
-
-            def advance(record: dict) -> None:
-                bar.update(record["step"] - done["step"])
-                done["step"] = record["step"]
-
-            result = train_one(spec, splits, on_record=advance)
-            bar.update(steps_per_run(spec, n_train) - done["step"])  # a diverged run stops early
-            store.save(spec, result)
-            results[spec.key] = result
-    return results

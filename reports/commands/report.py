@@ -14,6 +14,7 @@ from reports.commands.options import add_no_verify, positive_int
 from reports.errors import INTERRUPTED, BadInput
 from reports.experiments import DATA_SOURCES, FULL, QUICK, SETTINGS, check_models, plan
 from reports.outputs import check_dir
+from reports.sweep import options as sweep_options
 
 DEFAULT_OUT = Path(__file__).resolve().parents[1] / "out"
 META = "environment.json"  # machine and data of the last invocation that trained something
@@ -41,13 +42,15 @@ def register(subparsers) -> None:
     parser.add_argument("--out", type=Path, default=None, metavar="DIR",
                         help="run directory (default: reports/out/<full|quick>[-templates])")
     parser.add_argument("--no-progress", action="store_true", help="no progress bar")
+    sweep_options.add_options(parser)
     parser.set_defaults(func=run)
 
 
-def _command_line(args, models: list[str], out: Path) -> str:
+def _command_line(args, models: list[str], out: Path, executor) -> str:
     parts = ["tfparity report", "--models", *models, "--seeds", str(args.seeds)]
     parts += ["--quick"] * args.quick + (["--data", args.data] if args.data != "mnist" else [])
     parts += ["--no-verify"] * args.no_verify
+    parts += executor.arguments() + ["--no-timing"] * args.no_timing
     return " ".join(parts + ["--out", str(out)])
 
 
@@ -65,7 +68,8 @@ def run(args: argparse.Namespace) -> int:
     name = ("quick" if args.quick else "full") + ("" if args.data == "mnist" else f"-{args.data}")
     out = check_dir(args.out if args.out is not None else DEFAULT_OUT / name, "--out")
 
-    from reports import datasets, runner, writer
+    from reports import datasets, runner, timing, writer
+    from reports.sweep.driver import run_sweep
     from scratch import threads as blas_threads
 
     if args.seeds is None:
@@ -75,6 +79,7 @@ def run(args: argparse.Namespace) -> int:
     specs = plan(models, args.seeds, protocol)
     try:
         blas_threads.policy()  # a malformed TFPARITY_BLAS_THREADS fails here, not mid-run
+        executor = sweep_options.from_args(args)
     except ValueError as error:
         raise BadInput(str(error)) from error
     store = runner.RunStore(out)
@@ -94,7 +99,8 @@ def run(args: argparse.Namespace) -> int:
     print(f"tfparity report: {len(specs)} runs ({len(models)} models x 3 settings x {args.seeds} seed(s) "
           f"x 2 implementations) in {out}", flush=True)
     try:
-        results = runner.run_all(specs, store, load_splits, progress=not args.no_progress)
+        results, sweep = run_sweep(specs, store, load_splits, executor,
+                                   progress=not args.no_progress)
     except KeyboardInterrupt:
         done = sum(store.load(spec) is not None for spec in specs)
         print(f"\ntfparity report: interrupted; {done}/{len(specs)} runs are saved in {store.dir}; "
@@ -106,10 +112,16 @@ def run(args: argparse.Namespace) -> int:
         from reports.environment import describe
 
         meta = {"environment": describe(), "data": {}}
+    timed = None
+    if not args.no_timing:
+        test_images = (meta["data"].get("test_images")
+                       or len(datasets.load(protocol, verify=not args.no_verify).test[1]))
+        timed = timing.load_or_measure(out, models, protocol, test_images,
+                                       sweep if sweep["trained"] else None, retime=args.retime)
     report = writer.write(
         out, [results[spec.key] for spec in specs], models=models, seeds=args.seeds, protocol=protocol,
-        command=_command_line(args, models, out), environment=meta["environment"],
-        elapsed=time.perf_counter() - started, data=meta["data"])
+        command=_command_line(args, models, out, executor), environment=meta["environment"],
+        elapsed=time.perf_counter() - started, data=meta["data"], timing=timed, sweep=sweep)
     print(f"tfparity report: wrote {report}")
     print(f"run directory: {out}")
     return 0
