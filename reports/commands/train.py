@@ -33,7 +33,7 @@ OPTIMIZERS = {
     "adamw": (optim.AdamW, {}),
 }
 # Hyper-parameter options: (flag, setting, type or None for an on/off flag).
-SETTINGS = [("--lr", "learning_rate", float), ("--momentum", "momentum", float),
+SETTINGS = [("--lr", "learning_rate", positive_float), ("--momentum", "momentum", float),
             ("--rho", "rho", float), ("--beta-1", "beta_1", float), ("--beta-2", "beta_2", float),
             ("--epsilon", "epsilon", float), ("--weight-decay", "weight_decay", float),
             ("--centered", "centered", None), ("--amsgrad", "amsgrad", None)]
@@ -134,6 +134,8 @@ def run(args: argparse.Namespace) -> int:
     from scratch.models import build
     from scratch.train import ScratchTrainer, run as train
 
+    with reading("--optimizer"):
+        optimizer = make_optimizer(args)
     weights = None
     if args.weights is not None:
         with reading("--weights"):
@@ -145,8 +147,6 @@ def run(args: argparse.Namespace) -> int:
             raise BadInput(f"argument --train-size: expected at most the {len(x)} training "
                            f"images of {source}, received {args.train_size}.")
         x, y = x[:args.train_size], y[:args.train_size]
-    with reading("--optimizer"):
-        optimizer = make_optimizer(args)
     print(f"data: {source}", flush=True)
     model = build(args.model, seed=args.seed, dtype=args.dtype)
     if weights is not None:
