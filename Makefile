@@ -4,7 +4,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: test report data clean
+.PHONY: test lint report data clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -17,7 +17,11 @@ $(STAMP): pyproject.toml
 data: $(STAMP)
 	$(VENV)/bin/tfparity data
 
-test: $(STAMP) data
+# ruff with the rule set of pyproject.toml ([tool.ruff]); make test runs it first.
+lint: $(STAMP)
+	$(VENV)/bin/ruff check .
+
+test: $(STAMP) data lint
 	$(PY) -m pytest
 
 report: $(STAMP) data

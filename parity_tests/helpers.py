@@ -29,7 +29,8 @@ def integers(shape, seed=0, dtype="float64") -> np.ndarray:
 
 def assert_close(actual: dict, expected: dict, rtol: float) -> None:
     """Max abs error over the larger magnitude below ``rtol`` for every key of ``expected``."""
-    assert_gradients_match({key: compare(key, actual[key], value) for key, value in expected.items()},
+    assert_gradients_match({key: compare(key, actual[key],
+                                         value) for key, value in expected.items()},
                            rtol)
 
 
@@ -69,7 +70,8 @@ def tiny_splits() -> datasets.Splits:
 
 
 def fake_run_result(spec: RunSpec) -> dict:
-    """What ``reports.runner.train_one`` returns, reduced to what the run store and the sweep need."""
+    """What ``reports.runner.train_one`` returns, reduced to what the run store and the sweep
+    need."""
     return {"key": spec.key, "spec": spec.to_dict(), "history": [{"test_loss": math.nan}],
             "diverged": False}
 

@@ -50,7 +50,8 @@ def test_bench_command_writes_table_json_plot_and_profile(tmp_path, capsys, fres
     for row in payload["results"]:
         for side in bench.SIDES:
             assert row[f"{side}_step"]["n"] == 2
-            assert row[f"{side}_step"]["q1"] <= row[f"{side}_step"]["median"] <= row[f"{side}_step"]["q3"]
+            assert (row[f"{side}_step"]["q1"] <= row[f"{side}_step"]["median"]
+                    <= row[f"{side}_step"]["q3"])
             assert row[f"{side}_eval_images_per_s"] > 0
         assert math.isclose(row["train_ratio"],
                             row["numpy_step"]["median"] / row["tensorflow_step"]["median"])

@@ -7,12 +7,11 @@ import json
 import numpy as np
 import pytest
 
-from helpers import DTYPES
-
 from reports.cli import main
 from scratch.models import MODELS, build
 from scratch.ops import conv as conv_ops
 
+from helpers import DTYPES
 
 
 def test_check_all_models_both_dtypes_pass(capsys):

@@ -21,12 +21,13 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from helpers import read_only_dir, zero_mnist
 from reports.cli import main
 from reports.weights import META_KEY, save_weights
 from scratch import ops
 from scratch.data import mnist
 from scratch.models import build
+
+from helpers import read_only_dir, zero_mnist
 
 TRACEBACK = "Traceback (most recent call last)"
 

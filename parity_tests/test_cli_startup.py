@@ -12,10 +12,11 @@ import sys
 
 import pytest
 
-from helpers import zero_mnist
 from reports.cli import COMMANDS, main
 from reports.commands import options
 from scratch.models import MODELS
+
+from helpers import zero_mnist
 
 HEAVY = ("numpy", "tensorflow", "keras", "pandas", "matplotlib")
 PROBE = f"""

@@ -66,7 +66,8 @@ def python_files() -> list[Path]:
 
 def test_no_module_uses_another_modules_private_members():
     found = [use for path in python_files()
-             for use in cross_module_private_uses(path.read_text(), path.relative_to(ROOT).as_posix())]
+             for use in cross_module_private_uses(path.read_text(),
+                                                  path.relative_to(ROOT).as_posix())]
     assert not found, "private members used across modules:\n" + "\n".join(found)
 
 

@@ -1,4 +1,5 @@
-"""The verified npm fetch, driven by a fake ``npm`` that serves tarballs written here (no network)."""
+"""The verified npm fetch, driven by a fake ``npm`` that serves tarballs written here (no
+network)."""
 
 from __future__ import annotations
 
@@ -48,7 +49,8 @@ def make_tarball(path: Path, files: dict[str, bytes], links: dict[str, str] | No
 
 def install_fake_npm(bin_dir: Path, plan: list[Path | None]) -> tuple[Path, Path]:
     """Write an executable ``npm`` into ``bin_dir`` whose k-th call copies ``plan[k]`` (the last
-    entry for later calls) into its cwd, or fails like a 404 for ``None``; returns (npm, call log)."""
+    entry for later calls) into its cwd, or fails like a 404 for ``None``; returns (npm, call
+    log)."""
     bin_dir.mkdir(parents=True, exist_ok=True)
     npm, log = bin_dir / "npm", bin_dir / "npm-calls.log"
     npm.write_text(FAKE_NPM.format(python=sys.executable, log=str(log),
@@ -120,7 +122,8 @@ def test_fetch_npm_missing_is_reported(tmp_path, monkeypatch):
 
 def test_fetch_npm_failure_reports_exit_code_and_stderr(tmp_path):
     npm, log = install_fake_npm(tmp_path / "bin", [None])
-    with pytest.raises(FetchError, match=r"(?s)npm pack pkg@1.0.0` failed \(exit code 1.*404 Not Found"):
+    with pytest.raises(FetchError,
+                       match=r"(?s)npm pack pkg@1.0.0` failed \(exit code 1.*404 Not Found"):
         fetch_npm_files("pkg@1.0.0", SHA, tmp_path / "dest", npm=str(npm))
     assert len(calls(log)) == 1  # a registry error is not a corrupt download: no second try
     assert list((tmp_path / "dest").iterdir()) == []
@@ -132,7 +135,8 @@ def test_fetch_reads_only_the_expected_regular_files(tmp_path):
                         links={"package/a": "/etc/hostname"})
     npm, _ = install_fake_npm(tmp_path / "bin", [evil])
     dest = tmp_path / "deep" / "dest"
-    with pytest.warns(RuntimeWarning), pytest.raises(FetchError, match="the tarball has no file package/a"):
+    with pytest.warns(RuntimeWarning), pytest.raises(FetchError,
+                                                     match="the tarball has no file package/a"):
         fetch_npm_files("pkg@1.0.0", SHA, dest, npm=str(npm))
     assert list(dest.iterdir()) == []
     assert not list(tmp_path.rglob("escaped"))

@@ -7,7 +7,8 @@ import struct
 
 import numpy as np
 import pytest
-from hypothesis import given, settings, strategies as st
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from hypothesis.extra import numpy as hnp
 
 from scratch.data.idx import parse_idx, read_idx
@@ -59,17 +60,20 @@ def test_idx_reads_big_endian_int32_values():
     (bytes([0, 0, 0x08, 0]), "0x00000800"),    # zero dimensions
 ])
 def test_idx_wrong_magic_is_rejected(header, received):
-    with pytest.raises(ValueError, match=f"f.idx: expected an IDX magic number .*received {received}"):
+    with pytest.raises(ValueError,
+                       match=f"f.idx: expected an IDX magic number .*received {received}"):
         parse_idx(header + struct.pack(">I", 3) + b"\x05\x00\x04", "f.idx")
 
 
 def test_idx_file_shorter_than_magic_is_rejected():
-    with pytest.raises(ValueError, match="expected an IDX magic number of 4 bytes, received a file of 3"):
+    with pytest.raises(ValueError,
+                       match="expected an IDX magic number of 4 bytes, received a file of 3"):
         parse_idx(b"\0\0\x08", "f.idx")
 
 
 def test_idx_truncated_header_is_rejected():
-    with pytest.raises(ValueError, match=r"expected 3 dimension sizes \(16 header bytes\), received a file of 12"):
+    with pytest.raises(ValueError, match=r"expected 3 dimension sizes \(16 header bytes\), "
+                                         r"received a file of 12"):
         parse_idx(bytes([0, 0, 0x08, 3]) + struct.pack(">2I", 2, 2), "f.idx")
 
 
@@ -100,5 +104,6 @@ def test_idx_wrong_rank_is_rejected():
 
 
 def test_idx_wrong_element_type_is_rejected():
-    with pytest.raises(ValueError, match=r"expected elements of type uint8, received type code 0x0c \(int32\)"):
+    with pytest.raises(ValueError,
+                       match=r"expected elements of type uint8, received type code 0x0c \(int32\)"):
         parse_idx(idx_bytes(np.array([1, 2]), 0x0C), "f.idx", dtype="uint8")

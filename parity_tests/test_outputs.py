@@ -7,9 +7,10 @@ from pathlib import Path
 
 import pytest
 
-from helpers import read_only_dir
 from reports.errors import BadInput
 from reports.outputs import JSON_SUFFIXES, PLOT_SUFFIXES, check_dir, check_file
+
+from helpers import read_only_dir
 
 
 @pytest.fixture

@@ -8,6 +8,10 @@ import json
 
 import numpy as np
 import pytest
+
+from reference_tf.finite_diff import judge
+from reports.cli import main
+
 from planted import (
     plant_conv_no_flip,
     plant_dense_bias_wrong_axis,
@@ -16,9 +20,6 @@ from planted import (
     plant_pool_split_ties,
     plant_relu_passes_at_zero,
 )
-
-from reference_tf.finite_diff import judge
-from reports.cli import main
 
 
 def diff_json(tmp_path, *args) -> tuple[int, dict]:
@@ -82,4 +83,5 @@ def test_fd_judge_inconclusive_at_a_relu_kink():
                     np.array([[1.0, 1.0], [0.5, 0.0]]), np.array([[0.0, 1.0], [0.0, 0.0]]),
                     "input gradient")
     assert opinion.verdict == "kink"
-    assert opinion.details["tensorflow_one_sided"] == 2 and opinion.details["scratch_one_sided"] == 1
+    assert (opinion.details["tensorflow_one_sided"] == 2
+            and opinion.details["scratch_one_sided"] == 1)

@@ -32,7 +32,8 @@ def history(train_acc, test_acc=None, test_loss=None, train_loss=None, train_eva
 
 def plateau(final: float, start: float = 0.1) -> np.ndarray:
     """Accuracy that rises quickly from ``start`` and is flat at ``final`` for the second half."""
-    return np.concatenate([np.linspace(start, final, N_EVALS // 2), np.full(N_EVALS - N_EVALS // 2, final)])
+    return np.concatenate([np.linspace(start, final, N_EVALS // 2),
+                           np.full(N_EVALS - N_EVALS // 2, final)])
 
 
 def overfit_curves(gap: float, loss_rise: float, acc_drop: float = 0.0):
@@ -41,7 +42,8 @@ def overfit_curves(gap: float, loss_rise: float, acc_drop: float = 0.0):
     train = plateau(0.99)
     test = plateau(0.99 - gap + acc_drop)
     test[-1] = 0.99 - gap
-    loss = np.concatenate([np.linspace(2.3, 0.1, N_EVALS - 5), np.linspace(0.1, 0.1 * (1 + loss_rise), 5)])
+    loss = np.concatenate([np.linspace(2.3, 0.1, N_EVALS - 5),
+                           np.linspace(0.1, 0.1 * (1 + loss_rise), 5)])
     return history(train, test, loss, train_loss=np.linspace(2.3, 0.01, N_EVALS))
 
 
@@ -75,7 +77,8 @@ def test_diagnose_overfitting_by_rising_test_loss():
 
 
 def test_diagnose_overfitting_by_falling_test_accuracy():
-    assert d.diagnose(overfit_curves(gap=0.03, loss_rise=0.0, acc_drop=0.01)).verdict == "over-fitting"
+    assert d.diagnose(overfit_curves(gap=0.03, loss_rise=0.0,
+                                     acc_drop=0.01)).verdict == "over-fitting"
 
 
 @pytest.mark.parametrize("gap, loss_rise, acc_drop", [
@@ -87,7 +90,8 @@ def test_diagnose_overfitting_needs_every_condition(gap, loss_rise, acc_drop):
     assert d.diagnose(overfit_curves(gap, loss_rise, acc_drop)).verdict == "good fit"
 
 
-@pytest.mark.parametrize("final, verdict", [(d.UNDERFIT_MIN_TRAIN_ACCURACY - 0.005, "under-fitting"),
+@pytest.mark.parametrize("final, verdict",
+                         [(d.UNDERFIT_MIN_TRAIN_ACCURACY - 0.005, "under-fitting"),
                                             (d.UNDERFIT_MIN_TRAIN_ACCURACY + 0.005, "good fit")])
 def test_diagnose_underfitting_low_train_accuracy_threshold(final, verdict):
     assert d.diagnose(history(plateau(final))).verdict == verdict
@@ -134,7 +138,8 @@ def test_stability_hand_case():
     for record, acc in zip(records[-6:], [0.90, 0.92, 0.88, 0.91, 0.90, 0.89]):
         record["test_accuracy"] = acc
     stats = d.stability(records)
-    # last five: 0.92 0.88 0.91 0.90 0.89 -> mean 0.90, squared deviations sum 0.001 -> std sqrt(0.0002)
+    # last five: 0.92 0.88 0.91 0.90 0.89 -> mean 0.90, squared deviations sum 0.001 -> std
+    # sqrt(0.0002)
     assert stats["fluctuation"] == pytest.approx(math.sqrt(0.0002))
     assert stats["largest_drop"] == pytest.approx(0.04)
     assert stats["best_test_accuracy"] == pytest.approx(0.92)
@@ -169,7 +174,9 @@ def test_runs_table_compares_each_run_with_its_own_models_best():
                 "ms_per_step": 1.0, "s_per_epoch": 1.0, "eval_time": 1.0, "train_time": 1.0,
                 "setup_time": 0.0, "wall_time": 3.0, "initial_weights_sha256": "0"}
 
-    runs = runs_table([result("linear", 0, 0.92), result("linear", 1, 0.945), result("cnn", 0, 0.92)])
+    runs = runs_table([result("linear", 0, 0.92), result("linear", 1, 0.945),
+                       result("cnn", 0, 0.92)])
     assert list(runs["verdict"]) == ["good fit", "good fit", "good fit"]  # 2.5 pp below the best
-    runs = runs_table([result("linear", 0, 0.92), result("linear", 1, 0.96), result("cnn", 0, 0.92)])
+    runs = runs_table([result("linear", 0, 0.92), result("linear", 1, 0.96),
+                       result("cnn", 0, 0.92)])
     assert list(runs["verdict"]) == ["under-fitting", "good fit", "good fit"]

@@ -28,7 +28,8 @@ def quick_run(tmp_path_factory):
 def test_report_quick_exit_code_and_outputs(quick_run):
     code, out = quick_run
     assert code == 0
-    missing = [name for name in OUTPUTS if not (out / name).is_file() or (out / name).stat().st_size == 0]
+    missing = [name for name in OUTPUTS
+               if not (out / name).is_file() or (out / name).stat().st_size == 0]
     assert missing == []
     assert len(list((out / "runs").glob("*.json"))) == len(MODELS) * 3 * 2
 
@@ -43,10 +44,13 @@ def test_report_quick_summary_csv(quick_run):
     table = pd.read_csv(quick_run[1] / "summary_table.csv")
     assert list(table.columns) == ["model", "setting", "epochs", "lr", "numpy_mean", "numpy_std",
                                    "tensorflow_mean", "tensorflow_std", "difference", "seeds",
-                                   "paired_mean", "paired_sd", "paired_low", "paired_high", "paired_n"]
-    assert list(zip(table["model"], table["setting"])) == [(m, s) for m in MODELS for s in (1, 2, 3)]
+                                   "paired_mean", "paired_sd", "paired_low", "paired_high",
+                                   "paired_n"]
+    assert (list(zip(table["model"], table["setting"]))
+            == [(m, s) for m in MODELS for s in (1, 2, 3)])
     assert table[["numpy_mean", "tensorflow_mean"]].stack().between(0, 1).all()
-    pd.testing.assert_series_equal(table["difference"], table["numpy_mean"] - table["tensorflow_mean"],
+    pd.testing.assert_series_equal(table["difference"],
+                                   table["numpy_mean"] - table["tensorflow_mean"],
                                    check_names=False)
 
 
@@ -64,8 +68,10 @@ def test_report_quick_runtime_and_verdict_csv(quick_run):
 
 def test_report_quick_results_json(quick_run):
     results = json.loads((quick_run[1] / "results.json").read_text())
-    assert {"command", "configuration", "environment", "time", "thresholds", "tables", "runs"} <= set(results)
-    assert {"numpy", "tensorflow", "blas", "cpu_count", "tf_intra_op_threads"} <= set(results["environment"])
+    assert {"command", "configuration", "environment", "time", "thresholds", "tables",
+            "runs"} <= set(results)
+    assert {"numpy", "tensorflow", "blas", "cpu_count",
+            "tf_intra_op_threads"} <= set(results["environment"])
     assert len(results["runs"]) == len(MODELS) * 3 * 2
     for run in results["runs"]:
         assert run["history"][0]["samples_seen"] == 0 and run["history"][-1]["step"] == run["steps"]

@@ -10,10 +10,12 @@ from dataclasses import replace
 import numpy as np
 import pytest
 
-from helpers import TINY, fake_run_result, tiny_splits
 from reports import runner
 from reports.experiments import FULL, IMPLEMENTATIONS, QUICK, SETTINGS, plan, steps_per_run
 from scratch import threads
+
+from helpers import TINY, fake_run_result, tiny_splits
+
 
 def test_plan_is_seed_major_numpy_first():
     specs = plan(list(SETTINGS), 2, FULL)
@@ -54,7 +56,8 @@ def test_run_key_changes_with_any_field(change):
 
 def test_write_json_atomic_is_strict_json_without_temp_files(tmp_path):
     path = tmp_path / "a" / "r.json"
-    runner.write_json_atomic(path, {"x": [1.0, math.nan, math.inf], "y": np.float32(0.5), "n": np.int64(3)})
+    runner.write_json_atomic(path, {"x": [1.0, math.nan, math.inf], "y": np.float32(0.5),
+                                    "n": np.int64(3)})
     assert json.loads(path.read_text()) == {"x": [1.0, None, None], "y": 0.5, "n": 3}
     assert [p.name for p in path.parent.iterdir()] == ["r.json"]
 
@@ -65,7 +68,8 @@ def test_run_store_round_trip_and_stale_results(tmp_path):
     assert store.load(spec) is None
     store.save(spec, fake_run_result(spec))
     assert store.load(spec)["key"] == spec.key
-    store.path(other).write_text(json.dumps(fake_run_result(spec)))  # a file whose key does not match
+    # a file whose key does not match
+    store.path(other).write_text(json.dumps(fake_run_result(spec)))
     assert store.load(other) is None
     store.path(other).write_text("{truncated")
     assert store.load(other) is None
@@ -74,14 +78,16 @@ def test_run_store_round_trip_and_stale_results(tmp_path):
 def test_train_one_both_sides_start_equal_and_time_apart():
     splits = tiny_splits()
     spec = plan(["mlp1"], 1, TINY)[5]  # lr 0.1, the TensorFlow run
-    results = {impl: runner.train_one(replace(spec, implementation=impl), splits) for impl in IMPLEMENTATIONS}
+    results = {impl: runner.train_one(replace(spec, implementation=impl),
+                                      splits) for impl in IMPLEMENTATIONS}
     numpy_run, tf_run = results["numpy"], results["tensorflow"]
     assert numpy_run["initial_weights_sha256"] == tf_run["initial_weights_sha256"]
     assert numpy_run["steps"] == tf_run["steps"] == numpy_run["planned_steps"] == 3
     assert [r["samples_seen"] for r in numpy_run["history"]] == [0, 100, 200, 300]
     for result in results.values():
         assert result["train_time"] > 0 and result["eval_time"] > 0
-        assert result["wall_time"] >= result["setup_time"] + result["train_time"] + result["eval_time"]
+        assert (result["wall_time"]
+                >= result["setup_time"] + result["train_time"] + result["eval_time"])
     np.testing.assert_allclose([r["test_loss"] for r in numpy_run["history"]],
                                [r["test_loss"] for r in tf_run["history"]], rtol=1e-5)
     # The conditions of the timings: each side's threads, the load at the start and the end.

@@ -10,11 +10,12 @@ import sys
 
 import pytest
 
-from helpers import TINY, FakeTrainer, fake_run_result, tiny_splits
 from reports import runner
 from reports.experiments import plan
 from reports.sweep import claims, driver
 from reports.sweep.options import Executor
+
+from helpers import TINY, FakeTrainer, fake_run_result, tiny_splits
 
 SERIAL = Executor()
 

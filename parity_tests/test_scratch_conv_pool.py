@@ -9,9 +9,8 @@ import resource
 
 import numpy as np
 import pytest
-from hypothesis import given, settings, strategies as st
-
-from helpers import FAST_PATH_RTOL, assert_close
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from scratch import ops
 from scratch.fusion import ConvChain, fuse
@@ -20,8 +19,15 @@ from scratch.layers import Conv2D, Dense, Flatten, MaxPool2D, ReLU
 from scratch.memory import retain_freed_memory
 from scratch.models import Sequential, build
 from scratch.ops.conv_pool import _block_kernel, _fold_block_kernel, _summed_products
-from scratch.ops.phase_split import (add_block_windows, block_windows, merge_planes, split_geometry,
-                                     split_planes)
+from scratch.ops.phase_split import (
+    add_block_windows,
+    block_windows,
+    merge_planes,
+    split_geometry,
+    split_planes,
+)
+
+from helpers import FAST_PATH_RTOL, assert_close
 
 # Max abs error over the larger magnitude: the fused op sums the same products as the layers in
 # another order (BLAS's blocking of its own products).
@@ -60,12 +66,15 @@ def check_against_layers(x, kernel, bias, padding, pool, dy):
     np.testing.assert_array_equal(
         ops.conv_relu_pool_infer(channels_first(x), kernel, bias, padding, pool), y)
     got = ops.conv_relu_pool_backward(channels_first(dy), cache)
-    assert_close({"y": channels_last(y), "dx": channels_last(got[0]), "dkernel": got[1], "dbias": got[2]},
-                 {"y": expected_y, "dx": dx, "dkernel": dkernel, "dbias": dbias}, FAST_PATH_RTOL[x.dtype.name])
+    assert_close({"y": channels_last(y), "dx": channels_last(got[0]), "dkernel": got[1],
+                  "dbias": got[2]},
+                 {"y": expected_y, "dx": dx, "dkernel": dkernel, "dbias": dbias},
+                 FAST_PATH_RTOL[x.dtype.name])
 
 
 @pytest.mark.parametrize("dtype", ["float64", "float32"])
-@pytest.mark.parametrize("geometry", GEOMETRIES, ids=lambda g: f"{g[1]}x{g[2]}x{g[3]}-k{g[5]}-{g[6]}-p{g[7]}")
+@pytest.mark.parametrize("geometry", GEOMETRIES,
+                         ids=lambda g: f"{g[1]}x{g[2]}x{g[3]}-k{g[5]}-{g[6]}-p{g[7]}")
 def test_conv_relu_pool_matches_layers(geometry, dtype):
     n, h, w, c, filters, kernel_hw, padding, pool = geometry
     rng = np.random.default_rng(0)
@@ -73,7 +82,8 @@ def test_conv_relu_pool_matches_layers(geometry, dtype):
     x[:, : h // 3] = 0  # a band of exact zeros: ties at the bias in every window over it
     kernel = rng.standard_normal((*kernel_hw, c, filters)).astype(dtype)
     bias = rng.standard_normal(filters).astype(dtype)
-    out_h, out_w = ops.conv_relu_pool_forward(channels_first(x), kernel, bias, padding, pool)[0].shape[1:3]
+    out_h, out_w = ops.conv_relu_pool_forward(channels_first(x), kernel, bias, padding,
+                                              pool)[0].shape[1:3]
     dy = rng.standard_normal((n, out_h, out_w, filters)).astype(dtype)
     check_against_layers(x, kernel, bias, padding, pool, dy)
 
@@ -105,11 +115,13 @@ def test_conv_relu_pool_matches_layers_on_drawn_shapes(data):
     extra = (kh - 1, kw - 1) if padding == "valid" else (0, 0)
     h = data.draw(st.integers(ph, 3 * ph + 2)) + extra[0]
     w = data.draw(st.integers(pw, 3 * pw + 2)) + extra[1]
-    n, c, filters = data.draw(st.integers(1, 3)), data.draw(st.integers(1, 3)), data.draw(st.integers(1, 3))
+    n, c, filters = (data.draw(st.integers(1, 3)), data.draw(st.integers(1, 3)),
+                     data.draw(st.integers(1, 3)))
     rng = np.random.default_rng(data.draw(st.integers(0, 2**16)))
     x = rng.standard_normal((n, h, w, c))
     kernel, bias = rng.standard_normal((kh, kw, c, filters)), rng.standard_normal(filters)
-    out_h, out_w = ops.conv_relu_pool_forward(channels_first(x), kernel, bias, padding, (ph, pw))[0].shape[1:3]
+    out_h, out_w = ops.conv_relu_pool_forward(channels_first(x), kernel, bias, padding,
+                                              (ph, pw))[0].shape[1:3]
     dy = rng.standard_normal((n, out_h, out_w, filters))
     check_against_layers(x, kernel, bias, padding, (ph, pw), dy)
 
@@ -131,7 +143,8 @@ def test_conv_relu_pool_gradients_match_finite_differences(geometry):
         return float(np.sum(ops.conv_relu_pool_forward(x, kernel, bias, padding, pool)[0] * dy))
 
     results = {name: compare(name, analytic, numerical_grad(loss, array))
-               for name, analytic, array in (("x", dx, x), ("kernel", dkernel, kernel), ("bias", dbias, bias))}
+               for name, analytic, array in (("x", dx, x), ("kernel", dkernel, kernel),
+                                             ("bias", dbias, bias))}
     assert_gradients_match(results, rtol=1e-7)
 
 
@@ -151,7 +164,8 @@ def test_conv_relu_pool_routes_match_the_pool_layer(geometry):
     rng = np.random.default_rng(4)
     x = rng.standard_normal((n, h, w, c))
     x[:, : h // 3] = 0
-    kernel, bias = rng.standard_normal((*kernel_hw, c, filters)), np.abs(rng.standard_normal(filters))
+    kernel, bias = rng.standard_normal((*kernel_hw, c,
+                                        filters)), np.abs(rng.standard_normal(filters))
     relu_out = ops.relu_forward(ops.conv2d_forward(x, kernel, bias, (1, 1), padding)[0])[0]
     y_pool, pool_cache = ops.max_pool2d_forward(relu_out, pool, pool, "valid")
     expected = ops.max_pool2d_backward((y_pool > 0).astype(x.dtype), pool_cache) != 0
@@ -169,7 +183,8 @@ def test_block_windows_adjoint_is_add_block_windows(geometry):
     flat = rng.standard_normal(c * g.phases * g.plane + g.tail)
     windows = block_windows(flat, g).reshape(-1, g.outputs)
     r = rng.standard_normal(windows.shape)
-    np.testing.assert_allclose(np.sum(windows * r), np.sum(flat * add_block_windows(r, g)), rtol=1e-12)
+    np.testing.assert_allclose(np.sum(windows * r), np.sum(flat * add_block_windows(r, g)),
+                               rtol=1e-12)
 
 
 @pytest.mark.parametrize("geometry", GEOMETRIES, ids=str)
@@ -180,7 +195,8 @@ def test_block_kernel_adjoint_is_fold_block_kernel(geometry):
     kernel = rng.standard_normal((*kernel_hw, c, filters))
     weights = _block_kernel(kernel, g).reshape(g.phases * filters, -1)
     r = rng.standard_normal(weights.shape)
-    np.testing.assert_allclose(np.sum(weights * r), np.sum(kernel * _fold_block_kernel(r, kernel.shape, g)),
+    np.testing.assert_allclose(np.sum(weights * r),
+                               np.sum(kernel * _fold_block_kernel(r, kernel.shape, g)),
                                rtol=1e-12)
 
 
@@ -202,9 +218,12 @@ def test_fuse_chains_conv_blocks_of_the_cnn():
 
 
 @pytest.mark.parametrize("layers", [
-    [Conv2D(2, 3, strides=2), ReLU(), MaxPool2D(2), Flatten(), Dense(10)],                 # strided conv
-    [Conv2D(2, 3, padding="same"), ReLU(), MaxPool2D(3, strides=2), Flatten(), Dense(10)],  # overlapping pool
-    [Conv2D(2, 3, padding="same"), MaxPool2D(2), ReLU(), Flatten(), Dense(10)],            # pool before ReLU
+    # strided conv
+    [Conv2D(2, 3, strides=2), ReLU(), MaxPool2D(2), Flatten(), Dense(10)],
+    # overlapping pool
+    [Conv2D(2, 3, padding="same"), ReLU(), MaxPool2D(3, strides=2), Flatten(), Dense(10)],
+    # pool before ReLU
+    [Conv2D(2, 3, padding="same"), MaxPool2D(2), ReLU(), Flatten(), Dense(10)],
 ], ids=["strided-conv", "overlapping-pool", "pool-then-relu"])
 def test_fuse_keeps_layers_it_cannot_fuse(layers):
     model = Sequential(layers, (12, 12, 1), dtype="float64")

@@ -19,7 +19,8 @@ print(json.dumps({"modules": names, "frameworks": loaded}))
 
 
 def test_scratch_never_imports_tensorflow():
-    done = subprocess.run([sys.executable, "-c", PROBE], capture_output=True, text=True, check=False)
+    done = subprocess.run([sys.executable, "-c", PROBE], capture_output=True, text=True,
+                          check=False)
     assert done.returncode == 0, done.stderr
     report = json.loads(done.stdout.strip().splitlines()[-1])
     # The probe must really have walked the package, including the modules named here.

@@ -6,14 +6,22 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from helpers import assert_fast_path_matches
-
 from scratch.fusion import EVAL_CHUNK
-from scratch.gradcheck import assert_gradients_match, check_model_gradients, compare
-from scratch.layers import (BatchNormalization, Conv2D, Dense, Dropout, Flatten, MaxPool2D, ReLU,
-                            replaying_masks)
+from scratch.gradcheck import assert_gradients_match, check_model_gradients
+from scratch.layers import (
+    BatchNormalization,
+    Conv2D,
+    Dense,
+    Dropout,
+    Flatten,
+    MaxPool2D,
+    ReLU,
+    replaying_masks,
+)
 from scratch.losses import softmax_cross_entropy
 from scratch.models import MODELS, Sequential, build
+
+from helpers import assert_fast_path_matches
 
 RTOL = 1e-7
 # Large tensors (hidden1/kernel has up to 25088 entries) are checked on a random subset of this
@@ -123,7 +131,8 @@ def test_glorot_uniform_limit_follows_keras_fans(layer, input_shape, limit):
 
 
 def test_sequential_default_names_follow_keras():
-    # Keras's to_snake_case with _1, _2 suffixes: Conv2D -> conv2d, ReLU -> re_lu, MaxPool2D -> max_pool2d.
+    # Keras's to_snake_case with _1, _2 suffixes: Conv2D -> conv2d, ReLU -> re_lu, MaxPool2D ->
+    # max_pool2d.
     layers = [Conv2D(2, 3), ReLU(), MaxPool2D(), Conv2D(2, 3), ReLU(), Flatten(), Dense(10)]
     model = Sequential(layers, (8, 8, 1))
     assert [layer.name for layer in model.layers] == [
@@ -137,7 +146,8 @@ def test_model_inference_path_equals_layers(name, dtype):
     # chain for the cnn); they must give the logits of the layers' inference passes one by one
     # (the trace's logits, but for batch norm and dropout, whose training passes differ) up to
     # BLAS summation order, ties of exact zeros included.
-    model, rng, x = _model_with_zero_band_batch(name, dtype, model_seed=3, data_seed=0, n=7, zero_rows=12)
+    model, rng, x = _model_with_zero_band_batch(name, dtype, model_seed=3, data_seed=0, n=7,
+                                                zero_rows=12)
     labels = rng.integers(0, 10, 7)
     logits = model.forward(x)
     by_layer = x
@@ -151,14 +161,16 @@ def test_model_inference_path_equals_layers(name, dtype):
     batches = [(model.forward(x[s:s + 3]), labels[s:s + 3]) for s in range(0, 7, 3)]
     total = sum(softmax_cross_entropy(logits, y)[0] * len(y) for logits, y in batches)
     assert_fast_path_matches({"loss": np.array(loss)}, {"loss": np.array(total / 7)}, dtype)
-    assert accuracy == np.mean(np.concatenate([l.argmax(axis=1) for l, _ in batches]) == labels)
+    assert accuracy == np.mean(np.concatenate([logits.argmax(axis=1) for logits, _ in batches])
+                               == labels)
     np.testing.assert_array_equal(model.predict(x, batch_size=3), logits.argmax(axis=1))
 
 
 @pytest.mark.parametrize("dtype", ["float64", "float32"])
 @pytest.mark.parametrize("name", sorted(MODELS))
 def test_model_fast_step_gradients_match_trace(name, dtype):
-    model, rng, x = _model_with_zero_band_batch(name, dtype, model_seed=2, data_seed=3, n=9, zero_rows=10)
+    model, rng, x = _model_with_zero_band_batch(name, dtype, model_seed=2, data_seed=3, n=9,
+                                                zero_rows=10)
     y = rng.integers(0, 10, 9)
     loss, grads = model.loss_and_grads(x, y)
     fast = {"loss": np.array(loss), **{k: v.copy() for k, v in grads.items()}}
@@ -181,4 +193,5 @@ def test_model_evaluation_in_chunks_equals_forward():
         whole = unit.infer(whole)
     assert_fast_path_matches({"logits": logits}, {"logits": whole}, "float32")
     labels = np.zeros(len(x), dtype=np.int64)
-    assert_fast_path_matches({"logits": logits}, {"logits": model.trace(x, labels).logits}, "float32")
+    assert_fast_path_matches({"logits": logits}, {"logits": model.trace(x, labels).logits},
+                             "float32")

@@ -11,15 +11,25 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from helpers import DTYPES
 from test_scratch_layers import away_from_zero
 
 from scratch import ops
-from scratch.gradcheck import (assert_gradients_match, check_layer_gradients, compare,
-                               numerical_grad)
-from scratch.layers import (AveragePooling2D, BatchNormalization, Dense, Dropout, Flatten,
-                            LeakyReLU, Sigmoid, Softmax, Tanh, replaying_masks)
+from scratch.gradcheck import assert_gradients_match, check_layer_gradients, compare, numerical_grad
+from scratch.layers import (
+    AveragePooling2D,
+    BatchNormalization,
+    Dense,
+    Dropout,
+    Flatten,
+    LeakyReLU,
+    Sigmoid,
+    Softmax,
+    Tanh,
+    replaying_masks,
+)
 from scratch.models import Sequential, build
+
+from helpers import DTYPES
 
 RTOL = 1e-7
 SPATIAL = [(5, 6), (4, 5)]

@@ -12,12 +12,13 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from helpers import DTYPES
 from scratch.gradcheck import assert_gradients_match, check_model_gradients
 from scratch.layers import Conv2D, Dense, Flatten, MaxPool2D, ReLU
 from scratch.models import Sequential
 from scratch.optim import SGD, Adam, AdamW, RMSprop, keras_cast
 from scratch.regularizers import L2
+
+from helpers import DTYPES
 
 DOC = Path(__file__).resolve().parents[1] / "docs" / "optimizers.md"
 

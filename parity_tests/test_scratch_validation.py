@@ -147,7 +147,8 @@ def test_loss_label_outside_classes_rejected():
      r"Layer 'c' \(Conv2D\): expected kernel_size to be an int or a pair of ints, "
      r"received kernel_size=\(2, 3, 1\)\."),
     (lambda: Conv2D(2, 3, strides="a", name="c"), TypeError,
-     r"Layer 'c' \(Conv2D\): expected strides to be an int or a pair of ints, received strides='a'\."),
+     r"Layer 'c' \(Conv2D\): expected strides to be an int or a pair of ints, received "
+     r"strides='a'\."),
     (lambda: MaxPool2D((2, 0), name="p"), ValueError,
      r"Layer 'p' \(MaxPool2D\): expected pool_size to be positive, received pool_size=\(2, 0\)\."),
     (lambda: MaxPool2D(2, padding=None, name="p"), ValueError,

@@ -88,7 +88,8 @@ def test_compare_key_mismatch_names_the_keys():
 
 def test_kind_and_tolerances_by_quantity():
     assert [kind(k) for k in ("logits", "loss", "outputs/conv1", "output")] == ["forward"] * 4
-    assert [kind(k) for k in ("output_grads/conv1", "grads/conv1/kernel", "input_grad")] == ["gradient"] * 3
+    assert [kind(k) for k in ("output_grads/conv1", "grads/conv1/kernel",
+                              "input_grad")] == ["gradient"] * 3
     assert tolerance_for("outputs/x", "float32") == FLOAT32_FORWARD_TOL
     assert tolerance_for("grads/x/bias", np.float64) == FLOAT64_GRADIENT_TOL
 

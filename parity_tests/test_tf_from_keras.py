@@ -9,16 +9,17 @@ import keras
 import numpy as np
 import pytest
 
-from helpers import DTYPES
 import scratch
 from reference_tf.compare import assert_all_close
 from reference_tf.from_keras import from_keras
 from reference_tf.gradients import trace, trace_arrays
 from reference_tf.twin import twin
-from scratch.layers import Conv2D, Dense, Flatten, MaxPool2D, ReLU
 from scratch.data.synthetic import strokes
+from scratch.layers import Conv2D, Dense, Flatten, MaxPool2D, ReLU
 from scratch.models import Sequential, build
 from scratch.regularizers import L2
+
+from helpers import DTYPES
 
 SETTINGS = ("units", "filters", "kernel_size", "strides", "padding", "pool_size")
 

@@ -13,10 +13,10 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from helpers import DTYPES
-
 from reference_tf.testing import assert_layer_parity
 from scratch.layers import Conv2D, Dense, Flatten, MaxPool2D, ReLU
+
+from helpers import DTYPES
 
 EXAMPLES = 100
 

@@ -8,16 +8,15 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from helpers import DTYPES
-
 from reference_tf.compare import assert_all_close
 from reference_tf.gradients import sparse_cross_entropy
-from scratch.data.synthetic import strokes
 from reference_tf.testing import assert_model_parity
+from scratch.data.synthetic import strokes
 from scratch.layers import Conv2D, Dense, Flatten, MaxPool2D, ReLU
 from scratch.losses import softmax_cross_entropy
 from scratch.models import MODELS, Sequential, build
 
+from helpers import DTYPES
 
 
 def labels(n: int, seed: int = 0) -> np.ndarray:
@@ -103,7 +102,8 @@ def test_loss_matches_keras_for_logits_of_magnitude_1e4(scale, dtype):
     with tf.GradientTape() as tape:
         tape.watch(z)
         reference = sparse_cross_entropy(z, y)
-    expected = {"loss": reference.numpy(), "output_grads/logits": tape.gradient(reference, z).numpy()}
+    expected = {"loss": reference.numpy(),
+                "output_grads/logits": tape.gradient(reference, z).numpy()}
     assert np.isfinite(loss) and abs(loss) > 1e2  # the regime is really reached
     assert_all_close({"loss": loss, "output_grads/logits": dlogits}, expected, dtype)
 

@@ -15,19 +15,31 @@ import pytest
 import tensorflow as tf
 from hypothesis import assume, given, settings
 from hypothesis import strategies as st
-from helpers import DTYPES
 from test_tf_layers import batches, channels, sample_input, seeds, sizes, windowed
 
 from reference_tf.compare import assert_all_close
-from reports.cli import main
 from reference_tf.gradients import layer_pass, trace, trace_arrays
 from reference_tf.testing import assert_layer_parity, assert_model_parity
 from reference_tf.twin import SharedMaskDropout, copy_state, keras_layer, keras_state, twin
+from reports.cli import main
 from scratch import ops
 from scratch.data.synthetic import strokes
-from scratch.layers import (AveragePooling2D, BatchNormalization, Conv2D, Dense, Dropout, Flatten,
-                            LeakyReLU, ReLU, Sigmoid, Softmax, Tanh)
+from scratch.layers import (
+    AveragePooling2D,
+    BatchNormalization,
+    Conv2D,
+    Dense,
+    Dropout,
+    Flatten,
+    LeakyReLU,
+    ReLU,
+    Sigmoid,
+    Softmax,
+    Tanh,
+)
 from scratch.models import Sequential, build
+
+from helpers import DTYPES
 
 EXAMPLES = 15
 

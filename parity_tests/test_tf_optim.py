@@ -34,7 +34,6 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from helpers import DTYPES
 from reference_tf.compare import compare, compare_arrays, tolerances
 from reference_tf.testing import assert_model_parity, pool_tie_flips
 from reference_tf.training import KerasTrainer, keras_optimizer, keras_optimizer_variables
@@ -46,6 +45,8 @@ from scratch.layers import Conv2D, Dense, Flatten, MaxPool2D, ReLU
 from scratch.models import Sequential, build
 from scratch.regularizers import L2
 from scratch.train import ScratchTrainer, batch_schedule
+
+from helpers import DTYPES
 
 N, BATCH, STEPS, LR_CUT_AFTER, LR_FACTOR = 64, 16, 200, 100, 0.2
 RESTARTS_ALLOWED = {"float32": 3, "float64": 0}

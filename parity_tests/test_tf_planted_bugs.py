@@ -7,6 +7,11 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+from reference_tf.testing import assert_layer_parity, assert_model_parity
+from scratch.data.synthetic import strokes
+from scratch.layers import Conv2D, Dense, Flatten, MaxPool2D, ReLU
+from scratch.models import Sequential, build
+
 from helpers import DTYPES, integers
 from planted import (
     plant_conv_no_flip,
@@ -18,18 +23,12 @@ from planted import (
     plant_same_padding_extra_on_top,
 )
 
-from reference_tf.testing import assert_layer_parity, assert_model_parity
-from scratch.data.synthetic import strokes
-from scratch.layers import Conv2D, Dense, Flatten, MaxPool2D, ReLU
-from scratch.models import Sequential, build
-
-
-
 # (bug, check): the check is exactly what the suite runs for that layer type.
 LAYER_BUGS = {
     "conv_input_grad_without_flip": (plant_conv_no_flip, lambda dtype: assert_layer_parity(
         Conv2D(3, (3, 2), padding="same"), None, (2, 6, 5, 2), dtype)),
-    "same_padding_extra_on_top": (plant_same_padding_extra_on_top, lambda dtype: assert_layer_parity(
+    "same_padding_extra_on_top": (plant_same_padding_extra_on_top,
+                                  lambda dtype: assert_layer_parity(
         Conv2D(2, 2, strides=2, padding="same"), None, (2, 7, 7, 1), dtype)),
     "max_pool_tie_split": (plant_pool_split_ties, lambda dtype: assert_layer_parity(
         MaxPool2D(2), None, (2, 6, 6, 2), dtype, x=integers((2, 6, 6, 2), dtype=dtype))),
@@ -58,7 +57,8 @@ def test_planted_bug_is_caught(bug, dtype, monkeypatch):
 def odd_model() -> Sequential:
     """A small CNN on 15x15 digits: asymmetric SAME padding, overlapping pool windows, and conv
     biases alternating 0.1 / 0 (positive ties in the pools, exactly-zero pre-activations)."""
-    layers = [Conv2D(4, 4, strides=2, padding="same"), ReLU(), MaxPool2D(3, strides=2, padding="same"),
+    layers = [Conv2D(4, 4, strides=2, padding="same"), ReLU(),
+              MaxPool2D(3, strides=2, padding="same"),
               Conv2D(4, (2, 3), padding="same"), ReLU(), MaxPool2D(2, padding="same"),
               Flatten(), Dense(8), ReLU(), Dense(10)]
     model = Sequential(layers, (15, 15, 1), seed=0, dtype="float64")

@@ -15,18 +15,18 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from helpers import DTYPES
-
 from reference_tf.compare import compare, tolerances
-from scratch.data.synthetic import strokes
 from reference_tf.testing import pool_tie_flips
 from reference_tf.training import KerasTrainer
 from reference_tf.twin import copy_weights, keras_params, twin
+from scratch.data.synthetic import strokes
 from scratch.fusion import ConvChain
 from scratch.layers import Conv2D, Dense, Flatten, MaxPool2D, ReLU
 from scratch.models import Sequential, build
 from scratch.optim import SGD
 from scratch.train import ScratchTrainer, batch_schedule
+
+from helpers import DTYPES
 
 N, BATCH, EPOCHS, LR = 200, 20, 10, 0.1  # 10 batches per epoch: 100 steps
 RESTARTS_ALLOWED = {"float32": 2, "float64": 0}
@@ -89,7 +89,8 @@ def test_pool_tie_flips_counts_a_window_routed_differently(relu):
     params["conv/bias"][...] = 0.0
     model.set_params(params)
     x = np.zeros((1, 2, 2, 2))
-    x[0, 0, 0], x[0, 0, 1], x[0, 1, :] = (0.5, 0.25), (0.25, 0.5), (0.1, 0.1) if relu else (-0.5, -0.5)
+    x[0, 0, 0], x[0, 0, 1], x[0, 1, :] = ((0.5, 0.25), (0.25, 0.5),
+                                          (0.1, 0.1) if relu else (-0.5, -0.5))
     x[0, 0] *= sign
     y = np.array([3])
     assert pool_tie_flips(model, x, y) == 0

@@ -6,12 +6,11 @@ import keras
 import numpy as np
 import pytest
 
-from helpers import DTYPES
-
 from reference_tf.twin import copy_weights, keras_params, twin
 from scratch.layers import Conv2D, Dense, Flatten, Layer, MaxPool2D, ReLU
 from scratch.models import MODELS, Sequential, build
 
+from helpers import DTYPES
 
 
 def custom_model(dtype) -> Sequential:

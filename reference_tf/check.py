@@ -16,9 +16,9 @@ from typing import NamedTuple
 
 import numpy as np
 
+from reference_tf.batches import load_batch
 from reference_tf.compare import tolerance_for
 from reference_tf.gradients import trace, trace_arrays
-from reference_tf.batches import load_batch
 from reference_tf.layerdiff import safe_compare
 from reference_tf.twin import twin
 from scratch.layers import replaying_masks

@@ -131,11 +131,12 @@ class Comparison(NamedTuple):
         verdict = "" if tol is None else (f" {'passes' if self.passes(tol) else 'FAILS'} "
                                           f"tolerance {tol:.1e};")
         text = (f"{self.name} {self.shape}:{verdict} rel L2 {self.rel_l2:.3e}, scaled max abs "
-                f"{self.scaled_max_abs:.3e}, max abs {self.max_abs:.3e}, max rel {self.max_rel:.3e}, "
-                f"cosine {self.cosine:.12f}; {where}")
+                f"{self.scaled_max_abs:.3e}, max abs {self.max_abs:.3e}, max rel "
+                f"{self.max_rel:.3e}, cosine {self.cosine:.12f}; {where}")
         if self.nan_actual or self.nan_expected or self.inf_actual or self.inf_expected:
             text += (f"; NaN {self.nan_actual} vs {self.nan_expected}, inf {self.inf_actual} vs "
-                     f"{self.inf_expected}{'' if self.nonfinite_match else ' (in different places)'}")
+                     f"{self.inf_expected}"
+                     f"{'' if self.nonfinite_match else ' (in different places)'}")
         return text
 
 

@@ -26,8 +26,8 @@ import numpy as np
 import tensorflow as tf
 
 from reference_tf.gradients import layer_pass, sparse_cross_entropy
-from reference_tf.twin import copy_weights, keras_layer
 from reference_tf.layerdiff import LOSS, ModelDiff
+from reference_tf.twin import copy_weights, keras_layer
 from scratch import ops
 from scratch.gradcheck import check_layer_gradients, float64_copy
 from scratch.layers import replaying_masks
@@ -90,7 +90,8 @@ def _shape_opinion(rows, f_scratch, mine, reference, what) -> Opinion:
     agree = error <= AGREES
     ending = ", so the scratch implementation is wrong." if agree else "."
     return Opinion("scratch" if agree else "both",
-                   f"the scratch {what} has shape {mine.shape}, not {reference.shape}, so it cannot "
+                   f"the scratch {what} has shape {mine.shape}, not {reference.shape}, so it "
+                   "cannot "
                    f"be this gradient; finite differences {'agree' if agree else 'disagree'} with "
                    f"TensorFlow (relative error {error:.1e}){ending}",
                    {"scratch_shape": list(mine.shape), "expected_shape": list(reference.shape),

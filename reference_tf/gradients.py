@@ -46,7 +46,8 @@ def _numpy(gradient, like: tf.Tensor | tf.Variable) -> np.ndarray:
 
 
 def sparse_cross_entropy(logits: tf.Tensor, labels) -> tf.Tensor:
-    """Keras's mean sparse softmax cross-entropy from logits (N, K) and labels (N,), in the logits' dtype.
+    """Keras's mean sparse softmax cross-entropy from logits (N, K) and labels (N,), in the logits'
+    dtype.
 
     The Keras loss object casts to its own ``dtype`` (float32 by default), so it is given the
     logits' dtype explicitly: a float64 model keeps a float64 loss.
@@ -57,7 +58,8 @@ def sparse_cross_entropy(logits: tf.Tensor, labels) -> tf.Tensor:
 
 def layer_pass(keras_layer: keras.layers.Layer, x: np.ndarray, dy: np.ndarray,
                training: bool = True) -> LayerPass:
-    """Run ``keras_layer`` on x (N, ...) and backpropagate the upstream gradient dy (the output's shape).
+    """Run ``keras_layer`` on x (N, ...) and backpropagate the upstream gradient dy (the output's
+    shape).
 
     ``training`` is passed to the call: True (a training step, as a scratch layer's ``forward``)
     makes BatchNormalization use and record the batch's statistics and Dropout drop units.
@@ -71,8 +73,8 @@ def layer_pass(keras_layer: keras.layers.Layer, x: np.ndarray, dy: np.ndarray,
         tape.watch(x_t)
         y = keras_layer(x_t, training=training)
     if tuple(y.shape) != tuple(dy.shape):
-        raise ValueError(f"layer_pass: layer '{keras_layer.name}': expected dy of the output's shape "
-                         f"{tuple(y.shape)}, received {tuple(dy.shape)}.")
+        raise ValueError(f"layer_pass: layer '{keras_layer.name}': expected dy of the output's "
+                         f"shape {tuple(y.shape)}, received {tuple(dy.shape)}.")
     gradients = tape.gradient(y, [x_t, *variables], output_gradients=tf.constant(dy, dtype=y.dtype))
     return LayerPass(
         output=y.numpy(),

@@ -16,7 +16,8 @@ import numpy as np
 
 from reference_tf.compare import Comparison, assert_all_close
 from reference_tf.gradients import layer_pass, trace, trace_arrays
-from reference_tf.twin import copy_state, copy_weights, keras_layer as keras_counterpart, twin
+from reference_tf.twin import copy_state, copy_weights, twin
+from reference_tf.twin import keras_layer as keras_counterpart
 from scratch.fusion import ConvChain
 from scratch.layers import Layer, MaxPool2D, ReLU
 from scratch.models import Sequential
@@ -26,7 +27,8 @@ from scratch.ops import max_pool2d_backward, max_pool2d_forward
 def _check_dtype(owner: str, dtype) -> np.dtype:
     resolved = np.dtype(dtype)
     if resolved.name not in ("float32", "float64"):
-        raise TypeError(f"{owner}: expected dtype 'float32' or 'float64', received dtype={dtype!r}.")
+        raise TypeError(f"{owner}: expected dtype 'float32' or 'float64', received "
+                        f"dtype={dtype!r}.")
     return resolved
 
 
@@ -70,7 +72,8 @@ def assert_layer_parity(scratch_layer: Layer, keras_layer: keras.layers.Layer | 
         keras_layer = keras_counterpart(scratch_layer, dtype.name, share_masks=True)
     if np.dtype(keras_layer.dtype) != dtype:
         raise ValueError(f"assert_layer_parity: Keras layer '{keras_layer.name}' has dtype "
-                         f"{keras_layer.dtype}, expected {dtype.name}; create it with dtype={dtype.name!r}.")
+                         f"{keras_layer.dtype}, expected {dtype.name}; create it with "
+                         f"dtype={dtype.name!r}.")
     if not scratch_layer.built:
         scratch_layer.build(input_shape[1:], rng, dtype)
     state_before = {key: value.copy() for key, value in scratch_layer.state.items()}
@@ -130,7 +133,8 @@ def assert_model_parity(model: Sequential, x: np.ndarray, y: np.ndarray,
         x: inputs (N, *model.input_shape) of the model's dtype; y: labels (N,).
         keras_model: the reference; default ``twin(model, counterparts, share_masks=True)``
             (weights and state copied from ``model``, the scratch Dropout masks shared).
-        counterparts: Keras factories for custom layer classes, see ``reference_tf.twin.keras_layer``.
+        counterparts: Keras factories for custom layer classes, see
+        ``reference_tf.twin.keras_layer``.
 
     Both run a training-mode pass (``Sequential.trace``, Keras with ``training=True``); the
     moving statistics after it are compared too.

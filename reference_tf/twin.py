@@ -99,7 +99,8 @@ def keras_layer(layer: scratch_layers.Layer, dtype: str, counterparts: dict | No
 
 
 def keras_params(model: keras.Model) -> dict[str, keras.Variable]:
-    """The trainable variables of a Keras model keyed like scratch params: "<layer>/<kernel|bias>"."""
+    """The trainable variables of a Keras model keyed like scratch params:
+    "<layer>/<kernel|bias>"."""
     return {f"{layer.name}/{variable.name}": variable
             for layer in model.layers for variable in layer.trainable_weights}
 

@@ -21,7 +21,8 @@ EXPERIMENT = ["model", "setting", "epochs", "lr"]
 
 def _model_order(frame: pd.DataFrame) -> pd.DataFrame:
     order = {name: i for i, name in enumerate(SETTINGS)}
-    return frame.sort_values(["model", "setting"], key=lambda s: s.map(order) if s.name == "model" else s,
+    return frame.sort_values(["model", "setting"],
+                             key=lambda s: s.map(order) if s.name == "model" else s,
                              kind="stable").reset_index(drop=True)
 
 
@@ -95,7 +96,8 @@ def summary_table(runs: pd.DataFrame) -> pd.DataFrame:
     stats = grouped.agg(mean="mean", std=_std).unstack("implementation")
     table = pd.DataFrame({
         "numpy_mean": stats[("mean", "numpy")], "numpy_std": stats[("std", "numpy")],
-        "tensorflow_mean": stats[("mean", "tensorflow")], "tensorflow_std": stats[("std", "tensorflow")],
+        "tensorflow_mean": stats[("mean", "tensorflow")],
+        "tensorflow_std": stats[("std", "tensorflow")],
     })
     table["difference"] = table["numpy_mean"] - table["tensorflow_mean"]
     table["seeds"] = runs.groupby(EXPERIMENT, sort=False)["seed"].nunique()
@@ -115,10 +117,13 @@ def runtime_table(runs: pd.DataFrame) -> pd.DataFrame:
     intervals), s/epoch (training only), evaluation seconds and the run's total seconds; with the
     NumPy/TensorFlow ratios and the executors that ran the experiment's runs."""
     metrics = ["ms_per_step", "ms_per_step_median", "s_per_epoch", "eval_time", "wall_time"]
-    stats = runs.groupby(EXPERIMENT + ["implementation"], sort=False)[metrics].mean().unstack("implementation")
-    table = pd.DataFrame({f"{m}_{impl}": stats[(m, impl)] for m in metrics for impl in IMPLEMENTATIONS})
+    stats = runs.groupby(EXPERIMENT + ["implementation"],
+                         sort=False)[metrics].mean().unstack("implementation")
+    table = pd.DataFrame({f"{m}_{impl}": stats[(m, impl)]
+                          for m in metrics for impl in IMPLEMENTATIONS})
     table["step_ratio"] = table["ms_per_step_numpy"] / table["ms_per_step_tensorflow"]
-    table["median_step_ratio"] = table["ms_per_step_median_numpy"] / table["ms_per_step_median_tensorflow"]
+    table["median_step_ratio"] = (table["ms_per_step_median_numpy"]
+                                  / table["ms_per_step_median_tensorflow"])
     table["eval_ratio"] = table["eval_time_numpy"] / table["eval_time_tensorflow"]
     table["total_ratio"] = table["wall_time_numpy"] / table["wall_time_tensorflow"]
     table["executor"] = runs.groupby(EXPERIMENT, sort=False)["executor"].agg(
@@ -128,7 +133,8 @@ def runtime_table(runs: pd.DataFrame) -> pd.DataFrame:
 
 def _pairs(runs: pd.DataFrame, results: list[dict]):
     """(experiment key, seed, numpy history, tensorflow history) for each seed both sides ran."""
-    by = {(r["spec"]["model"], r["spec"]["setting"] + 1, r["spec"]["seed"], r["spec"]["implementation"]): r
+    by = {(r["spec"]["model"], r["spec"]["setting"] + 1, r["spec"]["seed"],
+           r["spec"]["implementation"]): r
           for r in results}
     for (model, setting, seed, impl), result in by.items():
         if impl == "numpy" and (model, setting, seed, "tensorflow") in by:
@@ -156,7 +162,8 @@ def stability_table(runs: pd.DataFrame, results: list[dict]) -> pd.DataFrame:
         entry["test"] = max(entry["test"], tracking_gap(numpy_run["history"], tf_run["history"]))
         entry["train"] = max(entry["train"], tracking_gap(numpy_run["history"], tf_run["history"],
                                                           "train_eval_accuracy"))
-        entry["same_start"] &= numpy_run["initial_weights_sha256"] == tf_run["initial_weights_sha256"]
+        entry["same_start"] &= (numpy_run["initial_weights_sha256"]
+                                == tf_run["initial_weights_sha256"])
     table = table.reset_index()
     key = list(zip(table["model"], table["setting"]))
     table["max_test_curve_gap"] = [gaps.get(k, {}).get("test", np.nan) for k in key]
@@ -190,4 +197,5 @@ def curves(results: list[dict], model: str, setting: int, implementation: str, k
         return empty, empty, empty, empty
     n = min(len(h) for h in histories)
     values = np.stack([column(h[:n], key) for h in histories])
-    return column(histories[0][:n], "samples_seen"), *(f(values, axis=0) for f in (np.mean, np.min, np.max))
+    return column(histories[0][:n],
+                  "samples_seen"), *(f(values, axis=0) for f in (np.mean, np.min, np.max))

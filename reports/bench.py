@@ -138,7 +138,8 @@ def bench_model(name: str, settings: Settings) -> dict:
     row: dict = {"model": name, "load_average_before": load_average()}
     for side, trainer in sides.items():
         trainer.train_step(x[:1], y[:1])
-        row[f"{side}_peak_rss_mib"] = rss_peak_growth(lambda: trainer.train_step(*batches[0]))
+        row[f"{side}_peak_rss_mib"] = rss_peak_growth(
+            lambda trainer=trainer: trainer.train_step(*batches[0]))
     row["numpy_peak_tracemalloc_mib"] = tracemalloc_peak(lambda: numpy_side.train_step(*batches[0]))
 
     counter = defaultdict(int)
@@ -151,7 +152,8 @@ def bench_model(name: str, settings: Settings) -> dict:
         return call
 
     train = interleaved({side: step(side) for side in SIDES}, settings.repeat, settings.warmup)
-    evaluate = interleaved({side: (lambda t=trainer: t.evaluate(x, y)) for side, trainer in sides.items()},
+    evaluate = interleaved({side: (lambda t=trainer: t.evaluate(x, y))
+                            for side, trainer in sides.items()},
                            settings.eval_repeat, 1)
     for side in SIDES:
         row[f"{side}_step"] = asdict(Spread.of(train[side]))
@@ -188,7 +190,8 @@ def _profile_units(units: list, xb: np.ndarray, yb: np.ndarray, settings: Settin
         _, dy = ops.softmax_cross_entropy(h, yb)
         stamps = []  # (unit index, time its backward pass started)
         backward(units, dy, input_grad=False,
-                 each=lambda unit, _: stamps.append((position[id(unit)], time.perf_counter())))
+                 each=lambda unit, _, stamps=stamps: stamps.append((position[id(unit)],
+                                                                    time.perf_counter())))
         stamps.append((None, time.perf_counter()))
         if timed:
             for (index, began), (_, ended) in zip(stamps, stamps[1:]):

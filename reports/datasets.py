@@ -18,7 +18,8 @@ TEMPLATES_TRAIN, TEMPLATES_TEST = 4000, 1000
 
 
 class Splits(NamedTuple):
-    """Each split is (images (N, 28, 28, 1) in [0, 1] of the protocol's dtype, labels (N,) int64)."""
+    """Each split is (images (N, 28, 28, 1) in [0, 1] of the protocol's dtype, labels (N,)
+    int64)."""
 
     train: tuple[np.ndarray, np.ndarray]
     train_eval: tuple[np.ndarray, np.ndarray]
@@ -44,7 +45,9 @@ def load(protocol: Protocol, verify: bool = True) -> Splits:
     images. ``verify``: check MNIST's SHA-256 (``scratch.data.load_mnist``); the source says if
     not."""
     (x_train, y_train), (x_test, y_test), source = _raw(protocol, verify)
-    x_train, y_train = x_train[:protocol.train_size], np.asarray(y_train[:protocol.train_size], np.int64)
+    x_train, y_train = x_train[:protocol.train_size], np.asarray(y_train[:protocol.train_size],
+                                                                 np.int64)
     x_test, y_test = x_test[:protocol.test_size], np.asarray(y_test[:protocol.test_size], np.int64)
     n_eval = int(round(protocol.train_eval_fraction * len(x_train)))
-    return Splits((x_train, y_train), (x_train[:n_eval], y_train[:n_eval]), (x_test, y_test), source)
+    return Splits((x_train, y_train), (x_train[:n_eval], y_train[:n_eval]), (x_test, y_test),
+                  source)

@@ -29,7 +29,8 @@ LATE_FRACTION = 0.25
 OVERFIT_MIN_GAP = 0.015
 OVERFIT_LOSS_RISE = 0.10
 OVERFIT_ACCURACY_DROP = 0.005
-# Stability: the fluctuation is the std of the test accuracy over the last FLUCTUATION_WINDOW evaluations.
+# Stability: the fluctuation is the std of the test accuracy over the last FLUCTUATION_WINDOW
+# evaluations.
 FLUCTUATION_WINDOW = 5
 
 VERDICTS = ("diverged", "over-fitting", "under-fitting", "good fit")
@@ -94,28 +95,32 @@ def diagnose(history: list[dict], diverged_flag: bool = False,
     gap = train_acc[-1] - test_acc[-1]
     loss_rise = test_loss[-1] / np.nanmin(test_loss) - 1
     acc_drop = np.nanmax(test_acc) - test_acc[-1]
-    if gap >= OVERFIT_MIN_GAP and (loss_rise >= OVERFIT_LOSS_RISE or acc_drop >= OVERFIT_ACCURACY_DROP):
+    if gap >= OVERFIT_MIN_GAP and (loss_rise >= OVERFIT_LOSS_RISE
+                                   or acc_drop >= OVERFIT_ACCURACY_DROP):
         return Diagnosis("over-fitting",
-                         f"train-test gap {100 * gap:.2f} pp >= {100 * OVERFIT_MIN_GAP:g} pp and test loss "
-                         f"{100 * loss_rise:+.1f}% above its minimum (threshold {100 * OVERFIT_LOSS_RISE:g}%) / "
+                         f"train-test gap {100 * gap:.2f} pp >= {100 * OVERFIT_MIN_GAP:g} pp and "
+                         f"test loss {100 * loss_rise:+.1f}% above its minimum (threshold "
+                         f"{100 * OVERFIT_LOSS_RISE:g}%) / "
                          f"test accuracy {100 * acc_drop:.2f} pp below its best "
                          f"(threshold {100 * OVERFIT_ACCURACY_DROP:g} pp)")
     if train_acc[-1] < UNDERFIT_MIN_TRAIN_ACCURACY:
         return Diagnosis("under-fitting", f"final train accuracy {100 * train_acc[-1]:.2f}% < "
                                           f"{100 * UNDERFIT_MIN_TRAIN_ACCURACY:g}%")
-    if best_train_accuracy is not None and best_train_accuracy - train_acc[-1] > UNDERFIT_CAPACITY_GAP:
+    if (best_train_accuracy is not None
+            and best_train_accuracy - train_acc[-1] > UNDERFIT_CAPACITY_GAP):
         return Diagnosis("under-fitting",
                          f"final train accuracy {100 * train_acc[-1]:.2f}% is "
                          f"{100 * (best_train_accuracy - train_acc[-1]):.2f} pp below the "
-                         f"{100 * best_train_accuracy:.2f}% this model reaches with another setting "
-                         f"(threshold {100 * UNDERFIT_CAPACITY_GAP:g} pp)")
+                         f"{100 * best_train_accuracy:.2f}% this model reaches with another "
+                         f"setting (threshold {100 * UNDERFIT_CAPACITY_GAP:g} pp)")
     gain = late_gain(samples, train_acc)
     if gain > UNDERFIT_LATE_GAIN:
         return Diagnosis("under-fitting",
                          f"train accuracy still rising: +{100 * gain:.2f} pp over the last "
                          f"{100 * LATE_FRACTION:g}% of training > {100 * UNDERFIT_LATE_GAIN:g} pp")
     return Diagnosis("good fit",
-                     f"train accuracy {100 * train_acc[-1]:.2f}% >= {100 * UNDERFIT_MIN_TRAIN_ACCURACY:g}%, "
+                     f"train accuracy {100 * train_acc[-1]:.2f}% >= "
+                     f"{100 * UNDERFIT_MIN_TRAIN_ACCURACY:g}%, "
                      f"late gain {100 * gain:+.2f} pp, gap {100 * gap:.2f} pp, test loss "
                      f"{100 * loss_rise:+.1f}% vs its minimum")
 

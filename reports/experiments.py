@@ -49,7 +49,8 @@ QUICK = Protocol(train_size=2000, test_size=1000, eval_every=500, epochs=1)
 
 @dataclass(frozen=True)
 class RunSpec:
-    """One training run: ``model`` with its ``setting``-th (epochs, lr), ``seed``, ``implementation``.
+    """One training run: ``model`` with its ``setting``-th (epochs, lr), ``seed``,
+    ``implementation``.
 
     ``seed`` fixes both the initial weights (shared by both implementations) and the batch order.
     """
@@ -80,14 +81,16 @@ class RunSpec:
 
     @property
     def filename(self) -> str:
-        return f"{self.model}-s{self.setting + 1}-seed{self.seed}-{self.implementation}-{self.key}.json"
+        return (f"{self.model}-s{self.setting + 1}-seed{self.seed}-{self.implementation}-"
+                f"{self.key}.json")
 
 
 def check_models(models) -> list[str]:
     """The requested model names in the course's order; ValueError names an unknown one."""
     unknown = sorted(set(models) - set(SETTINGS))
     if unknown or not models:
-        raise ValueError(f"report: expected models among {list(SETTINGS)}, received {list(models)}.")
+        raise ValueError(f"report: expected models among {list(SETTINGS)}, received "
+                         f"{list(models)}.")
     return [m for m in SETTINGS if m in models]
 
 
@@ -97,7 +100,8 @@ def plan(models, seeds: int, protocol: Protocol) -> list[RunSpec]:
     Within an experiment the NumPy run comes right before the TensorFlow run.
     """
     if isinstance(seeds, bool) or not isinstance(seeds, int) or seeds < 1:
-        raise ValueError(f"report: expected seeds to be a positive integer, received seeds={seeds!r}.")
+        raise ValueError("report: expected seeds to be a positive integer, received "
+                         f"seeds={seeds!r}.")
     specs = []
     for seed in range(seeds):
         for model in check_models(models):

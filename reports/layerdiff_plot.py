@@ -114,7 +114,7 @@ def heatmap(result: ModelDiff, path) -> Path:
                        ticks=np.arange(FLOOR + 1, CEILING + 1, 4),
                        format=FuncFormatter(_power_of_ten))
     bar.set_label("error vs TensorFlow (log scale, floored at 1e-17)")
-    for kind, value in sorted(tol.items()):
+    for _kind, value in sorted(tol.items()):
         bar.ax.axhline(math.log10(value), color="tab:cyan", linewidth=1.5)
     ax.set_title(_title(result), fontsize=9, pad=28)
     path = save_figure(fig, path, dpi=110, bbox_inches="tight")

@@ -125,7 +125,8 @@ def render(result: ModelDiff) -> str:
         data += " (SHA-256 not checked, --no-verify)"
     head = (f"tfparity diff {result.model}: {result.dtype}, batch {_shape(result.batch_shape)} of "
             f"{data} data, seed {result.seed}. Errors against "
-            f"TensorFlow: relative L2 (propagated: each side end to end; isolated: the scratch layer on TensorFlow's input "
+            "TensorFlow: relative L2 (propagated: each side end to end; isolated: the scratch "
+            "layer on TensorFlow's input "
             f"and upstream gradient); tolerance forward {tol.forward:.0e}, gradient "
             f"{tol.gradient:.0e}.")
     return "\n\n".join([head, tables(result), first_divergence_sentence(result)])

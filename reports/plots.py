@@ -1,4 +1,5 @@
-"""The report's pictures (matplotlib; the CLI selects the Agg backend): learning curves, the summary table, runtimes."""
+"""The report's pictures (matplotlib; the CLI selects the Agg backend): learning curves, the summary
+table, runtimes."""
 
 from __future__ import annotations
 
@@ -40,14 +41,18 @@ def learning_curves(results: list[dict], models: list[str], path: Path) -> Path:
                     samples, mean, lo, hi = curves(results, model, col + 1, impl, key)
                     if samples.size == 0:
                         continue
-                    ax.plot(samples / 1e3, mean, color=colour, **{**style, "label": f"{style['label']} {set_name}"})
+                    ax.plot(samples / 1e3, mean, color=colour,
+                            **{**style, "label": f"{style['label']} {set_name}"})
                     ax.fill_between(samples / 1e3, lo, hi, color=colour, alpha=0.12, linewidth=0)
                     if np.isfinite(lo[1:]).any():
-                        low, high = min(low, float(np.nanmin(lo[1:]))), max(high, float(np.nanmax(hi[1:])))
-            spec = next((r["spec"] for r in results if (r["spec"]["model"], r["spec"]["setting"]) == (model, col)),
+                        low, high = (min(low, float(np.nanmin(lo[1:]))),
+                                     max(high, float(np.nanmax(hi[1:]))))
+            spec = next((r["spec"] for r in results if (r["spec"]["model"],
+                                                        r["spec"]["setting"]) == (model, col)),
                         None)
             epochs = spec["epochs"] if spec else epochs  # --quick overrides the epochs
-            ax.set_title(f"{model} #{col + 1}: {epochs} epoch{'s' * (epochs != 1)}, lr {lr:g}", fontsize=11)
+            ax.set_title(f"{model} #{col + 1}: {epochs} epoch{'s' * (epochs != 1)}, lr {lr:g}",
+                         fontsize=11)
             ax.set_xlabel("training samples processed (thousands)")
             ax.set_ylabel("accuracy")
             ax.grid(alpha=0.3)
@@ -57,7 +62,8 @@ def learning_curves(results: list[dict], models: list[str], path: Path) -> Path:
     handles, labels = axes[0, 0].get_legend_handles_labels()
     fig.legend(handles, labels, loc="upper center", ncol=4, frameon=False, fontsize=11,
                bbox_to_anchor=(0.5, 1.0))
-    fig.suptitle("Learning curves: seed mean (line) and min-max over seeds (band)", y=1.025, fontsize=13)
+    fig.suptitle("Learning curves: seed mean (line) and min-max over seeds (band)", y=1.025,
+                 fontsize=13)
     fig.tight_layout(rect=(0, 0, 1, 0.97))
     return _save(fig, path)
 
@@ -74,12 +80,14 @@ def summary_table(summary: pd.DataFrame, verdicts: pd.DataFrame, path: Path) -> 
               "NumPy - TF\n(pp)", "verdict\nNumPy", "verdict\nTensorFlow"]
     cells = [[r.model, f"#{r.setting}: {r.epochs} ep, lr {r.lr:g}", _pm(r.numpy_mean, r.numpy_std),
               _pm(r.tensorflow_mean, r.tensorflow_std), f"{100 * r.difference:+.2f}",
-              verdict.get((r.model, r.setting, "numpy"), ""), verdict.get((r.model, r.setting, "tensorflow"), "")]
+              verdict.get((r.model, r.setting, "numpy"), ""),
+              verdict.get((r.model, r.setting, "tensorflow"), "")]
              for r in summary.itertuples()]
     fig, ax = plt.subplots(figsize=(12, 0.3 * (len(cells) + 3)))
     ax.axis("off")
     widths = [0.08, 0.2, 0.15, 0.15, 0.11, 0.12, 0.12]
-    table = ax.table(cellText=cells, colLabels=header, colWidths=widths, loc="upper center", cellLoc="center")
+    table = ax.table(cellText=cells, colLabels=header, colWidths=widths, loc="upper center",
+                     cellLoc="center")
     table.auto_set_font_size(False)
     table.set_fontsize(10)
     table.scale(1, 1.5)
@@ -102,8 +110,10 @@ def runtime_chart(runtime: pd.DataFrame, path: Path) -> Path:
     panels = [("ms_per_step", "step_ratio", "training time per step (ms)"),
               ("eval_time", "eval_ratio", "evaluation time per run (s)")]
     for ax, (metric, ratio, title) in zip(axes, panels):
-        for offset, impl, colour in ((-0.2, "numpy", "tab:green"), (0.2, "tensorflow", "tab:orange")):
-            ax.bar(x + offset, runtime[f"{metric}_{impl}"], width=0.4, color=colour, label=STYLE[impl]["label"])
+        for offset, impl, colour in ((-0.2, "numpy", "tab:green"),
+                                     (0.2, "tensorflow", "tab:orange")):
+            ax.bar(x + offset, runtime[f"{metric}_{impl}"], width=0.4, color=colour,
+                   label=STYLE[impl]["label"])
         tops = np.maximum(runtime[f"{metric}_numpy"], runtime[f"{metric}_tensorflow"])
         for xi, top, value in zip(x, tops, runtime[ratio]):
             ax.text(xi, top * 1.15, f"{value:.2g}x", ha="center", va="bottom", fontsize=8)

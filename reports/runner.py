@@ -11,7 +11,6 @@ from __future__ import annotations
 import hashlib
 import json
 import math
-import os
 import time
 from pathlib import Path
 from typing import Callable
@@ -29,7 +28,8 @@ from scratch.train import ScratchTrainer, run
 
 
 def to_json_safe(value):
-    """``value`` with NaN/inf floats replaced by None (strict JSON), numpy scalars as Python ones."""
+    """``value`` with NaN/inf floats replaced by None (strict JSON), numpy scalars as Python
+    ones."""
     if isinstance(value, dict):
         return {k: to_json_safe(v) for k, v in value.items()}
     if isinstance(value, (list, tuple)):
@@ -49,7 +49,8 @@ def write_json_atomic(path: Path, payload) -> None:
 
 
 class RunStore:
-    """Finished runs under ``<root>/runs``: ``load(spec)`` (None if absent), ``save(spec, result)``."""
+    """Finished runs under ``<root>/runs``: ``load(spec)`` (None if absent), ``save(spec,
+    result)``."""
 
     def __init__(self, root: Path):
         self.root = Path(root)
@@ -119,7 +120,8 @@ def thread_settings(implementation: str, since: dict | None = None) -> dict:
     return tf_threads.describe()
 
 
-def train_one(spec: RunSpec, splits: Splits, on_record: Callable[[dict], None] | None = None) -> dict:
+def train_one(spec: RunSpec, splits: Splits,
+              on_record: Callable[[dict], None] | None = None) -> dict:
     """Train one run and return its result: the spec, the evaluation history and the timings.
 
     Timings: ``train_time`` is the sum of the training steps alone, ``eval_time`` the sum of the

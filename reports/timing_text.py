@@ -106,6 +106,7 @@ def run_times_note(runs: pd.DataFrame, runtime: pd.DataFrame, cpus: int | None) 
                  "means other processes competed for the cores, which inflates those times. ")
     sums = runtime.groupby("model", sort=False)[
         ["ms_per_step_median_numpy", "ms_per_step_median_tensorflow"]].sum()
-    medians = "; ".join(f"{model} {row.iloc[0] / row.iloc[1]:.2f}" for model, row in sums.iterrows())
+    medians = "; ".join(f"{model} {row.iloc[0] / row.iloc[1]:.2f}"
+                        for model, row in sums.iterrows())
     return text + (f"NumPy/TensorFlow ratio of the runs' median ms/step over evaluation intervals "
                    f"(less sensitive to bursts of contention): {medians}.")

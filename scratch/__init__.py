@@ -2,8 +2,22 @@
 the Keras optimizers and a training loop. It never imports TensorFlow at import time:
 ``scratch.from_keras`` (``reference_tf.from_keras.from_keras``) loads Keras when first used."""
 
-from scratch.layers import (LAYERS, AveragePooling2D, BatchNormalization, Conv2D, Dense, Dropout,
-                            Flatten, Layer, LeakyReLU, MaxPool2D, ReLU, Sigmoid, Softmax, Tanh)
+from scratch.layers import (
+    LAYERS,
+    AveragePooling2D,
+    BatchNormalization,
+    Conv2D,
+    Dense,
+    Dropout,
+    Flatten,
+    Layer,
+    LeakyReLU,
+    MaxPool2D,
+    ReLU,
+    Sigmoid,
+    Softmax,
+    Tanh,
+)
 from scratch.losses import softmax_cross_entropy
 from scratch.models import MODELS, Sequential, Trace, build
 from scratch.optim import SGD, Adam, AdamW, RMSprop

@@ -19,15 +19,18 @@ def check_dtype_name(owner: str, dtype) -> np.dtype:
     except TypeError:
         resolved = None
     if resolved is None or resolved.name not in FLOAT_DTYPES:
-        raise TypeError(f"{owner}: expected dtype 'float32' or 'float64', received dtype={dtype!r}.")
+        raise TypeError(f"{owner}: expected dtype 'float32' or 'float64', received "
+                        f"dtype={dtype!r}.")
     return resolved
 
 
 def check_positive_int(owner: str, name: str, value) -> int:
     if isinstance(value, bool) or not isinstance(value, numbers.Integral):
-        raise TypeError(f"{owner}: expected {name} to be a positive integer, received {name}={value!r}.")
+        raise TypeError(f"{owner}: expected {name} to be a positive integer, received "
+                        f"{name}={value!r}.")
     if value < 1:
-        raise ValueError(f"{owner}: expected {name} to be a positive integer, received {name}={value!r}.")
+        raise ValueError(f"{owner}: expected {name} to be a positive integer, received "
+                         f"{name}={value!r}.")
     return int(value)
 
 
@@ -52,7 +55,8 @@ def check_pair(owner: str, name: str, value) -> tuple[int, int]:
 
 def check_padding(owner: str, padding) -> str:
     if not isinstance(padding, str) or padding.lower() not in ("valid", "same"):
-        raise ValueError(f"{owner}: expected padding='valid' or 'same', received padding={padding!r}.")
+        raise ValueError(f"{owner}: expected padding='valid' or 'same', received "
+                         f"padding={padding!r}.")
     return padding.lower()
 
 
@@ -79,7 +83,8 @@ def check_bool(owner: str, name: str, value) -> bool:
 def check_float_array(owner: str, name: str, x, dtype: np.dtype | None = None) -> np.ndarray:
     """Check that ``x`` is a float32/float64 ndarray (of ``dtype`` if given) with finite values."""
     if not isinstance(x, np.ndarray):
-        raise TypeError(f"{owner}: expected {name} to be a numpy array, received {type(x).__name__}.")
+        raise TypeError(f"{owner}: expected {name} to be a numpy array, received "
+                        f"{type(x).__name__}.")
     if x.dtype.name not in FLOAT_DTYPES:
         raise TypeError(
             f"{owner}: expected {name} of dtype float32 or float64, received dtype {x.dtype.name}"
@@ -108,20 +113,24 @@ def check_float_array(owner: str, name: str, x, dtype: np.dtype | None = None) -
 def check_shape(owner: str, name: str, shape, expected: tuple, expected_text: str) -> None:
     """Check ``shape`` against ``expected`` where ``None`` entries match any size."""
     shape = tuple(shape)
-    if len(shape) != len(expected) or any(e is not None and s != e for s, e in zip(shape, expected)):
-        raise ValueError(f"{owner}: expected {name} of shape {expected_text}, received shape {shape}.")
+    if len(shape) != len(expected) or any(e is not None and s != e
+                                          for s, e in zip(shape, expected)):
+        raise ValueError(f"{owner}: expected {name} of shape {expected_text}, received shape "
+                         f"{shape}.")
 
 
 def check_labels(owner: str, labels, n: int, num_classes: int) -> np.ndarray:
     """Check integer class labels of shape (n,) with values in [0, num_classes)."""
     if not isinstance(labels, np.ndarray):
-        raise TypeError(f"{owner}: expected labels as a numpy array, received {type(labels).__name__}.")
+        raise TypeError(f"{owner}: expected labels as a numpy array, received "
+                        f"{type(labels).__name__}.")
     if labels.dtype.kind not in "iu":
         raise TypeError(
             f"{owner}: expected integer labels (class indices), received dtype {labels.dtype.name}."
         )
     if labels.shape != (n,):
-        raise ValueError(f"{owner}: expected labels of shape ({n},), received shape {labels.shape}.")
+        raise ValueError(f"{owner}: expected labels of shape ({n},), received shape "
+                         f"{labels.shape}.")
     if n and (labels.min() < 0 or labels.max() >= num_classes):
         bad = labels[(labels < 0) | (labels >= num_classes)][0]
         raise ValueError(

@@ -8,9 +8,9 @@ running layer by layer, since it reports every layer's output and gradient.
 
 from __future__ import annotations
 
-import numpy as np
-
 from typing import Callable, Protocol
+
+import numpy as np
 
 from scratch import ops
 from scratch.layers import Conv2D, Layer, MaxPool2D, ReLU
@@ -89,7 +89,8 @@ class ConvChain:
                                for s in range(0, len(x), EVAL_CHUNK)])
 
     def infer_chunk(self, x: np.ndarray) -> np.ndarray:
-        """``infer`` of one chunk x (n, H, W, C) in one go (``infer`` runs ``EVAL_CHUNK`` images at a time)."""
+        """``infer`` of one chunk x (n, H, W, C) in one go (``infer`` runs ``EVAL_CHUNK`` images at
+        a time)."""
         h = np.ascontiguousarray(x.transpose(3, 1, 2, 0))
         for conv, pool in self.blocks:
             h = ops.conv_relu_pool_infer(h, *self._args(conv, pool))

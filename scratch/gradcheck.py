@@ -65,7 +65,8 @@ class GradCheckResult:
 
 
 def compare(name: str, analytic: np.ndarray, numerical: np.ndarray) -> GradCheckResult:
-    """Errors of ``analytic`` against ``numerical`` (same shape) over the non-NaN numerical entries."""
+    """Errors of ``analytic`` against ``numerical`` (same shape) over the non-NaN numerical
+    entries."""
     analytic = np.asarray(analytic, dtype=np.float64)
     numerical = np.asarray(numerical, dtype=np.float64)
     if analytic.shape != numerical.shape:

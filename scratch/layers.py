@@ -19,13 +19,12 @@ from __future__ import annotations
 
 from contextlib import contextmanager
 
-
 import numpy as np
 
 from scratch import ops
 from scratch._checks import (
-    check_dtype_name,
     check_bool,
+    check_dtype_name,
     check_float_array,
     check_interval,
     check_padding,
@@ -129,14 +128,16 @@ class Layer:
 
     # Hooks: what a subclass implements ----------------------------------------------------
     def check_input_channels(self, input_shape: tuple) -> None:
-        """Raise if a built layer's parameters cannot take ``input_shape`` (rank already checked)."""
+        """Raise if a built layer's parameters cannot take ``input_shape`` (rank already
+        checked)."""
 
     def output_shape_for(self, input_shape: tuple) -> tuple:
         """Per-example output shape for a valid per-example ``input_shape`` (default: the same)."""
         return input_shape
 
     def init_params(self, input_shape: tuple, rng: np.random.Generator) -> dict:
-        """The initial parameters for per-example ``input_shape``, in ``self.dtype`` (default none)."""
+        """The initial parameters for per-example ``input_shape``, in ``self.dtype`` (default
+        none)."""
         return {}
 
     def call(self, x: np.ndarray) -> np.ndarray:
@@ -147,7 +148,8 @@ class Layer:
     def call_backward(self, dy: np.ndarray) -> np.ndarray:
         """dL/dx (the input's shape) from dL/dy (the last output's shape) and ``self.cache``;
         sets ``self.grads[key]`` for every parameter."""
-        raise NotImplementedError(f"{self.owner}: a Layer subclass must implement call_backward(dy).")
+        raise NotImplementedError(f"{self.owner}: a Layer subclass must implement "
+                                  "call_backward(dy).")
 
     def infer(self, x: np.ndarray) -> np.ndarray:
         """The output for evaluation, where nobody needs the cache (default: ``call``)."""
@@ -316,7 +318,8 @@ class _Pool2D(_Windowed):
     def __init__(self, pool_size=2, strides=None, padding: str = "valid", name: str | None = None):
         super().__init__(name)
         self.pool_size = check_pair(self.owner, "pool_size", pool_size)
-        self.strides = self.pool_size if strides is None else check_pair(self.owner, "strides", strides)
+        self.strides = self.pool_size if strides is None else check_pair(self.owner, "strides",
+                                                                          strides)
         self.padding = check_padding(self.owner, padding)
 
     def output_shape_for(self, input_shape):
@@ -332,7 +335,8 @@ class MaxPool2D(_Pool2D):
     """
 
     def call(self, x):
-        return self.save_for_backward(*ops.max_pool2d_forward(x, self.pool_size, self.strides, self.padding))
+        return self.save_for_backward(*ops.max_pool2d_forward(x, self.pool_size, self.strides,
+                                                              self.padding))
 
     def call_backward(self, dy):
         return ops.max_pool2d_backward(dy, self.cache)

@@ -3,7 +3,8 @@
 A training step allocates and frees the same arrays of a few MB (window matrices, convolution
 grids) on every batch. With glibc's defaults such an array is either mmap-ed afresh or lies at the
 top of the heap, which ``free`` trims, so the next batch pays a page fault per 4 KiB page again
-(docs/performance.md has the measurement). TensorFlow's allocator keeps its memory for the same reason. ``retain_freed_memory`` raises
+(docs/performance.md has the measurement). TensorFlow's allocator keeps its memory for the same
+reason. ``retain_freed_memory`` raises
 glibc's mmap and trim thresholds so that freed blocks are reused; the resident size then stays
 at its high-water mark.
 """

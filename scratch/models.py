@@ -10,8 +10,16 @@ import numpy as np
 from scratch import ops
 from scratch._checks import check_dtype_name, check_float_array, check_labels, check_positive_int
 from scratch.fusion import Unit, backward, fuse
-from scratch.layers import (BatchNormalization, Conv2D, Dense, Dropout, Flatten, Layer, MaxPool2D,
-                            ReLU)
+from scratch.layers import (
+    BatchNormalization,
+    Conv2D,
+    Dense,
+    Dropout,
+    Flatten,
+    Layer,
+    MaxPool2D,
+    ReLU,
+)
 
 MNIST_INPUT_SHAPE = (28, 28, 1)
 NUM_CLASSES = 10
@@ -72,7 +80,8 @@ class Sequential:
                  dtype="float32", num_classes: int = NUM_CLASSES):
         self.dtype = check_dtype_name("Sequential", dtype)
         if not layers or not all(isinstance(layer, Layer) for layer in layers):
-            raise TypeError(f"Sequential: expected a non-empty list of Layer objects, received {layers!r}.")
+            raise TypeError("Sequential: expected a non-empty list of Layer objects, received "
+                            f"{layers!r}.")
         self.layers = list(layers)
         self.input_shape = tuple(int(s) for s in input_shape)
         self.num_classes = num_classes
@@ -88,8 +97,8 @@ class Sequential:
             self.output_shapes[layer.name] = shape
         if shape != (num_classes,):
             raise ValueError(
-                f"Sequential: expected the last layer to produce ({num_classes},) logits per example, "
-                f"received output shape {shape}."
+                f"Sequential: expected the last layer to produce ({num_classes},) logits per "
+                f"example, received output shape {shape}."
             )
         self.params = {f"{layer.name}/{key}": value
                        for layer in self.layers for key, value in layer.params.items()}
@@ -107,7 +116,8 @@ class Sequential:
         names = [layer.name for layer in self.layers]
         duplicates = sorted({n for n in names if names.count(n) > 1})
         if duplicates:
-            raise ValueError(f"Sequential: layer names must be unique, received duplicates {duplicates}.")
+            raise ValueError("Sequential: layer names must be unique, received duplicates "
+                             f"{duplicates}.")
 
     @property
     def mixes_examples(self) -> bool:
@@ -133,8 +143,8 @@ class Sequential:
         """Validate a batch x (N, *input_shape), N >= 1, of the model's dtype and labels y (N,)."""
         check_float_array("Sequential input", "x", x, self.dtype)
         if x.shape[1:] != self.input_shape or x.ndim != len(self.input_shape) + 1:
-            raise ValueError(f"Sequential input: expected x of shape (N, {', '.join(map(str, self.input_shape))}), "
-                             f"received shape {x.shape}.")
+            raise ValueError("Sequential input: expected x of shape (N, "
+                             f"{', '.join(map(str, self.input_shape))}), received shape {x.shape}.")
         if x.shape[0] == 0:
             raise ValueError(f"Sequential input: expected at least one example (N >= 1), "
                              f"received x of shape {x.shape}.")
@@ -259,7 +269,8 @@ class Sequential:
         rows = [("layer", "type", "output shape", "params")]
         for layer in self.layers:
             count = sum(v.size for v in layer.params.values())
-            rows.append((layer.name, type(layer).__name__, str((None, *self.output_shapes[layer.name])),
+            rows.append((layer.name, type(layer).__name__,
+                         str((None, *self.output_shapes[layer.name])),
                          str(count)))
         widths = [max(len(r[i]) for r in rows) for i in range(4)]
         lines = ["  ".join(c.ljust(w) for c, w in zip(r, widths)) for r in rows]

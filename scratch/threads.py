@@ -36,7 +36,7 @@ from collections import Counter
 from contextlib import contextmanager
 from typing import Iterator, Mapping
 
-import numpy as np  # loads the BLAS, so that threadpoolctl finds it
+import numpy as np  # noqa: F401 -- loads the BLAS, so that threadpoolctl finds it
 from threadpoolctl import ThreadpoolController
 
 ENV_VAR = "TFPARITY_BLAS_THREADS"

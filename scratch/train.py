@@ -20,7 +20,7 @@ from scratch import threads
 from scratch._checks import check_positive_int
 from scratch.memory import retain_freed_memory
 from scratch.models import Sequential
-from scratch.optim import Optimizer, SGD
+from scratch.optim import SGD, Optimizer
 
 
 class Trainer(Protocol):
@@ -35,7 +35,8 @@ class Batch(NamedTuple):
 
 
 def epoch_permutation(n: int, seed: int, epoch: int) -> np.ndarray:
-    """The shuffle of epoch ``epoch``: a permutation of range(n), a pure function of (seed, epoch)."""
+    """The shuffle of epoch ``epoch``: a permutation of range(n), a pure function of (seed,
+    epoch)."""
     return np.random.default_rng([seed, epoch]).permutation(n)
 
 
@@ -148,10 +149,11 @@ def fit(model: Sequential, x: np.ndarray, y: np.ndarray, *, epochs: int, lr: flo
         model: a ``Sequential``; trained in place.
         x: training images (N, *model.input_shape) of the model's dtype; y: labels (N,).
         epochs, lr, batch_size, seed: the run; ``seed`` fixes the per-epoch shuffles.
-        eval_sets: name -> (images, labels) evaluated at every record, e.g. {"train": ..., "test": ...}.
+        eval_sets: name -> (images, labels) evaluated at every record, e.g. {"train": ..., "test":
+        ...}.
     """
     model.check_inputs(x, y)
-    for set_name, (xs, ys) in (eval_sets or {}).items():
+    for _set_name, (xs, ys) in (eval_sets or {}).items():
         model.check_inputs(xs, ys)
     trainer = ScratchTrainer(model, SGD(lr))
     return run(trainer, x, y, epochs=epochs, batch_size=batch_size, seed=seed,

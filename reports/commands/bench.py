@@ -17,8 +17,8 @@ def register(subparsers) -> None:
         "bench", help="time the NumPy engine against TensorFlow's compiled step",
         description="For each model: training step (forward + backward + SGD, one batch) and "
                     "evaluation images/s, NumPy and TensorFlow alternating in one process after a "
-                    "warm-up; medians, interquartile ranges, NumPy/TensorFlow ratios and peak memory "
-                    "of one step. Thread settings and the BLAS are recorded.")
+                    "warm-up; medians, interquartile ranges, NumPy/TensorFlow ratios and peak "
+                    "memory of one step. Thread settings and the BLAS are recorded.")
     add_models(parser, "models to time")
     parser.add_argument("--dtype", choices=("float32", "float64"), default="float32",
                         help="the engines' dtype")
@@ -72,7 +72,8 @@ def table(rows: list[dict]) -> list[str]:
     return lines
 
 
-PROFILE_TITLES = {"step": "training step (fused fast path)", "layers": "layer by layer (trace path)"}
+PROFILE_TITLES = {"step": "training step (fused fast path)",
+                  "layers": "layer by layer (trace path)"}
 
 
 def conditions(environment: dict, rows: list[dict], load: int) -> list[str]:
@@ -108,9 +109,9 @@ def profile_table(name: str, profile: dict[str, list[dict]]) -> list[str]:
 
 def plot(rows: list[dict], path: Path) -> Path:
     import matplotlib.pyplot as plt
+    import numpy as np
 
     from reports.atomic import save_figure
-    import numpy as np
 
     names = [row["model"] for row in rows]
     positions = np.arange(len(rows))
@@ -120,8 +121,10 @@ def plot(rows: list[dict], path: Path) -> Path:
         for offset, side, title in ((-0.2, "numpy", "NumPy"), (0.2, "tensorflow", "TensorFlow")):
             if key == "step":
                 values = [1e3 * row[f"{side}_step"]["median"] for row in rows]
-                errors = [[1e3 * (row[f"{side}_step"]["median"] - row[f"{side}_step"]["q1"]) for row in rows],
-                          [1e3 * (row[f"{side}_step"]["q3"] - row[f"{side}_step"]["median"]) for row in rows]]
+                errors = [[1e3 * (row[f"{side}_step"]["median"] - row[f"{side}_step"]["q1"])
+                           for row in rows],
+                          [1e3 * (row[f"{side}_step"]["q3"] - row[f"{side}_step"]["median"])
+                           for row in rows]]
             else:
                 values, errors = [row[f"{side}_{key}"] for row in rows], None
             ax.bar(positions + offset, values, 0.4, yerr=errors, label=title)

@@ -11,7 +11,13 @@ from __future__ import annotations
 import argparse
 
 from reports.commands.options import (
-    BATCH_DATA, add_models, add_no_verify, add_seed, checks_mnist, in_model_order, positive_int,
+    BATCH_DATA,
+    add_models,
+    add_no_verify,
+    add_seed,
+    checks_mnist,
+    in_model_order,
+    positive_int,
 )
 
 

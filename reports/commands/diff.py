@@ -8,7 +8,12 @@ import sys
 from pathlib import Path
 
 from reports.commands.options import (
-    BATCH_DATA, add_model, add_no_verify, add_seed, checks_mnist, positive_int,
+    BATCH_DATA,
+    add_model,
+    add_no_verify,
+    add_seed,
+    checks_mnist,
+    positive_int,
 )
 from reports.errors import reading
 from reports.outputs import JSON_SUFFIXES, PLOT_SUFFIXES, check_file
@@ -19,7 +24,8 @@ STDOUT = "-"
 def register(subparsers) -> None:
     parser = subparsers.add_parser(
         "diff", help="compare one model with TensorFlow layer by layer, forward and backward",
-        description="Run the scratch model and its Keras twin on one seeded batch and compare every "
+        description="Run the scratch model and its Keras twin on one seeded batch and compare "
+                    "every "
                     "layer's output, the gradient it receives, its parameter gradients and the "
                     "gradient it sends back: propagated (each side end to end) and isolated (the "
                     "scratch layer on TensorFlow's input and upstream gradient). Names the first "

@@ -25,15 +25,16 @@ def register(subparsers) -> None:
         "report", help="train both implementations with the course's settings and write the report",
         description="Train linear, mlp1, mlp2 and cnn with three settings each, in NumPy and in "
                     "TensorFlow from identical weights and batches, for several seeds, and write "
-                    "report.md, results.json, tables and plots. Each finished run is saved at once; "
-                    "re-running the same command resumes.")
+                    "report.md, results.json, tables and plots. Each finished run is saved at "
+                    "once; re-running the same command resumes.")
     parser.add_argument("--models", nargs="+", choices=list(SETTINGS), default=list(SETTINGS),
                         metavar="MODEL",
                         help=f"models to train, any of {', '.join(SETTINGS)} (default: all four)")
     parser.add_argument("--seeds", type=positive_int, default=None,
                         help="seeds per experiment (default: 3, or 1 with --quick)")
     parser.add_argument("--quick", action="store_true",
-                        help="the whole pipeline on a small subset: 2000 training and 1000 test images, "
+                        help="the whole pipeline on a small subset: 2000 training and 1000 test "
+                             "images, "
                              "1 epoch per setting, evaluation every 500 samples, 1 seed (< 2 min)")
     parser.add_argument("--data", choices=DATA_SOURCES, default="mnist",
                         help="mnist, or templates (an offline stand-in: ten noisy class "
@@ -93,11 +94,12 @@ def run(args: argparse.Namespace) -> int:
         runner.write_json_atomic(out / META, {
             "environment": describe(),
             "data": {"source": splits.source, "training_images": len(splits.train[1]),
-                     "train_eval_images": len(splits.train_eval[1]), "test_images": len(splits.test[1])}})
+                     "train_eval_images": len(splits.train_eval[1]),
+                     "test_images": len(splits.test[1])}})
         return splits
 
-    print(f"tfparity report: {len(specs)} runs ({len(models)} models x 3 settings x {args.seeds} seed(s) "
-          f"x 2 implementations) in {out}", flush=True)
+    print(f"tfparity report: {len(specs)} runs ({len(models)} models x 3 settings x {args.seeds} "
+          f"seed(s) x 2 implementations) in {out}", flush=True)
     try:
         results, sweep = run_sweep(specs, store, load_splits, executor,
                                    progress=not args.no_progress)
@@ -119,7 +121,8 @@ def run(args: argparse.Namespace) -> int:
         timed = timing.load_or_measure(out, models, protocol, test_images,
                                        sweep if sweep["trained"] else None, retime=args.retime)
     report = writer.write(
-        out, [results[spec.key] for spec in specs], models=models, seeds=args.seeds, protocol=protocol,
+        out, [results[spec.key] for spec in specs], models=models, seeds=args.seeds,
+        protocol=protocol,
         command=_command_line(args, models, out, executor), environment=meta["environment"],
         elapsed=time.perf_counter() - started, data=meta["data"], timing=timed, sweep=sweep)
     print(f"tfparity report: wrote {report}")

@@ -14,7 +14,10 @@ import sys
 from pathlib import Path
 
 from reports.commands.options import (
-    add_model, add_no_verify, add_seed, positive_float, positive_int,
+    add_model,
+    add_no_verify,
+    add_seed,
+    positive_int,
 )
 from reports.errors import BadInput, reading
 from reports.outputs import WEIGHTS_SUFFIXES, check_file
@@ -132,7 +135,8 @@ def run(args: argparse.Namespace) -> int:
     from reports.diagnosis import divergence
     from reports.weights import load_weights, save_weights
     from scratch.models import build
-    from scratch.train import ScratchTrainer, run as train
+    from scratch.train import ScratchTrainer
+    from scratch.train import run as train
 
     with reading("--optimizer"):
         optimizer = make_optimizer(args)

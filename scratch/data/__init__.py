@@ -6,7 +6,13 @@ NumPy only (no TensorFlow): ``load_mnist(dtype)`` returns ``Splits`` with ``.tra
 
 from scratch.data.idx import parse_idx, read_idx
 from scratch.data.mnist import (
-    Dataset, MnistDataError, MnistNotFoundError, RawMnist, Splits, cache_dir, load_mnist,
+    Dataset,
+    MnistDataError,
+    MnistNotFoundError,
+    RawMnist,
+    Splits,
+    cache_dir,
+    load_mnist,
     load_mnist_raw,
 )
 from scratch.data.npm_fetch import FetchError, fetch_npm_files

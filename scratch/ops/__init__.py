@@ -5,16 +5,32 @@ They do no validation (the layer classes do); inputs are NHWC and weights in Ker
 evaluation.
 """
 
-from scratch.ops.activations import (leaky_relu_backward, leaky_relu_forward, sigmoid_backward,
-                                     sigmoid_forward, softmax_backward, softmax_forward,
-                                     tanh_backward, tanh_forward)
+from scratch.ops.activations import (
+                                     leaky_relu_backward,
+                                     leaky_relu_forward,
+                                     sigmoid_backward,
+                                     sigmoid_forward,
+                                     softmax_backward,
+                                     softmax_forward,
+                                     tanh_backward,
+                                     tanh_forward,
+)
 from scratch.ops.avgpool import avg_pool2d_backward, avg_pool2d_forward
-from scratch.ops.batchnorm import (batch_moments, batch_norm_backward, batch_norm_forward,
-                                   batch_norm_inference_forward, moving_average)
+from scratch.ops.batchnorm import (
+                                     batch_moments,
+                                     batch_norm_backward,
+                                     batch_norm_forward,
+                                     batch_norm_inference_forward,
+                                     moving_average,
+)
 from scratch.ops.conv import conv2d_backward, conv2d_forward, conv2d_input_grad
-from scratch.ops.conv_pool import (conv_relu_pool_backward, conv_relu_pool_forward,
-                                   conv_relu_pool_infer, conv_relu_pool_routes,
-                                   pool_tiles_conv_output)
+from scratch.ops.conv_pool import (
+                                     conv_relu_pool_backward,
+                                     conv_relu_pool_forward,
+                                     conv_relu_pool_infer,
+                                     conv_relu_pool_routes,
+                                     pool_tiles_conv_output,
+)
 from scratch.ops.dense import dense_backward, dense_forward
 from scratch.ops.dropout import dropout_backward, dropout_forward, keep_mask
 from scratch.ops.flatten import flatten_backward, flatten_forward

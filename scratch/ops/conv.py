@@ -94,7 +94,8 @@ def window_matrix(x: np.ndarray, kh: int, kw: int, strides, pads, out_hw):
 
 
 def crop_grid(y_grid: np.ndarray, out_hw, bias: np.ndarray | None = None) -> np.ndarray:
-    """y_grid (N, Hg, Wg, C) -> its top-left (N, Ho, Wo, C) corner, contiguous, plus ``bias`` (C,)."""
+    """y_grid (N, Hg, Wg, C) -> its top-left (N, Ho, Wo, C) corner, contiguous, plus ``bias``
+    (C,)."""
     n, hg, wg, c = y_grid.shape
     ho, wo = out_hw
     # Broadcast the bias over whole rows of Wo*C values: NumPy then runs long inner loops.

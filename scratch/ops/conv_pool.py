@@ -22,8 +22,14 @@ from typing import NamedTuple
 import numpy as np
 
 from scratch.ops.padding import window_geometry
-from scratch.ops.phase_split import (SplitGeometry, add_block_windows, block_windows, merge_planes,
-                                     split_geometry, split_planes)
+from scratch.ops.phase_split import (
+    SplitGeometry,
+    add_block_windows,
+    block_windows,
+    merge_planes,
+    split_geometry,
+    split_planes,
+)
 
 # Extra elements per row of the large products: BLAS writes rows that lie a multiple of 4 KiB
 # apart several times slower (they compete for the same cache sets).
@@ -36,7 +42,8 @@ _PLAIN_PRODUCT = 4096
 
 class ConvReluPoolCache(NamedTuple):
     windows: np.ndarray  # (Dh*ph*Dw*pw*C, Hq*Ws*N): the pool blocks' window matrix
-    first: np.ndarray    # (c_out, Hq*Ws*N) uint8: the first phase holding the maximum of conv + bias
+    first: np.ndarray    # (c_out, Hq*Ws*N) uint8: the first phase holding the maximum of conv
+                         # + bias
     y: np.ndarray        # (c_out, Hq, Wq, N): the output, relu of that maximum on the valid grid
     kernel: np.ndarray   # (kh, kw, C, c_out)
     geometry: SplitGeometry

@@ -13,7 +13,8 @@ def softmax_cross_entropy(logits: np.ndarray, labels: np.ndarray):
         labels: integer classes, shape (N,), values in [0, K).
 
     Returns:
-        (loss, dlogits): loss a Python float, dlogits = (softmax(z) - onehot(y)) / N of shape (N, K).
+        (loss, dlogits): loss a Python float, dlogits = (softmax(z) - onehot(y)) / N of shape (N,
+        K).
     """
     n = logits.shape[0]
     # Shift by the row maximum: exp never overflows and the largest term is exactly exp(0) = 1,

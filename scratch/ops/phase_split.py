@@ -29,7 +29,8 @@ class SplitGeometry(NamedTuple):
     pool: tuple       # (ph, pw), also the pool's strides
     split: tuple      # (Hs, Ws): the grid of one phase plane of the padded input, per image
     pooled: tuple     # (Hq, Wq): the pooled output
-    span: tuple       # (Dh, Dw): the pool blocks down and across that one pool block's windows reach
+    span: tuple       # (Dh, Dw): the pool blocks down and across that one pool block's windows
+                      # reach
     tail: int         # zeros after the last plane, so that every shifted run lies inside
 
     @property
@@ -74,7 +75,8 @@ def _plane_slices(g: SplitGeometry):
             q0 = -(-(left - s) // pw) if left > s else 0
             w0 = pw * q0 + s - left
             cols = len(range(w0, w, pw))
-            yield (r, s), (slice(p0, p0 + rows), slice(q0, q0 + cols)), (slice(h0, h, ph), slice(w0, w, pw))
+            yield ((r, s), (slice(p0, p0 + rows), slice(q0, q0 + cols)),
+                   (slice(h0, h, ph), slice(w0, w, pw)))
 
 
 def _planes(data: np.ndarray, g: SplitGeometry) -> np.ndarray:
@@ -94,7 +96,8 @@ def split_planes(x: np.ndarray, g: SplitGeometry) -> np.ndarray:
 
 
 def merge_planes(data: np.ndarray, g: SplitGeometry) -> np.ndarray:
-    """The inverse of ``split_planes`` on the image: flat planes -> (C, H, W, N), padding dropped."""
+    """The inverse of ``split_planes`` on the image: flat planes -> (C, H, W, N), padding
+    dropped."""
     planes = _planes(data, g)
     x = np.empty(g.x_shape, data.dtype)
     for (r, s), (rows, cols), (h_in, w_in) in _plane_slices(g):

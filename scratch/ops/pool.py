@@ -93,7 +93,8 @@ def max_pool2d_backward(dy: np.ndarray, cache: MaxPool2DCache) -> np.ndarray:
     top, bottom, left, right = cache.pads
     (ph, pw), (sh, sw) = cache.pool_size, cache.strides
     out_hw = dy.shape[1:3]
-    tiled = (ph, pw) == (sh, sw) and (h + top + bottom, w + left + right) == (out_hw[0] * sh, out_hw[1] * sw)
+    tiled = (ph, pw) == (sh, sw) and ((h + top + bottom, w + left + right)
+                                      == (out_hw[0] * sh, out_hw[1] * sw))
     # Non-overlapping windows that tile the padded input write every element exactly once.
     dxp = np.empty if tiled else np.zeros
     dxp = dxp((n, h + top + bottom, w + left + right, c), dtype=dy.dtype)
