@@ -17,6 +17,7 @@ from reports.commands.options import (
     add_model,
     add_no_verify,
     add_seed,
+    positive_float,
     positive_int,
 )
 from reports.errors import BadInput, reading
