@@ -97,6 +97,14 @@ def test_cli_model_lists_follow_scratch_models():
     assert options.in_model_order(["cnn", "linear", "cnn"]) == ["linear", "cnn"]
 
 
+def test_cli_train_optimizer_defaults_follow_scratch_optim():
+    from reports.commands import train
+    from scratch import optim
+
+    for name, (cls, preset) in train.OPTIMIZERS.items():
+        assert train.DEFAULTS[name] == getattr(optim, cls)(**preset).get_config(), name
+
+
 def test_cli_check_reports_models_in_model_order(capsys):
     assert main(["check", "--models", "cnn", "linear", "--dtype", "float64"]) == 0
     lines = capsys.readouterr().out.splitlines()[:-1]  # trace and training path of each

@@ -22,19 +22,32 @@ from reports.commands.options import (
 )
 from reports.errors import BadInput, reading
 from reports.outputs import WEIGHTS_SUFFIXES, check_file
-from scratch import optim
 
 TEMPLATES_TRAIN, TEMPLATES_TEST = 2000, 500
 
-# --optimizer NAME -> (scratch optimizer class, settings that differ from its Keras defaults).
+# --optimizer NAME -> (class of scratch.optim, settings that differ from its Keras defaults).
 # Plain SGD keeps the course's rate 0.1 (Keras's default is 0.01).
 OPTIMIZERS = {
-    "sgd": (optim.SGD, {"learning_rate": 0.1}),
-    "momentum": (optim.SGD, {"momentum": 0.9}),
-    "nesterov": (optim.SGD, {"momentum": 0.9, "nesterov": True}),
-    "rmsprop": (optim.RMSprop, {}),
-    "adam": (optim.Adam, {}),
-    "adamw": (optim.AdamW, {}),
+    "sgd": ("SGD", {"learning_rate": 0.1}),
+    "momentum": ("SGD", {"momentum": 0.9}),
+    "nesterov": ("SGD", {"momentum": 0.9, "nesterov": True}),
+    "rmsprop": ("RMSprop", {}),
+    "adam": ("Adam", {}),
+    "adamw": ("AdamW", {}),
+}
+# Every setting of each --optimizer when no option overrides it (its get_config()), written out
+# so that parsing the command line imports no NumPy; a test checks them against scratch.optim.
+DEFAULTS = {
+    "sgd": {"learning_rate": 0.1, "weight_decay": None, "momentum": 0.0, "nesterov": False},
+    "momentum": {"learning_rate": 0.01, "weight_decay": None, "momentum": 0.9,
+                 "nesterov": False},
+    "nesterov": {"learning_rate": 0.01, "weight_decay": None, "momentum": 0.9, "nesterov": True},
+    "rmsprop": {"learning_rate": 0.001, "weight_decay": None, "rho": 0.9, "momentum": 0.0,
+                "epsilon": 1e-07, "centered": False},
+    "adam": {"learning_rate": 0.001, "weight_decay": None, "beta_1": 0.9, "beta_2": 0.999,
+             "epsilon": 1e-07, "amsgrad": False},
+    "adamw": {"learning_rate": 0.001, "weight_decay": 0.004, "beta_1": 0.9, "beta_2": 0.999,
+              "epsilon": 1e-07, "amsgrad": False},
 }
 # Hyper-parameter options: (flag, setting, type or None for an on/off flag).
 SETTINGS = [("--lr", "learning_rate", positive_float), ("--momentum", "momentum", float),
@@ -43,23 +56,21 @@ SETTINGS = [("--lr", "learning_rate", positive_float), ("--momentum", "momentum"
             ("--centered", "centered", None), ("--amsgrad", "amsgrad", None)]
 
 
-def _defaults(name: str) -> dict:
-    """Every setting of ``--optimizer name`` when no option overrides it."""
-    cls, preset = OPTIMIZERS[name]
-    return cls(**preset).get_config()
-
-
 def _settings_help(setting: str) -> str:
-    defaults = {name: _defaults(name).get(setting) for name in OPTIMIZERS}
     shown = ", ".join(f"{name} {value:g}" if isinstance(value, float) else f"{name} {value}"
-                      for name, value in defaults.items() if setting in _defaults(name))
+                      for name, defaults in DEFAULTS.items() if setting in defaults
+                      for value in [defaults[setting]])
     return f"default: {shown}"
 
 
-def make_optimizer(args: argparse.Namespace) -> optim.Optimizer:
-    """The optimizer of ``--optimizer`` with the given hyper-parameter options (ValueError for
-    an option that optimizer does not take, naming it)."""
-    cls, preset = OPTIMIZERS[args.optimizer]
+def make_optimizer(args: argparse.Namespace):
+    """The ``scratch.optim`` optimizer of ``--optimizer`` with the given hyper-parameter options
+    (BadInput for an option that optimizer does not take, naming it; ValueError for a value it
+    refuses)."""
+    from scratch import optim
+
+    name, preset = OPTIMIZERS[args.optimizer]
+    cls = getattr(optim, name)
     accepted = inspect.signature(cls).parameters
     settings = dict(preset)
     for flag, setting, _ in SETTINGS:
@@ -132,6 +143,8 @@ def _data(args: argparse.Namespace):
 def run(args: argparse.Namespace) -> int:
     if args.save is not None:
         check_file(args.save, "--save", WEIGHTS_SUFFIXES)
+    with reading("--optimizer"):
+        optimizer = make_optimizer(args)
 
     from reports.diagnosis import divergence
     from reports.weights import load_weights, save_weights
