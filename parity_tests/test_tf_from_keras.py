@@ -102,14 +102,19 @@ def _sequential(*layers, dtype="float32", input_shape=(6, 6, 1)):
 @pytest.mark.parametrize("layers, error, message", [
     ([keras.layers.GlobalAveragePooling2D(name="gap"), keras.layers.Dense(10)], TypeError,
      r"from_keras: layer 'gap' \(GlobalAveragePooling2D\) has no scratch counterpart; "
-     r"supported: \['Activation', 'Conv2D', 'Dense', 'Flatten', 'MaxPooling2D', 'ReLU'\]\."),
+     r"supported: \['Activation', 'AveragePooling2D', 'BatchNormalization', 'Conv2D', 'Dense', "
+     r"'Dropout', 'Flatten', 'LeakyReLU', 'MaxPooling2D', 'ReLU', 'Softmax'\]\."),
     ([keras.layers.Flatten(), keras.layers.Dense(10, activation="selu", name="d")], ValueError,
      r"from_keras: layer 'd' \(Dense\): activation='selu' is not supported; expected None, "
-     r"'linear' or 'relu'\."),
+     r"'linear', 'relu', 'sigmoid' or 'tanh'\."),
     ([keras.layers.Flatten(), keras.layers.Dense(10, activation="softmax", name="out")],
      ValueError, r"layer 'out' \(Dense\): activation='softmax' .*\(scratch models output logits"),
-    ([keras.layers.Flatten(), keras.layers.Dense(10, use_bias=False, name="d")], ValueError,
-     r"layer 'd' \(Dense\): use_bias=False is not supported; expected True\."),
+    ([keras.layers.BatchNormalization(axis=1, name="bn"), keras.layers.Flatten(),
+      keras.layers.Dense(10)], ValueError,
+     r"layer 'bn' \(BatchNormalization\): axis=1 is not supported; expected -1"),
+    ([keras.layers.Dropout(0.5, noise_shape=(None, 1, 1, 1), name="drop"),
+      keras.layers.Flatten(), keras.layers.Dense(10)], ValueError,
+     r"layer 'drop' \(Dropout\): noise_shape=\(None, 1, 1, 1\) is not supported"),
     ([keras.layers.Conv2D(2, 3, dilation_rate=2, name="c"), keras.layers.Flatten(),
       keras.layers.Dense(10)], ValueError,
      r"layer 'c' \(Conv2D\): dilation_rate=\(2, 2\) is not supported; expected \(1, 1\)\."),

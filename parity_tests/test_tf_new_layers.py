@@ -18,6 +18,7 @@ from hypothesis import strategies as st
 from test_tf_layers import batches, channels, sample_input, seeds, sizes, windowed
 
 from reference_tf.compare import assert_all_close
+from reference_tf.from_keras import from_keras
 from reference_tf.gradients import layer_pass, trace, trace_arrays
 from reference_tf.testing import assert_layer_parity, assert_model_parity
 from reference_tf.twin import SharedMaskDropout, copy_state, keras_layer, keras_state, twin
@@ -342,3 +343,47 @@ def test_diff_cnn_bn_names_planted_bug_and_side(bug, monkeypatch, tmp_path):
     first = result["first_divergence"]
     assert (first["layer"], first["label"]) == (layer, label), first
     assert result["third_opinion"]["verdict"] == verdict, result["third_opinion"]
+
+
+def keras_cnn_bn(dtype: str) -> keras.Sequential:
+    """cnn_bn as its users write it in Keras (the ReLU inside the Dense layer)."""
+    kw = {"dtype": dtype}
+    blocks = [layer for i in (1, 2) for layer in (
+        keras.layers.Conv2D(8, 3, padding="same", use_bias=False, name=f"conv{i}", **kw),
+        keras.layers.BatchNormalization(name=f"bn{i}", **kw),
+        keras.layers.ReLU(name=f"conv{i}_relu", **kw),
+        keras.layers.MaxPooling2D(2, strides=2, padding="same", name=f"pool{i}", **kw))]
+    return keras.Sequential([
+        keras.Input((28, 28, 1), dtype=dtype), *blocks, keras.layers.Flatten(name="flatten", **kw),
+        keras.layers.Dense(32, activation="relu", name="hidden1", **kw),
+        keras.layers.Dropout(0.5, name="dropout", **kw),
+        keras.layers.Dense(10, name="logits", **kw),
+    ])
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_from_keras_cnn_bn_is_the_scratch_model_with_keras_numbers(dtype):
+    # Moving statistics away from their start, so that copying them is checked too.
+    keras_model = keras_cnn_bn(dtype)
+    x, y = strokes(6, seed=5, dtype=dtype)
+    keras_model(x, training=True)
+    model = from_keras(keras_model)
+    reference = build("cnn_bn", dtype=dtype)
+    assert [(type(a).__name__, a.name) for a in model.layers] == \
+        [(type(b).__name__, b.name) for b in reference.layers]
+    assert list(model.params) == list(reference.params)
+    assert list(model.state) == list(reference.state)
+    for key, variable in keras_state(keras_model).items():
+        np.testing.assert_array_equal(model.state[key], variable.numpy(), err_msg=key)
+    # Inference is deterministic on both sides: Keras's own model, not a twin.
+    assert_all_close({"logits": model.forward(x)},
+                     {"logits": keras_model(x, training=False).numpy()}, dtype,
+                     context="from_keras(cnn_bn) inference", batch_statistics=True)
+    # A training step: Keras's layers with Keras's weights, the dropout mask shared.
+    shared = twin(model, share_masks=True)
+    mine, theirs = trace_arrays(model.trace(x, y)), trace_arrays(trace(shared, x, y))
+    assert_all_close(mine, theirs, dtype, context="from_keras(cnn_bn) training step",
+                     batch_statistics=True)
+    again = from_keras(twin(model))  # scratch -> Keras -> scratch
+    for key, value in {**model.params, **model.state}.items():
+        np.testing.assert_array_equal({**again.params, **again.state}[key], value, err_msg=key)

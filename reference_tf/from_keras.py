@@ -10,9 +10,11 @@
     model = from_keras(keras_model)     # conv2d, conv2d_relu, max_pooling2d, flatten, dense
 
 Each Keras layer becomes the scratch layer of the same name and settings; an ``activation="relu"``
-of a Dense or Conv2D becomes a separate ``ReLU`` named ``"<layer>_relu"`` (the course models'
-naming). ``reference_tf.twin.twin`` goes the other way, so ``from_keras(twin(model))`` rebuilds
-``model``. A layer or setting scratch cannot compute raises an error naming the layer.
+(or "sigmoid", "tanh") of a Dense or Conv2D becomes a separate ``ReLU`` named ``"<layer>_relu"``
+(the course models' naming; ``Sigmoid``, ``Tanh`` likewise). BatchNormalization's moving
+statistics are copied with the weights. ``reference_tf.twin.twin`` goes the other way, so
+``from_keras(twin(model))`` rebuilds ``model``. A layer or setting scratch cannot compute
+raises an error naming the layer.
 """
 
 from __future__ import annotations
@@ -21,7 +23,7 @@ from typing import Callable
 
 import keras
 
-from reference_tf.twin import copy_weights
+from reference_tf.twin import copy_state, copy_weights
 from scratch import layers as scratch_layers
 from scratch.models import Sequential
 from scratch.regularizers import L2
@@ -37,22 +39,28 @@ def _check_channels_last(layer) -> None:
         raise _unsupported(layer, "data_format", layer.data_format, "'channels_last' (NHWC)")
 
 
+# Keras activation functions scratch computes as a layer of its own, with its name suffix.
+ACTIVATIONS = {keras.activations.relu: (scratch_layers.ReLU, "relu"),
+               keras.activations.sigmoid: (scratch_layers.Sigmoid, "sigmoid"),
+               keras.activations.tanh: (scratch_layers.Tanh, "tanh")}
+
+
 def _activation(layer, activation) -> list[scratch_layers.Layer]:
-    """The scratch layers after a Keras layer with ``activation``: none, or a ReLU."""
+    """The scratch layers after a Keras layer with ``activation``: none, or one activation."""
     if activation is keras.activations.linear:
         return []
-    if activation is keras.activations.relu:
-        return [scratch_layers.ReLU(name=f"{layer.name}_relu")]
+    if activation in ACTIVATIONS:
+        cls, suffix = ACTIVATIONS[activation]
+        return [cls(name=f"{layer.name}_{suffix}")]
     name = getattr(activation, "__name__", activation)
     hint = (" (scratch models output logits and the loss applies the softmax: end the Keras "
             "model in a linear layer)" if name == "softmax" else "")
-    raise _unsupported(layer, "activation", name, f"None, 'linear' or 'relu'{hint}")
+    raise _unsupported(layer, "activation", name,
+                       f"None, 'linear', 'relu', 'sigmoid' or 'tanh'{hint}")
 
 
 def _kernel_regularizer(layer) -> L2 | None:
     """The scratch penalty of a Dense/Conv2D, after checking the settings it cannot take."""
-    if not layer.use_bias:
-        raise _unsupported(layer, "use_bias", False, "True")
     for setting in ("bias_regularizer", "activity_regularizer", "kernel_constraint",
                     "bias_constraint"):
         if getattr(layer, setting) is not None:
@@ -67,8 +75,8 @@ def _kernel_regularizer(layer) -> L2 | None:
 
 
 def _dense(layer: keras.layers.Dense) -> list[scratch_layers.Layer]:
-    dense = scratch_layers.Dense(layer.units, kernel_regularizer=_kernel_regularizer(layer),
-                                 name=layer.name)
+    dense = scratch_layers.Dense(layer.units, use_bias=layer.use_bias,
+                                 kernel_regularizer=_kernel_regularizer(layer), name=layer.name)
     return [dense, *_activation(layer, layer.activation)]
 
 
@@ -80,6 +88,7 @@ def _conv2d(layer: keras.layers.Conv2D) -> list[scratch_layers.Layer]:
         raise _unsupported(layer, "groups", layer.groups, "1")
     conv = scratch_layers.Conv2D(layer.filters, tuple(layer.kernel_size),
                                  strides=tuple(layer.strides), padding=layer.padding,
+                                 use_bias=layer.use_bias,
                                  kernel_regularizer=_kernel_regularizer(layer), name=layer.name)
     return [conv, *_activation(layer, layer.activation)]
 
@@ -99,10 +108,49 @@ def _relu(layer: keras.layers.ReLU) -> list[scratch_layers.Layer]:
 
 
 def _activation_layer(layer: keras.layers.Activation) -> list[scratch_layers.Layer]:
-    if layer.activation is not keras.activations.relu:
+    if layer.activation is keras.activations.softmax:
+        return [scratch_layers.Softmax(name=layer.name)]
+    if layer.activation not in ACTIVATIONS:
         name = getattr(layer.activation, "__name__", layer.activation)
-        raise _unsupported(layer, "activation", name, "'relu'")
-    return [scratch_layers.ReLU(name=layer.name)]
+        raise _unsupported(layer, "activation", name, "'relu', 'sigmoid', 'tanh' or 'softmax'")
+    return [ACTIVATIONS[layer.activation][0](name=layer.name)]
+
+
+def _average_pool2d(layer: keras.layers.AveragePooling2D) -> list[scratch_layers.Layer]:
+    _check_channels_last(layer)
+    return [scratch_layers.AveragePooling2D(tuple(layer.pool_size), strides=tuple(layer.strides),
+                                            padding=layer.padding, name=layer.name)]
+
+
+def _batch_norm(layer: keras.layers.BatchNormalization) -> list[scratch_layers.Layer]:
+    rank = len(layer.input.shape)
+    if layer.axis not in (-1, rank - 1):
+        raise _unsupported(layer, "axis", layer.axis, "-1 (the channels of NHWC, the features)")
+    if layer.renorm:
+        raise _unsupported(layer, "renorm", True, "False")
+    for setting in ("gamma_regularizer", "beta_regularizer", "gamma_constraint",
+                    "beta_constraint"):
+        if getattr(layer, setting) is not None:
+            raise _unsupported(layer, setting, getattr(layer, setting), "None")
+    return [scratch_layers.BatchNormalization(momentum=layer.momentum, epsilon=layer.epsilon,
+                                              center=layer.center, scale=layer.scale,
+                                              name=layer.name)]
+
+
+def _dropout(layer: keras.layers.Dropout) -> list[scratch_layers.Layer]:
+    if layer.noise_shape is not None:
+        raise _unsupported(layer, "noise_shape", layer.noise_shape, "None")
+    return [scratch_layers.Dropout(layer.rate, seed=layer.seed, name=layer.name)]
+
+
+def _softmax(layer: keras.layers.Softmax) -> list[scratch_layers.Layer]:
+    if not isinstance(layer.axis, int):
+        raise _unsupported(layer, "axis", layer.axis, "one axis")
+    return [scratch_layers.Softmax(axis=layer.axis, name=layer.name)]
+
+
+def _leaky_relu(layer: keras.layers.LeakyReLU) -> list[scratch_layers.Layer]:
+    return [scratch_layers.LeakyReLU(layer.negative_slope, name=layer.name)]
 
 
 def _flatten(layer: keras.layers.Flatten) -> list[scratch_layers.Layer]:
@@ -114,6 +162,9 @@ CONVERTERS: dict[type, Callable[[keras.layers.Layer], list[scratch_layers.Layer]
     keras.layers.Dense: _dense, keras.layers.Conv2D: _conv2d,
     keras.layers.MaxPooling2D: _max_pool2d, keras.layers.ReLU: _relu,
     keras.layers.Activation: _activation_layer, keras.layers.Flatten: _flatten,
+    keras.layers.AveragePooling2D: _average_pool2d, keras.layers.BatchNormalization: _batch_norm,
+    keras.layers.Dropout: _dropout, keras.layers.Softmax: _softmax,
+    keras.layers.LeakyReLU: _leaky_relu,
 }
 
 
@@ -134,14 +185,15 @@ def from_keras(keras_model: keras.Sequential, counterparts: dict | None = None) 
 
     Args:
         keras_model: a built ``keras.Sequential`` (made with ``keras.Input(shape)``) of the
-            layers in ``CONVERTERS`` (Dense, Conv2D, MaxPooling2D, ReLU, Activation("relu"),
-            Flatten), all of one dtype, ending in logits (N, K).
+            layers in ``CONVERTERS`` (Dense, Conv2D, MaxPooling2D, AveragePooling2D,
+            BatchNormalization, Dropout, ReLU, LeakyReLU, Softmax, Activation("relu" |
+            "sigmoid" | "tanh" | "softmax"), Flatten), all of one dtype, ending in logits (N, K).
         counterparts: further Keras layer classes -> ``converter(keras_layer) -> [scratch
             layers]``, checked first, for layers written outside ``scratch.layers``.
 
     Returns:
         A ``scratch.models.Sequential`` of the same input shape, dtype and K classes; its params
-        ("<layer>/kernel", ...) equal the Keras variables.
+        ("<layer>/kernel", ...) and state ("<layer>/moving_mean", ...) equal the Keras variables.
 
     Raises:
         TypeError: not a Sequential, or a layer without a scratch counterpart (named).
@@ -169,4 +221,5 @@ def from_keras(keras_model: keras.Sequential, counterparts: dict | None = None) 
     model = Sequential(layers, tuple(keras_model.input_shape[1:]), dtype=_model_dtype(keras_model),
                        num_classes=output_shape[0])
     copy_weights(keras_model, model)
+    copy_state(keras_model, model)
     return model
