@@ -136,6 +136,11 @@ class Sequential:
             x = unit.infer(x)
         return x
 
+    def compute_loss(self, logits: np.ndarray, labels: np.ndarray) -> tuple[float, np.ndarray]:
+        """(loss, dL/dlogits (N, K)) of logits (N, K) for labels (N,): the mean softmax
+        cross-entropy; every pass of the model calls this, so a subclass may define its loss."""
+        return ops.softmax_cross_entropy(logits, labels)
+
     def trace(self, x: np.ndarray, y: np.ndarray, input_grad: bool = True) -> Trace:
         """One forward and backward pass, layer by layer, keeping every layer's output and
         output gradient: the diagnostic path (``tfparity diff``).
@@ -148,7 +153,7 @@ class Sequential:
         self.check_inputs(x, y)
         outputs = self._outputs(x)
         logits = outputs[self.layers[-1].name]
-        loss, dlogits = ops.softmax_cross_entropy(logits, y)
+        loss, dlogits = self.compute_loss(logits, y)
         output_grads = {}
 
         def keep(layer, dy):
@@ -170,7 +175,7 @@ class Sequential:
             self.check_inputs(x, y)
         for unit in self.units:
             x = unit.call(x)
-        loss, dlogits = ops.softmax_cross_entropy(x, y)
+        loss, dlogits = self.compute_loss(x, y)
         backward(self.units, dlogits, input_grad=False)
         return loss, self.grads
 
@@ -189,7 +194,7 @@ class Sequential:
         for start in range(0, len(x), batch_size):
             xb, yb = x[start:start + batch_size], y[start:start + batch_size]
             logits = self._logits(xb)
-            loss, _ = ops.softmax_cross_entropy(logits, yb)
+            loss, _ = self.compute_loss(logits, yb)
             total_loss += loss * len(xb)
             correct += int((logits.argmax(axis=1) == yb).sum())
         return total_loss / len(x), correct / len(x)
