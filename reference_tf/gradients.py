@@ -12,7 +12,8 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from reference_tf.twin import keras_params
+from reference_tf.adapter import loss_of, model_grads
+from reference_tf.twin import keras_params, twin
 from scratch.models import Trace
 
 
@@ -75,13 +76,15 @@ def layer_pass(keras_layer: keras.layers.Layer, x: np.ndarray, dy: np.ndarray) -
     )
 
 
-def trace(keras_model: keras.Sequential, x: np.ndarray, y: np.ndarray) -> Trace:
+def trace(keras_model: keras.Sequential, x: np.ndarray, y: np.ndarray,
+          loss_fn=sparse_cross_entropy) -> Trace:
     """One forward and backward pass of a Keras Sequential with the mean cross-entropy loss.
 
     Args:
         keras_model: a Sequential whose last layer outputs logits (N, K), e.g. ``twin(model)``.
         x: inputs (N, *input_shape) of the model's dtype.
         y: integer labels (N,).
+        loss_fn: (logits tensor, labels) -> scalar tensor; default the mean cross-entropy.
 
     Returns:
         A ``scratch.models.Trace``: logits (N, K), loss (float), outputs and output_grads keyed
@@ -96,7 +99,7 @@ def trace(keras_model: keras.Sequential, x: np.ndarray, y: np.ndarray) -> Trace:
         for layer in keras_model.layers:  # one by one, so every intermediate output is kept
             h = layer(h)
             outputs[layer.name] = h
-        loss = sparse_cross_entropy(h, y)
+        loss = loss_fn(h, y)
     sources = [*outputs.values(), *params.values(), x_t]
     gradients = tape.gradient(loss, sources)
     n = len(outputs)
@@ -122,3 +125,19 @@ def trace_arrays(result: Trace) -> dict:
         **{f"grads/{k}": v for k, v in result.grads.items()},
         "input_grad": result.input_grad,
     }
+
+
+def loss_function(model):
+    """The Keras counterpart of ``model``'s loss (its declared reduction, tfparity's mean
+    cross-entropy by default) as ``(logits tensor, labels) -> scalar tensor``."""
+    keras_loss = loss_of(model).keras(model.dtype.name)
+    return lambda logits, labels: keras_loss(tf.convert_to_tensor(labels), logits)
+
+
+def model_trace(model, x: np.ndarray, y: np.ndarray, counterparts: dict | None = None,
+                keras_model: keras.Sequential | None = None) -> Trace:
+    """``trace`` of ``model``'s Keras twin (``twin(model, counterparts)`` unless given) with the
+    model's loss, every array keyed and laid out like the model's own trace."""
+    keras_model = twin(model, counterparts) if keras_model is None else keras_model
+    result = trace(keras_model, x, y, loss_function(model))
+    return result._replace(grads=model_grads(model, result.grads))

@@ -1,10 +1,15 @@
-"""Keras 3 twins of scratch models: same architecture, layer names, dtype and weights."""
+"""Keras 3 twins of scratch models: same architecture, layer names, dtype and weights.
+
+A layer that declares its own counterpart (``reference_tf.adapter``; the layers of
+``reference_tf.own``) gets that one, and its weights converted to Keras's layouts.
+"""
 
 from __future__ import annotations
 
 import keras
 import numpy as np
 
+from reference_tf.adapter import declares_counterpart, keras_weights
 from scratch import layers as scratch_layers
 from scratch.models import Sequential
 
@@ -13,8 +18,11 @@ def keras_layer(layer: scratch_layers.Layer, dtype: str, counterparts: dict | No
     """The Keras layer matching one scratch layer (same name, settings and dtype policy).
 
     ``counterparts`` maps further scratch layer classes to ``factory(layer, dtype) -> Keras layer``
-    (checked first), for layers written outside ``scratch.layers``.
+    (checked first), for layers written outside ``scratch.layers``; a layer that declares its
+    counterpart (``reference_tf.adapter``) builds it itself.
     """
+    if declares_counterpart(layer):
+        return layer.keras_layer(dtype)
     for cls, factory in (counterparts or {}).items():
         if isinstance(layer, cls):
             return factory(layer, dtype)
@@ -53,7 +61,7 @@ def twin(model: Sequential, counterparts: dict | None = None) -> keras.Sequentia
         + [keras_layer(layer, dtype, counterparts) for layer in model.layers],
         name="twin",
     )
-    copy_weights(model, keras_model)
+    copy_weights(keras_weights(model), keras_model)
     return keras_model
 
 

@@ -248,6 +248,11 @@ class OwnLayer(Layer):
         return "declared only" if self.impl is None else self.impl.function("forward")
 
     @property
+    def label(self) -> str:
+        """The type column of ``tfparity diff``: the Keras class and the user's function."""
+        return f"{self.keras_class} ({self.function})"
+
+    @property
     def param_names(self) -> dict[str, str]:
         """Keras parameter name -> the user's name, for the layers that have parameters."""
         return dict(self.conventions.names) if self.kind else {}
