@@ -36,7 +36,7 @@ from reference_tf.batches import load_batch
 from reference_tf.compare import Comparison, compare_arrays, tolerance_for
 from reference_tf.gradients import model_trace
 from reference_tf.own.model import Function
-from reference_tf.own.safety import Fault, UserCodeError
+from reference_tf.own.safety import Fault, guarded
 from scratch.models import Sequential, Trace, build
 
 LOSS = "loss"
@@ -179,16 +179,6 @@ def _amplification(error: float, received: float) -> float | None:
     return error / received
 
 
-def _guarded(faults: list, fn, *args):
-    """(fn(*args), False), or on a ``UserCodeError`` its faults added to ``faults`` and
-    (the value to go on with, whether the fault is fatal)."""
-    try:
-        return fn(*args), False
-    except UserCodeError as error:
-        faults.extend(error.faults)
-        return error.value, error.fatal
-
-
 def run_trace(model: Sequential, x: np.ndarray, y: np.ndarray) -> tuple[Trace, list[Fault]]:
     """The model's own trace (as ``Sequential.trace``, private copies of every array), going on
     past faults of its layers' code that are not fatal and stopping a pass at a fatal one: the
@@ -201,20 +191,20 @@ def run_trace(model: Sequential, x: np.ndarray, y: np.ndarray) -> tuple[Trace, l
     faults: list[Fault] = []
     outputs, h = {}, x
     for layer in model.layers:
-        h, fatal = _guarded(faults, layer.call, h)
+        h, fatal = guarded(faults, layer.call, h)
         if fatal:
             break
         outputs[layer.name] = np.array(h)
     logits = outputs.get(model.layers[-1].name)
     loss, dy, output_grads, grads, dx = math.nan, None, {}, {}, None
     if logits is not None:
-        result, fatal = _guarded(faults, model.compute_loss, logits, y)
+        result, fatal = guarded(faults, model.compute_loss, logits, y)
         if not fatal:
             loss, dy = result
     if dy is not None:
         for layer in reversed(model.layers):
             output_grads[layer.name] = np.array(dy)
-            dy, fatal = _guarded(faults, layer.call_backward, dy)
+            dy, fatal = guarded(faults, layer.call_backward, dy)
             if fatal:
                 break
             grads.update({f"{layer.name}/{k}": np.array(v) for k, v in layer.grads.items()})
@@ -228,10 +218,10 @@ def _isolated(layer, x_ref: np.ndarray, dy_ref: np.ndarray) -> tuple:
     """The layer on TensorFlow's input and upstream gradient: (y, dx, grads, faults); None for
     what a fatal fault left uncomputed."""
     faults: list[Fault] = []
-    y, fatal = _guarded(faults, layer.forward, x_ref)
+    y, fatal = guarded(faults, layer.forward, x_ref)
     if fatal:
         return None, None, {}, faults
-    dx, fatal = _guarded(faults, layer.backward, dy_ref)
+    dx, fatal = guarded(faults, layer.backward, dy_ref)
     if fatal:
         return y, None, {}, faults
     return y, dx, {k: np.array(v) for k, v in layer.grads.items()}, faults
@@ -286,7 +276,7 @@ def _layer_diffs(model: Sequential, x, y, mine: Trace, ref: Trace,
         layers.append(diff)
     logits = model.layers[-1].name
     loss_faults: list[Fault] = []
-    result, fatal = _guarded(loss_faults, model.compute_loss, ref.logits, y)
+    result, fatal = guarded(loss_faults, model.compute_loss, ref.logits, y)
     loss_iso, dlogits_iso = (None, None) if fatal else result
     inputs[LOSS] = (ref.logits, None)
     loss = LayerDiff(LOSS, loss_of(model).label, (),
@@ -415,7 +405,7 @@ def _function_diffs(model: Function, x: np.ndarray, y: np.ndarray) -> list[Layer
     its own (isolated equals propagated); nothing is attributed to a single layer."""
     dtype = model.dtype.name
     faults: list[Fault] = []
-    result, fatal = _guarded(faults, model.loss_and_grads, x, y)
+    result, fatal = guarded(faults, model.loss_and_grads, x, y)
     loss, grads = (None, {}) if fatal else result
     ref = model_trace(model.architecture, x, y)
 

@@ -255,3 +255,14 @@ class Function:
                         seed=self.seed if seed is None else seed,
                         dtype=self.dtype if dtype is None else dtype,
                         num_classes=self.num_classes)
+
+
+def rebuild(model, *, seed: int | None = None, dtype=None, input_shape: tuple | None = None):
+    """``model`` built anew with another seed, dtype or per-example input shape: a ``Model``'s or
+    ``Function``'s ``rebuilt``, or a ``Sequential`` of fresh copies of its layers."""
+    if isinstance(model, (Model, Function)):
+        return model.rebuilt(seed=seed, dtype=dtype, input_shape=input_shape)
+    return Sequential([fresh_copy(layer) for layer in model.layers],
+                      model.input_shape if input_shape is None else input_shape,
+                      seed=model.seed if seed is None else seed,
+                      dtype=model.dtype if dtype is None else dtype, num_classes=model.num_classes)

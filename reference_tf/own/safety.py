@@ -67,6 +67,16 @@ class UserCodeError(Exception):
         return any(f.fatal for f in self.faults)
 
 
+def guarded(faults: list, fn: Callable, *args) -> tuple:
+    """(fn(*args), False); on a ``UserCodeError``, its faults appended to ``faults`` and (the
+    value to go on with, whether a fault is fatal)."""
+    try:
+        return fn(*args), False
+    except UserCodeError as error:
+        faults.extend(error.faults)
+        return error.value, error.fatal
+
+
 def last_frame(error: BaseException) -> str:
     """Where ``error`` was raised: "file:line in function: source line" of the last frame, and the
     deepest frame outside installed packages (NumPy) when the last one is inside them."""

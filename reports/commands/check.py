@@ -9,8 +9,10 @@ difference before any parameter sees it).
 from __future__ import annotations
 
 import argparse
+import sys
 
 from reference_tf.batches import DATA_SOURCES
+from reports.commands import user_model
 from scratch.models import MODELS
 
 
@@ -25,35 +27,56 @@ def register(subparsers) -> None:
                     "the worst error (the larger of relative L2 and scaled max abs) relative to "
                     "its tolerance. Exit code 0 only if all pass.")
     parser.add_argument("--models", nargs="+", choices=list(MODELS), default=list(MODELS),
-                        help="default: all four")
+                        help="default: all four (ignored with --model)")
     parser.add_argument("--dtype", choices=["float32", "float64", "both"], default="both")
     parser.add_argument("--seed", type=int, default=0, help="weights and batch seed (default 0)")
     parser.add_argument("--batch-size", type=int, default=16, help="examples (default 16)")
     parser.add_argument("--data", choices=DATA_SOURCES, default="strokes",
                         help="strokes: digit-like strokes on exact zeros (default); mnist")
+    user_model.add_arguments(parser)
     parser.set_defaults(func=run)
 
 
-def run(args: argparse.Namespace) -> int:
-    from reference_tf.check import check_model
+def _line(name: str, dtype: str, result) -> str:
+    verdict = "PASS" if result.passed else "FAIL"
+    if result.fault is not None:
+        return f"{verdict}  {name:<6}  {dtype}  {result.path:<8}  {result.fault.sentence}"
+    return (f"{verdict}  {name:<6}  {dtype}  {result.path:<8}  worst error {result.error:.1e} "
+            f"(tolerance {result.tolerance:.0e}) in {result.worst}")
 
+
+def run(args: argparse.Namespace) -> int:
+    from reference_tf.check import check, check_model
+
+    if args.input_shape is not None and args.spec is None:
+        print("tfparity check: --input-shape goes with --model", file=sys.stderr)
+        return 2
     dtypes = ["float32", "float64"] if args.dtype == "both" else [args.dtype]
+    names = [args.spec] if args.spec is not None else args.models
     failed, total = [], 0
-    for name in args.models:
+    for name in names:
         for dtype in dtypes:
-            paths = check_model(name, dtype, args.seed, args.batch_size, args.data)
-            for result in paths.values():
+            if args.spec is None:
+                result = check_model(name, dtype, args.seed, args.batch_size, args.data)
+            else:
+                try:
+                    model, x, y = user_model.load(args, dtype)
+                except ValueError as error:
+                    print(f"tfparity check: {error}", file=sys.stderr)
+                    return 2
+                result = check(model, x, y, name=name)
+            for path in result.paths.values():
                 total += 1
-                print(f"{'PASS' if result.passed else 'FAIL'}  {name:<6}  {dtype}  "
-                      f"{result.path:<8}  worst error {result.error:.1e} "
-                      f"(tolerance {result.tolerance:.0e}) in {result.worst}", flush=True)
-            if not all(result.passed for result in paths.values()):
+                print(_line(name, dtype, path), flush=True)
+            if not result.passed:
                 failed.append((name, dtype))
     if failed:
-        print(f"{len(failed)} of {len(args.models) * len(dtypes)} model/dtype pairs failed; "
-              "locate each with "
-              + ", ".join(f"`tfparity diff {n} --dtype {d}`" for n, d in failed))
+        target = "--model {} " if args.spec is not None else "{} "
+        print(f"{len(failed)} of {len(names) * len(dtypes)} model/dtype pairs failed; locate "
+              "each with " + ", ".join(f"`tfparity diff {target.format(n)}--dtype {d}`"
+                                       for n, d in failed))
         return 1
-    print(f"all {total} checks passed ({len(args.models)} models x {len(dtypes)} dtypes x "
-          "trace and training paths)")
+    kind = "your model" if args.spec is not None else f"{len(names)} models"
+    print(f"all {total} checks passed ({kind} x {len(dtypes)} dtypes x "
+          f"{'paths' if args.spec is not None else 'trace and training paths'})")
     return 0
