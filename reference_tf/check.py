@@ -124,22 +124,25 @@ def _first(path: str, scored: list[tuple], names: list[str]) -> Failure | None:
 
 
 def check(model: Sequential | Function, x: np.ndarray, y: np.ndarray,
-          counterparts: dict | None = None, *, name: str = "model") -> CheckResult:
+          counterparts: dict | None = None, *, name: str = "model", keras_model=None
+          ) -> CheckResult:
     """Every path of ``model`` against its Keras twin on (x (N, *input_shape), y (N,)).
+
+    ``keras_model``: a twin to reuse (``gradients.model_trace``), e.g. over many seeds.
 
     Returns:
         A ``CheckResult``: paths "trace" and "training" ("function" for a ``Function``).
     """
     dtype = model.dtype.name
     if isinstance(model, Function):
-        return _check_function(model, x, y, name)
-    reference = trace_arrays(model_trace(model, x, y, counterparts))
+        return _check_function(model, x, y, name, keras_model)
+    reference = trace_arrays(model_trace(model, x, y, counterparts, keras_model))
     names = [layer.name for layer in model.layers]
     mine, trace_faults = run_trace(model, x, y)
     traced = _scored(trace_arrays(mine), reference, dtype)
     training_faults: list[Fault] = []
     result, _ = guarded(training_faults, model.loss_and_grads, x, y)
-    computed = {} if result is None else {"loss": np.float64(result[0]),
+    computed = {} if training_faults else {"loss": np.float64(result[0]),
                                           **{f"grads/{k}": v for k, v in result[1].items()}}
     trained = _scored(computed, {k: reference[k] for k in reference
                                  if k == "loss" or k.startswith("grads/")}, dtype)
@@ -151,14 +154,14 @@ def check(model: Sequential | Function, x: np.ndarray, y: np.ndarray,
     return CheckResult(name, dtype, tuple(x.shape), paths, first)
 
 
-def _check_function(model: Function, x, y, name: str) -> CheckResult:
+def _check_function(model: Function, x, y, name: str, keras_model) -> CheckResult:
     dtype = model.dtype.name
-    ref = model_trace(model.architecture, x, y)
+    ref = model_trace(model.architecture, x, y, keras_model=keras_model)
     reference = {"loss": np.float64(ref.loss),
                  **{f"grads/{k}": ref.grads[key] for k, key in model.keys.items()}}
     faults: list[Fault] = []
     result, _ = guarded(faults, model.loss_and_grads, x, y)
-    mine = {} if result is None else {"loss": np.float64(result[0]),
+    mine = {} if faults else {"loss": np.float64(result[0]),
                                       **{f"grads/{k}": v for k, v in result[1].items()}}
     scored = _scored(mine, reference, dtype)
     # the last layer's parameters first, as the backward pass meets them

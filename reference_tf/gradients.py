@@ -12,8 +12,8 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from reference_tf.adapter import loss_of, model_grads
-from reference_tf.twin import keras_params, twin
+from reference_tf.adapter import keras_weights, loss_of, model_grads
+from reference_tf.twin import copy_weights, keras_params, twin
 from scratch.models import Trace
 
 
@@ -136,8 +136,12 @@ def loss_function(model):
 
 def model_trace(model, x: np.ndarray, y: np.ndarray, counterparts: dict | None = None,
                 keras_model: keras.Sequential | None = None) -> Trace:
-    """``trace`` of ``model``'s Keras twin (``twin(model, counterparts)`` unless given) with the
-    model's loss, every array keyed and laid out like the model's own trace."""
-    keras_model = twin(model, counterparts) if keras_model is None else keras_model
+    """``trace`` of ``model``'s Keras twin with the model's loss, every array keyed and laid out
+    like the model's own trace. ``keras_model``: a twin to reuse (e.g. over seeds), into which
+    the model's weights are copied; default ``twin(model, counterparts)``."""
+    if keras_model is None:
+        keras_model = twin(model, counterparts)
+    else:
+        copy_weights(keras_weights(model), keras_model)
     result = trace(keras_model, x, y, loss_function(model))
     return result._replace(grads=model_grads(model, result.grads))

@@ -137,7 +137,11 @@ class ModelDiff:
 
     @property
     def faults(self) -> list[Fault]:
-        return [fault for layer in self.layers for fault in layer.faults]
+        """Every fault of the code, in scan order (forward in network order, backward in
+        reverse)."""
+        return ([f for layer in self.layers for f in layer.faults if f.pass_ == "forward"]
+                + [f for layer in reversed(self.layers) for f in layer.faults
+                   if f.pass_ == "backward"])
 
     @property
     def passed(self) -> bool:
