@@ -76,8 +76,10 @@ def keras_layer(layer: OwnLayer, dtype: str) -> keras.layers.Layer:
     if len(parts) == 1:
         cls, settings = parts[0]
         return cls(**settings, name=layer.name, dtype=dtype)
-    return keras.Sequential([cls(**settings, dtype=dtype) for cls, settings in parts],
-                            name=layer.name)
+    layers = keras.Sequential([cls(**settings, dtype=dtype) for cls, settings in parts],
+                              name=layer.name)
+    layers.dtype_policy = keras.DTypePolicy(dtype)  # a Sequential takes no dtype argument
+    return layers
 
 
 def keras_loss(reduction: str, dtype: str):

@@ -312,7 +312,8 @@ class OwnLayer(Layer):
     # Passes ----------------------------------------------------------------------------------
     def _fault(self, pass_: str):
         def make(key, problem, fatal, frame=None):
-            return Fault(self.name, self.impl.function(pass_), pass_, key, problem, fatal, frame)
+            return Fault(self.name or type(self).__name__, self.impl.function(pass_), pass_, key,
+                         problem, fatal, frame)
         return make
 
     def _require_impl(self) -> None:
