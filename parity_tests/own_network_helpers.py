@@ -72,11 +72,12 @@ def cs231n_pool_every_tie(monkeypatch, c):
         x, pool_param = cache
         ph, pw, s = pool_param["pool_height"], pool_param["pool_width"], pool_param["stride"]
         out, _ = c.max_pool_forward_naive(x, pool_param)
+        rows, cols = s * out.shape[2], s * out.shape[3]
         dx = np.zeros_like(x)
         for i in range(ph):
             for j in range(pw):
-                window = x[:, :, i:i + s * out.shape[2]:s, j:j + s * out.shape[3]:s]
-                dx[:, :, i:i + s * out.shape[2]:s, j:j + s * out.shape[3]:s] += dout * (window == out)
+                window = x[:, :, i:i + rows:s, j:j + cols:s]
+                dx[:, :, i:i + rows:s, j:j + cols:s] += dout * (window == out)
         return dx
 
     monkeypatch.setattr(c, "max_pool_backward_naive", max_pool_backward_naive)

@@ -223,3 +223,12 @@ def test_user_code_runs_in_fit_evaluate_and_predict(dtype):
     assert history.records[-1]["train_loss"] < before
     calls = len(relu.calls)
     assert net.predict(x).shape == (40,) and len(relu.calls) == calls + 1
+
+
+def test_model_layers_share_one_layout():
+    c = example("cs231n")
+    relu = own.functions(c.relu_forward, c.relu_backward)
+    with pytest.raises(ValueError, match="model's activation layout NCHW; ReLU.* declares NHWC"):
+        own.Model([own.ReLU(relu, layout="NHWC"), own.Dense(own.functions(c.affine_forward,
+                                                                           c.affine_backward), 10)],
+                  (1, 4, 4), conventions=NCHW)

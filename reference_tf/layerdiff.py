@@ -96,7 +96,8 @@ def key_label(key: str, layer: str = "") -> str:
         return key.split("/", 1)[1]
     if layer == LOSS:
         return {"input_grad": "dL/dlogits", "input": "logits"}.get(key, key)
-    return {"output": "y", "output_grad": "dL/dy", "input_grad": "dL/dx", "input": "x"}.get(key, key)
+    labels = {"output": "y", "output_grad": "dL/dy", "input_grad": "dL/dx", "input": "x"}
+    return labels.get(key, key)
 
 
 @dataclass
@@ -320,8 +321,8 @@ def _excess(q: Quantity, comparison: Comparison) -> float:
 
 def _fault_divergence(layer: LayerDiff, fault: Fault) -> Divergence:
     others = [f.sentence for f in layer.faults if f.pass_ == fault.pass_ and f is not fault]
-    return Divergence(layer.name, layer.type, fault.pass_, fault.key, key_label(fault.key, layer.name),
-                      layer.get(fault.key), others, fault)
+    return Divergence(layer.name, layer.type, fault.pass_, fault.key,
+                      key_label(fault.key, layer.name), layer.get(fault.key), others, fault)
 
 
 def first_divergence(layers: list[LayerDiff]) -> tuple[Divergence | None, tuple | None]:

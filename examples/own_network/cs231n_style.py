@@ -187,6 +187,7 @@ def build(model: str = "cnn", lib=None):
     else:
         raise ValueError(f"build: expected model 'cnn' or 'mlp2', received {model!r}.")
     layers.append(own.Dense(affine, 10, name="scores"))
+    conventions = own.Conventions(layout="NCHW", kernel_layout="OIHW", flatten="NCHW",
+                                  names={"kernel": "w", "bias": "b"})
     return own.Model(layers, (1, 28, 28), loss=own.Loss(lib.softmax_loss, reduction="mean"),
-                     conventions=own.Conventions(layout="NCHW", kernel_layout="OIHW",
-                                                 flatten="NCHW", names={"kernel": "w", "bias": "b"}))
+                     conventions=conventions)

@@ -32,7 +32,7 @@ class Conv:
         self.stride, self.pad = stride, size // 2
 
     def _windows(self, a, out_h, out_w):
-        """(i, j, the (N, out_h, out_w, C) slice that kernel offset (i, j) reads) for every offset."""
+        """(i, j, the (N, out_h, out_w, C) slice that kernel offset (i, j) reads), every offset."""
         size, s = self.params["W"].shape[0], self.stride
         for i in range(size):
             for j in range(size):
@@ -115,7 +115,8 @@ class Linear:
 
     def __init__(self, in_features, out_features, seed=0):
         rng = np.random.default_rng(seed)
-        self.params = {"W": rng.normal(0.0, np.sqrt(2.0 / in_features), (out_features, in_features)),
+        scale = np.sqrt(2.0 / in_features)
+        self.params = {"W": rng.normal(0.0, scale, (out_features, in_features)),
                        "b": np.zeros(out_features)}
         self.grads = {key: np.zeros_like(value) for key, value in self.params.items()}
 

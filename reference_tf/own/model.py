@@ -14,7 +14,8 @@ import numbers
 
 import numpy as np
 
-from reference_tf.own.conventions import Conventions, activation_to_user, shape_from_user
+from reference_tf.own.conventions import (KERAS_ACTIVATIONS, Conventions, activation_to_user,
+                                          shape_from_user)
 from reference_tf.own.layers import OwnLayer
 from reference_tf.own.safety import Fault, UserCodeError, call_user, result_faults, writes
 from scratch import ops
@@ -125,6 +126,11 @@ class Model(Sequential):
         for layer in layers if isinstance(layers, (list, tuple)) else ():
             if isinstance(layer, OwnLayer):
                 layer.bind(self.conventions)
+            layout = (layer.conventions.layout if isinstance(layer, OwnLayer)
+                      else KERAS_ACTIVATIONS)
+            if layout != self.conventions.layout:
+                raise ValueError(f"Model: every layer takes the model's activation layout "
+                                 f"{self.conventions.layout}; {layer!r} declares {layout}.")
         super().__init__(list(layers), input_shape, seed=seed, dtype=dtype,
                          num_classes=num_classes)
 
