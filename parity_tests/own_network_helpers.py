@@ -14,6 +14,7 @@ from typing import Callable, NamedTuple
 
 import numpy as np
 
+from helpers import DTYPES
 from reference_tf import own
 from reference_tf.own.loading import import_target
 from reference_tf.own.model import fresh_copy
@@ -21,7 +22,7 @@ from reports.cli import main
 
 EXAMPLES = Path(__file__).resolve().parents[1] / "examples" / "own_network"
 STYLES = {"cs231n": "cs231n_style.py", "object": "object_style.py"}
-DTYPES = ["float32", "float64"]
+__all__ = ["BUGS", "DTYPES", "EXAMPLES", "STYLES", "diff_json", "example", "plant", "spec"]
 
 
 def spec(style: str) -> str:

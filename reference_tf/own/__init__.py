@@ -2,7 +2,8 @@
 
     from reference_tf import own
 
-    conv = own.functions(conv_forward_naive, conv_backward_naive, conv_param={"pad": 1, ...})
+    conv = own.functions(conv_forward_naive, conv_backward_naive,
+                         conv_param={"stride": 1, "pad": 1})
     model = own.Model([own.Conv2D(conv, 8, 3, padding=1), ...], input_shape=(1, 28, 28),
                       loss=own.Loss(softmax_loss), conventions=own.Conventions(layout="NCHW",
                       kernel_layout="OIHW", names={"kernel": "w", "bias": "b"}))
