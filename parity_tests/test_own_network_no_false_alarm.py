@@ -1,5 +1,6 @@
 """No false alarm: the clean example libraries pass ``check`` over 20 seeds (weights and batch),
-in both dtypes, on stroke images and on MNIST training images, with the default batch of 16."""
+in both dtypes, on stroke images and on MNIST training images (batches of 8: every stroke image
+has its exact zeros and tied windows, and 20 seeds see 160 MNIST images)."""
 
 from __future__ import annotations
 
@@ -13,7 +14,7 @@ from reference_tf.twin import twin
 from scratch.data import load_mnist
 
 SEEDS = range(20)
-BATCH = 16
+BATCH = 8
 
 
 @pytest.fixture(scope="module")
