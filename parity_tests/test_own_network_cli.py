@@ -7,7 +7,7 @@ import json
 
 import pytest
 
-from own_network_helpers import EXAMPLES, diff_json, spec
+from own_network_helpers import EXAMPLES, diff_json, plant, spec
 from reports.cli import main
 
 
@@ -80,3 +80,13 @@ def test_diff_model_text_in_the_users_layout(tmp_path, capsys):
     assert "dL/dw       (8, 1, 3, 3)" in out and "(2, 8, 28, 28)" in out  # OIHW, NCHW
     code, result = diff_json(tmp_path, "--model", spec("cs231n"), "--batch-size", "2")
     assert code == 0 and result["first_divergence"] is None
+
+
+@pytest.mark.parametrize("bug", ["backward_writes_into_dy", "exception_in_backward"])
+def test_diff_plot_boxes_a_fault(bug, monkeypatch, tmp_path):
+    plant(bug, "cs231n", monkeypatch)
+    plot = tmp_path / "heat.png"
+    code, result = diff_json(tmp_path, "--model", spec("cs231n"), "--batch-size", "4",
+                             "--no-fd", "--plot", str(plot))
+    assert code == 1 and result["first_divergence"]["fault"] is not None
+    assert plot.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"

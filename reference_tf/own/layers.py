@@ -278,7 +278,7 @@ class OwnLayer(Layer):
     def float64_copy(self) -> "OwnLayer":
         """A float64 copy with its own parameters, gradients and implementation state."""
         clone = copy.copy(self)
-        clone.impl = self.impl.copy()
+        clone.impl = None if self.impl is None else self.impl.copy()
         clone.dtype = np.dtype(np.float64)
         clone.params = {k: v.astype(np.float64) for k, v in self.params.items()}
         clone.grads = {k: np.zeros_like(v) for k, v in clone.params.items()}
