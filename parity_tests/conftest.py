@@ -1,4 +1,4 @@
-"""Shared pytest configuration: the Hypothesis profile of the parity suite.
+"""Shared pytest configuration: the Hypothesis profile of the parity suite, shared fixtures.
 
 TensorFlow is not imported here, so tests of the scratch engine alone never load it.
 """
@@ -7,7 +7,9 @@ from __future__ import annotations
 
 import os
 import sys
+from pathlib import Path
 
+import pytest
 from hypothesis import HealthCheck, settings
 
 # The suite compares against TensorFlow's Eigen kernels: its oneDNN kernels crashed inside eager
@@ -34,3 +36,27 @@ def pytest_collection_finish(session):
         from reference_tf.reproducible import use_reproducible_kernels
 
         use_reproducible_kernels()
+
+
+@pytest.fixture
+def fresh_blas_policy():
+    """After the test, the NumPy engine's BLAS thread policy (``scratch.threads``) is decided
+    from the environment again, and the BLAS runs with its counts."""
+    yield
+    from scratch import threads
+
+    threads.configure()
+
+
+def _process_alive(pid: int) -> bool:
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except (FileNotFoundError, ProcessLookupError):
+        return False
+    return state != "Z"
+
+
+@pytest.fixture
+def process_alive():
+    """``alive(pid) -> bool``: whether the process exists and is not a zombie (Linux /proc)."""
+    return _process_alive

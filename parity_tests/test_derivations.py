@@ -19,7 +19,8 @@ import pytest
 
 from scratch.gradcheck import compare, numerical_grad
 from scratch.models import build
-from scratch.ops import conv2d_backward, conv2d_forward, softmax_cross_entropy
+from scratch.ops import (avg_pool2d_forward, batch_norm_backward, batch_norm_forward,
+                         conv2d_backward, conv2d_forward, softmax_cross_entropy, window_padding)
 
 ROOT = Path(__file__).resolve().parents[1]
 DOC = ROOT / "docs" / "derivations.md"
@@ -28,8 +29,8 @@ TEXT = DOC.read_text(encoding="utf-8")
 # `scratch/ops/conv.py::conv2d_input_grad`, `parity_tests/test_x.py::test_y[case]`
 REFERENCE = re.compile(r"`((?:scratch|parity_tests)/[\w/]+\.py)::([^`\s]+)`")
 REFERENCES = sorted(set(REFERENCE.findall(TEXT)))
-# Sections 1-6 each derive a result and must end with a references paragraph.
-RESULT_SECTIONS = [1, 2, 3, 4, 5, 6, 8]
+# Sections 1-6 and 8-14 each derive a result and must end with a references paragraph.
+RESULT_SECTIONS = [1, 2, 3, 4, 5, 6, 8, 9, 10, 11, 12, 13, 14]
 
 
 def assert_close(name: str, got, expected, rtol: float = 1e-12) -> None:
@@ -385,3 +386,39 @@ def test_linear_model_input_gradient_finite_differences():
                                max_elements=200)
     checked = ~np.isnan(numerical)
     assert_close("dL/dx (checked entries)", analytic[checked], numerical[checked], rtol=1e-7)
+
+
+# Sections 9 and 11: the Jacobian and the divisor written out -------------------------------
+
+@pytest.mark.parametrize("m", [3, 7])
+def test_batch_norm_jacobian_matches_code(m):
+    # Step 3 of section 9 as an (M, M) matrix, then step 4 as its transpose times gamma * dy.
+    rng = np.random.default_rng(m)
+    x, dy, gamma = rng.standard_normal((m, 1)), rng.standard_normal((m, 1)), 1.7
+    y, cache, mean, variance = batch_norm_forward(x, np.array([gamma]), np.array([0.2]))
+    r = 1 / np.sqrt(variance[0] + 1e-3)
+    x_hat = (x[:, 0] - mean[0]) * r
+    jacobian = r * (np.eye(m) - 1 / m - np.outer(x_hat, x_hat) / m)
+    dx, dgamma, dbeta = batch_norm_backward(dy, cache)
+    assert_close("dx = J^T (gamma dy)", dx[:, 0], jacobian.T @ (gamma * dy[:, 0]))
+    assert_close("dx boxed form", dx[:, 0],
+                 gamma * r * (dy[:, 0] - dbeta[0] / m - x_hat * dgamma[0] / m))
+    # The two sums below the boxed result.
+    assert abs(np.sum(dx)) < 1e-14
+    assert_close("sum dx x_hat", np.sum(dx[:, 0] * x_hat),
+                 gamma * r * dgamma[0] * 1e-3 / (variance[0] + 1e-3), rtol=1e-10)
+
+
+@pytest.mark.parametrize("size, window, stride, padding", [
+    (3, 2, 2, "same"), (5, 3, 2, "same"), (6, 3, 1, "same"), (7, 2, 3, "same"), (6, 3, 2, "valid"),
+])
+def test_avg_pool_divisor_formula_matches_code(size, window, stride, padding):
+    # R_u of section 11 by its formula, against the input cells each window covers by counting.
+    out, top, _ = window_padding(size, window, stride, padding)
+    formula = [min(u * stride - top + window, size) - max(u * stride - top, 0) for u in range(out)]
+    counted = [sum(0 <= u * stride - top + i < size for i in range(window)) for u in range(out)]
+    assert formula == counted and min(formula) >= 1
+    ones = np.ones((1, size, size, 1))
+    y, cache = avg_pool2d_forward(ones, (window, window), (stride, stride), padding)
+    np.testing.assert_array_equal(cache.divisor[0, :, :, 0], np.outer(formula, formula))
+    np.testing.assert_array_equal(y, 1.0)  # the mean of ones, edge windows included

@@ -39,10 +39,10 @@ def test_bad_factory_exits_2(body, message, tmp_path, capsys):
 
 
 @pytest.mark.parametrize("args, message", [
-    (["check", "--input-shape", "1,28,28"], "--input-shape goes with --model"),
-    (["diff", "cnn", "--model", "x.py:build"], "name one built-in model or give --model"),
-    (["diff"], "name one built-in model or give --model"),
-    (["diff", "--model", "x.py:build", "--weights", "w.npz"], "--weights goes with"),
+    (["check", "--input-shape", "1,28,28"], "argument --input-shape: goes with --model"),
+    (["diff", "cnn", "--model", "x.py:build"], "expected one built-in model (linear"),
+    (["diff"], "or --model FILE.py:FACTORY"),
+    (["diff", "--model", "x.py:build", "--weights", "w.npz"], "argument --weights: goes with"),
 ])
 def test_conflicting_options_exit_2(args, message, capsys):
     assert main(args) == 2
@@ -62,7 +62,7 @@ def test_input_shape_rebuilds_the_declarations(capsys):
 
 def test_diff_model_json_to_stdout_and_plot(tmp_path, capsys):
     plot = tmp_path / "heat.png"
-    code = main(["diff", "--model", spec("object"), "--json", "--plot", str(plot),
+    code = main(["diff", "--model", spec("object"), "--json", "-", "--plot", str(plot),
                  "--data", "mnist", "--batch-size", "4", "--seed", "3"])
     result = json.loads(capsys.readouterr().out)
     assert code == 0 and result["passed"] and result["batch_shape"] == [4, 28, 28, 1]

@@ -9,7 +9,7 @@ import re
 import pandas as pd
 import pytest
 
-from reports import runner
+from reports import runner, timing, writer
 from reports.cli import main
 from reports.writer import OUTPUTS
 
@@ -42,7 +42,8 @@ def test_report_quick_png_well_formed(quick_run, name):
 def test_report_quick_summary_csv(quick_run):
     table = pd.read_csv(quick_run[1] / "summary_table.csv")
     assert list(table.columns) == ["model", "setting", "epochs", "lr", "numpy_mean", "numpy_std",
-                                   "tensorflow_mean", "tensorflow_std", "difference", "seeds"]
+                                   "tensorflow_mean", "tensorflow_std", "difference", "seeds",
+                                   "paired_mean", "paired_sd", "paired_low", "paired_high", "paired_n"]
     assert list(zip(table["model"], table["setting"])) == [(m, s) for m in MODELS for s in (1, 2, 3)]
     assert table[["numpy_mean", "tensorflow_mean"]].stack().between(0, 1).all()
     pd.testing.assert_series_equal(table["difference"], table["numpy_mean"] - table["tensorflow_mean"],
@@ -75,12 +76,29 @@ def test_report_quick_markdown_links_and_command(quick_run):
     out = quick_run[1]
     text = (out / "report.md").read_text()
     images = re.findall(r"!\[[^\]]*\]\(([^)]+)\)", text)
-    assert {"learning_curves.png", "summary_table.png", "runtime.png"} <= set(images)
+    assert {"learning_curves.png", "summary_table.png", "runtime.png", "timing.png"} <= set(images)
     assert all((out / image).is_file() for image in images)
     assert f"tfparity report --models {' '.join(MODELS)} --seeds 1 --quick --data templates" in text
     for heading in ("## 1. Runtime", "## 2. Performance, stability and final accuracy",
                     "## 3. Which runs under-fit or over-fit?"):
         assert heading in text
+
+
+def test_report_quick_runtime_section_comes_from_the_timing_phase(quick_run):
+    out = quick_run[1]
+    timing = json.loads((out / "timing.json").read_text())
+    assert [row["model"] for row in timing["rows"]] == MODELS
+    assert timing["conditions"]["sweep"]["trained"] == len(MODELS) * 3 * 2
+    text = (out / "report.md").read_text()
+    section = text[text.index("## 1. Runtime"):text.index("### Wall times the runs recorded")]
+    for row in timing["rows"]:
+        assert f"{1e3 * row['numpy_step']['median']:.3f} ms" in section
+        assert f"{row['tensorflow_eval_images_per_s']:,.0f}" in section
+    assert "Timing conditions: the timing phase ran in the driver process alone" in section
+    load = timing["conditions"]["environment"]["load_average_1_5_15min"]
+    assert "/".join(f"{v:.2f}" for v in load) in section
+    runs = text[text.index("### Wall times the runs recorded"):text.index("## 2.")]
+    assert "by executor: serial (24 runs)" in runs
 
 
 def test_report_quick_second_invocation_resumes(quick_run, monkeypatch):
@@ -90,10 +108,38 @@ def test_report_quick_second_invocation_resumes(quick_run, monkeypatch):
         raise AssertionError("a saved run was trained again")
 
     monkeypatch.setattr(runner, "train_one", must_not_train)
-    before = (out / "summary_table.csv").read_text()
+    before = {name: (out / name).read_text() for name in ("summary_table.csv", "timing.json")}
     assert main(["report", "--quick", "--data", "templates", "--seeds", "1", "--models", *MODELS,
                  "--out", str(out), "--no-progress"]) == 0
-    assert (out / "summary_table.csv").read_text() == before
+    assert {name: (out / name).read_text() for name in before} == before  # timing reused too
+
+
+def test_report_quick_retime_measures_again(quick_run, monkeypatch):
+    out, calls = quick_run[1], []
+    saved = json.loads((out / "timing.json").read_text())
+
+    def measure(models, protocol, eval_images, sweep):
+        calls.append((models, eval_images, sweep))
+        return saved
+
+    monkeypatch.setattr(timing, "measure", measure)
+    assert main(["report", "--quick", "--data", "templates", "--seeds", "1", "--models", *MODELS,
+                 "--out", str(out), "--no-progress", "--retime"]) == 0
+    assert calls == [(MODELS, 1000, None)]
+
+
+def test_report_quick_resumes_over_a_run_file_holding_null(quick_run, monkeypatch, capsys):
+    code, out = quick_run
+    run = sorted((out / "runs").glob("linear-*-numpy-*.json"))[0]
+    run.write_text("null")
+    written = []
+    monkeypatch.setattr(writer, "write", lambda out, results, **kwargs: written.append(results))
+    capsys.readouterr()
+    assert main(["report", "--quick", "--data", "templates", "--seeds", "1", "--models", *MODELS,
+                 "--out", str(out), "--no-progress"]) == 0
+    assert len(written) == 1 and all(isinstance(result, dict) for result in written[0])
+    assert "Traceback" not in capsys.readouterr().err
+    assert json.loads(run.read_text())["key"] in run.name  # trained again and saved
 
 
 def test_report_interrupted_returns_130_and_keeps_runs(tmp_path, monkeypatch, capsys):

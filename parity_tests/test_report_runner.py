@@ -1,4 +1,5 @@
-"""The report's protocol, run store and resume logic (no TensorFlow except the one real run)."""
+"""The report's protocol and run store (no TensorFlow except the one real run); resuming is tested
+with the sweep driver (test_report_sweep.py)."""
 
 from __future__ import annotations
 
@@ -9,32 +10,10 @@ from dataclasses import replace
 import numpy as np
 import pytest
 
-from reports import datasets, runner
-from reports.experiments import FULL, IMPLEMENTATIONS, QUICK, SETTINGS, Protocol, RunSpec, plan, steps_per_run
-
-TINY = Protocol(data="templates", train_size=300, test_size=200, eval_every=100, epochs=1)
-
-
-def fake_result(spec: RunSpec) -> dict:
-    return {"key": spec.key, "spec": spec.to_dict(), "history": [{"test_loss": math.nan}], "diverged": False}
-
-
-class FakeTrainer:
-    """Stands in for runner.train_one: counts calls, optionally interrupts the n-th."""
-
-    def __init__(self, interrupt_at: int | None = None):
-        self.calls, self.interrupt_at = [], interrupt_at
-
-    def __call__(self, spec, splits, on_record=None):
-        if len(self.calls) == self.interrupt_at:
-            raise KeyboardInterrupt
-        self.calls.append(spec)
-        return fake_result(spec)
-
-
-def tiny_splits():
-    return datasets.load(TINY)
-
+from helpers import TINY, fake_run_result, tiny_splits
+from reports import runner
+from reports.experiments import FULL, IMPLEMENTATIONS, QUICK, SETTINGS, plan, steps_per_run
+from scratch import threads
 
 def test_plan_is_seed_major_numpy_first():
     specs = plan(list(SETTINGS), 2, FULL)
@@ -84,44 +63,12 @@ def test_run_store_round_trip_and_stale_results(tmp_path):
     store = runner.RunStore(tmp_path)
     spec, other = plan(["linear"], 1, FULL)[:2]
     assert store.load(spec) is None
-    store.save(spec, fake_result(spec))
+    store.save(spec, fake_run_result(spec))
     assert store.load(spec)["key"] == spec.key
-    store.path(other).write_text(json.dumps(fake_result(spec)))  # a file whose key does not match
+    store.path(other).write_text(json.dumps(fake_run_result(spec)))  # a file whose key does not match
     assert store.load(other) is None
     store.path(other).write_text("{truncated")
     assert store.load(other) is None
-
-
-def test_run_all_resumes_instead_of_starting_over(tmp_path, monkeypatch):
-    specs = plan(["linear", "mlp1"], 1, TINY)
-    store = runner.RunStore(tmp_path)
-    first = FakeTrainer()
-    monkeypatch.setattr(runner, "train_one", first)
-    results = runner.run_all(specs, store, tiny_splits, progress=False)
-    assert first.calls == specs and set(results) == {s.key for s in specs}
-
-    again = FakeTrainer()
-    monkeypatch.setattr(runner, "train_one", again)
-    loads = []
-    runner.run_all(specs, store, lambda: loads.append(1) or tiny_splits(), progress=False)
-    assert again.calls == [] and loads == []  # everything cached: no data loaded, nothing trained
-
-    store.path(specs[3]).unlink()
-    runner.run_all(specs, store, tiny_splits, progress=False)
-    assert again.calls == [specs[3]]
-
-
-def test_run_all_interrupted_keeps_finished_runs(tmp_path, monkeypatch):
-    specs = plan(["linear"], 1, TINY)
-    store = runner.RunStore(tmp_path)
-    monkeypatch.setattr(runner, "train_one", FakeTrainer(interrupt_at=2))
-    with pytest.raises(KeyboardInterrupt):
-        runner.run_all(specs, store, tiny_splits, progress=False)
-    assert [store.load(s) is not None for s in specs] == [True, True] + [False] * (len(specs) - 2)
-    rest = FakeTrainer()
-    monkeypatch.setattr(runner, "train_one", rest)
-    runner.run_all(specs, store, tiny_splits, progress=False)
-    assert rest.calls == specs[2:]
 
 
 def test_train_one_both_sides_start_equal_and_time_apart():
@@ -137,3 +84,13 @@ def test_train_one_both_sides_start_equal_and_time_apart():
         assert result["wall_time"] >= result["setup_time"] + result["train_time"] + result["eval_time"]
     np.testing.assert_allclose([r["test_loss"] for r in numpy_run["history"]],
                                [r["test_loss"] for r in tf_run["history"]], rtol=1e-5)
+    # The conditions of the timings: each side's threads, the load at the start and the end.
+    # The phases alternate: warm-up step, warm-up evaluation and the record at step 0, then
+    # three times a step and a record: four starts of each phase.
+    assert numpy_run["threads"]["rules"] == threads.policy().rules
+    assert sum(numpy_run["threads"]["usage"]["eval"].values()) == 4
+    assert sum(numpy_run["threads"]["usage"]["step"].values()) == 4
+    assert set(tf_run["threads"]) == {"intra_op", "inter_op"}
+    for result in results.values():
+        assert all(isinstance(result[f"load_average_1min_at_{when}"], float)
+                   for when in ("start", "end"))

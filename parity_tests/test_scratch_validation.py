@@ -191,8 +191,8 @@ def test_sequential_wrong_number_of_logits_rejected():
 
 
 def test_build_unknown_model_name_rejected():
-    with pytest.raises(ValueError, match=r"build: expected a model name in \['cnn', 'linear', "
-                                         r"'mlp1', 'mlp2'\], received 'resnet'"):
+    with pytest.raises(ValueError, match=r"build: expected a model name in \['linear', 'mlp1', "
+                                         r"'mlp2', 'cnn', 'cnn_bn'\], received 'resnet'"):
         build("resnet")
 
 
@@ -209,7 +209,7 @@ def test_build_non_float_dtype_rejected(dtype):
 ])
 def test_sgd_bad_learning_rate_rejected(lr, shown):
     with pytest.raises(ValueError, match=rf"SGD: expected a positive finite learning rate, "
-                                         rf"received lr={shown}\."):
+                                         rf"received learning_rate={shown}\."):
         SGD(lr)
 
 

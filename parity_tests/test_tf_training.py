@@ -40,7 +40,7 @@ def test_sgd_trajectory_matches_keras_for_100_steps(name, dtype):
     model = build(name, seed=0, dtype=dtype)
     keras_model = twin(model)
     scratch_side = ScratchTrainer(model, SGD(LR))
-    keras_side = KerasTrainer(keras_model, LR)  # the compiled step the reports train with
+    keras_side = KerasTrainer(keras_model, SGD(LR))  # the compiled step the reports train with
     params = keras_params(keras_model)
     tol = tolerances(dtype).trajectory
     worst, restarts = None, []

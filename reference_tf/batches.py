@@ -10,13 +10,14 @@ DATA_SOURCES = ("strokes", "mnist")
 MNIST_SHAPE = (28, 28, 1)
 
 
-def load_batch(data: str, batch_size: int, seed: int, dtype: str) -> tuple[np.ndarray, np.ndarray]:
+def load_batch(data: str, batch_size: int, seed: int, dtype: str,
+               verify: bool = True) -> tuple[np.ndarray, np.ndarray]:
     """A seeded batch: images (N, 28, 28, 1) of ``dtype`` and labels (N,) int64.
 
     "strokes": digit-like images on exact zeros with uniform random labels
     (``scratch.data.synthetic.strokes``); their zero regions give max-pool ties and exact-zero
     pre-activations, where conventions differ. "mnist": ``batch_size`` training images drawn
-    with ``seed``.
+    with ``seed`` (``verify``: check the files' SHA-256, see ``scratch.data.load_mnist``).
     """
     if batch_size < 1:
         raise ValueError(f"batch: expected batch_size >= 1, received {batch_size}.")
@@ -25,15 +26,16 @@ def load_batch(data: str, batch_size: int, seed: int, dtype: str) -> tuple[np.nd
     if data == "mnist":
         from scratch.data import load_mnist
 
-        x, y = load_mnist(dtype=dtype).train
+        x, y = load_mnist(dtype=dtype, verify=verify).train
         index = np.sort(np.random.default_rng(seed).choice(len(x), size=batch_size, replace=False))
         return np.ascontiguousarray(x[index]), np.asarray(y[index], dtype=np.int64)
     raise ValueError(f"batch: expected data in {DATA_SOURCES}, received {data!r}.")
 
 
-def model_batch(model, data: str, batch_size: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
+def model_batch(model, data: str, batch_size: int, seed: int, verify: bool = True
+                ) -> tuple[np.ndarray, np.ndarray]:
     """``load_batch`` for any model, in the model's own input layout (``model.images``, e.g.
-    NCHW) and dtype, labels in [0, model.num_classes).
+    NCHW) and dtype, labels in [0, model.num_classes); ``verify`` as in ``load_batch``.
 
     MNIST needs 28x28x1 images. "strokes" also draws other image shapes (H, W, C), one stroke
     image per channel cut from a square of side max(H, W), and flat inputs (F,) as the first F
@@ -45,7 +47,7 @@ def model_batch(model, data: str, batch_size: int, seed: int) -> tuple[np.ndarra
         if shape != MNIST_SHAPE:
             raise ValueError(f"batch: --data mnist needs per-example inputs of 28x28x1 images, "
                              f"the model takes {model.input_shape}.")
-        x, y = load_batch(data, batch_size, seed, dtype)
+        x, y = load_batch(data, batch_size, seed, dtype, verify)
     elif data != "strokes":
         raise ValueError(f"batch: expected data in {DATA_SOURCES}, received {data!r}.")
     elif batch_size < 1:

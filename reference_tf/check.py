@@ -3,8 +3,11 @@
 A scratch model computes gradients on two paths: ``trace`` (layer by layer, every output and
 gradient: what ``diff`` compares) and ``loss_and_grads`` (the fused units a training step runs).
 Both are compared with the Keras twin's trace on the same batch and weights: the trace path on
-every quantity (logits, loss, each layer's output and output gradient, every parameter gradient
-and the input gradient), the training path on the loss and every parameter gradient.
+every quantity (logits, loss, each layer's output and output gradient, every parameter gradient,
+the input gradient and the moving statistics after the step), the training path on the loss and
+every parameter gradient. Both paths are training-mode passes: the Keras twin is built before
+the step (with the moving statistics before it) and shares the scratch Dropout masks, which the
+training path replays.
 
 Any model the adapter protocol covers is checked so (``reference_tf.adapter``), a user's
 ``reference_tf.own.Model`` included: a fault of its code fails the path it happened on. A
@@ -25,6 +28,8 @@ from reference_tf.gradients import model_trace, trace_arrays
 from reference_tf.layerdiff import run_trace, safe_compare
 from reference_tf.own.model import Function
 from reference_tf.own.safety import Fault, guarded
+from reference_tf.twin import twin
+from scratch.layers import replaying_masks
 from scratch.models import Sequential, build
 
 PATHS = ("trace", "training")
@@ -82,12 +87,13 @@ class CheckResult:
                                  p.fault.to_dict()} for name, p in self.paths.items()}}
 
 
-def _scored(mine: dict, reference: dict, dtype: str) -> list[tuple]:
+def _scored(mine: dict, reference: dict, dtype: str, batch_statistics: bool = False
+            ) -> list[tuple]:
     """(error / tolerance, key, error, tolerance) per reference quantity; a quantity the model
     did not compute has an infinite error."""
     scored = []
     for key, expected in reference.items():
-        tolerance = tolerance_for(key, dtype)
+        tolerance = tolerance_for(key, dtype, batch_statistics)
         error = (math.inf if mine.get(key) is None
                  else safe_compare(mine[key], expected, key).smallest_passing_tolerance)
         scored.append((error / tolerance, key, error, tolerance))
@@ -128,7 +134,8 @@ def check(model: Sequential | Function, x: np.ndarray, y: np.ndarray,
           ) -> CheckResult:
     """Every path of ``model`` against its Keras twin on (x (N, *input_shape), y (N,)).
 
-    ``keras_model``: a twin to reuse (``gradients.model_trace``), e.g. over many seeds.
+    ``keras_model``: a twin to reuse (``gradients.model_trace``), e.g. over many seeds; built
+    before the step by default.
 
     Returns:
         A ``CheckResult``: paths "trace" and "training" ("function" for a ``Function``).
@@ -136,16 +143,20 @@ def check(model: Sequential | Function, x: np.ndarray, y: np.ndarray,
     dtype = model.dtype.name
     if isinstance(model, Function):
         return _check_function(model, x, y, name, keras_model)
-    reference = trace_arrays(model_trace(model, x, y, counterparts, keras_model))
+    statistics = model.mixes_examples
+    if keras_model is None:  # the moving statistics before the step
+        keras_model = twin(model, counterparts, share_masks=True)
     names = [layer.name for layer in model.layers]
     mine, trace_faults = run_trace(model, x, y)
-    traced = _scored(trace_arrays(mine), reference, dtype)
+    reference = trace_arrays(model_trace(model, x, y, keras_model=keras_model))
+    traced = _scored(trace_arrays(mine), reference, dtype, statistics)
     training_faults: list[Fault] = []
-    result, _ = guarded(training_faults, model.loss_and_grads, x, y)
+    with replaying_masks(model.layers):
+        result, _ = guarded(training_faults, model.loss_and_grads, x, y)
     computed = {} if training_faults else {"loss": np.float64(result[0]),
-                                          **{f"grads/{k}": v for k, v in result[1].items()}}
+                                           **{f"grads/{k}": v for k, v in result[1].items()}}
     trained = _scored(computed, {k: reference[k] for k in reference
-                                 if k == "loss" or k.startswith("grads/")}, dtype)
+                                 if k == "loss" or k.startswith("grads/")}, dtype, statistics)
     paths = {"trace": _path("trace", traced, trace_faults),
              "training": _path("training", trained, training_faults)}
     faults = [("trace", f) for f in trace_faults] + [("training", f) for f in training_faults]
@@ -162,7 +173,7 @@ def _check_function(model: Function, x, y, name: str, keras_model) -> CheckResul
     faults: list[Fault] = []
     result, _ = guarded(faults, model.loss_and_grads, x, y)
     mine = {} if faults else {"loss": np.float64(result[0]),
-                                      **{f"grads/{k}": v for k, v in result[1].items()}}
+                              **{f"grads/{k}": v for k, v in result[1].items()}}
     scored = _scored(mine, reference, dtype)
     # the last layer's parameters first, as the backward pass meets them
     order = ["loss"] + [f"grads/{k}" for k in reversed(list(model.keys))]
@@ -174,8 +185,9 @@ def _check_function(model: Function, x, y, name: str, keras_model) -> CheckResul
 
 
 def check_model(name: str, dtype: str, seed: int = 0, batch_size: int = 16,
-                data: str = "strokes") -> CheckResult:
-    """``check`` of the built-in model ``name`` on a seeded batch (``batches.load_batch``)."""
+                data: str = "strokes", verify: bool = True) -> CheckResult:
+    """``check`` of the built-in model ``name`` on a seeded batch (``batches.load_batch``;
+    ``verify``: check MNIST's SHA-256)."""
     model = build(name, seed=seed, dtype=dtype)
-    x, y = load_batch(data, batch_size, seed, dtype)
+    x, y = load_batch(data, batch_size, seed, dtype, verify)
     return check(model, x, y, name=name)

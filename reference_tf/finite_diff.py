@@ -32,6 +32,7 @@ from reference_tf.layerdiff import LOSS, ModelDiff
 from reference_tf.own.model import Function
 from reference_tf.own.safety import Fault, UserCodeError
 from scratch.gradcheck import check_layer_gradients
+from scratch.layers import replaying_masks
 
 EPS = 1e-6
 PROBES = 12          # positions (per example) or elements probed
@@ -202,40 +203,46 @@ def _loss_opinion(model, logits: np.ndarray, labels: np.ndarray) -> Opinion:
 
 def _layer_opinion(layer, x: np.ndarray, dy: np.ndarray, key: str,
                    counterparts: dict | None = None) -> Opinion:
+    """Training-mode passes of both sides, as in the diff: a Dropout replays the mask of the
+    diff's pass (its twin shares it); batch statistics mix the examples, so a batch-normalized
+    input is probed as one row."""
     clone = float64_layer(layer)
     x64, up = np.array(x, dtype=np.float64), np.array(dy, dtype=np.float64)
-    clone.forward(x64)
-    mine = {"input_grad": clone.backward(up), **{f"grads/{k}": v for k, v in clone.grads.items()}}
-    twin = keras_layer(clone, "float64", counterparts)
-    twin.build((None, *layer.input_shape))
-    variables = {v.name: v for v in twin.trainable_weights}
-    copy_weights(to_keras(clone, clone.params), variables)
-    reference = layer_pass(twin, x64, up)
-    reference = {"input_grad": reference.input_grad,
-                 **{f"grads/{k}": v for k, v in from_keras(clone, reference.grads).items()}}
-    param = key.split("/", 1)[1] if key.startswith("grads/") else None
-    batch_mode = param is None
-    target = x64 if batch_mode else clone.params[param]
-    rows = target.reshape(len(x64) if batch_mode else 1, -1)
+    with replaying_masks([clone]):
+        clone.forward(x64)
+        mine = {"input_grad": clone.backward(up),
+                **{f"grads/{k}": v for k, v in clone.grads.items()}}
+        twin = keras_layer(clone, "float64", counterparts, share_masks=True)
+        twin.build((None, *layer.input_shape))
+        variables = {v.name: v for v in twin.trainable_weights}
+        copy_weights(to_keras(clone, clone.params), variables)
+        reference = layer_pass(twin, x64, up)
+        reference = {"input_grad": reference.input_grad,
+                     **{f"grads/{k}": v for k, v in from_keras(clone, reference.grads).items()}}
+        param = key.split("/", 1)[1] if key.startswith("grads/") else None
+        per_example = param is None and not layer.mixes_examples
+        target = x64 if param is None else clone.params[param]
+        rows = target.reshape(len(x64) if per_example else 1, -1)
 
-    def values(y: np.ndarray) -> np.ndarray:
-        per_example = (y * up).reshape(len(x64), -1).sum(axis=1)
-        return per_example if batch_mode else np.array([per_example.sum()])
+        def values(y: np.ndarray) -> np.ndarray:
+            sums = (y * up).reshape(len(x64), -1).sum(axis=1)
+            return sums if per_example else np.array([sums.sum()])
 
-    def f_tf() -> np.ndarray:
-        if param is not None:
-            for name, value in to_keras(clone, clone.params).items():
-                variables[name].assign(value)
-        return values(twin(tf.constant(x64)).numpy())
+        def f_tf() -> np.ndarray:
+            if param is not None:
+                for name, value in to_keras(clone, clone.params).items():
+                    variables[name].assign(value)
+            return values(twin(tf.constant(x64), training=True).numpy())
 
-    what = "input gradient" if batch_mode else f"gradient of '{param}'"
-    return judge(rows, lambda: values(clone.forward(x64)), f_tf, np.asarray(mine[key]),
-                 reference[key], what)
+        what = "input gradient" if param is None else f"gradient of '{param}'"
+        return judge(rows, lambda: values(clone.forward(x64)), f_tf, np.asarray(mine[key]),
+                     reference[key], what)
 
 
 def _forward_opinion(layer, x: np.ndarray, dy: np.ndarray, examples: int = 4) -> Opinion:
-    results = check_layer_gradients(float64_layer(layer), x[:examples], dy[:examples],
-                                    max_elements=64)
+    # Batch statistics depend on the whole batch: checked on all of it.
+    n = len(x) if layer.mixes_examples else examples
+    results = check_layer_gradients(float64_layer(layer), x[:n], dy[:n], max_elements=64)
     worst = max(results.values(), key=lambda r: r.rel_error)
     consistent = worst.rel_error < AGREES
     sentence = ("finite differences judge derivatives, not values, so they cannot referee a "
@@ -316,8 +323,16 @@ def third_opinion(result: ModelDiff) -> Opinion | None:
         x, dy = inputs["layers"][first.layer]
         layer = next(layer for layer in model.layers if layer.name == first.layer)
         try:
-            opinion = (_forward_opinion(layer, x, dy) if first.pass_ == "forward" else
-                       _layer_opinion(layer, x, dy, first.key, inputs.get("counterparts")))
+            if first.key.startswith("state/"):
+                opinion = Opinion("forward", "finite differences judge derivatives, not values; "
+                                             "a moving statistic follows an update rule (Keras: "
+                                             "moving * momentum + batch * (1 - momentum), with "
+                                             "the biased batch variance), and that rule differs "
+                                             "here.")
+            elif first.pass_ == "forward":
+                opinion = _forward_opinion(layer, x, dy)
+            else:
+                opinion = _layer_opinion(layer, x, dy, first.key, inputs.get("counterparts"))
         except UserCodeError as error:
             opinion = Opinion("fault", f"no opinion: in float64 {error.faults[0].sentence}.",
                               {"fault": error.faults[0].to_dict()})

@@ -13,7 +13,7 @@ import numpy as np
 import tensorflow as tf
 
 from reference_tf.adapter import keras_weights, loss_of, model_grads
-from reference_tf.twin import copy_weights, keras_params, twin
+from reference_tf.twin import copy_weights, keras_params, keras_state, twin
 from scratch.models import Trace
 
 
@@ -21,17 +21,20 @@ class LayerPass(NamedTuple):
     """One layer's forward output and its gradients for a given upstream gradient dy.
 
     output (N, ...); input_grad = dL/dx with L = sum(output * dy), shape of x;
-    grads[name] = dL/d(variable), keyed by the variable's name ("kernel", "bias").
+    grads[name] = dL/d(variable), keyed by the variable's name ("kernel", "bias");
+    state[name] = the non-trainable variables after the pass ("moving_mean", ...).
     """
 
     output: np.ndarray
     input_grad: np.ndarray
     grads: dict
+    state: dict
 
     def arrays(self) -> dict:
-        """Flat dict: "output", "input_grad", "grads/<name>"."""
+        """Flat dict: "output", "input_grad", "grads/<name>", "state/<name>"."""
         return {"output": self.output, "input_grad": self.input_grad,
-                **{f"grads/{k}": v for k, v in self.grads.items()}}
+                **{f"grads/{k}": v for k, v in self.grads.items()},
+                **{f"state/{k}": v for k, v in self.state.items()}}
 
 
 def _numpy(gradient, like: tf.Tensor | tf.Variable) -> np.ndarray:
@@ -53,9 +56,12 @@ def sparse_cross_entropy(logits: tf.Tensor, labels) -> tf.Tensor:
     return loss(tf.convert_to_tensor(labels), logits)
 
 
-def layer_pass(keras_layer: keras.layers.Layer, x: np.ndarray, dy: np.ndarray) -> LayerPass:
+def layer_pass(keras_layer: keras.layers.Layer, x: np.ndarray, dy: np.ndarray,
+               training: bool = True) -> LayerPass:
     """Run ``keras_layer`` on x (N, ...) and backpropagate the upstream gradient dy (the output's shape).
 
+    ``training`` is passed to the call: True (a training step, as a scratch layer's ``forward``)
+    makes BatchNormalization use and record the batch's statistics and Dropout drop units.
     The layer is built by the call if it was not already.
     """
     x_t = tf.constant(x)
@@ -64,7 +70,7 @@ def layer_pass(keras_layer: keras.layers.Layer, x: np.ndarray, dy: np.ndarray) -
     variables = keras_layer.trainable_weights
     with tf.GradientTape() as tape:
         tape.watch(x_t)
-        y = keras_layer(x_t)
+        y = keras_layer(x_t, training=training)
     if tuple(y.shape) != tuple(dy.shape):
         raise ValueError(f"layer_pass: layer '{keras_layer.name}': expected dy of the output's shape "
                          f"{tuple(y.shape)}, received {tuple(dy.shape)}.")
@@ -73,17 +79,23 @@ def layer_pass(keras_layer: keras.layers.Layer, x: np.ndarray, dy: np.ndarray) -
         output=y.numpy(),
         input_grad=_numpy(gradients[0], x_t),
         grads={v.name: _numpy(g, v) for v, g in zip(variables, gradients[1:])},
+        state={v.name: v.numpy() for v in keras_layer.non_trainable_weights},
     )
 
 
 def trace(keras_model: keras.Sequential, x: np.ndarray, y: np.ndarray,
-          loss_fn=sparse_cross_entropy) -> Trace:
-    """One forward and backward pass of a Keras Sequential with the mean cross-entropy loss.
+          training: bool = True, loss_fn=sparse_cross_entropy) -> Trace:
+    """One forward and backward pass of a Keras Sequential with the mean cross-entropy loss
+    plus the model's regularization losses (``model.losses``), as Keras trains it.
+
+    Like ``scratch.models.Sequential.trace`` it is a training-mode pass by default (each layer
+    is called with ``training=True``: batch statistics, moving statistics updated, dropout).
 
     Args:
         keras_model: a Sequential whose last layer outputs logits (N, K), e.g. ``twin(model)``.
         x: inputs (N, *input_shape) of the model's dtype.
         y: integer labels (N,).
+        training: False runs the inference mode instead.
         loss_fn: (logits tensor, labels) -> scalar tensor; default the mean cross-entropy.
 
     Returns:
@@ -97,9 +109,11 @@ def trace(keras_model: keras.Sequential, x: np.ndarray, y: np.ndarray,
         outputs = {}
         h = x_t
         for layer in keras_model.layers:  # one by one, so every intermediate output is kept
-            h = layer(h)
+            h = layer(h, training=training)
             outputs[layer.name] = h
         loss = loss_fn(h, y)
+        if keras_model.losses:  # the kernel_regularizer penalties
+            loss = loss + tf.add_n(keras_model.losses)
     sources = [*outputs.values(), *params.values(), x_t]
     gradients = tape.gradient(loss, sources)
     n = len(outputs)
@@ -109,6 +123,7 @@ def trace(keras_model: keras.Sequential, x: np.ndarray, y: np.ndarray,
         logits=h.numpy(), loss=float(loss.numpy()),
         outputs={name: t.numpy() for name, t in outputs.items()},
         output_grads=output_grads, grads=grads, input_grad=_numpy(gradients[-1], x_t),
+        state={key: v.numpy() for key, v in keras_state(keras_model).items()},
     )
 
 
@@ -116,7 +131,7 @@ def trace_arrays(result: Trace) -> dict:
     """Every quantity of a trace as a flat dict of named arrays, the keys ``compare`` reports:
 
     "logits", "loss", "outputs/<layer>", "output_grads/<layer>", "grads/<layer>/<param>",
-    "input_grad".
+    "input_grad", "state/<layer>/<variable>".
     """
     return {
         "logits": result.logits, "loss": np.float64(result.loss),
@@ -124,6 +139,7 @@ def trace_arrays(result: Trace) -> dict:
         **{f"output_grads/{k}": v for k, v in result.output_grads.items()},
         **{f"grads/{k}": v for k, v in result.grads.items()},
         "input_grad": result.input_grad,
+        **{f"state/{k}": v for k, v in result.state.items()},
     }
 
 
@@ -137,11 +153,12 @@ def loss_function(model):
 def model_trace(model, x: np.ndarray, y: np.ndarray, counterparts: dict | None = None,
                 keras_model: keras.Sequential | None = None) -> Trace:
     """``trace`` of ``model``'s Keras twin with the model's loss, every array keyed and laid out
-    like the model's own trace. ``keras_model``: a twin to reuse (e.g. over seeds), into which
-    the model's weights are copied; default ``twin(model, counterparts)``."""
+    like the model's own trace. ``keras_model``: a twin to reuse (e.g. over seeds, or built
+    before the model's step changed its state), into which the model's weights are copied;
+    default ``twin(model, counterparts, share_masks=True)``."""
     if keras_model is None:
-        keras_model = twin(model, counterparts)
+        keras_model = twin(model, counterparts, share_masks=True)
     else:
         copy_weights(keras_weights(model), keras_model)
-    result = trace(keras_model, x, y, loss_function(model))
+    result = trace(keras_model, x, y, loss_fn=loss_function(model))
     return result._replace(grads=model_grads(model, result.grads))

@@ -9,6 +9,12 @@ it sends back) is compared with TensorFlow's twice:
 - *isolated*: the scratch layer is given TensorFlow's input and TensorFlow's upstream gradient
   dL/dy, so its error is its own.
 
+Both sides run one training step's pass (``Sequential.trace``; Keras with ``training=True``):
+BatchNormalization normalizes with the batch's statistics, and its moving statistics after the
+step are compared as forward quantities ("moving_mean", "moving_variance"; isolated: updated
+from the state before the step with TensorFlow's input); each Dropout twin applies the scratch
+layer's mask, and the isolated pass replays that mask.
+
 The softmax cross-entropy is a last pseudo-layer "loss" (forward: the loss; backward: dL/dlogits).
 The *first divergence* is the first quantity whose isolated error exceeds the dtype's tolerance
 (``reference_tf.compare``), scanning the forward pass in network order and then the backward
@@ -33,10 +39,12 @@ import numpy as np
 from reference_tf.adapter import label as layer_label
 from reference_tf.adapter import loss_of
 from reference_tf.batches import load_batch
-from reference_tf.compare import Comparison, compare_arrays, tolerance_for
+from reference_tf.compare import Comparison, Tolerance, compare_arrays, tolerances
 from reference_tf.gradients import model_trace
 from reference_tf.own.model import Function
-from reference_tf.own.safety import Fault, guarded
+from reference_tf.own.safety import Fault, UserCodeError, guarded
+from reference_tf.twin import twin
+from scratch.layers import replaying_masks
 from scratch.models import Sequential, Trace, build
 
 LOSS = "loss"
@@ -46,12 +54,13 @@ LOSS = "loss"
 class Quantity:
     """One compared array of one layer.
 
-    key: "output", "output_grad", "input_grad" or "grads/<param>"; label: "y", "dL/dy", "dL/dx",
-    "dL/d<param>"; shape: the reference's shape (with the batch axis); propagated is None where
-    the model's own run stopped before it (a fatal fault); isolated is None for dL/dy (the layer
-    does not compute it) and where the isolated pass failed; amplification = propagated rel L2
-    error of this quantity / that of what the layer received (y of the previous layer forward,
-    its own dL/dy backward), None where undefined.
+    key: "output", "output_grad", "input_grad", "grads/<param>" or "state/<variable>"; label:
+    "y", "dL/dy", "dL/dx", "dL/d<param>" or the state variable's name ("moving_mean"); shape:
+    the reference's shape (with the batch axis); propagated is None where the model's own run
+    stopped before it (a fatal fault); isolated is None for dL/dy (the layer does not compute it)
+    and where the isolated pass failed; amplification = propagated rel L2 error of this quantity
+    / that of what the layer received (y of the previous layer forward, its own dL/dy backward),
+    None where undefined.
     """
 
     key: str
@@ -132,8 +141,10 @@ class ModelDiff:
     layers: list[LayerDiff]
     first: Divergence | None
     first_propagated: tuple | None   # (layer, label) of the first propagated failure, scan order
+    data_unverified: bool = False    # MNIST used without checking its SHA-256 (--no-verify)
     isolated_inputs: dict = field(repr=False, default_factory=dict)  # for the third opinion
     opinion: object = None           # set by ``reference_tf.finite_diff.third_opinion``
+    batch_statistics: bool = False   # the model normalizes with batch statistics (tolerances)
     kind: str = "layers"             # "function": a whole-model function, compared end to end
 
     @property
@@ -184,16 +195,20 @@ def _amplification(error: float, received: float) -> float | None:
     return error / received
 
 
-def run_trace(model: Sequential, x: np.ndarray, y: np.ndarray) -> tuple[Trace, list[Fault]]:
-    """The model's own trace (as ``Sequential.trace``, private copies of every array), going on
-    past faults of its layers' code that are not fatal and stopping a pass at a fatal one: the
-    arrays it never computed are absent (logits and input_grad None, loss NaN).
+def _copy_trace(result: Trace) -> Trace:
+    """Private copies of every array (later isolated passes must not alias them)."""
+    return Trace(np.array(result.logits), result.loss,
+                 {k: np.array(v) for k, v in result.outputs.items()},
+                 {k: np.array(v) for k, v in result.output_grads.items()},
+                 {k: np.array(v) for k, v in result.grads.items()},
+                 None if result.input_grad is None else np.array(result.input_grad),
+                 {k: np.array(v) for k, v in result.state.items()})
 
-    Returns:
-        (the trace, the faults in the order they happened).
-    """
-    model.check_inputs(x, y)
-    faults: list[Fault] = []
+
+def _tolerant_trace(model: Sequential, x: np.ndarray, y: np.ndarray, faults: list) -> Trace:
+    """``Sequential.trace`` (private copies of every array) going on past a fault of the code
+    that is not fatal and stopping the pass at a fatal one; what it never computed is absent
+    (logits and input_grad None, loss NaN). Faults are appended to ``faults``."""
     outputs, h = {}, x
     for layer in model.layers:
         h, fatal = guarded(faults, layer.call, h)
@@ -212,24 +227,52 @@ def run_trace(model: Sequential, x: np.ndarray, y: np.ndarray) -> tuple[Trace, l
             dy, fatal = guarded(faults, layer.call_backward, dy)
             if fatal:
                 break
-            grads.update({f"{layer.name}/{k}": np.array(v) for k, v in layer.grads.items()})
+            for key, value in layer.grads.items():  # with the weight penalties, as trace adds
+                penalty = layer.regularizers.get(key)
+                grads[f"{layer.name}/{key}"] = np.array(
+                    value if penalty is None else value + penalty.gradient(layer.params[key]))
         else:
             dx = np.array(dy)
-    grads = {key: grads[key] for key in model.params if key in grads}
-    return Trace(logits, loss, outputs, dict(reversed(output_grads.items())), grads, dx), faults
+    return Trace(logits, loss + model.regularization_loss(), outputs,
+                 dict(reversed(output_grads.items())),
+                 {key: grads[key] for key in model.params if key in grads}, dx,
+                 {key: np.array(value) for key, value in model.state.items()})
 
 
-def _isolated(layer, x_ref: np.ndarray, dy_ref: np.ndarray) -> tuple:
-    """The layer on TensorFlow's input and upstream gradient: (y, dx, grads, faults); None for
-    what a fatal fault left uncomputed."""
+def run_trace(model: Sequential, x: np.ndarray, y: np.ndarray) -> tuple[Trace, list[Fault]]:
+    """The model's own trace (``Sequential.trace``, private copies of every array) and the
+    faults of its code. When the code faults, the state is put back and the pass runs again,
+    going on past faults that are not fatal and stopping at a fatal one (the arrays it never
+    computed are absent: logits and input_grad None, loss NaN).
+
+    Returns:
+        (the trace, the faults in the order they happened).
+    """
+    state_before = {key: np.array(value) for key, value in model.state.items()}
+    try:
+        return _copy_trace(model.trace(x, y)), []
+    except UserCodeError:
+        model.set_state(state_before)
     faults: list[Fault] = []
-    y, fatal = guarded(faults, layer.forward, x_ref)
+    return _tolerant_trace(model, x, y, faults), faults
+
+
+def _isolated(layer, x_ref: np.ndarray, dy_ref: np.ndarray, state_before: dict) -> tuple:
+    """The layer on TensorFlow's input and upstream gradient, from the state before the step and
+    with the propagated pass's dropout mask: (y, dx, grads, state, faults); None or {} for what a
+    fatal fault left uncomputed."""
+    faults: list[Fault] = []
+    for key, value in layer.state.items():
+        value[...] = state_before[f"{layer.name}/{key}"]
+    with replaying_masks([layer]):
+        y, fatal = guarded(faults, layer.forward, x_ref)
     if fatal:
-        return None, None, {}, faults
+        return None, None, {}, {}, faults
+    state = {k: np.array(v) for k, v in layer.state.items()}
     dx, fatal = guarded(faults, layer.backward, dy_ref)
     if fatal:
-        return y, None, {}, faults
-    return y, dx, {k: np.array(v) for k, v in layer.grads.items()}, faults
+        return y, None, {}, state, faults
+    return y, dx, {k: np.array(v) for k, v in layer.grads.items()}, state, faults
 
 
 def _unique(faults: list[Fault]) -> list[Fault]:
@@ -242,20 +285,22 @@ def _unique(faults: list[Fault]) -> list[Fault]:
     return out
 
 
-def _quantity(key, label, pass_, dtype, mine, reference, isolated=None) -> Quantity:
-    """A quantity with its propagated (and isolated) comparison; tolerance by pass and dtype."""
-    tol = tolerance_for("output" if pass_ == "forward" else "grads", dtype)
+def _quantity(key, label, pass_, tolerance: Tolerance, mine, reference,
+              isolated=None) -> Quantity:
+    """A quantity with its propagated (and isolated) comparison; tolerance by pass."""
+    tol = tolerance.forward if pass_ == "forward" else tolerance.gradient
     reference = np.asarray(reference)
     return Quantity(key, label, pass_, tuple(reference.shape), tol,
                     None if mine is None else safe_compare(mine, reference, label),
                     None if isolated is None else safe_compare(isolated, reference, label))
 
 
-def _layer_diffs(model: Sequential, x, y, mine: Trace, ref: Trace,
+def _layer_diffs(model: Sequential, x, y, mine: Trace, ref: Trace, state_before: dict,
                  faults: list[Fault]) -> tuple[list[LayerDiff], dict]:
-    """Propagated and isolated comparisons of every layer and of the loss; ``faults`` are the
-    model's own run's."""
-    dtype = model.dtype.name
+    """Propagated and isolated comparisons of every layer and of the loss; ``state_before`` is
+    the model's state before the step (keyed like ``model.state``), ``faults`` the model's own
+    run's."""
+    tol = tolerances(model.dtype, model.mixes_examples)
     layers, inputs = [], {}
     for index, layer in enumerate(model.layers):
         name = layer.name
@@ -263,20 +308,25 @@ def _layer_diffs(model: Sequential, x, y, mine: Trace, ref: Trace,
         x_ref = ref.outputs[previous] if previous else x
         dy_ref = ref.output_grads[name]
         inputs[name] = (x_ref, dy_ref)
-        y_iso, dx_iso, grads_iso, iso_faults = _isolated(layer, x_ref, dy_ref)
+        y_iso, dx_iso, grads_iso, state_iso, iso_faults = _isolated(layer, x_ref, dy_ref,
+                                                                    state_before)
         dx_mine = mine.output_grads.get(previous) if previous else mine.input_grad
         dx_ref = ref.output_grads[previous] if previous else ref.input_grad
         diff = LayerDiff(name, layer_label(layer), model.output_shapes[name],
                          faults=_unique([f for f in faults if f.layer == name] + iso_faults))
-        diff.quantities.append(_quantity("output", "y", "forward", dtype, mine.outputs.get(name),
+        diff.quantities.append(_quantity("output", "y", "forward", tol, mine.outputs.get(name),
                                          ref.outputs[name], y_iso))
-        diff.quantities.append(_quantity("output_grad", "dL/dy", "backward", dtype,
+        for key in layer.state:
+            diff.quantities.append(_quantity(f"state/{key}", key, "forward", tol,
+                                             mine.state[f"{name}/{key}"],
+                                             ref.state[f"{name}/{key}"], state_iso.get(key)))
+        diff.quantities.append(_quantity("output_grad", "dL/dy", "backward", tol,
                                          mine.output_grads.get(name), dy_ref))
         for key in layer.params:
-            diff.quantities.append(_quantity(f"grads/{key}", f"dL/d{key}", "backward", dtype,
+            diff.quantities.append(_quantity(f"grads/{key}", f"dL/d{key}", "backward", tol,
                                              mine.grads.get(f"{name}/{key}"),
                                              ref.grads[f"{name}/{key}"], grads_iso.get(key)))
-        diff.quantities.append(_quantity("input_grad", "dL/dx", "backward", dtype, dx_mine,
+        diff.quantities.append(_quantity("input_grad", "dL/dx", "backward", tol, dx_mine,
                                          dx_ref, dx_iso))
         layers.append(diff)
     logits = model.layers[-1].name
@@ -286,10 +336,10 @@ def _layer_diffs(model: Sequential, x, y, mine: Trace, ref: Trace,
     inputs[LOSS] = (ref.logits, None)
     loss = LayerDiff(LOSS, loss_of(model).label, (),
                      faults=_unique([f for f in faults if f.layer == LOSS] + loss_faults))
-    loss.quantities.append(_quantity("output", "loss", "forward", dtype,
+    loss.quantities.append(_quantity("output", "loss", "forward", tol,
                                      None if math.isnan(mine.loss) else mine.loss, ref.loss,
                                      loss_iso))
-    loss.quantities.append(_quantity("input_grad", "dL/dlogits", "backward", dtype,
+    loss.quantities.append(_quantity("input_grad", "dL/dlogits", "backward", tol,
                                      mine.output_grads.get(logits), ref.output_grads[logits],
                                      dlogits_iso))
     layers.append(loss)
@@ -347,16 +397,18 @@ def first_divergence(layers: list[LayerDiff]) -> tuple[Divergence | None, tuple 
 
 
 def diff_model(model_name: str, dtype: str = "float64", seed: int = 0, batch_size: int = 16,
-               data: str = "strokes", weights: dict | None = None) -> ModelDiff:
+               data: str = "strokes", weights: dict | None = None,
+               verify: bool = True) -> ModelDiff:
     """Compare the scratch model ``model_name`` with its Keras twin on one seeded batch.
 
     Args:
-        model_name: "linear", "mlp1", "mlp2" or "cnn".
+        model_name: a name in ``scratch.models.MODELS``.
         dtype: "float32" or "float64" (selects the tolerances too).
         seed: seeds the initial weights (unless ``weights``) and the batch.
         batch_size: N, the examples of the batch.
         data: "strokes" or "mnist" (see ``load_batch``).
         weights: parameters keyed like ``Sequential.params`` (e.g. from ``reports.weights``).
+        verify: check MNIST's SHA-256 (``scratch.data.load_mnist``).
 
     Returns:
         The ``ModelDiff`` (no third opinion yet; see ``reference_tf.finite_diff``).
@@ -364,8 +416,10 @@ def diff_model(model_name: str, dtype: str = "float64", seed: int = 0, batch_siz
     model = build(model_name, seed=seed, dtype=dtype)
     if weights is not None:
         model.set_params(weights)
-    x, y = load_batch(data, batch_size, seed, dtype)
-    return diff(model, x, y, name=model_name, seed=seed, data=data)
+    x, y = load_batch(data, batch_size, seed, dtype, verify)
+    result = diff(model, x, y, name=model_name, seed=seed, data=data)
+    result.data_unverified = data == "mnist" and not verify
+    return result
 
 
 def diff(model: Sequential | Function, x: np.ndarray, y: np.ndarray, *, name: str = "model",
@@ -384,16 +438,17 @@ def diff(model: Sequential | Function, x: np.ndarray, y: np.ndarray, *, name: st
         The ``ModelDiff`` (no third opinion yet; see ``reference_tf.finite_diff.third_opinion``).
     """
     if isinstance(model, Function):
-        layers = _function_diffs(model, x, y)
-        inputs = {"layers": {}}
+        layers, inputs, statistics = _function_diffs(model, x, y), {"layers": {}}, False
     else:
+        keras_model = twin(model, counterparts, share_masks=True)  # the state before the step
+        state_before = {key: np.array(value) for key, value in model.state.items()}
         mine, faults = run_trace(model, x, y)
-        ref = model_trace(model, x, y, counterparts)
-        layers, layer_inputs = _layer_diffs(model, x, y, mine, ref, faults)
-        inputs = {"layers": layer_inputs}
+        ref = model_trace(model, x, y, keras_model=keras_model)
+        layers, layer_inputs = _layer_diffs(model, x, y, mine, ref, state_before, faults)
+        inputs, statistics = {"layers": layer_inputs}, model.mixes_examples
     first, first_propagated = first_divergence(layers)
     result = ModelDiff(name, model.dtype.name, seed, data, tuple(x.shape), layers, first,
-                       first_propagated,
+                       first_propagated, batch_statistics=statistics,
                        kind="function" if isinstance(model, Function) else "layers")
     result.isolated_inputs = {"model": model, "x": x, "labels": y, "counterparts": counterparts,
                               **inputs}
@@ -408,14 +463,14 @@ def _function_diffs(model: Function, x: np.ndarray, y: np.ndarray) -> list[Layer
     (pseudo-layer "model", with the function's faults) and each declared layer's parameter
     gradients. The function is given TensorFlow's input and weights, so each error counts as
     its own (isolated equals propagated); nothing is attributed to a single layer."""
-    dtype = model.dtype.name
+    tol = tolerances(model.dtype)
     faults: list[Fault] = []
     result, fatal = guarded(faults, model.loss_and_grads, x, y)
     loss, grads = (None, {}) if fatal else result
     ref = model_trace(model.architecture, x, y)
 
     def quantity(key, label, pass_, mine, reference) -> Quantity:
-        return _quantity(key, label, pass_, dtype, mine, reference, mine)
+        return _quantity(key, label, pass_, tol, mine, reference, mine)
 
     whole = LayerDiff(FUNCTION, f"function ({model.function})", (model.num_classes,),
                       faults=_unique(faults))
@@ -463,7 +518,8 @@ def to_dict(result: ModelDiff) -> dict:
                  "fault": None if f.fault is None else f.fault.to_dict()}
     return {
         "model": result.model, "kind": result.kind, "dtype": result.dtype, "seed": result.seed,
-        "data": result.data, "batch_shape": list(result.batch_shape),
+        "data": result.data, "data_unverified": result.data_unverified,
+        "batch_shape": list(result.batch_shape),
         "passed": result.passed,
         "first_divergence": first,
         "first_propagated_failure": (None if result.first_propagated is None else

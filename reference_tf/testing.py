@@ -18,9 +18,9 @@ import numpy as np
 
 from reference_tf.adapter import from_keras, model_grads, to_keras
 from reference_tf.compare import Comparison, assert_all_close
-from reference_tf.gradients import layer_pass, loss_function, model_trace, trace, trace_arrays
+from reference_tf.gradients import layer_pass, loss_function, trace, trace_arrays
 from reference_tf.own.safety import UserCodeError
-from reference_tf.twin import copy_weights, keras_layer as keras_counterpart, twin
+from reference_tf.twin import copy_state, copy_weights, keras_layer as keras_counterpart, twin
 from scratch.fusion import ConvChain
 from scratch.layers import Layer, MaxPool2D, ReLU
 from scratch.models import Sequential
@@ -40,15 +40,18 @@ def assert_layer_parity(scratch_layer: Layer, keras_layer: keras.layers.Layer | 
     """Check one layer's forward output, input gradient and parameter gradients against Keras.
 
     The scratch layer is built for ``input_shape[1:]`` (unless already built) and its parameters
-    are copied into the Keras layer, so both compute with identical weights. The backward pass
-    uses an upstream gradient dy: for L = sum(output * dy), dL/dx and dL/d(param) are compared.
+    and state are copied into the Keras layer, so both compute with identical weights. Both run
+    a training-mode pass (``forward``; Keras with ``training=True``), after which the state is
+    compared too (BatchNormalization's moving statistics). The backward pass uses an upstream
+    gradient dy: for L = sum(output * dy), dL/dx and dL/d(param) are compared.
 
     Args:
         scratch_layer: a ``scratch.layers.Layer`` or a ``reference_tf.own`` layer, built or not.
         keras_layer: the Keras layer of the same settings with dtype ``dtype``; its variables
-            must be named "kernel" and "bias" (converted to and from the layer's own names and
-            layouts, ``reference_tf.adapter``). None: the built-in twin, or the declared
-            counterpart (``reference_tf.twin.keras_layer``).
+            must be named like the scratch params ("kernel", "bias") and state (a declared
+            layer's are converted, ``reference_tf.adapter``). None: the built-in twin or the
+            declared counterpart (``reference_tf.twin.keras_layer``, Dropout sharing the
+            scratch mask).
         input_shape: (N, ...) including the batch axis, in the layer's layout.
         dtype: "float32" or "float64"; selects the tolerances.
         x: the input (N, ...); default standard normal drawn with ``seed``.
@@ -56,38 +59,78 @@ def assert_layer_parity(scratch_layer: Layer, keras_layer: keras.layers.Layer | 
         seed: seeds the default x, dy and the scratch layer's initial parameters.
 
     Returns:
-        The comparisons keyed "output", "input_grad", "grads/<param>".
+        The comparisons keyed "output", "input_grad", "grads/<param>", "state/<key>".
     """
     dtype = _check_dtype("assert_layer_parity", dtype)
+    if not isinstance(scratch_layer, Layer):
+        hint = (" (a Keras layer: it goes second, as keras_layer)"
+                if isinstance(scratch_layer, keras.layers.Layer) else "")
+        raise TypeError(f"assert_layer_parity: expected scratch_layer to be a "
+                        f"scratch.layers.Layer, received {type(scratch_layer).__name__}{hint}.")
+    if keras_layer is not None and not isinstance(keras_layer, keras.layers.Layer):
+        raise TypeError(f"assert_layer_parity: expected keras_layer to be a keras.layers.Layer or "
+                        f"None, received {type(keras_layer).__name__}.")
     input_shape = tuple(int(s) for s in input_shape)
     rng = np.random.default_rng(seed)
-    if not scratch_layer.built:
+    if not scratch_layer.built:  # a declared layer's counterpart depends on its input rank
         scratch_layer.build(input_shape[1:], rng, dtype)
     if keras_layer is None:
-        keras_layer = keras_counterpart(scratch_layer, dtype.name)
+        keras_layer = keras_counterpart(scratch_layer, dtype.name, share_masks=True)
     if np.dtype(keras_layer.dtype) != dtype:
         raise ValueError(f"assert_layer_parity: Keras layer '{keras_layer.name}' has dtype "
                          f"{keras_layer.dtype}, expected {dtype.name}; create it with dtype={dtype.name!r}.")
+    state_before = {key: value.copy() for key, value in scratch_layer.state.items()}
     if x is None:
         x = rng.standard_normal(input_shape).astype(dtype)
     try:
         out = scratch_layer.forward(x)
+        if not keras_layer.built:
+            keras_layer.build((None, *input_shape[1:]))
+        _check_output_shapes(scratch_layer, keras_layer, x.shape, out.shape)
         if dy is None:
             dy = rng.standard_normal(out.shape).astype(dtype)
         dx = scratch_layer.backward(dy)
     except UserCodeError as error:
         raise AssertionError(f"{scratch_layer!r}: {error}") from error
-    if not keras_layer.built:
-        keras_layer.build((None, *input_shape[1:]))
     copy_weights(to_keras(scratch_layer, scratch_layer.params),
                  {v.name: v for v in keras_layer.trainable_weights})
+    copy_state(state_before, {v.name: v for v in keras_layer.non_trainable_weights})
     reference = layer_pass(keras_layer, x, dy)
-    reference = {"output": reference.output, "input_grad": reference.input_grad,
-                 **{f"grads/{k}": v for k, v in from_keras(scratch_layer, reference.grads).items()}}
+    expected = {key: value for key, value in reference.arrays().items()
+                if not key.startswith("grads/")}
+    expected.update({f"grads/{k}": v
+                     for k, v in from_keras(scratch_layer, reference.grads).items()})
     mine = {"output": out, "input_grad": dx,
-            **{f"grads/{k}": v for k, v in scratch_layer.grads.items()}}
-    return assert_all_close(mine, reference, dtype,
+            **{f"grads/{k}": v for k, v in scratch_layer.grads.items()},
+            **{f"state/{k}": v for k, v in scratch_layer.state.items()}}
+    return assert_all_close(mine, expected, dtype,
                             context=f"{scratch_layer!r} vs Keras, input shape {input_shape}")
+
+
+def _check_output_shapes(scratch_layer: Layer, keras_layer: keras.layers.Layer,
+                         input_shape: tuple, shape: tuple) -> None:
+    """Raise AssertionError, naming the settings the two layers disagree on, if the Keras layer
+    gives another output shape than ``shape`` (the scratch layer's) for ``input_shape``."""
+    expected = tuple(keras_layer.compute_output_shape(tuple(input_shape)))
+    if expected == tuple(shape):
+        return
+    config = keras_layer.get_config()
+    differ = [f"{key}: scratch {value!r}, Keras {config[key]!r}"
+              for key, value in vars(scratch_layer).items()
+              if key in config and key not in ("name", "dtype", "trainable")
+              and _setting(value) != _setting(config[key])]
+    raise AssertionError(
+        f"assert_layer_parity: {scratch_layer!r} gives output shape {tuple(shape)}, the Keras "
+        f"layer '{keras_layer.name}' {expected}, for input shape {tuple(input_shape)}; settings "
+        f"that differ: {'; '.join(differ) or 'none of the shared ones'}.")
+
+
+def _setting(value):
+    """A layer setting comparable across both libraries (tuples and lists alike, case of
+    strings such as padding ignored)."""
+    if isinstance(value, (tuple, list)):
+        return tuple(value)
+    return value.lower() if isinstance(value, str) else value
 
 
 def assert_model_parity(model: Sequential, x: np.ndarray, y: np.ndarray,
@@ -101,25 +144,30 @@ def assert_model_parity(model: Sequential, x: np.ndarray, y: np.ndarray,
             its own loss, layouts and parameter names).
         x: inputs (N, *model.input_shape) of the model's dtype; y: labels (N,).
         keras_model: the reference, used with its own weights; default ``twin(model,
-            counterparts)`` (weights copied from ``model``).
+            counterparts, share_masks=True)`` (weights and state copied from ``model``, the
+            scratch Dropout masks shared).
         counterparts: Keras factories for custom layer classes, see ``reference_tf.twin.keras_layer``.
+
+    Both run a training-mode pass (``Sequential.trace``, Keras with ``training=True``); the
+    moving statistics after it are compared too.
 
     Returns:
         The comparisons keyed as ``reference_tf.gradients.trace_arrays``.
     """
+    context = f"model ({', '.join(layer.name for layer in model.layers)})"
+    if keras_model is None:  # built before the step: the state before it
+        keras_model = twin(model, counterparts, share_masks=True)
     try:
         mine = trace_arrays(model.trace(x, y))
     except UserCodeError as error:
-        raise AssertionError(f"model ({', '.join(layer.name for layer in model.layers)}): "
-                             f"{error}") from error
-    if keras_model is None:
-        reference = model_trace(model, x, y, counterparts)
-    else:
-        reference = trace(keras_model, x, y, loss_function(model))
-        reference = reference._replace(grads=model_grads(model, reference.grads))
+        raise AssertionError(f"{context}: {error}") from error
+    reference = trace(keras_model, x, y, loss_fn=loss_function(model))
+    # Keras names the variables "kernel" and "bias"; a declared layer has its own names
+    reference = reference._replace(grads=model_grads(model, reference.grads))
     return assert_all_close(mine, trace_arrays(reference), model.dtype,
                             context=f"model ({', '.join(layer.name for layer in model.layers)}) "
-                                    f"vs Keras, batch {x.shape}")
+                                    f"vs Keras, batch {x.shape}",
+                            batch_statistics=model.mixes_examples)
 
 
 def _routes(pool: MaxPool2D, pool_input: np.ndarray, after_relu: bool) -> np.ndarray:
@@ -146,7 +194,7 @@ def pool_tie_flips(model: Sequential, x: np.ndarray, y: np.ndarray,
     the fused blocks its training step runs (``scratch.fusion``) or else from its own layers'
     outputs.
     """
-    keras_model = twin(model)
+    keras_model = twin(model, share_masks=True)
     if reference_weights is not None:
         copy_weights(reference_weights, keras_model)
     mine, theirs = model.trace(x, y), trace(keras_model, x, y)

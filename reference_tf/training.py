@@ -1,4 +1,5 @@
-"""The TensorFlow side of training: a compiled SGD step implementing ``scratch.train.Trainer``."""
+"""The TensorFlow side of training: a compiled step with the Keras optimizer matching a scratch
+one, implementing ``scratch.train.Trainer``."""
 
 from __future__ import annotations
 
@@ -7,29 +8,63 @@ import numpy as np
 import tensorflow as tf
 
 from reference_tf.reproducible import use_reproducible_kernels
-from scratch.optim import SGD
+from reference_tf.twin import keras_params
+from scratch import optim
+
+KERAS_OPTIMIZERS = {
+    optim.SGD: keras.optimizers.SGD, optim.RMSprop: keras.optimizers.RMSprop,
+    optim.Adam: keras.optimizers.Adam, optim.AdamW: keras.optimizers.AdamW,
+}
 
 
 def _cross_entropy_per_example(logits, labels):
     return tf.nn.sparse_softmax_cross_entropy_with_logits(labels=labels, logits=logits)
 
 
-class KerasTrainer:
-    """Plain SGD on a Keras model with a compiled ``tf.function`` step (no XLA).
+def keras_optimizer(optimizer: optim.Optimizer, dtype: str) -> keras.optimizers.Optimizer:
+    """The ``keras.optimizers`` optimizer of the same class and settings as a scratch optimizer.
 
-    ``train_step(x (N, ...), y (N,)) -> float`` does forward, backward and
-    ``var -= lr * grad`` exactly as ``scratch.optim.SGD``; ``evaluate(x, y) -> (loss, accuracy)``
-    runs a compiled forward pass in batches of ``eval_batch_size``.
+    Keras holds the learning rate in a variable of ``keras.config.floatx()`` (float32 by
+    default), which would round a float64 model's rate to float32; the variable is created in
+    ``dtype`` instead, the rate the scratch optimizer uses for parameters of that dtype.
+
+    Args:
+        optimizer: a ``scratch.optim`` SGD, RMSprop, Adam or AdamW.
+        dtype: the model's dtype, "float32" or "float64".
+    """
+    keras_class = KERAS_OPTIMIZERS.get(type(optimizer))
+    if keras_class is None:
+        raise TypeError(f"keras_optimizer: expected one of "
+                        f"{sorted(cls.__name__ for cls in KERAS_OPTIMIZERS)}, received "
+                        f"{type(optimizer).__name__}.")
+    previous = keras.config.floatx()
+    keras.config.set_floatx(dtype)
+    try:
+        return keras_class(**optimizer.get_config())
+    finally:
+        keras.config.set_floatx(previous)
+
+
+class KerasTrainer:
+    """A Keras model trained by the Keras optimizer matching a scratch optimizer, with a compiled
+    ``tf.function`` step (no XLA).
+
+    ``train_step(x (N, ...), y (N,)) -> float`` runs forward, backward (the mean cross-entropy
+    plus the model's regularization losses) and ``optimizer.apply``; ``evaluate(x, y) -> (loss,
+    accuracy)`` runs a compiled forward pass in batches of ``eval_batch_size``. ``optimizer`` is
+    the Keras optimizer: set ``trainer.optimizer.learning_rate`` to change the rate between
+    steps, as in Keras.
     """
 
-    def __init__(self, model: keras.Model, lr: float, eval_batch_size: int = 1000):
+    def __init__(self, model: keras.Model, optimizer: optim.Optimizer,
+                 eval_batch_size: int = 1000):
         use_reproducible_kernels()
         self.model = model
-        self.lr = SGD(lr).lr  # same validation of the learning rate as the scratch side
         self.eval_batch_size = eval_batch_size
         dtype = model.inputs[0].dtype
+        self.optimizer = keras_optimizer(optimizer, dtype)
         variables = model.trainable_variables
-        lr_tensor = tf.constant(self.lr, dtype=dtype)
+        self.optimizer.build(variables)
         signature = [tf.TensorSpec((None, *model.inputs[0].shape[1:]), dtype),
                      tf.TensorSpec((None,), tf.int64)]
 
@@ -37,8 +72,9 @@ class KerasTrainer:
         def step(x, y):
             with tf.GradientTape() as tape:
                 loss = tf.reduce_mean(_cross_entropy_per_example(model(x, training=True), y))
-            for variable, grad in zip(variables, tape.gradient(loss, variables)):
-                variable.assign_sub(lr_tensor * grad)
+                if model.losses:
+                    loss = loss + tf.add_n(model.losses)
+            self.optimizer.apply(tape.gradient(loss, variables), variables)
             return loss
 
         @tf.function(input_signature=signature, jit_compile=False)
@@ -62,3 +98,21 @@ class KerasTrainer:
             total_loss += float(loss_sum)
             correct += int(hits)
         return total_loss / len(x), correct / len(x)
+
+
+
+def keras_optimizer_variables(optimizer: keras.optimizers.Optimizer,
+                              model: keras.Model) -> dict[str, dict[str, keras.Variable]]:
+    """A Keras optimizer's per-variable state keyed like ``scratch.optim.Optimizer.state``:
+    slot ("momentum", "velocity", ...) -> {"<layer>/<variable>" -> the Keras variable}.
+
+    Keras names the state of variable ``v`` in slot ``s`` ``f"{v.path with '/' -> '_'}_{s}"``.
+    """
+    named = {variable.name: variable for variable in optimizer.variables}
+    state: dict[str, dict[str, keras.Variable]] = {}
+    for key, variable in keras_params(model).items():
+        prefix = variable.path.replace("/", "_") + "_"
+        for name, slot_variable in named.items():
+            if name.startswith(prefix):
+                state.setdefault(name[len(prefix):], {})[key] = slot_variable
+    return state

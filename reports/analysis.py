@@ -14,6 +14,7 @@ import pandas as pd
 
 from reports.diagnosis import column, diagnose, stability, tracking_gap
 from reports.experiments import IMPLEMENTATIONS, SETTINGS
+from reports.statistics import PairedInterval, paired_interval
 
 EXPERIMENT = ["model", "setting", "epochs", "lr"]
 
@@ -31,6 +32,19 @@ def median_ms_per_step(history: list[dict]) -> float:
     taken = np.diff(steps) > 0
     per_step = 1e3 * np.diff(seconds)[taken] / np.diff(steps)[taken]
     return float(np.median(per_step)) if per_step.size else np.nan
+
+
+def executor_label(execution: dict | None) -> str:
+    """How a run was executed, from its ``execution`` record: "serial", or e.g. "processes,
+    2 workers x 1 thread"; "unrecorded" for a run saved before runs recorded it."""
+    if not execution:
+        return "unrecorded"
+    name, workers, threads = (execution.get(key)
+                              for key in ("executor", "workers", "threads_per_worker"))
+    if threads is None:
+        return str(name)
+    where = f", {execution['address']}" if execution.get("address") else ""
+    return f"{name}, {workers} workers x {threads} thread{'s' * (threads != 1)}{where}"
 
 
 def runs_table(results: list[dict]) -> pd.DataFrame:
@@ -61,6 +75,8 @@ def runs_table(results: list[dict]) -> pd.DataFrame:
             "train_time": result["train_time"], "setup_time": result["setup_time"],
             "wall_time": result["wall_time"],
             "load_average": result.get("load_average_1min_at_end", np.nan),
+            "executor": executor_label(result.get("execution")),
+            "worker": (result.get("execution") or {}).get("worker"),
             "initial_weights_sha256": result["initial_weights_sha256"],
         })
     return _model_order(pd.DataFrame(rows))
@@ -71,8 +87,10 @@ def _std(values: pd.Series) -> float:
 
 
 def summary_table(runs: pd.DataFrame) -> pd.DataFrame:
-    """Final test accuracy per experiment: mean and std over seeds per implementation, and the
-    difference of the means (NumPy - TensorFlow)."""
+    """Final test accuracy per experiment: mean and std over seeds per implementation, the
+    difference of the means (NumPy - TensorFlow), and the paired difference over the seeds both
+    sides ran (``reports.statistics.paired_interval``: ``paired_mean``, ``paired_sd``, the 95%
+    t-interval ``paired_low``..``paired_high`` from MIN_SEEDS seeds on, ``paired_n``)."""
     grouped = runs.groupby(EXPERIMENT + ["implementation"], sort=False)["final_test_accuracy"]
     stats = grouped.agg(mean="mean", std=_std).unstack("implementation")
     table = pd.DataFrame({
@@ -81,13 +99,21 @@ def summary_table(runs: pd.DataFrame) -> pd.DataFrame:
     })
     table["difference"] = table["numpy_mean"] - table["tensorflow_mean"]
     table["seeds"] = runs.groupby(EXPERIMENT, sort=False)["seed"].nunique()
+    paired = {}
+    for keys, group in runs.groupby(EXPERIMENT, sort=False):
+        by_seed = group.pivot_table(index="seed", columns="implementation",
+                                    values="final_test_accuracy", aggfunc="first")
+        by_seed = by_seed.reindex(columns=list(IMPLEMENTATIONS))  # NaN for a side that never ran
+        paired[keys] = paired_interval(*(by_seed[impl] for impl in IMPLEMENTATIONS))
+    for field in PairedInterval._fields:
+        table[f"paired_{field}"] = [getattr(paired[keys], field) for keys in table.index]
     return _model_order(table.reset_index())
 
 
 def runtime_table(runs: pd.DataFrame) -> pd.DataFrame:
     """Mean over seeds per experiment and implementation of ms/step (and its median over evaluation
     intervals), s/epoch (training only), evaluation seconds and the run's total seconds; with the
-    NumPy/TensorFlow ratios."""
+    NumPy/TensorFlow ratios and the executors that ran the experiment's runs."""
     metrics = ["ms_per_step", "ms_per_step_median", "s_per_epoch", "eval_time", "wall_time"]
     stats = runs.groupby(EXPERIMENT + ["implementation"], sort=False)[metrics].mean().unstack("implementation")
     table = pd.DataFrame({f"{m}_{impl}": stats[(m, impl)] for m in metrics for impl in IMPLEMENTATIONS})
@@ -95,6 +121,8 @@ def runtime_table(runs: pd.DataFrame) -> pd.DataFrame:
     table["median_step_ratio"] = table["ms_per_step_median_numpy"] / table["ms_per_step_median_tensorflow"]
     table["eval_ratio"] = table["eval_time_numpy"] / table["eval_time_tensorflow"]
     table["total_ratio"] = table["wall_time_numpy"] / table["wall_time_tensorflow"]
+    table["executor"] = runs.groupby(EXPERIMENT, sort=False)["executor"].agg(
+        lambda labels: "; ".join(sorted(set(labels))))
     return _model_order(table.reset_index())
 
 

@@ -3,7 +3,8 @@
 For each model: the training step (forward + backward + SGD update on one batch) and evaluation
 throughput (images/s over an evaluation set in batches), NumPy and TensorFlow alternating after a
 warm-up, so that both see the same machine load; medians with the interquartile range, and the
-NumPy/TensorFlow ratio. Peak memory of one step: NumPy's allocations by ``tracemalloc``; for both
+NumPy/TensorFlow ratio; the BLAS threads of each NumPy phase (``scratch.threads``) and the load
+average before and after. Peak memory of one step: NumPy's allocations by ``tracemalloc``; for both
 sides the growth of the process's resident high-water mark (Linux ``VmHWM``, reset through
 ``/proc/self/clear_refs``) during the first full-size step, since TensorFlow's C++ allocator is
 invisible to ``tracemalloc``.
@@ -21,7 +22,8 @@ import numpy as np
 
 from reference_tf.training import KerasTrainer
 from reference_tf.twin import twin
-from scratch import ops
+from reports.load import load_average
+from scratch import ops, threads
 from scratch.fusion import ConvChain, backward
 from scratch.models import MODELS, build
 from scratch.optim import SGD
@@ -57,6 +59,7 @@ class Settings:
     eval_batch_size: int = 1000
     lr: float = 0.01
     seed: int = 0
+    load: int = 0             # busy competitor processes during the measurement
 
 
 def interleaved(calls: dict[str, Callable[[], object]], repeat: int, warmup: int) -> dict:
@@ -121,7 +124,7 @@ def _trainers(name: str, settings: Settings):
     model = build(name, seed=settings.seed, dtype=settings.dtype)
     keras_model = twin(model)
     return (ScratchTrainer(model, SGD(settings.lr), settings.eval_batch_size),
-            KerasTrainer(keras_model, settings.lr, settings.eval_batch_size), model)
+            KerasTrainer(keras_model, SGD(settings.lr), settings.eval_batch_size), model)
 
 
 def bench_model(name: str, settings: Settings) -> dict:
@@ -132,7 +135,7 @@ def bench_model(name: str, settings: Settings) -> dict:
     b = settings.batch_size
     batches = [(x[s:s + b], y[s:s + b]) for s in range(0, len(x) - b + 1, b)]
     # Memory first: one image traces TensorFlow's step, then the first full-size step is measured.
-    row: dict = {"model": name}
+    row: dict = {"model": name, "load_average_before": load_average()}
     for side, trainer in sides.items():
         trainer.train_step(x[:1], y[:1])
         row[f"{side}_peak_rss_mib"] = rss_peak_growth(lambda: trainer.train_step(*batches[0]))
@@ -157,6 +160,8 @@ def bench_model(name: str, settings: Settings) -> dict:
         row[f"{side}_eval_images_per_s"] = len(x) / spread.median
     row["train_ratio"] = row["numpy_step"]["median"] / row["tensorflow_step"]["median"]
     row["eval_ratio"] = row["numpy_eval_images_per_s"] / row["tensorflow_eval_images_per_s"]
+    row["numpy_blas_threads"] = threads.describe()["phases"]
+    row["load_average_after"] = load_average()
     return row
 
 
@@ -197,9 +202,11 @@ def _profile_units(units: list, xb: np.ndarray, yb: np.ndarray, settings: Settin
 def profile_layers(name: str, settings: Settings) -> dict[str, list[dict]]:
     """Per-unit times of the NumPy model's training step, in seconds, on two paths: "step", the
     fused fast path ``ScratchTrainer`` trains with, and "layers", layer by layer as
-    ``Sequential.trace`` runs (what ``tfparity diff`` compares)."""
+    ``Sequential.trace`` runs (what ``tfparity diff`` compares); both with the BLAS threads of a
+    training step."""
     x, y = _data(settings)
     model = build(name, seed=settings.seed, dtype=settings.dtype)
     xb, yb = x[:settings.batch_size], y[:settings.batch_size]
-    return {"step": _profile_units(model.units, xb, yb, settings),
-            "layers": _profile_units(model.layers, xb, yb, settings)}
+    with threads.blas_threads("step"):
+        return {"step": _profile_units(model.units, xb, yb, settings),
+                "layers": _profile_units(model.layers, xb, yb, settings)}

@@ -11,10 +11,9 @@ from typing import NamedTuple
 
 import numpy as np
 
-from reports.experiments import Protocol
+from reports.experiments import DATA_SOURCES, Protocol
 from scratch.data.synthetic import templates
 
-DATA_SOURCES = ("mnist", "templates")
 TEMPLATES_TRAIN, TEMPLATES_TEST = 4000, 1000
 
 
@@ -27,11 +26,11 @@ class Splits(NamedTuple):
     source: str
 
 
-def _raw(protocol: Protocol):
+def _raw(protocol: Protocol, verify: bool):
     if protocol.data == "mnist":
         from scratch.data import load_mnist
 
-        mnist = load_mnist(dtype=protocol.dtype)
+        mnist = load_mnist(dtype=protocol.dtype, verify=verify)
         return mnist.train, mnist.test, mnist.source
     if protocol.data == "templates":
         return (templates(TEMPLATES_TRAIN, 1, protocol.dtype),
@@ -39,10 +38,12 @@ def _raw(protocol: Protocol):
     raise ValueError(f"report: expected data in {DATA_SOURCES}, received data={protocol.data!r}.")
 
 
-def load(protocol: Protocol) -> Splits:
+def load(protocol: Protocol, verify: bool = True) -> Splits:
     """The splits ``protocol`` asks for: the first ``train_size`` training images (all if None),
-    their first ``train_eval_fraction`` as train-evaluation set, the first ``test_size`` test images."""
-    (x_train, y_train), (x_test, y_test), source = _raw(protocol)
+    their first ``train_eval_fraction`` as train-evaluation set, the first ``test_size`` test
+    images. ``verify``: check MNIST's SHA-256 (``scratch.data.load_mnist``); the source says if
+    not."""
+    (x_train, y_train), (x_test, y_test), source = _raw(protocol, verify)
     x_train, y_train = x_train[:protocol.train_size], np.asarray(y_train[:protocol.train_size], np.int64)
     x_test, y_test = x_test[:protocol.test_size], np.asarray(y_test[:protocol.test_size], np.int64)
     n_eval = int(round(protocol.train_eval_fraction * len(x_train)))

@@ -53,11 +53,14 @@ LOSS_KEYS = ("train_loss", "train_eval_loss", "test_loss")
 
 
 def divergence(history: list[dict], diverged_flag: bool = False) -> str | None:
-    """Why the run diverged (a phrase), or None if it did not."""
+    """Why the run diverged (a phrase), or None if it did not; the losses of LOSS_KEYS that the
+    records hold are checked."""
     if diverged_flag:
         return "a training loss became NaN/inf (the run was stopped)"
     initial = float(history[0]["test_loss"])
     for key in LOSS_KEYS:
+        if not any(key in r for r in history):
+            continue  # not recorded (``tfparity train`` evaluates no training subset)
         values = np.array([r.get(key) for r in history[1:]], dtype=float)  # record 0: no steps yet
         if not np.isfinite(values).all():
             return f"{key} became NaN/inf"

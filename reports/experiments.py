@@ -12,6 +12,7 @@ import json
 from dataclasses import asdict, dataclass
 
 IMPLEMENTATIONS = ("numpy", "tensorflow")
+DATA_SOURCES = ("mnist", "templates")  # Protocol.data; loaded by reports.datasets
 
 # (epochs, learning rate) per model, in the course's order.
 SETTINGS: dict[str, tuple[tuple[int, float], ...]] = {

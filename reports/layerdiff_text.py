@@ -91,12 +91,14 @@ def _describe(layer: str, q: Quantity, logits: str) -> str:
         return "output y"
     if q.key == "input_grad":
         return "input gradient (dL/dx)"
+    if q.key.startswith("state/"):
+        return f"moving statistic '{q.label}' after the training step"
     return f"gradient of parameter '{q.key.split('/', 1)[1]}' ({q.label})"
 
 
 def first_divergence_sentence(result: ModelDiff) -> str:
     """One sentence naming the culprit layer, pass and quantity, with the third opinion."""
-    tol = tolerances(result.dtype)
+    tol = tolerances(result.dtype, result.batch_statistics)
     if result.first is None:
         if result.first_propagated is None:
             return (f"No divergence: every output and gradient agrees with TensorFlow within the "
@@ -136,9 +138,12 @@ def first_divergence_sentence(result: ModelDiff) -> str:
 
 def render(result: ModelDiff) -> str:
     """The whole text report of ``tfparity diff``."""
-    tol = tolerances(result.dtype)
+    tol = tolerances(result.dtype, result.batch_statistics)
+    data = DATA_NAMES.get(result.data, result.data)
+    if result.data_unverified:
+        data += " (SHA-256 not checked, --no-verify)"
     head = (f"tfparity diff {result.model}: {result.dtype}, batch {_shape(result.batch_shape)} of "
-            f"{DATA_NAMES.get(result.data, result.data)} data, seed {result.seed}. Errors against "
+            f"{data} data, seed {result.seed}. Errors against "
             f"TensorFlow: relative L2 (propagated: each side end to end; isolated: the scratch layer on TensorFlow's input "
             f"and upstream gradient); tolerance forward {tol.forward:.0e}, gradient "
             f"{tol.gradient:.0e}.")

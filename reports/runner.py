@@ -1,8 +1,9 @@
-"""Running the report's training runs one after the other, each saved as soon as it finishes.
+"""Training one of the report's runs (``train_one``) and the store of finished runs (``RunStore``).
 
 A run's result is a JSON file in ``<out>/runs/`` named after its ``RunSpec`` (whose key hashes
 the exact configuration), written atomically; a run whose file exists is not run again, so
-re-running a command resumes it and Ctrl-C loses nothing already finished.
+re-running a command resumes it and Ctrl-C loses nothing already finished. Which runs execute
+where is ``reports.sweep``'s business.
 """
 
 from __future__ import annotations
@@ -20,6 +21,8 @@ import numpy as np
 from reports.atomic import write_json
 from reports.datasets import Splits
 from reports.experiments import RunSpec, steps_per_run
+from reports.load import load_average
+from scratch import threads
 from scratch.models import build
 from scratch.optim import SGD
 from scratch.train import ScratchTrainer, run
@@ -63,7 +66,9 @@ class RunStore:
             result = json.loads(path.read_text())
         except (OSError, json.JSONDecodeError):
             return None  # unreadable: run again
-        return result if result.get("key") == spec.key else None
+        if not isinstance(result, dict) or result.get("key") != spec.key:
+            return None  # not a run of this spec (e.g. a file holding null): run again
+        return result
 
     def save(self, spec: RunSpec, result: dict) -> None:
         write_json_atomic(self.path(spec), result)
@@ -90,11 +95,28 @@ def make_trainer(spec: RunSpec):
         from reference_tf.twin import copy_weights, keras_params, twin
 
         keras_model = twin(model)
-        trainer = KerasTrainer(keras_model, spec.lr, eval_batch_size=protocol.eval_batch_size)
+        trainer = KerasTrainer(keras_model, SGD(spec.lr), eval_batch_size=protocol.eval_batch_size)
         return (trainer, lambda: {k: v.numpy() for k, v in keras_params(keras_model).items()},
                 lambda values: copy_weights(values, keras_model))
     raise ValueError(f"report: expected implementation 'numpy' or 'tensorflow', "
                      f"received {spec.implementation!r}.")
+
+
+def load_average_1min() -> float | None:
+    averages = load_average()
+    return None if averages is None else averages[0]
+
+
+def thread_settings(implementation: str, since: dict | None = None) -> dict:
+    """The threads a run of ``implementation`` computed with: NumPy's BLAS threads per phase,
+    their rules and source, and how often each count ran a phase since the usage snapshot
+    ``since`` (``scratch.threads``); or TensorFlow's pools (``reference_tf.threads``)."""
+    if implementation == "numpy":
+        blas = threads.describe(since)
+        return {key: blas[key] for key in ("source", "rules", "phases", "usage")}
+    from reference_tf import threads as tf_threads
+
+    return tf_threads.describe()
 
 
 def train_one(spec: RunSpec, splits: Splits, on_record: Callable[[dict], None] | None = None) -> dict:
@@ -103,7 +125,11 @@ def train_one(spec: RunSpec, splits: Splits, on_record: Callable[[dict], None] |
     Timings: ``train_time`` is the sum of the training steps alone, ``eval_time`` the sum of the
     evaluations, ``setup_time`` building the model, compiling and one warm-up step and
     evaluation (undone before training: the weights are restored), ``wall_time`` all of it.
+    The conditions they were taken under: ``threads`` (``thread_settings``) and the 1-minute
+    load average at the start and the end.
     """
+    load_at_start = load_average_1min()
+    blas_usage = threads.policy().usage_snapshot()
     start = time.perf_counter()
     x, y = splits.train
     trainer, get_params, set_params = make_trainer(spec)
@@ -136,38 +162,7 @@ def train_one(spec: RunSpec, splits: Splits, on_record: Callable[[dict], None] |
         "ms_per_step": 1e3 * last["train_time"] / max(steps, 1),
         "s_per_epoch": last["train_time"] / max(last["epoch"], 1e-12),
         "finished_at": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
-        "load_average_1min_at_end": os.getloadavg()[0] if hasattr(os, "getloadavg") else None,
+        "threads": thread_settings(spec.implementation, blas_usage),
+        "load_average_1min_at_start": load_at_start,
+        "load_average_1min_at_end": load_average_1min(),
     }
-
-
-def run_all(specs: list[RunSpec], store: RunStore, load_splits: Callable[[], Splits],
-            progress: bool = True) -> dict[str, dict]:
-    """Results of every spec (keyed by ``spec.key``), running only those not in ``store``.
-
-    Runs go strictly one after another; each is saved the moment it finishes. Data is loaded only
-    if something must run. A progress bar counts training steps over all pending runs.
-    """
-    results = {spec.key: store.load(spec) for spec in specs}
-    pending = [spec for spec in specs if results[spec.key] is None]
-    if not pending:
-        return results
-    splits = load_splits()
-    n_train = len(splits.train[0])
-    from tqdm.auto import tqdm
-
-    total = sum(steps_per_run(spec, n_train) for spec in pending)
-    with tqdm(total=total, unit="step", disable=not progress, dynamic_ncols=True,
-              desc=f"{len(specs) - len(pending)}/{len(specs)} runs cached") as bar:
-        for spec in pending:
-            bar.set_postfix_str(f"{spec.label()} seed {spec.seed} {spec.implementation}")
-            done = {"step": 0}
-
-            def advance(record: dict) -> None:
-                bar.update(record["step"] - done["step"])
-                done["step"] = record["step"]
-
-            result = train_one(spec, splits, on_record=advance)
-            bar.update(steps_per_run(spec, n_train) - done["step"])  # a diverged run stops early
-            store.save(spec, result)
-            results[spec.key] = result
-    return results

@@ -12,14 +12,16 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from reports import analysis, diagnosis, plots
+from reports import analysis, diagnosis, plots, timing_text
 from reports.atomic import write_text
+from reports.environment import threads_text
 from reports.experiments import IMPLEMENTATIONS, SETTINGS, Protocol
 from reports.runner import write_json_atomic
 
+TIMING_OUTPUTS = ("timing.json", "timing.md", "timing.png")  # absent with --no-timing
 OUTPUTS = ("report.md", "results.json", "learning_curves.png", "summary_table.png", "summary_table.csv",
            "summary_table.md", "runtime.png", "runtime.csv", "runtime.md", "stability.csv",
-           "verdicts.csv")
+           "verdicts.csv", *TIMING_OUTPUTS)
 THRESHOLDS = {name: getattr(diagnosis, name) for name in (
     "DIVERGENCE_LOSS_FACTOR", "UNDERFIT_MIN_TRAIN_ACCURACY", "UNDERFIT_CAPACITY_GAP", "UNDERFIT_LATE_GAIN",
     "LATE_FRACTION", "OVERFIT_MIN_GAP", "OVERFIT_LOSS_RISE", "OVERFIT_ACCURACY_DROP", "FLUCTUATION_WINDOW")}
@@ -47,7 +49,15 @@ def summary_markdown(summary: pd.DataFrame) -> pd.DataFrame:
         "TensorFlow test acc. %": [f"{_pct(m)} ± {_pct(s)}"
                                    for m, s in zip(summary["tensorflow_mean"], summary["tensorflow_std"])],
         "NumPy - TF (pp)": [f"{100 * d:+.2f}" for d in summary["difference"]],
+        "paired NumPy - TF, 95% CI (pp)": [_paired(r) for r in summary.itertuples()],
     })
+
+
+def _paired(row) -> str:
+    if not np.isfinite(row.paired_low):
+        return f"n/a ({row.paired_n} paired seed{'s' * (row.paired_n != 1)}; needs 3)"
+    mean, low, high = (100 * value for value in (row.paired_mean, row.paired_low, row.paired_high))
+    return f"{mean:+.2f} [{low:+.2f}, {high:+.2f}]"
 
 
 def runtime_markdown(runtime: pd.DataFrame) -> pd.DataFrame:
@@ -63,6 +73,7 @@ def runtime_markdown(runtime: pd.DataFrame) -> pd.DataFrame:
         "run s NumPy": runtime["wall_time_numpy"].map("{:.1f}".format),
         "run s TF": runtime["wall_time_tensorflow"].map("{:.1f}".format),
         "total ratio": runtime["total_ratio"].map("{:.2f}".format),
+        "executor": runtime["executor"],
     })
 
 
@@ -88,14 +99,8 @@ def verdict_markdown(verdicts: pd.DataFrame) -> pd.DataFrame:
     })
 
 
-def _faster(ratio: float) -> str:
-    if ratio >= 1:
-        return f"NumPy is {ratio:.2f}x slower than TensorFlow"
-    return f"NumPy is {1 / ratio:.2f}x faster than TensorFlow"
-
-
 def runtime_prose(runtime: pd.DataFrame) -> list[str]:
-    """One paragraph per model on the speed of the two implementations."""
+    """One paragraph per model on the wall times the runs recorded."""
     out = []
     for model, rows in runtime.groupby("model", sort=False):
         steps = ", ".join(f"{_setting(r)}: {r.ms_per_step_numpy:.3f} vs {r.ms_per_step_tensorflow:.3f} ms"
@@ -105,31 +110,11 @@ def runtime_prose(runtime: pd.DataFrame) -> list[str]:
         total_ratio = rows["wall_time_numpy"].sum() / rows["wall_time_tensorflow"].sum()
         out.append(
             f"- **{model}**: per training step (NumPy vs TensorFlow) {steps}; over its three settings "
-            f"{_faster(step_ratio)} per step, the evaluations take {eval_ratio:.2f}x as long in NumPy, and "
+            f"{timing_text.faster(step_ratio)} per step, the evaluations take {eval_ratio:.2f}x as "
+            f"long in NumPy, and "
             f"a whole run (setup, training and evaluation: {rows['wall_time_numpy'].sum():.1f} s vs "
             f"{rows['wall_time_tensorflow'].sum():.1f} s per seed) takes {total_ratio:.2f}x as long in NumPy.")
     return out
-
-
-def timing_note(runs: pd.DataFrame, runtime: pd.DataFrame, cpus: int | None) -> str:
-    """How loaded the machine was while the runs were timed, and the contention-robust ratios."""
-    load = runs["load_average"].astype(float)
-    medians = "; ".join(
-        f"{model} {rows['ms_per_step_median_numpy'].sum() / rows['ms_per_step_median_tensorflow'].sum():.2f}x"
-        for model, rows in runtime.groupby("model", sort=False))
-    text = "Timing conditions: the runs went one after another in one process (never two at once); "
-    if load.notna().any():
-        text += (f"the 1-minute load average at the end of a run was {load.median():.2f} (median) and at most "
-                 f"{load.max():.2f}, on {cpus} logical CPUs. ")
-    else:
-        text += "the load average during the runs was not recorded. "
-    if cpus and load.max() > cpus:
-        text += ("The load average counts this run's own threads too (OpenBLAS and TensorFlow each keep "
-                 "one per core), so a load somewhat above the CPU count is expected from the run itself; "
-                 "a load well above it means other processes competed for the cores, which inflates "
-                 "those times (especially NumPy's multi-threaded BLAS on tiny matrices). ")
-    return text + (f"NumPy/TensorFlow ratio of the median ms/step over evaluation intervals (less sensitive "
-                   f"to bursts of contention): {medians}.")
 
 
 def accuracy_prose(summary: pd.DataFrame, stability: pd.DataFrame) -> list[str]:
@@ -146,6 +131,7 @@ def accuracy_prose(summary: pd.DataFrame, stability: pd.DataFrame) -> list[str]:
         else:
             versus = (f"{'within' if abs(worst['difference']) <= spread else 'larger than'} the spread over "
                       f"seeds (largest std {_pct(spread)} pp)")
+        versus += _paired_prose(rows)
         diverged = int(rows["diverged_runs_numpy"].sum()), int(rows["diverged_runs_tensorflow"].sum())
         diverged_text = ("no run diverged" if sum(diverged) == 0 else
                          f"diverged runs: {diverged[0]} NumPy, {diverged[1]} TensorFlow")
@@ -163,6 +149,20 @@ def accuracy_prose(summary: pd.DataFrame, stability: pd.DataFrame) -> list[str]:
             f"{diagnosis.FLUCTUATION_WINDOW} evaluations, NumPy / TensorFlow) and its largest drop between "
             f"two evaluations is {_pct(drops.iloc[0])} / {_pct(drops.iloc[1])} pp.")
     return out
+
+
+def _paired_prose(rows: pd.DataFrame) -> str:
+    """Whether the 95% interval of the paired per-seed difference contains 0, per setting."""
+    paired = rows[np.isfinite(rows["paired_low"].astype(float))]
+    if paired.empty:
+        return ""
+    apart = paired[(paired["paired_low"] > 0) | (paired["paired_high"] < 0)]
+    text = (f"; paired by seed, the 95% t-interval of NumPy - TF contains 0 in "
+            f"{len(paired) - len(apart)} of {len(paired)} settings")
+    if len(apart):
+        settings = ", ".join(f"{_setting(r)}: {_paired(r)} pp" for r in apart.itertuples())
+        text += f" (not for {settings})"
+    return text
 
 
 def verdict_prose(verdicts: pd.DataFrame) -> list[str]:
@@ -212,8 +212,9 @@ def _protocol_text(protocol: Protocol, data: dict, seeds: int) -> str:
             f"{'the whole test set' if protocol.test_size is None else f'the first {protocol.test_size} test images'}; "
             f"{epochs}. {seeds} seed(s): seed s draws the initial weights (copied to the Keras twin) and the "
             f"batch order, identical for both implementations. TensorFlow trains with a compiled `tf.function` "
-            f"step (no XLA, deterministic ops). Runs go one after the other; ms/step counts training steps "
-            f"only (not batch gathering, evaluation or the one-off compile and warm-up).")
+            f"step (no XLA, deterministic ops). Each run records where it executed (executor, "
+            f"worker, thread settings); ms/step counts training steps only (not batch gathering, "
+            f"evaluation or the one-off compile and warm-up).")
 
 
 def _environment_text(env: dict) -> str:
@@ -222,14 +223,33 @@ def _environment_text(env: dict) -> str:
     return (f"{env.get('cpu_model')} x {env.get('cpu_count')} logical CPUs, {env.get('platform')}; "
             f"Python {env.get('python')}, NumPy {env.get('numpy')} with {blas.get('name')} "
             f"{blas.get('version', '')}, TensorFlow {env.get('tensorflow')}, Keras {env.get('keras')}; "
-            f"TensorFlow intra/inter-op threads {env.get('tf_intra_op_threads')}/"
-            f"{env.get('tf_inter_op_threads')} (0 = one per core); thread environment variables: {threads}; "
+            f"{threads_text(env)}; thread environment variables: {threads}; "
             f"load average at the start {env.get('load_average_1_5_15min')}.")
 
 
+def _timing_section(timing: dict | None) -> list[str]:
+    if timing is None:
+        return [timing_text.no_timing_text()]
+    return ["From the timing phase (`timing.json`), per model:", "",
+            *timing_text.timing_prose(timing), "", timing_text.timing_conditions(timing), "",
+            "![timing phase](timing.png)", "", "\n".join(timing_table_lines(timing))]
+
+
+def timing_table_lines(timing: dict) -> list[str]:
+    from reports.commands.bench import table
+
+    return table(timing["rows"])
+
+
+
 def write(out: Path, results: list[dict], *, models: list[str], seeds: int, protocol: Protocol,
-          command: str, environment: dict, elapsed: float, data: dict) -> Path:
-    """Write every output of OUTPUTS into ``out`` and return the path of report.md."""
+          command: str, environment: dict, elapsed: float, data: dict, timing: dict | None = None,
+          sweep: dict | None = None) -> Path:
+    """Write every output of OUTPUTS into ``out`` and return the path of report.md.
+
+    ``timing`` is the timing phase's record (``reports.timing``; it wrote timing.json), whose
+    table and figure become timing.md and timing.png; None if it was skipped. ``sweep`` is this
+    invocation's sweep record (``reports.sweep.driver.run_sweep``)."""
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     runs = analysis.runs_table(results)
@@ -246,6 +266,11 @@ def write(out: Path, results: list[dict], *, models: list[str], seeds: int, prot
     plots.learning_curves(results, models, out / "learning_curves.png")
     plots.summary_table(summary, verdicts, out / "summary_table.png")
     plots.runtime_chart(runtime, out / "runtime.png")
+    if timing is not None:
+        from reports.commands.bench import plot as timing_chart
+
+        write_text(out / "timing.md", "\n".join(timing_table_lines(timing)) + "\n")
+        timing_chart(timing["rows"], out / "timing.png")
 
     compute = float(runs["wall_time"].sum())
     per_impl = runs.groupby("implementation")["wall_time"].sum()
@@ -256,7 +281,8 @@ def write(out: Path, results: list[dict], *, models: list[str], seeds: int, prot
                           "data": data},
         "environment": environment,
         "time": {"sum_of_run_seconds": compute, "this_invocation_seconds": elapsed,
-                 "run_seconds_per_implementation": per_impl.to_dict()},
+                 "run_seconds_per_implementation": per_impl.to_dict(), "sweep": sweep},
+        "timing": timing,
         "thresholds": THRESHOLDS,
         "tables": {name: frame.to_dict(orient="records") for name, frame in (
             ("summary", summary), ("runtime", runtime), ("stability", stability), ("verdicts", verdicts),
@@ -275,8 +301,10 @@ def write(out: Path, results: list[dict], *, models: list[str], seeds: int, prot
         "## Summary: final test accuracy", "",
         "![summary table](summary_table.png)", "", markdown_table(summary_markdown(summary)), "",
         "## Learning curves", "", "![learning curves](learning_curves.png)", "",
-        "## 1. Runtime: how fast is the NumPy version?", "", *runtime_prose(runtime), "",
-        timing_note(runs, runtime, environment.get("cpu_count")), "",
+        "## 1. Runtime: how fast is the NumPy version?", "", *_timing_section(timing), "",
+        "### Wall times the runs recorded", "",
+        timing_text.run_times_note(runs, runtime, environment.get("cpu_count")), "",
+        *runtime_prose(runtime), "",
         "![runtime](runtime.png)", "", markdown_table(runtime_markdown(runtime)), "",
         "## 2. Performance, stability and final accuracy", "", *accuracy_prose(summary, stability), "",
         "Stability per experiment (spread = std of the final test accuracy over seeds; fluctuation = std of "

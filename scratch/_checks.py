@@ -56,6 +56,26 @@ def check_padding(owner: str, padding) -> str:
     return padding.lower()
 
 
+def check_interval(owner: str, name: str, value, low: float, high: float, *,
+                   high_open: bool = False, low_open: bool = False) -> float:
+    """Accept a real number in [low, high] (open at an end where asked), e.g. a rate or momentum."""
+    if isinstance(value, bool) or not isinstance(value, numbers.Real):
+        raise TypeError(f"{owner}: expected {name} to be a number, received {name}={value!r}.")
+    value = float(value)
+    below = value <= low if low_open else value < low
+    above = value >= high if high_open else value > high
+    if below or above or value != value:
+        interval = f"{'(' if low_open else '['}{low:g}, {high:g}{')' if high_open else ']'}"
+        raise ValueError(f"{owner}: expected {name} in {interval}, received {name}={value!r}.")
+    return value
+
+
+def check_bool(owner: str, name: str, value) -> bool:
+    if not isinstance(value, bool):
+        raise TypeError(f"{owner}: expected {name} to be True or False, received {name}={value!r}.")
+    return value
+
+
 def check_float_array(owner: str, name: str, x, dtype: np.dtype | None = None) -> np.ndarray:
     """Check that ``x`` is a float32/float64 ndarray (of ``dtype`` if given) with finite values."""
     if not isinstance(x, np.ndarray):
@@ -64,6 +84,12 @@ def check_float_array(owner: str, name: str, x, dtype: np.dtype | None = None) -
         raise TypeError(
             f"{owner}: expected {name} of dtype float32 or float64, received dtype {x.dtype.name}"
             " (convert with x.astype('float32'))."
+        )
+    if not x.dtype.isnative:
+        raise TypeError(
+            f"{owner}: expected {name} in the machine's byte order, received dtype "
+            f"{x.dtype.name} in {'big' if x.dtype.byteorder == '>' else 'little'}-endian order "
+            f"({x.dtype.str!r}); convert with x.astype('{x.dtype.name}')."
         )
     if dtype is not None and x.dtype != dtype:
         raise TypeError(

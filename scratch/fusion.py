@@ -100,7 +100,7 @@ def _fusable(layers: list[Layer], output_shapes: dict) -> bool:
     conv, relu, pool = (layers + [None, None, None])[:3]
     # Exact classes only: a subclass (a user's layer) always runs its own code.
     return (type(conv) is Conv2D and type(relu) is ReLU and type(pool) is MaxPool2D
-            and conv.strides == (1, 1)
+            and conv.strides == (1, 1) and conv.use_bias
             and ops.pool_tiles_conv_output(output_shapes[conv.name][:2], pool.pool_size,
                                            pool.strides, pool.padding))
 

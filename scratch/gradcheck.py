@@ -4,7 +4,10 @@
 ``sum(forward(x) * upstream)``; ``check_model_gradients`` checks every parameter gradient of a
 model's mean softmax cross-entropy. Both compute in float64 on a copy, so the argument (its
 parameters, gradients and cache) is never modified, and a float32 layer can be checked too.
-A layer's input gradient perturbs one position of every example at once (``numerical_batch_grad``).
+A layer's input gradient perturbs one position of every example at once (``numerical_batch_grad``),
+except for layers whose outputs mix the examples (``Layer.mixes_examples``: batch normalization),
+where every element is perturbed on its own. The passes are training-mode passes, as the
+analytic gradients are: batch statistics, and each Dropout's mask drawn once and then replayed.
 
 The error measure of one quantity (``GradCheckResult.rel_error``) is
 
@@ -25,7 +28,7 @@ from typing import Callable
 import numpy as np
 
 from scratch import ops
-from scratch.layers import Layer
+from scratch.layers import Dropout, Layer, replaying_masks
 from scratch.models import Sequential
 
 DEFAULT_EPS = 1e-6
@@ -131,7 +134,8 @@ def numerical_batch_grad(f: Callable[[np.ndarray], np.ndarray], x: np.ndarray,
     """``numerical_grad`` of ``sum(f(x))`` when example n's value depends on ``x[n]`` only.
 
     Element j of every example is perturbed at once, so a batch of N costs as much as one
-    example. That holds for every layer here (none mixes examples, as batch normalisation would).
+    example. That holds for every layer whose ``mixes_examples`` is False (not for batch
+    normalization in training mode).
 
     Args:
         f: per-example values (N,) of a batch ``x``; called with ``x`` perturbed in place.
@@ -162,13 +166,17 @@ def numerical_batch_grad(f: Callable[[np.ndarray], np.ndarray], x: np.ndarray,
 
 
 def float64_copy(layer: Layer) -> Layer:
-    """A float64 copy of a built layer with its own parameter and gradient arrays."""
+    """A float64 copy of a built layer with its own parameter, gradient and state arrays (and,
+    for a Dropout, its own copy of the mask generator and the last mask)."""
     if not layer.built:
         raise ValueError(f"{layer.owner}: build the layer before checking its gradients.")
     clone = copy.copy(layer)
     clone.dtype = np.dtype(np.float64)
     clone.params = {key: value.astype(np.float64) for key, value in layer.params.items()}
     clone.grads = {key: np.zeros_like(value) for key, value in clone.params.items()}
+    clone.state = {key: value.astype(np.float64) for key, value in layer.state.items()}
+    if isinstance(layer, Dropout):
+        clone.generator = copy.deepcopy(layer.generator)
     return clone
 
 
@@ -176,6 +184,9 @@ def check_layer_gradients(layer: Layer, x: np.ndarray, upstream: np.ndarray | No
                           eps: float = DEFAULT_EPS, max_elements: int | None = None,
                           seed: int = 0) -> dict[str, GradCheckResult]:
     """Check dL/dx and dL/d(param) of one layer for ``L = sum(forward(x) * upstream)``.
+
+    The first forward pass is a training pass (a Dropout copy draws its mask there, from a copy
+    of the layer's generator) and every perturbed pass repeats it with the same mask.
 
     Args:
         layer: a built layer of any float dtype; checked on a float64 copy.
@@ -201,9 +212,12 @@ def check_layer_gradients(layer: Layer, x: np.ndarray, upstream: np.ndarray | No
     def objective(_: np.ndarray) -> float:
         return float(np.sum(per_example(x)))
 
-    numerical = {"input": numerical_batch_grad(per_example, x, eps, max_elements, seed)}
-    numerical.update({key: numerical_grad(objective, value, eps, max_elements, seed)
-                      for key, value in clone.params.items()})
+    with replaying_masks([clone]):
+        numerical = {"input": numerical_grad(objective, x, eps, max_elements, seed)
+                     if clone.mixes_examples else
+                     numerical_batch_grad(per_example, x, eps, max_elements, seed)}
+        numerical.update({key: numerical_grad(objective, value, eps, max_elements, seed)
+                          for key, value in clone.params.items()})
     return {name: compare(name, analytic[name], numerical[name]) for name in analytic}
 
 
@@ -214,13 +228,19 @@ def float64_model_copy(model: Sequential) -> Sequential:
     clone.layers = [float64_copy(layer) for layer in model.layers]
     clone.params = {f"{layer.name}/{key}": value
                     for layer in clone.layers for key, value in layer.params.items()}
+    clone.state = {f"{layer.name}/{key}": value
+                   for layer in clone.layers for key, value in layer.state.items()}
     return clone
 
 
 def check_model_gradients(model: Sequential, x: np.ndarray, y: np.ndarray,
                           eps: float = DEFAULT_EPS, max_elements: int | None = None,
                           seed: int = 0) -> dict[str, GradCheckResult]:
-    """Check every parameter gradient of the model's mean softmax cross-entropy on (x, y).
+    """Check every parameter gradient of the model's loss on (x, y): the mean softmax
+    cross-entropy plus the weight penalties (``Sequential.regularization_loss``).
+
+    The loss is that of a training step (``loss_and_grads``): its forward pass through the
+    model's units, batch statistics included, each Dropout's mask drawn once and replayed.
 
     Args:
         model: any float dtype; checked on a float64 copy.
@@ -235,11 +255,15 @@ def check_model_gradients(model: Sequential, x: np.ndarray, y: np.ndarray,
     analytic = {key: value.copy() for key, value in clone.loss_and_grads(x, y)[1].items()}
 
     def loss(_: np.ndarray) -> float:
-        return ops.softmax_cross_entropy(clone.forward(x), y)[0]
+        h = x
+        for unit in clone.units:
+            h = unit.call(h)
+        return ops.softmax_cross_entropy(h, y)[0] + clone.regularization_loss()
 
-    return {key: compare(key, analytic[key],
-                         numerical_grad(loss, clone.params[key], eps, max_elements, seed))
-            for key in analytic}
+    with replaying_masks(clone.layers):
+        return {key: compare(key, analytic[key],
+                             numerical_grad(loss, clone.params[key], eps, max_elements, seed))
+                for key in analytic}
 
 
 def assert_gradients_match(results: dict[str, GradCheckResult], rtol: float = DEFAULT_RTOL) -> None:

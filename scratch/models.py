@@ -8,9 +8,10 @@ from typing import Callable, NamedTuple
 import numpy as np
 
 from scratch import ops
-from scratch._checks import check_dtype_name, check_float_array, check_labels
+from scratch._checks import check_dtype_name, check_float_array, check_labels, check_positive_int
 from scratch.fusion import Unit, backward, fuse
-from scratch.layers import Conv2D, Dense, Flatten, Layer, MaxPool2D, ReLU
+from scratch.layers import (BatchNormalization, Conv2D, Dense, Dropout, Flatten, Layer, MaxPool2D,
+                            ReLU)
 
 MNIST_INPUT_SHAPE = (28, 28, 1)
 NUM_CLASSES = 10
@@ -20,7 +21,8 @@ class Trace(NamedTuple):
     """Everything one forward/backward pass computed, keyed by layer name.
 
     logits (N, K); loss; outputs[name] = the layer's output; output_grads[name] = dL/d(output);
-    grads[name/key] = dL/d(param); input_grad = dL/dx, shape (N, *input_shape).
+    grads[name/key] = dL/d(param); input_grad = dL/dx, shape (N, *input_shape); state[name/key]
+    = the non-trainable state after the pass (BatchNormalization's moving statistics), copies.
     """
 
     logits: np.ndarray
@@ -29,6 +31,21 @@ class Trace(NamedTuple):
     output_grads: dict
     grads: dict
     input_grad: np.ndarray
+    state: dict
+
+
+def _assign(kind: str, targets: dict, values: dict) -> None:
+    """Copy ``values`` into the arrays of ``targets`` in place (same keys, shapes and dtypes)."""
+    missing, extra = set(targets) - set(values), set(values) - set(targets)
+    if missing or extra:
+        raise ValueError(f"Sequential: {kind} keys differ: missing {sorted(missing)}, "
+                         f"unexpected {sorted(extra)}.")
+    for key, target in targets.items():
+        value = np.asarray(values[key])
+        if value.shape != target.shape or value.dtype != target.dtype:
+            raise ValueError(f"Sequential: {kind} '{key}' expected {target.dtype.name} "
+                             f"{target.shape}, received {value.dtype.name} {value.shape}.")
+        target[...] = value
 
 
 def _keras_default_name(layer: Layer) -> str:
@@ -42,7 +59,13 @@ class Sequential:
     """A stack of layers built for per-example ``input_shape``, e.g. (28, 28, 1).
 
     Kernels are Glorot-uniform, biases zero; one ``numpy.random.Generator(seed)`` draws the
-    kernels in layer order, so the same seed gives the same weights bit for bit.
+    kernels in layer order, so the same seed gives the same weights bit for bit (Dropout layers
+    spawn their mask generators from it without changing those draws).
+
+    ``params`` (trainable) and ``state`` (non-trainable, e.g. "bn1/moving_mean") are keyed
+    "<layer>/<key>" like Keras's variable paths. ``trace`` and ``loss_and_grads`` are
+    training-mode passes, ``forward``, ``evaluate`` and ``predict`` inference (see
+    ``scratch.layers``).
     """
 
     def __init__(self, layers: list[Layer], input_shape: tuple, seed: int = 0,
@@ -70,6 +93,8 @@ class Sequential:
             )
         self.params = {f"{layer.name}/{key}": value
                        for layer in self.layers for key, value in layer.params.items()}
+        self.state = {f"{layer.name}/{key}": value
+                      for layer in self.layers for key, value in layer.state.items()}
 
     def _name_layers(self) -> None:
         seen: dict[str, int] = {}
@@ -85,6 +110,11 @@ class Sequential:
             raise ValueError(f"Sequential: layer names must be unique, received duplicates {duplicates}.")
 
     @property
+    def mixes_examples(self) -> bool:
+        """True if a layer's training-mode output depends on the whole batch (batch statistics)."""
+        return any(layer.mixes_examples for layer in self.layers)
+
+    @property
     def grads(self) -> dict:
         """dL/d(param) of the last backward pass, keyed like ``params``."""
         return {f"{layer.name}/{key}": value
@@ -92,24 +122,22 @@ class Sequential:
 
     def set_params(self, values: dict) -> None:
         """Copy ``values`` (same keys, shapes and dtype as ``params``) into the model in place."""
-        missing, extra = set(self.params) - set(values), set(values) - set(self.params)
-        if missing or extra:
-            raise ValueError(f"Sequential: parameter keys differ: missing {sorted(missing)}, "
-                             f"unexpected {sorted(extra)}.")
-        for key, target in self.params.items():
-            value = np.asarray(values[key])
-            if value.shape != target.shape or value.dtype != target.dtype:
-                raise ValueError(f"Sequential: parameter '{key}' expected {target.dtype.name} "
-                                 f"{target.shape}, received {value.dtype.name} {value.shape}.")
-            target[...] = value
+        _assign("parameter", self.params, values)
+
+    def set_state(self, values: dict) -> None:
+        """Copy ``values`` (same keys, shapes and dtype as ``state``) into the model in place."""
+        _assign("state", self.state, values)
 
     # Checks ----------------------------------------------------------------------------------
     def check_inputs(self, x: np.ndarray, y: np.ndarray | None = None) -> None:
-        """Validate a batch x (N, *input_shape) of the model's dtype and labels y (N,)."""
+        """Validate a batch x (N, *input_shape), N >= 1, of the model's dtype and labels y (N,)."""
         check_float_array("Sequential input", "x", x, self.dtype)
         if x.shape[1:] != self.input_shape or x.ndim != len(self.input_shape) + 1:
             raise ValueError(f"Sequential input: expected x of shape (N, {', '.join(map(str, self.input_shape))}), "
                              f"received shape {x.shape}.")
+        if x.shape[0] == 0:
+            raise ValueError(f"Sequential input: expected at least one example (N >= 1), "
+                             f"received x of shape {x.shape}.")
         if y is not None:
             check_labels("Sequential input", y, x.shape[0], self.num_classes)
 
@@ -127,9 +155,11 @@ class Sequential:
         """The layers as ``loss_and_grads``, ``forward``, ``evaluate`` and ``predict`` run them:
         runs of tfparity's own Conv2D -> ReLU -> MaxPool2D fused into one ``ConvChain`` each
         (``scratch.fusion.fuse``), every other layer as itself. Made once per model."""
-        if self._fused is None:
-            self._fused = fuse(self.layers, self.output_shapes)
-        return self._fused
+        # Keyed by the layer list, so that a copy of the model with other layers (e.g.
+        # scratch.gradcheck's float64 copy) makes its own units.
+        if self._fused is None or self._fused[0] is not self.layers:
+            self._fused = (self.layers, fuse(self.layers, self.output_shapes))
+        return self._fused[1]
 
     def _logits(self, x: np.ndarray) -> np.ndarray:
         for unit in self.units:
@@ -141,9 +171,28 @@ class Sequential:
         cross-entropy; every pass of the model calls this, so a subclass may define its loss."""
         return ops.softmax_cross_entropy(logits, labels)
 
+    def regularization_loss(self) -> float:
+        """The sum of the layers' weight penalties (``kernel_regularizer``; 0.0 without any), the
+        term ``trace`` and ``loss_and_grads`` add to the mean cross-entropy, as Keras adds
+        ``model.losses``."""
+        return sum(regularizer(layer.params[key])
+                   for layer in self.layers for key, regularizer in layer.regularizers.items())
+
+    def _add_penalty_grads(self) -> float:
+        """Add the weight penalties' gradients to the layers' ``grads``; return the penalties."""
+        for layer in self.layers:
+            for key, regularizer in layer.regularizers.items():
+                layer.grads[key] = layer.grads[key] + regularizer.gradient(layer.params[key])
+        return self.regularization_loss()
+
     def trace(self, x: np.ndarray, y: np.ndarray, input_grad: bool = True) -> Trace:
         """One forward and backward pass, layer by layer, keeping every layer's output and
         output gradient: the diagnostic path (``tfparity diff``).
+
+        It is a training-mode pass like ``loss_and_grads``, i.e. one training step without the
+        update: BatchNormalization uses the batch's statistics and updates its moving
+        statistics (``Trace.state`` holds them afterwards), Dropout draws a new mask (kept as
+        the layer's ``keep``; ``scratch.layers.replaying_masks`` reuses it).
 
         Args:
             x: inputs (N, *input_shape) of the model's dtype; y: labels (N,).
@@ -160,13 +209,16 @@ class Sequential:
             output_grads[layer.name] = dy
 
         dx = backward(self.layers, dlogits, input_grad=input_grad, each=keep)
-        return Trace(logits, loss, outputs, dict(reversed(output_grads.items())), self.grads, dx)
+        loss += self._add_penalty_grads()
+        return Trace(logits, loss, outputs, dict(reversed(output_grads.items())), self.grads, dx,
+                     {key: value.copy() for key, value in self.state.items()})
 
     def loss_and_grads(self, x: np.ndarray, y: np.ndarray, *, check: bool = True
                        ) -> tuple[float, dict]:
-        """Mean softmax cross-entropy of (x (N, *input_shape), y (N,)) and its parameter
-        gradients keyed like ``params``: the training computation, through ``units`` (equal to
-        ``trace`` up to BLAS summation order, without per-layer outputs or dL/dx).
+        """Mean softmax cross-entropy of (x (N, *input_shape), y (N,)) plus the
+        ``regularization_loss``, and its parameter gradients keyed like ``params``: the training
+        computation, through ``units`` (equal to ``trace`` up to BLAS summation order, without
+        per-layer outputs or dL/dx).
 
         ``check=False`` skips validating x and y, for callers that validated them already
         (``fit`` checks the whole training set once).
@@ -177,7 +229,7 @@ class Sequential:
             x = unit.call(x)
         loss, dlogits = self.compute_loss(x, y)
         backward(self.units, dlogits, input_grad=False)
-        return loss, self.grads
+        return loss + self._add_penalty_grads(), self.grads
 
     def forward(self, x: np.ndarray) -> np.ndarray:
         """Logits (N, num_classes) for inputs x (N, *input_shape), through ``units``."""
@@ -190,6 +242,7 @@ class Sequential:
         through ``units``; ``check=False`` as in ``loss_and_grads``."""
         if check:
             self.check_inputs(x, y)
+        batch_size = check_positive_int("Sequential.evaluate", "batch_size", batch_size)
         total_loss, correct = 0.0, 0
         for start in range(0, len(x), batch_size):
             xb, yb = x[start:start + batch_size], y[start:start + batch_size]
@@ -202,6 +255,7 @@ class Sequential:
     def predict(self, x: np.ndarray, batch_size: int = 1000) -> np.ndarray:
         """Predicted classes (N,) int64 of x (N, *input_shape), in batches of ``batch_size``."""
         self.check_inputs(x)
+        batch_size = check_positive_int("Sequential.predict", "batch_size", batch_size)
         return np.concatenate([self._logits(x[s:s + batch_size]).argmax(axis=1)
                                for s in range(0, len(x), batch_size)])
 
@@ -244,13 +298,30 @@ def _cnn() -> list[Layer]:
     ]
 
 
+def _cnn_bn() -> list[Layer]:
+    """The cnn with BatchNormalization between each convolution and its ReLU (the convolutions
+    lose their bias, which the normalization would cancel) and Dropout(0.5) before the logits."""
+    return [
+        Conv2D(8, 3, strides=1, padding="same", use_bias=False, name="conv1"),
+        BatchNormalization(name="bn1"), ReLU(name="conv1_relu"),
+        MaxPool2D(2, strides=2, padding="same", name="pool1"),
+        Conv2D(8, 3, padding="same", use_bias=False, name="conv2"),
+        BatchNormalization(name="bn2"), ReLU(name="conv2_relu"),
+        MaxPool2D(2, strides=2, padding="same", name="pool2"),
+        Flatten(name="flatten"),
+        Dense(32, name="hidden1"), ReLU(name="hidden1_relu"),
+        Dropout(0.5, name="dropout"),
+        Dense(10, name="logits"),
+    ]
+
+
 MODELS: dict[str, Callable[[], list[Layer]]] = {
-    "linear": _linear, "mlp1": _mlp1, "mlp2": _mlp2, "cnn": _cnn,
+    "linear": _linear, "mlp1": _mlp1, "mlp2": _mlp2, "cnn": _cnn, "cnn_bn": _cnn_bn,
 }
 
 
 def build(name: str, seed: int = 0, dtype="float32") -> Sequential:
-    """One of the four MNIST models (see ``MODELS``): images (N, 28, 28, 1) -> 10 logits."""
+    """One of the MNIST models (see ``MODELS``): images (N, 28, 28, 1) -> 10 logits."""
     if name not in MODELS:
-        raise ValueError(f"build: expected a model name in {sorted(MODELS)}, received {name!r}.")
+        raise ValueError(f"build: expected a model name in {list(MODELS)}, received {name!r}.")
     return Sequential(MODELS[name](), MNIST_INPUT_SHAPE, seed=seed, dtype=dtype)

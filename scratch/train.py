@@ -16,10 +16,11 @@ from typing import Callable, Iterator, NamedTuple, Protocol
 
 import numpy as np
 
+from scratch import threads
 from scratch._checks import check_positive_int
 from scratch.memory import retain_freed_memory
 from scratch.models import Sequential
-from scratch.optim import SGD
+from scratch.optim import Optimizer, SGD
 
 
 class Trainer(Protocol):
@@ -65,20 +66,23 @@ class History:
 
 
 class ScratchTrainer:
-    """A scratch model with SGD, implementing the ``Trainer`` protocol. Steps run
-    ``Sequential.loss_and_grads`` (the fused units); the caller validates the data once
-    (``fit`` does), so batches are not checked again."""
+    """A scratch model with an optimizer of ``scratch.optim``, implementing the ``Trainer``
+    protocol. Steps run ``Sequential.loss_and_grads`` (the fused units); the caller validates
+    the data once (``fit`` does), so batches are not checked again. Steps and evaluations run
+    with the BLAS threads of their phase (``scratch.threads``)."""
 
-    def __init__(self, model: Sequential, optimizer: SGD, eval_batch_size: int = 1000):
+    def __init__(self, model: Sequential, optimizer: Optimizer, eval_batch_size: int = 1000):
         self.model, self.optimizer, self.eval_batch_size = model, optimizer, eval_batch_size
         retain_freed_memory()
 
     def train_step(self, x, y):
+        threads.use("step")
         loss, grads = self.model.loss_and_grads(x, y, check=False)
         self.optimizer.step(self.model.params, grads)
         return loss
 
     def evaluate(self, x, y):
+        threads.use("eval")
         return self.model.evaluate(x, y, self.eval_batch_size, check=False)
 
 

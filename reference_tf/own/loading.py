@@ -54,22 +54,22 @@ def load_model(spec: str):
     """
     target, sep, factory = spec.rpartition(":")
     if not sep or not target or not factory.isidentifier():
-        raise ValueError(f"--model: expected FILE.py:FACTORY or package.module:FACTORY, received "
+        raise ValueError(f"expected FILE.py:FACTORY or package.module:FACTORY, received "
                          f"{spec!r}.")
     try:
         module = import_target(target)
     except Exception as error:  # a missing file or module, or the user's module failed
-        raise ValueError(f"--model: importing {target!r} raised {type(error).__name__}: {error} "
+        raise ValueError(f"importing {target!r} raised {type(error).__name__}: {error} "
                          f"(at {last_frame(error)}).") from None
     fn = getattr(module, factory, None)
     if not callable(fn):
-        raise ValueError(f"--model: {target!r} has no function {factory!r}.")
+        raise ValueError(f"{target!r} has no function {factory!r}.")
     try:
         model = fn()
     except Exception as error:
-        raise ValueError(f"--model: {factory}() raised {type(error).__name__}: {error} "
+        raise ValueError(f"{factory}() raised {type(error).__name__}: {error} "
                          f"(at {last_frame(error)}).") from None
     if not isinstance(model, MODEL_TYPES):
-        raise ValueError(f"--model: {factory}() returned {type(model).__name__}; expected a "
+        raise ValueError(f"{factory}() returned {type(model).__name__}; expected a "
                          "reference_tf.own.Model or Function, or a scratch.models.Sequential.")
     return model

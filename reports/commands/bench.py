@@ -3,9 +3,13 @@
 from __future__ import annotations
 
 import argparse
+import sys
 from pathlib import Path
 
-from scratch.models import MODELS
+from reports.commands.options import add_models, in_model_order, non_negative_int, positive_int
+from reports.environment import threads_text
+from reports.errors import INTERRUPTED, BadInput
+from reports.outputs import JSON_SUFFIXES, PLOT_SUFFIXES, check_dir, check_file
 
 
 def register(subparsers) -> None:
@@ -15,31 +19,33 @@ def register(subparsers) -> None:
                     "evaluation images/s, NumPy and TensorFlow alternating in one process after a "
                     "warm-up; medians, interquartile ranges, NumPy/TensorFlow ratios and peak memory "
                     "of one step. Thread settings and the BLAS are recorded.")
-    parser.add_argument("--models", nargs="+", choices=sorted(MODELS), default=list(MODELS),
-                        help="models to time (default: all four)")
-    parser.add_argument("--dtype", choices=("float32", "float64"), default="float32")
-    parser.add_argument("--repeat", type=_positive, default=50,
-                        help="timed training steps per side (default 50)")
-    parser.add_argument("--eval-repeat", type=_positive, default=5,
-                        help="timed evaluations of the whole evaluation set per side (default 5)")
-    parser.add_argument("--eval-images", type=_positive, default=10000,
-                        help="size of the evaluation set, evaluated in batches of 1000 (default 10000)")
-    parser.add_argument("--json", type=Path, default=None,
-                        help="results file (default: OUT/bench.json)")
-    parser.add_argument("--out", type=Path, default=Path("reports/out/bench"),
-                        help="directory for bench.json, bench.md and bench.png (default reports/out/bench)")
-    parser.add_argument("--plot", action="store_true", help="also draw OUT/bench.png")
+    add_models(parser, "models to time")
+    parser.add_argument("--dtype", choices=("float32", "float64"), default="float32",
+                        help="the engines' dtype")
+    parser.add_argument("--repeat", type=positive_int, default=50,
+                        help="timed training steps per side")
+    parser.add_argument("--eval-repeat", type=positive_int, default=5,
+                        help="timed evaluations of the whole evaluation set per side")
+    parser.add_argument("--eval-images", type=positive_int, default=10000,
+                        help="size of the evaluation set, evaluated in batches of 1000")
+    parser.add_argument("--out", type=Path, default=Path("reports/out/bench"), metavar="DIR",
+                        help="directory for bench.json and bench.md")
+    parser.add_argument("--json", type=Path, default=None, metavar="FILE.json",
+                        help="results file (default: DIR/bench.json)")
+    parser.add_argument("--plot", type=Path, default=None, metavar="FILE.png",
+                        help="also draw the step times and throughputs as .png, .svg or .pdf "
+                             "(default: no plot)")
     parser.add_argument("--profile", action="store_true",
                         help="also print the NumPy side's forward/backward times per layer, on the "
                              "fused training path and layer by layer")
+    parser.add_argument("--load", type=non_negative_int, default=0, metavar="N",
+                        help="run N busy competitor processes during the measurement, stopped at "
+                             "the end")
+    parser.add_argument("--blas-threads", default=None, metavar="SPEC",
+                        help="NumPy's BLAS threads: N, auto, step=N,eval=auto (phases named) or "
+                             "inherit (default: $TFPARITY_BLAS_THREADS, else the policy of "
+                             "scratch/threads.py; docs/performance-threads.md)")
     parser.set_defaults(func=run)
-
-
-def _positive(text: str) -> int:
-    value = int(text)
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"expected a positive integer, received {text!r}")
-    return value
 
 
 def _ms(spread: dict) -> str:
@@ -67,6 +73,23 @@ def table(rows: list[dict]) -> list[str]:
 
 
 PROFILE_TITLES = {"step": "training step (fused fast path)", "layers": "layer by layer (trace path)"}
+
+
+def conditions(environment: dict, rows: list[dict], load: int) -> list[str]:
+    """Both sides' thread settings and the load the table was measured under, as Markdown."""
+    averages = "; ".join(f"{row['model']} {_averages(row['load_average_before'])} -> "
+                         f"{_averages(row['load_average_after'])}" for row in rows)
+    used = "; ".join(f"{row['model']} " + ", ".join(
+        f"{phase} {count}" for phase, count in row["numpy_blas_threads"].items()) for row in rows)
+    return [f"- Threads: {threads_text(environment)}.",
+            f"- NumPy BLAS threads used: {used}.",
+            f"- Load: {load} busy competitor process(es) (`--load {load}`) on "
+            f"{environment['cpu_count']} logical CPUs; 1-minute load average before -> after each "
+            f"model: {averages}."]
+
+
+def _averages(values) -> str:
+    return "n/a" if values is None else f"{values[0]:.2f}"
 
 
 def profile_table(name: str, profile: dict[str, list[dict]]) -> list[str]:
@@ -113,35 +136,55 @@ def plot(rows: list[dict], path: Path) -> Path:
 
 
 def run(args: argparse.Namespace) -> int:
+    out = check_dir(args.out, "--out")
+    json_path = check_file(args.json or out / "bench.json", "--json", JSON_SUFFIXES)
+    if args.plot is not None:
+        check_file(args.plot, "--plot", PLOT_SUFFIXES)
+
+    from scratch import threads
+
+    try:
+        threads.configure(args.blas_threads)
+    except ValueError as error:
+        raise BadInput(str(error)) from error
+
+    from reference_tf import threads as tf_threads
     from reports import bench
-    from reports.environment import describe
     from reports.atomic import write_text
+    from reports.environment import describe
+    from reports.load import competitors
     from reports.runner import write_json_atomic
 
-    settings = bench.Settings(models=tuple(args.models), dtype=args.dtype, repeat=args.repeat,
-                              eval_repeat=args.eval_repeat, eval_images=args.eval_images)
+    tf_threads.configure()  # before anything starts TensorFlow's runtime
+    settings = bench.Settings(models=tuple(in_model_order(args.models)), dtype=args.dtype,
+                              repeat=args.repeat, eval_repeat=args.eval_repeat,
+                              eval_images=args.eval_images, load=args.load)
     environment = describe()
     rows, profiles = [], {}
-    for name in settings.models:
-        if args.profile:
-            profiles[name] = bench.profile_layers(name, settings)
-            print("\n".join(profile_table(name, profiles[name])) + "\n", flush=True)
-        rows.append(bench.bench_model(name, settings))
-        print(f"{name}: step ratio {rows[-1]['train_ratio']:.2f}, "
-              f"eval ratio {rows[-1]['eval_ratio']:.2f}", flush=True)
-    lines = table(rows)
+    try:
+        with competitors(args.load) as processes:
+            for name in settings.models:
+                if args.profile:
+                    profiles[name] = bench.profile_layers(name, settings)
+                    print("\n".join(profile_table(name, profiles[name])) + "\n", flush=True)
+                rows.append(bench.bench_model(name, settings))
+                print(f"{name}: step ratio {rows[-1]['train_ratio']:.2f}, "
+                      f"eval ratio {rows[-1]['eval_ratio']:.2f}", flush=True)
+    except KeyboardInterrupt:
+        print("\ntfparity bench: interrupted; competitors stopped, nothing written.",
+              file=sys.stderr)
+        return INTERRUPTED
+    # A competitor's return code -SIGTERM says it was still running when the measurement ended.
+    load = {"competitors": args.load, "pids": [p.pid for p in processes],
+            "returncodes": [p.returncode for p in processes]}
+    lines = table(rows) + [""] + conditions(environment, rows, args.load)
     print("\n" + "\n".join(lines))
-    threads = environment["thread_environment"]
-    print(f"\nthreads: TF intra/inter {environment['tf_intra_op_threads']}/"
-          f"{environment['tf_inter_op_threads']} (0 = TF's default), environment {threads}; "
-          f"BLAS {environment['blas']}; load average {environment['load_average_1_5_15min']}")
-    out = args.out
-    json_path = args.json or out / "bench.json"
+    print(f"thread environment {environment['thread_environment']}; BLAS {environment['blas']}")
     write_json_atomic(json_path, {"settings": bench.asdict(settings), "environment": environment,
-                                  "results": rows, "profiles": profiles})
+                                  "load": load, "results": rows, "profiles": profiles})
     md_path = write_text(out / "bench.md", "\n".join(lines) + "\n")
     written = [json_path, md_path]
-    if args.plot:
-        written.append(plot(rows, out / "bench.png"))
+    if args.plot is not None:
+        written.append(plot(rows, args.plot))
     print("wrote " + ", ".join(str(p) for p in written))
     return 0

@@ -9,11 +9,12 @@ difference before any parameter sees it).
 from __future__ import annotations
 
 import argparse
-import sys
 
-from reference_tf.batches import DATA_SOURCES
 from reports.commands import user_model
-from scratch.models import MODELS
+from reports.commands.options import (
+    BATCH_DATA, add_models, add_no_verify, add_seed, checks_mnist, in_model_order, positive_int,
+)
+from reports.errors import BadInput
 
 
 def register(subparsers) -> None:
@@ -25,14 +26,16 @@ def register(subparsers) -> None:
                     "and 'training' (the fused computation a training step runs: loss and every "
                     "parameter gradient). One line per model, dtype and path with PASS/FAIL and "
                     "the worst error (the larger of relative L2 and scaled max abs) relative to "
-                    "its tolerance. Exit code 0 only if all pass.")
-    parser.add_argument("--models", nargs="+", choices=list(MODELS), default=list(MODELS),
-                        help="default: all four (ignored with --model)")
-    parser.add_argument("--dtype", choices=["float32", "float64", "both"], default="both")
-    parser.add_argument("--seed", type=int, default=0, help="weights and batch seed (default 0)")
-    parser.add_argument("--batch-size", type=int, default=16, help="examples (default 16)")
-    parser.add_argument("--data", choices=DATA_SOURCES, default="strokes",
-                        help="strokes: digit-like strokes on exact zeros (default); mnist")
+                    "its tolerance. Exit code 0 only if all pass, 1 if any fails.")
+    add_models(parser, "models to check (not with --model)")
+    parser.add_argument("--dtype", choices=["float32", "float64", "both"], default="both",
+                        help="the dtype(s) to check")
+    add_seed(parser, "seeds the weights and the batch")
+    parser.add_argument("--batch-size", type=positive_int, default=16, help="examples")
+    parser.add_argument("--data", choices=BATCH_DATA, default="strokes",
+                        help="strokes: digit-like strokes on exact zeros; mnist: training images "
+                             "drawn with --seed")
+    add_no_verify(parser)
     user_model.add_arguments(parser)
     parser.set_defaults(func=run)
 
@@ -47,23 +50,24 @@ def _line(name: str, dtype: str, result) -> str:
 
 def run(args: argparse.Namespace) -> int:
     from reference_tf.check import check, check_model
+    from reference_tf.reproducible import use_reproducible_kernels
 
+    use_reproducible_kernels()
     if args.input_shape is not None and args.spec is None:
-        print("tfparity check: --input-shape goes with --model", file=sys.stderr)
-        return 2
+        raise BadInput("argument --input-shape: goes with --model FILE.py:FACTORY")
     dtypes = ["float32", "float64"] if args.dtype == "both" else [args.dtype]
-    names = [args.spec] if args.spec is not None else args.models
+    names = [args.spec] if args.spec is not None else in_model_order(args.models)
+    verify = checks_mnist(args)
+    if args.data == "mnist" and not verify:
+        print("data: MNIST from $TFPARITY_MNIST_DIR, SHA-256 not checked (--no-verify)",
+              flush=True)
     failed, total = [], 0
     for name in names:
         for dtype in dtypes:
             if args.spec is None:
-                result = check_model(name, dtype, args.seed, args.batch_size, args.data)
+                result = check_model(name, dtype, args.seed, args.batch_size, args.data, verify)
             else:
-                try:
-                    model, x, y = user_model.load(args, dtype)
-                except ValueError as error:
-                    print(f"tfparity check: {error}", file=sys.stderr)
-                    return 2
+                model, x, y = user_model.load(args, dtype, verify)
                 result = check(model, x, y, name=name)
             for path in result.paths.values():
                 total += 1

@@ -7,9 +7,14 @@ import json
 import sys
 from pathlib import Path
 
-from reference_tf.batches import DATA_SOURCES
 from reports.commands import user_model
-from scratch.models import MODELS
+from reports.commands.options import (
+    BATCH_DATA, MODEL_NAMES, add_no_verify, add_seed, checks_mnist, positive_int,
+)
+from reports.errors import BadInput, reading
+from reports.outputs import JSON_SUFFIXES, PLOT_SUFFIXES, check_file
+
+STDOUT = "-"
 
 
 def register(subparsers) -> None:
@@ -21,23 +26,27 @@ def register(subparsers) -> None:
                     "scratch layer on TensorFlow's input and upstream gradient). Names the first "
                     "divergent layer and pass and asks float64 finite differences which side is "
                     "wrong. Exit code 0 when nothing diverges, 1 when something does.")
-    parser.add_argument("model", nargs="?", choices=list(MODELS),
-                        help="a built-in model (or --model FILE.py:FACTORY)")
+    parser.add_argument("model", nargs="?", choices=MODEL_NAMES,
+                        help="the model: " + ", ".join(MODEL_NAMES)
+                             + " (or --model FILE.py:FACTORY)")
     parser.add_argument("--dtype", choices=["float32", "float64"], default=None,
-                        help="default: the weight file's dtype with --weights, else float64")
-    parser.add_argument("--seed", type=int, default=0,
-                        help="seeds the initial weights and the batch (default 0)")
-    parser.add_argument("--batch-size", type=int, default=16, help="examples (default 16)")
-    parser.add_argument("--weights", type=Path, default=None,
-                        help="a .npz written by `tfparity train --save` (keys like the params)")
-    parser.add_argument("--data", choices=DATA_SOURCES, default="strokes",
-                        help="strokes: digit-like strokes on exact zeros (default; ties and zero "
+                        help="the engines' dtype (default: the weight file's dtype with "
+                             "--weights, else float64)")
+    add_seed(parser, "seeds the initial weights and the batch")
+    parser.add_argument("--batch-size", type=positive_int, default=16, help="examples")
+    parser.add_argument("--weights", type=Path, default=None, metavar="FILE.npz",
+                        help="a .npz written by `tfparity train --save` (default: the seed's "
+                             "initial weights)")
+    parser.add_argument("--data", choices=BATCH_DATA, default="strokes",
+                        help="strokes: digit-like strokes on exact zeros (ties and zero "
                              "pre-activations included); mnist: training images drawn with --seed")
-    parser.add_argument("--json", nargs="?", const="-", default=None, metavar="FILE",
-                        help="write the whole comparison as JSON to FILE (stdout without FILE, "
-                             "instead of the tables)")
+    add_no_verify(parser)
+    parser.add_argument("--json", default=None, metavar="FILE.json",
+                        help="write the whole comparison as JSON to FILE.json, or to stdout "
+                             "instead of the tables with `--json -` (default: no JSON)")
     parser.add_argument("--plot", type=Path, default=None, metavar="FILE.png",
-                        help="write a heat map of the per-layer errors")
+                        help="write a heat map of the per-layer errors as .png, .svg or .pdf "
+                             "(default: no plot)")
     parser.add_argument("--no-fd", action="store_true",
                         help="skip the finite-difference opinion on the first divergence")
     user_model.add_arguments(parser)
@@ -45,47 +54,50 @@ def register(subparsers) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from reference_tf.finite_diff import third_opinion
-    from reference_tf.layerdiff import diff, diff_model
-    from reports.layerdiff_text import render
-    from reports.runner import to_json_safe, write_json_atomic
+    if (args.model is None) == (args.spec is None):
+        raise BadInput("expected one built-in model (" + ", ".join(MODEL_NAMES) + ") or "
+                       "--model FILE.py:FACTORY")
+    if args.spec is not None and args.weights is not None:
+        raise BadInput("argument --weights: goes with the built-in models; a factory's model "
+                       "has its own weights")
+    if args.input_shape is not None and args.spec is None:
+        raise BadInput("argument --input-shape: goes with --model FILE.py:FACTORY")
+    if args.json not in (None, STDOUT):
+        check_file(args.json, "--json", JSON_SUFFIXES)
+    if args.plot is not None:
+        check_file(args.plot, "--plot", PLOT_SUFFIXES)
+
     from reports.weights import load_weights, read_weights
     from scratch.models import build
 
-    if (args.model is None) == (args.spec is None):
-        print("tfparity diff: name one built-in model or give --model FILE.py:FACTORY",
-              file=sys.stderr)
-        return 2
-    if args.spec is not None and args.weights is not None:
-        print("tfparity diff: --weights goes with the built-in models; a factory sets its own "
-              "weights", file=sys.stderr)
-        return 2
-    if args.input_shape is not None and args.spec is None:
-        print("tfparity diff: --input-shape goes with --model", file=sys.stderr)
-        return 2
     weights, dtype = None, args.dtype
-    try:
-        if args.spec is not None:
-            model, x, y = user_model.load(args, dtype or "float64")
-            result = diff(model, x, y, name=args.spec, seed=args.seed, data=args.data)
-        else:
-            if args.weights is not None:
-                dtype = dtype or read_weights(args.weights).meta.get("dtype")
-                expected = build(args.model, seed=args.seed, dtype=dtype).params
-                weights = load_weights(args.weights, expected, model=args.model,
-                                       cast=args.dtype is not None)
-                if weights.meta.get("dtype") != dtype:
-                    print(f"tfparity diff: weights cast from {weights.meta.get('dtype')} to "
-                          f"{dtype} (--dtype)", file=sys.stderr)
-            result = diff_model(args.model, dtype or "float64", args.seed, args.batch_size,
-                                args.data, weights)
-    except ValueError as error:
-        print(f"tfparity diff: {error}", file=sys.stderr)
-        return 2
+    if args.weights is not None:
+        with reading("--weights"):
+            dtype = dtype or read_weights(args.weights).meta["dtype"]
+            expected = build(args.model, seed=args.seed, dtype=dtype).params
+            weights = load_weights(args.weights, expected, model=args.model,
+                                   cast=args.dtype is not None)
+        if weights.meta["dtype"] != dtype:
+            print(f"tfparity diff: weights cast from {weights.meta['dtype']} to {dtype} "
+                  "(--dtype)", file=sys.stderr)
+    from reference_tf.finite_diff import third_opinion
+    from reference_tf.layerdiff import diff, diff_model
+    from reference_tf.reproducible import use_reproducible_kernels
+    from reports.layerdiff_text import render
+    from reports.runner import to_json_safe, write_json_atomic
+
+    use_reproducible_kernels()
+    if args.spec is not None:
+        model, x, y = user_model.load(args, dtype or "float64", checks_mnist(args))
+        result = diff(model, x, y, name=args.spec, seed=args.seed, data=args.data)
+        result.data_unverified = args.data == "mnist" and not checks_mnist(args)
+    else:
+        result = diff_model(args.model, dtype or "float64", args.seed, args.batch_size,
+                            args.data, weights, verify=checks_mnist(args))
     if not args.no_fd:
         third_opinion(result)
     payload = result.to_dict()
-    if args.json == "-":
+    if args.json == STDOUT:
         print(json.dumps(to_json_safe(payload), indent=1, allow_nan=False))
     else:
         print(render(result))
@@ -96,6 +108,6 @@ def run(args: argparse.Namespace) -> int:
         from reports.layerdiff_plot import heatmap
 
         heatmap(result, args.plot)
-        if args.json != "-":
+        if args.json != STDOUT:
             print(f"heat map: {args.plot}")
     return 0 if payload["passed"] else 1

@@ -10,9 +10,11 @@ import time
 from dataclasses import replace
 from pathlib import Path
 
-from reports import datasets, runner, writer
-from reports.experiments import FULL, QUICK, SETTINGS, check_models, plan
-from scratch.data import MnistNotFoundError
+from reports.commands.options import add_no_verify, positive_int
+from reports.errors import INTERRUPTED, BadInput
+from reports.experiments import DATA_SOURCES, FULL, QUICK, SETTINGS, check_models, plan
+from reports.outputs import check_dir
+from reports.sweep import options as sweep_options
 
 DEFAULT_OUT = Path(__file__).resolve().parents[1] / "out"
 META = "environment.json"  # machine and data of the last invocation that trained something
@@ -26,46 +28,68 @@ def register(subparsers) -> None:
                     "report.md, results.json, tables and plots. Each finished run is saved at once; "
                     "re-running the same command resumes.")
     parser.add_argument("--models", nargs="+", choices=list(SETTINGS), default=list(SETTINGS),
-                        help="models to train (default: all four)")
-    parser.add_argument("--seeds", type=int, default=None,
+                        metavar="MODEL",
+                        help=f"models to train, any of {', '.join(SETTINGS)} (default: all four)")
+    parser.add_argument("--seeds", type=positive_int, default=None,
                         help="seeds per experiment (default: 3, or 1 with --quick)")
     parser.add_argument("--quick", action="store_true",
                         help="the whole pipeline on a small subset: 2000 training and 1000 test images, "
                              "1 epoch per setting, evaluation every 500 samples, 1 seed (< 2 min)")
-    parser.add_argument("--data", choices=datasets.DATA_SOURCES, default="mnist",
-                        help="mnist (default) or templates (an offline stand-in: ten noisy class "
+    parser.add_argument("--data", choices=DATA_SOURCES, default="mnist",
+                        help="mnist, or templates (an offline stand-in: ten noisy class "
                              "templates, scratch.data.synthetic)")
-    parser.add_argument("--out", type=Path, default=None,
+    add_no_verify(parser)
+    parser.add_argument("--out", type=Path, default=None, metavar="DIR",
                         help="run directory (default: reports/out/<full|quick>[-templates])")
     parser.add_argument("--no-progress", action="store_true", help="no progress bar")
+    sweep_options.add_options(parser)
     parser.set_defaults(func=run)
 
 
-def _command_line(args, models: list[str], out: Path) -> str:
+def _command_line(args, models: list[str], out: Path, executor) -> str:
     parts = ["tfparity report", "--models", *models, "--seeds", str(args.seeds)]
     parts += ["--quick"] * args.quick + (["--data", args.data] if args.data != "mnist" else [])
+    parts += ["--no-verify"] * args.no_verify
+    parts += executor.arguments() + ["--no-timing"] * args.no_timing
     return " ".join(parts + ["--out", str(out)])
+
+
+def _meta(path: Path) -> dict | None:
+    """The environment and data record of ``path`` (META), or None if absent or unreadable."""
+    try:
+        meta = json.loads(path.read_text())
+    except (OSError, ValueError):
+        return None
+    return meta if isinstance(meta, dict) and {"environment", "data"} <= set(meta) else None
 
 
 def run(args: argparse.Namespace) -> int:
     started = time.perf_counter()
+    name = ("quick" if args.quick else "full") + ("" if args.data == "mnist" else f"-{args.data}")
+    out = check_dir(args.out if args.out is not None else DEFAULT_OUT / name, "--out")
+
+    from reports import datasets, runner, timing, writer
+    from reports.sweep.driver import run_sweep
+    from scratch import threads as blas_threads
+
     if args.seeds is None:
         args.seeds = 1 if args.quick else 3
+    models = check_models(args.models)
+    protocol = replace(QUICK if args.quick else FULL, data=args.data)
+    specs = plan(models, args.seeds, protocol)
     try:
-        models = check_models(args.models)
-        protocol = replace(QUICK if args.quick else FULL, data=args.data)
-        specs = plan(models, args.seeds, protocol)
+        blas_threads.policy()  # a malformed TFPARITY_BLAS_THREADS fails here, not mid-run
+        executor = sweep_options.from_args(args)
     except ValueError as error:
-        print(f"tfparity report: {error}", file=sys.stderr)
-        return 2
-    name = ("quick" if args.quick else "full") + ("" if args.data == "mnist" else f"-{args.data}")
-    out = Path(args.out) if args.out is not None else DEFAULT_OUT / name
+        raise BadInput(str(error)) from error
     store = runner.RunStore(out)
 
     def load_splits() -> datasets.Splits:
+        from reference_tf import threads as tf_threads
         from reports.environment import describe
 
-        splits = datasets.load(protocol)
+        tf_threads.configure()  # before the first TensorFlow run starts its runtime
+        splits = datasets.load(protocol, verify=not args.no_verify)
         runner.write_json_atomic(out / META, {
             "environment": describe(),
             "data": {"source": splits.source, "training_images": len(splits.train[1]),
@@ -75,27 +99,29 @@ def run(args: argparse.Namespace) -> int:
     print(f"tfparity report: {len(specs)} runs ({len(models)} models x 3 settings x {args.seeds} seed(s) "
           f"x 2 implementations) in {out}", flush=True)
     try:
-        results = runner.run_all(specs, store, load_splits, progress=not args.no_progress)
+        results, sweep = run_sweep(specs, store, load_splits, executor,
+                                   progress=not args.no_progress)
     except KeyboardInterrupt:
         done = sum(store.load(spec) is not None for spec in specs)
         print(f"\ntfparity report: interrupted; {done}/{len(specs)} runs are saved in {store.dir}; "
               f"run the same command again to resume.", file=sys.stderr)
-        return 130
-    except MnistNotFoundError as error:
-        print(f"tfparity report: {error}", file=sys.stderr)
-        return 1
+        return INTERRUPTED
 
-    meta_path = out / META
-    if meta_path.exists():
-        meta = json.loads(meta_path.read_text())
-    else:
+    meta = _meta(out / META)
+    if meta is None:
         from reports.environment import describe
 
         meta = {"environment": describe(), "data": {}}
+    timed = None
+    if not args.no_timing:
+        test_images = (meta["data"].get("test_images")
+                       or len(datasets.load(protocol, verify=not args.no_verify).test[1]))
+        timed = timing.load_or_measure(out, models, protocol, test_images,
+                                       sweep if sweep["trained"] else None, retime=args.retime)
     report = writer.write(
         out, [results[spec.key] for spec in specs], models=models, seeds=args.seeds, protocol=protocol,
-        command=_command_line(args, models, out), environment=meta["environment"],
-        elapsed=time.perf_counter() - started, data=meta["data"])
+        command=_command_line(args, models, out, executor), environment=meta["environment"],
+        elapsed=time.perf_counter() - started, data=meta["data"], timing=timed, sweep=sweep)
     print(f"tfparity report: wrote {report}")
     print(f"run directory: {out}")
     return 0

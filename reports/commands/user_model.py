@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import argparse
 
+from reports.errors import reading
+
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     """--model and --input-shape."""
@@ -27,21 +29,19 @@ def _shape(text: str) -> tuple[int, ...]:
     return shape
 
 
-def load(args: argparse.Namespace, dtype: str):
+def load(args: argparse.Namespace, dtype: str, verify: bool = True):
     """(model, x, y): the factory's model rebuilt with --seed, ``dtype`` and --input-shape, and
-    its seeded batch (``reference_tf.batches.model_batch``).
+    its seeded batch (``reference_tf.batches.model_batch``; ``verify``: check MNIST's SHA-256).
 
     Raises:
-        ValueError: anything wrong with the factory, its model or the batch (exit code 2).
+        BadInput: anything wrong with the factory, its model or the batch (exit code 2).
     """
     from reference_tf.batches import model_batch
     from reference_tf.own.loading import load_model
     from reference_tf.own.model import rebuild
 
-    try:
+    with reading("--model"):  # a malformed declaration is a TypeError or ValueError
         model = rebuild(load_model(args.spec), seed=args.seed, dtype=dtype,
                         input_shape=args.input_shape)
-        x, y = model_batch(model, args.data, args.batch_size, args.seed)
-    except TypeError as error:  # a declaration the factory made is malformed
-        raise ValueError(str(error)) from None
+        x, y = model_batch(model, args.data, args.batch_size, args.seed, verify)
     return model, x, y

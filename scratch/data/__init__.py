@@ -6,11 +6,12 @@ NumPy only (no TensorFlow): ``load_mnist(dtype)`` returns ``Splits`` with ``.tra
 
 from scratch.data.idx import parse_idx, read_idx
 from scratch.data.mnist import (
-    Dataset, MnistNotFoundError, RawMnist, Splits, cache_dir, load_mnist, load_mnist_raw,
+    Dataset, MnistDataError, MnistNotFoundError, RawMnist, Splits, cache_dir, load_mnist,
+    load_mnist_raw,
 )
 from scratch.data.npm_fetch import FetchError, fetch_npm_files
 
 __all__ = [
-    "Dataset", "FetchError", "MnistNotFoundError", "RawMnist", "Splits", "cache_dir",
-    "fetch_npm_files", "load_mnist", "load_mnist_raw", "parse_idx", "read_idx",
+    "Dataset", "FetchError", "MnistDataError", "MnistNotFoundError", "RawMnist", "Splits",
+    "cache_dir", "fetch_npm_files", "load_mnist", "load_mnist_raw", "parse_idx", "read_idx",
 ]

@@ -65,11 +65,10 @@ def parse_idx(data: bytes, name: str = "<bytes>", shape: tuple | None = None,
     return array if element.isnative else array.astype(element.newbyteorder("="))
 
 
-def read_idx(path: str | Path, shape: tuple | None = None, dtype: str | None = None) -> np.ndarray:
-    """Read an IDX file, gunzipping it first if it is gzip-compressed (whatever its name).
+def read_idx_bytes(path: str | Path) -> bytes:
+    """The bytes of an IDX file, gunzipped first if it is gzip-compressed (whatever its name).
 
-    ``shape`` and ``dtype`` are checked as in ``parse_idx``; raises ValueError for a malformed
-    file or a damaged gzip stream, naming the file.
+    Raises ValueError for a damaged gzip stream, naming the file.
     """
     path = Path(path)
     data = path.read_bytes()
@@ -79,7 +78,16 @@ def read_idx(path: str | Path, shape: tuple | None = None, dtype: str | None = N
         except (OSError, EOFError, zlib.error) as error:
             raise ValueError(f"{path}: expected a complete gzip stream, received a damaged one "
                              f"({error}).") from None
-    return parse_idx(data, str(path), shape, dtype)
+    return data
+
+
+def read_idx(path: str | Path, shape: tuple | None = None, dtype: str | None = None) -> np.ndarray:
+    """Read an IDX file, gunzipping it first if it is gzip-compressed (whatever its name).
+
+    ``shape`` and ``dtype`` are checked as in ``parse_idx``; raises ValueError for a malformed
+    file or a damaged gzip stream, naming the file.
+    """
+    return parse_idx(read_idx_bytes(path), str(Path(path)), shape, dtype)
 
 
 def _shape_text(shape: tuple) -> str:

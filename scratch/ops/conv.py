@@ -123,14 +123,14 @@ def correlate_valid(x: np.ndarray, kernel: np.ndarray, strides, pads, out_hw):
     return y.reshape(x.shape[0], grid[0], grid[1], c_out), cols_t, grid
 
 
-def conv2d_forward(x: np.ndarray, kernel: np.ndarray, bias: np.ndarray, strides=(1, 1),
+def conv2d_forward(x: np.ndarray, kernel: np.ndarray, bias: np.ndarray | None, strides=(1, 1),
                    padding: str = "valid"):
     """Convolve a batch of images.
 
     Args:
         x: (N, H, W, c_in).
         kernel: (kh, kw, c_in, c_out).
-        bias: (c_out,).
+        bias: (c_out,), or None for no bias.
         strides: (sh, sw).
         padding: "valid" or "same" (TensorFlow's split of the padding).
 

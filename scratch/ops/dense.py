@@ -12,18 +12,21 @@ class DenseCache(NamedTuple):
     kernel: np.ndarray  # (in, out)
 
 
-def dense_forward(x: np.ndarray, kernel: np.ndarray, bias: np.ndarray):
+def dense_forward(x: np.ndarray, kernel: np.ndarray, bias: np.ndarray | None):
     """Affine map of a batch.
 
     Args:
         x: inputs, shape (N, in).
         kernel: weights, shape (in, out) (Keras layout).
-        bias: shape (out,).
+        bias: shape (out,), or None for no bias.
 
     Returns:
         (y, cache) with y of shape (N, out).
     """
-    return x @ kernel + bias, DenseCache(x, kernel)
+    y = x @ kernel
+    if bias is not None:
+        y += bias
+    return y, DenseCache(x, kernel)
 
 
 def dense_backward(dy: np.ndarray, cache: DenseCache, need_input_grad: bool = True):

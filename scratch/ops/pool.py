@@ -23,7 +23,7 @@ class MaxPool2DCache(NamedTuple):
     pads: tuple         # (top, bottom, left, right)
 
 
-def _window_views(xp: np.ndarray, pool_size, strides, out_hw) -> list:
+def window_views(xp: np.ndarray, pool_size, strides, out_hw) -> list:
     """The ph*pw views xp[:, i + sh*p, j + sw*q, :] of shape (N, Ho, Wo, C), in row-major (i, j)."""
     (ph, pw), (sh, sw), (ho, wo) = pool_size, strides, out_hw
     return [xp[:, i:i + (ho - 1) * sh + 1:sh, j:j + (wo - 1) * sw + 1:sw, :]
@@ -75,7 +75,7 @@ def max_pool2d_forward(x: np.ndarray, pool_size=(2, 2), strides=(2, 2), padding:
     if tuple(strides) == tuple(pool_size) and not any(pads):
         y = max_pool_tiles(x, pool_size, out_hw)
     else:
-        y = elementwise_max(_window_views(xp, pool_size, strides, out_hw))
+        y = elementwise_max(window_views(xp, pool_size, strides, out_hw))
     return y, MaxPool2DCache(xp, y, x.shape, tuple(pool_size), tuple(strides), pads)
 
 
@@ -97,8 +97,8 @@ def max_pool2d_backward(dy: np.ndarray, cache: MaxPool2DCache) -> np.ndarray:
     # Non-overlapping windows that tile the padded input write every element exactly once.
     dxp = np.empty if tiled else np.zeros
     dxp = dxp((n, h + top + bottom, w + left + right, c), dtype=dy.dtype)
-    views = _window_views(cache.xp, cache.pool_size, cache.strides, out_hw)
-    targets = _window_views(dxp, cache.pool_size, cache.strides, out_hw)
+    views = window_views(cache.xp, cache.pool_size, cache.strides, out_hw)
+    targets = window_views(dxp, cache.pool_size, cache.strides, out_hw)
     # Visit the window in row-major order: an element gets the gradient if it equals the maximum
     # and no earlier element did, so on ties the first maximal element wins, which is where
     # TensorFlow's MaxPoolGrad sends the gradient.

@@ -1,0 +1,172 @@
+"""Keras models in: the scratch twin of a ``keras.Sequential``, with its weights.
+
+    import keras
+    from reference_tf.from_keras import from_keras      # also scratch.from_keras (lazy)
+
+    keras_model = keras.Sequential([keras.Input((28, 28, 1)),
+                                    keras.layers.Conv2D(8, 3, padding="same", activation="relu"),
+                                    keras.layers.MaxPooling2D(2), keras.layers.Flatten(),
+                                    keras.layers.Dense(10)])
+    model = from_keras(keras_model)     # conv2d, conv2d_relu, max_pooling2d, flatten, dense
+
+Each Keras layer becomes the scratch layer of the same name and settings; an ``activation="relu"``
+of a Dense or Conv2D becomes a separate ``ReLU`` named ``"<layer>_relu"`` (the course models'
+naming). ``reference_tf.twin.twin`` goes the other way, so ``from_keras(twin(model))`` rebuilds
+``model``. A layer or setting scratch cannot compute raises an error naming the layer.
+"""
+
+from __future__ import annotations
+
+from typing import Callable
+
+import keras
+
+from reference_tf.twin import copy_weights
+from scratch import layers as scratch_layers
+from scratch.models import Sequential
+from scratch.regularizers import L2
+
+
+def _unsupported(layer, setting: str, value, expected: str) -> ValueError:
+    return ValueError(f"from_keras: layer '{layer.name}' ({type(layer).__name__}): {setting}="
+                      f"{value!r} is not supported; expected {expected}.")
+
+
+def _check_channels_last(layer) -> None:
+    if layer.data_format != "channels_last":
+        raise _unsupported(layer, "data_format", layer.data_format, "'channels_last' (NHWC)")
+
+
+def _activation(layer, activation) -> list[scratch_layers.Layer]:
+    """The scratch layers after a Keras layer with ``activation``: none, or a ReLU."""
+    if activation is keras.activations.linear:
+        return []
+    if activation is keras.activations.relu:
+        return [scratch_layers.ReLU(name=f"{layer.name}_relu")]
+    name = getattr(activation, "__name__", activation)
+    hint = (" (scratch models output logits and the loss applies the softmax: end the Keras "
+            "model in a linear layer)" if name == "softmax" else "")
+    raise _unsupported(layer, "activation", name, f"None, 'linear' or 'relu'{hint}")
+
+
+def _kernel_regularizer(layer) -> L2 | None:
+    """The scratch penalty of a Dense/Conv2D, after checking the settings it cannot take."""
+    if not layer.use_bias:
+        raise _unsupported(layer, "use_bias", False, "True")
+    for setting in ("bias_regularizer", "activity_regularizer", "kernel_constraint",
+                    "bias_constraint"):
+        if getattr(layer, setting) is not None:
+            raise _unsupported(layer, setting, getattr(layer, setting), "None")
+    regularizer = layer.kernel_regularizer
+    if regularizer is None:
+        return None
+    if type(regularizer) is not keras.regularizers.L2:
+        raise _unsupported(layer, "kernel_regularizer", regularizer,
+                           "None or keras.regularizers.L2")
+    return L2(regularizer.l2)
+
+
+def _dense(layer: keras.layers.Dense) -> list[scratch_layers.Layer]:
+    dense = scratch_layers.Dense(layer.units, kernel_regularizer=_kernel_regularizer(layer),
+                                 name=layer.name)
+    return [dense, *_activation(layer, layer.activation)]
+
+
+def _conv2d(layer: keras.layers.Conv2D) -> list[scratch_layers.Layer]:
+    _check_channels_last(layer)
+    if tuple(layer.dilation_rate) != (1, 1):
+        raise _unsupported(layer, "dilation_rate", layer.dilation_rate, "(1, 1)")
+    if layer.groups != 1:
+        raise _unsupported(layer, "groups", layer.groups, "1")
+    conv = scratch_layers.Conv2D(layer.filters, tuple(layer.kernel_size),
+                                 strides=tuple(layer.strides), padding=layer.padding,
+                                 kernel_regularizer=_kernel_regularizer(layer), name=layer.name)
+    return [conv, *_activation(layer, layer.activation)]
+
+
+def _max_pool2d(layer: keras.layers.MaxPooling2D) -> list[scratch_layers.Layer]:
+    _check_channels_last(layer)
+    return [scratch_layers.MaxPool2D(tuple(layer.pool_size), strides=tuple(layer.strides),
+                                     padding=layer.padding, name=layer.name)]
+
+
+def _relu(layer: keras.layers.ReLU) -> list[scratch_layers.Layer]:
+    for setting in ("max_value", "negative_slope", "threshold"):
+        value = getattr(layer, setting)
+        if value not in (None, 0):
+            raise _unsupported(layer, setting, value, "the default (a plain ReLU)")
+    return [scratch_layers.ReLU(name=layer.name)]
+
+
+def _activation_layer(layer: keras.layers.Activation) -> list[scratch_layers.Layer]:
+    if layer.activation is not keras.activations.relu:
+        name = getattr(layer.activation, "__name__", layer.activation)
+        raise _unsupported(layer, "activation", name, "'relu'")
+    return [scratch_layers.ReLU(name=layer.name)]
+
+
+def _flatten(layer: keras.layers.Flatten) -> list[scratch_layers.Layer]:
+    _check_channels_last(layer)
+    return [scratch_layers.Flatten(name=layer.name)]
+
+
+CONVERTERS: dict[type, Callable[[keras.layers.Layer], list[scratch_layers.Layer]]] = {
+    keras.layers.Dense: _dense, keras.layers.Conv2D: _conv2d,
+    keras.layers.MaxPooling2D: _max_pool2d, keras.layers.ReLU: _relu,
+    keras.layers.Activation: _activation_layer, keras.layers.Flatten: _flatten,
+}
+
+
+def _model_dtype(keras_model: keras.Sequential) -> str:
+    """The one dtype every layer computes and stores its variables in (float32 or float64)."""
+    dtypes = {layer.name: (layer.dtype_policy.compute_dtype, layer.dtype_policy.variable_dtype)
+              for layer in keras_model.layers}
+    found = sorted(set(dtypes.values()))
+    if len(found) != 1 or found[0][0] != found[0][1] or found[0][0] not in ("float32", "float64"):
+        raise ValueError(f"from_keras: expected every layer to compute and keep its variables in "
+                         f"float32, or every layer in float64; received (compute, variable) "
+                         f"dtypes {dtypes}.")
+    return found[0][0]
+
+
+def from_keras(keras_model: keras.Sequential, counterparts: dict | None = None) -> Sequential:
+    """The scratch model computing what ``keras_model`` computes, with a copy of its weights.
+
+    Args:
+        keras_model: a built ``keras.Sequential`` (made with ``keras.Input(shape)``) of the
+            layers in ``CONVERTERS`` (Dense, Conv2D, MaxPooling2D, ReLU, Activation("relu"),
+            Flatten), all of one dtype, ending in logits (N, K).
+        counterparts: further Keras layer classes -> ``converter(keras_layer) -> [scratch
+            layers]``, checked first, for layers written outside ``scratch.layers``.
+
+    Returns:
+        A ``scratch.models.Sequential`` of the same input shape, dtype and K classes; its params
+        ("<layer>/kernel", ...) equal the Keras variables.
+
+    Raises:
+        TypeError: not a Sequential, or a layer without a scratch counterpart (named).
+        ValueError: the model is not built, or a setting scratch cannot compute (layer named).
+    """
+    if not isinstance(keras_model, keras.Sequential):
+        raise TypeError(f"from_keras: expected a keras.Sequential, received "
+                        f"{type(keras_model).__name__}.")
+    if not keras_model.built or not keras_model.layers:
+        raise ValueError(f"from_keras: model '{keras_model.name}' has no input shape yet; build "
+                         f"it with keras.Input(shape=...) as its first entry.")
+    converters = {**CONVERTERS, **(counterparts or {})}
+    layers = []
+    for layer in keras_model.layers:
+        convert = converters.get(type(layer))
+        if convert is None:
+            raise TypeError(f"from_keras: layer '{layer.name}' ({type(layer).__name__}) has no "
+                            f"scratch counterpart; supported: "
+                            f"{sorted(cls.__name__ for cls in converters)}.")
+        layers.extend(convert(layer))
+    output_shape = tuple(keras_model.output_shape[1:])
+    if len(output_shape) != 1:
+        raise ValueError(f"from_keras: expected the model to end in logits (N, K), received "
+                         f"output shape {keras_model.output_shape}.")
+    model = Sequential(layers, tuple(keras_model.input_shape[1:]), dtype=_model_dtype(keras_model),
+                       num_classes=output_shape[0])
+    copy_weights(keras_model, model)
+    return model

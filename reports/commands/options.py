@@ -1,0 +1,83 @@
+"""Argument types and options shared by the subcommands.
+
+A type raises ``argparse.ArgumentTypeError``, so argparse answers with the option's name, what
+was expected and what was received, and exit code 2.
+"""
+
+from __future__ import annotations
+
+import argparse
+import math
+import os
+
+# The one model order: that of scratch.models.MODELS (not imported here: parsing the command
+# line needs no NumPy; a test checks that the two agree).
+MODEL_NAMES: tuple[str, ...] = ("linear", "mlp1", "mlp2", "cnn", "cnn_bn")
+# The batches of check and diff: reference_tf.batches.DATA_SOURCES (not imported here: it loads
+# NumPy; a test checks that the two agree).
+BATCH_DATA = ("strokes", "mnist")
+
+
+def positive_int(text: str) -> int:
+    value = _int(text, "a positive integer")
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"expected a positive integer, received {text!r}")
+    return value
+
+
+def non_negative_int(text: str) -> int:
+    value = _int(text, "a non-negative integer")
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"expected a non-negative integer, received {text!r}")
+    return value
+
+
+def positive_float(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        value = math.nan
+    if not (math.isfinite(value) and value > 0):
+        raise argparse.ArgumentTypeError(f"expected a positive finite number, received {text!r}")
+    return value
+
+
+def _int(text: str, expected: str) -> int:
+    try:
+        return int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected {expected}, received {text!r}") from None
+
+
+def in_model_order(names) -> list[str]:
+    """``names`` without repeats, in the order of ``MODEL_NAMES``."""
+    return [name for name in MODEL_NAMES if name in set(names)]
+
+
+def add_model(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("model", choices=MODEL_NAMES, help="the model: " + ", ".join(MODEL_NAMES))
+
+
+def add_models(parser: argparse.ArgumentParser, what: str) -> None:
+    parser.add_argument("--models", nargs="+", choices=MODEL_NAMES, default=list(MODEL_NAMES),
+                        metavar="MODEL",
+                        help=f"{what}, any of {', '.join(MODEL_NAMES)}; run in that order "
+                             "(default: all of them)")
+
+
+def add_seed(parser: argparse.ArgumentParser, what: str) -> None:
+    parser.add_argument("--seed", type=non_negative_int, default=0, help=what)
+
+
+def checks_mnist(args: argparse.Namespace) -> bool:
+    """Whether the MNIST a batch command (check, diff) reads gets its SHA-256 checked: always
+    but with --no-verify and a $TFPARITY_MNIST_DIR (the cache is checked on every load)."""
+    from scratch.data.mnist import ENV_DIR
+
+    return not (args.no_verify and os.environ.get(ENV_DIR))
+
+
+def add_no_verify(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--no-verify", action="store_true",
+                        help="use MNIST files of $TFPARITY_MNIST_DIR (or --dir) that differ from "
+                             "the published ones (SHA-256 not checked; every output says so)")
