@@ -18,7 +18,9 @@ layer's mask, and the isolated pass replays that mask.
 The softmax cross-entropy is a last pseudo-layer "loss" (forward: the loss; backward: dL/dlogits).
 The *first divergence* is the first quantity whose isolated error exceeds the dtype's tolerance
 (``reference_tf.compare``), scanning the forward pass in network order and then the backward
-pass in reverse order; the layers after it merely inherit its error.
+pass in reverse order; the layers after it merely inherit its error. Every quantity whose
+isolated error fails gets a cause from the convention catalog (``reference_tf.causes``), or
+None when no known convention explains it.
 """
 
 from __future__ import annotations
@@ -29,6 +31,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from reference_tf.batches import load_batch
+from reference_tf.causes import Cause, explain
 from reference_tf.compare import Comparison, Tolerance, compare_arrays, tolerances
 from reference_tf.gradients import trace as keras_trace
 from reference_tf.twin import twin
@@ -48,7 +51,9 @@ class Quantity:
     the reference's shape (with the batch axis); isolated is None for dL/dy (the layer does not
     compute it); amplification = propagated rel L2 error of this quantity / that of what the
     layer received (y of the previous layer forward, its own dL/dy backward), None where
-    undefined.
+    undefined; cause: the catalog's explanation of an isolated failure (None: none matched, or
+    nothing failed), causes_tried: the ids tried; arrays: (the layer's isolated value,
+    TensorFlow's value), for the matcher.
     """
 
     key: str
@@ -59,6 +64,9 @@ class Quantity:
     propagated: Comparison
     isolated: Comparison | None = None
     amplification: float | None = None
+    cause: Cause | None = None
+    causes_tried: list[str] = field(default_factory=list)
+    arrays: tuple = field(default=(None, None), repr=False)
 
     @property
     def isolated_fails(self) -> bool:
@@ -91,6 +99,7 @@ class Divergence:
     pass_: str
     quantity: Quantity         # the worst failing quantity of that layer and pass
     also_failing: list[str]    # labels of the layer's other failing quantities in that pass
+    cause: Cause | None = None  # the convention that explains it (``reference_tf.causes``)
 
 
 @dataclass
@@ -167,7 +176,8 @@ def _quantity(key, label, pass_, tolerance: Tolerance, mine, reference,
     reference = np.asarray(reference)
     return Quantity(key, label, pass_, tuple(reference.shape), tol,
                     safe_compare(mine, reference, label),
-                    None if isolated is None else safe_compare(isolated, reference, label))
+                    None if isolated is None else safe_compare(isolated, reference, label),
+                    arrays=(isolated, reference))
 
 
 def _layer_diffs(model: Sequential, x, y, mine: Trace, ref: Trace,
@@ -280,8 +290,8 @@ def diff_model(model_name: str, dtype: str = "float64", seed: int = 0, batch_siz
 
 
 def diff(model: Sequential, x: np.ndarray, y: np.ndarray, *, name: str = "model",
-         seed: int | None = None, data: str = "given", counterparts: dict | None = None
-         ) -> ModelDiff:
+         seed: int | None = None, data: str = "given", counterparts: dict | None = None,
+         keras_model=None) -> ModelDiff:
     """Compare any scratch model with its Keras twin (weights copied) on the batch (x, y).
 
     Args:
@@ -289,11 +299,15 @@ def diff(model: Sequential, x: np.ndarray, y: np.ndarray, *, name: str = "model"
         x: inputs (N, *model.input_shape) of the model's dtype; y: labels (N,).
         name, seed, data: how the result describes the model and the batch.
         counterparts: Keras factories for custom layer classes (``reference_tf.twin.keras_layer``).
+        keras_model: the reference, with the model's weights and state (and Dropout masks
+            shared); default ``twin(model, counterparts, share_masks=True)``.
 
     Returns:
-        The ``ModelDiff`` (no third opinion yet; see ``reference_tf.finite_diff.third_opinion``).
+        The ``ModelDiff`` with the causes of its isolated failures (no third opinion yet; see
+        ``reference_tf.finite_diff.third_opinion``).
     """
-    keras_model = twin(model, counterparts, share_masks=True)  # the state before the step
+    if keras_model is None:
+        keras_model = twin(model, counterparts, share_masks=True)  # the state before the step
     state_before = {key: np.array(value) for key, value in model.state.items()}
     mine = _copy_trace(model.trace(x, y))
     ref = keras_trace(keras_model, x, y)
@@ -303,6 +317,7 @@ def diff(model: Sequential, x: np.ndarray, y: np.ndarray, *, name: str = "model"
                        first_propagated, batch_statistics=model.mixes_examples)
     result.isolated_inputs = {"model": model, "labels": y, "layers": inputs,
                               "counterparts": counterparts}
+    explain(result)
     return result
 
 
@@ -323,7 +338,9 @@ def to_dict(result: ModelDiff) -> dict:
         return {"key": q.key, "label": q.label, "pass": q.pass_, "shape": list(q.shape),
                 "tolerance": q.tolerance, "propagated": comparison_dict(q.propagated),
                 "isolated": comparison_dict(q.isolated), "amplification": q.amplification,
-                "propagated_fails": q.propagated_fails, "isolated_fails": q.isolated_fails}
+                "propagated_fails": q.propagated_fails, "isolated_fails": q.isolated_fails,
+                "cause": None if q.cause is None else q.cause.to_dict(),
+                "causes_tried": q.causes_tried}
 
     first = None
     if result.first is not None:
@@ -333,7 +350,9 @@ def to_dict(result: ModelDiff) -> dict:
                  "label": f.quantity.label,
                  "param": key.split("/", 1)[1] if key.startswith("grads/") else None,
                  "also_failing": f.also_failing,
-                 "isolated": comparison_dict(f.quantity.isolated)}
+                 "isolated": comparison_dict(f.quantity.isolated),
+                 "cause": None if f.cause is None else f.cause.to_dict(),
+                 "causes_tried": f.quantity.causes_tried}
     return {
         "model": result.model, "dtype": result.dtype, "seed": result.seed, "data": result.data,
         "data_unverified": result.data_unverified,

@@ -5,8 +5,9 @@
                         input_shape=(4, 6, 6, 3), dtype="float64")
 
 Each assertion raises AssertionError listing every quantity outside its tolerance (see
-``reference_tf.compare``) with its errors, worst index and both values, and returns the
-comparisons when everything passes.
+``reference_tf.compare``) with its errors, worst index and both values, then the cause the
+convention catalog names for it (``reference_tf.causes``), and returns the comparisons when
+everything passes.
 """
 
 from __future__ import annotations
@@ -14,7 +15,9 @@ from __future__ import annotations
 import keras
 import numpy as np
 
-from reference_tf.compare import Comparison, assert_all_close
+from reference_tf.causes import cause_clause, find_cause, layer_case, tried
+from reference_tf.causes.registry import error
+from reference_tf.compare import Comparison, assert_all_close, tolerance_for
 from reference_tf.gradients import layer_pass, trace, trace_arrays
 from reference_tf.twin import copy_state, copy_weights, twin
 from reference_tf.twin import keras_layer as keras_counterpart
@@ -92,8 +95,27 @@ def assert_layer_parity(scratch_layer: Layer, keras_layer: keras.layers.Layer | 
     mine = {"output": out, "input_grad": dx,
             **{f"grads/{k}": v for k, v in scratch_layer.grads.items()},
             **{f"state/{k}": v for k, v in scratch_layer.state.items()}}
-    return assert_all_close(mine, reference.arrays(), dtype,
-                            context=f"{scratch_layer!r} vs Keras, input shape {input_shape}")
+    expected = reference.arrays()
+    try:
+        return assert_all_close(mine, expected, dtype,
+                                context=f"{scratch_layer!r} vs Keras, input shape {input_shape}")
+    except AssertionError as failure:
+        raise AssertionError("\n".join([str(failure), *_layer_causes(scratch_layer, mine, expected,
+                                                                    x, dy, dtype)])) from None
+
+
+def _layer_causes(layer: Layer, mine: dict, expected: dict, x: np.ndarray, dy: np.ndarray,
+                  dtype: np.dtype) -> list[str]:
+    """One line per failing quantity: the cause the catalog names, or that none matched."""
+    lines = []
+    for key, reference in expected.items():
+        tolerance = tolerance_for(key, dtype)
+        if key not in mine or error(mine[key], reference) <= tolerance:
+            continue
+        pass_ = "backward" if key == "input_grad" or key.startswith("grads/") else "forward"
+        case = layer_case(layer, key, pass_, mine[key], reference, x, dy, tolerance)
+        lines.append(f"cause of {key}: {cause_clause(find_cause(case), tried(case))}")
+    return lines
 
 
 def _check_output_shapes(scratch_layer: Layer, keras_layer: keras.layers.Layer,
@@ -146,10 +168,25 @@ def assert_model_parity(model: Sequential, x: np.ndarray, y: np.ndarray,
                    else keras_model)
     mine = trace_arrays(model.trace(x, y))
     reference = trace_arrays(trace(keras_model, x, y))
-    return assert_all_close(mine, reference, model.dtype,
-                            context=f"model ({', '.join(layer.name for layer in model.layers)}) "
-                                    f"vs Keras, batch {x.shape}",
-                            batch_statistics=model.mixes_examples)
+    try:
+        return assert_all_close(mine, reference, model.dtype,
+                                context=f"model ({', '.join(layer.name for layer in model.layers)})"
+                                        f" vs Keras, batch {x.shape}",
+                                batch_statistics=model.mixes_examples)
+    except AssertionError as failure:
+        raise AssertionError(f"{failure}\n{_model_cause(model, x, y, keras_model, counterparts)}"
+                             ) from None
+
+
+def _model_cause(model: Sequential, x, y, keras_model, counterparts) -> str:
+    """The first divergence of ``reference_tf.layerdiff.diff`` and its cause, in one line."""
+    from reference_tf.layerdiff import diff
+
+    first = diff(model, x, y, counterparts=counterparts, keras_model=keras_model).first
+    if first is None:
+        return "first divergence: none (no layer's own error exceeds the tolerance)"
+    return (f"first divergence: layer '{first.layer}' ({first.layer_type}), {first.pass_} pass, "
+            f"{first.quantity.label}; {cause_clause(first.cause, first.quantity.causes_tried)}")
 
 
 def _routes(pool: MaxPool2D, pool_input: np.ndarray, after_relu: bool) -> np.ndarray:

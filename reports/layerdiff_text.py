@@ -1,9 +1,11 @@
-"""``tfparity diff`` as text: the forward and backward tables and the first-divergence sentence."""
+"""``tfparity diff`` as text: the forward and backward tables and the first-divergence sentence,
+both naming the cause where the convention catalog (``reference_tf.causes``) finds one."""
 
 from __future__ import annotations
 
 import math
 
+from reference_tf.causes import cause_clause
 from reference_tf.compare import Comparison, tolerances
 from reference_tf.layerdiff import LOSS, ModelDiff, Quantity, scan
 
@@ -34,18 +36,35 @@ def _status(q: Quantity) -> str:
     return "inherited" if q.propagated_fails else "ok"
 
 
+def _cause(q: Quantity) -> str:
+    """The cause column: the catalog id, "none" (no convention matched) or "-" (not failing)."""
+    if not q.isolated_fails:
+        return "-"
+    return "none" if q.cause is None else q.cause.id
+
+
+def cause_line(result: ModelDiff) -> str:
+    """The first divergence's cause in one line ("" without a divergence), for the heat map."""
+    first = result.first
+    if first is None:
+        return ""
+    if first.cause is None:
+        return "cause: none of the catalog's conventions matches"
+    return f"cause: {first.cause.id}, {first.cause.sentence}"
+
+
 def _row(layer: str, kind: str, q: Quantity) -> list[str]:
     p = q.propagated
     shape_ok = tuple(p.shape) == tuple(q.shape)
     worst = "-" if p.worst_index is None or not shape_ok else _shape(p.worst_index)
     return [layer, kind, q.label, _shape(q.shape), _error(p, q.shape),
             _num(p.max_abs) if shape_ok else "-", f"{p.cosine:.9f}" if shape_ok else "-", worst,
-            _error(q.isolated, q.shape), _num(q.amplification), _status(q)]
+            _error(q.isolated, q.shape), _num(q.amplification), _status(q), _cause(q)]
 
 
 DATA_NAMES = {"strokes": "strokes (digit-like)", "mnist": "MNIST"}
 HEADER = ["layer", "type", "quantity", "shape", "rel L2", "max abs", "cosine", "worst index",
-          "isolated", "amplif.", "status"]
+          "isolated", "amplif.", "status", "cause"]
 
 
 def _table(rows: list[list[str]]) -> str:
@@ -110,6 +129,7 @@ def first_divergence_sentence(result: ModelDiff) -> str:
                 f"{_describe(first.layer, q, logits)}: {error} with {given} taken from TensorFlow")
     if first.also_failing:
         sentence += f" (also failing there: {', '.join(first.also_failing)})"
+    sentence += "; " + cause_clause(first.cause, q.causes_tried)
     if result.opinion is not None:
         sentence += "; " + result.opinion.sentence
     else:
