@@ -64,6 +64,10 @@ def flatten_order(case: Case):
         yield Variant(_words(order), value)
 
 
+def _listing(words: list[str]) -> str:
+    return words[0] if len(words) == 1 else f"{', '.join(words[:-1])} and {words[-1]}"
+
+
 AXIS_NAMES = {2: ("the batch", "the units"),
               4: ("the batch", "the rows", "the columns", "the channels")}
 
@@ -79,9 +83,9 @@ def bias_grad_axis(case: Case):
     for count in range(1, dy.ndim + 1):
         for axes in combinations(range(dy.ndim), count):
             if axes != right:
-                yield Variant(f"the bias gradient sums dL/dy over {', '.join(names[a] for a in axes)} "
-                              f"(axes {axes}) instead of TensorFlow's {right}",
-                              dy.sum(axis=axes))
+                over = _listing([names[a] for a in axes])
+                yield Variant(f"the bias gradient sums dL/dy over {over} (axes {axes}) instead "
+                              f"of TensorFlow's {right}", dy.sum(axis=axes))
 
 
 @convention("batch_mean_missing", kinds=(ANY,), keys=("grads/*",),

@@ -42,23 +42,34 @@ def windowed_value(case: Case, pads: tuple, kernel: np.ndarray | None = None,
     return None
 
 
-def _axis_splits(size: int, window: int, stride: int) -> list[tuple[int, int]]:
-    """(before, after) paddings of one axis giving TensorFlow's SAME output length: TensorFlow's
-    own first, then the extra pixel before, and (p, p) for the usual symmetric choices."""
+def _axis_splits(size: int, window: int, stride: int) -> list[list[tuple[int, int]]]:
+    """The (before, after) paddings of one axis that give TensorFlow's SAME output length,
+    grouped by the windows they produce (padding after the last window is never read):
+    TensorFlow's group first, then the usual hand-written choices, the symmetric (p, p) with
+    p = (k-1)//2, k//2 or ceil(total/2) and the extra pixel before."""
     out, before, after = numeric.same_padding(size, window, stride)
     total = before + after
-    splits = [(before, after), (after, before)]
-    splits += [(p, p) for p in ((window - 1) // 2, window // 2, -(-total // 2))]
-    fitting = [sp for sp in splits if numeric.output_size(size, window, stride, *sp) == out]
-    return list(dict.fromkeys(fitting))
+    splits = [(p, p) for p in ((window - 1) // 2, window // 2, -(-total // 2))]
+    splits.append((after, before))
+    groups: dict[tuple, list] = {}
+    for split in [(before, after), *splits]:
+        if numeric.output_size(size, window, stride, *split) == out:
+            read = (split[0], max(0, (out - 1) * stride + window - size - split[0]))
+            if split not in groups.setdefault(read, []):
+                groups[read].append(split)
+    return list(groups.values())
 
 
-def _split_words(tf_split: tuple, split: tuple) -> str:
-    if split[0] == split[1]:
-        return "symmetric padding"
-    if split == tf_split[::-1]:
-        return "the extra pixel top/left"
-    return "another split"
+def _split_words(tf_split: tuple, group: list) -> str:
+    """"(1, 1) instead of TensorFlow's (0, 1): symmetric padding", naming the other splits
+    with the same windows."""
+    ordered = sorted(group, key=lambda split: split[0] != split[1])
+    first = ordered[0]
+    words = ("symmetric padding" if first[0] == first[1] else
+             "the extra pixel top/left" if first == tf_split[::-1] else "another split")
+    same = "" if len(ordered) == 1 else (
+        f" (the same windows as {' and '.join(map(str, ordered[1:]))})")
+    return f"{first} instead of TensorFlow's {tf_split}: {words}{same}", first
 
 
 @convention("same_padding_split", kinds=("conv", "pool"),
@@ -67,28 +78,26 @@ def _split_words(tf_split: tuple, split: tuple) -> str:
                     "ceil(total/2), or with the odd pixel top/left instead of TensorFlow's "
                     "bottom/right",
             detection="the quantity recomputed with each split that gives TensorFlow's output "
-                      "size")
+                      "size (splits that read the same windows count as one)")
 def same_padding_split(case: Case):
     s = case.settings
     if s["padding"] != "same":
         return
     axes = [_axis_splits(n, k, st) for n, k, st in zip(case.x.shape[1:3], s["window"],
                                                        s["strides"])]
-    tf_rows, tf_cols = axes[0][0], axes[1][0]
-    for rows, cols in product(*axes):
-        if (rows, cols) == (tf_rows, tf_cols):
+    tf_rows, tf_cols = axes[0][0][0], axes[1][0][0]
+    for row_group, col_group in product(*axes):
+        if row_group is axes[0][0] and col_group is axes[1][0]:
             continue
-        if rows == cols and tf_rows == tf_cols:
-            what = f"{rows} instead of TensorFlow's {tf_rows}"
-            words = _split_words(tf_rows, rows)
+        (row_words, rows), (col_words, cols) = (_split_words(tf_rows, row_group),
+                                                _split_words(tf_cols, col_group))
+        if row_group == col_group and tf_rows == tf_cols:
+            what = row_words
         else:
-            what = (f"(rows {rows}, columns {cols}) instead of TensorFlow's (rows {tf_rows}, "
-                    f"columns {tf_cols})")
-            words = _split_words(tf_rows if rows != tf_rows else tf_cols,
-                                 rows if rows != tf_rows else cols)
+            what = f"rows {row_words}; columns {col_words}"
         value = windowed_value(case, (*rows, *cols))
         if value is not None:
-            yield Variant(f"SAME padding is split {what}: {words}", value)
+            yield Variant(f"SAME padding is split {what}", value)
 
 
 @convention("pool_padding_value", kinds=("pool",), keys=("output", "input_grad"),
