@@ -11,6 +11,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 from helpers import DTYPES
+from threadpoolctl import threadpool_limits
 from planted import (
     odd_model,
     plant_conv_bias_grad_nchw_axes,
@@ -112,6 +113,14 @@ OTHER_BUGS = {
     "conv_input_grad_channel_sign": Planted(plant_conv_input_grad_channel_sign, "cnn",
                                             ("conv2", "backward", "input_grad"), None),
 }
+
+
+@pytest.fixture(autouse=True)
+def one_blas_thread():
+    """Every array here is small: one BLAS thread is faster, and much faster on a busy machine
+    (``scratch/threads.py``)."""
+    with threadpool_limits(limits=1, user_api="blas"):
+        yield
 
 
 def run_diff(model: str, dtype: str, tmp_path, fd: bool) -> dict:
@@ -248,9 +257,9 @@ def mnist_train() -> tuple[np.ndarray, np.ndarray]:
 @pytest.mark.parametrize("name", sorted(MODELS))
 def test_clean_models_name_no_cause(name, mnist_train, monkeypatch):
     # 50 seeds (weights and batch) of each clean model, seed s in dtype DTYPES[s % 2] on
-    # DATA[s // 2 % 2], so every combination gets 12 or 13 seeds; the full product (50 seeds of
-    # each combination) takes about 9 minutes and is in docs/causes.md. The matcher runs only
-    # on a failing quantity: on clean models it must never be called.
+    # DATA[s // 2 % 2], so every combination gets 12 or 13 seeds (the full product, 50 seeds of
+    # each combination, is measured in docs/causes.md). The matcher runs only on a failing
+    # quantity: on clean models it must never be called.
     def never(case):
         raise AssertionError(f"matcher called on a clean model: {case.name} {case.key}")
 
