@@ -164,6 +164,7 @@ def assert_model_parity(model: Sequential, x: np.ndarray, y: np.ndarray,
     Returns:
         The comparisons keyed as ``reference_tf.gradients.trace_arrays``.
     """
+    given = keras_model
     keras_model = (twin(model, counterparts, share_masks=True) if keras_model is None
                    else keras_model)
     mine = trace_arrays(model.trace(x, y))
@@ -174,12 +175,13 @@ def assert_model_parity(model: Sequential, x: np.ndarray, y: np.ndarray,
                                         f" vs Keras, batch {x.shape}",
                                 batch_statistics=model.mixes_examples)
     except AssertionError as failure:
-        raise AssertionError(f"{failure}\n{_model_cause(model, x, y, keras_model, counterparts)}"
+        raise AssertionError(f"{failure}\n{_model_cause(model, x, y, given, counterparts)}"
                              ) from None
 
 
 def _model_cause(model: Sequential, x, y, keras_model, counterparts) -> str:
-    """The first divergence of ``reference_tf.layerdiff.diff`` and its cause, in one line."""
+    """The first divergence of ``reference_tf.layerdiff.diff`` and its cause, in one line
+    (against ``keras_model``, or a fresh twin of the model as it is now when None)."""
     from reference_tf.layerdiff import diff
 
     first = diff(model, x, y, counterparts=counterparts, keras_model=keras_model).first
