@@ -10,8 +10,23 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from helpers import DTYPES
 from threadpoolctl import threadpool_limits
+
+from reference_tf import causes
+from reference_tf.causes import cases as cases_module
+from reference_tf.compare import tolerance_for
+from reference_tf.finite_diff import third_opinion
+from reference_tf.layerdiff import diff
+from reference_tf.testing import assert_layer_parity, assert_model_parity
+from reference_tf.twin import copy_state, copy_weights, twin
+from reports.cli import main
+from reports.layerdiff_text import cause_line, render
+from scratch.data import load_mnist
+from scratch.data.synthetic import strokes
+from scratch.layers import Conv2D
+from scratch.models import MODELS, build
+
+from helpers import DTYPES
 from planted import (
     odd_model,
     plant_conv_bias_grad_nchw_axes,
@@ -35,20 +50,6 @@ from planted import (
     plant_same_padding_symmetric,
     pool_first_model,
 )
-
-from reference_tf import causes
-from reference_tf.causes import cases as cases_module
-from reference_tf.compare import tolerance_for
-from reference_tf.finite_diff import third_opinion
-from reference_tf.layerdiff import diff
-from reference_tf.testing import assert_layer_parity, assert_model_parity
-from reference_tf.twin import copy_state, copy_weights, twin
-from reports.cli import main
-from reports.layerdiff_text import cause_line, render
-from scratch.data import load_mnist
-from scratch.data.synthetic import strokes
-from scratch.layers import Conv2D
-from scratch.models import MODELS, build
 
 ROOT = Path(__file__).resolve().parents[1]
 CUSTOM = {"odd": odd_model, "pool_first": pool_first_model}

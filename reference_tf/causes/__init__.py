@@ -30,8 +30,8 @@ from reference_tf.causes.registry import (
 )
 
 __all__ = ["CONVENTIONS", "KINDS", "Case", "Cause", "Convention", "Variant", "applicable",
-           "catalog_markdown", "cause_clause", "convention", "explain", "find_cause", "layer_case", "layer_kind",
-           "loss_case", "tried"]
+           "catalog_markdown", "cause_clause", "convention", "explain", "find_cause",
+           "layer_case", "layer_kind", "loss_case", "tried"]
 
 
 def catalog_markdown() -> str:

@@ -23,7 +23,8 @@ def loss_reduction(case: Case):
     n, k = case.x.shape
     reference = np.asarray(case.reference, np.float64)
     what = "loss" if case.key == "output" else "loss gradient dL/dlogits"
-    yield Variant(f"the {what} is summed over the batch (N = {n}) instead of averaged", reference * n)
+    yield Variant(f"the {what} is summed over the batch (N = {n}) instead of averaged",
+                  reference * n)
     yield Variant(f"the {what} is averaged over the N * classes = {n * k} entries instead of the "
                   f"N = {n} examples", reference / k)
 
