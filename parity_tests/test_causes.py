@@ -234,6 +234,12 @@ def test_layer_parity_failure_names_the_cause(dtype, monkeypatch):
     assert all(line.endswith("(cause: same_padding_split)") for line in lines), lines
 
 
+def test_layer_without_bias_gets_its_cause(monkeypatch):
+    plant_conv_forward_flipped(monkeypatch)
+    with pytest.raises(AssertionError, match=r"cause of output: .*\(cause: kernel_flip\)"):
+        assert_layer_parity(Conv2D(2, 3, use_bias=False), None, (2, 6, 6, 2), "float64")
+
+
 def test_model_parity_failure_names_the_cause(monkeypatch):
     plant_flatten_nchw(monkeypatch)
     model = build("cnn", dtype="float64")

@@ -55,7 +55,7 @@ def flatten_order(case: Case):
             value = (flat if case.key == "output" else
                      dy.reshape(x.transpose(axes).shape).transpose(np.argsort(axes)))
         elif case.key == "output":
-            value = flat @ case.params["kernel"] + case.params["bias"]
+            value = flat @ case.params["kernel"] + case.bias
         elif case.key == "input_grad":
             grad = case.dy @ case.params["kernel"].T
             value = grad.reshape(x.transpose(axes).shape).transpose(np.argsort(axes))

@@ -94,6 +94,11 @@ class Case:
     def batch(self) -> int:
         return int(np.shape(self.x)[0])
 
+    @property
+    def bias(self):
+        """The layer's bias, 0.0 for a layer without one (``use_bias=False``)."""
+        return self.params.get("bias", 0.0)
+
 
 @dataclass(frozen=True)
 class Convention:

@@ -29,7 +29,7 @@ def windowed_value(case: Case, pads: tuple, kernel: np.ndarray | None = None,
     kernel = case.params.get("kernel") if kernel is None else kernel
     if case.kind == "conv":
         if case.key == "output":
-            return numeric.conv2d(x, kernel, s["strides"], pads, out_hw) + case.params["bias"]
+            return numeric.conv2d(x, kernel, s["strides"], pads, out_hw) + case.bias
         if case.key == "input_grad":
             return numeric.conv2d_input_grad(dy, kernel, x.shape, s["strides"], pads)
         if case.key == "grads/kernel":
@@ -182,7 +182,7 @@ def kernel_layout(case: Case):
     x = case.x.reshape(case.batch, -1)
     for words, used, grad_map in _dense_kernel_readings(kernel):
         if case.key == "output":
-            value = x @ used + case.params["bias"]
+            value = x @ used + case.bias
         elif case.key == "input_grad":
             value = (case.dy @ used.T).reshape(case.x.shape)
         else:
