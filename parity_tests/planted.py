@@ -282,3 +282,16 @@ def plant_conv_input_grad_channel_sign(monkeypatch):
         return dx, dkernel, dbias
 
     monkeypatch.setattr(ops, "conv2d_backward", backward)
+
+
+def plant_relu_other_dtype(monkeypatch):
+    """ReLU's output in the other float dtype (float32 from a float64 model and vice versa), as
+    code that allocates its result with a fixed dtype does."""
+    real = ops.relu_forward
+
+    def forward(x):
+        y, cache = real(x)
+        other = np.float32 if x.dtype == np.float64 else np.float64
+        return y.astype(other), cache
+
+    monkeypatch.setattr(ops, "relu_forward", forward)

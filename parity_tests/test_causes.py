@@ -45,6 +45,7 @@ from planted import (
     plant_loss_sum_instead_of_mean,
     plant_pool_pads_zero,
     plant_pool_split_ties,
+    plant_relu_other_dtype,
     plant_relu_passes_at_zero,
     plant_same_padding_extra_on_top,
     plant_same_padding_symmetric,
@@ -106,6 +107,11 @@ CONVENTION_BUGS = {
     "dense_grads_mean_twice": Planted(plant_dense_grads_mean_twice, "mlp1",
                                       ("logits", "backward", "grads/kernel"),
                                       "batch_mean_missing"),
+    # float32 values from a float64 model miss float64's tolerance; float64 values from a
+    # float32 model are within float32's, so only a dtype check of the result can see them.
+    "relu_other_dtype": Planted(plant_relu_other_dtype, "mlp1",
+                                ("hidden1_relu", "forward", "output"), "dtype_drift",
+                                ("float64",)),
 }
 
 OTHER_BUGS = {

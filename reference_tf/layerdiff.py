@@ -100,6 +100,7 @@ class Divergence:
     quantity: Quantity         # the worst failing quantity of that layer and pass
     also_failing: list[str]    # labels of the layer's other failing quantities in that pass
     cause: Cause | None = None  # the convention that explains it (``reference_tf.causes``)
+    causes_tried: list[str] = field(default_factory=list)  # the conventions tried on it
 
 
 @dataclass
@@ -352,7 +353,7 @@ def to_dict(result: ModelDiff) -> dict:
                  "also_failing": f.also_failing,
                  "isolated": comparison_dict(f.quantity.isolated),
                  "cause": None if f.cause is None else f.cause.to_dict(),
-                 "causes_tried": f.quantity.causes_tried}
+                 "causes_tried": f.causes_tried}
     return {
         "model": result.model, "dtype": result.dtype, "seed": result.seed, "data": result.data,
         "data_unverified": result.data_unverified,

@@ -188,7 +188,7 @@ def _model_cause(model: Sequential, x, y, keras_model, counterparts) -> str:
     if first is None:
         return "first divergence: none (no layer's own error exceeds the tolerance)"
     return (f"first divergence: layer '{first.layer}' ({first.layer_type}), {first.pass_} pass, "
-            f"{first.quantity.label}; {cause_clause(first.cause, first.quantity.causes_tried)}")
+            f"{first.quantity.label}; {cause_clause(first.cause, first.causes_tried)}")
 
 
 def _routes(pool: MaxPool2D, pool_input: np.ndarray, after_relu: bool) -> np.ndarray:

@@ -129,7 +129,7 @@ def first_divergence_sentence(result: ModelDiff) -> str:
                 f"{_describe(first.layer, q, logits)}: {error} with {given} taken from TensorFlow")
     if first.also_failing:
         sentence += f" (also failing there: {', '.join(first.also_failing)})"
-    sentence += "; " + cause_clause(first.cause, q.causes_tried)
+    sentence += "; " + cause_clause(first.cause, first.causes_tried)
     if result.opinion is not None:
         sentence += "; " + result.opinion.sentence
     else:

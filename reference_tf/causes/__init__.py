@@ -14,7 +14,8 @@ The registry is ``CONVENTIONS`` (``reference_tf.causes.registry``); docs/causes.
 (``catalog_markdown``). NumPy only.
 """
 
-from reference_tf.causes import windowed, layers, loss  # noqa: F401, I001  (they register, in order)
+from reference_tf.causes import (  # noqa: F401, I001  (they register, in this order)
+    windowed, layers, loss, faults)
 from reference_tf.causes.cases import (cause_clause, explain, layer_case, layer_kind, loss_case,
                                          tried)
 from reference_tf.causes.registry import (

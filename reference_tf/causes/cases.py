@@ -63,25 +63,48 @@ def cause_clause(cause: Cause | None, tried: list[str]) -> str:
     return f"no known convention explains it (tried: {', '.join(tried)})"
 
 
+def _case(result, diff, q, key: str | None = None, fault=None) -> Case:
+    """The case of quantity q of layer ``diff`` (a ``layerdiff.LayerDiff``) of ``result``;
+    ``key`` and ``fault`` for a fault's case (q is then the pass's worst quantity)."""
+    inputs = result.isolated_inputs
+    x, dy = inputs["layers"][diff.name]
+    mine, reference = q.arrays
+    key = q.key if key is None else key
+    if diff.name == LOSS:
+        case = loss_case(key, q.pass_, mine, reference, x, inputs["labels"], result.dtype,
+                         q.tolerance)
+    else:
+        layer = next(layer for layer in inputs["model"].layers if layer.name == diff.name)
+        case = layer_case(layer, key, q.pass_, mine, reference, x, dy, q.tolerance)
+    case.fault = fault
+    return case
+
+
+def _fault_cause(result, first) -> tuple[Cause | None, list[str]]:
+    """The cause of a divergence that is a fault of the layer's code: judged on the layer's
+    worst isolated quantity of that pass (its value on private copies)."""
+    diff = next(layer for layer in result.layers if layer.name == first.layer)
+    compared = [q for q in diff.quantities if q.pass_ == first.pass_ and q.isolated is not None]
+    if not compared:
+        return None, []
+    worst = max(compared, key=lambda q: q.isolated.smallest_passing_tolerance / q.tolerance)
+    case = _case(result, diff, worst, first.fault.key, first.fault)
+    return find_cause(case), tried(case)
+
+
 def explain(result) -> Cause | None:
     """Set ``cause`` and ``causes_tried`` on every quantity of a ``layerdiff.ModelDiff`` whose
     isolated error fails, and ``result.first.cause``; returns the first divergence's cause."""
-    inputs = result.isolated_inputs
-    layers = {layer.name: layer for layer in inputs["model"].layers}
     for diff in result.layers:
         for q in diff.quantities:
-            if not q.isolated_fails:
-                continue
-            x, dy = inputs["layers"][diff.name]
-            mine, reference = q.arrays
-            if diff.name == LOSS:
-                case = loss_case(q.key, q.pass_, mine, reference, x, inputs["labels"],
-                                 result.dtype, q.tolerance)
-            else:
-                case = layer_case(layers[diff.name], q.key, q.pass_, mine, reference, x, dy,
-                                  q.tolerance)
-            q.cause, q.causes_tried = find_cause(case), tried(case)
+            if q.isolated_fails:
+                case = _case(result, diff, q)
+                q.cause, q.causes_tried = find_cause(case), tried(case)
     first = result.first
-    if first is not None:
-        first.cause = first.quantity.cause
-    return None if first is None else first.cause
+    if first is None:
+        return None
+    if getattr(first, "fault", None) is not None:
+        first.cause, first.causes_tried = _fault_cause(result, first)
+    else:
+        first.cause, first.causes_tried = first.quantity.cause, first.quantity.causes_tried
+    return first.cause

@@ -53,11 +53,15 @@ class Cause(NamedTuple):
 class Variant(NamedTuple):
     """One alternative: ``expected`` is TensorFlow's value recomputed under the other convention;
     ``actual`` (default: the layer's value) is what is compared with it, for conventions that
-    transform the layer's value instead."""
+    transform the layer's value instead. ``observed``: the convention was seen directly (a
+    fault, a dtype), not inferred from the numbers, so the variant need not change anything;
+    ``tolerance``: the one to judge it by (default the case's)."""
 
     detail: str
     expected: np.ndarray
     actual: np.ndarray | None = None
+    observed: bool = False
+    tolerance: float | None = None
 
 
 @dataclass
@@ -72,7 +76,8 @@ class Case:
     (the output's shape; None for the loss); params: the layer's parameters ("kernel", "bias");
     settings: "kernel_size"/"pool_size", "strides", "padding" of windowed layers; labels: the
     loss's (N,); dtype: the model's; tolerance: the quantity's; layer: the layer object (None
-    for the loss), for conventions that run it again; name: the layer's name.
+    for the loss), for conventions that run it again; name: the layer's name; fault: the fault
+    of the layer's code the case is about (``reference_tf.own.safety.Fault``), if any.
     """
 
     kind: str
@@ -89,6 +94,7 @@ class Case:
     labels: np.ndarray | None = None
     layer: object = None
     name: str = ""
+    fault: object = None
 
     @property
     def batch(self) -> int:
@@ -163,18 +169,21 @@ def find_cause(case: Case) -> Cause | None:
 
     A variant matches when it brings the layer's value within the tolerance of it and departs
     from the original comparison by more than the tolerance (it changes TensorFlow's value or
-    the layer's), unless its values are mere rounding (``informative``); among matches the
-    smallest residual wins (registry order on ties).
+    the layer's), unless its values are mere rounding (``informative``); a variant seen
+    directly (``observed``) need only match. Among matches the smallest residual wins (registry
+    order on ties).
     """
     best = None
     for conv in applicable(case):
         for variant in conv.variants(case):
             actual = case.mine if variant.actual is None else variant.actual
+            tolerance = variant.tolerance or case.tolerance
             residual = error(actual, variant.expected)
-            if residual > case.tolerance or (best is not None and residual >= best.residual):
+            if residual > tolerance or (best is not None and residual >= best.residual):
                 continue
             moved = (error(variant.expected, case.reference) > case.tolerance
                      or error(actual, case.mine) > case.tolerance)
-            if moved and informative(variant.expected, case.reference, case.tolerance):
+            if variant.observed or (moved and informative(variant.expected, case.reference,
+                                                          case.tolerance)):
                 best = Cause(conv.id, variant.detail, residual)
     return best
