@@ -56,6 +56,9 @@ def test_bench_command_writes_table_json_plot_and_profile(tmp_path, capsys, fres
         assert math.isclose(row["train_ratio"],
                             row["numpy_step"]["median"] / row["tensorflow_step"]["median"])
         assert row["numpy_peak_tracemalloc_mib"] > 0
+        assert row["numpy_loss_and_grads"]["n"] == 2
+        assert math.isclose(row["loss_and_grads_of_step"],
+                            row["numpy_loss_and_grads"]["median"] / row["numpy_step"]["median"])
         assert f"| {row['model']} |" in printed
     assert "blas" in payload["environment"] and "thread_environment" in payload["environment"]
     phases = {"step": threads.POLICY["step"], "eval": 2}

@@ -7,6 +7,7 @@ import numpy as np
 from scratch.data.synthetic import strokes
 
 DATA_SOURCES = ("strokes", "mnist")
+MNIST_SHAPE = (28, 28, 1)
 
 
 def load_batch(data: str, batch_size: int, seed: int, dtype: str,
@@ -29,3 +30,41 @@ def load_batch(data: str, batch_size: int, seed: int, dtype: str,
         index = np.sort(np.random.default_rng(seed).choice(len(x), size=batch_size, replace=False))
         return np.ascontiguousarray(x[index]), np.asarray(y[index], dtype=np.int64)
     raise ValueError(f"batch: expected data in {DATA_SOURCES}, received {data!r}.")
+
+
+def model_batch(model, data: str, batch_size: int, seed: int, verify: bool = True
+                ) -> tuple[np.ndarray, np.ndarray]:
+    """``load_batch`` for any model, in the model's own input layout (``model.images``, e.g.
+    NCHW) and dtype, labels in [0, model.num_classes); ``verify`` as in ``load_batch``.
+
+    MNIST needs 28x28x1 images. "strokes" also draws other image shapes (H, W, C), one stroke
+    image per channel cut from a square of side max(H, W), and flat inputs (F,) as the first F
+    pixels of flattened square stroke images.
+    """
+    dtype = model.dtype.name
+    shape = tuple(getattr(model, "image_shape", model.input_shape))
+    if shape == MNIST_SHAPE or data == "mnist":
+        if shape != MNIST_SHAPE:
+            raise ValueError(f"batch: --data mnist needs per-example inputs of 28x28x1 images, "
+                             f"the model takes {model.input_shape}.")
+        x, y = load_batch(data, batch_size, seed, dtype, verify)
+    elif data != "strokes":
+        raise ValueError(f"batch: expected data in {DATA_SOURCES}, received {data!r}.")
+    elif batch_size < 1:
+        raise ValueError(f"batch: expected batch_size >= 1, received {batch_size}.")
+    elif len(shape) == 3:
+        h, w, c = shape
+        images, _ = strokes(batch_size * c, seed, dtype, size=max(h, w))
+        x = np.ascontiguousarray(images[:, :h, :w, 0].reshape(batch_size, c, h, w)
+                                 .transpose(0, 2, 3, 1))
+    elif len(shape) == 1:
+        side = int(np.ceil(np.sqrt(shape[0])))
+        x = np.ascontiguousarray(strokes(batch_size, seed, dtype, size=side)[0]
+                                 .reshape(batch_size, -1)[:, :shape[0]])
+    else:
+        raise ValueError(f"batch: expected per-example inputs of rank 1 or 3, the model takes "
+                         f"{model.input_shape}.")
+    if model.num_classes != 10 or shape != MNIST_SHAPE:
+        y = np.random.default_rng(seed).integers(0, model.num_classes, batch_size)
+    images = getattr(model, "images", None)
+    return (images(x) if images is not None else x), np.asarray(y, dtype=np.int64)

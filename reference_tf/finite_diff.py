@@ -25,11 +25,13 @@ from typing import Callable
 import numpy as np
 import tensorflow as tf
 
-from reference_tf.gradients import layer_pass, sparse_cross_entropy
+from reference_tf.adapter import float64_layer, from_keras, keras_weights, loss_of, to_keras
+from reference_tf.gradients import layer_pass, loss_function, model_trace
 from reference_tf.layerdiff import LOSS, ModelDiff
-from reference_tf.twin import copy_weights, keras_layer
-from scratch import ops
-from scratch.gradcheck import check_layer_gradients, float64_copy
+from reference_tf.own.model import Function
+from reference_tf.own.safety import Fault, UserCodeError
+from reference_tf.twin import copy_weights, keras_layer, twin
+from scratch.gradcheck import check_layer_gradients
 from scratch.layers import replaying_masks
 
 EPS = 1e-6
@@ -91,9 +93,9 @@ def _shape_opinion(rows, f_scratch, mine, reference, what) -> Opinion:
     ending = ", so the scratch implementation is wrong." if agree else "."
     return Opinion("scratch" if agree else "both",
                    f"the scratch {what} has shape {mine.shape}, not {reference.shape}, so it "
-                   "cannot "
-                   f"be this gradient; finite differences {'agree' if agree else 'disagree'} with "
-                   f"TensorFlow (relative error {error:.1e}){ending}",
+                   f"cannot be this gradient; finite differences "
+                   f"{'agree' if agree else 'disagree'} with TensorFlow (relative error "
+                   f"{error:.1e}){ending}",
                    {"scratch_shape": list(mine.shape), "expected_shape": list(reference.shape),
                     "tensorflow_error": error})
 
@@ -180,18 +182,24 @@ def judge(rows: np.ndarray, f_scratch, f_tf, mine: np.ndarray, reference: np.nda
     return _kink_opinion(own, ref, right, left, disputed, scale, what, details)
 
 
-def _loss_opinion(logits: np.ndarray, labels: np.ndarray) -> Opinion:
+def _loss_opinion(model, logits: np.ndarray, labels: np.ndarray) -> Opinion:
+    loss = loss_of(model)
+    keras_loss = loss.keras("float64")
     logits64 = np.array(logits, dtype=np.float64)
-    mine = ops.softmax_cross_entropy(logits64, labels)[1]
+    mine = loss.compute(logits64, labels)[1]
+
+    def reference_loss(logits_t):
+        return keras_loss(tf.convert_to_tensor(labels), logits_t)
+
     logits_t = tf.constant(logits64)
     with tf.GradientTape() as tape:
         tape.watch(logits_t)
-        loss = sparse_cross_entropy(logits_t, labels)
-    reference = tape.gradient(loss, logits_t).numpy()
+        value = reference_loss(logits_t)
+    reference = tape.gradient(value, logits_t).numpy()
     rows = logits64.reshape(1, -1)
-    return judge(rows, lambda: np.array([ops.softmax_cross_entropy(logits64, labels)[0]]),
-                  lambda: np.array([float(sparse_cross_entropy(tf.constant(logits64), labels))]),
-                  mine, reference, "loss gradient dL/dlogits")
+    return judge(rows, lambda: np.array([loss.compute(logits64, labels)[0]]),
+                 lambda: np.array([float(reference_loss(tf.constant(logits64)))]),
+                 mine, reference, "loss gradient dL/dlogits")
 
 
 def _layer_opinion(layer, x: np.ndarray, dy: np.ndarray, key: str,
@@ -199,7 +207,7 @@ def _layer_opinion(layer, x: np.ndarray, dy: np.ndarray, key: str,
     """Training-mode passes of both sides, as in the diff: a Dropout replays the mask of the
     diff's pass (its twin shares it); batch statistics mix the examples, so a batch-normalized
     input is probed as one row."""
-    clone = float64_copy(layer)
+    clone = float64_layer(layer)
     x64, up = np.array(x, dtype=np.float64), np.array(dy, dtype=np.float64)
     with replaying_masks([clone]):
         clone.forward(x64)
@@ -208,10 +216,10 @@ def _layer_opinion(layer, x: np.ndarray, dy: np.ndarray, key: str,
         twin = keras_layer(clone, "float64", counterparts, share_masks=True)
         twin.build((None, *layer.input_shape))
         variables = {v.name: v for v in twin.trainable_weights}
-        copy_weights(clone.params, variables)
+        copy_weights(to_keras(clone, clone.params), variables)
         reference = layer_pass(twin, x64, up)
         reference = {"input_grad": reference.input_grad,
-                     **{f"grads/{k}": v for k, v in reference.grads.items()}}
+                     **{f"grads/{k}": v for k, v in from_keras(clone, reference.grads).items()}}
         param = key.split("/", 1)[1] if key.startswith("grads/") else None
         per_example = param is None and not layer.mixes_examples
         target = x64 if param is None else clone.params[param]
@@ -223,7 +231,8 @@ def _layer_opinion(layer, x: np.ndarray, dy: np.ndarray, key: str,
 
         def f_tf() -> np.ndarray:
             if param is not None:
-                variables[param].assign(clone.params[param])
+                for name, value in to_keras(clone, clone.params).items():
+                    variables[name].assign(value)
             return values(twin(tf.constant(x64), training=True).numpy())
 
         what = "input gradient" if param is None else f"gradient of '{param}'"
@@ -234,7 +243,7 @@ def _layer_opinion(layer, x: np.ndarray, dy: np.ndarray, key: str,
 def _forward_opinion(layer, x: np.ndarray, dy: np.ndarray, examples: int = 4) -> Opinion:
     # Batch statistics depend on the whole batch: checked on all of it.
     n = len(x) if layer.mixes_examples else examples
-    results = check_layer_gradients(layer, x[:n], dy[:n], max_elements=64)
+    results = check_layer_gradients(float64_layer(layer), x[:n], dy[:n], max_elements=64)
     worst = max(results.values(), key=lambda r: r.rel_error)
     consistent = worst.rel_error < AGREES
     sentence = ("finite differences judge derivatives, not values, so they cannot referee a "
@@ -252,6 +261,45 @@ def _forward_opinion(layer, x: np.ndarray, dy: np.ndarray, examples: int = 4) ->
                                          "worst_rel_error": worst.rel_error})
 
 
+def _fault_opinion(fault: Fault) -> Opinion:
+    """No numbers to referee: what the fault means."""
+    if fault.fatal:
+        sentence = (f"not a question of numbers: the code failed there, so nothing after it was "
+                    f"computed in the {fault.pass_} pass of the model's own run; everything "
+                    "before it is compared above.")
+    elif fault.problem.startswith("modified"):
+        sentence = ("not a question of numbers: the layer got a copy, so the values above are "
+                    "unaffected, but in your own code the write changes an array its caller "
+                    "still holds (another layer's output or gradient, or a parameter).")
+    else:
+        sentence = ("not a question of numbers: the result was cast to the model's dtype to go "
+                    "on, so the values above show what the layer computes.")
+    return Opinion("fault", sentence, {"fault": fault.to_dict()})
+
+
+def _function_opinion(model: Function, x: np.ndarray, y: np.ndarray, key: str) -> Opinion:
+    """Finite differences of the user's loss and of the Keras twin's, in float64, on the
+    parameter of a diverging gradient."""
+    clone = model.rebuilt(dtype="float64")
+    for name, value in model.params.items():
+        clone.params[name][...] = value
+    architecture, x64 = clone.architecture, np.array(x, dtype=np.float64)
+    name = key.split("/", 1)[1]
+    layer = next(layer for layer in clone.layers if name in layer.params)
+    keras_model = twin(architecture)
+    reference = model_trace(architecture, x64, y, keras_model=keras_model)
+    loss_fn = loss_function(architecture)
+
+    def f_tf() -> np.ndarray:
+        copy_weights(keras_weights(architecture), keras_model)
+        return np.array([float(loss_fn(keras_model(tf.constant(x64)), y))])
+
+    return judge(clone.params[name].reshape(1, -1),
+                 lambda: np.array([clone.loss_and_grads(x64, y)[0]]), f_tf,
+                 clone.loss_and_grads(x64, y)[1][name], reference.grads[f"{layer.name}/{name}"],
+                 f"gradient of '{name}'")
+
+
 def third_opinion(result: ModelDiff) -> Opinion | None:
     """The finite-difference opinion on ``result.first`` (None when nothing diverged); also
     stored as ``result.opinion``."""
@@ -259,21 +307,35 @@ def third_opinion(result: ModelDiff) -> Opinion | None:
     if first is None:
         return None
     inputs = result.isolated_inputs
-    x, dy = inputs["layers"][first.layer]
-    if first.layer == LOSS:
-        opinion = (_loss_opinion(x, inputs["labels"]) if first.pass_ == "backward" else
+    model = inputs["model"]
+    if first.fault is not None:
+        opinion = _fault_opinion(first.fault)
+    elif isinstance(model, Function):
+        opinion = (_function_opinion(model, inputs["x"], inputs["labels"], first.key)
+                   if first.pass_ == "backward" else
                    Opinion("forward", "finite differences judge derivatives, not values; the "
                                       "loss value itself differs."))
+    elif first.layer == LOSS:
+        logits, _ = inputs["layers"][LOSS]
+        opinion = (_loss_opinion(model, logits, inputs["labels"]) if first.pass_ == "backward"
+                   else Opinion("forward", "finite differences judge derivatives, not values; "
+                                           "the loss value itself differs."))
     else:
-        layer = next(layer for layer in inputs["model"].layers if layer.name == first.layer)
-        if first.quantity.key.startswith("state/"):
-            opinion = Opinion("forward", "finite differences judge derivatives, not values; a "
-                                         "moving statistic follows an update rule (Keras: "
-                                         "moving * momentum + batch * (1 - momentum), with the "
-                                         "biased batch variance), and that rule differs here.")
-        elif first.pass_ == "forward":
-            opinion = _forward_opinion(layer, x, dy)
-        else:
-            opinion = _layer_opinion(layer, x, dy, first.quantity.key, inputs.get("counterparts"))
+        x, dy = inputs["layers"][first.layer]
+        layer = next(layer for layer in model.layers if layer.name == first.layer)
+        try:
+            if first.key.startswith("state/"):
+                opinion = Opinion("forward", "finite differences judge derivatives, not values; "
+                                             "a moving statistic follows an update rule (Keras: "
+                                             "moving * momentum + batch * (1 - momentum), with "
+                                             "the biased batch variance), and that rule differs "
+                                             "here.")
+            elif first.pass_ == "forward":
+                opinion = _forward_opinion(layer, x, dy)
+            else:
+                opinion = _layer_opinion(layer, x, dy, first.key, inputs.get("counterparts"))
+        except UserCodeError as error:
+            opinion = Opinion("fault", f"no opinion: in float64 {error.faults[0].sentence}.",
+                              {"fault": error.faults[0].to_dict()})
     result.opinion = opinion
     return opinion

@@ -12,7 +12,8 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from reference_tf.twin import keras_params, keras_state
+from reference_tf.adapter import keras_weights, loss_of, model_grads
+from reference_tf.twin import copy_weights, keras_params, keras_state, twin
 from scratch.models import Trace
 
 
@@ -85,7 +86,7 @@ def layer_pass(keras_layer: keras.layers.Layer, x: np.ndarray, dy: np.ndarray,
 
 
 def trace(keras_model: keras.Sequential, x: np.ndarray, y: np.ndarray,
-          training: bool = True) -> Trace:
+          training: bool = True, loss_fn=sparse_cross_entropy) -> Trace:
     """One forward and backward pass of a Keras Sequential with the mean cross-entropy loss
     plus the model's regularization losses (``model.losses``), as Keras trains it.
 
@@ -97,6 +98,7 @@ def trace(keras_model: keras.Sequential, x: np.ndarray, y: np.ndarray,
         x: inputs (N, *input_shape) of the model's dtype.
         y: integer labels (N,).
         training: False runs the inference mode instead.
+        loss_fn: (logits tensor, labels) -> scalar tensor; default the mean cross-entropy.
 
     Returns:
         A ``scratch.models.Trace``: logits (N, K), loss (float), outputs and output_grads keyed
@@ -111,7 +113,7 @@ def trace(keras_model: keras.Sequential, x: np.ndarray, y: np.ndarray,
         for layer in keras_model.layers:  # one by one, so every intermediate output is kept
             h = layer(h, training=training)
             outputs[layer.name] = h
-        loss = sparse_cross_entropy(h, y)
+        loss = loss_fn(h, y)
         if keras_model.losses:  # the kernel_regularizer penalties
             loss = loss + tf.add_n(keras_model.losses)
     sources = [*outputs.values(), *params.values(), x_t]
@@ -141,3 +143,24 @@ def trace_arrays(result: Trace) -> dict:
         "input_grad": result.input_grad,
         **{f"state/{k}": v for k, v in result.state.items()},
     }
+
+
+def loss_function(model):
+    """The Keras counterpart of ``model``'s loss (its declared reduction, tfparity's mean
+    cross-entropy by default) as ``(logits tensor, labels) -> scalar tensor``."""
+    keras_loss = loss_of(model).keras(model.dtype.name)
+    return lambda logits, labels: keras_loss(tf.convert_to_tensor(labels), logits)
+
+
+def model_trace(model, x: np.ndarray, y: np.ndarray, counterparts: dict | None = None,
+                keras_model: keras.Sequential | None = None) -> Trace:
+    """``trace`` of ``model``'s Keras twin with the model's loss, every array keyed and laid out
+    like the model's own trace. ``keras_model``: a twin to reuse (e.g. over seeds, or built
+    before the model's step changed its state), into which the model's weights are copied;
+    default ``twin(model, counterparts, share_masks=True)``."""
+    if keras_model is None:
+        keras_model = twin(model, counterparts, share_masks=True)
+    else:
+        copy_weights(keras_weights(model), keras_model)
+    result = trace(keras_model, x, y, loss_fn=loss_function(model))
+    return result._replace(grads=model_grads(model, result.grads))

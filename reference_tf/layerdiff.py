@@ -18,9 +18,18 @@ layer's mask, and the isolated pass replays that mask.
 The softmax cross-entropy is a last pseudo-layer "loss" (forward: the loss; backward: dL/dlogits).
 The *first divergence* is the first quantity whose isolated error exceeds the dtype's tolerance
 (``reference_tf.compare``), scanning the forward pass in network order and then the backward
-pass in reverse order; the layers after it merely inherit its error. Every quantity whose
-isolated error fails gets a cause from the convention catalog (``reference_tf.causes``), or
-None when no known convention explains it.
+pass in reverse order; the layers after it merely inherit its error.
+
+Any layer the adapter protocol covers (``reference_tf.adapter``) is compared this way, a user's
+code included. Its faults (``reference_tf.own.safety``: an exception, a write into an array it
+was handed, a result of the wrong shape or dtype) are part of the comparison: the model's own
+run goes on past a fault that is not fatal and stops the pass at a fatal one, so everything
+before it is still compared; a fault is a divergence at its layer and pass, ahead of the errors
+there. A whole-model function (``reference_tf.own.Function``) is compared end to end: the loss
+and every parameter gradient, with no per-layer attribution.
+
+Every quantity whose isolated error fails, and a fault that is a divergence, gets a cause from
+the convention catalog (``reference_tf.causes``), or None when no known convention explains it.
 """
 
 from __future__ import annotations
@@ -30,12 +39,15 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from reference_tf.adapter import label as layer_label
+from reference_tf.adapter import loss_of
 from reference_tf.batches import load_batch
 from reference_tf.causes import Cause, explain
 from reference_tf.compare import Comparison, Tolerance, compare_arrays, tolerances
-from reference_tf.gradients import trace as keras_trace
+from reference_tf.gradients import model_trace
+from reference_tf.own.model import Function
+from reference_tf.own.safety import Fault, UserCodeError, guarded
 from reference_tf.twin import twin
-from scratch import ops
 from scratch.layers import replaying_masks
 from scratch.models import Sequential, Trace, build
 
@@ -48,12 +60,13 @@ class Quantity:
 
     key: "output", "output_grad", "input_grad", "grads/<param>" or "state/<variable>"; label:
     "y", "dL/dy", "dL/dx", "dL/d<param>" or the state variable's name ("moving_mean"); shape:
-    the reference's shape (with the batch axis); isolated is None for dL/dy (the layer does not
-    compute it); amplification = propagated rel L2 error of this quantity / that of what the
-    layer received (y of the previous layer forward, its own dL/dy backward), None where
-    undefined; cause: the catalog's explanation of an isolated failure (None: none matched, or
-    nothing failed), causes_tried: the ids tried; arrays: (the layer's isolated value,
-    TensorFlow's value), for the matcher.
+    the reference's shape (with the batch axis); propagated is None where the model's own run
+    stopped before it (a fatal fault); isolated is None for dL/dy (the layer does not compute it)
+    and where the isolated pass failed; amplification = propagated rel L2 error of this quantity
+    / that of what the layer received (y of the previous layer forward, its own dL/dy backward),
+    None where undefined; cause: the catalog's explanation of an isolated failure (None: none
+    matched, or nothing failed), causes_tried: the ids tried; arrays: (the layer's isolated
+    value, TensorFlow's value), for the matcher.
     """
 
     key: str
@@ -61,7 +74,7 @@ class Quantity:
     pass_: str
     shape: tuple
     tolerance: float
-    propagated: Comparison
+    propagated: Comparison | None
     isolated: Comparison | None = None
     amplification: float | None = None
     cause: Cause | None = None
@@ -74,31 +87,55 @@ class Quantity:
 
     @property
     def propagated_fails(self) -> bool:
-        return not self.propagated.passes(self.tolerance)
+        return self.propagated is not None and not self.propagated.passes(self.tolerance)
 
 
 @dataclass
 class LayerDiff:
-    """The quantities of one layer (or of the loss), forward ones first."""
+    """The quantities of one layer (or of the loss), forward ones first, and the faults of its
+    code (in either run)."""
 
     name: str
     type: str
     output_shape: tuple
     quantities: list[Quantity] = field(default_factory=list)
+    faults: list[Fault] = field(default_factory=list)
 
     def get(self, key: str) -> Quantity | None:
         return next((q for q in self.quantities if q.key == key), None)
 
 
+def key_label(key: str, layer: str = "") -> str:
+    """The label of a quantity key, also for what a fault concerns ("input" -> "x",
+    "params/w" -> "w")."""
+    if key.startswith("grads/"):
+        return f"dL/d{key.split('/', 1)[1]}"
+    if key.startswith("params/"):
+        return key.split("/", 1)[1]
+    if layer == LOSS:
+        return {"input_grad": "dL/dlogits", "input": "logits"}.get(key, key)
+    labels = {"output": "y", "output_grad": "dL/dy", "input_grad": "dL/dx", "input": "x"}
+    return labels.get(key, key)
+
+
 @dataclass
 class Divergence:
-    """Where the implementations first part ways (isolated error above tolerance)."""
+    """Where the implementations first part ways: a fault of the layer's code, or an isolated
+    error above tolerance.
+
+    key, label: the quantity ("input_grad", "dL/dx"), or what the fault concerns; quantity: the
+    worst failing quantity of that layer and pass (for a fault, the one it concerns, if any);
+    also_failing: labels of the layer's other failing quantities in that pass.
+    """
 
     layer: str
     layer_type: str
     pass_: str
-    quantity: Quantity         # the worst failing quantity of that layer and pass
-    also_failing: list[str]    # labels of the layer's other failing quantities in that pass
+    key: str
+    label: str
+    quantity: Quantity | None
+    also_failing: list[str]
+    fault: Fault | None = None
     cause: Cause | None = None  # the convention that explains it (``reference_tf.causes``)
     causes_tried: list[str] = field(default_factory=list)  # the conventions tried on it
 
@@ -119,11 +156,20 @@ class ModelDiff:
     isolated_inputs: dict = field(repr=False, default_factory=dict)  # for the third opinion
     opinion: object = None           # set by ``reference_tf.finite_diff.third_opinion``
     batch_statistics: bool = False   # the model normalizes with batch statistics (tolerances)
+    kind: str = "layers"             # "function": a whole-model function, compared end to end
+
+    @property
+    def faults(self) -> list[Fault]:
+        """Every fault of the code, in scan order (forward in network order, backward in
+        reverse)."""
+        return ([f for layer in self.layers for f in layer.faults if f.pass_ == "forward"]
+                + [f for layer in reversed(self.layers) for f in layer.faults
+                   if f.pass_ == "backward"])
 
     @property
     def passed(self) -> bool:
-        """No quantity fails, isolated or propagated."""
-        return self.first is None and self.first_propagated is None
+        """No quantity fails, isolated or propagated, and no code faulted."""
+        return self.first is None and self.first_propagated is None and not self.faults
 
     @property
     def first_divergence(self) -> Divergence | None:
@@ -170,21 +216,102 @@ def _copy_trace(result: Trace) -> Trace:
                  {k: np.array(v) for k, v in result.state.items()})
 
 
+def _tolerant_trace(model: Sequential, x: np.ndarray, y: np.ndarray, faults: list) -> Trace:
+    """``Sequential.trace`` (private copies of every array) going on past a fault of the code
+    that is not fatal and stopping the pass at a fatal one; what it never computed is absent
+    (logits and input_grad None, loss NaN). Faults are appended to ``faults``."""
+    outputs, h = {}, x
+    for layer in model.layers:
+        h, fatal = guarded(faults, layer.call, h)
+        if fatal:
+            break
+        outputs[layer.name] = np.array(h)
+    logits = outputs.get(model.layers[-1].name)
+    loss, dy, output_grads, grads, dx = math.nan, None, {}, {}, None
+    if logits is not None:
+        result, fatal = guarded(faults, model.compute_loss, logits, y)
+        if not fatal:
+            loss, dy = result
+    if dy is not None:
+        for layer in reversed(model.layers):
+            output_grads[layer.name] = np.array(dy)
+            dy, fatal = guarded(faults, layer.call_backward, dy)
+            if fatal:
+                break
+            for key, value in layer.grads.items():  # with the weight penalties, as trace adds
+                penalty = layer.regularizers.get(key)
+                grads[f"{layer.name}/{key}"] = np.array(
+                    value if penalty is None else value + penalty.gradient(layer.params[key]))
+        else:
+            dx = np.array(dy)
+    return Trace(logits, loss + model.regularization_loss(), outputs,
+                 dict(reversed(output_grads.items())),
+                 {key: grads[key] for key in model.params if key in grads}, dx,
+                 {key: np.array(value) for key, value in model.state.items()})
+
+
+def run_trace(model: Sequential, x: np.ndarray, y: np.ndarray) -> tuple[Trace, list[Fault]]:
+    """The model's own trace (``Sequential.trace``, private copies of every array) and the
+    faults of its code. When the code faults, the state is put back and the pass runs again,
+    going on past faults that are not fatal and stopping at a fatal one (the arrays it never
+    computed are absent: logits and input_grad None, loss NaN).
+
+    Returns:
+        (the trace, the faults in the order they happened).
+    """
+    state_before = {key: np.array(value) for key, value in model.state.items()}
+    try:
+        return _copy_trace(model.trace(x, y)), []
+    except UserCodeError:
+        model.set_state(state_before)
+    faults: list[Fault] = []
+    return _tolerant_trace(model, x, y, faults), faults
+
+
+def _isolated(layer, x_ref: np.ndarray, dy_ref: np.ndarray, state_before: dict) -> tuple:
+    """The layer on TensorFlow's input and upstream gradient, from the state before the step and
+    with the propagated pass's dropout mask: (y, dx, grads, state, faults); None or {} for what a
+    fatal fault left uncomputed."""
+    faults: list[Fault] = []
+    for key, value in layer.state.items():
+        value[...] = state_before[f"{layer.name}/{key}"]
+    with replaying_masks([layer]):
+        y, fatal = guarded(faults, layer.forward, x_ref)
+    if fatal:
+        return None, None, {}, {}, faults
+    state = {k: np.array(v) for k, v in layer.state.items()}
+    dx, fatal = guarded(faults, layer.backward, dy_ref)
+    if fatal:
+        return y, None, {}, state, faults
+    return y, dx, {k: np.array(v) for k, v in layer.grads.items()}, state, faults
+
+
+def _unique(faults: list[Fault]) -> list[Fault]:
+    """One fault per (pass, quantity, problem), in order (both runs may find the same one)."""
+    seen, out = set(), []
+    for fault in faults:
+        if (fault.pass_, fault.key, fault.problem) not in seen:
+            seen.add((fault.pass_, fault.key, fault.problem))
+            out.append(fault)
+    return out
+
+
 def _quantity(key, label, pass_, tolerance: Tolerance, mine, reference,
               isolated=None) -> Quantity:
     """A quantity with its propagated (and isolated) comparison; tolerance by pass."""
     tol = tolerance.forward if pass_ == "forward" else tolerance.gradient
     reference = np.asarray(reference)
     return Quantity(key, label, pass_, tuple(reference.shape), tol,
-                    safe_compare(mine, reference, label),
+                    None if mine is None else safe_compare(mine, reference, label),
                     None if isolated is None else safe_compare(isolated, reference, label),
                     arrays=(isolated, reference))
 
 
-def _layer_diffs(model: Sequential, x, y, mine: Trace, ref: Trace,
-                 state_before: dict) -> tuple[list[LayerDiff], dict]:
+def _layer_diffs(model: Sequential, x, y, mine: Trace, ref: Trace, state_before: dict,
+                 faults: list[Fault]) -> tuple[list[LayerDiff], dict]:
     """Propagated and isolated comparisons of every layer and of the loss; ``state_before`` is
-    the model's state before the step (keyed like ``model.state``)."""
+    the model's state before the step (keyed like ``model.state``), ``faults`` the model's own
+    run's."""
     tol = tolerances(model.dtype, model.mixes_examples)
     layers, inputs = [], {}
     for index, layer in enumerate(model.layers):
@@ -193,38 +320,39 @@ def _layer_diffs(model: Sequential, x, y, mine: Trace, ref: Trace,
         x_ref = ref.outputs[previous] if previous else x
         dy_ref = ref.output_grads[name]
         inputs[name] = (x_ref, dy_ref)
-        for key, value in layer.state.items():
-            value[...] = state_before[f"{name}/{key}"]
-        with replaying_masks([layer]):
-            y_iso = layer.forward(x_ref)
-        dx_iso = layer.backward(dy_ref)
-        grads_iso = {k: np.array(v) for k, v in layer.grads.items()}
-        dx_mine = mine.output_grads[previous] if previous else mine.input_grad
+        y_iso, dx_iso, grads_iso, state_iso, iso_faults = _isolated(layer, x_ref, dy_ref,
+                                                                    state_before)
+        dx_mine = mine.output_grads.get(previous) if previous else mine.input_grad
         dx_ref = ref.output_grads[previous] if previous else ref.input_grad
-        diff = LayerDiff(name, type(layer).__name__, model.output_shapes[name])
-        diff.quantities.append(_quantity("output", "y", "forward", tol, mine.outputs[name],
+        diff = LayerDiff(name, layer_label(layer), model.output_shapes[name],
+                         faults=_unique([f for f in faults if f.layer == name] + iso_faults))
+        diff.quantities.append(_quantity("output", "y", "forward", tol, mine.outputs.get(name),
                                          ref.outputs[name], y_iso))
-        for key, value in layer.state.items():
+        for key in layer.state:
             diff.quantities.append(_quantity(f"state/{key}", key, "forward", tol,
                                              mine.state[f"{name}/{key}"],
-                                             ref.state[f"{name}/{key}"], np.array(value)))
+                                             ref.state[f"{name}/{key}"], state_iso.get(key)))
         diff.quantities.append(_quantity("output_grad", "dL/dy", "backward", tol,
-                                         mine.output_grads[name], dy_ref))
+                                         mine.output_grads.get(name), dy_ref))
         for key in layer.params:
             diff.quantities.append(_quantity(f"grads/{key}", f"dL/d{key}", "backward", tol,
-                                             mine.grads[f"{name}/{key}"],
-                                             ref.grads[f"{name}/{key}"], grads_iso[key]))
+                                             mine.grads.get(f"{name}/{key}"),
+                                             ref.grads[f"{name}/{key}"], grads_iso.get(key)))
         diff.quantities.append(_quantity("input_grad", "dL/dx", "backward", tol, dx_mine,
                                          dx_ref, dx_iso))
         layers.append(diff)
     logits = model.layers[-1].name
-    loss_iso, dlogits_iso = ops.softmax_cross_entropy(ref.logits, y)
+    loss_faults: list[Fault] = []
+    result, fatal = guarded(loss_faults, model.compute_loss, ref.logits, y)
+    loss_iso, dlogits_iso = (None, None) if fatal else result
     inputs[LOSS] = (ref.logits, None)
-    loss = LayerDiff(LOSS, "SoftmaxCrossEntropy", ())
-    loss.quantities.append(_quantity("output", "loss", "forward", tol, mine.loss, ref.loss,
+    loss = LayerDiff(LOSS, loss_of(model).label, (),
+                     faults=_unique([f for f in faults if f.layer == LOSS] + loss_faults))
+    loss.quantities.append(_quantity("output", "loss", "forward", tol,
+                                     None if math.isnan(mine.loss) else mine.loss, ref.loss,
                                      loss_iso))
     loss.quantities.append(_quantity("input_grad", "dL/dlogits", "backward", tol,
-                                     mine.output_grads[logits], ref.output_grads[logits],
+                                     mine.output_grads.get(logits), ref.output_grads[logits],
                                      dlogits_iso))
     layers.append(loss)
     _amplifications(layers)
@@ -234,15 +362,18 @@ def _layer_diffs(model: Sequential, x, y, mine: Trace, ref: Trace,
 def _amplifications(layers: list[LayerDiff]) -> None:
     """Forward: y error / previous y error. Backward: error / the error of the received dL/dy
     (for the loss: of the logits it received)."""
+    def error(q: Quantity | None) -> float:
+        return math.nan if q is None or q.propagated is None else q.propagated.rel_l2
+
     previous_y = None
     for layer in layers:
         y = layer.get("output")
         if previous_y is not None:
-            y.amplification = _amplification(y.propagated.rel_l2, previous_y.propagated.rel_l2)
+            y.amplification = _amplification(error(y), error(previous_y))
         received = layer.get("output_grad") or previous_y
         for q in layer.quantities:
             if q.pass_ == "backward" and q.key != "output_grad" and received is not None:
-                q.amplification = _amplification(q.propagated.rel_l2, received.propagated.rel_l2)
+                q.amplification = _amplification(error(q), error(received))
         previous_y = y
 
 
@@ -250,17 +381,30 @@ def _excess(q: Quantity, comparison: Comparison) -> float:
     return comparison.smallest_passing_tolerance / q.tolerance
 
 
+def _fault_divergence(layer: LayerDiff, fault: Fault) -> Divergence:
+    others = [f.sentence for f in layer.faults if f.pass_ == fault.pass_ and f is not fault]
+    return Divergence(layer.name, layer.type, fault.pass_, fault.key,
+                      key_label(fault.key, layer.name), layer.get(fault.key), others, fault)
+
+
 def first_divergence(layers: list[LayerDiff]) -> tuple[Divergence | None, tuple | None]:
-    """(first isolated divergence, (layer, label) of the first propagated failure), scan order."""
+    """(first divergence, (layer, label) of the first propagated failure), scan order. At each
+    layer and pass a fault of the code comes before an isolated error."""
     order = scan(layers)
     first_propagated = next(((layer.name, q.label) for layer, q in order if q.propagated_fails),
                             None)
-    for layer, q in order:
-        if q.isolated_fails:
-            failing = [p for p in layer.quantities if p.pass_ == q.pass_ and p.isolated_fails]
+    passes = [(layer, "forward") for layer in layers] + [(layer, "backward")
+                                                         for layer in reversed(layers)]
+    for layer, pass_ in passes:
+        fault = next((f for f in layer.faults if f.pass_ == pass_), None)
+        if fault is not None:
+            return _fault_divergence(layer, fault), first_propagated
+        failing = [q for q in layer.quantities if q.pass_ == pass_ and q.isolated_fails]
+        if failing:
             worst = max(failing, key=lambda p: _excess(p, p.isolated))
             others = [p.label for p in failing if p is not worst]
-            return Divergence(layer.name, layer.type, q.pass_, worst, others), first_propagated
+            return (Divergence(layer.name, layer.type, pass_, worst.key, worst.label, worst,
+                               others), first_propagated)
     return None, first_propagated
 
 
@@ -290,13 +434,14 @@ def diff_model(model_name: str, dtype: str = "float64", seed: int = 0, batch_siz
     return result
 
 
-def diff(model: Sequential, x: np.ndarray, y: np.ndarray, *, name: str = "model",
+def diff(model: Sequential | Function, x: np.ndarray, y: np.ndarray, *, name: str = "model",
          seed: int | None = None, data: str = "given", counterparts: dict | None = None,
          keras_model=None) -> ModelDiff:
-    """Compare any scratch model with its Keras twin (weights copied) on the batch (x, y).
+    """Compare any model with its Keras twin (weights copied) on the batch (x, y).
 
     Args:
-        model: a ``scratch.models.Sequential``.
+        model: a ``scratch.models.Sequential`` (a ``reference_tf.own.Model`` included) or a
+            ``reference_tf.own.Function``.
         x: inputs (N, *model.input_shape) of the model's dtype; y: labels (N,).
         name, seed, data: how the result describes the model and the batch.
         counterparts: Keras factories for custom layer classes (``reference_tf.twin.keras_layer``).
@@ -307,19 +452,56 @@ def diff(model: Sequential, x: np.ndarray, y: np.ndarray, *, name: str = "model"
         The ``ModelDiff`` with the causes of its isolated failures (no third opinion yet; see
         ``reference_tf.finite_diff.third_opinion``).
     """
-    if keras_model is None:
-        keras_model = twin(model, counterparts, share_masks=True)  # the state before the step
-    state_before = {key: np.array(value) for key, value in model.state.items()}
-    mine = _copy_trace(model.trace(x, y))
-    ref = keras_trace(keras_model, x, y)
-    layers, inputs = _layer_diffs(model, x, y, mine, ref, state_before)
+    if isinstance(model, Function):
+        layers, inputs, statistics = _function_diffs(model, x, y), {"layers": {}}, False
+    else:
+        if keras_model is None:
+            keras_model = twin(model, counterparts, share_masks=True)  # the state before the step
+        state_before = {key: np.array(value) for key, value in model.state.items()}
+        mine, faults = run_trace(model, x, y)
+        ref = model_trace(model, x, y, keras_model=keras_model)
+        layers, layer_inputs = _layer_diffs(model, x, y, mine, ref, state_before, faults)
+        inputs, statistics = {"layers": layer_inputs}, model.mixes_examples
     first, first_propagated = first_divergence(layers)
     result = ModelDiff(name, model.dtype.name, seed, data, tuple(x.shape), layers, first,
-                       first_propagated, batch_statistics=model.mixes_examples)
-    result.isolated_inputs = {"model": model, "labels": y, "layers": inputs,
-                              "counterparts": counterparts}
+                       first_propagated, batch_statistics=statistics,
+                       kind="function" if isinstance(model, Function) else "layers")
+    result.isolated_inputs = {"model": model, "x": x, "labels": y, "counterparts": counterparts,
+                              **inputs}
     explain(result)
     return result
+
+
+FUNCTION = "model"
+
+
+def _function_diffs(model: Function, x: np.ndarray, y: np.ndarray) -> list[LayerDiff]:
+    """A whole-model function against the Keras twin of its declared architecture: the loss
+    (pseudo-layer "model", with the function's faults) and each declared layer's parameter
+    gradients. The function is given TensorFlow's input and weights, so each error counts as
+    its own (isolated equals propagated); nothing is attributed to a single layer."""
+    tol = tolerances(model.dtype)
+    faults: list[Fault] = []
+    result, fatal = guarded(faults, model.loss_and_grads, x, y)
+    loss, grads = (None, {}) if fatal else result
+    ref = model_trace(model.architecture, x, y)
+
+    def quantity(key, label, pass_, mine, reference) -> Quantity:
+        return _quantity(key, label, pass_, tol, mine, reference, mine)
+
+    whole = LayerDiff(FUNCTION, f"function ({model.function})", (model.num_classes,),
+                      faults=_unique(faults))
+    whole.quantities.append(quantity("loss", "loss", "forward", loss, ref.loss))
+    layers = [whole]
+    for layer in model.layers:
+        if layer.params:
+            diff = LayerDiff(layer.name, layer_label(layer),
+                             model.architecture.output_shapes[layer.name])
+            for key in layer.params:
+                diff.quantities.append(quantity(f"grads/{key}", f"dL/d{key}", "backward",
+                                                grads.get(key), ref.grads[f"{layer.name}/{key}"]))
+            layers.append(diff)
+    return layers
 
 
 def comparison_dict(c: Comparison | None) -> dict | None:
@@ -346,17 +528,18 @@ def to_dict(result: ModelDiff) -> dict:
     first = None
     if result.first is not None:
         f = result.first
-        key = f.quantity.key
-        first = {"layer": f.layer, "type": f.layer_type, "pass": f.pass_, "key": key,
-                 "label": f.quantity.label,
-                 "param": key.split("/", 1)[1] if key.startswith("grads/") else None,
+        first = {"layer": f.layer, "type": f.layer_type, "pass": f.pass_, "key": f.key,
+                 "label": f.label,
+                 "param": f.key.split("/", 1)[1] if f.key.startswith(("grads/", "params/"))
+                 else None,
                  "also_failing": f.also_failing,
-                 "isolated": comparison_dict(f.quantity.isolated),
+                 "isolated": None if f.quantity is None else comparison_dict(f.quantity.isolated),
+                 "fault": None if f.fault is None else f.fault.to_dict(),
                  "cause": None if f.cause is None else f.cause.to_dict(),
                  "causes_tried": f.causes_tried}
     return {
-        "model": result.model, "dtype": result.dtype, "seed": result.seed, "data": result.data,
-        "data_unverified": result.data_unverified,
+        "model": result.model, "kind": result.kind, "dtype": result.dtype, "seed": result.seed,
+        "data": result.data, "data_unverified": result.data_unverified,
         "batch_shape": list(result.batch_shape),
         "passed": result.passed,
         "first_divergence": first,
@@ -365,7 +548,8 @@ def to_dict(result: ModelDiff) -> dict:
                                       "label": result.first_propagated[1]}),
         "layers": [{"name": layer.name, "type": layer.type,
                     "output_shape": list(layer.output_shape),
-                    "quantities": [quantity(q) for q in layer.quantities]}
+                    "quantities": [quantity(q) for q in layer.quantities],
+                    "faults": [fault.to_dict() for fault in layer.faults]}
                    for layer in result.layers],
         "third_opinion": None if result.opinion is None else result.opinion.to_dict(),
     }

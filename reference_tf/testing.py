@@ -7,7 +7,9 @@
 Each assertion raises AssertionError listing every quantity outside its tolerance (see
 ``reference_tf.compare``) with its errors, worst index and both values, then the cause the
 convention catalog names for it (``reference_tf.causes``), and returns the comparisons when
-everything passes.
+everything passes. A layer written in other conventions (``reference_tf.own``) is compared in
+its own layouts and parameter names, and a fault of its code (a write into an array it was
+handed, a wrong shape or dtype, an exception) is an AssertionError too.
 """
 
 from __future__ import annotations
@@ -15,10 +17,12 @@ from __future__ import annotations
 import keras
 import numpy as np
 
+from reference_tf.adapter import from_keras, model_grads, to_keras
 from reference_tf.causes import cause_clause, find_cause, layer_case, tried
 from reference_tf.causes.registry import error
 from reference_tf.compare import Comparison, assert_all_close, tolerance_for
-from reference_tf.gradients import layer_pass, trace, trace_arrays
+from reference_tf.gradients import layer_pass, loss_function, trace, trace_arrays
+from reference_tf.own.safety import UserCodeError
 from reference_tf.twin import copy_state, copy_weights, twin
 from reference_tf.twin import keras_layer as keras_counterpart
 from scratch.fusion import ConvChain
@@ -30,8 +34,8 @@ from scratch.ops import max_pool2d_backward, max_pool2d_forward
 def _check_dtype(owner: str, dtype) -> np.dtype:
     resolved = np.dtype(dtype)
     if resolved.name not in ("float32", "float64"):
-        raise TypeError(f"{owner}: expected dtype 'float32' or 'float64', received "
-                        f"dtype={dtype!r}.")
+        raise TypeError(f"{owner}: expected dtype 'float32' or 'float64', "
+                        f"received dtype={dtype!r}.")
     return resolved
 
 
@@ -47,11 +51,13 @@ def assert_layer_parity(scratch_layer: Layer, keras_layer: keras.layers.Layer | 
     gradient dy: for L = sum(output * dy), dL/dx and dL/d(param) are compared.
 
     Args:
-        scratch_layer: a ``scratch.layers.Layer``, built or not.
+        scratch_layer: a ``scratch.layers.Layer`` or a ``reference_tf.own`` layer, built or not.
         keras_layer: the Keras layer of the same settings with dtype ``dtype``; its variables
-            must be named like the scratch params ("kernel", "bias") and state. None: the
-            built-in twin (``reference_tf.twin.keras_layer``, Dropout sharing the scratch mask).
-        input_shape: (N, ...) including the batch axis.
+            must be named like the scratch params ("kernel", "bias") and state (a declared
+            layer's are converted, ``reference_tf.adapter``). None: the built-in twin or the
+            declared counterpart (``reference_tf.twin.keras_layer``, Dropout sharing the
+            scratch mask).
+        input_shape: (N, ...) including the batch axis, in the layer's layout.
         dtype: "float32" or "float64"; selects the tolerances.
         x: the input (N, ...); default standard normal drawn with ``seed``.
         dy: the upstream gradient (the output's shape); default standard normal.
@@ -71,31 +77,38 @@ def assert_layer_parity(scratch_layer: Layer, keras_layer: keras.layers.Layer | 
                         f"None, received {type(keras_layer).__name__}.")
     input_shape = tuple(int(s) for s in input_shape)
     rng = np.random.default_rng(seed)
+    if not scratch_layer.built:  # a declared layer's counterpart depends on its input rank
+        scratch_layer.build(input_shape[1:], rng, dtype)
     if keras_layer is None:
         keras_layer = keras_counterpart(scratch_layer, dtype.name, share_masks=True)
     if np.dtype(keras_layer.dtype) != dtype:
         raise ValueError(f"assert_layer_parity: Keras layer '{keras_layer.name}' has dtype "
                          f"{keras_layer.dtype}, expected {dtype.name}; create it with "
                          f"dtype={dtype.name!r}.")
-    if not scratch_layer.built:
-        scratch_layer.build(input_shape[1:], rng, dtype)
     state_before = {key: value.copy() for key, value in scratch_layer.state.items()}
     if x is None:
         x = rng.standard_normal(input_shape).astype(dtype)
-    out = scratch_layer.forward(x)
-    if not keras_layer.built:
-        keras_layer.build((None, *input_shape[1:]))
-    _check_output_shapes(scratch_layer, keras_layer, x.shape, out.shape)
-    if dy is None:
-        dy = rng.standard_normal(out.shape).astype(dtype)
-    dx = scratch_layer.backward(dy)
-    copy_weights(scratch_layer.params, {v.name: v for v in keras_layer.trainable_weights})
+    try:
+        out = scratch_layer.forward(x)
+        if not keras_layer.built:
+            keras_layer.build((None, *input_shape[1:]))
+        _check_output_shapes(scratch_layer, keras_layer, x.shape, out.shape)
+        if dy is None:
+            dy = rng.standard_normal(out.shape).astype(dtype)
+        dx = scratch_layer.backward(dy)
+    except UserCodeError as error:
+        raise AssertionError(f"{scratch_layer!r}: {error}") from error
+    copy_weights(to_keras(scratch_layer, scratch_layer.params),
+                 {v.name: v for v in keras_layer.trainable_weights})
     copy_state(state_before, {v.name: v for v in keras_layer.non_trainable_weights})
     reference = layer_pass(keras_layer, x, dy)
+    expected = {key: value for key, value in reference.arrays().items()
+                if not key.startswith("grads/")}
+    expected.update({f"grads/{k}": v
+                     for k, v in from_keras(scratch_layer, reference.grads).items()})
     mine = {"output": out, "input_grad": dx,
             **{f"grads/{k}": v for k, v in scratch_layer.grads.items()},
             **{f"state/{k}": v for k, v in scratch_layer.state.items()}}
-    expected = reference.arrays()
     try:
         return assert_all_close(mine, expected, dtype,
                                 context=f"{scratch_layer!r} vs Keras, input shape {input_shape}")
@@ -151,12 +164,14 @@ def assert_model_parity(model: Sequential, x: np.ndarray, y: np.ndarray,
     parameter gradient and the input gradient.
 
     Args:
-        model: any ``scratch.models.Sequential``.
+        model: any ``scratch.models.Sequential``, a ``reference_tf.own.Model`` included (with
+            its own loss, layouts and parameter names).
         x: inputs (N, *model.input_shape) of the model's dtype; y: labels (N,).
-        keras_model: the reference; default ``twin(model, counterparts, share_masks=True)``
-            (weights and state copied from ``model``, the scratch Dropout masks shared).
+        keras_model: the reference, used with its own weights; default ``twin(model,
+            counterparts, share_masks=True)`` (weights and state copied from ``model``, the
+            scratch Dropout masks shared).
         counterparts: Keras factories for custom layer classes, see
-        ``reference_tf.twin.keras_layer``.
+            ``reference_tf.twin.keras_layer``.
 
     Both run a training-mode pass (``Sequential.trace``, Keras with ``training=True``); the
     moving statistics after it are compared too.
@@ -164,15 +179,21 @@ def assert_model_parity(model: Sequential, x: np.ndarray, y: np.ndarray,
     Returns:
         The comparisons keyed as ``reference_tf.gradients.trace_arrays``.
     """
+    context = f"model ({', '.join(layer.name for layer in model.layers)})"
     given = keras_model
-    keras_model = (twin(model, counterparts, share_masks=True) if keras_model is None
-                   else keras_model)
-    mine = trace_arrays(model.trace(x, y))
-    reference = trace_arrays(trace(keras_model, x, y))
+    if keras_model is None:  # built before the step: the state before it
+        keras_model = twin(model, counterparts, share_masks=True)
     try:
-        return assert_all_close(mine, reference, model.dtype,
-                                context=f"model ({', '.join(layer.name for layer in model.layers)})"
-                                        f" vs Keras, batch {x.shape}",
+        mine = trace_arrays(model.trace(x, y))
+    except UserCodeError as error:
+        raise AssertionError(f"{context}: {error}\n"
+                             f"{_model_cause(model, x, y, given, counterparts)}") from error
+    reference = trace(keras_model, x, y, loss_fn=loss_function(model))
+    # Keras names the variables "kernel" and "bias"; a declared layer has its own names
+    reference = reference._replace(grads=model_grads(model, reference.grads))
+    try:
+        return assert_all_close(mine, trace_arrays(reference), model.dtype,
+                                context=f"{context} vs Keras, batch {x.shape}",
                                 batch_statistics=model.mixes_examples)
     except AssertionError as failure:
         raise AssertionError(f"{failure}\n{_model_cause(model, x, y, given, counterparts)}"
@@ -188,7 +209,7 @@ def _model_cause(model: Sequential, x, y, keras_model, counterparts) -> str:
     if first is None:
         return "first divergence: none (no layer's own error exceeds the tolerance)"
     return (f"first divergence: layer '{first.layer}' ({first.layer_type}), {first.pass_} pass, "
-            f"{first.quantity.label}; {cause_clause(first.cause, first.causes_tried)}")
+            f"{first.label}; {cause_clause(first.cause, first.causes_tried)}")
 
 
 def _routes(pool: MaxPool2D, pool_input: np.ndarray, after_relu: bool) -> np.ndarray:

@@ -5,6 +5,9 @@ come from different random generators). ``share_masks=True`` (what the parity ch
 makes each Dropout's twin a ``SharedMaskDropout``: Keras's Dropout applying the keep mask that
 the scratch layer drew in its last training pass, with ``tf.nn.dropout``'s arithmetic. Without
 it (training, benchmarks) the twin is a plain ``keras.layers.Dropout`` with its own masks.
+
+A layer that declares its own counterpart (``reference_tf.adapter``; the layers of
+``reference_tf.own``) gets that one, and its weights converted to Keras's layouts.
 """
 
 from __future__ import annotations
@@ -13,6 +16,7 @@ import keras
 import numpy as np
 import tensorflow as tf
 
+from reference_tf.adapter import declares_counterpart, keras_weights
 from scratch import layers as scratch_layers
 from scratch.models import Sequential
 
@@ -51,8 +55,11 @@ def keras_layer(layer: scratch_layers.Layer, dtype: str, counterparts: dict | No
 
     ``counterparts`` maps further scratch layer classes to ``factory(layer, dtype) -> Keras layer``
     (checked first), for layers written outside ``scratch.layers``. ``share_masks``: a Dropout
-    becomes a ``SharedMaskDropout`` of ``layer`` instead of ``keras.layers.Dropout``.
+    becomes a ``SharedMaskDropout`` of ``layer`` instead of ``keras.layers.Dropout``. A layer
+    that declares its counterpart (``reference_tf.adapter``) builds it itself.
     """
+    if declares_counterpart(layer):
+        return layer.keras_layer(dtype)
     for cls, factory in (counterparts or {}).items():
         if isinstance(layer, cls):
             return factory(layer, dtype)
@@ -127,7 +134,7 @@ def twin(model: Sequential, counterparts: dict | None = None, *,
            for layer in model.layers],
         name="twin",
     )
-    copy_weights(model, keras_model)
+    copy_weights(keras_weights(model), keras_model)
     copy_state(model, keras_model)
     return keras_model
 

@@ -130,7 +130,7 @@ def _trainers(name: str, settings: Settings):
 def bench_model(name: str, settings: Settings) -> dict:
     """One model's row: train step and evaluation timings of both sides, ratios and memory."""
     x, y = _data(settings)
-    numpy_side, tf_side, _ = _trainers(name, settings)
+    numpy_side, tf_side, model = _trainers(name, settings)
     sides = dict(zip(SIDES, (numpy_side, tf_side)))
     b = settings.batch_size
     batches = [(x[s:s + b], y[s:s + b]) for s in range(0, len(x) - b + 1, b)]
@@ -151,7 +151,15 @@ def bench_model(name: str, settings: Settings) -> dict:
             return sides[side].train_step(xb, yb)
         return call
 
-    train = interleaved({side: step(side) for side in SIDES}, settings.repeat, settings.warmup)
+    def loss_and_grads():
+        # The documented call alone (inputs checked, no update), beside the trainer's whole step.
+        xb, yb = batches[counter["loss_and_grads"] % len(batches)]
+        counter["loss_and_grads"] += 1
+        threads.use("step")
+        return model.loss_and_grads(xb, yb)
+
+    calls = {**{side: step(side) for side in SIDES}, "loss_and_grads": loss_and_grads}
+    train = interleaved(calls, settings.repeat, settings.warmup)
     evaluate = interleaved({side: (lambda t=trainer: t.evaluate(x, y))
                             for side, trainer in sides.items()},
                            settings.eval_repeat, 1)
@@ -160,6 +168,9 @@ def bench_model(name: str, settings: Settings) -> dict:
         spread = Spread.of(evaluate[side])
         row[f"{side}_eval"] = asdict(spread)
         row[f"{side}_eval_images_per_s"] = len(x) / spread.median
+    row["numpy_loss_and_grads"] = asdict(Spread.of(train["loss_and_grads"]))
+    row["loss_and_grads_of_step"] = (row["numpy_loss_and_grads"]["median"]
+                                     / row["numpy_step"]["median"])
     row["train_ratio"] = row["numpy_step"]["median"] / row["tensorflow_step"]["median"]
     row["eval_ratio"] = row["numpy_eval_images_per_s"] / row["tensorflow_eval_images_per_s"]
     row["numpy_blas_threads"] = threads.describe()["phases"]

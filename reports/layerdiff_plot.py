@@ -69,7 +69,7 @@ def _title(result: ModelDiff) -> str:
     first = result.first
     if first is not None:
         verdict = (f"FAIL: first divergence {first.layer} ({first.layer_type}), {first.pass_} "
-                   f"pass, {first.quantity.label} (boxed)")
+                   f"pass, {first.label} (boxed)")
     elif result.first_propagated is not None:
         layer, label = result.first_propagated
         verdict = (f"FAIL: propagated error first at {layer} {label}, no layer's own error above "
@@ -107,11 +107,15 @@ def heatmap(result: ModelDiff, path) -> Path:
     ax.xaxis.tick_top()
     if result.first is not None:
         row = [layer.name for layer in result.layers].index(result.first.layer)
-        label = result.first.quantity.label
+        label = result.first.label
         label = "dL/dx" if label == "dL/dlogits" else "y" if label == "loss" else label
-        col = next(i for i, c in enumerate(columns) if c[0] == label and c[1] == "isolated")
-        ax.add_patch(Rectangle((col - 0.5, row - 0.5), 1, 1, fill=False, edgecolor="tab:cyan",
-                               linewidth=3))
+        # the isolated column; a fault about dL/dy (which has none) or an input has fewer
+        col = next((i for attribution in ("isolated", "propagated")
+                    for i, c in enumerate(columns) if c[0] == label and c[1] == attribution),
+                   None)
+        if col is not None:
+            ax.add_patch(Rectangle((col - 0.5, row - 0.5), 1, 1, fill=False,
+                                   edgecolor="tab:cyan", linewidth=3))
     bar = fig.colorbar(image, ax=ax, fraction=0.04, pad=0.02,
                        ticks=np.arange(FLOOR + 1, CEILING + 1, 4),
                        format=FuncFormatter(_power_of_ten))

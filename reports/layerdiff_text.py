@@ -30,14 +30,21 @@ def _error(c: Comparison | None, expected_shape: tuple) -> str:
     return _num(c.rel_l2)
 
 
-def _status(q: Quantity) -> str:
+def _status(q: Quantity, faulted: bool) -> str:
+    if faulted:
+        return "FAULT"
     if q.isolated_fails:
         return "OWN ERROR"
+    if q.propagated is None:
+        return "not run"
     return "inherited" if q.propagated_fails else "ok"
 
 
-def _cause(q: Quantity) -> str:
-    """The cause column: the catalog id, "none" (no convention matched) or "-" (not failing)."""
+def _cause(q: Quantity, faulted: bool, fault_cause) -> str:
+    """The cause column: the catalog id, "none" (no convention matched) or "-" (not failing);
+    a faulted quantity shows the cause of its fault (``fault_cause``)."""
+    if faulted:
+        return "none" if fault_cause is None else fault_cause.id
     if not q.isolated_fails:
         return "-"
     return "none" if q.cause is None else q.cause.id
@@ -53,13 +60,18 @@ def cause_line(result: ModelDiff) -> str:
     return f"cause: {first.cause.id}, {first.cause.sentence}"
 
 
-def _row(layer: str, kind: str, q: Quantity) -> list[str]:
+def _row(layer: str, kind: str, q: Quantity, faulted: bool, fault_cause=None) -> list[str]:
     p = q.propagated
+    if p is None:
+        return [layer, kind, q.label, _shape(q.shape), "-", "-", "-", "-",
+                _error(q.isolated, q.shape), "-", _status(q, faulted),
+                _cause(q, faulted, fault_cause)]
     shape_ok = tuple(p.shape) == tuple(q.shape)
     worst = "-" if p.worst_index is None or not shape_ok else _shape(p.worst_index)
     return [layer, kind, q.label, _shape(q.shape), _error(p, q.shape),
             _num(p.max_abs) if shape_ok else "-", f"{p.cosine:.9f}" if shape_ok else "-", worst,
-            _error(q.isolated, q.shape), _num(q.amplification), _status(q), _cause(q)]
+            _error(q.isolated, q.shape), _num(q.amplification), _status(q, faulted),
+            _cause(q, faulted, fault_cause)]
 
 
 DATA_NAMES = {"strokes": "strokes (digit-like)", "mnist": "MNIST"}
@@ -80,18 +92,29 @@ def tables(result: ModelDiff) -> str:
     for layer, q in scan(result.layers):
         first_of_layer = last[q.pass_] != layer.name
         last[q.pass_] = layer.name
+        faulted = any(f.pass_ == q.pass_ and f.key == q.key for f in layer.faults)
+        first = result.first
+        fault_cause = (first.cause if first is not None and first.fault is not None
+                       and (first.layer, first.pass_, first.key) == (layer.name, q.pass_, q.key)
+                       else None)
         rows[q.pass_].append(_row(layer.name if first_of_layer else "",
-                                  layer.type if first_of_layer else "", q))
+                                  layer.type if first_of_layer else "", q, faulted, fault_cause))
     forward, backward = rows["forward"], rows["backward"]
-    return ("Forward pass, network order (y = the layer's output):\n" + _table(forward)
+    text = ("Forward pass, network order (y = the layer's output):\n" + _table(forward)
             + "\n\nBackward pass, reverse order (dL/dy received, parameter gradients, dL/dx sent "
               "back):\n" + _table(backward))
+    if result.faults:
+        text += "\n\nFaults of the code under test:\n" + "\n".join(
+            f"- {fault.pass_} pass: {fault.sentence}" for fault in result.faults)
+    return text
 
 
 def _describe(layer: str, q: Quantity, logits: str) -> str:
     if layer == LOSS:
         return ("the loss value" if q.pass_ == "forward" else
                 f"the loss gradient dL/dlogits (the output gradient of layer '{logits}')")
+    if q.key == "loss":
+        return "the loss value"
     if q.key == "output":
         return "output y"
     if q.key == "input_grad":
@@ -114,6 +137,12 @@ def first_divergence_sentence(result: ModelDiff) -> str:
                 f"but the propagated {label} of '{layer}' does: rounding accumulated across "
                 "layers.")
     first = result.first
+    name = "the loss (softmax cross-entropy)" if first.layer == LOSS else \
+        f"layer '{first.layer}' ({first.layer_type})"
+    if first.fault is not None:
+        sentence = (f"First divergence: {name}, {first.pass_} pass, {first.label}: "
+                    f"{first.fault.sentence}; {cause_clause(first.cause, first.causes_tried)}")
+        return sentence + ("; " + result.opinion.sentence if result.opinion is not None else ".")
     q = first.quantity
     logits = result.layers[-2].name
     iso = q.isolated
@@ -122,9 +151,8 @@ def first_divergence_sentence(result: ModelDiff) -> str:
     else:
         error = f"relative L2 error {iso.rel_l2:.2g} (max abs {iso.max_abs:.2g})"
     given = ("the logits" if first.layer == LOSS else
+             "the input and weights" if result.kind == "function" else
              "the input" if first.pass_ == "forward" else "the input and upstream gradient")
-    name = "the loss (softmax cross-entropy)" if first.layer == LOSS else \
-        f"layer '{first.layer}' ({first.layer_type})"
     sentence = (f"First divergence: {name}, {first.pass_} pass, "
                 f"{_describe(first.layer, q, logits)}: {error} with {given} taken from TensorFlow")
     if first.also_failing:

@@ -176,6 +176,11 @@ class Sequential:
             x = unit.infer(x)
         return x
 
+    def compute_loss(self, logits: np.ndarray, labels: np.ndarray) -> tuple[float, np.ndarray]:
+        """(loss, dL/dlogits (N, K)) of logits (N, K) for labels (N,): the mean softmax
+        cross-entropy; every pass of the model calls this, so a subclass may define its loss."""
+        return ops.softmax_cross_entropy(logits, labels)
+
     def regularization_loss(self) -> float:
         """The sum of the layers' weight penalties (``kernel_regularizer``; 0.0 without any), the
         term ``trace`` and ``loss_and_grads`` add to the mean cross-entropy, as Keras adds
@@ -207,7 +212,7 @@ class Sequential:
         self.check_inputs(x, y)
         outputs = self._outputs(x)
         logits = outputs[self.layers[-1].name]
-        loss, dlogits = ops.softmax_cross_entropy(logits, y)
+        loss, dlogits = self.compute_loss(logits, y)
         output_grads = {}
 
         def keep(layer, dy):
@@ -232,7 +237,7 @@ class Sequential:
             self.check_inputs(x, y)
         for unit in self.units:
             x = unit.call(x)
-        loss, dlogits = ops.softmax_cross_entropy(x, y)
+        loss, dlogits = self.compute_loss(x, y)
         backward(self.units, dlogits, input_grad=False)
         return loss + self._add_penalty_grads(), self.grads
 
@@ -252,7 +257,7 @@ class Sequential:
         for start in range(0, len(x), batch_size):
             xb, yb = x[start:start + batch_size], y[start:start + batch_size]
             logits = self._logits(xb)
-            loss, _ = ops.softmax_cross_entropy(logits, yb)
+            loss, _ = self.compute_loss(logits, yb)
             total_loss += loss * len(xb)
             correct += int((logits.argmax(axis=1) == yb).sum())
         return total_loss / len(x), correct / len(x)

@@ -60,15 +60,17 @@ def table(rows: list[dict]) -> list[str]:
     """The results as Markdown lines."""
     lines = ["| model | NumPy step ms [IQR] | TF step ms [IQR] | step ratio NumPy/TF | "
              "NumPy eval img/s | TF eval img/s | eval ratio NumPy/TF | NumPy peak MiB "
-             "(tracemalloc / RSS) | TF peak MiB (RSS) |",
-             "|" + " --- |" * 9]
+             "(tracemalloc / RSS) | TF peak MiB (RSS) | NumPy loss_and_grads ms [IQR] "
+             "(of the step) |",
+             "|" + " --- |" * 10]
     for row in rows:
         lines.append(
             f"| {row['model']} | {_ms(row['numpy_step'])} | {_ms(row['tensorflow_step'])} | "
             f"{row['train_ratio']:.2f} | {row['numpy_eval_images_per_s']:,.0f} | "
             f"{row['tensorflow_eval_images_per_s']:,.0f} | {row['eval_ratio']:.2f} | "
             f"{_mib(row['numpy_peak_tracemalloc_mib'])} / {_mib(row['numpy_peak_rss_mib'])} | "
-            f"{_mib(row['tensorflow_peak_rss_mib'])} |")
+            f"{_mib(row['tensorflow_peak_rss_mib'])} | {_ms(row['numpy_loss_and_grads'])} "
+            f"({row['loss_and_grads_of_step']:.2f}) |")
     return lines
 
 

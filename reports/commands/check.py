@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import argparse
 
+from reports.commands import user_model
 from reports.commands.options import (
     BATCH_DATA,
     add_models,
@@ -19,6 +20,7 @@ from reports.commands.options import (
     in_model_order,
     positive_int,
 )
+from reports.errors import BadInput
 
 
 def register(subparsers) -> None:
@@ -31,7 +33,7 @@ def register(subparsers) -> None:
                     "parameter gradient). One line per model, dtype and path with PASS/FAIL and "
                     "the worst error (the larger of relative L2 and scaled max abs) relative to "
                     "its tolerance. Exit code 0 only if all pass, 1 if any fails.")
-    add_models(parser, "models to check")
+    add_models(parser, "models to check (not with --model)")
     parser.add_argument("--dtype", choices=["float32", "float64", "both"], default="both",
                         help="the dtype(s) to check")
     add_seed(parser, "seeds the weights and the batch")
@@ -40,36 +42,51 @@ def register(subparsers) -> None:
                         help="strokes: digit-like strokes on exact zeros; mnist: training images "
                              "drawn with --seed")
     add_no_verify(parser)
+    user_model.add_arguments(parser)
     parser.set_defaults(func=run)
 
 
+def _line(name: str, dtype: str, result) -> str:
+    verdict = "PASS" if result.passed else "FAIL"
+    if result.fault is not None:
+        return f"{verdict}  {name:<6}  {dtype}  {result.path:<8}  {result.fault.sentence}"
+    return (f"{verdict}  {name:<6}  {dtype}  {result.path:<8}  worst error {result.error:.1e} "
+            f"(tolerance {result.tolerance:.0e}) in {result.worst}")
+
+
 def run(args: argparse.Namespace) -> int:
-    from reference_tf.check import check_model
+    from reference_tf.check import check, check_model
     from reference_tf.reproducible import use_reproducible_kernels
 
     use_reproducible_kernels()
+    if args.input_shape is not None and args.spec is None:
+        raise BadInput("argument --input-shape: goes with --model FILE.py:FACTORY")
     dtypes = ["float32", "float64"] if args.dtype == "both" else [args.dtype]
-    models = in_model_order(args.models)
+    names = [args.spec] if args.spec is not None else in_model_order(args.models)
     verify = checks_mnist(args)
     if args.data == "mnist" and not verify:
         print("data: MNIST from $TFPARITY_MNIST_DIR, SHA-256 not checked (--no-verify)",
               flush=True)
     failed, total = [], 0
-    for name in models:
+    for name in names:
         for dtype in dtypes:
-            paths = check_model(name, dtype, args.seed, args.batch_size, args.data, verify)
-            for result in paths.values():
+            if args.spec is None:
+                result = check_model(name, dtype, args.seed, args.batch_size, args.data, verify)
+            else:
+                model, x, y = user_model.load(args, dtype, verify)
+                result = check(model, x, y, name=name)
+            for path in result.paths.values():
                 total += 1
-                print(f"{'PASS' if result.passed else 'FAIL'}  {name:<6}  {dtype}  "
-                      f"{result.path:<8}  worst error {result.error:.1e} "
-                      f"(tolerance {result.tolerance:.0e}) in {result.worst}", flush=True)
-            if not all(result.passed for result in paths.values()):
+                print(_line(name, dtype, path), flush=True)
+            if not result.passed:
                 failed.append((name, dtype))
     if failed:
-        print(f"{len(failed)} of {len(models) * len(dtypes)} model/dtype pairs failed; "
-              "locate each with "
-              + ", ".join(f"`tfparity diff {n} --dtype {d}`" for n, d in failed))
+        target = "--model {} " if args.spec is not None else "{} "
+        print(f"{len(failed)} of {len(names) * len(dtypes)} model/dtype pairs failed; locate "
+              "each with " + ", ".join(f"`tfparity diff {target.format(n)}--dtype {d}`"
+                                       for n, d in failed))
         return 1
-    print(f"all {total} checks passed ({len(models)} models x {len(dtypes)} dtypes x "
-          "trace and training paths)")
+    kind = "your model" if args.spec is not None else f"{len(names)} models"
+    print(f"all {total} checks passed ({kind} x {len(dtypes)} dtypes x "
+          f"{'paths' if args.spec is not None else 'trace and training paths'})")
     return 0

@@ -7,15 +7,16 @@ import json
 import sys
 from pathlib import Path
 
+from reports.commands import user_model
 from reports.commands.options import (
     BATCH_DATA,
-    add_model,
+    MODEL_NAMES,
     add_no_verify,
     add_seed,
     checks_mnist,
     positive_int,
 )
-from reports.errors import reading
+from reports.errors import BadInput, reading
 from reports.outputs import JSON_SUFFIXES, PLOT_SUFFIXES, check_file
 
 STDOUT = "-"
@@ -25,13 +26,14 @@ def register(subparsers) -> None:
     parser = subparsers.add_parser(
         "diff", help="compare one model with TensorFlow layer by layer, forward and backward",
         description="Run the scratch model and its Keras twin on one seeded batch and compare "
-                    "every "
-                    "layer's output, the gradient it receives, its parameter gradients and the "
-                    "gradient it sends back: propagated (each side end to end) and isolated (the "
-                    "scratch layer on TensorFlow's input and upstream gradient). Names the first "
-                    "divergent layer and pass and asks float64 finite differences which side is "
-                    "wrong. Exit code 0 when nothing diverges, 1 when something does.")
-    add_model(parser)
+                    "every layer's output, the gradient it receives, its parameter gradients and"
+                    " the gradient it sends back: propagated (each side end to end) and isolated"
+                    " (the scratch layer on TensorFlow's input and upstream gradient). Names the"
+                    " first divergent layer and pass and asks float64 finite differences which "
+                    "side is wrong. Exit code 0 when nothing diverges, 1 when something does.")
+    parser.add_argument("model", nargs="?", choices=MODEL_NAMES,
+                        help="the model: " + ", ".join(MODEL_NAMES)
+                             + " (or --model FILE.py:FACTORY)")
     parser.add_argument("--dtype", choices=["float32", "float64"], default=None,
                         help="the engines' dtype (default: the weight file's dtype with "
                              "--weights, else float64)")
@@ -52,10 +54,19 @@ def register(subparsers) -> None:
                              "(default: no plot)")
     parser.add_argument("--no-fd", action="store_true",
                         help="skip the finite-difference opinion on the first divergence")
+    user_model.add_arguments(parser)
     parser.set_defaults(func=run)
 
 
 def run(args: argparse.Namespace) -> int:
+    if (args.model is None) == (args.spec is None):
+        raise BadInput("expected one built-in model (" + ", ".join(MODEL_NAMES) + ") or "
+                       "--model FILE.py:FACTORY")
+    if args.spec is not None and args.weights is not None:
+        raise BadInput("argument --weights: goes with the built-in models; a factory's model "
+                       "has its own weights")
+    if args.input_shape is not None and args.spec is None:
+        raise BadInput("argument --input-shape: goes with --model FILE.py:FACTORY")
     if args.json not in (None, STDOUT):
         check_file(args.json, "--json", JSON_SUFFIXES)
     if args.plot is not None:
@@ -75,14 +86,19 @@ def run(args: argparse.Namespace) -> int:
             print(f"tfparity diff: weights cast from {weights.meta['dtype']} to {dtype} "
                   "(--dtype)", file=sys.stderr)
     from reference_tf.finite_diff import third_opinion
-    from reference_tf.layerdiff import diff_model
+    from reference_tf.layerdiff import diff, diff_model
     from reference_tf.reproducible import use_reproducible_kernels
     from reports.layerdiff_text import render
     from reports.runner import to_json_safe, write_json_atomic
 
     use_reproducible_kernels()
-    result = diff_model(args.model, dtype or "float64", args.seed, args.batch_size, args.data,
-                        weights, verify=checks_mnist(args))
+    if args.spec is not None:
+        model, x, y = user_model.load(args, dtype or "float64", checks_mnist(args))
+        result = diff(model, x, y, name=args.spec, seed=args.seed, data=args.data)
+        result.data_unverified = args.data == "mnist" and not checks_mnist(args)
+    else:
+        result = diff_model(args.model, dtype or "float64", args.seed, args.batch_size,
+                            args.data, weights, verify=checks_mnist(args))
     if not args.no_fd:
         third_opinion(result)
     payload = result.to_dict()

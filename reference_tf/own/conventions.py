@@ -1,0 +1,196 @@
+"""The conventions a user's layer declares, and the one place that converts to and from them.
+
+tfparity's own engine and Keras use TensorFlow's layouts. Code written elsewhere often does not:
+CS231n and PyTorch keep activations as NCHW and conv kernels as OIHW, PyTorch keeps dense
+kernels as (out, in), some libraries give conv biases the shape (1, 1, 1, F) so they broadcast
+over NHWC outputs, and everyone names parameters their own way. A ``Conventions`` value states
+these facts as data; every conversion between a user's arrays and Keras's arrays goes through
+the functions of this module.
+
+Layout strings name the axes in memory order:
+
+- activations (with the batch axis): ``"NHWC"`` (TensorFlow) or ``"NCHW"``; any permutation of
+  those letters with N first. They apply to rank-4 arrays only: (N, features) has no layout.
+- conv kernels: a permutation of ``"HWIO"`` (TensorFlow); ``"OIHW"`` is CS231n's and PyTorch's.
+- dense kernels: ``"IO"`` (in, out), as TensorFlow and CS231n's ``affine_forward``, or ``"OI"``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field, fields, replace
+
+import numpy as np
+
+KERAS_ACTIVATIONS = "NHWC"
+KERAS_CONV_KERNEL = "HWIO"
+KERAS_DENSE_KERNEL = "IO"
+KERAS_NAMES = ("kernel", "bias")
+
+
+def _permutation(owner: str, name: str, value, letters: str) -> str:
+    """``value`` upper-cased if it is a permutation of ``letters``, else ValueError."""
+    text = value.upper() if isinstance(value, str) else None
+    if text is None or sorted(text) != sorted(letters):
+        raise ValueError(f"{owner}: expected {name} to be an ordering of the letters "
+                         f"{'/'.join(letters)} (e.g. {letters!r}), received {name}={value!r}.")
+    return text
+
+
+@dataclass(frozen=True)
+class Conventions:
+    """How a user's layer stores its arrays.
+
+    Attributes:
+        layout: rank-4 activations, ``"NHWC"`` or ``"NCHW"`` (N first, any order of H, W, C).
+        kernel_layout: conv kernels, an ordering of "HWIO", e.g. ``"OIHW"``.
+        dense_layout: dense kernels, ``"IO"`` (in, out) or ``"OI"`` (out, in).
+        bias_shape: None for biases of shape (F,); otherwise the user's shape with one -1 where
+            F goes, e.g. ``(1, 1, 1, -1)``.
+        flatten: the order in which a Dense flattens a rank-4 input (and a Flatten its input);
+            None means ``layout``.
+        names: the user's name of each Keras parameter, ``{"kernel": ..., "bias": ...}``.
+    """
+
+    layout: str = KERAS_ACTIVATIONS
+    kernel_layout: str = KERAS_CONV_KERNEL
+    dense_layout: str = KERAS_DENSE_KERNEL
+    bias_shape: tuple | None = None
+    flatten: str | None = None
+    names: dict = field(default_factory=lambda: {name: name for name in KERAS_NAMES})
+
+    def __post_init__(self):
+        owner = "Conventions"
+        set_ = object.__setattr__
+        set_(self, "layout", _permutation(owner, "layout", self.layout, KERAS_ACTIVATIONS))
+        if self.layout[0] != "N":
+            raise ValueError(f"{owner}: expected layout to start with the batch axis N, "
+                             f"received layout={self.layout!r}.")
+        set_(self, "kernel_layout", _permutation(owner, "kernel_layout", self.kernel_layout,
+                                                 KERAS_CONV_KERNEL))
+        set_(self, "dense_layout", _permutation(owner, "dense_layout", self.dense_layout,
+                                                KERAS_DENSE_KERNEL))
+        if self.flatten is not None:
+            set_(self, "flatten", _permutation(owner, "flatten", self.flatten, KERAS_ACTIVATIONS))
+        if self.bias_shape is not None:
+            shape = tuple(self.bias_shape) if isinstance(self.bias_shape, (tuple, list)) else ()
+            if (shape.count(-1) != 1
+                    or not all(isinstance(s, int) and (s == 1 or s == -1) for s in shape)):
+                raise ValueError(f"{owner}: expected bias_shape to be a tuple of 1s with one -1 "
+                                 f"for the number of units, e.g. (1, 1, 1, -1), received "
+                                 f"bias_shape={self.bias_shape!r}.")
+            set_(self, "bias_shape", shape)
+        names = dict(self.names) if isinstance(self.names, dict) else None
+        if (names is None or set(names) != set(KERAS_NAMES)
+                or not all(isinstance(v, str) and v and "/" not in v for v in names.values())
+                or len(set(names.values())) != len(names)):
+            raise ValueError(f"{owner}: expected names to map 'kernel' and 'bias' to two distinct "
+                             f"names without '/', e.g. {{'kernel': 'W', 'bias': 'b'}}, received "
+                             f"names={self.names!r}.")
+        set_(self, "names", names)
+
+    @property
+    def flatten_order(self) -> str:
+        """The order in which rank-4 inputs are flattened."""
+        return self.flatten or self.layout
+
+    def updated(self, **changes) -> "Conventions":
+        """A copy with some fields changed (validated like a new value)."""
+        unknown = sorted(set(changes) - {f.name for f in fields(self)})
+        if unknown:
+            raise TypeError(f"Conventions: unknown convention(s) {unknown}; expected some of "
+                            f"{[f.name for f in fields(self)]}.")
+        return replace(self, **changes)
+
+    def to_dict(self) -> dict:
+        """Every field, JSON-ready."""
+        out = {f.name: getattr(self, f.name) for f in fields(self)}
+        out["bias_shape"] = None if self.bias_shape is None else list(self.bias_shape)
+        out["names"] = dict(self.names)
+        return out
+
+
+CONVENTION_FIELDS = tuple(f.name for f in fields(Conventions))
+
+
+def _order(source: str, target: str) -> tuple[int, ...]:
+    """The axes permutation taking an array stored as ``source`` to ``target``."""
+    return tuple(source.index(axis) for axis in target)
+
+
+# Activations ---------------------------------------------------------------------------------
+
+def activation_to_user(x: np.ndarray, layout: str) -> np.ndarray:
+    """A Keras-layout (NHWC) batch in ``layout``; arrays not of rank 4 are returned as they are.
+
+    The result is a new contiguous array unless nothing moves.
+    """
+    if x.ndim != 4 or layout == KERAS_ACTIVATIONS:
+        return x
+    return np.ascontiguousarray(x.transpose(_order(KERAS_ACTIVATIONS, layout)))
+
+
+def activation_from_user(x: np.ndarray, layout: str) -> np.ndarray:
+    """A rank-4 batch stored as ``layout`` in NHWC; other ranks unchanged."""
+    if x.ndim != 4 or layout == KERAS_ACTIVATIONS:
+        return x
+    return np.ascontiguousarray(x.transpose(_order(layout, KERAS_ACTIVATIONS)))
+
+
+def shape_to_user(shape: tuple, layout: str) -> tuple:
+    """A per-example NHWC shape (H, W, C) in ``layout`` (rank-1 shapes unchanged)."""
+    if len(shape) != 3:
+        return tuple(shape)
+    return tuple(shape[i - 1] for i in _order(KERAS_ACTIVATIONS, layout)[1:])
+
+
+def shape_from_user(shape: tuple, layout: str) -> tuple:
+    """A per-example shape stored as ``layout`` (without N) as (H, W, C)."""
+    if len(shape) != 3:
+        return tuple(shape)
+    return tuple(shape[i - 1] for i in _order(layout, KERAS_ACTIVATIONS)[1:])
+
+
+def keras_permute_dims(source: str, target: str) -> tuple[int, ...]:
+    """``keras.layers.Permute`` dims taking activations stored as ``source`` to ``target``."""
+    return _order(source, target)[1:]
+
+
+# Parameters ----------------------------------------------------------------------------------
+
+def _bias_shape(units: int, conventions: Conventions) -> tuple:
+    if conventions.bias_shape is None:
+        return (units,)
+    return tuple(units if s == -1 else 1 for s in conventions.bias_shape)
+
+
+def _kernel_layouts(kind: str, conventions: Conventions) -> tuple[str, str]:
+    """(Keras layout, user layout) of a kernel of a "conv" or "dense" layer."""
+    if kind == "conv":
+        return KERAS_CONV_KERNEL, conventions.kernel_layout
+    return KERAS_DENSE_KERNEL, conventions.dense_layout
+
+
+def param_shape_to_user(kind: str, key: str, keras_shape: tuple, conventions: Conventions) -> tuple:
+    """The user's shape of Keras parameter ``key`` ("kernel"/"bias") of a ``kind`` layer."""
+    if key == "bias":
+        return _bias_shape(keras_shape[0], conventions)
+    keras_layout, user_layout = _kernel_layouts(kind, conventions)
+    return tuple(keras_shape[i] for i in _order(keras_layout, user_layout))
+
+
+def param_to_user(kind: str, key: str, value: np.ndarray, conventions: Conventions) -> np.ndarray:
+    """Keras parameter ``key`` of a ``kind`` ("conv"/"dense") layer, as the user stores it (a new
+    contiguous array)."""
+    if key == "bias":
+        return np.array(value.reshape(_bias_shape(value.shape[0], conventions)))
+    keras_layout, user_layout = _kernel_layouts(kind, conventions)
+    return np.ascontiguousarray(value.transpose(_order(keras_layout, user_layout)))
+
+
+def param_from_user(kind: str, key: str, value: np.ndarray, conventions: Conventions) -> np.ndarray:
+    """A user array of Keras parameter ``key`` (or its gradient) in Keras's layout; the caller
+    has checked its shape against ``param_shape_to_user``."""
+    if key == "bias":
+        return np.ascontiguousarray(value).reshape(-1)
+    keras_layout, user_layout = _kernel_layouts(kind, conventions)
+    return np.ascontiguousarray(value.transpose(_order(user_layout, keras_layout)))

@@ -1,0 +1,75 @@
+"""``FILE.py:FACTORY`` and ``package.module:FACTORY``: the model a command line names.
+
+FACTORY() is called without arguments and returns the model: a ``reference_tf.own.Model`` or
+``Function``, or a ``scratch.models.Sequential``. A file is imported with its own directory first
+on ``sys.path`` (as ``python FILE.py`` would), so it can import the modules beside it.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import importlib
+import importlib.util
+import sys
+from pathlib import Path
+
+from reference_tf.own.model import Function, Model
+from reference_tf.own.safety import last_frame
+from scratch.models import Sequential
+
+MODEL_TYPES = (Model, Function, Sequential)
+
+
+def import_target(target: str):
+    """The module of a file path or a dotted name. A file is imported once per process (later
+    calls return the same module object, so a test can patch it before a command runs)."""
+    if target.endswith(".py") or "/" in target or "\\" in target:
+        path = Path(target).resolve()
+        if not path.is_file():
+            raise FileNotFoundError(f"no such file {target!r}")
+        name = f"tfparity_user_{path.stem}_{hashlib.sha1(str(path).encode()).hexdigest()[:12]}"
+        if name in sys.modules:
+            return sys.modules[name]
+        spec = importlib.util.spec_from_file_location(name, path)
+        module = importlib.util.module_from_spec(spec)
+        sys.path.insert(0, str(path.parent))
+        sys.modules[name] = module
+        try:
+            spec.loader.exec_module(module)
+        except BaseException:
+            del sys.modules[name]
+            raise
+        finally:
+            sys.path.remove(str(path.parent))
+        return module
+    return importlib.import_module(target)
+
+
+def load_model(spec: str):
+    """Import ``FILE.py:FACTORY`` or ``package.module:FACTORY`` and return FACTORY().
+
+    Raises:
+        ValueError: the spec is malformed, the file or module or factory does not exist, importing
+            or calling it raised (with the exception's last frame), or it returned no model.
+    """
+    target, sep, factory = spec.rpartition(":")
+    if not sep or not target or not factory.isidentifier():
+        raise ValueError(f"expected FILE.py:FACTORY or package.module:FACTORY, received "
+                         f"{spec!r}.")
+    try:
+        module = import_target(target)
+    except Exception as error:  # a missing file or module, or the user's module failed
+        raise ValueError(f"importing {target!r} raised {type(error).__name__}: {error} "
+                         f"(at {last_frame(error)}).") from None
+    fn = getattr(module, factory, None)
+    if not callable(fn):
+        raise ValueError(f"{target!r} has no function {factory!r}.")
+    try:
+        model = fn()
+    except Exception as error:
+        raise ValueError(f"{factory}() raised {type(error).__name__}: {error} "
+                         f"(at {last_frame(error)}).") from None
+    if not isinstance(model, MODEL_TYPES):
+        raise ValueError(f"{factory}() returned {type(model).__name__}; expected a "
+                         "reference_tf.own.Model or Function, or a scratch.models.Sequential.")
+    return model
