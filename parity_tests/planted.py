@@ -14,9 +14,33 @@ from collections import namedtuple
 import numpy as np
 
 from scratch import ops
+from scratch.layers import Conv2D, Dense, Flatten, MaxPool2D, ReLU
+from scratch.models import Sequential
 from scratch.ops import conv as conv_ops
 from scratch.ops import padding as padding_ops
 from scratch.ops.padding import Padding1D
+
+
+def odd_model(dtype="float64") -> Sequential:
+    """A small CNN on 15x15 digits: asymmetric SAME padding, overlapping pool windows, and conv
+    biases alternating 0.1 / 0 (positive ties in the pools, exactly-zero pre-activations)."""
+    layers = [Conv2D(4, 4, strides=2, padding="same"), ReLU(),
+              MaxPool2D(3, strides=2, padding="same"), Conv2D(4, (2, 3), padding="same"), ReLU(),
+              MaxPool2D(2, padding="same"), Flatten(), Dense(8), ReLU(), Dense(10)]
+    model = Sequential(layers, (15, 15, 1), seed=0, dtype=dtype)
+    for layer in model.layers:
+        if isinstance(layer, Conv2D):
+            layer.params["bias"][::2] = 0.1
+    return model
+
+
+def pool_first_model(dtype="float64") -> Sequential:
+    """15x15 digits into a VALID conv with bias -0.1 (negative wherever the digit is blank),
+    then the first SAME layer: a max-pool whose odd padding goes bottom/right."""
+    layers = [Conv2D(4, 2), MaxPool2D(3, strides=2, padding="same"), ReLU(), Flatten(), Dense(10)]
+    model = Sequential(layers, (15, 15, 1), seed=0, dtype=dtype)
+    model.layers[0].params["bias"][...] = -0.1
+    return model
 
 
 def plant_conv_no_flip(monkeypatch):
@@ -119,3 +143,155 @@ def plant_flatten_nchw(monkeypatch):
 
     monkeypatch.setattr(ops, "flatten_forward", forward)
     monkeypatch.setattr(ops, "flatten_backward", backward)
+
+
+# Conventions the cause catalog names (``reference_tf.causes``), one plant per variant, and
+# bugs that are no convention at all. ---------------------------------------------------------
+
+def plant_same_padding_symmetric(monkeypatch):
+    """SAME padding split (p, p) with p = ceil(total / 2), as hand-written "pad both sides"
+    code does: the same output size, shifted windows."""
+    real = padding_ops.window_padding
+
+    def symmetric(size, window, stride, padding):
+        out, before, after = real(size, window, stride, padding)
+        half = -(-(before + after) // 2)
+        return Padding1D(out, half, half)
+
+    monkeypatch.setattr(padding_ops, "window_padding", symmetric)
+
+
+def plant_pool_pads_zero(monkeypatch):
+    """Max-pool SAME padding filled with 0 instead of -inf (forward and backward)."""
+    real = ops.max_pool2d_forward
+
+    def forward(x, pool_size=(2, 2), strides=(2, 2), padding="valid"):
+        y, cache = real(x, pool_size, strides, padding)
+        if not any(cache.pads):
+            return y, cache
+        xp = np.where(np.isneginf(cache.xp), 0, cache.xp).astype(x.dtype)
+        y, _ = real(xp, pool_size, strides, "valid")
+        return y, cache._replace(xp=xp, y=y)
+
+    monkeypatch.setattr(ops, "max_pool2d_forward", forward)
+
+
+def plant_conv_forward_flipped(monkeypatch):
+    """The forward pass convolves (kernel flipped by 180 degrees) instead of correlating."""
+    real = ops.conv2d_forward
+
+    def convolve(x, kernel, bias, *args, **kwargs):
+        return real(x, np.ascontiguousarray(kernel[::-1, ::-1]), bias, *args, **kwargs)
+
+    monkeypatch.setattr(ops, "conv2d_forward", convolve)
+
+
+def plant_conv_kernel_read_as_oihw(monkeypatch):
+    """The conv kernel's memory is read as OIHW (a reshape where a transpose was needed)."""
+    real = ops.conv2d_forward
+
+    def misread(x, kernel, bias, *args, **kwargs):
+        h, w, i, o = kernel.shape
+        used = np.ascontiguousarray(kernel.reshape(o, i, h, w).transpose(2, 3, 1, 0))
+        return real(x, used, bias, *args, **kwargs)
+
+    monkeypatch.setattr(ops, "conv2d_forward", misread)
+
+
+def plant_dense_kernel_out_in(monkeypatch):
+    """The dense kernel's memory is read as (out, in), PyTorch's layout, in the forward pass."""
+    real = ops.dense_forward
+
+    def misread(x, kernel, bias):
+        return real(x, np.ascontiguousarray(kernel.reshape(kernel.shape[::-1]).T), bias)
+
+    monkeypatch.setattr(ops, "dense_forward", misread)
+
+
+def plant_conv_bias_grad_nchw_axes(monkeypatch):
+    """dL/dbias of a convolution summed over axes (0, 2, 3), as for NCHW, of an NHWC dy."""
+    real = ops.conv2d_backward
+
+    def backward(dy, cache, *args, **kwargs):
+        dx, dkernel, _ = real(dy, cache, *args, **kwargs)
+        return dx, dkernel, dy.sum(axis=(0, 2, 3))
+
+    monkeypatch.setattr(ops, "conv2d_backward", backward)
+
+
+def plant_dense_grads_mean_twice(monkeypatch):
+    """Dense parameter gradients divided by N once more (the loss already took the mean)."""
+    real = ops.dense_backward
+
+    def backward(dy, cache, *args, **kwargs):
+        dx, dkernel, dbias = real(dy, cache, *args, **kwargs)
+        return dx, dkernel / len(dy), dbias / len(dy)
+
+    monkeypatch.setattr(ops, "dense_backward", backward)
+
+
+def plant_loss_label_smoothing(monkeypatch):
+    """Cross-entropy against labels smoothed by 0.1 (value and gradient)."""
+    def smoothed(logits, labels):
+        n, k = logits.shape
+        shifted = logits - logits.max(axis=1, keepdims=True)
+        log_p = shifted - np.log(np.exp(shifted).sum(axis=1, keepdims=True))
+        targets = np.full(logits.shape, 0.1 / k, dtype=logits.dtype)
+        targets[np.arange(n), labels] += 0.9
+        return float(-(targets * log_p).sum() / n), (np.exp(log_p) - targets) / n
+
+    monkeypatch.setattr(ops, "softmax_cross_entropy", smoothed)
+
+
+def plant_loss_log_of_softmax_plus_eps(monkeypatch):
+    """The loss as -log(softmax(z) + 1e-7), softmax first, then the log (with its gradient)."""
+    real = ops.softmax_cross_entropy
+
+    def loss(logits, labels):
+        n = len(logits)
+        _, dlogits = real(logits, labels)
+        p = dlogits * n
+        p[np.arange(n), labels] += 1  # dlogits = (softmax - onehot) / N
+        p_y = p[np.arange(n), labels]
+        scale = (p_y / (p_y + 1e-7))[:, None]
+        return float(-np.log(p_y + 1e-7).mean()), (scale * dlogits).astype(logits.dtype)
+
+    monkeypatch.setattr(ops, "softmax_cross_entropy", loss)
+
+
+def plant_conv_kernel_grad_scaled(monkeypatch):
+    """Not a convention: the conv kernel gradient is 1.01 times too large."""
+    real = ops.conv2d_backward
+
+    def backward(dy, cache, *args, **kwargs):
+        dx, dkernel, dbias = real(dy, cache, *args, **kwargs)
+        return dx, dkernel * dkernel.dtype.type(1.01), dbias
+
+    monkeypatch.setattr(ops, "conv2d_backward", backward)
+
+
+def plant_conv_input_grad_channel_sign(monkeypatch):
+    """Not a convention: the sign of dL/dx flipped in one (seeded, random) input channel."""
+    real = ops.conv2d_backward
+
+    def backward(dy, cache, *args, **kwargs):
+        dx, dkernel, dbias = real(dy, cache, *args, **kwargs)
+        if dx is not None:
+            channel = np.random.default_rng(dx.shape[3]).integers(dx.shape[3])
+            dx[..., channel] *= -1
+        return dx, dkernel, dbias
+
+    monkeypatch.setattr(ops, "conv2d_backward", backward)
+
+
+def plant_relu_other_dtype(monkeypatch):
+    """ReLU's output in the other float dtype (float32 from a float64 model and vice versa), as
+    code that allocates its result with a fixed dtype does."""
+    real = ops.relu_forward
+
+    def forward(x):
+        y, cache = real(x)
+        other = np.float32 if x.dtype == np.float64 else np.float64
+        return y.astype(other), cache
+
+    monkeypatch.setattr(ops, "relu_forward", forward)

@@ -299,21 +299,23 @@ def test_readme_example_catches_a_wrong_tanh_derivative(monkeypatch):
         namespace["test_tanh_matches_keras"]("float64")
 
 
-STATUS = re.compile(r"^(\S*)\s.*?\s(y|loss|dL/\w+)\s.*\s(ok|inherited|OWN ERROR)$")
+STATUS = re.compile(r"^(\S*)\s.*?\s(y|loss|dL/\w+)\s.*\s(ok|inherited|OWN ERROR)\s+(\S+)$")
 
 
-def diff_statuses(output: str) -> list[tuple[str, str, str]]:
-    """(layer, quantity, status) of every row of ``tfparity diff``'s tables, and the first
-    divergence sentence up to its numbers."""
+def diff_statuses(output: str) -> list[tuple[str, ...]]:
+    """(layer, quantity, status, cause) of every row of ``tfparity diff``'s tables, and the
+    first divergence sentence up to its numbers, its cause and its verdict."""
     rows, layer = [], ""
     for line in output.splitlines():
         match = STATUS.match(line)
         if match:
             layer = match.group(1) or layer
-            rows.append((layer, match.group(2), match.group(3)))
+            rows.append((layer, *match.group(2, 3, 4)))
         elif line.startswith("First divergence:"):
             verdict = line.rsplit(", so ", 1)[-1] if ", so " in line else ""
-            rows.append(("first divergence", line.split(": relative")[0], verdict))
+            cause = re.search(r"\(cause: (\w+)\)", line)
+            rows.append(("first divergence", line.split(": relative")[0],
+                         cause and cause.group(1), verdict))
     return rows
 
 

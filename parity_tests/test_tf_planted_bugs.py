@@ -10,10 +10,11 @@ import pytest
 from reference_tf.testing import assert_layer_parity, assert_model_parity
 from scratch.data.synthetic import strokes
 from scratch.layers import Conv2D, Dense, Flatten, MaxPool2D, ReLU
-from scratch.models import Sequential, build
+from scratch.models import build
 
 from helpers import DTYPES, integers
 from planted import (
+    odd_model,
     plant_conv_no_flip,
     plant_dense_bias_wrong_axis,
     plant_flatten_nchw,
@@ -52,20 +53,6 @@ def test_planted_bug_is_caught(bug, dtype, monkeypatch):
     with pytest.raises(AssertionError) as info:
         check(dtype)
     print(f"{bug} ({dtype}) caught:\n{info.value}")
-
-
-def odd_model() -> Sequential:
-    """A small CNN on 15x15 digits: asymmetric SAME padding, overlapping pool windows, and conv
-    biases alternating 0.1 / 0 (positive ties in the pools, exactly-zero pre-activations)."""
-    layers = [Conv2D(4, 4, strides=2, padding="same"), ReLU(),
-              MaxPool2D(3, strides=2, padding="same"),
-              Conv2D(4, (2, 3), padding="same"), ReLU(), MaxPool2D(2, padding="same"),
-              Flatten(), Dense(8), ReLU(), Dense(10)]
-    model = Sequential(layers, (15, 15, 1), seed=0, dtype="float64")
-    for layer in model.layers:
-        if isinstance(layer, Conv2D):
-            layer.params["bias"][::2] = 0.1
-    return model
 
 
 @pytest.mark.parametrize("bug", sorted(LAYER_BUGS))

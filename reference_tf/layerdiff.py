@@ -27,6 +27,9 @@ run goes on past a fault that is not fatal and stops the pass at a fatal one, so
 before it is still compared; a fault is a divergence at its layer and pass, ahead of the errors
 there. A whole-model function (``reference_tf.own.Function``) is compared end to end: the loss
 and every parameter gradient, with no per-layer attribution.
+
+Every quantity whose isolated error fails, and a fault that is a divergence, gets a cause from
+the convention catalog (``reference_tf.causes``), or None when no known convention explains it.
 """
 
 from __future__ import annotations
@@ -39,6 +42,7 @@ import numpy as np
 from reference_tf.adapter import label as layer_label
 from reference_tf.adapter import loss_of
 from reference_tf.batches import load_batch
+from reference_tf.causes import Cause, explain
 from reference_tf.compare import Comparison, Tolerance, compare_arrays, tolerances
 from reference_tf.gradients import model_trace
 from reference_tf.own.model import Function
@@ -60,7 +64,9 @@ class Quantity:
     stopped before it (a fatal fault); isolated is None for dL/dy (the layer does not compute it)
     and where the isolated pass failed; amplification = propagated rel L2 error of this quantity
     / that of what the layer received (y of the previous layer forward, its own dL/dy backward),
-    None where undefined.
+    None where undefined; cause: the catalog's explanation of an isolated failure (None: none
+    matched, or nothing failed), causes_tried: the ids tried; arrays: (the layer's isolated
+    value, TensorFlow's value), for the matcher.
     """
 
     key: str
@@ -71,6 +77,9 @@ class Quantity:
     propagated: Comparison | None
     isolated: Comparison | None = None
     amplification: float | None = None
+    cause: Cause | None = None
+    causes_tried: list[str] = field(default_factory=list)
+    arrays: tuple = field(default=(None, None), repr=False)
 
     @property
     def isolated_fails(self) -> bool:
@@ -127,6 +136,8 @@ class Divergence:
     quantity: Quantity | None
     also_failing: list[str]
     fault: Fault | None = None
+    cause: Cause | None = None  # the convention that explains it (``reference_tf.causes``)
+    causes_tried: list[str] = field(default_factory=list)  # the conventions tried on it
 
 
 @dataclass
@@ -292,7 +303,8 @@ def _quantity(key, label, pass_, tolerance: Tolerance, mine, reference,
     reference = np.asarray(reference)
     return Quantity(key, label, pass_, tuple(reference.shape), tol,
                     None if mine is None else safe_compare(mine, reference, label),
-                    None if isolated is None else safe_compare(isolated, reference, label))
+                    None if isolated is None else safe_compare(isolated, reference, label),
+                    arrays=(isolated, reference))
 
 
 def _layer_diffs(model: Sequential, x, y, mine: Trace, ref: Trace, state_before: dict,
@@ -423,8 +435,8 @@ def diff_model(model_name: str, dtype: str = "float64", seed: int = 0, batch_siz
 
 
 def diff(model: Sequential | Function, x: np.ndarray, y: np.ndarray, *, name: str = "model",
-         seed: int | None = None, data: str = "given", counterparts: dict | None = None
-         ) -> ModelDiff:
+         seed: int | None = None, data: str = "given", counterparts: dict | None = None,
+         keras_model=None) -> ModelDiff:
     """Compare any model with its Keras twin (weights copied) on the batch (x, y).
 
     Args:
@@ -433,14 +445,18 @@ def diff(model: Sequential | Function, x: np.ndarray, y: np.ndarray, *, name: st
         x: inputs (N, *model.input_shape) of the model's dtype; y: labels (N,).
         name, seed, data: how the result describes the model and the batch.
         counterparts: Keras factories for custom layer classes (``reference_tf.twin.keras_layer``).
+        keras_model: the reference, with the model's weights and state (and Dropout masks
+            shared); default ``twin(model, counterparts, share_masks=True)``.
 
     Returns:
-        The ``ModelDiff`` (no third opinion yet; see ``reference_tf.finite_diff.third_opinion``).
+        The ``ModelDiff`` with the causes of its isolated failures (no third opinion yet; see
+        ``reference_tf.finite_diff.third_opinion``).
     """
     if isinstance(model, Function):
         layers, inputs, statistics = _function_diffs(model, x, y), {"layers": {}}, False
     else:
-        keras_model = twin(model, counterparts, share_masks=True)  # the state before the step
+        if keras_model is None:
+            keras_model = twin(model, counterparts, share_masks=True)  # the state before the step
         state_before = {key: np.array(value) for key, value in model.state.items()}
         mine, faults = run_trace(model, x, y)
         ref = model_trace(model, x, y, keras_model=keras_model)
@@ -452,6 +468,7 @@ def diff(model: Sequential | Function, x: np.ndarray, y: np.ndarray, *, name: st
                        kind="function" if isinstance(model, Function) else "layers")
     result.isolated_inputs = {"model": model, "x": x, "labels": y, "counterparts": counterparts,
                               **inputs}
+    explain(result)
     return result
 
 
@@ -504,7 +521,9 @@ def to_dict(result: ModelDiff) -> dict:
         return {"key": q.key, "label": q.label, "pass": q.pass_, "shape": list(q.shape),
                 "tolerance": q.tolerance, "propagated": comparison_dict(q.propagated),
                 "isolated": comparison_dict(q.isolated), "amplification": q.amplification,
-                "propagated_fails": q.propagated_fails, "isolated_fails": q.isolated_fails}
+                "propagated_fails": q.propagated_fails, "isolated_fails": q.isolated_fails,
+                "cause": None if q.cause is None else q.cause.to_dict(),
+                "causes_tried": q.causes_tried}
 
     first = None
     if result.first is not None:
@@ -515,7 +534,9 @@ def to_dict(result: ModelDiff) -> dict:
                  else None,
                  "also_failing": f.also_failing,
                  "isolated": None if f.quantity is None else comparison_dict(f.quantity.isolated),
-                 "fault": None if f.fault is None else f.fault.to_dict()}
+                 "fault": None if f.fault is None else f.fault.to_dict(),
+                 "cause": None if f.cause is None else f.cause.to_dict(),
+                 "causes_tried": f.causes_tried}
     return {
         "model": result.model, "kind": result.kind, "dtype": result.dtype, "seed": result.seed,
         "data": result.data, "data_unverified": result.data_unverified,

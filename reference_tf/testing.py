@@ -5,10 +5,11 @@
                         input_shape=(4, 6, 6, 3), dtype="float64")
 
 Each assertion raises AssertionError listing every quantity outside its tolerance (see
-``reference_tf.compare``) with its errors, worst index and both values, and returns the
-comparisons when everything passes. A layer written in other conventions (``reference_tf.own``)
-is compared in its own layouts and parameter names, and a fault of its code (a write into an
-array it was handed, a wrong shape or dtype, an exception) is an AssertionError too.
+``reference_tf.compare``) with its errors, worst index and both values, then the cause the
+convention catalog names for it (``reference_tf.causes``), and returns the comparisons when
+everything passes. A layer written in other conventions (``reference_tf.own``) is compared in
+its own layouts and parameter names, and a fault of its code (a write into an array it was
+handed, a wrong shape or dtype, an exception) is an AssertionError too.
 """
 
 from __future__ import annotations
@@ -17,7 +18,9 @@ import keras
 import numpy as np
 
 from reference_tf.adapter import from_keras, model_grads, to_keras
-from reference_tf.compare import Comparison, assert_all_close
+from reference_tf.causes import cause_clause, find_cause, layer_case, tried
+from reference_tf.causes.registry import error
+from reference_tf.compare import Comparison, assert_all_close, tolerance_for
 from reference_tf.gradients import layer_pass, loss_function, trace, trace_arrays
 from reference_tf.own.safety import UserCodeError
 from reference_tf.twin import copy_state, copy_weights, twin
@@ -106,8 +109,26 @@ def assert_layer_parity(scratch_layer: Layer, keras_layer: keras.layers.Layer | 
     mine = {"output": out, "input_grad": dx,
             **{f"grads/{k}": v for k, v in scratch_layer.grads.items()},
             **{f"state/{k}": v for k, v in scratch_layer.state.items()}}
-    return assert_all_close(mine, expected, dtype,
-                            context=f"{scratch_layer!r} vs Keras, input shape {input_shape}")
+    try:
+        return assert_all_close(mine, expected, dtype,
+                                context=f"{scratch_layer!r} vs Keras, input shape {input_shape}")
+    except AssertionError as failure:
+        raise AssertionError("\n".join([str(failure), *_layer_causes(scratch_layer, mine, expected,
+                                                                    x, dy, dtype)])) from None
+
+
+def _layer_causes(layer: Layer, mine: dict, expected: dict, x: np.ndarray, dy: np.ndarray,
+                  dtype: np.dtype) -> list[str]:
+    """One line per failing quantity: the cause the catalog names, or that none matched."""
+    lines = []
+    for key, reference in expected.items():
+        tolerance = tolerance_for(key, dtype)
+        if key not in mine or error(mine[key], reference) <= tolerance:
+            continue
+        pass_ = "backward" if key == "input_grad" or key.startswith("grads/") else "forward"
+        case = layer_case(layer, key, pass_, mine[key], reference, x, dy, tolerance)
+        lines.append(f"cause of {key}: {cause_clause(find_cause(case), tried(case))}")
+    return lines
 
 
 def _check_output_shapes(scratch_layer: Layer, keras_layer: keras.layers.Layer,
@@ -159,19 +180,36 @@ def assert_model_parity(model: Sequential, x: np.ndarray, y: np.ndarray,
         The comparisons keyed as ``reference_tf.gradients.trace_arrays``.
     """
     context = f"model ({', '.join(layer.name for layer in model.layers)})"
+    given = keras_model
     if keras_model is None:  # built before the step: the state before it
         keras_model = twin(model, counterparts, share_masks=True)
     try:
         mine = trace_arrays(model.trace(x, y))
     except UserCodeError as error:
-        raise AssertionError(f"{context}: {error}") from error
+        raise AssertionError(f"{context}: {error}\n"
+                             f"{_model_cause(model, x, y, given, counterparts)}") from error
     reference = trace(keras_model, x, y, loss_fn=loss_function(model))
     # Keras names the variables "kernel" and "bias"; a declared layer has its own names
     reference = reference._replace(grads=model_grads(model, reference.grads))
-    return assert_all_close(mine, trace_arrays(reference), model.dtype,
-                            context=f"model ({', '.join(layer.name for layer in model.layers)}) "
-                                    f"vs Keras, batch {x.shape}",
-                            batch_statistics=model.mixes_examples)
+    try:
+        return assert_all_close(mine, trace_arrays(reference), model.dtype,
+                                context=f"{context} vs Keras, batch {x.shape}",
+                                batch_statistics=model.mixes_examples)
+    except AssertionError as failure:
+        raise AssertionError(f"{failure}\n{_model_cause(model, x, y, given, counterparts)}"
+                             ) from None
+
+
+def _model_cause(model: Sequential, x, y, keras_model, counterparts) -> str:
+    """The first divergence of ``reference_tf.layerdiff.diff`` and its cause, in one line
+    (against ``keras_model``, or a fresh twin of the model as it is now when None)."""
+    from reference_tf.layerdiff import diff
+
+    first = diff(model, x, y, counterparts=counterparts, keras_model=keras_model).first
+    if first is None:
+        return "first divergence: none (no layer's own error exceeds the tolerance)"
+    return (f"first divergence: layer '{first.layer}' ({first.layer_type}), {first.pass_} pass, "
+            f"{first.label}; {cause_clause(first.cause, first.causes_tried)}")
 
 
 def _routes(pool: MaxPool2D, pool_input: np.ndarray, after_relu: bool) -> np.ndarray:

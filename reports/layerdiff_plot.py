@@ -5,6 +5,7 @@ by its log10, and the title says PASS/FAIL and where the implementations first p
 from __future__ import annotations
 
 import math
+import textwrap
 from pathlib import Path
 
 import matplotlib.pyplot as plt
@@ -14,6 +15,7 @@ from matplotlib.ticker import FuncFormatter
 
 from reference_tf.layerdiff import ModelDiff
 from reports.atomic import save_figure
+from reports.layerdiff_text import cause_line
 
 FLOOR, CEILING = -17.0, 1.0  # log10 range of the colour scale; a wrong shape is drawn at CEILING
 
@@ -120,7 +122,8 @@ def heatmap(result: ModelDiff, path) -> Path:
     bar.set_label("error vs TensorFlow (log scale, floored at 1e-17)")
     for _kind, value in sorted(tol.items()):
         bar.ax.axhline(math.log10(value), color="tab:cyan", linewidth=1.5)
-    ax.set_title(_title(result), fontsize=9, pad=28)
+    causes = "".join(f"\n{line}" for line in textwrap.wrap(cause_line(result), 120))
+    ax.set_title(_title(result) + causes, fontsize=9, pad=28)
     path = save_figure(fig, path, dpi=110, bbox_inches="tight")
     plt.close(fig)
     return path

@@ -1,9 +1,11 @@
-"""``tfparity diff`` as text: the forward and backward tables and the first-divergence sentence."""
+"""``tfparity diff`` as text: the forward and backward tables and the first-divergence sentence,
+both naming the cause where the convention catalog (``reference_tf.causes``) finds one."""
 
 from __future__ import annotations
 
 import math
 
+from reference_tf.causes import cause_clause
 from reference_tf.compare import Comparison, tolerances
 from reference_tf.layerdiff import LOSS, ModelDiff, Quantity, scan
 
@@ -38,21 +40,43 @@ def _status(q: Quantity, faulted: bool) -> str:
     return "inherited" if q.propagated_fails else "ok"
 
 
-def _row(layer: str, kind: str, q: Quantity, faulted: bool) -> list[str]:
+def _cause(q: Quantity, faulted: bool, fault_cause) -> str:
+    """The cause column: the catalog id, "none" (no convention matched) or "-" (not failing);
+    a faulted quantity shows the cause of its fault (``fault_cause``)."""
+    if faulted:
+        return "none" if fault_cause is None else fault_cause.id
+    if not q.isolated_fails:
+        return "-"
+    return "none" if q.cause is None else q.cause.id
+
+
+def cause_line(result: ModelDiff) -> str:
+    """The first divergence's cause in one line ("" without a divergence), for the heat map."""
+    first = result.first
+    if first is None:
+        return ""
+    if first.cause is None:
+        return "cause: none of the catalog's conventions matches"
+    return f"cause: {first.cause.id}, {first.cause.sentence}"
+
+
+def _row(layer: str, kind: str, q: Quantity, faulted: bool, fault_cause=None) -> list[str]:
     p = q.propagated
     if p is None:
         return [layer, kind, q.label, _shape(q.shape), "-", "-", "-", "-",
-                _error(q.isolated, q.shape), "-", _status(q, faulted)]
+                _error(q.isolated, q.shape), "-", _status(q, faulted),
+                _cause(q, faulted, fault_cause)]
     shape_ok = tuple(p.shape) == tuple(q.shape)
     worst = "-" if p.worst_index is None or not shape_ok else _shape(p.worst_index)
     return [layer, kind, q.label, _shape(q.shape), _error(p, q.shape),
             _num(p.max_abs) if shape_ok else "-", f"{p.cosine:.9f}" if shape_ok else "-", worst,
-            _error(q.isolated, q.shape), _num(q.amplification), _status(q, faulted)]
+            _error(q.isolated, q.shape), _num(q.amplification), _status(q, faulted),
+            _cause(q, faulted, fault_cause)]
 
 
 DATA_NAMES = {"strokes": "strokes (digit-like)", "mnist": "MNIST"}
 HEADER = ["layer", "type", "quantity", "shape", "rel L2", "max abs", "cosine", "worst index",
-          "isolated", "amplif.", "status"]
+          "isolated", "amplif.", "status", "cause"]
 
 
 def _table(rows: list[list[str]]) -> str:
@@ -69,8 +93,12 @@ def tables(result: ModelDiff) -> str:
         first_of_layer = last[q.pass_] != layer.name
         last[q.pass_] = layer.name
         faulted = any(f.pass_ == q.pass_ and f.key == q.key for f in layer.faults)
+        first = result.first
+        fault_cause = (first.cause if first is not None and first.fault is not None
+                       and (first.layer, first.pass_, first.key) == (layer.name, q.pass_, q.key)
+                       else None)
         rows[q.pass_].append(_row(layer.name if first_of_layer else "",
-                                  layer.type if first_of_layer else "", q, faulted))
+                                  layer.type if first_of_layer else "", q, faulted, fault_cause))
     forward, backward = rows["forward"], rows["backward"]
     text = ("Forward pass, network order (y = the layer's output):\n" + _table(forward)
             + "\n\nBackward pass, reverse order (dL/dy received, parameter gradients, dL/dx sent "
@@ -113,7 +141,7 @@ def first_divergence_sentence(result: ModelDiff) -> str:
         f"layer '{first.layer}' ({first.layer_type})"
     if first.fault is not None:
         sentence = (f"First divergence: {name}, {first.pass_} pass, {first.label}: "
-                    f"{first.fault.sentence}")
+                    f"{first.fault.sentence}; {cause_clause(first.cause, first.causes_tried)}")
         return sentence + ("; " + result.opinion.sentence if result.opinion is not None else ".")
     q = first.quantity
     logits = result.layers[-2].name
@@ -129,6 +157,7 @@ def first_divergence_sentence(result: ModelDiff) -> str:
                 f"{_describe(first.layer, q, logits)}: {error} with {given} taken from TensorFlow")
     if first.also_failing:
         sentence += f" (also failing there: {', '.join(first.also_failing)})"
+    sentence += "; " + cause_clause(first.cause, first.causes_tried)
     if result.opinion is not None:
         sentence += "; " + result.opinion.sentence
     else:

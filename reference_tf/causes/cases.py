@@ -1,0 +1,110 @@
+"""From a failing comparison to a ``Case`` of the catalog, and the causes of a whole ``diff``.
+
+A quantity gets a cause only when its isolated error exceeds the tolerance (the matcher costs
+nothing on a clean run). The case is stated in TensorFlow's layouts with TensorFlow's inputs to
+the layer, so every convention sees the layer's own error and nothing inherited.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from reference_tf.causes.registry import Case, Cause, applicable, find_cause
+from scratch import layers as scratch_layers
+
+LOSS = "loss"  # the loss pseudo-layer of ``reference_tf.layerdiff``
+WINDOWED = {scratch_layers.Conv2D: ("conv", "kernel_size"),
+            scratch_layers.MaxPool2D: ("pool", "pool_size")}
+SIMPLE = {scratch_layers.Dense: "dense", scratch_layers.ReLU: "relu",
+          scratch_layers.Flatten: "flatten"}
+
+
+def layer_kind(layer) -> tuple[str, dict]:
+    """(kind, settings) of a layer: "conv"/"pool" with {"window", "strides", "padding"},
+    "dense", "relu", "flatten", or "other"."""
+    for cls, (kind, window) in WINDOWED.items():
+        if isinstance(layer, cls):
+            return kind, {"window": tuple(getattr(layer, window)),
+                          "strides": tuple(layer.strides), "padding": layer.padding}
+    for cls, kind in SIMPLE.items():
+        if isinstance(layer, cls):
+            return kind, {}
+    return "other", {}
+
+
+def layer_case(layer, key: str, pass_: str, mine, reference, x: np.ndarray,
+               dy: np.ndarray | None, tolerance: float) -> Case:
+    """The case of quantity ``key`` of a layer given TensorFlow's input x (N, ...) and upstream
+    gradient dy (the output's shape): ``mine`` is the layer's value, ``reference`` TensorFlow's."""
+    kind, settings = layer_kind(layer)
+    return Case(kind, key, pass_, mine, reference, x, dy, np.dtype(layer.dtype), tolerance,
+                params=dict(layer.params), settings=settings, layer=layer, name=layer.name)
+
+
+def loss_case(key: str, pass_: str, mine, reference, logits: np.ndarray, labels: np.ndarray,
+              dtype, tolerance: float) -> Case:
+    """The case of the loss value ("output") or of dL/dlogits ("input_grad") on TensorFlow's
+    logits (N, K) and the labels (N,)."""
+    return Case("loss", key, pass_, mine, reference, logits, None, np.dtype(dtype), tolerance,
+                labels=np.asarray(labels), name=LOSS)
+
+
+def tried(case: Case) -> list[str]:
+    """The ids of the conventions the matcher tries on ``case``."""
+    return [c.id for c in applicable(case)]
+
+
+def cause_clause(cause: Cause | None, tried: list[str]) -> str:
+    """"it matches TensorFlow to 2e-16 when ... (cause: <id>)", or why no cause is named."""
+    if cause is not None:
+        return f"it {cause.sentence} (cause: {cause.id})"
+    if not tried:
+        return "no convention in the catalog applies to it"
+    return f"no known convention explains it (tried: {', '.join(tried)})"
+
+
+def _case(result, diff, q, key: str | None = None, fault=None) -> Case:
+    """The case of quantity q of layer ``diff`` (a ``layerdiff.LayerDiff``) of ``result``;
+    ``key`` and ``fault`` for a fault's case (q is then the pass's worst quantity)."""
+    inputs = result.isolated_inputs
+    x, dy = inputs["layers"][diff.name]
+    mine, reference = q.arrays
+    key = q.key if key is None else key
+    if diff.name == LOSS:
+        case = loss_case(key, q.pass_, mine, reference, x, inputs["labels"], result.dtype,
+                         q.tolerance)
+    else:
+        layer = next(layer for layer in inputs["model"].layers if layer.name == diff.name)
+        case = layer_case(layer, key, q.pass_, mine, reference, x, dy, q.tolerance)
+    case.fault = fault
+    return case
+
+
+def _fault_cause(result, first) -> tuple[Cause | None, list[str]]:
+    """The cause of a divergence that is a fault of the layer's code: judged on the layer's
+    worst isolated quantity of that pass (its value on private copies)."""
+    diff = next(layer for layer in result.layers if layer.name == first.layer)
+    compared = [q for q in diff.quantities if q.pass_ == first.pass_ and q.isolated is not None]
+    if not compared:
+        return None, []
+    worst = max(compared, key=lambda q: q.isolated.smallest_passing_tolerance / q.tolerance)
+    case = _case(result, diff, worst, first.fault.key, first.fault)
+    return find_cause(case), tried(case)
+
+
+def explain(result) -> Cause | None:
+    """Set ``cause`` and ``causes_tried`` on every quantity of a ``layerdiff.ModelDiff`` whose
+    isolated error fails, and ``result.first.cause``; returns the first divergence's cause."""
+    for diff in result.layers:
+        for q in diff.quantities:
+            if q.isolated_fails:
+                case = _case(result, diff, q)
+                q.cause, q.causes_tried = find_cause(case), tried(case)
+    first = result.first
+    if first is None:
+        return None
+    if getattr(first, "fault", None) is not None:
+        first.cause, first.causes_tried = _fault_cause(result, first)
+    else:
+        first.cause, first.causes_tried = first.quantity.cause, first.quantity.causes_tried
+    return first.cause
