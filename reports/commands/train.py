@@ -152,8 +152,6 @@ def run(args: argparse.Namespace) -> int:
     from scratch.train import ScratchTrainer
     from scratch.train import run as train
 
-    with reading("--optimizer"):
-        optimizer = make_optimizer(args)
     weights = None
     if args.weights is not None:
         with reading("--weights"):
