@@ -235,7 +235,7 @@ def test_no_cause_is_said_in_the_sentence(monkeypatch):
     x, y = strokes(4, dtype="float64")
     text = render(diff(model, x, y))
     assert ("no known convention explains it (tried: same_padding_split, kernel_layout, "
-            "batch_mean_missing)") in text, text
+            "batch_mean_missing, in_place_mutation, dtype_drift)") in text, text
 
 
 @pytest.mark.parametrize("dtype", DTYPES)
