@@ -79,10 +79,10 @@ def test_layer_parity_keras_layer_in_the_scratch_place():
 def test_layer_parity_different_pool_settings_named_before_any_gradient():
     with pytest.raises(AssertionError) as caught:
         assert_layer_parity(MaxPool2D(2, padding="same"),
-                            keras.layers.MaxPooling2D(3, dtype="float64"), input_shape=(4, 7, 7, 2))
+                            keras.layers.MaxPooling2D(3, dtype="float64", name="pool"),
+                            input_shape=(4, 7, 7, 2))
     message = str(caught.value)
-    assert ("gives output shape (4, 4, 4, 2), the Keras layer 'max_pooling2d' (4, 2, 2, 2)"
-            in message)
+    assert "gives output shape (4, 4, 4, 2), the Keras layer 'pool' (4, 2, 2, 2)" in message
     assert ("pool_size: scratch (2, 2), Keras (3, 3); strides: scratch (2, 2), Keras (3, 3); "
             "padding: scratch 'same', Keras 'valid'") in message
     assert "dy" not in message

@@ -107,9 +107,15 @@ def _case(result, diff, q, key: str | None = None, fault=None) -> Case:
     """The case of quantity q of layer ``diff`` (a ``layerdiff.LayerDiff``) of ``result``;
     ``key`` and ``fault`` for a fault's case (q is then the pass's worst quantity)."""
     inputs = result.isolated_inputs
-    x, dy = inputs["layers"][diff.name]
     mine, reference = q.arrays
     key = q.key if key is None else key
+    if diff.name not in inputs["layers"]:
+        # a whole-model function: no layer's own inputs, so only conventions that need none
+        case = Case("other", key, q.pass_, mine, reference, inputs["x"], None,
+                    np.dtype(result.dtype), q.tolerance, name=diff.name)
+        case.fault = fault
+        return case
+    x, dy = inputs["layers"][diff.name]
     if diff.name == LOSS:
         case = loss_case(key, q.pass_, mine, reference, x, inputs["labels"], result.dtype,
                          q.tolerance)

@@ -156,7 +156,9 @@ class RayBackend:
         self.started_here = not ray.is_initialized()
         if self.started_here:
             if address is None:
-                ray.init(num_cpus=usable_cores(), include_dashboard=False, log_to_driver=False)
+                # A local instance listens on the loopback interface only.
+                ray.init(num_cpus=usable_cores(), include_dashboard=False, log_to_driver=False,
+                         _node_ip_address="127.0.0.1")
             else:
                 ray.init(address=address, log_to_driver=False)
         cpus = ray.cluster_resources().get("CPU", 1)
