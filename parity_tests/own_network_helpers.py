@@ -284,3 +284,130 @@ def plant(bug: str, style: str, monkeypatch) -> Bug:
     """Plant ``bug`` into the example of ``style``; returns the bug's description."""
     BUGS[bug].planters[style](monkeypatch, example(style))
     return BUGS[bug]
+
+
+# Conventions the cause catalog names (``reference_tf.causes``), beyond ``BUGS`` -------------
+
+def cs231n_affine_reads_w_transposed(monkeypatch, c):
+    # the (D, M) weights' memory read as PyTorch's (M, D)
+    def affine_forward(x, w, b):
+        return x.reshape(x.shape[0], -1) @ w.reshape(w.shape[::-1]).T + b, (x, w, b)
+
+    monkeypatch.setattr(c, "affine_forward", affine_forward)
+
+
+def object_conv_reads_w_as_oihw(monkeypatch, o):
+    real = o.Conv.forward
+
+    def forward(self, x):
+        kernel = self.params["W"]
+        h, w, i, f = kernel.shape
+        self.params["W"] = np.ascontiguousarray(kernel.reshape(f, i, h, w).transpose(2, 3, 1, 0))
+        y = real(self, x)
+        self.params["W"] = kernel
+        return y
+
+    monkeypatch.setattr(o.Conv, "forward", forward)
+
+
+def cs231n_affine_grads_mean_twice(monkeypatch, c):
+    real = c.affine_backward
+
+    def affine_backward(dout, cache):
+        dx, dw, db = real(dout, cache)
+        return dx, dw / len(dout), db
+
+    monkeypatch.setattr(c, "affine_backward", affine_backward)
+
+
+def object_linear_grads_summed(monkeypatch, o):
+    # the gradient of a summed loss: N times the mean's
+    real = o.Linear.backward
+
+    def backward(self, dy):
+        dx = real(self, dy)
+        self.grads["W"] = self.grads["W"] * len(dy)
+        return dx
+
+    monkeypatch.setattr(o.Linear, "backward", backward)
+
+
+def cs231n_loss_label_smoothing(monkeypatch, c):
+    def softmax_loss(x, y):
+        n, k = x.shape
+        shifted = x - x.max(axis=1, keepdims=True)
+        log_probs = shifted - np.log(np.exp(shifted).sum(axis=1, keepdims=True))
+        targets = np.full(x.shape, 0.1 / k)
+        targets[np.arange(n), y] += 0.9
+        return -(targets * log_probs).sum() / n, (np.exp(log_probs) - targets) / n
+
+    monkeypatch.setattr(c, "softmax_loss", softmax_loss)
+
+
+def object_loss_log_of_softmax_plus_eps(monkeypatch, o):
+    def softmax_cross_entropy(logits, labels):
+        shifted = logits - logits.max(axis=1, keepdims=True)
+        probs = np.exp(shifted) / np.exp(shifted).sum(axis=1, keepdims=True)
+        rows = np.arange(len(labels))
+        p_y = probs[rows, labels]
+        loss = -np.log(p_y + 1e-7).mean()
+        probs[rows, labels] -= 1
+        return loss, (p_y / (p_y + 1e-7))[:, None] * probs / len(labels)
+
+    monkeypatch.setattr(o, "softmax_cross_entropy", softmax_cross_entropy)
+
+
+def cs231n_conv_float32_out(monkeypatch, c):
+    real = c.conv_forward_naive
+
+    def conv_forward_naive(x, w, b, conv_param):
+        out, cache = real(x, w, b, conv_param)
+        return out.astype(np.float32), cache  # as np.zeros(..., dtype=np.float32)
+
+    monkeypatch.setattr(c, "conv_forward_naive", conv_forward_naive)
+
+
+class ZeroPaddedPool:
+    """An NHWC max-pool with TensorFlow's SAME split whose padding holds zeros (``np.pad``'s
+    default) instead of -inf: (N, H, W, C) -> (N, ceil(H / stride), ceil(W / stride), C)."""
+
+    def __init__(self, size=3, stride=2):
+        self.size, self.stride = size, stride
+
+    def forward(self, x):
+        k, s = self.size, self.stride
+        out = [-(-n // s) for n in x.shape[1:3]]
+        pads = [max((o - 1) * s + k - n, 0) for o, n in zip(out, x.shape[1:3])]
+        self.top, self.left = pads[0] // 2, pads[1] // 2
+        self.xp = np.pad(x, ((0, 0), (self.top, pads[0] - self.top),
+                             (self.left, pads[1] - self.left), (0, 0)))
+        self.shape, self.out = x.shape, out
+        windows = [self.xp[:, i:i + s * out[0]:s, j:j + s * out[1]:s] for i in range(k)
+                   for j in range(k)]
+        self.y = np.max(windows, axis=0)
+        return self.y
+
+    def backward(self, dy):
+        k, s, out = self.size, self.stride, self.out
+        dxp, taken = np.zeros_like(self.xp), np.zeros(dy.shape, dtype=bool)
+        for i in range(k):
+            for j in range(k):
+                window = (slice(None), slice(i, i + s * out[0], s), slice(j, j + s * out[1], s))
+                hit = (self.xp[window] == self.y) & ~taken
+                taken |= hit
+                dxp[window] += dy * hit
+        h, w = self.shape[1:3]
+        return dxp[:, self.top:self.top + h, self.left:self.left + w]
+
+
+def object_zero_padded_pool(o, dtype: str) -> own.Model:
+    """The object example with pool1 replaced by a 3x3, stride-2 SAME pool padded with zeros,
+    before relu1 (the two commute), and conv1's bias -0.1: blank borders are negative there."""
+    model = o.build()
+    layers = {1: own.MaxPool2D(ZeroPaddedPool(3, 2), 3, strides=2, padding="same", name="pool1"),
+              2: own.ReLU(o.ReLU(), name="relu1")}
+    model = rebuilt_with(model, layers)
+    model = own.Model(model.layers, model.input_shape, loss=model.loss,
+                      conventions=model.conventions, seed=model.seed, dtype=dtype)
+    model.params["conv1/b"][...] = -0.1
+    return model

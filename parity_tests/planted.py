@@ -295,3 +295,23 @@ def plant_relu_other_dtype(monkeypatch):
         return y.astype(other), cache
 
     monkeypatch.setattr(ops, "relu_forward", forward)
+
+
+def plant_relu_writes_dy(monkeypatch):
+    """ReLU's backward zeroes the upstream gradient it was handed, in place, and returns it."""
+    def backward(dy, cache):
+        dy[cache.y <= 0] = 0
+        return dy
+
+    monkeypatch.setattr(ops, "relu_backward", backward)
+
+
+def plant_relu_writes_x(monkeypatch):
+    """ReLU's forward clips the input it was handed in place and returns it."""
+    real = ops.relu_forward
+
+    def forward(x):
+        np.maximum(x, 0, out=x)
+        return real(x)
+
+    monkeypatch.setattr(ops, "relu_forward", forward)

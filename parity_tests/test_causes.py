@@ -12,7 +12,8 @@ import numpy as np
 import pytest
 from threadpoolctl import threadpool_limits
 
-from reference_tf import causes
+from reference_tf import causes, own
+from reference_tf.batches import model_batch
 from reference_tf.causes import cases as cases_module
 from reference_tf.compare import tolerance_for
 from reference_tf.finite_diff import third_opinion
@@ -27,6 +28,20 @@ from scratch.layers import Conv2D
 from scratch.models import MODELS, build
 
 from helpers import DTYPES
+from own_network_helpers import (
+    BUGS,
+    STYLES,
+    cs231n_affine_grads_mean_twice,
+    cs231n_affine_reads_w_transposed,
+    cs231n_conv_float32_out,
+    cs231n_loss_label_smoothing,
+    example,
+    object_conv_reads_w_as_oihw,
+    object_linear_grads_summed,
+    object_loss_log_of_softmax_plus_eps,
+    object_zero_padded_pool,
+    plant,
+)
 from planted import (
     odd_model,
     plant_conv_bias_grad_nchw_axes,
@@ -47,6 +62,8 @@ from planted import (
     plant_pool_split_ties,
     plant_relu_other_dtype,
     plant_relu_passes_at_zero,
+    plant_relu_writes_dy,
+    plant_relu_writes_x,
     plant_same_padding_extra_on_top,
     plant_same_padding_symmetric,
     pool_first_model,
@@ -107,11 +124,12 @@ CONVENTION_BUGS = {
     "dense_grads_mean_twice": Planted(plant_dense_grads_mean_twice, "mlp1",
                                       ("logits", "backward", "grads/kernel"),
                                       "batch_mean_missing"),
-    # float32 values from a float64 model miss float64's tolerance; float64 values from a
-    # float32 model are within float32's, so only a dtype check of the result can see them.
     "relu_other_dtype": Planted(plant_relu_other_dtype, "mlp1",
-                                ("hidden1_relu", "forward", "output"), "dtype_drift",
-                                ("float64",)),
+                                ("hidden1_relu", "forward", "output"), "dtype_drift"),
+    "relu_writes_dy": Planted(plant_relu_writes_dy, "cnn",
+                              ("hidden1_relu", "backward", "output_grad"), "in_place_mutation"),
+    "relu_writes_x": Planted(plant_relu_writes_x, "cnn", ("conv1_relu", "forward", "input"),
+                             "in_place_mutation"),
 }
 
 OTHER_BUGS = {
@@ -199,17 +217,103 @@ def test_variant_that_cancels_to_rounding_names_nothing(dtype, monkeypatch, tmp_
     assert bias["cause"]["id"] == "bias_grad_axis", bias["cause"]
 
 
-# Conventions whose planted test is still to be written, each with the reason (issue 14 is open).
-PLANTED_TEST_PENDING = {
-    "in_place_mutation": "seen only as a fault of a user's layer; its planted user-style test "
-                         "(a backward that writes into dy) is not written yet",
+# User-style layers (``reference_tf.own``, the two libraries of examples/own_network): each
+# planted convention, by style, (the bug's planter or own_network_helpers.BUGS name, where diff
+# must place it, the cause, the dtypes it shows in).
+USER_BUGS = {
+    **{(style, name): (name, BUGS[name].expected[style], cause, tuple(DTYPES))
+       for style in STYLES
+       for name, cause in [("relu_gradient_at_zero", "relu_grad_at_zero"),
+                           ("pool_gradient_to_every_tie", "pool_tie_routing"),
+                           ("backward_writes_into_dy", "in_place_mutation"),
+                           ("nchw_flatten_nhwc_weights", "flatten_order"),
+                           ("loss_summed_over_batch", "loss_reduction"),
+                           ("symmetric_pad_declared_same_at_stride_2", "same_padding_split"),
+                           ("input_gradient_without_kernel_flip", "kernel_flip")]},
+    ("cs231n", "float64_from_float32_model"): (
+        "float64_from_float32_model", ("conv1", "forward", "output"), "dtype_drift",
+        ("float32",)),
+    ("cs231n", "conv_float32_out"): (cs231n_conv_float32_out, ("conv1", "forward", "output"),
+                                     "dtype_drift", ("float64",)),
+    ("cs231n", "affine_reads_w_transposed"): (cs231n_affine_reads_w_transposed,
+                                              ("fc1", "forward", "output"), "kernel_layout",
+                                              tuple(DTYPES)),
+    ("object", "conv_reads_w_as_oihw"): (object_conv_reads_w_as_oihw,
+                                         ("conv1", "forward", "output"), "kernel_layout",
+                                         tuple(DTYPES)),
+    ("cs231n", "affine_grads_mean_twice"): (cs231n_affine_grads_mean_twice,
+                                            ("scores", "backward", "grads/w"),
+                                            "batch_mean_missing", tuple(DTYPES)),
+    ("object", "linear_grads_summed"): (object_linear_grads_summed,
+                                        ("logits", "backward", "grads/W"), "batch_mean_missing",
+                                        tuple(DTYPES)),
+    ("cs231n", "loss_label_smoothing"): (cs231n_loss_label_smoothing,
+                                         ("loss", "forward", "output"), "loss_clipping",
+                                         tuple(DTYPES)),
+    ("object", "loss_log_of_softmax_plus_eps"): (object_loss_log_of_softmax_plus_eps,
+                                                 ("loss", "forward", "output"), "loss_clipping",
+                                                 ("float64",)),
+    ("object", "zero_padded_pool"): (None, ("pool1", "forward", "output"), "pool_padding_value",
+                                     tuple(DTYPES)),
 }
 
 
+def user_diff(style: str, name: str, dtype: str, monkeypatch) -> dict:
+    """The diff of the planted example (4 strokes images in its own layout), as JSON."""
+    planter = USER_BUGS[style, name][0]
+    module = example(style)
+    if name == "zero_padded_pool":
+        model = object_zero_padded_pool(module, dtype)
+    else:
+        if isinstance(planter, str):
+            plant(planter, style, monkeypatch)
+        else:
+            planter(monkeypatch, module)
+        model = module.build()
+        model = own.Model(model.layers, model.input_shape, loss=model.loss,
+                          conventions=model.conventions, seed=model.seed, dtype=dtype)
+    x, y = model_batch(model, "strokes", 4, 0)
+    result = diff(model, x, y, name=f"{style} example")
+    if USER_BUGS[style, name][2] in KINKS:
+        third_opinion(result)
+    return result.to_dict()
+
+
+@pytest.mark.parametrize("style, name, dtype",
+                         [pytest.param(style, name, dtype, id=f"{style}-{name}-{dtype}")
+                          for style, name in sorted(USER_BUGS) for dtype in DTYPES])
+def test_planted_convention_in_user_layers_is_named(style, name, dtype, monkeypatch):
+    _, where, cause, dtypes = USER_BUGS[style, name]
+    result = user_diff(style, name, dtype, monkeypatch)
+    first = result["first_divergence"]
+    if dtype not in dtypes:
+        assert first is None and result["passed"], first
+        return
+    assert (first["layer"], first["pass"], first["key"]) == where, first
+    assert first["cause"] is not None and first["cause"]["id"] == cause, first
+    if cause in KINKS:
+        assert result["third_opinion"]["verdict"] == "kink", result["third_opinion"]
+
+
+def test_user_layer_exception_names_no_cause(monkeypatch):
+    result = user_diff_of_bug("cs231n", "exception_in_backward", monkeypatch)
+    first = result["first_divergence"]
+    assert first["fault"]["fatal"] and first["cause"] is None, first
+
+
+def user_diff_of_bug(style: str, bug: str, monkeypatch) -> dict:
+    plant(bug, style, monkeypatch)
+    model = example(style).build()
+    x, y = model_batch(model, "strokes", 4, 0)
+    return diff(model, x, y).to_dict()
+
+
 def test_every_convention_has_a_planted_test():
-    assert set(PLANTED_TEST_PENDING) <= set(causes.CONVENTIONS)
-    assert ({bug.cause for bug in CONVENTION_BUGS.values()}
-            == set(causes.CONVENTIONS) - set(PLANTED_TEST_PENDING))
+    ids = set(causes.CONVENTIONS)
+    assert {bug.cause for bug in CONVENTION_BUGS.values()} == ids
+    # A user layer's bias gradient summed over other axes has another shape, which
+    # reference_tf.own reports as a fatal fault before any value is compared.
+    assert {cause for _, _, cause, _ in USER_BUGS.values()} == ids - {"bias_grad_axis"}
 
 
 def test_cause_in_sentence_table_title_and_json(monkeypatch):

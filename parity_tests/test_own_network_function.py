@@ -9,6 +9,7 @@ import pytest
 from reference_tf import own
 from reference_tf.batches import model_batch
 from reference_tf.check import check
+from reference_tf.layerdiff import diff
 from reports.cli import main
 
 from own_network_helpers import DTYPES, EXAMPLES, diff_json, example
@@ -98,6 +99,23 @@ def test_function_model_wrong_gradient_named_by_parameter(factory, monkeypatch, 
     assert code == 1 and result["kind"] == "function"
     assert (first["layer"], first["pass"], first["key"]) == ("hidden", "backward", "grads/b2")
     assert result["third_opinion"]["verdict"] == "scratch", result["third_opinion"]
+    assert first["cause"] is None, first  # twice the gradient is no known convention
+
+
+def test_function_model_gradient_of_a_summed_loss_is_named(factory, monkeypatch):
+    c = example("cs231n")
+    real = c.affine_backward
+
+    def affine_backward(dout, cache):
+        dx, dw, db = real(dout, cache)
+        return dx, dw * len(dout) if dw.shape == (784, 16) else dw, db
+
+    monkeypatch.setattr(c, "affine_backward", affine_backward)
+    model = _model(factory)
+    x, y = model_batch(model, "strokes", 8, 0)
+    first = diff(model, x, y).first
+    assert (first.layer, first.key, first.cause.id) == ("hidden", "grads/W2",
+                                                          "batch_mean_missing"), first
 
 
 def test_function_model_missing_gradient_is_a_fault(factory, monkeypatch):

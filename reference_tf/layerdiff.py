@@ -39,14 +39,14 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from reference_tf.adapter import declares_counterpart, loss_of
 from reference_tf.adapter import label as layer_label
-from reference_tf.adapter import loss_of
 from reference_tf.batches import load_batch
 from reference_tf.causes import Cause, explain
 from reference_tf.compare import Comparison, Tolerance, compare_arrays, tolerances
 from reference_tf.gradients import model_trace
 from reference_tf.own.model import Function
-from reference_tf.own.safety import Fault, UserCodeError, guarded
+from reference_tf.own.safety import Fault, UserCodeError, guarded, result_faults, writes
 from reference_tf.twin import twin
 from scratch.layers import replaying_masks
 from scratch.models import Sequential, Trace, build
@@ -268,22 +268,59 @@ def run_trace(model: Sequential, x: np.ndarray, y: np.ndarray) -> tuple[Trace, l
     return _tolerant_trace(model, x, y, faults), faults
 
 
+HANDED = {"input": "the input it received", "output_grad": "the upstream gradient it received"}
+RESULTS = {"output": "output y", "input_grad": "input gradient dx"}
+
+
+def _own_faults(layer, pass_: str, given: dict, originals: dict, results: dict) -> list[Fault]:
+    """Faults of a layer that does not guard itself (tfparity's layer classes, subclasses
+    included; ``reference_tf.own`` layers check their own calls): writes into the copies it was
+    handed (``given``, against ``originals``) and results (key -> array) of another dtype."""
+    method = "call" if pass_ == "forward" else "call_backward"
+
+    def fault(key, problem, fatal, frame=None):
+        return Fault(layer.name, f"{type(layer).__name__}.{method}", pass_, key, problem, fatal,
+                     frame)
+
+    what = {key: HANDED.get(key) or f"its parameter '{key.split('/', 1)[1]}'" for key in given}
+    found = writes(given, originals, what, fault)
+    for key, value in results.items():
+        label = RESULTS.get(key) or f"gradient d{key.split('/', 1)[1]}"
+        found += result_faults(value, key, label, np.shape(value), layer.dtype, "", fault)
+    return found
+
+
 def _isolated(layer, x_ref: np.ndarray, dy_ref: np.ndarray, state_before: dict) -> tuple:
     """The layer on TensorFlow's input and upstream gradient, from the state before the step and
     with the propagated pass's dropout mask: (y, dx, grads, state, faults); None or {} for what a
-    fatal fault left uncomputed."""
+    fatal fault left uncomputed. A layer that does not guard itself gets private copies, so it
+    cannot change TensorFlow's arrays, and its writes and result dtypes become faults."""
     faults: list[Fault] = []
     for key, value in layer.state.items():
         value[...] = state_before[f"{layer.name}/{key}"]
+    guards = not declares_counterpart(layer)
+    params = {f"params/{k}": v for k, v in layer.params.items()}
+    before = {key: np.array(value) for key, value in params.items()} if guards else {}
+    x_given = np.array(x_ref) if guards else x_ref
     with replaying_masks([layer]):
-        y, fatal = guarded(faults, layer.forward, x_ref)
+        y, fatal = guarded(faults, layer.forward, x_given)
     if fatal:
         return None, None, {}, {}, faults
+    if guards:
+        faults += _own_faults(layer, "forward", {"input": x_given, **params},
+                              {"input": x_ref, **before}, {"output": y})
     state = {k: np.array(v) for k, v in layer.state.items()}
-    dx, fatal = guarded(faults, layer.backward, dy_ref)
+    dy_given = np.array(dy_ref) if guards else dy_ref
+    dx, fatal = guarded(faults, layer.backward, dy_given)
     if fatal:
         return y, None, {}, state, faults
-    return y, dx, {k: np.array(v) for k, v in layer.grads.items()}, state, faults
+    grads = {k: np.array(v) for k, v in layer.grads.items()}
+    if guards:
+        faults += _own_faults(layer, "backward", {"output_grad": dy_given, **params},
+                              {"output_grad": dy_ref, **before},
+                              {"input_grad": dx, **{f"grads/{k}": v
+                                                     for k, v in layer.grads.items()}})
+    return y, dx, grads, state, faults
 
 
 def _unique(faults: list[Fault]) -> list[Fault]:

@@ -41,10 +41,11 @@ def _status(q: Quantity, faulted: bool) -> str:
 
 
 def _cause(q: Quantity, faulted: bool, fault_cause) -> str:
-    """The cause column: the catalog id, "none" (no convention matched) or "-" (not failing);
-    a faulted quantity shows the cause of its fault (``fault_cause``)."""
+    """The cause column: the catalog id, "none" (no convention matched) or "-" (not failing,
+    or a fault after the first divergence); the first divergence's faulted quantity shows its
+    fault's cause (``fault_cause``: a ``Cause``, or "none")."""
     if faulted:
-        return "none" if fault_cause is None else fault_cause.id
+        return "-" if fault_cause is None else getattr(fault_cause, "id", fault_cause)
     if not q.isolated_fails:
         return "-"
     return "none" if q.cause is None else q.cause.id
@@ -94,9 +95,10 @@ def tables(result: ModelDiff) -> str:
         last[q.pass_] = layer.name
         faulted = any(f.pass_ == q.pass_ and f.key == q.key for f in layer.faults)
         first = result.first
-        fault_cause = (first.cause if first is not None and first.fault is not None
-                       and (first.layer, first.pass_, first.key) == (layer.name, q.pass_, q.key)
-                       else None)
+        fault_cause = None
+        if (first is not None and first.fault is not None
+                and (first.layer, first.pass_, first.key) == (layer.name, q.pass_, q.key)):
+            fault_cause = first.cause or "none"
         rows[q.pass_].append(_row(layer.name if first_of_layer else "",
                                   layer.type if first_of_layer else "", q, faulted, fault_cause))
     forward, backward = rows["forward"], rows["backward"]

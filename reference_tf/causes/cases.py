@@ -9,7 +9,9 @@ from __future__ import annotations
 
 import numpy as np
 
+from reference_tf.adapter import declares_counterpart, to_keras
 from reference_tf.causes.registry import Case, Cause, applicable, find_cause
+from reference_tf.own.conventions import activation_from_user, param_from_user
 from scratch import layers as scratch_layers
 
 LOSS = "loss"  # the loss pseudo-layer of ``reference_tf.layerdiff``
@@ -17,11 +19,23 @@ WINDOWED = {scratch_layers.Conv2D: ("conv", "kernel_size"),
             scratch_layers.MaxPool2D: ("pool", "pool_size")}
 SIMPLE = {scratch_layers.Dense: "dense", scratch_layers.ReLU: "relu",
           scratch_layers.Flatten: "flatten"}
+DECLARED = {"Conv2D": "conv", "MaxPooling2D": "pool", "Dense": "dense", "ReLU": "relu",
+            "Flatten": "flatten"}  # the Keras class a ``reference_tf.own`` layer declares
+ACTIVATIONS = ("output", "input_grad", "input", "output_grad")
 
 
 def layer_kind(layer) -> tuple[str, dict]:
-    """(kind, settings) of a layer: "conv"/"pool" with {"window", "strides", "padding"},
-    "dense", "relu", "flatten", or "other"."""
+    """(kind, settings) of a layer: "conv"/"pool" with {"window", "strides", "padding"} (padding
+    "same", "valid" or ((top, bottom), (left, right))), "dense", "relu", "flatten", or "other".
+    A ``reference_tf.own`` layer's are those it declares, with "flatten": its flatten order."""
+    declaration = getattr(layer, "declaration", None)
+    if declaration is not None:
+        kind, config = DECLARED.get(declaration.keras, "other"), declaration.config
+        settings = {"flatten": declaration.conventions.flatten_order.replace("N", "")}
+        if kind in ("conv", "pool"):
+            settings.update(window=tuple(config.get("kernel_size") or config["pool_size"]),
+                            strides=tuple(config["strides"]), padding=config["padding"])
+        return kind, settings
     for cls, (kind, window) in WINDOWED.items():
         if isinstance(layer, cls):
             return kind, {"window": tuple(getattr(layer, window)),
@@ -32,13 +46,39 @@ def layer_kind(layer) -> tuple[str, dict]:
     return "other", {}
 
 
+def _in_keras_layouts(layer, key: str, value):
+    """(key, value) of a declared layer's array in Keras's naming and layouts (activations NHWC,
+    "grads/kernel" in HWIO or (in, out)); as given where it does not convert (a wrong shape)."""
+    conventions = layer.conventions
+    try:
+        if key in ACTIVATIONS and np.ndim(value) == 4:
+            return key, activation_from_user(np.asarray(value), conventions.layout)
+        if key.startswith(("grads/", "params/")):
+            prefix, name = key.split("/", 1)
+            keras = {user: keras for keras, user in layer.param_names.items()}.get(name)
+            if keras is not None:
+                return f"{prefix}/{keras}", param_from_user(layer.kind, keras, np.asarray(value),
+                                                           conventions)
+    except ValueError:
+        pass
+    return key, value
+
+
 def layer_case(layer, key: str, pass_: str, mine, reference, x: np.ndarray,
                dy: np.ndarray | None, tolerance: float) -> Case:
     """The case of quantity ``key`` of a layer given TensorFlow's input x (N, ...) and upstream
-    gradient dy (the output's shape): ``mine`` is the layer's value, ``reference`` TensorFlow's."""
+    gradient dy (the output's shape): ``mine`` is the layer's value, ``reference`` TensorFlow's.
+    A layer in other conventions (``reference_tf.own``) is stated in Keras's layouts."""
     kind, settings = layer_kind(layer)
+    params = dict(layer.params)
+    if declares_counterpart(layer):
+        params = to_keras(layer, params)
+        x = _in_keras_layouts(layer, "input", x)[1]
+        dy = None if dy is None else _in_keras_layouts(layer, "output_grad", dy)[1]
+        reference = _in_keras_layouts(layer, key, reference)[1]
+        key, mine = _in_keras_layouts(layer, key, mine)
     return Case(kind, key, pass_, mine, reference, x, dy, np.dtype(layer.dtype), tolerance,
-                params=dict(layer.params), settings=settings, layer=layer, name=layer.name)
+                params=params, settings=settings, layer=layer, name=layer.name)
 
 
 def loss_case(key: str, pass_: str, mine, reference, logits: np.ndarray, labels: np.ndarray,
@@ -67,9 +107,15 @@ def _case(result, diff, q, key: str | None = None, fault=None) -> Case:
     """The case of quantity q of layer ``diff`` (a ``layerdiff.LayerDiff``) of ``result``;
     ``key`` and ``fault`` for a fault's case (q is then the pass's worst quantity)."""
     inputs = result.isolated_inputs
-    x, dy = inputs["layers"][diff.name]
     mine, reference = q.arrays
     key = q.key if key is None else key
+    if diff.name not in inputs["layers"]:
+        # a whole-model function: no layer's own inputs, so only conventions that need none
+        case = Case("other", key, q.pass_, mine, reference, inputs["x"], None,
+                    np.dtype(result.dtype), q.tolerance, name=diff.name)
+        case.fault = fault
+        return case
+    x, dy = inputs["layers"][diff.name]
     if diff.name == LOSS:
         case = loss_case(key, q.pass_, mine, reference, x, inputs["labels"], result.dtype,
                          q.tolerance)

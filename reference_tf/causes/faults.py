@@ -46,7 +46,7 @@ def in_place_mutation(case: Case):
             variant="an output or gradient in another dtype than the model's (e.g. np.zeros "
                     "without dtype=)",
             detection="the dtype of the layer's value (or the fault naming it); the value "
-                      "compared with TensorFlow's rounded to that dtype, at that dtype's "
+                      "compared with TensorFlow's in the coarser of the two dtypes, at its "
                       "tolerance")
 def dtype_drift(case: Case):
     found = DTYPE.search(_fault_problem(case))
@@ -57,6 +57,7 @@ def dtype_drift(case: Case):
     if coarse.name not in ("float32", "float64"):
         return
     kind = "output" if case.pass_ == "forward" else "grads"
-    yield Variant(f"the layer returns its value as {drifted.name} from a {case.dtype.name} model",
+    yield Variant(f"its {drifted.name} result is compared in {coarse.name} (the layer returns "
+                  f"{drifted.name} from a {case.dtype.name} model)",
                   np.asarray(case.reference).astype(coarse), observed=True,
                   tolerance=tolerance_for(kind, coarse))

@@ -6,6 +6,7 @@ from itertools import combinations, permutations
 
 import numpy as np
 
+from reference_tf.causes import numeric
 from reference_tf.causes.registry import ANY, Case, Variant, convention
 
 TF_FLATTEN = "HWC"
@@ -23,45 +24,41 @@ def relu_grad_at_zero(case: Case):
                       "TensorFlow's 0", dy * ((x > 0) + slope * (x == 0)))
 
 
-def _orders(x: np.ndarray):
-    """(order, axes): every order of (H, W, C) other than TensorFlow's, and the transpose of an
-    NHWC array that puts its axes in that order."""
-    for order in map("".join, permutations(TF_FLATTEN)):
-        if order != TF_FLATTEN:
-            yield order, (0, *(1 + TF_FLATTEN.index(c) for c in order))
+def _orders(reference: str):
+    """Every order of (H, W, C) other than the reference's."""
+    return [order for order in map("".join, permutations(TF_FLATTEN)) if order != reference]
 
 
-def _words(order: str) -> str:
+def _words(order: str, reference: str) -> str:
     first = " (channels first, as NCHW code flattens)" if order == "CHW" else ""
+    whose = "TensorFlow's" if reference == TF_FLATTEN else "the declared"
     return (f"features are flattened in ({', '.join(order)}) order{first} instead of "
-            f"TensorFlow's ({', '.join(TF_FLATTEN)})")
+            f"{whose} ({', '.join(reference)})")
 
 
 @convention("flatten_order", kinds=("flatten", "dense"),
             keys=("output", "input_grad", "grads/kernel"),
-            variant="(C, H, W) (or another) order instead of (H, W, C), in a Flatten or a Dense "
-                    "that flattens an image itself",
+            variant="(C, H, W) (or another) order instead of (H, W, C) (or the declared one), "
+                    "in a Flatten or a Dense that flattens an image itself",
             detection="the quantity recomputed with the image's axes transposed before "
                       "flattening (and back for dL/dx)")
 def flatten_order(case: Case):
     x = np.asarray(case.x, np.float64)
     if x.ndim != 4 or (case.kind == "flatten" and case.key == "grads/kernel"):
         return
-    n = len(x)
-    for order, axes in _orders(x):
-        flat = x.transpose(axes).reshape(n, -1)
+    reference = case.settings.get("flatten", TF_FLATTEN)
+    for order in _orders(reference):
+        flat = numeric.flatten(x, order)
+        dy = None if case.dy is None else np.asarray(case.dy, np.float64)
         if case.kind == "flatten":
-            dy = None if case.dy is None else np.asarray(case.dy, np.float64)
-            value = (flat if case.key == "output" else
-                     dy.reshape(x.transpose(axes).shape).transpose(np.argsort(axes)))
+            value = flat if case.key == "output" else numeric.unflatten(dy, x.shape, order)
         elif case.key == "output":
             value = flat @ case.params["kernel"] + case.bias
         elif case.key == "input_grad":
-            grad = case.dy @ case.params["kernel"].T
-            value = grad.reshape(x.transpose(axes).shape).transpose(np.argsort(axes))
+            value = numeric.unflatten(dy @ case.params["kernel"].T, x.shape, order)
         else:
-            value = flat.T @ case.dy
-        yield Variant(_words(order), value)
+            value = flat.T @ dy
+        yield Variant(_words(order, reference), value)
 
 
 def _listing(words: list[str]) -> str:

@@ -21,8 +21,13 @@ def same_padding(size: int, window: int, stride: int) -> tuple[int, int, int]:
     return out, total // 2, total - total // 2
 
 
-def geometry(hw: tuple, window: tuple, strides: tuple, padding: str):
-    """((Ho, Wo), (top, bottom, left, right)) of a window over (H, W), as TensorFlow pads."""
+def geometry(hw: tuple, window: tuple, strides: tuple, padding):
+    """((Ho, Wo), (top, bottom, left, right)) of a window over (H, W), as TensorFlow pads;
+    ``padding`` "same", "valid" or explicit ((top, bottom), (left, right))."""
+    if not isinstance(padding, str):
+        (top, bottom), (left, right) = padding
+        out = tuple(output_size(n, k, s, *p) for n, k, s, p in zip(hw, window, strides, padding))
+        return out, (top, bottom, left, right)
     if padding == "valid":
         out = tuple((n - k) // s + 1 for n, k, s in zip(hw, window, strides))
         return out, (0, 0, 0, 0)
@@ -122,6 +127,24 @@ def max_pool_grad(x: np.ndarray, dy: np.ndarray, window: tuple, strides: tuple, 
     for (_, _, view), hit in zip(_views(dxp, window, strides, out_hw), hits):
         view += np.where(hit, share, 0.0)
     return dxp[:, top:top + h, left:left + w]
+
+
+def flatten(x: np.ndarray, order: str = "HWC") -> np.ndarray:
+    """x (N, H, W, C) flattened with its axes in ``order`` (a permutation of "HWC"), the last
+    varying fastest: (N, H*W*C). Other ranks: (N, -1) as they are."""
+    x = np.asarray(x)
+    if x.ndim != 4:
+        return x.reshape(len(x), -1)
+    return x.transpose(0, *(1 + "HWC".index(axis) for axis in order)).reshape(len(x), -1)
+
+
+def unflatten(flat: np.ndarray, shape: tuple, order: str = "HWC") -> np.ndarray:
+    """The inverse of ``flatten``: (N, F) back to ``shape`` (N, H, W, C) (or (N, ...))."""
+    if len(shape) != 4:
+        return flat.reshape(shape)
+    axes = [1 + "HWC".index(axis) for axis in order]
+    stored = flat.reshape(shape[0], *(shape[a] for a in axes))
+    return stored.transpose(0, *np.argsort(axes) + 1)
 
 
 def softmax(logits: np.ndarray) -> np.ndarray:

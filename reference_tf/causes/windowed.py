@@ -179,12 +179,13 @@ def kernel_layout(case: Case):
                      else windowed_value(case, pads, kernel=used))
             yield Variant(words, value)
         return
-    x = case.x.reshape(case.batch, -1)
+    order = case.settings.get("flatten", "HWC")
+    x = numeric.flatten(case.x, order)
     for words, used, grad_map in _dense_kernel_readings(kernel):
         if case.key == "output":
             value = x @ used + case.bias
         elif case.key == "input_grad":
-            value = (case.dy @ used.T).reshape(case.x.shape)
+            value = numeric.unflatten(case.dy @ used.T, case.x.shape, order)
         else:
             value = grad_map(case.reference)
         yield Variant(words, value)
