@@ -17,10 +17,13 @@ from typing import Iterator
 
 MAX_SECONDS = 3600.0
 
-# Spins until the deadline passes or the parent changes (the parent died: re-parented).
+# Says it is ready (one byte on stdout), then spins until the deadline passes or the parent
+# changes (the parent died: re-parented).
 BUSY_LOOP = """
 import os, sys, time
 deadline, parent = time.monotonic() + float(sys.argv[1]), int(sys.argv[2])
+os.write(1, b"r")
+os.close(1)
 while time.monotonic() < deadline and os.getppid() == parent:
     for _ in range(100000):
         pass
@@ -54,7 +57,8 @@ def competitors(count: int, max_seconds: float = MAX_SECONDS) -> Iterator[list[s
         max_seconds: each exits by itself after this long, whatever happens to the block.
 
     Yields:
-        The competitors' ``subprocess.Popen`` objects.
+        The competitors' ``subprocess.Popen`` objects, once every one of them is spinning (a
+        measurement taken in the block never sees a competitor still starting up).
     """
     if isinstance(count, bool) or not isinstance(count, int) or count < 0:
         raise ValueError(f"competitors: expected count to be an integer >= 0, received {count!r}.")
@@ -65,8 +69,13 @@ def competitors(count: int, max_seconds: float = MAX_SECONDS) -> Iterator[list[s
         for _ in range(count):
             processes.append(subprocess.Popen(
                 [sys.executable, "-c", BUSY_LOOP, str(max_seconds), str(os.getpid())],
-                stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL,
                 start_new_session=True))
+        for process in processes:
+            if process.stdout.read(1) != b"r":
+                raise RuntimeError(f"competitors: a busy process exited at start-up (exit code "
+                                   f"{process.wait()}).")
+            process.stdout.close()
         yield processes
     finally:
         stop(processes)
