@@ -9,6 +9,7 @@ import numpy as np
 
 from scratch import ops
 from scratch._checks import check_dtype_name, check_float_array, check_labels, check_positive_int
+from scratch.data.mnist import NUM_CLASSES
 from scratch.fusion import Unit, backward, fuse
 from scratch.layers import (
     BatchNormalization,
@@ -22,7 +23,6 @@ from scratch.layers import (
 )
 
 MNIST_INPUT_SHAPE = (28, 28, 1)
-NUM_CLASSES = 10
 
 
 class Trace(NamedTuple):

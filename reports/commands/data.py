@@ -25,8 +25,7 @@ def register(subparsers) -> None:
 def run(args: argparse.Namespace) -> int:
     import numpy as np
 
-    from scratch.data.mnist import VALIDATION_SIZE, cache_dir, load_mnist_raw
-    from scratch.models import NUM_CLASSES
+    from scratch.data.mnist import NUM_CLASSES, VALIDATION_SIZE, cache_dir, load_mnist_raw
 
     raw = load_mnist_raw(args.dir, fetch=not args.no_fetch, verify=not args.no_verify)
     print(f"MNIST: {raw.source}")
