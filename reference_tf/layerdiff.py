@@ -486,8 +486,9 @@ def diff(model: Sequential | Function, x: np.ndarray, y: np.ndarray, *, name: st
             shared); default ``twin(model, counterparts, share_masks=True)``.
 
     Returns:
-        The ``ModelDiff`` with the causes of its isolated failures (of a model of layers; no
-        third opinion yet; see ``reference_tf.finite_diff.third_opinion``).
+        The ``ModelDiff`` with the causes of its isolated failures (of a whole-model function,
+        only the conventions that need no layer inputs); no third opinion yet (see
+        ``reference_tf.finite_diff.third_opinion``).
     """
     if isinstance(model, Function):
         layers, inputs, statistics = _function_diffs(model, x, y), {"layers": {}}, False
@@ -505,8 +506,7 @@ def diff(model: Sequential | Function, x: np.ndarray, y: np.ndarray, *, name: st
                        kind="function" if isinstance(model, Function) else "layers")
     result.isolated_inputs = {"model": model, "x": x, "labels": y, "counterparts": counterparts,
                               **inputs}
-    if result.kind == "layers":  # a whole-model function has no layer inputs to try causes on
-        explain(result)
+    explain(result)
     return result
 
 
