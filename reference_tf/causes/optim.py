@@ -176,9 +176,10 @@ def _step(case: Case) -> Step:
 
 
 @convention("adam_epsilon", kinds=(KIND,), keys=(KEY,),
-            variant="Adam's epsilon added to the bias-corrected root, lr * m_hat / (sqrt(v_hat) "
-                    "+ eps) (PyTorch, the paper's Algorithm 1), instead of Keras's epsilon hat: "
-                    "lr * sqrt(1 - beta_2**t) / (1 - beta_1**t) * m / (sqrt(v) + eps)",
+            variant="Adam's epsilon added to the bias-corrected root, `lr * m_hat / "
+                    "(sqrt(v_hat) + eps)` (PyTorch, the paper's Algorithm 1), instead of Keras's "
+                    "epsilon hat, `lr * sqrt(1 - beta_2**t) / (1 - beta_1**t) * m / (sqrt(v) + "
+                    "eps)`",
             detection="the parameter after the step recomputed with that placement from Keras's "
                       "moments before the step (betas as given, or rounded to float32)")
 def adam_epsilon(case: Case):
@@ -189,12 +190,12 @@ def adam_epsilon(case: Case):
         yield Variant(f"Adam's epsilon {s.settings['epsilon']:g} is added to the bias-corrected "
                       f"root, lr * m_hat / (sqrt(v_hat) + eps) (PyTorch; betas {betas}), instead "
                       f"of Keras's epsilon hat, lr * sqrt(1 - beta_2**t) / (1 - beta_1**t) * m / "
-                      f"(sqrt(v) + eps), at step {s.t}", after(s, adam_epsilon=place))
+                      f"(sqrt(v) + eps)", after(s, adam_epsilon=place))
 
 
 @convention("rmsprop_epsilon", kinds=(KIND,), keys=(KEY,),
-            variant="RMSprop's epsilon outside the square root, g / (sqrt(s) + eps) (PyTorch, "
-                    "Keras 2), instead of Keras 3's g / sqrt(s + eps)",
+            variant="RMSprop's epsilon outside the square root, `g / (sqrt(s) + eps)` "
+                    "(PyTorch, Keras 2), instead of Keras 3's `g / sqrt(s + eps)`",
             detection="the parameter after the step recomputed with epsilon outside the root "
                       "from Keras's velocity before the step")
 def rmsprop_epsilon(case: Case):
@@ -206,31 +207,34 @@ def rmsprop_epsilon(case: Case):
 
 
 @convention("momentum_form", kinds=(KIND,), keys=(KEY,),
-            variant="SGD momentum as PyTorch's buffer, b = mu * b + g; w -= lr * b (Nesterov: "
-                    "w -= lr * (g + mu * b)), instead of Keras's velocity v = mu * v - lr * g; "
-                    "w += v: equal at a constant rate, apart from the first step after a change",
-            detection="the parameter after the step recomputed with the buffer -v / (previous "
-                      "rate) taken from Keras's velocity before the step")
+            variant="SGD momentum as PyTorch's buffer, `b = mu * b + g; w -= lr * b` "
+                    "(Nesterov: `w -= lr * (g + mu * b)`), instead of Keras's velocity `v = mu * "
+                    "v - lr * g; w += v`: equal at a constant rate, they part at the first step "
+                    "after the rate changes",
+            detection="the parameter after the step recomputed with the buffer `-v / "
+                      "previous_rate` taken from Keras's velocity before the step")
 def momentum_form(case: Case):
     s = _step(case)
     if s.settings["name"] == "SGD" and s.settings["momentum"] != 0:
         yield Variant(f"the momentum is PyTorch's buffer b = mu * b + g with w -= lr * b, so the "
                       f"change of the learning rate from {s.previous_learning_rate:g} to "
                       f"{s.learning_rate:g} rescales every past step (Keras's velocity v = mu * v "
-                      f"- lr * g keeps each step at its own rate), at step {s.t}",
+                      f"- lr * g keeps each step at its own rate)",
                       after(s, momentum_form="buffer"))
 
 
 @convention("l2_factor", kinds=(KIND,), keys=(KEY,),
-            variant="the L2 penalty's gradient l2 * w, the textbook (l2 / 2) * ||w||**2, instead "
-                    "of Keras's 2 * l2 * w for L2(l2) (a penalty l2 * sum(w**2))",
+            variant="the L2 penalty's gradient `l2 * w` (the textbook penalty `l2 / 2 * "
+                    "sum(w**2)`) instead of Keras's `2 * l2 * w` for `L2(l2)` (the penalty `l2 * "
+                    "sum(w**2)`)",
             detection="the parameter after the step recomputed by Keras's rule from the gradient "
-                      "with l2 * w in place of 2 * l2 * w")
+                      "with `l2 * w` in place of `2 * l2 * w`")
 def l2_factor(case: Case):
     s = _step(case)
     if s.l2:
-        yield Variant(f"the L2 penalty's gradient is l2 * w (the textbook (l2 / 2) * ||w||**2) "
-                      f"instead of Keras's 2 * l2 * w for L2({s.l2:g})", after(s, l2_factor=1.0))
+        yield Variant(f"the L2 penalty's gradient is l2 * w (the textbook penalty l2 / 2 * "
+                      f"sum(w**2)) instead of Keras's 2 * l2 * w for L2({s.l2:g})",
+                      after(s, l2_factor=1.0))
 
 
 def update_conventions() -> list[str]:
@@ -323,8 +327,11 @@ def explain_update(optimizer, before: dict, grads: dict, state: dict | None, upd
     if not found or any(c is None for c in found) or len({c.id for c in found}) > 1:
         return None
     worst = max(found, key=lambda c: c.residual)
-    return worst._replace(detail=f"{worst.detail} ({len(found)} of {len(keys)} parameters: "
-                                 f"{', '.join(causes)})")
+    if len(keys) == 1:
+        return worst
+    which = (f"all {len(keys)} parameters" if len(found) == len(keys) else
+             f"{len(found)} of {len(keys)} parameters: {', '.join(causes)}")
+    return worst._replace(detail=f"{worst.detail} ({which})")
 
 
 def update_clause(cause: Cause | None) -> str:
