@@ -22,7 +22,8 @@ and Keras then restarts from scratch's weights and optimizer state. float64 may 
 
 The planted conventions (PyTorch's Adam epsilon, RMSprop's epsilon outside the root, PyTorch's
 momentum buffer, an L2 gradient without the factor 2) must each make the float64 trajectory fail
-at the step where the convention first matters, naming the step and the parameters.
+at the step where the convention first matters, naming the step and the parameters; the failure
+also names the convention (``reference_tf.causes.optim``, tested in test_optim_causes.py).
 """
 
 from __future__ import annotations
@@ -82,7 +83,8 @@ def trajectory_model(dtype: str) -> Sequential:
 
 def run_trajectory(optimizer: optim.Optimizer, dtype: str, steps: int = STEPS):
     """Train scratch and Keras side by side; AssertionError at the first step outside the
-    tolerance that no max-pool tie flip explains. Returns (worst comparison as (step, c),
+    tolerance that no max-pool tie flip explains, its first line naming the catalog's cause of
+    the step (``step_cause``). Returns (worst comparison as (step, c),
     restarts as [(step, flips)], model, keras trainer, keras model)."""
     rng = np.random.default_rng(3)
     x, y = rng.standard_normal((N, 12, 12, 1)).astype(dtype), rng.integers(0, 10, N)
