@@ -22,7 +22,8 @@ and Keras then restarts from scratch's weights and optimizer state. float64 may 
 
 The planted conventions (PyTorch's Adam epsilon, RMSprop's epsilon outside the root, PyTorch's
 momentum buffer, an L2 gradient without the factor 2) must each make the float64 trajectory fail
-at the step where the convention first matters, naming the step and the parameters.
+at the step where the convention first matters, naming the step and the parameters; the failure
+also names the convention (``reference_tf.causes.optim``, tested in test_optim_causes.py).
 """
 
 from __future__ import annotations
@@ -34,6 +35,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
+from reference_tf.causes.optim import explain_update, update_clause
 from reference_tf.compare import compare, compare_arrays, tolerances
 from reference_tf.testing import assert_model_parity, pool_tie_flips
 from reference_tf.training import KerasTrainer, keras_optimizer, keras_optimizer_variables
@@ -81,7 +83,8 @@ def trajectory_model(dtype: str) -> Sequential:
 
 def run_trajectory(optimizer: optim.Optimizer, dtype: str, steps: int = STEPS):
     """Train scratch and Keras side by side; AssertionError at the first step outside the
-    tolerance that no max-pool tie flip explains. Returns (worst comparison as (step, c),
+    tolerance that no max-pool tie flip explains, its first line naming the catalog's cause of
+    the step (``step_cause``). Returns (worst comparison as (step, c),
     restarts as [(step, flips)], model, keras trainer, keras model)."""
     rng = np.random.default_rng(3)
     x, y = rng.standard_normal((N, 12, 12, 1)).astype(dtype), rng.integers(0, 10, N)
@@ -91,18 +94,24 @@ def run_trajectory(optimizer: optim.Optimizer, dtype: str, steps: int = STEPS):
     keras_side = KerasTrainer(keras_model, optimizer)  # built from the settings before any step
     params = keras_params(keras_model)
     read_keras = tf.function(lambda: [variable.value for variable in params.values()])
+    slots = keras_optimizer_variables(keras_side.optimizer, keras_model)
+    read_state = tf.function(lambda: {slot: {key: variable.value for key, variable in
+                                             values.items()} for slot, values in slots.items()})
     tol = tolerances(dtype).trajectory
     worst, restarts = None, []
     keras_weights = {key: value.numpy() for key, value in params.items()}
+    rate = optimizer.learning_rate
     for batch in batch_schedule(N, BATCH, -(-steps * BATCH // N), seed=0):
         if batch.step > steps:
             break
+        previous_rate = rate
         if batch.step == LR_CUT_AFTER + 1:
-            optimizer.learning_rate = optimizer.learning_rate * LR_FACTOR
+            optimizer.learning_rate = rate = optimizer.learning_rate * LR_FACTOR
             keras_side.optimizer.learning_rate = optimizer.learning_rate
         xb, yb = x[batch.indices], y[batch.indices]
         weights_before = ({key: value.copy() for key, value in model.params.items()},
                           keras_weights)
+        keras_state = read_state()
         mine = {"loss": scratch_side.train_step(xb, yb), **model.params}
         loss = keras_side.train_step(xb, yb)
         keras_weights = {key: value.numpy() for key, value in zip(params, read_keras())}
@@ -116,10 +125,12 @@ def run_trajectory(optimizer: optim.Optimizer, dtype: str, steps: int = STEPS):
                 flips = pool_tie_flips(model, xb, yb, reference_weights=weights_before[1])
                 model.set_params(weights_after)
             if not flips:
+                cause = step_cause(optimizer, model, keras_model, weights_before, keras_weights,
+                                   keras_state, xb, yb, batch.step, previous_rate)
                 raise AssertionError(
                     f"{type(optimizer).__name__} {dtype}, step {batch.step} (learning rate "
                     f"{optimizer.learning_rate:g}): {len(failing)} quantities differ from "
-                    f"Keras's (max-pool tie flips: 0):\n"
+                    f"Keras's (max-pool tie flips: 0); {update_clause(cause)}:\n"
                     + "\n".join(c.format(tol) for c in failing))
             restarts.append((batch.step, flips))
             copy_weights(model, keras_model)
@@ -132,6 +143,29 @@ def run_trajectory(optimizer: optim.Optimizer, dtype: str, steps: int = STEPS):
             if worst is None or c.smallest_passing_tolerance > worst[1].smallest_passing_tolerance:
                 worst = (batch.step, c)
     return worst, restarts, model, keras_side, keras_model
+
+
+def step_cause(optimizer, model, keras_model, weights_before, keras_after, keras_state, xb, yb,
+               step, previous_rate):
+    """The catalog's cause of a failing step (``reference_tf.causes.optim``): Keras's gradient
+    without the penalties at Keras's weights before the step, each side's step from its own
+    weights before it, Keras's state before it. Leaves the Keras model at those weights."""
+    scratch_before, keras_before = weights_before
+    copy_weights(keras_before, keras_model)
+    variables = keras_params(keras_model)
+    with tf.GradientTape() as tape:
+        loss = tf.reduce_mean(tf.nn.sparse_softmax_cross_entropy_with_logits(
+            labels=tf.constant(yb, tf.int64), logits=keras_model(xb, training=True)))
+    grads = dict(zip(variables, tape.gradient(loss, list(variables.values()))))
+    penalties = {f"{layer.name}/{key}": penalty.l2 for layer in model.layers
+                 for key, penalty in layer.regularizers.items()}
+    return explain_update(
+        optimizer, keras_before, {key: grad.numpy() for key, grad in grads.items()},
+        {slot: {key: value.numpy() for key, value in values.items()}
+         for slot, values in keras_state.items()},
+        {key: model.params[key] - scratch_before[key] for key in keras_before},
+        {key: keras_after[key] - keras_before[key] for key in keras_before},
+        step=step, previous_learning_rate=previous_rate, penalties=penalties)
 
 
 @pytest.mark.parametrize("dtype, name", TRAJECTORIES)
