@@ -33,8 +33,10 @@ def _timed(chosen: dict) -> str:
 def _short(chosen: dict) -> str:
     return (f"a short run: {chosen['model']}, the first {chosen['train_images']} training images, "
             f"{chosen['epochs']} epoch(s), SGD lr {chosen['lr']:g}, batch {chosen['batch_size']}, "
-            f"seed {chosen['seed']}; ms/step over its steps after one untimed step; final test "
-            f"accuracy on the report's test set")
+            f"seed {chosen['seed']}; ms/step over its steps after one untimed step")
+
+
+ACCURACY = "final test accuracy on the report's test set"
 
 
 def fusion_row(fusion: dict, chosen: dict) -> tuple[list[str], str]:
@@ -69,7 +71,8 @@ def dtype_row(dtype: dict, chosen: dict) -> tuple[list[str], str]:
            "Both sides train in float32, TensorFlow's default; float64 serves the "
            "gradient checks and tight parity tests",
            effect,
-           f"{_short(chosen)}; both sides from the same weights and batches, in each dtype; "
+           f"{_short(chosen)}; {ACCURACY}; both sides from the same weights and batches, in "
+           f"each dtype; "
            f"weight distance = ‖w_NumPy - w_TF‖ / ‖w_TF‖ at the end"]
     ratios = [double[side]["ms_per_step"] / single[side]["ms_per_step"]
               for side in ("numpy", "tensorflow")]
@@ -141,8 +144,8 @@ def sharing_row(sharing: dict, chosen: dict) -> tuple[list[str], str]:
            "NumPy draws the weights (`scratch.models.build(model, seed)`), Keras gets a copy; "
            "both see the same batches in the same order (`scratch.train.batch_schedule`)",
            effect,
-           f"{_short(chosen)}, float32; NumPy with seed {chosen['seed']}'s weights and order, "
-           f"TensorFlow with the same or one of them from seed {chosen['other_seed']}"]
+           f"{_short(chosen)}; {ACCURACY}; float32; NumPy with seed {chosen['seed']}'s weights "
+           f"and order, TensorFlow with the same or one of them from seed {chosen['other_seed']}"]
     shared = sharing["shared"]["weight_distance"]
     finding = (f"Sharing both puts the implementations {shared:.1e} apart after the short run, "
                f"against {sharing['other_order']['weight_distance']:.1e} with another batch "
@@ -168,9 +171,10 @@ def conditions_text(record: dict) -> str:
     load = ("load average (1/5/15 min) " + "/".join(f"{v:.2f}" for v in before) + " before and "
             + "/".join(f"{v:.2f}" for v in after) + f" after, on {env.get('cpu_count')} logical "
             "CPUs" if before and after else "load average not available")
-    return (f"Measured in {conditions['where']} (`decisions.json`, at {conditions['measured_at']}, "
-            f"{conditions['seconds']:.0f} s, commit {conditions.get('commit') or 'unknown'}); "
-            f"{load}; {threads_text(env)}.")
+    return (f"Decision conditions: measured in {conditions['where']}, at "
+            f"{conditions['measured_at']} ({conditions['seconds']:.0f} s; commit "
+            f"{conditions.get('commit') or 'unknown'}; record `decisions.json`); {load}; "
+            f"{threads_text(env)}.")
 
 
 def section(record: dict | None) -> list[str]:
