@@ -9,13 +9,13 @@ from __future__ import annotations
 import copy
 import json
 import math
-from dataclasses import asdict
+from dataclasses import asdict, replace
 
 import numpy as np
 import pytest
 
 from reference_tf.compare import tolerances
-from reports import decisions, decisions_text
+from reports import datasets, decisions, decisions_text
 from reports.cli import main
 from reports.experiments import QUICK
 
@@ -99,9 +99,23 @@ def test_decisions_fused_step_gradients_match_the_layer_by_layer_ones(quick_repo
 
 def test_decisions_determinism_modes_took_effect(quick_report):
     determinism = quick_report[2]["decisions"]["determinism"]
+    assert determinism["off_in"] == "the driver process"  # --quick
     assert determinism["on"]["enabled"] is True and determinism["off"]["enabled"] is False
     assert determinism["on"]["bitwise_equal"] is True
     assert determinism["on"]["max_abs_difference"] == 0.0
+
+
+@pytest.mark.slow
+def test_decisions_determinism_off_in_a_spawned_process():
+    from tensorflow.python.framework import config as tf_config
+
+    protocol = replace(QUICK, data="templates")
+    chosen = decisions.Settings(train_images=200, fresh_process=True)
+    measured = decisions.determinism(chosen, protocol, datasets.load(protocol))
+    assert measured["off_in"] == "a spawned process"
+    assert measured["on"]["enabled"] is True and measured["off"]["enabled"] is False
+    assert measured["on"]["bitwise_equal"] is True
+    assert tf_config.is_op_determinism_enabled()  # this process's mode is left on
 
 
 @pytest.mark.parametrize("params, reference, expected", [
@@ -147,7 +161,7 @@ def test_decisions_section_states_nondeterministic_runs():
              "max_abs_difference": 3e-7}
     determinism = {"on": {**trial, "enabled": True, "bitwise_equal": True,
                           "max_abs_difference": 0.0, "ms_per_step": [4.5, 4.5]},
-                   "off": trial, "ratio": 1.5}
+                   "off": trial, "off_in": "a spawned process", "ratio": 1.5}
     row, finding = decisions_text.determinism_row(determinism, record["settings"])
     assert "off 3.00 ms/step, two identical runs not bitwise equal (up to 3.0e-07 apart)" in row[2]
     assert "end 3.0e-07 apart" in finding and "1.50x slower" in finding

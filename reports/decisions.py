@@ -13,9 +13,8 @@ and measures, on the report's own data:
 - ``compilation``: TensorFlow's training step as the compiled ``tf.function`` the report trains
   with against the same step run eagerly (``tf.config.run_functions_eagerly``), interleaved;
 - ``determinism``: two identical TensorFlow short runs with op determinism on (in the driver)
-  and two with it off (in a fresh spawned process, since the setting is process-wide and cannot
-  be switched off again through TensorFlow's API): time per step, and whether the two runs'
-  weights are bitwise equal;
+  and two with it off (in a fresh spawned process, since the setting is process-wide; in the
+  driver for ``--quick``): time per step, and whether the two runs' weights are bitwise equal;
 - ``sharing``: the short float32 paired run with both sides sharing initial weights and batch
   order, against one where TensorFlow takes another seed's batch order and one where it starts
   from another seed's weights: weight distance and test-accuracy gap.
@@ -46,7 +45,9 @@ FILE = "decisions.json"
 DECISIONS = ("fusion", "dtype", "compilation", "determinism", "sharing")
 # The quick protocol's sizes (the full one takes Settings' defaults); a larger rate, so that the
 # quick short runs' ten steps move the accuracy off chance.
-QUICK = {"repeat": 5, "warmup": 2, "train_images": 1000, "lr": 0.1}
+# The quick protocol measures determinism off in the driver too (a spawned process costs a
+# TensorFlow start-up, tens of seconds on a loaded machine).
+QUICK = {"repeat": 5, "warmup": 2, "train_images": 1000, "lr": 0.1, "fresh_process": False}
 
 
 @dataclass(frozen=True)
@@ -58,7 +59,8 @@ class Settings:
     ``train_images``: the first training images of the report's data the short runs train on
     for ``epochs`` epochs at ``lr`` (the cnn's first setting by default) and batch
     ``batch_size``; ``seed``
-    draws weights and batch order, ``other_seed`` the unshared ones.
+    draws weights and batch order, ``other_seed`` the unshared ones; ``fresh_process``: measure
+    determinism off in a spawned process (``determinism``).
     """
 
     model: str = "cnn"
@@ -70,6 +72,7 @@ class Settings:
     lr: float = 0.01
     seed: int = 0
     other_seed: int = 1
+    fresh_process: bool = True
 
 
 def settings(protocol: Protocol) -> Settings:
@@ -218,40 +221,52 @@ def paired_run(chosen: Settings, protocol: Protocol, splits: Splits, dtype: str 
 def determinism_trial(deterministic: bool, chosen: Settings, protocol: Protocol,
                       splits: Splits) -> dict:
     """Two identical TensorFlow short runs on ``splits`` (``short_splits``' output) with op
-    determinism on or off; off only in a process where no TensorFlow op has run yet (it is
-    switched off before any does).
+    determinism on or off, each with a new ``KerasTrainer`` (so a new ``tf.function``, whose
+    kernels are built in that mode); the process's mode is restored afterwards.
 
-    Returns the mode TensorFlow reports, both runs' ms per step, whether their final weights
-    are bitwise equal and their largest difference."""
+    Returns the mode TensorFlow reports during the runs, both runs' ms per step, whether their
+    final weights are bitwise equal and their largest difference."""
     from tensorflow.python.framework import config as tf_config
 
     from reference_tf import threads as tf_threads
     from reference_tf.reproducible import use_reproducible_kernels
 
     tf_threads.configure()
-    use_reproducible_kernels()  # what KerasTrainer calls; switched off again before any op
-    if not deterministic:
-        tf_config.disable_op_determinism()
-    spec = _spec(chosen, protocol, "tensorflow", chosen.seed, "float32")
-    (first, first_params), (second, second_params) = (
-        short_run(spec, splits, chosen.seed) for _ in range(2))
-    return {"deterministic": deterministic, "enabled": bool(tf_config.is_op_determinism_enabled()),
+    use_reproducible_kernels()  # what KerasTrainer calls (once per process): done before the mode
+    previous = tf_config.is_op_determinism_enabled()
+    # TensorFlow exports only enable_op_determinism; disable_op_determinism is its unexported
+    # counterpart in the same module.
+    (tf_config.enable_op_determinism if deterministic else tf_config.disable_op_determinism)()
+    try:
+        enabled = bool(tf_config.is_op_determinism_enabled())
+        spec = _spec(chosen, protocol, "tensorflow", chosen.seed, "float32")
+        (first, first_params), (second, second_params) = (
+            short_run(spec, splits, chosen.seed) for _ in range(2))
+    finally:
+        (tf_config.enable_op_determinism if previous else tf_config.disable_op_determinism)()
+    return {"deterministic": deterministic, "enabled": enabled,
             "ms_per_step": [first["ms_per_step"], second["ms_per_step"]],
             "bitwise_equal": bitwise_equal(second_params, first_params),
             "max_abs_difference": max_abs_difference(second_params, first_params)}
 
 
 def determinism(chosen: Settings, protocol: Protocol, splits: Splits) -> dict:
-    """``determinism_trial`` with op determinism on in this process (where the report's
-    TensorFlow runs trained with it on), then off in a fresh spawned process: the setting is
-    process-wide and TensorFlow exports no way to switch it off again (only
-    ``enable_op_determinism``), so "off" runs where no op has run with it on."""
+    """``determinism_trial`` with op determinism on, in this process (where the report's
+    TensorFlow runs trained with it on), then off: in a fresh spawned process that switches it
+    off before any op runs if ``chosen.fresh_process``, else in this process.
+
+    The setting is process-wide; the fresh process rules out that anything built earlier in
+    this process with determinism on (the eager kernel cache) carries over into "off"."""
     data = short_splits(splits, chosen, "float32")  # all a trial needs (it is pickled)
     on = determinism_trial(True, chosen, protocol, data)
-    with ProcessPoolExecutor(max_workers=1,
-                             mp_context=multiprocessing.get_context("spawn")) as pool:
-        off = pool.submit(determinism_trial, False, chosen, protocol, data).result()
-    return {"on": on, "off": off,
+    if chosen.fresh_process:
+        with ProcessPoolExecutor(max_workers=1,
+                                 mp_context=multiprocessing.get_context("spawn")) as pool:
+            off = pool.submit(determinism_trial, False, chosen, protocol, data).result()
+    else:
+        off = determinism_trial(False, chosen, protocol, data)
+    return {"on": on, "off": off, "off_in": "a spawned process" if chosen.fresh_process
+            else "the driver process",
             "ratio": float(np.mean(on["ms_per_step"]) / np.mean(off["ms_per_step"]))}
 
 
@@ -301,8 +316,7 @@ def measure(protocol: Protocol, splits: Splits, sweep: dict | None) -> dict:
         "settings": asdict(chosen),
         "decisions": decisions,
         "conditions": {
-            "where": "the driver process alone, after the sweep and the timing phase, and "
-                     "(determinism off) one spawned process",
+            "where": "the driver process alone, after the sweep and the timing phase",
             "sweep": sweep,
             "environment": environment,
             "load_average_after": load_average(),

@@ -106,6 +106,13 @@ def _reproducible(trial: dict) -> str:
     return f"not bitwise equal (up to {trial['max_abs_difference']:.1e} apart)"
 
 
+def _off_in(determinism: dict) -> str:
+    if determinism["off_in"] == "the driver process":
+        return ("in the driver too, switched off for two new trainers and on again (--quick: no "
+                "separate process)")
+    return "a fresh spawned process that switched it off before any op ran"
+
+
 def determinism_row(determinism: dict, chosen: dict) -> tuple[list[str], str]:
     """The table row and the finding of the op-determinism decision."""
     on, off = determinism["on"], determinism["off"]
@@ -117,8 +124,8 @@ def determinism_row(determinism: dict, chosen: dict) -> tuple[list[str], str]:
            f"on {mean['on']:.2f} ms/step, two identical runs {_reproducible(on)}; off "
            f"{mean['off']:.2f} ms/step, two identical runs {_reproducible(off)}",
            f"two identical TensorFlow runs per mode, {_short(chosen)}; on: in the driver; off: "
-           f"a fresh spawned process that switched it off before any op ran (the setting is "
-           f"process-wide); ms/step the mean of both runs"]
+           f"{_off_in(determinism)} (the setting is process-wide); ms/step the mean of both "
+           f"runs"]
     if off["bitwise_equal"]:
         finding = (f"On this machine TensorFlow's runs were reproducible bit for bit even "
                    f"without op determinism; with it on, a step is "
