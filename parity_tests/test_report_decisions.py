@@ -164,7 +164,7 @@ def test_decisions_section_states_nondeterministic_runs():
                    "off": trial, "off_in": "a spawned process", "ratio": 1.5}
     row, finding = decisions_text.determinism_row(determinism, record["settings"])
     assert "off 3.00 ms/step, two identical runs not bitwise equal (up to 3.0e-07 apart)" in row[2]
-    assert "end 3.0e-07 apart" in finding and "1.50x slower" in finding
+    assert "end 3.0e-07 apart" in finding and "1.50x the time" in finding
 
 
 def test_decisions_section_without_a_record():

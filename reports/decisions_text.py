@@ -108,9 +108,10 @@ def _reproducible(trial: dict) -> str:
 
 def _off_in(determinism: dict) -> str:
     if determinism["off_in"] == "the driver process":
-        return ("in the driver too, switched off for two new trainers and on again (--quick: no "
-                "separate process)")
-    return "a fresh spawned process that switched it off before any op ran"
+        return ("in the driver as well, switched off for two new trainers and on again "
+                "(--quick saves a separate process)")
+    return ("a fresh spawned process that switched it off before any op ran (the setting is "
+            "process-wide)")
 
 
 def determinism_row(determinism: dict, chosen: dict) -> tuple[list[str], str]:
@@ -124,18 +125,17 @@ def determinism_row(determinism: dict, chosen: dict) -> tuple[list[str], str]:
            f"on {mean['on']:.2f} ms/step, two identical runs {_reproducible(on)}; off "
            f"{mean['off']:.2f} ms/step, two identical runs {_reproducible(off)}",
            f"two identical TensorFlow runs per mode, {_short(chosen)}; on: in the driver; off: "
-           f"{_off_in(determinism)} (the setting is process-wide); ms/step the mean of both "
-           f"runs"]
+           f"{_off_in(determinism)}; ms/step the mean of both runs"]
     if off["bitwise_equal"]:
         finding = (f"On this machine TensorFlow's runs were reproducible bit for bit even "
-                   f"without op determinism; with it on, a step is "
-                   f"{_times(determinism['ratio'])} than with it off, and reproducibility is "
-                   f"guaranteed instead of resting on these kernels.")
+                   f"without op determinism; with it on, a step takes "
+                   f"{determinism['ratio']:.2f}x the time it takes with it off, and "
+                   f"reproducibility is guaranteed instead of resting on these kernels.")
     else:
         finding = (f"Without op determinism two identical TensorFlow runs end "
                    f"{off['max_abs_difference']:.1e} apart, noise that would mix with the "
-                   f"implementations' differences; with it they are {_reproducible(on)}, at "
-                   f"{_times(determinism['ratio'])} per step.")
+                   f"implementations' differences; with it they are {_reproducible(on)}, and a "
+                   f"step takes {determinism['ratio']:.2f}x the time it takes without.")
     return row, finding
 
 
