@@ -22,7 +22,7 @@ TIMING_OUTPUTS = ("timing.json", "timing.md", "timing.png")  # absent with --no-
 OUTPUTS = ("report.md", "results.json", "learning_curves.png", "summary_table.png",
            "summary_table.csv",
            "summary_table.md", "runtime.png", "runtime.csv", "runtime.md", "stability.csv",
-           "verdicts.csv", *TIMING_OUTPUTS)
+           "verdicts.csv", *TIMING_OUTPUTS, "decisions.json")  # the last absent with --no-decisions
 THRESHOLDS = {name: getattr(diagnosis, name) for name in (
     "DIVERGENCE_LOSS_FACTOR", "UNDERFIT_MIN_TRAIN_ACCURACY", "UNDERFIT_CAPACITY_GAP",
     "UNDERFIT_LATE_GAIN",
