@@ -12,7 +12,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from reports import analysis, diagnosis, plots, timing_text
+from reports import analysis, decisions_text, diagnosis, plots, timing_text
 from reports.atomic import write_text
 from reports.environment import threads_text
 from reports.experiments import IMPLEMENTATIONS, SETTINGS, Protocol
@@ -22,7 +22,7 @@ TIMING_OUTPUTS = ("timing.json", "timing.md", "timing.png")  # absent with --no-
 OUTPUTS = ("report.md", "results.json", "learning_curves.png", "summary_table.png",
            "summary_table.csv",
            "summary_table.md", "runtime.png", "runtime.csv", "runtime.md", "stability.csv",
-           "verdicts.csv", *TIMING_OUTPUTS)
+           "verdicts.csv", *TIMING_OUTPUTS, "decisions.json")  # the last absent with --no-decisions
 THRESHOLDS = {name: getattr(diagnosis, name) for name in (
     "DIVERGENCE_LOSS_FACTOR", "UNDERFIT_MIN_TRAIN_ACCURACY", "UNDERFIT_CAPACITY_GAP",
     "UNDERFIT_LATE_GAIN",
@@ -274,12 +274,13 @@ def timing_table_lines(timing: dict) -> list[str]:
 
 def write(out: Path, results: list[dict], *, models: list[str], seeds: int, protocol: Protocol,
           command: str, environment: dict, elapsed: float, data: dict, timing: dict | None = None,
-          sweep: dict | None = None) -> Path:
+          sweep: dict | None = None, decisions: dict | None = None) -> Path:
     """Write every output of OUTPUTS into ``out`` and return the path of report.md.
 
     ``timing`` is the timing phase's record (``reports.timing``; it wrote timing.json), whose
     table and figure become timing.md and timing.png; None if it was skipped. ``sweep`` is this
-    invocation's sweep record (``reports.sweep.driver.run_sweep``)."""
+    invocation's sweep record (``reports.sweep.driver.run_sweep``). ``decisions`` is the design
+    decisions' record (``reports.decisions``), None if that phase was skipped."""
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     runs = analysis.runs_table(results)
@@ -314,6 +315,7 @@ def write(out: Path, results: list[dict], *, models: list[str], seeds: int, prot
         "time": {"sum_of_run_seconds": compute, "this_invocation_seconds": elapsed,
                  "run_seconds_per_implementation": per_impl.to_dict(), "sweep": sweep},
         "timing": timing,
+        "decisions": decisions,
         "thresholds": THRESHOLDS,
         "tables": {name: frame.to_dict(orient="records") for name, frame in (
             ("summary", summary), ("runtime", runtime), ("stability", stability),
@@ -351,6 +353,7 @@ def write(out: Path, results: list[dict], *, models: list[str], seeds: int, prot
         "## 3. Which runs under-fit or over-fit?", "", *verdict_prose(verdicts), "", *rules_text(),
         "",
         markdown_table(verdict_markdown(verdicts)), "",
+        *decisions_text.section(decisions),
         "## Machine and software", "", _environment_text(environment), "",
     ]
     path = out / "report.md"

@@ -44,6 +44,15 @@ def register(subparsers) -> None:
                         help="run directory (default: reports/out/<full|quick>[-templates])")
     parser.add_argument("--no-progress", action="store_true", help="no progress bar")
     sweep_options.add_options(parser)
+    decisions = parser.add_argument_group(
+        "design decisions", "the phase after the timing phase that measures the effect of each "
+                            "design decision of the comparison (docs/report.md)")
+    decisions.add_argument("--no-decisions", action="store_true",
+                           help="skip the design-decision measurements (the report says they "
+                                "were not measured)")
+    decisions.add_argument("--remeasure-decisions", action="store_true",
+                           help="measure the design decisions again even if decisions.json has "
+                                "them (by default reused when nothing was trained)")
     parser.set_defaults(func=run)
 
 
@@ -52,6 +61,7 @@ def _command_line(args, models: list[str], out: Path, executor) -> str:
     parts += ["--quick"] * args.quick + (["--data", args.data] if args.data != "mnist" else [])
     parts += ["--no-verify"] * args.no_verify
     parts += executor.arguments() + ["--no-timing"] * args.no_timing
+    parts += ["--no-decisions"] * args.no_decisions
     return " ".join(parts + ["--out", str(out)])
 
 
@@ -69,7 +79,7 @@ def run(args: argparse.Namespace) -> int:
     name = ("quick" if args.quick else "full") + ("" if args.data == "mnist" else f"-{args.data}")
     out = check_dir(args.out if args.out is not None else DEFAULT_OUT / name, "--out")
 
-    from reports import datasets, runner, timing, writer
+    from reports import datasets, decisions, runner, timing, writer
     from reports.sweep.driver import run_sweep
     from scratch import threads as blas_threads
 
@@ -120,11 +130,17 @@ def run(args: argparse.Namespace) -> int:
                        or len(datasets.load(protocol, verify=not args.no_verify).test[1]))
         timed = timing.load_or_measure(out, models, protocol, test_images,
                                        sweep if sweep["trained"] else None, retime=args.retime)
+    measured = None
+    if not args.no_decisions:
+        measured = decisions.load_or_measure(
+            out, protocol, lambda: datasets.load(protocol, verify=not args.no_verify),
+            sweep if sweep["trained"] else None, remeasure=args.remeasure_decisions)
     report = writer.write(
         out, [results[spec.key] for spec in specs], models=models, seeds=args.seeds,
         protocol=protocol,
         command=_command_line(args, models, out, executor), environment=meta["environment"],
-        elapsed=time.perf_counter() - started, data=meta["data"], timing=timed, sweep=sweep)
+        elapsed=time.perf_counter() - started, data=meta["data"], timing=timed, sweep=sweep,
+        decisions=measured)
     print(f"tfparity report: wrote {report}")
     print(f"run directory: {out}")
     return 0
