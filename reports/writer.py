@@ -287,6 +287,8 @@ def write(out: Path, results: list[dict], *, models: list[str], seeds: int, prot
     runtime = analysis.runtime_table(runs)
     stability = analysis.stability_table(runs, results)
     verdicts = analysis.verdict_table(runs)
+    drift_series = analysis.drift_series(results)
+    drift = analysis.drift_table(drift_series)
 
     for name, table in (("summary_table", summary), ("runtime", runtime),
                         ("stability", stability), ("verdicts", verdicts)):
@@ -317,8 +319,9 @@ def write(out: Path, results: list[dict], *, models: list[str], seeds: int, prot
         "thresholds": THRESHOLDS,
         "tables": {name: frame.to_dict(orient="records") for name, frame in (
             ("summary", summary), ("runtime", runtime), ("stability", stability),
-            ("verdicts", verdicts),
+            ("verdicts", verdicts), ("drift", drift),
             ("runs", runs))},
+        "drift": drift_series,
         "runs": results,
     })
 
