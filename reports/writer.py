@@ -19,10 +19,14 @@ from reports.experiments import IMPLEMENTATIONS, SETTINGS, Protocol
 from reports.runner import write_json_atomic
 
 TIMING_OUTPUTS = ("timing.json", "timing.md", "timing.png")  # absent with --no-timing
-OUTPUTS = ("report.md", "results.json", "learning_curves.png", "summary_table.png",
-           "summary_table.csv",
+OUTPUTS = ("report.md", "results.json", "summary_table.png", "summary_table.csv",
            "summary_table.md", "runtime.png", "runtime.csv", "runtime.md", "stability.csv",
-           "verdicts.csv", *TIMING_OUTPUTS)
+           "verdicts.csv", "drift.csv", *TIMING_OUTPUTS)  # and curve_figure(model) per model
+
+
+def curve_figure(model: str) -> str:
+    """The file name of a model's figure of differences and learning curves."""
+    return f"curves_{model}.png"
 THRESHOLDS = {name: getattr(diagnosis, name) for name in (
     "DIVERGENCE_LOSS_FACTOR", "UNDERFIT_MIN_TRAIN_ACCURACY", "UNDERFIT_CAPACITY_GAP",
     "UNDERFIT_LATE_GAIN",
@@ -82,123 +86,166 @@ def runtime_markdown(runtime: pd.DataFrame) -> pd.DataFrame:
     })
 
 
-def stability_markdown(stability: pd.DataFrame) -> pd.DataFrame:
-    columns = {"model": stability["model"],
-               "setting": [_setting(r) for r in stability.itertuples()]}
-    for impl, short in (("numpy", "NumPy"), ("tensorflow", "TF")):
-        columns[f"diverged {short}"] = stability[f"diverged_runs_{impl}"].astype(int)
-        columns[f"seed spread {short} (pp)"] = stability[f"seed_spread_{impl}"].map(
-            lambda v: _pct(v))
-        columns[f"fluctuation {short} (pp)"] = stability[f"fluctuation_{impl}"].map(
-            lambda v: _pct(v))
-        columns[f"largest drop {short} (pp)"] = stability[f"largest_drop_{impl}"].map(
-            lambda v: _pct(v))
-    columns["max test-curve gap (pp)"] = stability["max_test_curve_gap"].map(lambda v: _pct(v, 3))
-    columns["max train-curve gap (pp)"] = stability["max_train_curve_gap"].map(lambda v: _pct(v, 3))
-    columns["same start"] = stability["same_initial_weights"].map({True: "yes", False: "NO"})
-    return pd.DataFrame(columns)
+def _pair(numpy_value, tf_value, fmt=None) -> str:
+    """"NumPy / TF" of one quantity (percent by default)."""
+    fmt = fmt or _pct
+    return f"{fmt(numpy_value)} / {fmt(tf_value)}"
 
 
-def verdict_markdown(verdicts: pd.DataFrame) -> pd.DataFrame:
+def _distance(value: float) -> str:
+    return "n/a" if not np.isfinite(value) else f"{value:.1e}"
+
+
+def accuracy_markdown(summary: pd.DataFrame) -> pd.DataFrame:
+    """Per experiment: final test accuracy of both sides, their difference and the paired
+    interval."""
     return pd.DataFrame({
-        "model": verdicts["model"], "setting": [_setting(r) for r in verdicts.itertuples()],
-        "implementation": verdicts["implementation"],
-        "verdict (seeds agreeing)": [f"**{r.verdict}** ({r.agreeing_seeds}/{r.seeds})"
-                                     for r in verdicts.itertuples()],
-        "rule that fired (first such seed)": verdicts["rule"],
+        "model": summary["model"], "setting": [_setting(r) for r in summary.itertuples()],
+        "test acc. % NumPy / TF": [f"{_pct(r.numpy_mean)} ± {_pct(r.numpy_std)} / "
+                                   f"{_pct(r.tensorflow_mean)} ± {_pct(r.tensorflow_std)}"
+                                   for r in summary.itertuples()],
+        "NumPy - TF (pp)": [f"{100 * d:+.2f}" for d in summary["difference"]],
+        "paired 95% CI (pp)": [_paired(r) if np.isfinite(r.paired_low) else "n/a"
+                               for r in summary.itertuples()],
     })
 
 
-def runtime_prose(runtime: pd.DataFrame) -> list[str]:
-    """One paragraph per model on the wall times the runs recorded."""
-    out = []
-    for model, rows in runtime.groupby("model", sort=False):
-        steps = ", ".join(f"{_setting(r)}: {r.ms_per_step_numpy:.3f} vs "
-                          f"{r.ms_per_step_tensorflow:.3f} ms"
-                          for r in rows.itertuples())
-        step_ratio = rows["ms_per_step_numpy"].sum() / rows["ms_per_step_tensorflow"].sum()
-        eval_ratio = rows["eval_time_numpy"].sum() / rows["eval_time_tensorflow"].sum()
-        total_ratio = rows["wall_time_numpy"].sum() / rows["wall_time_tensorflow"].sum()
-        out.append(
-            f"- **{model}**: per training step (NumPy vs TensorFlow) {steps}; over its three "
-            "settings "
-            f"{timing_text.faster(step_ratio)} per step, the evaluations take {eval_ratio:.2f}x as "
-            f"long in NumPy, and "
-            f"a whole run (setup, training and evaluation: {rows['wall_time_numpy'].sum():.1f} s "
-            f"vs {rows['wall_time_tensorflow'].sum():.1f} s per seed) takes {total_ratio:.2f}x as "
-            "long in NumPy.")
-    return out
-
-
-def accuracy_prose(summary: pd.DataFrame, stability: pd.DataFrame) -> list[str]:
-    """One paragraph per model on final accuracy, curve agreement and training stability."""
-    out = []
-    merged = summary.merge(stability, on=analysis.EXPERIMENT)
-    for model, rows in merged.groupby("model", sort=False):
-        finals = "; ".join(f"{_setting(r)}: {_pct(r.numpy_mean)}% vs {_pct(r.tensorflow_mean)}% "
-                           f"({100 * r.difference:+.2f} pp)" for r in rows.itertuples())
-        worst = rows.loc[rows["difference"].abs().idxmax()]
-        spread = np.nanmax(rows[["numpy_std", "tensorflow_std"]].to_numpy())
-        if rows["seeds"].min() < 2:
-            versus = "(one seed: no spread over seeds to compare it with)"
+def _verdicts(stability: pd.DataFrame, verdicts: pd.DataFrame) -> tuple[list[str], list[str]]:
+    """Per experiment: the verdicts over seeds of both sides, and the rule that gave NumPy's
+    (its first such seed)."""
+    by = {(r.model, r.setting, r.implementation): r for r in verdicts.itertuples()}
+    verdict, rule = [], []
+    for r in stability.itertuples():
+        ours, theirs = by[(r.model, r.setting, "numpy")], by[(r.model, r.setting, "tensorflow")]
+        if ours.all_verdicts == theirs.all_verdicts:
+            verdict.append(f"**{ours.verdict}** ({ours.agreeing_seeds}/{ours.seeds}, both)")
         else:
-            versus = (f"{'within' if abs(worst['difference']) <= spread else 'larger than'} the "
-                      f"spread over seeds (largest std {_pct(spread)} pp)")
-        versus += _paired_prose(rows)
-        diverged = (int(rows["diverged_runs_numpy"].sum()),
-                    int(rows["diverged_runs_tensorflow"].sum()))
-        diverged_text = ("no run diverged" if sum(diverged) == 0 else
-                         f"diverged runs: {diverged[0]} NumPy, {diverged[1]} TensorFlow")
-        fluct = rows[["fluctuation_numpy", "fluctuation_tensorflow"]].mean()
-        drops = rows[["largest_drop_numpy", "largest_drop_tensorflow"]].max()
-        same = "both sides started from identical weights in every seed" \
-            if rows["same_initial_weights"].all() \
-            else "WARNING: some seeds did not start both sides from identical weights"
-        out.append(
-            f"- **{model}**: final test accuracy NumPy vs TensorFlow (seed means) {finals}. The "
-            "largest "
-            f"difference of the means is {100 * abs(worst['difference']):.2f} pp {versus}. The two "
-            "implementations' accuracy curves were at most "
-            f"{_pct(rows['max_test_curve_gap'].max(), 3)} pp apart on the test set and "
-            f"{_pct(rows['max_train_curve_gap'].max(), 3)} pp on the training subset at any "
-            "evaluation of "
-            f"any seed ({same}). Stability: {diverged_text}; the test accuracy fluctuates by "
-            f"{_pct(fluct.iloc[0])} / {_pct(fluct.iloc[1])} pp (std over the last "
-            f"{diagnosis.FLUCTUATION_WINDOW} evaluations, NumPy / TensorFlow) and its largest drop "
-            f"between two evaluations is {_pct(drops.iloc[0])} / {_pct(drops.iloc[1])} pp.")
-    return out
+            verdict.append(f"NumPy **{ours.verdict}** ({ours.agreeing_seeds}/{ours.seeds}), TF "
+                           f"**{theirs.verdict}** ({theirs.agreeing_seeds}/{theirs.seeds})")
+        rule.append(ours.rule)
+    return verdict, rule
 
 
-def _paired_prose(rows: pd.DataFrame) -> str:
-    """Whether the 95% interval of the paired per-seed difference contains 0, per setting."""
-    paired = rows[np.isfinite(rows["paired_low"].astype(float))]
-    if paired.empty:
-        return ""
-    apart = paired[(paired["paired_low"] > 0) | (paired["paired_high"] < 0)]
-    text = (f"; paired by seed, the 95% t-interval of NumPy - TF contains 0 in "
-            f"{len(paired) - len(apart)} of {len(paired)} settings")
-    if len(apart):
-        settings = ", ".join(f"{_setting(r)}: {_paired(r)} pp" for r in apart.itertuples())
-        text += f" (not for {settings})"
-    return text
+def stability_markdown(stability: pd.DataFrame, drift: pd.DataFrame,
+                       verdicts: pd.DataFrame) -> pd.DataFrame:
+    """Per experiment: verdicts, stability of both sides (NumPy / TF) and how far apart they
+    are."""
+    merged = stability.merge(drift, on=analysis.EXPERIMENT, how="left")
+    columns = {"model": merged["model"], "setting": [_setting(r) for r in merged.itertuples()]}
+    columns["verdict (seeds)"], columns["rule (NumPy)"] = _verdicts(merged, verdicts)
+    for name, label in (("diverged_runs", "diverged"), ("fluctuation", "fluctuation (pp)"),
+                        ("largest_drop", "largest drop (pp)")):
+        fmt = (lambda v: str(int(v))) if name == "diverged_runs" else _pct
+        columns[f"{label} NumPy / TF"] = [_pair(a, b, fmt) for a, b in zip(
+            merged[f"{name}_numpy"], merged[f"{name}_tensorflow"])]
+    columns["max acc. gap test / train (pp)"] = [
+        _pair(a, b, lambda v: _pct(v, 3))
+        for a, b in zip(merged["max_test_curve_gap"], merged["max_train_curve_gap"])]
+    columns["max test loss gap"] = merged["max_test_loss_gap"].map(_distance)
+    columns["max weights NumPy-TF"] = merged["max_weight_distance"].map(_distance)
+    columns["weights seed-seed at end"] = merged["final_seed_distance"].map(_distance)
+    return pd.DataFrame(columns)
 
 
-def verdict_prose(verdicts: pd.DataFrame) -> list[str]:
-    """One line per model listing each setting's verdict (and whether the two sides agree)."""
-    out = []
-    for model, rows in verdicts.groupby("model", sort=False):
-        parts = []
-        for setting, pair in rows.groupby("setting", sort=False):
-            by_impl = dict(zip(pair["implementation"], pair["verdict"]))
-            r = pair.iloc[0]
-            if len(set(by_impl.values())) == 1:
-                parts.append(f"#{setting} ({r.epochs} ep, lr {r.lr:g}) **{r.verdict}** (both)")
-            else:
-                parts.append(f"#{setting} ({r.epochs} ep, lr {r.lr:g}) NumPy "
-                             f"**{by_impl.get('numpy')}**, "
-                             f"TensorFlow **{by_impl.get('tensorflow')}**")
-        out.append(f"- **{model}**: " + "; ".join(parts) + ".")
-    return out
+def _times(ratio: float) -> str:
+    """A NumPy/TensorFlow time ratio as "N.NNx faster" or "N.NNx slower" (NumPy's)."""
+    if not np.isfinite(ratio):
+        return "n/a"
+    return f"{ratio:.2f}x slower" if ratio >= 1 else f"{1 / ratio:.2f}x faster"
+
+
+def findings(model: str, timing_row: dict | None, runtime: pd.DataFrame,
+             accuracy: pd.DataFrame, stability: pd.DataFrame) -> dict:
+    """The numbers the answers for one model state, formatted as printed: the size of each
+    finding (the tables hold the details). ``accuracy``: the summary table; ``stability``: the
+    stability table merged with the drift table."""
+    rows = runtime[runtime["model"] == model]
+    medians = rows["ms_per_step_median_numpy"].sum() / rows["ms_per_step_median_tensorflow"].sum()
+    found = {"runs_step": _times(medians)}
+    if timing_row is not None:
+        found.update(step=_times(timing_row["train_ratio"]),
+                     eval=_times(1 / timing_row["eval_ratio"]))
+    acc = accuracy[accuracy["model"] == model]
+    best = acc.loc[acc["numpy_mean"].idxmax()]
+    worst = acc.loc[acc["difference"].abs().idxmax()]
+    found.update(best_setting=f"#{best['setting']}", best_accuracy=_pct(best["numpy_mean"]),
+                 largest_difference=f"{100 * abs(worst['difference']):.2f}",
+                 largest_difference_setting=f"#{worst['setting']}",
+                 largest_seed_std=_pct(np.nanmax(acc[["numpy_std",
+                                                      "tensorflow_std"]].to_numpy())))
+    stab = stability[stability["model"] == model]
+    found.update(max_weight_distance=_distance(stab["max_weight_distance"].max()),
+                 min_seed_distance=_distance(stab["final_seed_distance"].min()),
+                 max_accuracy_gap=_pct(stab["max_test_curve_gap"].max(), 3),
+                 diverged_numpy=str(int(stab["diverged_runs_numpy"].sum())),
+                 diverged_tensorflow=str(int(stab["diverged_runs_tensorflow"].sum())),
+                 max_fluctuation=_pct(stab[["fluctuation_numpy",
+                                            "fluctuation_tensorflow"]].to_numpy().max()))
+    return found
+
+
+def answers(model: str, found: dict, summary: pd.DataFrame, verdicts: pd.DataFrame) -> list[str]:
+    """The three answers for one model (runtime; performance and stability; final accuracy),
+    each a few sentences stating the finding with its size from ``found`` and pointing to the
+    table or figure with the details."""
+    if "step" in found:
+        runtime = (f"NumPy trains {found['step']} than TensorFlow per step and evaluates "
+                   f"{found['eval']} (timing table); the runs' own median step times give "
+                   f"{found['runs_step']}.")
+    else:
+        runtime = (f"No timing phase ran; the runs' own median step times make NumPy "
+                   f"{found['runs_step']} than TensorFlow.")
+    ours = verdicts[verdicts["model"] == model]
+    agree = all(group["all_verdicts"].nunique() == 1 for _, group in ours.groupby("setting"))
+    fits = ", ".join(f"#{setting} {group['verdict'].iloc[0]}"
+                     for setting, group in ours.groupby("setting", sort=False))
+    diverged = ("no run diverged" if found["diverged_numpy"] == found["diverged_tensorflow"] == "0"
+                else f"{found['diverged_numpy']} NumPy and {found['diverged_tensorflow']} "
+                     "TensorFlow runs diverged")
+    seeds = ("" if found["min_seed_distance"] == "n/a" else
+             f", while two seeds end at least {found['min_seed_distance']} apart")
+    performance = (
+        f"Verdicts {fits} ({'alike' if agree else 'NOT alike'} for both implementations in every "
+        f"seed); {diverged}; the test accuracy fluctuates by at most {found['max_fluctuation']} "
+        f"pp at the end. The two sides' weights stay within {found['max_weight_distance']} "
+        f"(relative){seeds}, their accuracy curves within {found['max_accuracy_gap']} pp "
+        "(experiment table, figure).")
+    rows = summary[summary["model"] == model]
+    finite = rows[np.isfinite(rows["paired_low"].astype(float))]
+    if not finite.empty:
+        apart = finite[(finite["paired_low"] > 0) | (finite["paired_high"] < 0)]
+        versus = (f"; the paired 95% interval contains 0 in {len(finite) - len(apart)} of "
+                  f"{len(finite)} settings")
+    elif rows["seeds"].min() > 1:
+        versus = f", against a largest std over seeds of {found['largest_seed_std']} pp"
+    else:
+        versus = " (one seed: no spread to compare with)"
+    final = (f"Best is {found['best_setting']} ({found['best_accuracy']}% in NumPy); the two "
+             f"sides' final test accuracies differ by at most {found['largest_difference']} pp "
+             f"({found['largest_difference_setting']}){versus} (experiment table).")
+    return [runtime, performance, final]
+
+
+CAPTIONS = {
+    "curves": "*{model}: the black line (NumPy vs TF weights) should lie far below the grey one "
+              "(seed vs seed), and solid (NumPy) and dashed (TF) curves coincide.*",
+    "timing": "*Timing phase: step time and evaluation throughput of both sides, measured "
+              "interleaved in one process.*",
+    "runtime": "*The runs' own times (log scale; NumPy/TF ratio above the bars; "
+               "[runtime.md](runtime.md)), by executor: {executors}; they compare only within "
+               "one executor; 1-minute load average at the end of a run {load_median} (median), "
+               "at most {load_max}.*",
+}
+
+
+def runs_conditions(runs: pd.DataFrame) -> dict:
+    """Where the runs' own times were taken: runs per executor, 1-minute load average at the
+    end of a run (median, max), formatted as printed."""
+    load = runs["load_average"].astype(float)
+    return {"executors": "; ".join(f"{label} ({count} runs)"
+                                   for label, count in runs["executor"].value_counts().items()),
+            "load_median": f"{load.median():.2f}" if load.notna().any() else "n/a",
+            "load_max": f"{load.max():.2f}" if load.notna().any() else "n/a"}
 
 
 def rules_text() -> list[str]:
@@ -226,24 +273,18 @@ def rules_text() -> list[str]:
 def _protocol_text(protocol: Protocol, data: dict, seeds: int) -> str:
     settings = "; ".join(f"{m}: " + ", ".join(f"({e}, {lr:g})" for e, lr in SETTINGS[m])
                          for m in SETTINGS)
-    epochs = f"every setting overridden to {protocol.epochs} epoch(s) (quick run)" \
+    epochs = f"every setting cut to {protocol.epochs} epoch(s) (quick run)" \
         if protocol.epochs else f"settings (epochs, lr): {settings}"
-    test_set = "the whole test set" if protocol.test_size is None \
+    test_set = "all test images" if protocol.test_size is None \
         else f"the first {protocol.test_size} test images"
-    return (f"Plain SGD, batch size {protocol.batch_size}, mean softmax cross-entropy, "
-            f"{protocol.dtype}, "
-            f"data `{protocol.data}`: {data.get('training_images', '?')} training images "
-            f"(from {data.get('source', '?')}); "
-            f"evaluation every {protocol.eval_every} training samples on the first "
-            f"{100 * protocol.train_eval_fraction:g}% of the training set and on "
-            f"{test_set}; "
-            f"{epochs}. {seeds} seed(s): seed s draws the initial weights (copied to the Keras "
-            "twin) and the "
-            "batch order, identical for both implementations. TensorFlow trains with a compiled "
-            "`tf.function` "
-            f"step (no XLA, deterministic ops). Each run records where it executed (executor, "
-            f"worker, thread settings); ms/step counts training steps only (not batch gathering, "
-            f"evaluation or the one-off compile and warm-up).")
+    return (f"Plain SGD, batch {protocol.batch_size}, mean softmax cross-entropy, "
+            f"{protocol.dtype}, data `{protocol.data}` ({data.get('source', '?')}): "
+            f"{data.get('training_images', '?')} training images; evaluation every "
+            f"{protocol.eval_every} samples on the first {data.get('train_eval_images', '?')} "
+            f"training images and on {test_set}; {epochs}. {seeds} seed(s): seed s draws the "
+            "initial weights (copied to the Keras twin) and the batch order, shared by both "
+            "implementations. TensorFlow: compiled `tf.function` step, no XLA, deterministic "
+            "ops. ms/step counts training steps only.")
 
 
 def _environment_text(env: dict) -> str:
@@ -260,9 +301,8 @@ def _environment_text(env: dict) -> str:
 def _timing_section(timing: dict | None) -> list[str]:
     if timing is None:
         return [timing_text.no_timing_text()]
-    return ["From the timing phase (`timing.json`), per model:", "",
-            *timing_text.timing_prose(timing), "", timing_text.timing_conditions(timing), "",
-            "![timing phase](timing.png)", "", "\n".join(timing_table_lines(timing))]
+    return ["\n".join(timing_table_lines(timing)), "", timing_text.timing_conditions(timing), "",
+            "![timing phase](timing.png) " + CAPTIONS["timing"]]
 
 
 def timing_table_lines(timing: dict) -> list[str]:
@@ -291,11 +331,12 @@ def write(out: Path, results: list[dict], *, models: list[str], seeds: int, prot
     drift = analysis.drift_table(drift_series)
 
     for name, table in (("summary_table", summary), ("runtime", runtime),
-                        ("stability", stability), ("verdicts", verdicts)):
+                        ("stability", stability), ("verdicts", verdicts), ("drift", drift)):
         write_text(out / f"{name}.csv", table.to_csv(index=False))
     write_text(out / "summary_table.md", markdown_table(summary_markdown(summary)) + "\n")
     write_text(out / "runtime.md", markdown_table(runtime_markdown(runtime)) + "\n")
-    plots.learning_curves(results, models, out / "learning_curves.png")
+    for model in models:
+        plots.model_curves(results, drift_series, model, out / curve_figure(model))
     plots.summary_table(summary, verdicts, out / "summary_table.png")
     plots.runtime_chart(runtime, out / "runtime.png")
     if timing is not None:
@@ -306,7 +347,7 @@ def write(out: Path, results: list[dict], *, models: list[str], seeds: int, prot
 
     compute = float(runs["wall_time"].sum())
     per_impl = runs.groupby("implementation")["wall_time"].sum()
-    write_json_atomic(out / "results.json", {
+    payload = {
         "command": command,
         "configuration": {"models": models, "seeds": seeds, "protocol": asdict(protocol),
                           "settings": {m: SETTINGS[m] for m in models},
@@ -323,37 +364,51 @@ def write(out: Path, results: list[dict], *, models: list[str], seeds: int, prot
             ("runs", runs))},
         "drift": drift_series,
         "runs": results,
-    })
+    }
+
+    timing_rows = {row["model"]: row for row in (timing or {}).get("rows", [])}
+    stable = stability.merge(drift, on=analysis.EXPERIMENT, how="left")
+    found = {model: findings(model, timing_rows.get(model), runtime, summary, stable)
+             for model in models}
+    said = {model: answers(model, found[model], summary, verdicts) for model in models}
+    where = runs_conditions(runs)
+    same_start = ("Both sides started from identical weights in every seed." if
+                  stability["same_initial_weights"].all() else
+                  "WARNING: some seeds did not start both sides from identical weights "
+                  "(stability.csv).")
+    accuracy = accuracy_markdown(summary)
+    tables = {"experiments": pd.concat(
+        [accuracy, stability_markdown(stability, drift, verdicts).drop(
+            columns=["model", "setting"])], axis=1)}
+    write_json_atomic(out / "results.json", {
+        **payload, "report": {"findings": found, "runs": where,
+                              "tables": {name: frame.to_dict(orient="records")
+                                         for name, frame in tables.items()}}})
+
+    def per_model(index: int) -> list[str]:
+        return [f"- **{model}**: {said[model][index]}" for model in models]
 
     lines = [
         "# NumPy from scratch vs TensorFlow on MNIST: training report", "",
-        f"Produced by `{command}`. Training and evaluating the {len(results)} runs took "
-        f"{compute / 60:.1f} min of compute in total (NumPy {per_impl.get('numpy', 0) / 60:.1f} "
-        f"min, TensorFlow {per_impl.get('tensorflow', 0) / 60:.1f} min); this invocation took "
-        f"{elapsed / 60:.1f} min "
-        f"(runs already saved by an earlier invocation are reused). Every number below comes from "
-        f"`results.json`.", "",
+        f"Produced by `{command}`: {len(results)} runs, {compute / 60:.1f} min of compute "
+        f"(NumPy {per_impl.get('numpy', 0) / 60:.1f}, TensorFlow "
+        f"{per_impl.get('tensorflow', 0) / 60:.1f}); this invocation {elapsed / 60:.1f} min "
+        "(saved runs are reused). Every number comes from `results.json` (the prose's under "
+        "`report`).", "",
         "## Protocol", "", _protocol_text(protocol, data, seeds), "",
-        "## Summary: final test accuracy", "",
-        "![summary table](summary_table.png)", "", markdown_table(summary_markdown(summary)), "",
-        "## Learning curves", "", "![learning curves](learning_curves.png)", "",
-        "## 1. Runtime: how fast is the NumPy version?", "", *_timing_section(timing), "",
-        "### Wall times the runs recorded", "",
-        timing_text.run_times_note(runs, runtime, environment.get("cpu_count")), "",
-        *runtime_prose(runtime), "",
-        "![runtime](runtime.png)", "", markdown_table(runtime_markdown(runtime)), "",
-        "## 2. Performance, stability and final accuracy", "", *accuracy_prose(summary, stability),
-        "",
-        "Stability per experiment (spread = std of the final test accuracy over seeds; fluctuation "
-        "= std of "
-        f"the last {diagnosis.FLUCTUATION_WINDOW} test accuracies, mean over seeds; largest drop "
-        "between two "
-        "consecutive evaluations, max over seeds; curve gap = largest |NumPy - TF| accuracy at the "
-        "same evaluation, max over seeds):", "",
-        markdown_table(stability_markdown(stability)), "",
-        "## 3. Which runs under-fit or over-fit?", "", *verdict_prose(verdicts), "", *rules_text(),
-        "",
-        markdown_table(verdict_markdown(verdicts)), "",
+        "## 1. Runtime: how fast is the NumPy version?", "", *per_model(0), "",
+        *_timing_section(timing), "",
+        "![runtime](runtime.png)", CAPTIONS["runtime"].format(**where), "",
+        "## 2. Performance and stability", "", *per_model(1), "",
+        *[line for model in models for line in (
+            f"![{model}]({curve_figure(model)}) " + CAPTIONS["curves"].format(model=model), "")],
+        "## 3. Final accuracy", "", *per_model(2), "",
+        "## Experiment table", "",
+        "Final test accuracy mean ± std over seeds; verdict by the rules below; fluctuation = std "
+        f"of the last {diagnosis.FLUCTUATION_WINDOW} test accuracies; gaps = largest |NumPy - TF| "
+        "at one evaluation; weights = ||P(w_a - w_b)|| / ||P w_b||, P a fixed random projection "
+        f"(docs/report.md); max over seeds (seed-seed: min). {same_start}", "",
+        markdown_table(tables["experiments"]), "", " ".join(rules_text()), "",
         "## Machine and software", "", _environment_text(environment), "",
     ]
     path = out / "report.md"
