@@ -97,17 +97,22 @@ def _distance(value: float) -> str:
 
 
 def accuracy_markdown(summary: pd.DataFrame) -> pd.DataFrame:
-    """Per experiment: final test accuracy of both sides, their difference and the paired
-    interval."""
-    return pd.DataFrame({
+    """Per experiment: final test accuracy of both sides (mean ± std over seeds when there are
+    several), their difference and the paired interval (when some experiment has one)."""
+    several = summary["seeds"].max() > 1
+    table = pd.DataFrame({
         "model": summary["model"], "setting": [_setting(r) for r in summary.itertuples()],
-        "test acc. % NumPy / TF": [f"{_pct(r.numpy_mean)} ± {_pct(r.numpy_std)} / "
-                                   f"{_pct(r.tensorflow_mean)} ± {_pct(r.tensorflow_std)}"
-                                   for r in summary.itertuples()],
+        "test acc. % NumPy / TF": [
+            " / ".join(_pct(mean) + (f" ± {_pct(std)}" if several else "")
+                       for mean, std in ((r.numpy_mean, r.numpy_std),
+                                         (r.tensorflow_mean, r.tensorflow_std)))
+            for r in summary.itertuples()],
         "NumPy - TF (pp)": [f"{100 * d:+.2f}" for d in summary["difference"]],
-        "paired 95% CI (pp)": [_paired(r) if np.isfinite(r.paired_low) else "n/a"
-                               for r in summary.itertuples()],
     })
+    if np.isfinite(summary["paired_low"].astype(float)).any():
+        table["paired 95% CI (pp)"] = [_paired(r) if np.isfinite(r.paired_low) else "n/a"
+                                       for r in summary.itertuples()]
+    return table
 
 
 def _verdicts(stability: pd.DataFrame, verdicts: pd.DataFrame) -> tuple[list[str], list[str]]:
@@ -118,7 +123,8 @@ def _verdicts(stability: pd.DataFrame, verdicts: pd.DataFrame) -> tuple[list[str
     for r in stability.itertuples():
         ours, theirs = by[(r.model, r.setting, "numpy")], by[(r.model, r.setting, "tensorflow")]
         if ours.all_verdicts == theirs.all_verdicts:
-            verdict.append(f"**{ours.verdict}** ({ours.agreeing_seeds}/{ours.seeds}, both)")
+            seeds = f"{ours.agreeing_seeds}/{ours.seeds}, " if ours.seeds > 1 else ""
+            verdict.append(f"{ours.verdict} ({seeds}both)")
         else:
             verdict.append(f"NumPy **{ours.verdict}** ({ours.agreeing_seeds}/{ours.seeds}), TF "
                            f"**{theirs.verdict}** ({theirs.agreeing_seeds}/{theirs.seeds})")
@@ -138,12 +144,12 @@ def stability_markdown(stability: pd.DataFrame, drift: pd.DataFrame,
         fmt = (lambda v: str(int(v))) if name == "diverged_runs" else _pct
         columns[f"{label} NumPy / TF"] = [_pair(a, b, fmt) for a, b in zip(
             merged[f"{name}_numpy"], merged[f"{name}_tensorflow"])]
-    columns["max acc. gap test / train (pp)"] = [
+    columns["acc. gap test / train (pp)"] = [
         _pair(a, b, lambda v: _pct(v, 3))
         for a, b in zip(merged["max_test_curve_gap"], merged["max_train_curve_gap"])]
-    columns["max test loss gap"] = merged["max_test_loss_gap"].map(_distance)
-    columns["max weights NumPy-TF"] = merged["max_weight_distance"].map(_distance)
-    columns["weights seed-seed at end"] = merged["final_seed_distance"].map(_distance)
+    columns["test loss gap"] = merged["max_test_loss_gap"].map(_distance)
+    columns["weights NumPy-TF"] = merged["max_weight_distance"].map(_distance)
+    columns["weights seed-seed (end)"] = merged["final_seed_distance"].map(_distance)
     return pd.DataFrame(columns)
 
 
@@ -190,24 +196,24 @@ def answers(model: str, found: dict, summary: pd.DataFrame, verdicts: pd.DataFra
     table or figure with the details."""
     if "step" in found:
         runtime = (f"NumPy trains {found['step']} than TensorFlow per step and evaluates "
-                   f"{found['eval']} (timing table); the runs' own median step times give "
-                   f"{found['runs_step']}.")
+                   f"{found['eval']} (timing table; the runs' own median steps: "
+                   f"{found['runs_step']}).")
     else:
         runtime = (f"No timing phase ran; the runs' own median step times make NumPy "
                    f"{found['runs_step']} than TensorFlow.")
     ours = verdicts[verdicts["model"] == model]
     agree = all(group["all_verdicts"].nunique() == 1 for _, group in ours.groupby("setting"))
-    fits = ", ".join(f"#{setting} {group['verdict'].iloc[0]}"
-                     for setting, group in ours.groupby("setting", sort=False))
+    counts = ours[ours["implementation"] == "numpy"]["verdict"].value_counts()
+    fits = ", ".join(f"{verdict} in {count}" for verdict, count in counts.items())
     diverged = ("no run diverged" if found["diverged_numpy"] == found["diverged_tensorflow"] == "0"
                 else f"{found['diverged_numpy']} NumPy and {found['diverged_tensorflow']} "
                      "TensorFlow runs diverged")
     seeds = ("" if found["min_seed_distance"] == "n/a" else
              f", while two seeds end at least {found['min_seed_distance']} apart")
     performance = (
-        f"Verdicts {fits} ({'alike' if agree else 'NOT alike'} for both implementations in every "
-        f"seed); {diverged}; the test accuracy fluctuates by at most {found['max_fluctuation']} "
-        f"pp at the end. The two sides' weights stay within {found['max_weight_distance']} "
+        f"Settings {fits} ({'alike' if agree else 'NOT alike'} for both sides in every seed); "
+        f"{diverged}; the test accuracy fluctuates by at most {found['max_fluctuation']} pp at "
+        f"the end. The two sides' weights stay within {found['max_weight_distance']} "
         f"(relative){seeds}, their accuracy curves within {found['max_accuracy_gap']} pp "
         "(experiment table, figure).")
     rows = summary[summary["model"] == model]
@@ -219,7 +225,7 @@ def answers(model: str, found: dict, summary: pd.DataFrame, verdicts: pd.DataFra
     elif rows["seeds"].min() > 1:
         versus = f", against a largest std over seeds of {found['largest_seed_std']} pp"
     else:
-        versus = " (one seed: no spread to compare with)"
+        versus = " (one seed)"
     final = (f"Best is {found['best_setting']} ({found['best_accuracy']}% in NumPy); the two "
              f"sides' final test accuracies differ by at most {found['largest_difference']} pp "
              f"({found['largest_difference_setting']}){versus} (experiment table).")
@@ -227,8 +233,8 @@ def answers(model: str, found: dict, summary: pd.DataFrame, verdicts: pd.DataFra
 
 
 CAPTIONS = {
-    "curves": "*{model}: the black line (NumPy vs TF weights) should lie far below the grey one "
-              "(seed vs seed), and solid (NumPy) and dashed (TF) curves coincide.*",
+    "curves": "*{model}: black (NumPy vs TF weights) far below grey (seeds), solid on "
+              "dashed.*",
     "timing": "*Timing phase: step time and evaluation throughput of both sides, measured "
               "interleaved in one process.*",
     "runtime": "*The runs' own times (log scale; NumPy/TF ratio above the bars; "
@@ -248,26 +254,19 @@ def runs_conditions(runs: pd.DataFrame) -> dict:
             "load_max": f"{load.max():.2f}" if load.notna().any() else "n/a"}
 
 
-def rules_text() -> list[str]:
+def rules_text() -> str:
+    """The verdict rules of ``reports.diagnosis`` with their thresholds, in the order applied."""
     d = diagnosis
-    return [
-        "Rules, applied to each run in this order (train accuracy is measured on the training "
-        "subset):",
-        f"1. **diverged**: a loss became NaN/inf, or any recorded loss exceeded "
-        f"{d.DIVERGENCE_LOSS_FACTOR:g} x the initial test loss;",
-        f"2. **over-fitting**: final train - test accuracy gap >= {100 * d.OVERFIT_MIN_GAP:g} pp, "
-        "and at the "
-        f"end the test loss is >= {100 * d.OVERFIT_LOSS_RISE:g}% above its minimum or the test "
-        f"accuracy is >= {100 * d.OVERFIT_ACCURACY_DROP:g} pp below its best;",
-        f"3. **under-fitting**: final train accuracy < {100 * d.UNDERFIT_MIN_TRAIN_ACCURACY:g}%, "
-        "or more than "
-        f"{100 * d.UNDERFIT_CAPACITY_GAP:g} pp below the best final train accuracy the same model "
-        "reaches in "
-        "this report (with another setting or seed: the model has the capacity, this run did not "
-        f"use it), or it rose by more than {100 * d.UNDERFIT_LATE_GAIN:g} pp over the last "
-        f"{100 * d.LATE_FRACTION:g}% of the samples processed (still rising);",
-        "4. otherwise **good fit**.",
-    ]
+    return (
+        "Rules, in this order (train = the training subset): **diverged**: a loss became NaN/inf "
+        f"or exceeded {d.DIVERGENCE_LOSS_FACTOR:g} x the initial test loss; **over-fitting**: "
+        f"final train - test accuracy gap >= {100 * d.OVERFIT_MIN_GAP:g} pp and at the end the "
+        f"test loss >= {100 * d.OVERFIT_LOSS_RISE:g}% above its minimum or the test accuracy >= "
+        f"{100 * d.OVERFIT_ACCURACY_DROP:g} pp below its best; **under-fitting**: final train "
+        f"accuracy < {100 * d.UNDERFIT_MIN_TRAIN_ACCURACY:g}%, or more than "
+        f"{100 * d.UNDERFIT_CAPACITY_GAP:g} pp below the model's best final train accuracy in "
+        f"this report, or rising by more than {100 * d.UNDERFIT_LATE_GAIN:g} pp over the last "
+        f"{100 * d.LATE_FRACTION:g}% of the samples; otherwise **good fit**.")
 
 
 def _protocol_text(protocol: Protocol, data: dict, seeds: int) -> str:
@@ -284,18 +283,27 @@ def _protocol_text(protocol: Protocol, data: dict, seeds: int) -> str:
             f"training images and on {test_set}; {epochs}. {seeds} seed(s): seed s draws the "
             "initial weights (copied to the Keras twin) and the batch order, shared by both "
             "implementations. TensorFlow: compiled `tf.function` step, no XLA, deterministic "
-            "ops. ms/step counts training steps only.")
+            "ops.")
 
 
-def _environment_text(env: dict) -> str:
+def _environment_text(env: dict, threads_stated: bool) -> str:
+    """The machine and software; the thread settings unless ``threads_stated`` already (by the
+    timing conditions, from the same environment record)."""
     blas = env.get("blas", {})
     threads = {k: v for k, v in env.get("thread_environment",
                                         {}).items() if v is not None} or "none set"
     return (f"{env.get('cpu_model')} x {env.get('cpu_count')} logical CPUs, {env.get('platform')}; "
             f"Python {env.get('python')}, NumPy {env.get('numpy')} with {blas.get('name')} "
             f"{blas.get('version', '')}, TensorFlow {env.get('tensorflow')}, Keras "
-            f"{env.get('keras')}; {threads_text(env)}; thread environment variables: {threads}; "
-            f"load average at the start {env.get('load_average_1_5_15min')}.")
+            f"{env.get('keras')}; "
+            + ("threads as in the timing conditions" if threads_stated else
+               f"{threads_text(env)}; thread environment variables: {threads}")
+            + f"; load average (1/5/15 min) at the start {_loads(env)}.")
+
+
+def _loads(env: dict) -> str:
+    loads = env.get("load_average_1_5_15min")
+    return "/".join(f"{v:.2f}" for v in loads) if loads else "n/a"
 
 
 def _timing_section(timing: dict | None) -> list[str]:
@@ -382,6 +390,7 @@ def write(out: Path, results: list[dict], *, models: list[str], seeds: int, prot
             columns=["model", "setting"])], axis=1)}
     write_json_atomic(out / "results.json", {
         **payload, "report": {"findings": found, "runs": where,
+                              "load_average_at_start": _loads(environment),
                               "tables": {name: frame.to_dict(orient="records")
                                          for name, frame in tables.items()}}})
 
@@ -393,23 +402,24 @@ def write(out: Path, results: list[dict], *, models: list[str], seeds: int, prot
         f"Produced by `{command}`: {len(results)} runs, {compute / 60:.1f} min of compute "
         f"(NumPy {per_impl.get('numpy', 0) / 60:.1f}, TensorFlow "
         f"{per_impl.get('tensorflow', 0) / 60:.1f}); this invocation {elapsed / 60:.1f} min "
-        "(saved runs are reused). Every number comes from `results.json` (the prose's under "
-        "`report`).", "",
-        "## Protocol", "", _protocol_text(protocol, data, seeds), "",
+        "(saved runs are reused). Every number is in `results.json` (the prose's: `report`).",
+        "",
+        f"**Protocol.** {_protocol_text(protocol, data, seeds)}", "",
         "## 1. Runtime: how fast is the NumPy version?", "", *per_model(0), "",
         *_timing_section(timing), "",
-        "![runtime](runtime.png)", CAPTIONS["runtime"].format(**where), "",
+        "![runtime](runtime.png) " + CAPTIONS["runtime"].format(**where), "",
         "## 2. Performance and stability", "", *per_model(1), "",
-        *[line for model in models for line in (
-            f"![{model}]({curve_figure(model)}) " + CAPTIONS["curves"].format(model=model), "")],
+        *[f"![{model}]({curve_figure(model)}) " + CAPTIONS["curves"].format(model=model)
+          for model in models], "",
         "## 3. Final accuracy", "", *per_model(2), "",
         "## Experiment table", "",
-        "Final test accuracy mean ± std over seeds; verdict by the rules below; fluctuation = std "
-        f"of the last {diagnosis.FLUCTUATION_WINDOW} test accuracies; gaps = largest |NumPy - TF| "
-        "at one evaluation; weights = ||P(w_a - w_b)|| / ||P w_b||, P a fixed random projection "
+        f"Test accuracy: {'mean ± std over seeds' if seeds > 1 else 'one seed'}; fluctuation: "
+        "std of the last "
+        f"{diagnosis.FLUCTUATION_WINDOW} test accuracies; gaps: largest |NumPy - TF| at one "
+        "evaluation; weights: ||P(w_a - w_b)|| / ||P w_b||, P a fixed random projection "
         f"(docs/report.md); max over seeds (seed-seed: min). {same_start}", "",
-        markdown_table(tables["experiments"]), "", " ".join(rules_text()), "",
-        "## Machine and software", "", _environment_text(environment), "",
+        markdown_table(tables["experiments"]), "", rules_text(), "",
+        f"**Machine and software.** {_environment_text(environment, timing is not None)}", "",
     ]
     path = out / "report.md"
     write_text(path, "\n".join(lines))
