@@ -220,15 +220,15 @@ def answers(model: str, found: dict, summary: pd.DataFrame, verdicts: pd.DataFra
     finite = rows[np.isfinite(rows["paired_low"].astype(float))]
     if not finite.empty:
         apart = finite[(finite["paired_low"] > 0) | (finite["paired_high"] < 0)]
-        versus = (f"; the paired 95% interval contains 0 in {len(finite) - len(apart)} of "
+        versus = (f"; the paired 95% interval holds 0 in {len(finite) - len(apart)} of "
                   f"{len(finite)} settings")
     elif rows["seeds"].min() > 1:
-        versus = f", against a largest std over seeds of {found['largest_seed_std']} pp"
+        versus = f"; largest std over seeds {found['largest_seed_std']} pp"
     else:
-        versus = " (one seed)"
+        versus = "; one seed"
     final = (f"Best is {found['best_setting']} ({found['best_accuracy']}% in NumPy); the two "
              f"sides' final test accuracies differ by at most {found['largest_difference']} pp "
-             f"({found['largest_difference_setting']}){versus} (experiment table).")
+             f"({found['largest_difference_setting']}{versus}; experiment table).")
     return [runtime, performance, final]
 
 
