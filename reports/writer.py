@@ -161,10 +161,10 @@ def _times(ratio: float) -> str:
 
 
 def findings(model: str, timing_row: dict | None, runtime: pd.DataFrame,
-             accuracy: pd.DataFrame, stability: pd.DataFrame) -> dict:
-    """The numbers the answers for one model state, formatted as printed: the size of each
-    finding (the tables hold the details). ``accuracy``: the summary table; ``stability``: the
-    stability table merged with the drift table."""
+             accuracy: pd.DataFrame, stability: pd.DataFrame, verdicts: pd.DataFrame) -> dict:
+    """Everything with a number the answers for one model state, formatted as printed: the size
+    of each finding (the tables hold the details). ``accuracy``: the summary table;
+    ``stability``: the stability table merged with the drift table."""
     rows = runtime[runtime["model"] == model]
     medians = rows["ms_per_step_median_numpy"].sum() / rows["ms_per_step_median_tensorflow"].sum()
     found = {"runs_step": _times(medians)}
@@ -179,6 +179,18 @@ def findings(model: str, timing_row: dict | None, runtime: pd.DataFrame,
                  largest_difference_setting=f"#{worst['setting']}",
                  largest_seed_std=_pct(np.nanmax(acc[["numpy_std",
                                                       "tensorflow_std"]].to_numpy())))
+    finite = acc[np.isfinite(acc["paired_low"].astype(float))]
+    if not finite.empty:
+        apart = finite[(finite["paired_low"] > 0) | (finite["paired_high"] < 0)]
+        found["versus"] = (f"the paired 95% interval holds 0 in {len(finite) - len(apart)} of "
+                           f"{len(finite)} settings")
+    elif acc["seeds"].min() > 1:
+        found["versus"] = f"largest std over seeds {found['largest_seed_std']} pp"
+    else:
+        found["versus"] = "one seed"
+    ours = verdicts[(verdicts["model"] == model) & (verdicts["implementation"] == "numpy")]
+    found["verdicts"] = ", ".join(f"{verdict} in {count}"
+                                  for verdict, count in ours["verdict"].value_counts().items())
     stab = stability[stability["model"] == model]
     found.update(max_weight_distance=_distance(stab["max_weight_distance"].max()),
                  min_seed_distance=_distance(stab["final_seed_distance"].min()),
@@ -190,7 +202,7 @@ def findings(model: str, timing_row: dict | None, runtime: pd.DataFrame,
     return found
 
 
-def answers(model: str, found: dict, summary: pd.DataFrame, verdicts: pd.DataFrame) -> list[str]:
+def answers(model: str, found: dict, verdicts: pd.DataFrame) -> list[str]:
     """The three answers for one model (runtime; performance and stability; final accuracy),
     each a few sentences stating the finding with its size from ``found`` and pointing to the
     table or figure with the details."""
@@ -203,32 +215,21 @@ def answers(model: str, found: dict, summary: pd.DataFrame, verdicts: pd.DataFra
                    f"{found['runs_step']} than TensorFlow.")
     ours = verdicts[verdicts["model"] == model]
     agree = all(group["all_verdicts"].nunique() == 1 for _, group in ours.groupby("setting"))
-    counts = ours[ours["implementation"] == "numpy"]["verdict"].value_counts()
-    fits = ", ".join(f"{verdict} in {count}" for verdict, count in counts.items())
     diverged = ("no run diverged" if found["diverged_numpy"] == found["diverged_tensorflow"] == "0"
                 else f"{found['diverged_numpy']} NumPy and {found['diverged_tensorflow']} "
                      "TensorFlow runs diverged")
     seeds = ("" if found["min_seed_distance"] == "n/a" else
              f", while two seeds end at least {found['min_seed_distance']} apart")
     performance = (
-        f"Settings {fits} ({'alike' if agree else 'NOT alike'} for both sides in every seed); "
+        f"Settings {found['verdicts']} ({'alike' if agree else 'NOT alike'} for both sides in "
+        "every seed); "
         f"{diverged}; the test accuracy fluctuates by at most {found['max_fluctuation']} pp at "
         f"the end. The two sides' weights stay within {found['max_weight_distance']} "
         f"(relative){seeds}, their accuracy curves within {found['max_accuracy_gap']} pp "
         "(experiment table, figure).")
-    rows = summary[summary["model"] == model]
-    finite = rows[np.isfinite(rows["paired_low"].astype(float))]
-    if not finite.empty:
-        apart = finite[(finite["paired_low"] > 0) | (finite["paired_high"] < 0)]
-        versus = (f"; the paired 95% interval holds 0 in {len(finite) - len(apart)} of "
-                  f"{len(finite)} settings")
-    elif rows["seeds"].min() > 1:
-        versus = f"; largest std over seeds {found['largest_seed_std']} pp"
-    else:
-        versus = "; one seed"
     final = (f"Best is {found['best_setting']} ({found['best_accuracy']}% in NumPy); the two "
              f"sides' final test accuracies differ by at most {found['largest_difference']} pp "
-             f"({found['largest_difference_setting']}{versus}; experiment table).")
+             f"({found['largest_difference_setting']}; {found['versus']}; experiment table).")
     return [runtime, performance, final]
 
 
@@ -376,9 +377,9 @@ def write(out: Path, results: list[dict], *, models: list[str], seeds: int, prot
 
     timing_rows = {row["model"]: row for row in (timing or {}).get("rows", [])}
     stable = stability.merge(drift, on=analysis.EXPERIMENT, how="left")
-    found = {model: findings(model, timing_rows.get(model), runtime, summary, stable)
+    found = {model: findings(model, timing_rows.get(model), runtime, summary, stable, verdicts)
              for model in models}
-    said = {model: answers(model, found[model], summary, verdicts) for model in models}
+    said = {model: answers(model, found[model], verdicts) for model in models}
     where = runs_conditions(runs)
     same_start = ("Both sides started from identical weights in every seed." if
                   stability["same_initial_weights"].all() else
