@@ -93,7 +93,10 @@ def _pair(numpy_value, tf_value, fmt=None) -> str:
 
 
 def _distance(value: float) -> str:
-    return "n/a" if not np.isfinite(value) else f"{value:.1e}"
+    """A relative distance: two decimals from 0.01 on, else two significant digits."""
+    if not np.isfinite(value):
+        return "n/a"
+    return f"{value:.2f}" if value >= 0.01 else f"{value:.1e}"
 
 
 def accuracy_markdown(summary: pd.DataFrame) -> pd.DataFrame:
@@ -219,13 +222,13 @@ def answers(model: str, found: dict, verdicts: pd.DataFrame) -> list[str]:
                 else f"{found['diverged_numpy']} NumPy and {found['diverged_tensorflow']} "
                      "TensorFlow runs diverged")
     seeds = ("" if found["min_seed_distance"] == "n/a" else
-             f", while two seeds end at least {found['min_seed_distance']} apart")
+             f"; two seeds end at least {found['min_seed_distance']} apart")
     performance = (
         f"Settings {found['verdicts']} ({'alike' if agree else 'NOT alike'} for both sides in "
         "every seed); "
         f"{diverged}; the test accuracy fluctuates by at most {found['max_fluctuation']} pp at "
         f"the end. The two sides' weights stay within {found['max_weight_distance']} "
-        f"(relative){seeds}, their accuracy curves within {found['max_accuracy_gap']} pp "
+        f"(relative{seeds}) and their accuracy curves within {found['max_accuracy_gap']} pp "
         "(experiment table, figure).")
     final = (f"Best is {found['best_setting']} ({found['best_accuracy']}% in NumPy); the two "
              f"sides' final test accuracies differ by at most {found['largest_difference']} pp "
