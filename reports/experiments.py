@@ -17,7 +17,9 @@ DTYPES = ("float32", "float64")  # Protocol.dtype
 # Coordinates of the projection of all weights each evaluation records (reports.drift). What the
 # runs record is part of every run's key: runs saved before it changed are trained again.
 PROJECTION_DIM = 256
-RECORDS = {"weight_projection": PROJECTION_DIM}
+PROJECTION_HITS = 4  # coordinates each parameter is added to
+RECORDS = {"weight_projection": {"dim": PROJECTION_DIM, "hits": PROJECTION_HITS,
+                                 "kind": "sparse-jl"}}
 
 # (epochs, learning rate) per model, in the course's order.
 SETTINGS: dict[str, tuple[tuple[int, float], ...]] = {
