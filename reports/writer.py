@@ -187,6 +187,8 @@ def findings(model: str, timing_row: dict | None, runtime: pd.DataFrame,
         apart = finite[(finite["paired_low"] > 0) | (finite["paired_high"] < 0)]
         found["versus"] = (f"the paired 95% interval holds 0 in {len(finite) - len(apart)} of "
                            f"{len(finite)} settings")
+        if len(apart):
+            found["versus"] += " (not for " + ", ".join(f"#{r}" for r in apart["setting"]) + ")"
     elif acc["seeds"].min() > 1:
         found["versus"] = f"largest std over seeds {found['largest_seed_std']} pp"
     else:
