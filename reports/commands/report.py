@@ -12,7 +12,7 @@ from pathlib import Path
 
 from reports.commands.options import add_no_verify, positive_int
 from reports.errors import INTERRUPTED, BadInput
-from reports.experiments import DATA_SOURCES, FULL, QUICK, SETTINGS, check_models, plan
+from reports.experiments import DATA_SOURCES, DTYPES, FULL, QUICK, SETTINGS, check_models, plan
 from reports.outputs import check_dir
 from reports.sweep import options as sweep_options
 
@@ -39,9 +39,13 @@ def register(subparsers) -> None:
     parser.add_argument("--data", choices=DATA_SOURCES, default="mnist",
                         help="mnist, or templates (an offline stand-in: ten noisy class "
                              "templates, scratch.data.synthetic)")
+    parser.add_argument("--dtype", choices=DTYPES, default="float32",
+                        help="the dtype both implementations train in (default: float32; "
+                             "float64 for tight parity)")
     add_no_verify(parser)
     parser.add_argument("--out", type=Path, default=None, metavar="DIR",
-                        help="run directory (default: reports/out/<full|quick>[-templates])")
+                        help="run directory (default: "
+                             "reports/out/<full|quick>[-templates][-float64])")
     parser.add_argument("--no-progress", action="store_true", help="no progress bar")
     sweep_options.add_options(parser)
     decisions = parser.add_argument_group(
@@ -59,6 +63,7 @@ def register(subparsers) -> None:
 def _command_line(args, models: list[str], out: Path, executor) -> str:
     parts = ["tfparity report", "--models", *models, "--seeds", str(args.seeds)]
     parts += ["--quick"] * args.quick + (["--data", args.data] if args.data != "mnist" else [])
+    parts += ["--dtype", args.dtype] if args.dtype != "float32" else []
     parts += ["--no-verify"] * args.no_verify
     parts += executor.arguments() + ["--no-timing"] * args.no_timing
     parts += ["--no-decisions"] * args.no_decisions
@@ -77,6 +82,7 @@ def _meta(path: Path) -> dict | None:
 def run(args: argparse.Namespace) -> int:
     started = time.perf_counter()
     name = ("quick" if args.quick else "full") + ("" if args.data == "mnist" else f"-{args.data}")
+    name += "" if args.dtype == "float32" else f"-{args.dtype}"
     out = check_dir(args.out if args.out is not None else DEFAULT_OUT / name, "--out")
 
     from reports import datasets, decisions, runner, timing, writer
@@ -86,7 +92,7 @@ def run(args: argparse.Namespace) -> int:
     if args.seeds is None:
         args.seeds = 1 if args.quick else 3
     models = check_models(args.models)
-    protocol = replace(QUICK if args.quick else FULL, data=args.data)
+    protocol = replace(QUICK if args.quick else FULL, data=args.data, dtype=args.dtype)
     specs = plan(models, args.seeds, protocol)
     try:
         blas_threads.policy()  # a malformed TFPARITY_BLAS_THREADS fails here, not mid-run
