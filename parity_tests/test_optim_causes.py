@@ -1,5 +1,5 @@
 """The optimizer conventions of the cause catalog (``reference_tf.causes.optim``): each planted
-convention fails the trajectory test (``test_tf_optim.run_trajectory``) in both dtypes and its
+convention fails the trajectory test (``trajectory.run_trajectory``) in both dtypes and its
 failure names the convention; clean optimizers and planted bugs that are no convention (a step
 scaled by 1.01, a step of the wrong sign on one parameter) name none; the catalog's float64
 recomputation of Keras's step is Keras's."""
@@ -14,7 +14,6 @@ import keras
 import numpy as np
 import pytest
 import tensorflow as tf
-from test_tf_optim import LR_FACTOR, OPTIMIZERS, PLANTED, run_trajectory
 
 from reference_tf.causes import optim as optim_causes
 from reference_tf.causes.optim import Step, after, explain_update, optimizer_settings
@@ -24,8 +23,9 @@ from reference_tf.training import keras_optimizer
 from scratch import optim
 
 from helpers import DTYPES
+from trajectory import LR_FACTOR, OPTIMIZERS, PLANTED, run_trajectory
 
-# The planted conventions of test_tf_optim and the cause each must get.
+# The planted conventions (trajectory.PLANTED) and the cause each must get.
 PLANTED_CAUSES = {
     "adam-epsilon-pytorch": "adam_epsilon",
     "rmsprop-epsilon-outside-root": "rmsprop_epsilon",
@@ -47,12 +47,19 @@ def test_every_planted_optimizer_convention_has_its_cause():
 @pytest.mark.parametrize("name, dtype", [pytest.param(name, dtype, id=f"{name}-{dtype}")
                                          for name in PLANTED for dtype in DTYPES])
 def test_planted_optimizer_convention_is_caught_and_named(name, dtype, monkeypatch):
-    cls, method, patch, make_optimizer, step, _ = PLANTED[name]
+    cls, method, patch, make_optimizer, step, params = PLANTED[name]
     monkeypatch.setattr(cls, method, patch)
     with pytest.raises(AssertionError) as failure:
         run_trajectory(make_optimizer(), dtype, steps=step)
-    header = str(failure.value).splitlines()[0]
+    header, *lines = str(failure.value).splitlines()
     assert f" {dtype}, step {step} " in header, header
+    if dtype == "float64":  # the step's failing parameters, each line a failing comparison
+        failing = [line.split(" ")[0] for line in lines]
+        if params is not None:
+            assert sorted(failing) == params, failure.value
+        else:
+            assert {"conv1/kernel", "hidden/kernel", "logits/kernel"} <= set(failing), failure.value
+        assert all("FAILS tolerance 1.0e-10; rel L2" in line for line in lines), failure.value
     found = CAUSE.search(header)
     assert found is not None and found.group(2) == PLANTED_CAUSES[name], header
     assert float(found.group(1)) <= tolerances(dtype).trajectory, header
