@@ -398,25 +398,35 @@ def write(out: Path, results: list[dict], *, models: list[str], seeds: int, prot
     tables = {"experiments": pd.concat(
         [accuracy, stability_markdown(stability, drift, verdicts).drop(
             columns=["model", "setting"])], axis=1)}
+    # The paragraphs rendered from the records (protocol, timing, decisions, machine), as
+    # printed, so that every number of report.md is in results.json as it reads there.
+    text = {"summary": (f"{len(results)} runs, {compute / 60:.1f} min of compute (NumPy "
+                        f"{per_impl.get('numpy', 0) / 60:.1f}, TensorFlow "
+                        f"{per_impl.get('tensorflow', 0) / 60:.1f}); this invocation "
+                        f"{elapsed / 60:.1f} min"),
+            "protocol": _protocol_text(protocol, data, seeds),
+            "timing": _timing_section(timing),
+            "decisions": decisions_text.section(decisions),
+            "rules": rules_text(),
+            "machine": _environment_text(environment, timing is not None)}
     write_json_atomic(out / "results.json", {
         **payload, "report": {"findings": found, "runs": where,
                               "load_average_at_start": _loads(environment),
                               "tables": {name: frame.to_dict(orient="records")
-                                         for name, frame in tables.items()}}})
+                                         for name, frame in tables.items()},
+                              "text": text}})
 
     def per_model(index: int) -> list[str]:
         return [f"- **{model}**: {said[model][index]}" for model in models]
 
     lines = [
         "# NumPy from scratch vs TensorFlow on MNIST: training report", "",
-        f"Produced by `{command}`: {len(results)} runs, {compute / 60:.1f} min of compute "
-        f"(NumPy {per_impl.get('numpy', 0) / 60:.1f}, TensorFlow "
-        f"{per_impl.get('tensorflow', 0) / 60:.1f}); this invocation {elapsed / 60:.1f} min "
-        "(saved runs are reused). Every number is in `results.json` (the prose's: `report`).",
+        f"Produced by `{command}`: {text['summary']} (saved runs are reused). Every number is "
+        "in `results.json` (the prose's: `report`).",
         "",
-        f"**Protocol.** {_protocol_text(protocol, data, seeds)}", "",
+        f"**Protocol.** {text['protocol']}", "",
         "## 1. Runtime: how fast is the NumPy version?", "", *per_model(0), "",
-        *_timing_section(timing), "",
+        *text["timing"], "",
         "![runtime](runtime.png) " + CAPTIONS["runtime"].format(**where), "",
         "## 2. Performance and stability", "", *per_model(1), "",
         *[f"![{model}]({curve_figure(model)}) " + CAPTIONS["curves"].format(model=model)
@@ -428,9 +438,9 @@ def write(out: Path, results: list[dict], *, models: list[str], seeds: int, prot
         f"{diagnosis.FLUCTUATION_WINDOW} test accuracies; gaps: largest |NumPy - TF| at one "
         "evaluation; weights: ||P(w_a - w_b)|| / ||P w_b||, P a fixed random projection "
         f"(docs/report.md); max over seeds (seed-seed: min). {same_start}", "",
-        markdown_table(tables["experiments"]), "", rules_text(), "",
-        *decisions_text.section(decisions),
-        f"**Machine and software.** {_environment_text(environment, timing is not None)}", "",
+        markdown_table(tables["experiments"]), "", text["rules"], "",
+        *text["decisions"],
+        f"**Machine and software.** {text['machine']}", "",
     ]
     path = out / "report.md"
     write_text(path, "\n".join(lines))
