@@ -24,8 +24,9 @@ lint: $(STAMP)
 test: $(STAMP) data lint
 	$(PY) -m pytest
 
+# One worker process per core (docs/sweeps.md: 0.67x the serial wall time on 2 cores).
 report: $(STAMP) data
-	$(VENV)/bin/tfparity report
+	$(VENV)/bin/tfparity report --executor processes
 
 clean:
 	rm -rf $(VENV) build *.egg-info

@@ -30,7 +30,7 @@ pytestmark = pytest.mark.slow
 MODELS = ["linear", "cnn"]
 RUNS = len(MODELS) * 3 * 2
 ARGS = ["report", "--quick", "--data", "templates", "--seeds", "1", "--models", *MODELS,
-        "--no-timing", "--no-progress"]
+        "--no-timing", "--no-decisions", "--no-progress"]
 TIME_KEYS = {"train_time", "eval_time"}
 
 

@@ -11,10 +11,11 @@ import pytest
 
 from reports import runner, timing, writer
 from reports.cli import main
-from reports.writer import OUTPUTS
+from reports.writer import OUTPUTS, curve_figure
 
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 MODELS = ["linear", "mlp1", "mlp2", "cnn"]  # the whole --quick pipeline, all four models
+FILES = (*OUTPUTS, *(curve_figure(model) for model in MODELS))
 
 
 @pytest.fixture(scope="module")
@@ -28,13 +29,13 @@ def quick_run(tmp_path_factory):
 def test_report_quick_exit_code_and_outputs(quick_run):
     code, out = quick_run
     assert code == 0
-    missing = [name for name in OUTPUTS
+    missing = [name for name in FILES
                if not (out / name).is_file() or (out / name).stat().st_size == 0]
     assert missing == []
     assert len(list((out / "runs").glob("*.json"))) == len(MODELS) * 3 * 2
 
 
-@pytest.mark.parametrize("name", [n for n in OUTPUTS if n.endswith(".png")])
+@pytest.mark.parametrize("name", [n for n in FILES if n.endswith(".png")])
 def test_report_quick_png_well_formed(quick_run, name):
     data = (quick_run[1] / name).read_bytes()
     assert data[:8] == PNG_SIGNATURE and len(data) > 10_000
@@ -82,12 +83,36 @@ def test_report_quick_markdown_links_and_command(quick_run):
     out = quick_run[1]
     text = (out / "report.md").read_text()
     images = re.findall(r"!\[[^\]]*\]\(([^)]+)\)", text)
-    assert {"learning_curves.png", "summary_table.png", "runtime.png", "timing.png"} <= set(images)
+    assert {*(curve_figure(m) for m in MODELS), "runtime.png", "timing.png"} <= set(images)
     assert all((out / image).is_file() for image in images)
     assert f"tfparity report --models {' '.join(MODELS)} --seeds 1 --quick --data templates" in text
-    for heading in ("## 1. Runtime", "## 2. Performance, stability and final accuracy",
-                    "## 3. Which runs under-fit or over-fit?"):
+    for heading in ("## 1. Runtime", "## 2. Performance and stability", "## 3. Final accuracy"):
         assert heading in text
+    for question in ("## 1.", "## 2.", "## 3."):  # one answer per model to each question
+        section = text[text.index(question):].split("\n## ")[0]
+        assert [line.split("**")[1] for line in section.splitlines()
+                if line.startswith("- **")] == MODELS
+
+
+def test_report_quick_markdown_has_no_per_setting_number_bullets(quick_run):
+    """The answers state findings; the per-setting numbers are in the tables only."""
+    text = (quick_run[1] / "report.md").read_text()
+    bullets = [line for line in text.splitlines() if line.startswith("- ")]
+    assert not [line for line in bullets if re.search(r"#\d \(\d+ ep, lr", line)]
+    assert len(text) < 10_000 and text.count("\n") < 72  # half of the report before issue 17
+
+
+def test_report_quick_prose_numbers_are_in_results_json(quick_run):
+    """Every number of the answers is one of the formatted findings results.json holds."""
+    out = quick_run[1]
+    text = (out / "report.md").read_text()
+    findings = json.loads((out / "results.json").read_text())["report"]["findings"]
+    for model in MODELS:
+        said = " ".join(line for line in text.splitlines() if line.startswith(f"- **{model}**"))
+        numbers = set(re.findall(r"\d+(?:\.\d+)?(?:e[-+]\d+)?", said.replace(model, "")))
+        printed = set(re.findall(r"\d+(?:\.\d+)?(?:e[-+]\d+)?",
+                                 " ".join(findings[model].values())))
+        assert numbers <= printed, (model, sorted(numbers - printed))
 
 
 def test_report_quick_runtime_section_comes_from_the_timing_phase(quick_run):
@@ -96,15 +121,14 @@ def test_report_quick_runtime_section_comes_from_the_timing_phase(quick_run):
     assert [row["model"] for row in timing["rows"]] == MODELS
     assert timing["conditions"]["sweep"]["trained"] == len(MODELS) * 3 * 2
     text = (out / "report.md").read_text()
-    section = text[text.index("## 1. Runtime"):text.index("### Wall times the runs recorded")]
+    section = text[text.index("## 1. Runtime"):text.index("## 2.")]
     for row in timing["rows"]:
-        assert f"{1e3 * row['numpy_step']['median']:.3f} ms" in section
+        assert f"| {1e3 * row['numpy_step']['median']:.3f} [" in section
         assert f"{row['tensorflow_eval_images_per_s']:,.0f}" in section
     assert "Timing conditions: the timing phase ran in the driver process alone" in section
     load = timing["conditions"]["environment"]["load_average_1_5_15min"]
     assert "/".join(f"{v:.2f}" for v in load) in section
-    runs = text[text.index("### Wall times the runs recorded"):text.index("## 2.")]
-    assert "by executor: serial (24 runs)" in runs
+    assert "by executor: serial (24 runs)" in section
 
 
 def test_report_quick_second_invocation_resumes(quick_run, monkeypatch):

@@ -132,5 +132,5 @@ def test_report_summary_and_prose_give_the_paired_interval_with_three_seeds(tmp_
     low, high = (100 * table.loc[2, f"paired_{k}"] for k in ("low", "high"))
     assert cells[-2] == f"{100 * table.loc[2, 'paired_mean']:+.2f} [{low:+.2f}, {high:+.2f}]"
     report = (tmp_path / "report.md").read_text()
-    assert "the 95% t-interval of NumPy - TF contains 0 in 2 of 3 settings (not for #3" in report
+    assert "the paired 95% interval holds 0 in 2 of 3 settings (not for #3)" in report
     assert "timing phase was skipped" in report

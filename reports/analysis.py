@@ -13,6 +13,7 @@ import numpy as np
 import pandas as pd
 
 from reports.diagnosis import column, diagnose, stability, tracking_gap
+from reports.drift import relative_distance
 from reports.experiments import IMPLEMENTATIONS, SETTINGS
 from reports.statistics import PairedInterval, paired_interval
 
@@ -199,3 +200,90 @@ def curves(results: list[dict], model: str, setting: int, implementation: str, k
     values = np.stack([column(h[:n], key) for h in histories])
     return column(histories[0][:n],
                   "samples_seen"), *(f(values, axis=0) for f in (np.mean, np.min, np.max))
+
+
+def _projections(history: list[dict]) -> np.ndarray:
+    """(E, K) the records' weight projections; NaN rows where a record has none."""
+    rows = [r.get("weight_projection") for r in history]
+    width = max((len(p) for p in rows if p), default=0)
+    return np.array([[np.nan if v is None else v for v in p] if p else [np.nan] * width
+                     for p in rows], dtype=float).reshape(len(rows), width)
+
+
+def drift_series(results: list[dict]) -> list[dict]:
+    """Per experiment and seed both sides ran, one value per evaluation both reached:
+    ``weights``, the relative distance ||P(w_numpy - w_tf)|| / ||P w_tf|| of the weight
+    projections (``reports.drift``); ``seed_weights``, the same distance between this seed's
+    NumPy run and the next seed's (``other_seed``, cyclically; None with one seed); and
+    ``test_accuracy_gap`` / ``test_loss_gap``, |NumPy - TF| of the test accuracy and loss.
+    Missing or non-finite values are None."""
+    by = {(r["spec"]["model"], r["spec"]["setting"] + 1, r["spec"]["seed"],
+           r["spec"]["implementation"]): r for r in results}
+    seeds: dict[tuple, list[int]] = {}
+    for model, setting, seed, impl in by:
+        if impl == "numpy" and (model, setting, seed, "tensorflow") in by:
+            seeds.setdefault((model, setting), []).append(seed)
+    series = []
+    for (model, setting), found in seeds.items():
+        found.sort()
+        for index, seed in enumerate(found):
+            numpy_run, tf_run = by[(model, setting, seed, "numpy")], by[(model, setting, seed,
+                                                                         "tensorflow")]
+            n = min(len(numpy_run["history"]), len(tf_run["history"]))
+            ours, theirs = numpy_run["history"][:n], tf_run["history"][:n]
+            entry = {"model": model, "setting": setting, "epochs": numpy_run["spec"]["epochs"],
+                     "lr": numpy_run["spec"]["lr"], "seed": seed,
+                     "samples_seen": [int(r["samples_seen"]) for r in ours],
+                     "weights": relative_distance(_projections(ours), _projections(theirs)),
+                     "other_seed": None, "seed_weights": None}
+            for key in ("accuracy", "loss"):
+                entry[f"test_{key}_gap"] = np.abs(column(ours, f"test_{key}")
+                                                  - column(theirs, f"test_{key}"))
+            if len(found) > 1:
+                other = by[(model, setting, found[(index + 1) % len(found)], "numpy")]["history"]
+                m = min(n, len(other))
+                distance = np.full(n, np.nan)
+                distance[:m] = relative_distance(_projections(ours[:m]), _projections(other[:m]))
+                entry.update(other_seed=found[(index + 1) % len(found)], seed_weights=distance)
+            series.append({key: [None if not np.isfinite(v) else float(v) for v in value]
+                           if isinstance(value, np.ndarray) else value
+                           for key, value in entry.items()})
+    order = {name: i for i, name in enumerate(SETTINGS)}
+    return sorted(series, key=lambda s: (order[s["model"]], s["setting"], s["seed"]))
+
+
+def _finite(values) -> np.ndarray:
+    return np.array([np.nan if v is None else v for v in values or []], dtype=float)
+
+
+def _last(values: np.ndarray) -> float:
+    return float(values[-1]) if values.size else np.nan
+
+
+def _nanmax(values: np.ndarray) -> float:
+    return float(np.nanmax(values)) if np.isfinite(values).any() else np.nan
+
+
+def drift_table(series: list[dict]) -> pd.DataFrame:
+    """Per experiment over its seeds: the NumPy-TF weight distance at the end (max over seeds)
+    and at its largest over training, the distance between seeds at the end (min over seeds),
+    and the largest |NumPy - TF| test accuracy and test loss at any evaluation."""
+    rows: dict[tuple, dict] = {}
+    for s in series:
+        row = rows.setdefault((s["model"], s["setting"], s["epochs"], s["lr"]), {
+            "final_weight_distance": np.nan, "max_weight_distance": np.nan,
+            "final_seed_distance": np.nan, "max_test_accuracy_gap": np.nan,
+            "max_test_loss_gap": np.nan})
+        weights, seed_weights = _finite(s["weights"]), _finite(s["seed_weights"])
+        for name, value, pick in (
+                ("final_weight_distance", _last(weights), np.fmax),
+                ("max_weight_distance", _nanmax(weights), np.fmax),
+                ("final_seed_distance", _last(seed_weights), np.fmin),
+                ("max_test_accuracy_gap", _nanmax(_finite(s["test_accuracy_gap"])), np.fmax),
+                ("max_test_loss_gap", _nanmax(_finite(s["test_loss_gap"])), np.fmax)):
+            row[name] = float(pick(row[name], value))
+    table = pd.DataFrame([{**dict(zip(EXPERIMENT, key)), **row} for key, row in rows.items()],
+                         columns=EXPERIMENT + ["final_weight_distance", "max_weight_distance",
+                                               "final_seed_distance", "max_test_accuracy_gap",
+                                               "max_test_loss_gap"])
+    return _model_order(table)

@@ -13,6 +13,13 @@ from dataclasses import asdict, dataclass
 
 IMPLEMENTATIONS = ("numpy", "tensorflow")
 DATA_SOURCES = ("mnist", "templates")  # Protocol.data; loaded by reports.datasets
+DTYPES = ("float32", "float64")  # Protocol.dtype
+# Coordinates of the projection of all weights each evaluation records (reports.drift). What the
+# runs record is part of every run's key: runs saved before it changed are trained again.
+PROJECTION_DIM = 256
+PROJECTION_HITS = 4  # coordinates each parameter is added to
+RECORDS = {"weight_projection": {"dim": PROJECTION_DIM, "hits": PROJECTION_HITS,
+                                 "kind": "sparse-jl"}}
 
 # (epochs, learning rate) per model, in the course's order.
 SETTINGS: dict[str, tuple[tuple[int, float], ...]] = {
@@ -75,8 +82,8 @@ class RunSpec:
 
     @property
     def key(self) -> str:
-        """A hash of the exact configuration (16 hex digits)."""
-        blob = json.dumps(self.to_dict(), sort_keys=True).encode()
+        """A hash of the exact configuration and of what the run records (16 hex digits)."""
+        blob = json.dumps({**self.to_dict(), "records": RECORDS}, sort_keys=True).encode()
         return hashlib.sha256(blob).hexdigest()[:16]
 
     @property

@@ -1,5 +1,6 @@
-"""The report's pictures (matplotlib; the CLI selects the Agg backend): learning curves, the summary
-table, runtimes."""
+"""The report's pictures (matplotlib; the CLI selects the Agg backend): one figure per model of
+the differences between the implementations and the learning curves, the summary table,
+runtimes."""
 
 from __future__ import annotations
 
@@ -26,45 +27,100 @@ def _save(fig, path: Path) -> Path:
     return path
 
 
-def learning_curves(results: list[dict], models: list[str], path: Path) -> Path:
-    """A grid (one row per model, one column per setting) of train and test accuracy against
-    samples processed, NumPy and TensorFlow overlaid: seed mean as a line, min-max as a band.
-    Each panel's y range spans its accuracies after the first evaluation (the untrained start
-    at ~10% is left below the axis so that the differences near the end stay visible)."""
-    fig, axes = plt.subplots(len(models), 3, figsize=(15, 3.3 * len(models)), squeeze=False)
-    for row, model in enumerate(models):
-        for col, (epochs, lr) in enumerate(SETTINGS[model]):
-            ax = axes[row, col]
-            low, high = 1.0, 0.0
-            for impl, style in STYLE.items():
-                for key, (set_name, colour) in SETS.items():
-                    samples, mean, lo, hi = curves(results, model, col + 1, impl, key)
-                    if samples.size == 0:
-                        continue
-                    ax.plot(samples / 1e3, mean, color=colour,
-                            **{**style, "label": f"{style['label']} {set_name}"})
-                    ax.fill_between(samples / 1e3, lo, hi, color=colour, alpha=0.12, linewidth=0)
-                    if np.isfinite(lo[1:]).any():
-                        low, high = (min(low, float(np.nanmin(lo[1:]))),
-                                     max(high, float(np.nanmax(hi[1:]))))
-            spec = next((r["spec"] for r in results if (r["spec"]["model"],
-                                                        r["spec"]["setting"]) == (model, col)),
-                        None)
-            epochs = spec["epochs"] if spec else epochs  # --quick overrides the epochs
-            ax.set_title(f"{model} #{col + 1}: {epochs} epoch{'s' * (epochs != 1)}, lr {lr:g}",
-                         fontsize=11)
-            ax.set_xlabel("training samples processed (thousands)")
-            ax.set_ylabel("accuracy")
-            ax.grid(alpha=0.3)
-            if low < high:
-                margin = max(0.1 * (high - low), 0.005)
-                ax.set_ylim(max(0.0, low - margin), min(1.0, high + margin))
-    handles, labels = axes[0, 0].get_legend_handles_labels()
-    fig.legend(handles, labels, loc="upper center", ncol=4, frameon=False, fontsize=11,
-               bbox_to_anchor=(0.5, 1.0))
-    fig.suptitle("Learning curves: seed mean (line) and min-max over seeds (band)", y=1.025,
+DIFFERENCES = {  # drift series key -> (label, colour)
+    "weights": ("weights NumPy vs TF", "black"),
+    "seed_weights": ("weights seed vs seed (NumPy)", "tab:gray"),
+    "test_loss_gap": ("|NumPy - TF| test loss", "tab:purple"),
+    "test_accuracy_gap": ("|NumPy - TF| test accuracy", "tab:orange"),
+}
+LOG_LOSS_SPAN = 50  # a loss curve spanning a larger factor (a diverging run) is drawn on log scale
+CURVE_ROWS = (("accuracy", {"train_eval_accuracy": ("train subset", "tab:blue"),
+                            "test_accuracy": ("test", "tab:red")}),
+              ("loss", {"train_eval_loss": ("train subset", "tab:blue"),
+                        "test_loss": ("test", "tab:red")}))
+
+
+def _band(values: list[list]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(mean, min, max) over seeds (rows) of series cut to the shortest; None -> NaN."""
+    n = min(len(v) for v in values)
+    stack = np.array([[np.nan if x is None else x for x in v[:n]] for v in values], dtype=float)
+    with np.errstate(all="ignore"):
+        return stack.mean(axis=0), stack.min(axis=0), stack.max(axis=0)
+
+
+def _difference_panel(ax, series: list[dict]) -> None:
+    """The drift series of one experiment on a log scale; exact zeros sit on the bottom edge."""
+    drawn = {key: _band([s[key] for s in series]) for key in DIFFERENCES
+             if series and all(s[key] is not None for s in series)}
+    positive = [v[v > 0] for band in drawn.values() for v in band if np.any(v > 0)]
+    floor = 10.0 ** np.floor(np.log10(min(float(v.min()) for v in positive))) / 10 \
+        if positive else 1e-17
+    n = min(len(s["samples_seen"]) for s in series) if series else 0
+    samples = np.array(series[0]["samples_seen"][:n], dtype=float) / 1e3 if series else []
+    for key, (mean, low, high) in drawn.items():
+        label, colour = DIFFERENCES[key]
+        ax.plot(samples, np.maximum(mean, floor), color=colour, marker=".", label=label)
+        ax.fill_between(samples, np.maximum(low, floor), np.maximum(high, floor), color=colour,
+                        alpha=0.15, linewidth=0)
+    ax.set_yscale("log")
+    ax.set_ylim(bottom=floor * 0.7)
+    ax.set_ylabel("distance / gap (log; 0 on the bottom edge)", fontsize=9)
+
+
+def _curve_panel(ax, results: list[dict], model: str, setting: int, quantity: str,
+                 sets: dict) -> None:
+    """Train-subset and test curves of both implementations: seed mean and min-max band; the
+    y range holds every value (a loss spanning more than LOG_LOSS_SPAN on a log scale)."""
+    values = []
+    for impl, style in STYLE.items():
+        for key, (set_name, colour) in sets.items():
+            samples, mean, low, high = curves(results, model, setting, impl, key)
+            if samples.size == 0:
+                continue
+            ax.plot(samples / 1e3, mean, color=colour,
+                    **{**style, "label": f"{style['label']} {set_name}"})
+            ax.fill_between(samples / 1e3, low, high, color=colour, alpha=0.12, linewidth=0)
+            values += [v[np.isfinite(v)] for v in (low, high)]
+    finite = np.concatenate(values) if values else np.array([])
+    if finite.size and finite.min() < finite.max():
+        low, high = float(finite.min()), float(finite.max())
+        if quantity == "loss" and low > 0 and high / low > LOG_LOSS_SPAN:
+            ax.set_yscale("log")
+            ax.set_ylim(low / 1.2, high * 1.2)
+        else:
+            margin = 0.05 * (high - low)
+            ax.set_ylim(low - margin, high + margin)
+    ax.set_ylabel(quantity + (" (log)" if ax.get_yscale() == "log" else ""))
+
+
+def model_curves(results: list[dict], series: list[dict], model: str, path: Path) -> Path:
+    """One model's figure: a column per setting; top row the differences between the
+    implementations (``reports.analysis.drift_series``: weight distance NumPy vs TF and seed vs
+    seed, |NumPy - TF| test loss and accuracy; log scale), then accuracy and loss of the train
+    subset and test set for NumPy (solid) and TensorFlow (dashed): seed mean as the line,
+    min-max over seeds as the band."""
+    fig, axes = plt.subplots(3, 3, figsize=(15, 10), squeeze=False, sharex="col")
+    for col, (epochs, lr) in enumerate(SETTINGS[model]):
+        spec = next((r["spec"] for r in results
+                     if (r["spec"]["model"], r["spec"]["setting"]) == (model, col)), None)
+        epochs = spec["epochs"] if spec else epochs  # --quick overrides the epochs
+        _difference_panel(axes[0, col], [s for s in series
+                                         if (s["model"], s["setting"]) == (model, col + 1)])
+        axes[0, col].set_title(f"{model} #{col + 1}: {epochs} epoch{'s' * (epochs != 1)}, "
+                               f"lr {lr:g}", fontsize=11)
+        for row, (quantity, sets) in enumerate(CURVE_ROWS, start=1):
+            _curve_panel(axes[row, col], results, model, col + 1, quantity, sets)
+        axes[2, col].set_xlabel("training samples processed (thousands)")
+        for ax in axes[:, col]:
+            ax.grid(alpha=0.3, which="major")
+    for row in range(3):
+        axes[row, 2].legend(loc="upper left", bbox_to_anchor=(1.02, 1.0), fontsize=9,
+                            frameon=False)
+    seeds = len({r["spec"]["seed"] for r in results if r["spec"]["model"] == model})
+    fig.suptitle(f"{model}: differences between the implementations (top), accuracy and loss; "
+                 f"line = mean, band = min-max over {seeds} seed{'s' * (seeds != 1)}",
                  fontsize=13)
-    fig.tight_layout(rect=(0, 0, 1, 0.97))
+    fig.tight_layout()
     return _save(fig, path)
 
 

@@ -19,6 +19,7 @@ import numpy as np
 
 from reports.atomic import write_json
 from reports.datasets import Splits
+from reports.drift import WeightProjection
 from reports.experiments import RunSpec, steps_per_run
 from reports.load import load_average
 from scratch import threads
@@ -124,6 +125,10 @@ def train_one(spec: RunSpec, splits: Splits,
               on_record: Callable[[dict], None] | None = None) -> dict:
     """Train one run and return its result: the spec, the evaluation history and the timings.
 
+    Each record of the history holds ``weight_projection``: the run's parameters projected by
+    ``reports.drift.WeightProjection`` (the same projection for every seed and both
+    implementations of a model), a list of PROJECTION_DIM floats.
+
     Timings: ``train_time`` is the sum of the training steps alone, ``eval_time`` the sum of the
     evaluations, ``setup_time`` building the model, compiling and one warm-up step and
     evaluation (undone before training: the weights are restored), ``wall_time`` all of it.
@@ -136,6 +141,7 @@ def train_one(spec: RunSpec, splits: Splits,
     x, y = splits.train
     trainer, get_params, set_params = make_trainer(spec)
     initial = get_params()
+    projection = WeightProjection(spec.model, {k: v.shape for k, v in initial.items()})
     batch = slice(0, spec.protocol.batch_size)
     with np.errstate(all="ignore"):
         trainer.train_step(x[batch], y[batch])
@@ -145,7 +151,8 @@ def train_one(spec: RunSpec, splits: Splits,
         history = run(trainer, x, y, epochs=spec.epochs, batch_size=spec.protocol.batch_size,
                       seed=spec.seed, eval_every=spec.protocol.eval_every,
                       eval_sets={"train_eval": splits.train_eval, "test": splits.test},
-                      on_record=on_record)
+                      on_record=on_record,
+                      observe=lambda: {"weight_projection": projection(get_params()).tolist()})
     last = history.records[-1]
     steps = last["step"]
     return {

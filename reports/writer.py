@@ -12,17 +12,23 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from reports import analysis, diagnosis, plots, timing_text
+from reports import analysis, decisions_text, diagnosis, plots, timing_text
 from reports.atomic import write_text
 from reports.environment import threads_text
 from reports.experiments import IMPLEMENTATIONS, SETTINGS, Protocol
 from reports.runner import write_json_atomic
 
 TIMING_OUTPUTS = ("timing.json", "timing.md", "timing.png")  # absent with --no-timing
-OUTPUTS = ("report.md", "results.json", "learning_curves.png", "summary_table.png",
-           "summary_table.csv",
+OUTPUTS = ("report.md", "results.json", "summary_table.png", "summary_table.csv",
            "summary_table.md", "runtime.png", "runtime.csv", "runtime.md", "stability.csv",
-           "verdicts.csv", *TIMING_OUTPUTS)
+           "verdicts.csv", "drift.csv", *TIMING_OUTPUTS, "decisions.json")
+# and curve_figure(model) per model; timing's and decisions.json absent with --no-timing and
+# --no-decisions
+
+
+def curve_figure(model: str) -> str:
+    """The file name of a model's figure of differences and learning curves."""
+    return f"curves_{model}.png"
 THRESHOLDS = {name: getattr(diagnosis, name) for name in (
     "DIVERGENCE_LOSS_FACTOR", "UNDERFIT_MIN_TRAIN_ACCURACY", "UNDERFIT_CAPACITY_GAP",
     "UNDERFIT_LATE_GAIN",
@@ -82,187 +88,237 @@ def runtime_markdown(runtime: pd.DataFrame) -> pd.DataFrame:
     })
 
 
-def stability_markdown(stability: pd.DataFrame) -> pd.DataFrame:
-    columns = {"model": stability["model"],
-               "setting": [_setting(r) for r in stability.itertuples()]}
-    for impl, short in (("numpy", "NumPy"), ("tensorflow", "TF")):
-        columns[f"diverged {short}"] = stability[f"diverged_runs_{impl}"].astype(int)
-        columns[f"seed spread {short} (pp)"] = stability[f"seed_spread_{impl}"].map(
-            lambda v: _pct(v))
-        columns[f"fluctuation {short} (pp)"] = stability[f"fluctuation_{impl}"].map(
-            lambda v: _pct(v))
-        columns[f"largest drop {short} (pp)"] = stability[f"largest_drop_{impl}"].map(
-            lambda v: _pct(v))
-    columns["max test-curve gap (pp)"] = stability["max_test_curve_gap"].map(lambda v: _pct(v, 3))
-    columns["max train-curve gap (pp)"] = stability["max_train_curve_gap"].map(lambda v: _pct(v, 3))
-    columns["same start"] = stability["same_initial_weights"].map({True: "yes", False: "NO"})
+def _pair(numpy_value, tf_value, fmt=None) -> str:
+    """"NumPy / TF" of one quantity (percent by default)."""
+    fmt = fmt or _pct
+    return f"{fmt(numpy_value)} / {fmt(tf_value)}"
+
+
+def _distance(value: float) -> str:
+    """A relative distance: two decimals from 0.01 on, else two significant digits."""
+    if not np.isfinite(value):
+        return "n/a"
+    return f"{value:.2f}" if value >= 0.01 else f"{value:.1e}"
+
+
+def accuracy_markdown(summary: pd.DataFrame) -> pd.DataFrame:
+    """Per experiment: final test accuracy of both sides (mean ± std over seeds when there are
+    several), their difference and the paired interval (when some experiment has one)."""
+    several = summary["seeds"].max() > 1
+    table = pd.DataFrame({
+        "model": summary["model"], "setting": [_setting(r) for r in summary.itertuples()],
+        "test acc. % NumPy / TF": [
+            " / ".join(_pct(mean) + (f" ± {_pct(std)}" if several else "")
+                       for mean, std in ((r.numpy_mean, r.numpy_std),
+                                         (r.tensorflow_mean, r.tensorflow_std)))
+            for r in summary.itertuples()],
+        "NumPy - TF (pp)": [f"{100 * d:+.2f}" for d in summary["difference"]],
+    })
+    if np.isfinite(summary["paired_low"].astype(float)).any():
+        table["paired 95% CI (pp)"] = [_paired(r) if np.isfinite(r.paired_low) else "n/a"
+                                       for r in summary.itertuples()]
+    return table
+
+
+def _verdicts(stability: pd.DataFrame, verdicts: pd.DataFrame) -> tuple[list[str], list[str]]:
+    """Per experiment: the verdicts over seeds of both sides, and the rule that gave NumPy's
+    (its first such seed)."""
+    by = {(r.model, r.setting, r.implementation): r for r in verdicts.itertuples()}
+    verdict, rule = [], []
+    for r in stability.itertuples():
+        ours, theirs = by[(r.model, r.setting, "numpy")], by[(r.model, r.setting, "tensorflow")]
+        if ours.all_verdicts == theirs.all_verdicts:
+            seeds = f"{ours.agreeing_seeds}/{ours.seeds}, " if ours.seeds > 1 else ""
+            verdict.append(f"{ours.verdict} ({seeds}both)")
+        else:
+            verdict.append(f"NumPy **{ours.verdict}** ({ours.agreeing_seeds}/{ours.seeds}), TF "
+                           f"**{theirs.verdict}** ({theirs.agreeing_seeds}/{theirs.seeds})")
+        rule.append(ours.rule)
+    return verdict, rule
+
+
+def stability_markdown(stability: pd.DataFrame, drift: pd.DataFrame,
+                       verdicts: pd.DataFrame) -> pd.DataFrame:
+    """Per experiment: verdicts, stability of both sides (NumPy / TF) and how far apart they
+    are."""
+    merged = stability.merge(drift, on=analysis.EXPERIMENT, how="left")
+    columns = {"model": merged["model"], "setting": [_setting(r) for r in merged.itertuples()]}
+    columns["verdict (seeds)"], columns["rule (NumPy)"] = _verdicts(merged, verdicts)
+    for name, label in (("diverged_runs", "diverged"), ("fluctuation", "fluctuation (pp)"),
+                        ("largest_drop", "largest drop (pp)")):
+        fmt = (lambda v: str(int(v))) if name == "diverged_runs" else _pct
+        columns[f"{label} NumPy / TF"] = [_pair(a, b, fmt) for a, b in zip(
+            merged[f"{name}_numpy"], merged[f"{name}_tensorflow"])]
+    columns["acc. gap test / train (pp)"] = [
+        _pair(a, b, lambda v: _pct(v, 3))
+        for a, b in zip(merged["max_test_curve_gap"], merged["max_train_curve_gap"])]
+    columns["test loss gap"] = merged["max_test_loss_gap"].map(_distance)
+    columns["weights NumPy-TF"] = merged["max_weight_distance"].map(_distance)
+    columns["weights seed-seed (end)"] = merged["final_seed_distance"].map(_distance)
     return pd.DataFrame(columns)
 
 
-def verdict_markdown(verdicts: pd.DataFrame) -> pd.DataFrame:
-    return pd.DataFrame({
-        "model": verdicts["model"], "setting": [_setting(r) for r in verdicts.itertuples()],
-        "implementation": verdicts["implementation"],
-        "verdict (seeds agreeing)": [f"**{r.verdict}** ({r.agreeing_seeds}/{r.seeds})"
-                                     for r in verdicts.itertuples()],
-        "rule that fired (first such seed)": verdicts["rule"],
-    })
+def _times(ratio: float) -> str:
+    """A NumPy/TensorFlow time ratio as "N.NNx faster" or "N.NNx slower" (NumPy's)."""
+    if not np.isfinite(ratio):
+        return "n/a"
+    return f"{ratio:.2f}x slower" if ratio >= 1 else f"{1 / ratio:.2f}x faster"
 
 
-def runtime_prose(runtime: pd.DataFrame) -> list[str]:
-    """One paragraph per model on the wall times the runs recorded."""
-    out = []
-    for model, rows in runtime.groupby("model", sort=False):
-        steps = ", ".join(f"{_setting(r)}: {r.ms_per_step_numpy:.3f} vs "
-                          f"{r.ms_per_step_tensorflow:.3f} ms"
-                          for r in rows.itertuples())
-        step_ratio = rows["ms_per_step_numpy"].sum() / rows["ms_per_step_tensorflow"].sum()
-        eval_ratio = rows["eval_time_numpy"].sum() / rows["eval_time_tensorflow"].sum()
-        total_ratio = rows["wall_time_numpy"].sum() / rows["wall_time_tensorflow"].sum()
-        out.append(
-            f"- **{model}**: per training step (NumPy vs TensorFlow) {steps}; over its three "
-            "settings "
-            f"{timing_text.faster(step_ratio)} per step, the evaluations take {eval_ratio:.2f}x as "
-            f"long in NumPy, and "
-            f"a whole run (setup, training and evaluation: {rows['wall_time_numpy'].sum():.1f} s "
-            f"vs {rows['wall_time_tensorflow'].sum():.1f} s per seed) takes {total_ratio:.2f}x as "
-            "long in NumPy.")
-    return out
+def findings(model: str, timing_row: dict | None, runtime: pd.DataFrame,
+             accuracy: pd.DataFrame, stability: pd.DataFrame, verdicts: pd.DataFrame) -> dict:
+    """Everything with a number the answers for one model state, formatted as printed: the size
+    of each finding (the tables hold the details). ``accuracy``: the summary table;
+    ``stability``: the stability table merged with the drift table."""
+    rows = runtime[runtime["model"] == model]
+    medians = rows["ms_per_step_median_numpy"].sum() / rows["ms_per_step_median_tensorflow"].sum()
+    found = {"runs_step": _times(medians)}
+    if timing_row is not None:
+        found.update(step=_times(timing_row["train_ratio"]),
+                     eval=_times(1 / timing_row["eval_ratio"]))
+    acc = accuracy[accuracy["model"] == model]
+    best = acc.loc[acc["numpy_mean"].idxmax()]
+    worst = acc.loc[acc["difference"].abs().idxmax()]
+    found.update(best_setting=f"#{best['setting']}", best_accuracy=_pct(best["numpy_mean"]),
+                 largest_difference=f"{100 * abs(worst['difference']):.2f}",
+                 largest_difference_setting=f"#{worst['setting']}",
+                 largest_seed_std=_pct(np.nanmax(acc[["numpy_std",
+                                                      "tensorflow_std"]].to_numpy())))
+    finite = acc[np.isfinite(acc["paired_low"].astype(float))]
+    if not finite.empty:
+        apart = finite[(finite["paired_low"] > 0) | (finite["paired_high"] < 0)]
+        found["versus"] = (f"the paired 95% interval holds 0 in {len(finite) - len(apart)} of "
+                           f"{len(finite)} settings")
+        if len(apart):
+            found["versus"] += " (not for " + ", ".join(f"#{r}" for r in apart["setting"]) + ")"
+    elif acc["seeds"].min() > 1:
+        found["versus"] = f"largest std over seeds {found['largest_seed_std']} pp"
+    else:
+        found["versus"] = "one seed"
+    ours = verdicts[(verdicts["model"] == model) & (verdicts["implementation"] == "numpy")]
+    found["verdicts"] = ", ".join(f"{verdict} in {count}"
+                                  for verdict, count in ours["verdict"].value_counts().items())
+    stab = stability[stability["model"] == model]
+    found.update(max_weight_distance=_distance(stab["max_weight_distance"].max()),
+                 min_seed_distance=_distance(stab["final_seed_distance"].min()),
+                 max_accuracy_gap=_pct(stab["max_test_curve_gap"].max(), 3),
+                 diverged_numpy=str(int(stab["diverged_runs_numpy"].sum())),
+                 diverged_tensorflow=str(int(stab["diverged_runs_tensorflow"].sum())),
+                 max_fluctuation=_pct(stab[["fluctuation_numpy",
+                                            "fluctuation_tensorflow"]].to_numpy().max()))
+    return found
 
 
-def accuracy_prose(summary: pd.DataFrame, stability: pd.DataFrame) -> list[str]:
-    """One paragraph per model on final accuracy, curve agreement and training stability."""
-    out = []
-    merged = summary.merge(stability, on=analysis.EXPERIMENT)
-    for model, rows in merged.groupby("model", sort=False):
-        finals = "; ".join(f"{_setting(r)}: {_pct(r.numpy_mean)}% vs {_pct(r.tensorflow_mean)}% "
-                           f"({100 * r.difference:+.2f} pp)" for r in rows.itertuples())
-        worst = rows.loc[rows["difference"].abs().idxmax()]
-        spread = np.nanmax(rows[["numpy_std", "tensorflow_std"]].to_numpy())
-        if rows["seeds"].min() < 2:
-            versus = "(one seed: no spread over seeds to compare it with)"
-        else:
-            versus = (f"{'within' if abs(worst['difference']) <= spread else 'larger than'} the "
-                      f"spread over seeds (largest std {_pct(spread)} pp)")
-        versus += _paired_prose(rows)
-        diverged = (int(rows["diverged_runs_numpy"].sum()),
-                    int(rows["diverged_runs_tensorflow"].sum()))
-        diverged_text = ("no run diverged" if sum(diverged) == 0 else
-                         f"diverged runs: {diverged[0]} NumPy, {diverged[1]} TensorFlow")
-        fluct = rows[["fluctuation_numpy", "fluctuation_tensorflow"]].mean()
-        drops = rows[["largest_drop_numpy", "largest_drop_tensorflow"]].max()
-        same = "both sides started from identical weights in every seed" \
-            if rows["same_initial_weights"].all() \
-            else "WARNING: some seeds did not start both sides from identical weights"
-        out.append(
-            f"- **{model}**: final test accuracy NumPy vs TensorFlow (seed means) {finals}. The "
-            "largest "
-            f"difference of the means is {100 * abs(worst['difference']):.2f} pp {versus}. The two "
-            "implementations' accuracy curves were at most "
-            f"{_pct(rows['max_test_curve_gap'].max(), 3)} pp apart on the test set and "
-            f"{_pct(rows['max_train_curve_gap'].max(), 3)} pp on the training subset at any "
-            "evaluation of "
-            f"any seed ({same}). Stability: {diverged_text}; the test accuracy fluctuates by "
-            f"{_pct(fluct.iloc[0])} / {_pct(fluct.iloc[1])} pp (std over the last "
-            f"{diagnosis.FLUCTUATION_WINDOW} evaluations, NumPy / TensorFlow) and its largest drop "
-            f"between two evaluations is {_pct(drops.iloc[0])} / {_pct(drops.iloc[1])} pp.")
-    return out
+def answers(model: str, found: dict, verdicts: pd.DataFrame) -> list[str]:
+    """The three answers for one model (runtime; performance and stability; final accuracy),
+    each a few sentences stating the finding with its size from ``found`` and pointing to the
+    table or figure with the details."""
+    if "step" in found:
+        runtime = (f"NumPy trains {found['step']} than TensorFlow per step and evaluates "
+                   f"{found['eval']} (timing table; the runs' own median steps: "
+                   f"{found['runs_step']}).")
+    else:
+        runtime = (f"No timing phase ran; the runs' own median step times make NumPy "
+                   f"{found['runs_step']} than TensorFlow.")
+    ours = verdicts[verdicts["model"] == model]
+    agree = all(group["all_verdicts"].nunique() == 1 for _, group in ours.groupby("setting"))
+    diverged = ("no run diverged" if found["diverged_numpy"] == found["diverged_tensorflow"] == "0"
+                else f"{found['diverged_numpy']} NumPy and {found['diverged_tensorflow']} "
+                     "TensorFlow runs diverged")
+    seeds = ("" if found["min_seed_distance"] == "n/a" else
+             f"; two seeds end at least {found['min_seed_distance']} apart")
+    performance = (
+        f"Settings {found['verdicts']} ({'alike' if agree else 'NOT alike'} for both sides in "
+        "every seed); "
+        f"{diverged}; the test accuracy fluctuates by at most {found['max_fluctuation']} pp at "
+        f"the end. The two sides' weights stay within {found['max_weight_distance']} "
+        f"(relative{seeds}) and their accuracy curves within {found['max_accuracy_gap']} pp "
+        "(experiment table, figure).")
+    final = (f"Best is {found['best_setting']} ({found['best_accuracy']}% in NumPy); the two "
+             f"sides' final test accuracies differ by at most {found['largest_difference']} pp "
+             f"({found['largest_difference_setting']}; {found['versus']}; experiment table).")
+    return [runtime, performance, final]
 
 
-def _paired_prose(rows: pd.DataFrame) -> str:
-    """Whether the 95% interval of the paired per-seed difference contains 0, per setting."""
-    paired = rows[np.isfinite(rows["paired_low"].astype(float))]
-    if paired.empty:
-        return ""
-    apart = paired[(paired["paired_low"] > 0) | (paired["paired_high"] < 0)]
-    text = (f"; paired by seed, the 95% t-interval of NumPy - TF contains 0 in "
-            f"{len(paired) - len(apart)} of {len(paired)} settings")
-    if len(apart):
-        settings = ", ".join(f"{_setting(r)}: {_paired(r)} pp" for r in apart.itertuples())
-        text += f" (not for {settings})"
-    return text
+CAPTIONS = {
+    "curves": "*{model}: black (NumPy vs TF weights) far below grey (seeds), solid on "
+              "dashed.*",
+    "timing": "*Timing phase: step time and evaluation throughput of both sides, measured "
+              "interleaved in one process.*",
+    "runtime": "*The runs' own times (log scale; NumPy/TF ratio above the bars; "
+               "[runtime.md](runtime.md)), by executor: {executors}; they compare only within "
+               "one executor; 1-minute load average at the end of a run {load_median} (median), "
+               "at most {load_max}.*",
+}
 
 
-def verdict_prose(verdicts: pd.DataFrame) -> list[str]:
-    """One line per model listing each setting's verdict (and whether the two sides agree)."""
-    out = []
-    for model, rows in verdicts.groupby("model", sort=False):
-        parts = []
-        for setting, pair in rows.groupby("setting", sort=False):
-            by_impl = dict(zip(pair["implementation"], pair["verdict"]))
-            r = pair.iloc[0]
-            if len(set(by_impl.values())) == 1:
-                parts.append(f"#{setting} ({r.epochs} ep, lr {r.lr:g}) **{r.verdict}** (both)")
-            else:
-                parts.append(f"#{setting} ({r.epochs} ep, lr {r.lr:g}) NumPy "
-                             f"**{by_impl.get('numpy')}**, "
-                             f"TensorFlow **{by_impl.get('tensorflow')}**")
-        out.append(f"- **{model}**: " + "; ".join(parts) + ".")
-    return out
+def runs_conditions(runs: pd.DataFrame) -> dict:
+    """Where the runs' own times were taken: runs per executor, 1-minute load average at the
+    end of a run (median, max), formatted as printed."""
+    load = runs["load_average"].astype(float)
+    return {"executors": "; ".join(f"{label} ({count} runs)"
+                                   for label, count in runs["executor"].value_counts().items()),
+            "load_median": f"{load.median():.2f}" if load.notna().any() else "n/a",
+            "load_max": f"{load.max():.2f}" if load.notna().any() else "n/a"}
 
 
-def rules_text() -> list[str]:
+def rules_text() -> str:
+    """The verdict rules of ``reports.diagnosis`` with their thresholds, in the order applied."""
     d = diagnosis
-    return [
-        "Rules, applied to each run in this order (train accuracy is measured on the training "
-        "subset):",
-        f"1. **diverged**: a loss became NaN/inf, or any recorded loss exceeded "
-        f"{d.DIVERGENCE_LOSS_FACTOR:g} x the initial test loss;",
-        f"2. **over-fitting**: final train - test accuracy gap >= {100 * d.OVERFIT_MIN_GAP:g} pp, "
-        "and at the "
-        f"end the test loss is >= {100 * d.OVERFIT_LOSS_RISE:g}% above its minimum or the test "
-        f"accuracy is >= {100 * d.OVERFIT_ACCURACY_DROP:g} pp below its best;",
-        f"3. **under-fitting**: final train accuracy < {100 * d.UNDERFIT_MIN_TRAIN_ACCURACY:g}%, "
-        "or more than "
-        f"{100 * d.UNDERFIT_CAPACITY_GAP:g} pp below the best final train accuracy the same model "
-        "reaches in "
-        "this report (with another setting or seed: the model has the capacity, this run did not "
-        f"use it), or it rose by more than {100 * d.UNDERFIT_LATE_GAIN:g} pp over the last "
-        f"{100 * d.LATE_FRACTION:g}% of the samples processed (still rising);",
-        "4. otherwise **good fit**.",
-    ]
+    return (
+        "Rules, in this order (train = the training subset): **diverged**: a loss became NaN/inf "
+        f"or exceeded {d.DIVERGENCE_LOSS_FACTOR:g} x the initial test loss; **over-fitting**: "
+        f"final train - test accuracy gap >= {100 * d.OVERFIT_MIN_GAP:g} pp and at the end the "
+        f"test loss >= {100 * d.OVERFIT_LOSS_RISE:g}% above its minimum or the test accuracy >= "
+        f"{100 * d.OVERFIT_ACCURACY_DROP:g} pp below its best; **under-fitting**: final train "
+        f"accuracy < {100 * d.UNDERFIT_MIN_TRAIN_ACCURACY:g}%, or more than "
+        f"{100 * d.UNDERFIT_CAPACITY_GAP:g} pp below the model's best final train accuracy in "
+        f"this report, or rising by more than {100 * d.UNDERFIT_LATE_GAIN:g} pp over the last "
+        f"{100 * d.LATE_FRACTION:g}% of the samples; otherwise **good fit**.")
 
 
 def _protocol_text(protocol: Protocol, data: dict, seeds: int) -> str:
     settings = "; ".join(f"{m}: " + ", ".join(f"({e}, {lr:g})" for e, lr in SETTINGS[m])
                          for m in SETTINGS)
-    epochs = f"every setting overridden to {protocol.epochs} epoch(s) (quick run)" \
+    epochs = f"every setting cut to {protocol.epochs} epoch(s) (quick run)" \
         if protocol.epochs else f"settings (epochs, lr): {settings}"
-    test_set = "the whole test set" if protocol.test_size is None \
+    test_set = "all test images" if protocol.test_size is None \
         else f"the first {protocol.test_size} test images"
-    return (f"Plain SGD, batch size {protocol.batch_size}, mean softmax cross-entropy, "
-            f"{protocol.dtype}, "
-            f"data `{protocol.data}`: {data.get('training_images', '?')} training images "
-            f"(from {data.get('source', '?')}); "
-            f"evaluation every {protocol.eval_every} training samples on the first "
-            f"{100 * protocol.train_eval_fraction:g}% of the training set and on "
-            f"{test_set}; "
-            f"{epochs}. {seeds} seed(s): seed s draws the initial weights (copied to the Keras "
-            "twin) and the "
-            "batch order, identical for both implementations. TensorFlow trains with a compiled "
-            "`tf.function` "
-            f"step (no XLA, deterministic ops). Each run records where it executed (executor, "
-            f"worker, thread settings); ms/step counts training steps only (not batch gathering, "
-            f"evaluation or the one-off compile and warm-up).")
+    return (f"Plain SGD, batch {protocol.batch_size}, mean softmax cross-entropy, "
+            f"{protocol.dtype}, data `{protocol.data}` ({data.get('source', '?')}): "
+            f"{data.get('training_images', '?')} training images; evaluation every "
+            f"{protocol.eval_every} samples on the first {data.get('train_eval_images', '?')} "
+            f"training images and on {test_set}; {epochs}. {seeds} seed(s): seed s draws the "
+            "initial weights (copied to the Keras twin) and the batch order, shared by both "
+            "implementations. TensorFlow: compiled `tf.function` step, no XLA, deterministic "
+            "ops.")
 
 
-def _environment_text(env: dict) -> str:
+def _environment_text(env: dict, threads_stated: bool) -> str:
+    """The machine and software; the thread settings unless ``threads_stated`` already (by the
+    timing conditions, from the same environment record)."""
     blas = env.get("blas", {})
     threads = {k: v for k, v in env.get("thread_environment",
                                         {}).items() if v is not None} or "none set"
     return (f"{env.get('cpu_model')} x {env.get('cpu_count')} logical CPUs, {env.get('platform')}; "
             f"Python {env.get('python')}, NumPy {env.get('numpy')} with {blas.get('name')} "
             f"{blas.get('version', '')}, TensorFlow {env.get('tensorflow')}, Keras "
-            f"{env.get('keras')}; {threads_text(env)}; thread environment variables: {threads}; "
-            f"load average at the start {env.get('load_average_1_5_15min')}.")
+            f"{env.get('keras')}; "
+            + ("threads as in the timing conditions" if threads_stated else
+               f"{threads_text(env)}; thread environment variables: {threads}")
+            + f"; load average (1/5/15 min) at the start {_loads(env)}.")
+
+
+def _loads(env: dict) -> str:
+    loads = env.get("load_average_1_5_15min")
+    return "/".join(f"{v:.2f}" for v in loads) if loads else "n/a"
 
 
 def _timing_section(timing: dict | None) -> list[str]:
     if timing is None:
         return [timing_text.no_timing_text()]
-    return ["From the timing phase (`timing.json`), per model:", "",
-            *timing_text.timing_prose(timing), "", timing_text.timing_conditions(timing), "",
-            "![timing phase](timing.png)", "", "\n".join(timing_table_lines(timing))]
+    return ["\n".join(timing_table_lines(timing)), "", timing_text.timing_conditions(timing), "",
+            "![timing phase](timing.png) " + CAPTIONS["timing"]]
 
 
 def timing_table_lines(timing: dict) -> list[str]:
@@ -274,12 +330,13 @@ def timing_table_lines(timing: dict) -> list[str]:
 
 def write(out: Path, results: list[dict], *, models: list[str], seeds: int, protocol: Protocol,
           command: str, environment: dict, elapsed: float, data: dict, timing: dict | None = None,
-          sweep: dict | None = None) -> Path:
+          sweep: dict | None = None, decisions: dict | None = None) -> Path:
     """Write every output of OUTPUTS into ``out`` and return the path of report.md.
 
     ``timing`` is the timing phase's record (``reports.timing``; it wrote timing.json), whose
     table and figure become timing.md and timing.png; None if it was skipped. ``sweep`` is this
-    invocation's sweep record (``reports.sweep.driver.run_sweep``)."""
+    invocation's sweep record (``reports.sweep.driver.run_sweep``). ``decisions`` is the design
+    decisions' record (``reports.decisions``), None if that phase was skipped."""
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     runs = analysis.runs_table(results)
@@ -287,13 +344,16 @@ def write(out: Path, results: list[dict], *, models: list[str], seeds: int, prot
     runtime = analysis.runtime_table(runs)
     stability = analysis.stability_table(runs, results)
     verdicts = analysis.verdict_table(runs)
+    drift_series = analysis.drift_series(results)
+    drift = analysis.drift_table(drift_series)
 
     for name, table in (("summary_table", summary), ("runtime", runtime),
-                        ("stability", stability), ("verdicts", verdicts)):
+                        ("stability", stability), ("verdicts", verdicts), ("drift", drift)):
         write_text(out / f"{name}.csv", table.to_csv(index=False))
     write_text(out / "summary_table.md", markdown_table(summary_markdown(summary)) + "\n")
     write_text(out / "runtime.md", markdown_table(runtime_markdown(runtime)) + "\n")
-    plots.learning_curves(results, models, out / "learning_curves.png")
+    for model in models:
+        plots.model_curves(results, drift_series, model, out / curve_figure(model))
     plots.summary_table(summary, verdicts, out / "summary_table.png")
     plots.runtime_chart(runtime, out / "runtime.png")
     if timing is not None:
@@ -304,7 +364,7 @@ def write(out: Path, results: list[dict], *, models: list[str], seeds: int, prot
 
     compute = float(runs["wall_time"].sum())
     per_impl = runs.groupby("implementation")["wall_time"].sum()
-    write_json_atomic(out / "results.json", {
+    payload = {
         "command": command,
         "configuration": {"models": models, "seeds": seeds, "protocol": asdict(protocol),
                           "settings": {m: SETTINGS[m] for m in models},
@@ -314,44 +374,73 @@ def write(out: Path, results: list[dict], *, models: list[str], seeds: int, prot
         "time": {"sum_of_run_seconds": compute, "this_invocation_seconds": elapsed,
                  "run_seconds_per_implementation": per_impl.to_dict(), "sweep": sweep},
         "timing": timing,
+        "decisions": decisions,
         "thresholds": THRESHOLDS,
         "tables": {name: frame.to_dict(orient="records") for name, frame in (
             ("summary", summary), ("runtime", runtime), ("stability", stability),
-            ("verdicts", verdicts),
+            ("verdicts", verdicts), ("drift", drift),
             ("runs", runs))},
+        "drift": drift_series,
         "runs": results,
-    })
+    }
+
+    timing_rows = {row["model"]: row for row in (timing or {}).get("rows", [])}
+    stable = stability.merge(drift, on=analysis.EXPERIMENT, how="left")
+    found = {model: findings(model, timing_rows.get(model), runtime, summary, stable, verdicts)
+             for model in models}
+    said = {model: answers(model, found[model], verdicts) for model in models}
+    where = runs_conditions(runs)
+    same_start = ("Both sides started from identical weights in every seed." if
+                  stability["same_initial_weights"].all() else
+                  "WARNING: some seeds did not start both sides from identical weights "
+                  "(stability.csv).")
+    accuracy = accuracy_markdown(summary)
+    tables = {"experiments": pd.concat(
+        [accuracy, stability_markdown(stability, drift, verdicts).drop(
+            columns=["model", "setting"])], axis=1)}
+    # The paragraphs rendered from the records (protocol, timing, decisions, machine), as
+    # printed, so that every number of report.md is in results.json as it reads there.
+    text = {"summary": (f"{len(results)} runs, {compute / 60:.1f} min of compute (NumPy "
+                        f"{per_impl.get('numpy', 0) / 60:.1f}, TensorFlow "
+                        f"{per_impl.get('tensorflow', 0) / 60:.1f}); this invocation "
+                        f"{elapsed / 60:.1f} min"),
+            "protocol": _protocol_text(protocol, data, seeds),
+            "timing": _timing_section(timing),
+            "decisions": decisions_text.section(decisions),
+            "rules": rules_text(),
+            "machine": _environment_text(environment, timing is not None)}
+    write_json_atomic(out / "results.json", {
+        **payload, "report": {"findings": found, "runs": where,
+                              "load_average_at_start": _loads(environment),
+                              "tables": {name: frame.to_dict(orient="records")
+                                         for name, frame in tables.items()},
+                              "text": text}})
+
+    def per_model(index: int) -> list[str]:
+        return [f"- **{model}**: {said[model][index]}" for model in models]
 
     lines = [
         "# NumPy from scratch vs TensorFlow on MNIST: training report", "",
-        f"Produced by `{command}`. Training and evaluating the {len(results)} runs took "
-        f"{compute / 60:.1f} min of compute in total (NumPy {per_impl.get('numpy', 0) / 60:.1f} "
-        f"min, TensorFlow {per_impl.get('tensorflow', 0) / 60:.1f} min); this invocation took "
-        f"{elapsed / 60:.1f} min "
-        f"(runs already saved by an earlier invocation are reused). Every number below comes from "
-        f"`results.json`.", "",
-        "## Protocol", "", _protocol_text(protocol, data, seeds), "",
-        "## Summary: final test accuracy", "",
-        "![summary table](summary_table.png)", "", markdown_table(summary_markdown(summary)), "",
-        "## Learning curves", "", "![learning curves](learning_curves.png)", "",
-        "## 1. Runtime: how fast is the NumPy version?", "", *_timing_section(timing), "",
-        "### Wall times the runs recorded", "",
-        timing_text.run_times_note(runs, runtime, environment.get("cpu_count")), "",
-        *runtime_prose(runtime), "",
-        "![runtime](runtime.png)", "", markdown_table(runtime_markdown(runtime)), "",
-        "## 2. Performance, stability and final accuracy", "", *accuracy_prose(summary, stability),
+        f"Produced by `{command}`: {text['summary']} (saved runs are reused). Every number is "
+        "in `results.json` (the prose's: `report`).",
         "",
-        "Stability per experiment (spread = std of the final test accuracy over seeds; fluctuation "
-        "= std of "
-        f"the last {diagnosis.FLUCTUATION_WINDOW} test accuracies, mean over seeds; largest drop "
-        "between two "
-        "consecutive evaluations, max over seeds; curve gap = largest |NumPy - TF| accuracy at the "
-        "same evaluation, max over seeds):", "",
-        markdown_table(stability_markdown(stability)), "",
-        "## 3. Which runs under-fit or over-fit?", "", *verdict_prose(verdicts), "", *rules_text(),
-        "",
-        markdown_table(verdict_markdown(verdicts)), "",
-        "## Machine and software", "", _environment_text(environment), "",
+        f"**Protocol.** {text['protocol']}", "",
+        "## 1. Runtime: how fast is the NumPy version?", "", *per_model(0), "",
+        *text["timing"], "",
+        "![runtime](runtime.png) " + CAPTIONS["runtime"].format(**where), "",
+        "## 2. Performance and stability", "", *per_model(1), "",
+        *[f"![{model}]({curve_figure(model)}) " + CAPTIONS["curves"].format(model=model)
+          for model in models], "",
+        "## 3. Final accuracy", "", *per_model(2), "",
+        "## Experiment table", "",
+        f"Test accuracy: {'mean ± std over seeds' if seeds > 1 else 'one seed'}; fluctuation: "
+        "std of the last "
+        f"{diagnosis.FLUCTUATION_WINDOW} test accuracies; gaps: largest |NumPy - TF| at one "
+        "evaluation; weights: ||P(w_a - w_b)|| / ||P w_b||, P a fixed random projection "
+        f"(docs/report.md); max over seeds (seed-seed: min). {same_start}", "",
+        markdown_table(tables["experiments"]), "", text["rules"], "",
+        *text["decisions"],
+        f"**Machine and software.** {text['machine']}", "",
     ]
     path = out / "report.md"
     write_text(path, "\n".join(lines))

@@ -89,12 +89,15 @@ class ScratchTrainer:
 
 def run(trainer: Trainer, x: np.ndarray, y: np.ndarray, *, epochs: int, batch_size: int = 100,
         seed: int = 0, eval_every: int = 20000, eval_sets: dict | None = None,
-        on_record: Callable[[dict], None] | None = None) -> History:
+        on_record: Callable[[dict], None] | None = None,
+        observe: Callable[[], dict] | None = None) -> History:
     """Train ``trainer`` on (x (N, ...), y (N,)) and evaluate every ``eval_every`` samples.
 
     Evaluations happen before the first step, each time ``eval_every`` more samples were seen and
     after the last step. A non-finite batch loss stops the run and marks the history diverged.
-    Only ``train_step`` is inside the training timer (batch gathering is not).
+    Only ``train_step`` is inside the training timer (batch gathering is not). ``observe()``, if
+    given, is called at each evaluation and its dict merged into the record (e.g. a projection of
+    the weights, ``reports.drift``); its time is in neither timer.
     """
     epochs = check_positive_int("fit", "epochs", epochs)
     batch_size = check_positive_int("fit", "batch_size", batch_size)
@@ -112,6 +115,8 @@ def run(trainer: Trainer, x: np.ndarray, y: np.ndarray, *, epochs: int, batch_si
         for set_name, (xs, ys) in eval_sets.items():
             entry[f"{set_name}_loss"], entry[f"{set_name}_accuracy"] = trainer.evaluate(xs, ys)
         clock["eval"] += time.perf_counter() - start
+        if observe is not None:
+            entry.update(observe())
         entry.update(train_time=clock["train"], eval_time=clock["eval"], diverged=history.diverged)
         history.records.append(entry)
         state["losses"] = []

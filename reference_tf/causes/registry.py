@@ -28,7 +28,7 @@ import numpy as np
 
 from reference_tf.compare import compare_arrays
 
-KINDS = ("conv", "pool", "dense", "relu", "flatten", "loss", "other")
+KINDS = ("conv", "pool", "dense", "relu", "flatten", "loss", "optimizer", "other")
 ANY = "any"
 
 

@@ -12,7 +12,7 @@ from pathlib import Path
 
 from reports.commands.options import add_no_verify, positive_int
 from reports.errors import INTERRUPTED, BadInput
-from reports.experiments import DATA_SOURCES, FULL, QUICK, SETTINGS, check_models, plan
+from reports.experiments import DATA_SOURCES, DTYPES, FULL, QUICK, SETTINGS, check_models, plan
 from reports.outputs import check_dir
 from reports.sweep import options as sweep_options
 
@@ -39,19 +39,34 @@ def register(subparsers) -> None:
     parser.add_argument("--data", choices=DATA_SOURCES, default="mnist",
                         help="mnist, or templates (an offline stand-in: ten noisy class "
                              "templates, scratch.data.synthetic)")
+    parser.add_argument("--dtype", choices=DTYPES, default="float32",
+                        help="the dtype both implementations train in (default: float32; "
+                             "float64 for tight parity)")
     add_no_verify(parser)
     parser.add_argument("--out", type=Path, default=None, metavar="DIR",
-                        help="run directory (default: reports/out/<full|quick>[-templates])")
+                        help="run directory (default: "
+                             "reports/out/<full|quick>[-templates][-float64])")
     parser.add_argument("--no-progress", action="store_true", help="no progress bar")
     sweep_options.add_options(parser)
+    decisions = parser.add_argument_group(
+        "design decisions", "the phase after the timing phase that measures the effect of each "
+                            "design decision of the comparison (docs/report.md)")
+    decisions.add_argument("--no-decisions", action="store_true",
+                           help="skip the design-decision measurements (the report says they "
+                                "were not measured)")
+    decisions.add_argument("--remeasure-decisions", action="store_true",
+                           help="measure the design decisions again even if decisions.json has "
+                                "them (by default reused when nothing was trained)")
     parser.set_defaults(func=run)
 
 
 def _command_line(args, models: list[str], out: Path, executor) -> str:
     parts = ["tfparity report", "--models", *models, "--seeds", str(args.seeds)]
     parts += ["--quick"] * args.quick + (["--data", args.data] if args.data != "mnist" else [])
+    parts += ["--dtype", args.dtype] if args.dtype != "float32" else []
     parts += ["--no-verify"] * args.no_verify
     parts += executor.arguments() + ["--no-timing"] * args.no_timing
+    parts += ["--no-decisions"] * args.no_decisions
     return " ".join(parts + ["--out", str(out)])
 
 
@@ -67,16 +82,17 @@ def _meta(path: Path) -> dict | None:
 def run(args: argparse.Namespace) -> int:
     started = time.perf_counter()
     name = ("quick" if args.quick else "full") + ("" if args.data == "mnist" else f"-{args.data}")
+    name += "" if args.dtype == "float32" else f"-{args.dtype}"
     out = check_dir(args.out if args.out is not None else DEFAULT_OUT / name, "--out")
 
-    from reports import datasets, runner, timing, writer
+    from reports import datasets, decisions, runner, timing, writer
     from reports.sweep.driver import run_sweep
     from scratch import threads as blas_threads
 
     if args.seeds is None:
         args.seeds = 1 if args.quick else 3
     models = check_models(args.models)
-    protocol = replace(QUICK if args.quick else FULL, data=args.data)
+    protocol = replace(QUICK if args.quick else FULL, data=args.data, dtype=args.dtype)
     specs = plan(models, args.seeds, protocol)
     try:
         blas_threads.policy()  # a malformed TFPARITY_BLAS_THREADS fails here, not mid-run
@@ -120,11 +136,17 @@ def run(args: argparse.Namespace) -> int:
                        or len(datasets.load(protocol, verify=not args.no_verify).test[1]))
         timed = timing.load_or_measure(out, models, protocol, test_images,
                                        sweep if sweep["trained"] else None, retime=args.retime)
+    measured = None
+    if not args.no_decisions:
+        measured = decisions.load_or_measure(
+            out, protocol, lambda: datasets.load(protocol, verify=not args.no_verify),
+            sweep if sweep["trained"] else None, remeasure=args.remeasure_decisions)
     report = writer.write(
         out, [results[spec.key] for spec in specs], models=models, seeds=args.seeds,
         protocol=protocol,
         command=_command_line(args, models, out, executor), environment=meta["environment"],
-        elapsed=time.perf_counter() - started, data=meta["data"], timing=timed, sweep=sweep)
+        elapsed=time.perf_counter() - started, data=meta["data"], timing=timed, sweep=sweep,
+        decisions=measured)
     print(f"tfparity report: wrote {report}")
     print(f"run directory: {out}")
     return 0
