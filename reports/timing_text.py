@@ -59,12 +59,12 @@ def timing_conditions(timing: dict) -> str:
             f"({sweep_text(conditions.get('sweep'))}; measured at {conditions['measured_at']}, "
             f"{conditions['seconds']:.0f} s). For each model, {settings['repeat']} training steps "
             f"per side at batch size {settings['batch_size']} after {settings['warmup']} untimed "
-            f"ones, NumPy and TensorFlow alternating (and alternating who goes first) in one "
-            f"process, on random images from the same model initialisation; then "
+            f"ones, the two sides alternating (and who goes first) in one process on random "
+            f"images, from the same initial weights; then "
             f"{settings['eval_repeat']} evaluations of {settings['eval_images']} images per side "
             f"in batches of {settings['eval_batch_size']}; medians with interquartile ranges, "
-            f"{settings['dtype']}. {load}; {threads_text(env)}; thread environment variables "
-            f"{variables or 'none set'}.")
+            f"{settings['dtype']}. {load}; {threads_text(env)}"
+            + (f"; thread environment variables {variables}." if variables else "."))
 
 
 def _loads(values) -> str:

@@ -15,7 +15,7 @@ import pandas as pd
 from reports import analysis, decisions_text, diagnosis, plots, timing_text
 from reports.atomic import write_text
 from reports.environment import threads_text
-from reports.experiments import IMPLEMENTATIONS, SETTINGS, Protocol
+from reports.experiments import IMPLEMENTATIONS, RECORDS, SETTINGS, Protocol
 from reports.runner import write_json_atomic
 
 TIMING_OUTPUTS = ("timing.json", "timing.md", "timing.png")  # absent with --no-timing
@@ -215,8 +215,7 @@ def answers(model: str, found: dict, verdicts: pd.DataFrame) -> list[str]:
     table or figure with the details."""
     if "step" in found:
         runtime = (f"NumPy trains {found['step']} than TensorFlow per step and evaluates "
-                   f"{found['eval']} (timing table; the runs' own median steps: "
-                   f"{found['runs_step']}).")
+                   f"{found['eval']} (timing table; the runs' own steps: {found['runs_step']}).")
     else:
         runtime = (f"No timing phase ran; the runs' own median step times make NumPy "
                    f"{found['runs_step']} than TensorFlow.")
@@ -228,10 +227,10 @@ def answers(model: str, found: dict, verdicts: pd.DataFrame) -> list[str]:
     seeds = ("" if found["min_seed_distance"] == "n/a" else
              f"; two seeds end at least {found['min_seed_distance']} apart")
     performance = (
-        f"Settings {found['verdicts']} ({'alike' if agree else 'NOT alike'} for both sides in "
-        "every seed); "
+        f"Settings {found['verdicts']} ({'both sides alike' if agree else 'the sides DIFFER'} "
+        "in every seed); "
         f"{diverged}; the test accuracy fluctuates by at most {found['max_fluctuation']} pp at "
-        f"the end. The two sides' weights stay within {found['max_weight_distance']} "
+        f"the end. The weights stay within {found['max_weight_distance']} "
         f"(relative{seeds}) and their accuracy curves within {found['max_accuracy_gap']} pp "
         "(experiment table, figure).")
     final = (f"Best is {found['best_setting']} ({found['best_accuracy']}% in NumPy); the two "
@@ -241,8 +240,9 @@ def answers(model: str, found: dict, verdicts: pd.DataFrame) -> list[str]:
 
 
 CAPTIONS = {
-    "curves": "*{model}: black (NumPy vs TF weights) far below grey (seeds), solid on "
-              "dashed.*",
+    "curves": "*{model}: top, black NumPy-TF weights far below grey seed-seed; below, solid "
+              "NumPy on dashed TF.*",
+    "curves_one_seed": "*{model}: top, NumPy-TF gaps (log); below, solid NumPy on dashed TF.*",
     "timing": "*Timing phase: step time and evaluation throughput of both sides, measured "
               "interleaved in one process.*",
     "runtime": "*The runs' own times (log scale; NumPy/TF ratio above the bars; "
@@ -277,6 +277,11 @@ def rules_text() -> str:
         f"{100 * d.LATE_FRACTION:g}% of the samples; otherwise **good fit**.")
 
 
+def _source(name: str, source: str) -> str:
+    """``name`` (``source``), without the name twice when the source begins with it."""
+    return source if source.startswith(name) else f"`{name}` ({source})"
+
+
 def _protocol_text(protocol: Protocol, data: dict, seeds: int) -> str:
     settings = "; ".join(f"{m}: " + ", ".join(f"({e}, {lr:g})" for e, lr in SETTINGS[m])
                          for m in SETTINGS)
@@ -285,7 +290,7 @@ def _protocol_text(protocol: Protocol, data: dict, seeds: int) -> str:
     test_set = "all test images" if protocol.test_size is None \
         else f"the first {protocol.test_size} test images"
     return (f"Plain SGD, batch {protocol.batch_size}, mean softmax cross-entropy, "
-            f"{protocol.dtype}, data `{protocol.data}` ({data.get('source', '?')}): "
+            f"{protocol.dtype}, data {_source(protocol.data, data.get('source', '?'))}: "
             f"{data.get('training_images', '?')} training images; evaluation every "
             f"{protocol.eval_every} samples on the first {data.get('train_eval_images', '?')} "
             f"training images and on {test_set}; {epochs}. {seeds} seed(s): seed s draws the "
@@ -381,7 +386,11 @@ def write(out: Path, results: list[dict], *, models: list[str], seeds: int, prot
             ("verdicts", verdicts), ("drift", drift),
             ("runs", runs))},
         "drift": drift_series,
-        "runs": results,
+        # The runs as saved, less their weight projections (runs/*.json keep those; the drift
+        # series above are derived from them).
+        "runs": [{**run, "history": [{key: value for key, value in record.items()
+                                      if key not in RECORDS} for record in run["history"]]}
+                 for run in results],
     }
 
     timing_rows = {row["model"]: row for row in (timing or {}).get("rows", [])}
@@ -422,14 +431,15 @@ def write(out: Path, results: list[dict], *, models: list[str], seeds: int, prot
     lines = [
         "# NumPy from scratch vs TensorFlow on MNIST: training report", "",
         f"Produced by `{command}`: {text['summary']} (saved runs are reused). Every number is "
-        "in `results.json` (the prose's: `report`).",
+        "in `results.json`.",
         "",
         f"**Protocol.** {text['protocol']}", "",
         "## 1. Runtime: how fast is the NumPy version?", "", *per_model(0), "",
         *text["timing"], "",
         "![runtime](runtime.png) " + CAPTIONS["runtime"].format(**where), "",
         "## 2. Performance and stability", "", *per_model(1), "",
-        *[f"![{model}]({curve_figure(model)}) " + CAPTIONS["curves"].format(model=model)
+        *[f"![{model}]({curve_figure(model)}) "
+          + CAPTIONS["curves" if seeds > 1 else "curves_one_seed"].format(model=model)
           for model in models], "",
         "## 3. Final accuracy", "", *per_model(2), "",
         "## Experiment table", "",
