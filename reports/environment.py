@@ -80,6 +80,6 @@ def threads_text(env: dict) -> str:
                           f"{lib['started_with_threads']} by default" for lib in blas["libraries"])
     tf_pools = ", ".join(f"{pool.replace('_', '-')} {setting['threads'] or 'default'} "
                          f"({setting['source']})" for pool, setting in pools.items())
-    return (f"NumPy BLAS threads per phase: {phases} ({blas['source']}; auto: the cores no other "
-            f"process runs on when the phase starts; "
+    return (f"NumPy BLAS threads per phase: {phases} ({blas['source']}; auto: the cores idle "
+            f"when the phase starts; "
             f"{libraries or 'no BLAS found'}); TensorFlow threads: {tf_pools}")

@@ -283,10 +283,8 @@ def _source(name: str, source: str) -> str:
 
 
 def _protocol_text(protocol: Protocol, data: dict, seeds: int) -> str:
-    settings = "; ".join(f"{m}: " + ", ".join(f"({e}, {lr:g})" for e, lr in SETTINGS[m])
-                         for m in SETTINGS)
     epochs = f"every setting cut to {protocol.epochs} epoch(s) (quick run)" \
-        if protocol.epochs else f"settings (epochs, lr): {settings}"
+        if protocol.epochs else "epochs and learning rate per setting (experiment table)"
     test_set = "all test images" if protocol.test_size is None \
         else f"the first {protocol.test_size} test images"
     return (f"Plain SGD, batch {protocol.batch_size}, mean softmax cross-entropy, "
