@@ -214,7 +214,7 @@ def answers(model: str, found: dict, verdicts: pd.DataFrame) -> list[str]:
     each a few sentences stating the finding with its size from ``found`` and pointing to the
     table or figure with the details."""
     if "step" in found:
-        runtime = (f"NumPy trains {found['step']} than TensorFlow per step and evaluates "
+        runtime = (f"Against TensorFlow, NumPy's step is {found['step']}, its evaluation "
                    f"{found['eval']} (timing table; the runs' own steps: {found['runs_step']}).")
     else:
         runtime = (f"No timing phase ran; the runs' own median step times make NumPy "
@@ -229,10 +229,9 @@ def answers(model: str, found: dict, verdicts: pd.DataFrame) -> list[str]:
     performance = (
         f"Settings {found['verdicts']} ({'both sides alike' if agree else 'the sides DIFFER'} "
         "in every seed); "
-        f"{diverged}; the test accuracy fluctuates by at most {found['max_fluctuation']} pp at "
-        f"the end. The weights stay within {found['max_weight_distance']} "
-        f"(relative{seeds}) and their accuracy curves within {found['max_accuracy_gap']} pp "
-        "(experiment table, figure).")
+        f"{diverged}; test accuracy fluctuating by at most {found['max_fluctuation']} pp at the "
+        f"end. The weights stay within {found['max_weight_distance']} (relative{seeds}), the "
+        f"accuracy curves within {found['max_accuracy_gap']} pp (experiment table, figure).")
     final = (f"Best is {found['best_setting']} ({found['best_accuracy']}% in NumPy); the two "
              f"sides' final test accuracies differ by at most {found['largest_difference']} pp "
              f"({found['largest_difference_setting']}; {found['versus']}; experiment table).")
