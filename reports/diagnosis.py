@@ -104,12 +104,12 @@ def diagnose(history: list[dict], diverged_flag: bool = False,
                          f"test accuracy {100 * acc_drop:.2f} pp below its best "
                          f"(threshold {100 * OVERFIT_ACCURACY_DROP:g} pp)")
     if train_acc[-1] < UNDERFIT_MIN_TRAIN_ACCURACY:
-        return Diagnosis("under-fitting", f"train accuracy {100 * train_acc[-1]:.2f}% < "
+        return Diagnosis("under-fitting", f"train {100 * train_acc[-1]:.2f}% < "
                                           f"{100 * UNDERFIT_MIN_TRAIN_ACCURACY:g}%")
     if (best_train_accuracy is not None
             and best_train_accuracy - train_acc[-1] > UNDERFIT_CAPACITY_GAP):
         return Diagnosis("under-fitting",
-                         f"train accuracy {100 * train_acc[-1]:.2f}%, "
+                         f"train {100 * train_acc[-1]:.2f}%, "
                          f"{100 * (best_train_accuracy - train_acc[-1]):.2f} pp below the model's "
                          f"best {100 * best_train_accuracy:.2f}% (> "
                          f"{100 * UNDERFIT_CAPACITY_GAP:g} pp)")
@@ -119,10 +119,10 @@ def diagnose(history: list[dict], diverged_flag: bool = False,
                          f"train accuracy still rising: +{100 * gain:.2f} pp in the last "
                          f"{100 * LATE_FRACTION:g}% (> {100 * UNDERFIT_LATE_GAIN:g} pp)")
     return Diagnosis("good fit",
-                     f"train accuracy {100 * train_acc[-1]:.2f}% >= "
+                     f"train {100 * train_acc[-1]:.2f}% >= "
                      f"{100 * UNDERFIT_MIN_TRAIN_ACCURACY:g}%, "
                      f"late gain {100 * gain:+.2f} pp, gap {100 * gap:.2f} pp, test loss "
-                     f"{100 * loss_rise:+.1f}% over its minimum")
+                     f"{100 * loss_rise:+.1f}% over its min")
 
 
 def stability(history: list[dict]) -> dict:

@@ -427,7 +427,7 @@ def write(out: Path, results: list[dict], *, models: list[str], seeds: int, prot
 
     lines = [
         "# NumPy from scratch vs TensorFlow on MNIST: training report", "",
-        f"Produced by `{command}`: {text['summary']} (saved runs are reused). Every number is "
+        f"Produced by `{command}`: {text['summary']} (saved runs reused). Every number is "
         "in `results.json`.",
         "",
         f"**Protocol.** {text['protocol']}", "",
