@@ -1,5 +1,5 @@
-"""The full product of the no-false-cause check of docs/causes.md: every clean model x 50 seeds x both
-dtypes x strokes and MNIST batches of 2, through reference_tf.layerdiff.diff; counts the
+"""The full product of the no-false-cause check of docs/causes.md: every clean model x 50 seeds
+x both dtypes x strokes and MNIST batches of 2, through reference_tf.layerdiff.diff; counts the
 divergences and every cause named (both must be 0). Run from the repository root:
     .venv/bin/python examples/measurements/cause_sweep.py
 """
