@@ -159,6 +159,7 @@ def test_report_quick_retime_measures_again(quick_run, monkeypatch):
         return saved
 
     monkeypatch.setattr(timing, "measure", measure)
+    monkeypatch.setattr(writer, "write", lambda out, results, **kwargs: out / "report.md")
     assert main(["report", "--quick", "--data", "templates", "--seeds", "1", "--models", *MODELS,
                  "--out", str(out), "--no-progress", "--retime"]) == 0
     assert calls == [(MODELS, 1000, None)]
