@@ -26,7 +26,6 @@ before and after, thread settings, commit); ``load_or_measure`` saves it as
 
 from __future__ import annotations
 
-import json
 import multiprocessing
 import subprocess
 import time
@@ -39,7 +38,7 @@ import numpy as np
 from reports.datasets import Splits
 from reports.experiments import Protocol, RunSpec
 from reports.load import load_average
-from reports.runner import write_json_atomic
+from reports.runner import saved_or_measured
 
 FILE = "decisions.json"
 DECISIONS = ("fusion", "dtype", "compilation", "determinism", "sharing")
@@ -332,15 +331,6 @@ def load_or_measure(out: Path, protocol: Protocol, load_splits, sweep: dict | No
     """The record in ``out/decisions.json`` if it has these settings and this invocation
     trained nothing (``sweep`` None) and not ``remeasure``; else a new measurement on
     ``load_splits()``, saved there atomically."""
-    path = Path(out) / FILE
-    wanted = json.loads(json.dumps(asdict(settings(protocol))))
-    if not remeasure and sweep is None:
-        try:
-            saved = json.loads(path.read_text())
-        except (OSError, ValueError):
-            saved = None
-        if isinstance(saved, dict) and saved.get("settings") == wanted:
-            return saved
-    record = measure(protocol, load_splits(), sweep)
-    write_json_atomic(path, record)
-    return record
+    return saved_or_measured(Path(out) / FILE, asdict(settings(protocol)),
+                             not remeasure and sweep is None,
+                             lambda: measure(protocol, load_splits(), sweep))

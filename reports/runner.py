@@ -49,6 +49,22 @@ def write_json_atomic(path: Path, payload) -> None:
     write_json(path, to_json_safe(payload))
 
 
+def saved_or_measured(path: Path, settings: dict, reuse: bool, measure: Callable[[], dict]) -> dict:
+    """The record saved at ``path`` if ``reuse`` and its ``"settings"`` equal ``settings``
+    (compared as JSON); else ``measure()``, saved there atomically."""
+    wanted = json.loads(json.dumps(settings))
+    if reuse:
+        try:
+            saved = json.loads(Path(path).read_text())
+        except (OSError, ValueError):
+            saved = None
+        if isinstance(saved, dict) and saved.get("settings") == wanted:
+            return saved
+    record = measure()
+    write_json_atomic(Path(path), record)
+    return record
+
+
 class RunStore:
     """Finished runs under ``<root>/runs``: ``load(spec)`` (None if absent), ``save(spec,
     result)``."""

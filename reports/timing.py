@@ -17,14 +17,13 @@ nothing and asks for the same settings, so re-running a finished report does not
 
 from __future__ import annotations
 
-import json
-import os
 import time
 from dataclasses import asdict
 from pathlib import Path
 
 from reports.experiments import Protocol
-from reports.runner import write_json_atomic
+from reports.load import load_average
+from reports.runner import saved_or_measured
 
 FILE = "timing.json"
 # The quick protocol's repetitions (the full one takes reports.bench.Settings' defaults).
@@ -68,25 +67,11 @@ def measure(models: list[str], protocol: Protocol, eval_images: int, sweep: dict
     }
 
 
-def load_average() -> list[float] | None:
-    """The 1, 5 and 15-minute load averages (None where the platform has none)."""
-    return list(os.getloadavg()) if hasattr(os, "getloadavg") else None
-
-
 def load_or_measure(out: Path, models: list[str], protocol: Protocol, eval_images: int,
                     sweep: dict | None, retime: bool = False) -> dict:
     """The timing record in ``out/timing.json`` if it has these settings and this invocation
     trained nothing (``sweep`` None) and not ``retime``; else a new measurement, saved there
     atomically."""
-    path = Path(out) / FILE
-    wanted = json.loads(json.dumps(asdict(settings(models, protocol, eval_images))))
-    if not retime and sweep is None:
-        try:
-            saved = json.loads(path.read_text())
-        except (OSError, ValueError):
-            saved = None
-        if isinstance(saved, dict) and saved.get("settings") == wanted:
-            return saved
-    record = measure(models, protocol, eval_images, sweep)
-    write_json_atomic(path, record)
-    return record
+    return saved_or_measured(Path(out) / FILE, asdict(settings(models, protocol, eval_images)),
+                             not retime and sweep is None,
+                             lambda: measure(models, protocol, eval_images, sweep))
