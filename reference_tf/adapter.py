@@ -22,7 +22,7 @@ NumPy only.
 
 from __future__ import annotations
 
-from reference_tf.own.model import Loss
+from reference_tf.loss import Loss
 from scratch.gradcheck import float64_copy
 
 DECLARED = ("keras_layer", "params_to_keras", "params_from_keras", "float64_copy")

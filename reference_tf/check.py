@@ -23,12 +23,12 @@ from typing import NamedTuple
 import numpy as np
 
 from reference_tf.batches import load_batch
-from reference_tf.compare import tolerance_for
+from reference_tf.compare import safe_compare, tolerance_for
 from reference_tf.gradients import model_trace, trace_arrays
-from reference_tf.layerdiff import run_trace, safe_compare
 from reference_tf.own.model import Function
-from reference_tf.own.safety import Fault, guarded
+from reference_tf.tolerant_run import run_trace
 from reference_tf.twin import twin
+from reference_tf.user_code import Fault, guarded
 from scratch.layers import replaying_masks
 from scratch.models import Sequential, build
 

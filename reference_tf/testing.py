@@ -22,9 +22,9 @@ from reference_tf.causes import cause_clause, find_cause, layer_case, tried
 from reference_tf.causes.registry import error
 from reference_tf.compare import Comparison, assert_all_close, tolerance_for
 from reference_tf.gradients import layer_pass, loss_function, trace, trace_arrays
-from reference_tf.own.safety import UserCodeError
 from reference_tf.twin import copy_state, copy_weights, twin
 from reference_tf.twin import keras_layer as keras_counterpart
+from reference_tf.user_code import UserCodeError
 from scratch.fusion import ConvChain
 from scratch.layers import Layer, MaxPool2D, ReLU
 from scratch.models import Sequential
@@ -125,8 +125,8 @@ def _layer_causes(layer: Layer, mine: dict, expected: dict, x: np.ndarray, dy: n
         tolerance = tolerance_for(key, dtype)
         if key not in mine or error(mine[key], reference) <= tolerance:
             continue
-        pass_ = "backward" if key == "input_grad" or key.startswith("grads/") else "forward"
-        case = layer_case(layer, key, pass_, mine[key], reference, x, dy, tolerance)
+        direction = "backward" if key == "input_grad" or key.startswith("grads/") else "forward"
+        case = layer_case(layer, key, direction, mine[key], reference, x, dy, tolerance)
         lines.append(f"cause of {key}: {cause_clause(find_cause(case), tried(case))}")
     return lines
 
@@ -205,11 +205,11 @@ def _model_cause(model: Sequential, x, y, keras_model, counterparts) -> str:
     (against ``keras_model``, or a fresh twin of the model as it is now when None)."""
     from reference_tf.layerdiff import diff
 
-    first = diff(model, x, y, counterparts=counterparts, keras_model=keras_model).first
+    first = diff(model, x, y, counterparts=counterparts, keras_model=keras_model).first_divergence
     if first is None:
         return "first divergence: none (no layer's own error exceeds the tolerance)"
-    return (f"first divergence: layer '{first.layer}' ({first.layer_type}), {first.pass_} pass, "
-            f"{first.label}; {cause_clause(first.cause, first.causes_tried)}")
+    return (f"first divergence: layer '{first.layer}' ({first.layer_type}), {first.direction} "
+            f"pass, {first.label}; {cause_clause(first.cause, first.causes_tried)}")
 
 
 def _routes(pool: MaxPool2D, pool_input: np.ndarray, after_relu: bool) -> np.ndarray:

@@ -8,7 +8,7 @@ from typing import Callable, NamedTuple
 import numpy as np
 
 from scratch import ops
-from scratch._checks import check_dtype_name, check_float_array, check_labels, check_positive_int
+from scratch.checks import check_dtype_name, check_float_array, check_labels, check_positive_int
 from scratch.data.mnist import NUM_CLASSES
 from scratch.fusion import Unit, backward, fuse
 from scratch.layers import (

@@ -12,6 +12,7 @@
 counterpart is first built.
 """
 
+from reference_tf.loss import Loss
 from reference_tf.own.conventions import Conventions
 from reference_tf.own.layers import (
                                      Conv2D,
@@ -24,8 +25,8 @@ from reference_tf.own.layers import (
                                      functions,
                                      methods,
 )
-from reference_tf.own.model import Function, Loss, Model
-from reference_tf.own.safety import Fault, UserCodeError
+from reference_tf.own.model import Function, Model
+from reference_tf.user_code import Fault, UserCodeError
 
 __all__ = ["Conv2D", "Conventions", "Declaration", "Dense", "Fault", "Flatten", "Function",
            "Loss", "MaxPool2D", "Model", "OwnLayer", "ReLU", "UserCodeError", "functions",
