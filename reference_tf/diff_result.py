@@ -114,7 +114,7 @@ class DiffInputs(NamedTuple):
     """What the comparison ran on, kept for the causes and the third opinion.
 
     model: the scratch model (or ``reference_tf.own.Function``); x (N, ...), labels (N,): the
-    batch; counterparts: the Keras factories of custom layer classes the twin was built with;
+    batch; twins: the Keras factories of custom layer classes the twin was built with;
     layers: layer name -> (TensorFlow's input x, TensorFlow's upstream gradient dL/dy) of its
     isolated pass; the loss's entry is (the twin's logits, None); empty for a whole-model
     function.
@@ -123,7 +123,7 @@ class DiffInputs(NamedTuple):
     model: object
     x: np.ndarray
     labels: np.ndarray
-    counterparts: dict | None
+    twins: dict | None
     layers: dict[str, tuple]
 
 

@@ -203,7 +203,7 @@ def _loss_opinion(model, logits: np.ndarray, labels: np.ndarray) -> Opinion:
 
 
 def _layer_opinion(layer, x: np.ndarray, dy: np.ndarray, key: str,
-                   counterparts: dict | None = None) -> Opinion:
+                   twins: dict | None = None) -> Opinion:
     """Training-mode passes of both sides, as in the diff: a Dropout replays the mask of the
     diff's pass (its twin shares it); batch statistics mix the examples, so a batch-normalized
     input is probed as one row."""
@@ -213,7 +213,7 @@ def _layer_opinion(layer, x: np.ndarray, dy: np.ndarray, key: str,
         clone.forward(x64)
         mine = {"input_grad": clone.backward(up),
                 **{f"grads/{k}": v for k, v in clone.grads.items()}}
-        twin = keras_layer(clone, "float64", counterparts, share_masks=True)
+        twin = keras_layer(clone, "float64", twins, share_masks=True)
         twin.build((None, *layer.input_shape))
         variables = {v.name: v for v in twin.trainable_weights}
         copy_weights(to_keras(clone, clone.params), variables)
@@ -331,7 +331,7 @@ def third_opinion(result: ModelDiff) -> Opinion | None:
                                       "here.")
         if first.direction == "forward":
             return _forward_opinion(layer, x, dy)
-        return _layer_opinion(layer, x, dy, first.key, inputs.counterparts)
+        return _layer_opinion(layer, x, dy, first.key, inputs.twins)
     except UserCodeError as error:
         return Opinion("fault", f"no opinion: in float64 {error.faults[0].sentence}.",
                        {"fault": error.faults[0].to_dict()})

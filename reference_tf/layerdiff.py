@@ -224,7 +224,7 @@ def diff_model(model_name: str, dtype: str = "float64", seed: int = 0, batch_siz
 
 
 def diff(model: Sequential | Function, x: np.ndarray, y: np.ndarray, *, name: str = "model",
-         seed: int | None = None, data: str = "given", counterparts: dict | None = None,
+         seed: int | None = None, data: str = "given", twins: dict | None = None,
          keras_model=None, data_unverified: bool = False) -> ModelDiff:
     """Compare any model with its Keras twin (weights copied) on the batch (x, y).
 
@@ -233,9 +233,9 @@ def diff(model: Sequential | Function, x: np.ndarray, y: np.ndarray, *, name: st
             ``reference_tf.own.Function``.
         x: inputs (N, *model.input_shape) of the model's dtype; y: labels (N,).
         name, seed, data: how the result describes the model and the batch.
-        counterparts: Keras factories for custom layer classes (``reference_tf.twin.keras_layer``).
+        twins: Keras factories for custom layer classes (``reference_tf.twin.keras_layer``).
         keras_model: the twin, with the model's weights and state (and Dropout masks
-            shared); default ``twin(model, counterparts, share_masks=True)``.
+            shared); default ``twin(model, twins, share_masks=True)``.
         data_unverified: MNIST was loaded without checking its SHA-256 (the result says so).
 
     Returns:
@@ -247,7 +247,7 @@ def diff(model: Sequential | Function, x: np.ndarray, y: np.ndarray, *, name: st
         layers, layer_inputs, statistics = _function_diffs(model, x, y), {}, False
     else:
         if keras_model is None:
-            keras_model = twin(model, counterparts, share_masks=True)  # the state before the step
+            keras_model = twin(model, twins, share_masks=True)  # the state before the step
         state_before = {key: np.array(value) for key, value in model.state.items()}
         mine, faults = run_trace(model, x, y)
         ref = model_trace(model, x, y, keras_model=keras_model)
@@ -255,7 +255,7 @@ def diff(model: Sequential | Function, x: np.ndarray, y: np.ndarray, *, name: st
         statistics = model.mixes_examples
     result = ModelDiff(name, model.dtype.name, seed, data, tuple(x.shape), layers,
                        find_first_divergence(layers), find_first_propagated_failure(layers),
-                       DiffInputs(model, x, y, counterparts, layer_inputs),
+                       DiffInputs(model, x, y, twins, layer_inputs),
                        data_unverified=data_unverified, batch_statistics=statistics,
                        kind="function" if isinstance(model, Function) else "layers")
     explain(result)

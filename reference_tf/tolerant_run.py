@@ -14,7 +14,7 @@ from typing import NamedTuple
 
 import numpy as np
 
-from reference_tf.adapter import declares_counterpart
+from reference_tf.adapter import declares_twin
 from reference_tf.user_code import Fault, UserCodeError, guarded, result_faults, writes
 from scratch.layers import replaying_masks
 from scratch.models import Sequential, Trace
@@ -131,7 +131,7 @@ def isolated_pass(layer, x_ref: np.ndarray, dy_ref: np.ndarray,
     faults: list[Fault] = []
     for key, value in layer.state.items():
         value[...] = state_before[f"{layer.name}/{key}"]
-    guards = not declares_counterpart(layer)
+    guards = not declares_twin(layer)
     params = {f"params/{k}": v for k, v in layer.params.items()}
     before = {key: np.array(value) for key, value in params.items()} if guards else {}
     x_given = np.array(x_ref) if guards else x_ref

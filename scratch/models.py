@@ -197,7 +197,7 @@ class Sequential:
 
     def trace(self, x: np.ndarray, y: np.ndarray, input_grad: bool = True) -> Trace:
         """One forward and backward pass, layer by layer, keeping every layer's output and
-        output gradient: the diagnostic path (``tfparity diff``).
+        output gradient: the trace path (``tfparity diff``).
 
         It is a training-mode pass like ``loss_and_grads``, i.e. one training step without the
         update: BatchNormalization uses the batch's statistics and updates its moving

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from reference_tf.adapter import declares_counterpart, to_keras
+from reference_tf.adapter import declares_twin, to_keras
 from reference_tf.causes.registry import Case, Cause, applicable, find_cause
 from reference_tf.own.conventions import activation_from_user, param_from_user
 from scratch import layers as scratch_layers
@@ -71,7 +71,7 @@ def layer_case(layer, key: str, direction: str, mine, reference, x: np.ndarray,
     A layer in other conventions (``reference_tf.own``) is stated in Keras's layouts."""
     kind, settings = layer_kind(layer)
     params = dict(layer.params)
-    if declares_counterpart(layer):
+    if declares_twin(layer):
         params = to_keras(layer, params)
         x = _in_keras_layouts(layer, "input", x)[1]
         dy = None if dy is None else _in_keras_layouts(layer, "output_grad", dy)[1]

@@ -1,4 +1,4 @@
-"""Check a network tfparity did not write: declare each layer's Keras counterpart and conventions.
+"""Check a network tfparity did not write: declare each layer's Keras twin and conventions.
 
     from reference_tf import own
 
@@ -9,7 +9,7 @@
                       kernel_layout="OIHW", names={"kernel": "w", "bias": "b"}))
 
 ``docs/own-network.md`` describes every option. NumPy only: TensorFlow is imported when a Keras
-counterpart is first built.
+twin is first built.
 """
 
 from reference_tf.loss import Loss
