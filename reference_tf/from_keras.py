@@ -1,4 +1,4 @@
-"""Keras models in: the scratch twin of a ``keras.Sequential``, with its weights.
+"""Keras models in: the scratch model of a ``keras.Sequential``, with its weights.
 
     import keras
     from reference_tf.from_keras import from_keras      # also scratch.from_keras (lazy)
