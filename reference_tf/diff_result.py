@@ -19,7 +19,6 @@ from reference_tf.loss import LOSS
 from reference_tf.user_code import Fault
 
 FUNCTION = "model"  # the pseudo-layer of a whole-model function (``reference_tf.own.Function``)
-DIRECTIONS = ("forward", "backward")
 
 
 @dataclass
