@@ -11,7 +11,7 @@ import signal
 
 import pytest
 
-from reports import bench
+from reports.measure import bench
 from reports.cli import main
 from scratch import threads
 from scratch.models import build

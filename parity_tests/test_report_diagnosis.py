@@ -8,7 +8,7 @@ import math
 import numpy as np
 import pytest
 
-from reports import diagnosis as d
+from reports.analysis import fitting as d
 
 N_EVALS = 21  # evaluations 0, 20000, ..., 400000 samples
 
@@ -165,7 +165,7 @@ def test_column_maps_none_to_nan():
 
 
 def test_runs_table_compares_each_run_with_its_own_models_best():
-    from reports.analysis import runs_table
+    from reports.analysis.tables import runs_table
 
     def result(model, setting, final_train):
         return {"spec": {"model": model, "setting": setting, "epochs": 5, "lr": 0.1, "seed": 0,

@@ -21,11 +21,11 @@ from collections import deque
 from functools import cache
 from typing import Callable
 
-from reports.experiments import RunSpec, steps_per_run
-from reports.runner import RunStore
-from reports.sweep import claims
-from reports.sweep.backends import Lost
-from reports.sweep.options import Executor
+from reports.experiment.protocol import RunSpec, steps_per_run
+from reports.experiment.runner import RunStore
+from reports.experiment.sweep import claims
+from reports.experiment.sweep.backends import Lost
+from reports.experiment.sweep.options import Executor
 
 MAX_ATTEMPTS = 3  # runs of one spec whose worker died, before the sweep gives up on it
 POLL_SECONDS = 1.0

@@ -20,14 +20,12 @@ from typing import Callable
 
 import numpy as np
 
-from reference_tf.training import KerasTrainer
-from reference_tf.twin import twin
-from reports.load import load_average
+from reports.environment import load_average
+from reports.experiment.trainers import make_trainer
 from scratch import ops, threads
 from scratch.fusion import ConvChain, backward
 from scratch.models import MODELS, build
 from scratch.optim import SGD
-from scratch.train import ScratchTrainer
 
 SIDES = ("numpy", "tensorflow")
 
@@ -122,9 +120,9 @@ def _data(settings: Settings):
 
 def _trainers(name: str, settings: Settings):
     model = build(name, seed=settings.seed, dtype=settings.dtype)
-    keras_model = twin(model)
-    return (ScratchTrainer(model, SGD(settings.lr), settings.eval_batch_size),
-            KerasTrainer(keras_model, SGD(settings.lr), settings.eval_batch_size), model)
+    numpy_side, tf_side = (make_trainer(model, side, SGD(settings.lr), settings.eval_batch_size)
+                           for side in SIDES)
+    return numpy_side.trainer, tf_side.trainer, model
 
 
 def bench_model(name: str, settings: Settings) -> dict:
