@@ -70,14 +70,15 @@ def tiny_splits() -> datasets.Splits:
 
 
 def fake_run_result(spec: RunSpec) -> dict:
-    """What ``reports.experiment.runner.train_one`` returns, reduced to what the run store and the sweep
-    need."""
+    """What ``reports.experiment.runner.train_one`` returns, reduced to what the run store and the
+    sweep need."""
     return {"key": spec.key, "spec": spec.to_dict(), "history": [{"test_loss": math.nan}],
             "diverged": False}
 
 
 class FakeTrainer:
-    """Stands in for ``reports.experiment.runner.train_one``: counts calls, optionally interrupts the n-th."""
+    """Stands in for ``reports.experiment.runner.train_one``: counts calls, optionally interrupts
+    the n-th."""
 
     def __init__(self, interrupt_at: int | None = None):
         self.calls, self.interrupt_at = [], interrupt_at

@@ -1,5 +1,6 @@
-"""``reports.measure.competitors.competitors``: the busy processes of ``tfparity bench --load`` run during the
-block and are gone after it, however it ends. No timing is asserted (waits only have bounds)."""
+"""``reports.measure.competitors.competitors``: the busy processes of ``tfparity bench --load`` run
+during the block and are gone after it, however it ends. No timing is asserted (waits only have
+bounds)."""
 
 from __future__ import annotations
 

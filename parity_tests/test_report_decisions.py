@@ -15,11 +15,11 @@ import numpy as np
 import pytest
 
 from reference_tf.compare import tolerances
+from reports.cli import main
 from reports.experiment import datasets
+from reports.experiment.protocol import QUICK
 from reports.measure import decisions
 from reports.render import decisions_text
-from reports.cli import main
-from reports.experiment.protocol import QUICK
 
 ARGS = ["report", "--quick", "--data", "templates", "--seeds", "1", "--models", "linear",
         "--no-timing", "--no-progress"]

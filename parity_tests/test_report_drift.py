@@ -1,6 +1,6 @@
-"""The weight drift of the report: the projection every run records (``reports.experiment.drift``) and the
-series ``results.json`` derives from it, on a float64 ``tfparity report --quick`` run with two
-seeds (offline templates data), where NumPy and TensorFlow must stay within 1e-9 of each other
+"""The weight drift of the report: the projection every run records (``reports.experiment.drift``)
+and the series ``results.json`` derives from it, on a float64 ``tfparity report --quick`` run with
+two seeds (offline templates data), where NumPy and TensorFlow must stay within 1e-9 of each other
 while two seeds are far apart."""
 
 from __future__ import annotations
@@ -13,8 +13,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from reports.experiment import protocol
 from reports.cli import main
+from reports.experiment import protocol
 from reports.experiment.datasets import load
 from reports.experiment.drift import WeightProjection, projection_seed, relative_distance
 from reports.experiment.protocol import PROJECTION_DIM, QUICK, SETTINGS, RunSpec

@@ -9,12 +9,10 @@ import re
 import pandas as pd
 import pytest
 
-from reports.experiment import runner
-
-from reports.measure import timing
-
-from reports.render import decisions_text, writer
 from reports.cli import main
+from reports.experiment import runner
+from reports.measure import timing
+from reports.render import decisions_text, writer
 from reports.render.writer import OUTPUTS, curve_figure
 
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"

@@ -11,8 +11,8 @@ import numpy as np
 import pytest
 
 from reports.experiment import runner
-from reports.files.records import write_json_atomic
 from reports.experiment.protocol import FULL, IMPLEMENTATIONS, QUICK, SETTINGS, plan, steps_per_run
+from reports.files.records import write_json_atomic
 from scratch import threads
 
 from helpers import TINY, fake_run_result, tiny_splits
