@@ -13,7 +13,7 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
-from reports.analysis.fitting import column, diagnose, stability, tracking_gap
+from reports.analysis.fitting import column, fit_verdict, stability, tracking_gap
 from reports.analysis.statistics import PairedInterval, paired_interval
 from reports.experiment.drift import relative_distance
 from reports.experiment.protocol import IMPLEMENTATIONS, SETTINGS
@@ -53,7 +53,7 @@ def executor_label(execution: dict | None) -> str:
 def runs_table(results: list[dict]) -> pd.DataFrame:
     """One row per run: its configuration, final accuracies, timings, verdict and stability.
 
-    The capacity rule of the diagnosis compares each run with the best final train accuracy of
+    The capacity rule of the verdicts compares each run with the best final train accuracy of
     the same model over every run given (settings, seeds and both implementations)."""
     best: dict[str, float] = {}
     for result in results:
@@ -63,7 +63,7 @@ def runs_table(results: list[dict]) -> pd.DataFrame:
     rows = []
     for result in results:
         spec, history = result["spec"], result["history"]
-        verdict = diagnose(history, result["diverged"], best.get(spec["model"]))
+        verdict = fit_verdict(history, result["diverged"], best.get(spec["model"]))
         rows.append({
             "model": spec["model"], "setting": spec["setting"] + 1, "epochs": spec["epochs"],
             "lr": spec["lr"], "seed": spec["seed"], "implementation": spec["implementation"],

@@ -23,6 +23,7 @@ import numpy as np
 from reports.environment import load_average
 from reports.experiment.trainers import make_trainer
 from scratch import ops, threads
+from scratch.data.mnist import IMAGE_SHAPE, NUM_CLASSES
 from scratch.fusion import ConvChain, backward
 from scratch.models import MODELS, build
 from scratch.optim import SGD
@@ -113,8 +114,8 @@ def tracemalloc_peak(call: Callable[[], object]) -> float:
 
 def _data(settings: Settings):
     rng = np.random.default_rng(settings.seed)
-    x = rng.random((settings.eval_images, 28, 28, 1)).astype(settings.dtype)
-    y = rng.integers(0, 10, settings.eval_images)
+    x = rng.random((settings.eval_images, *IMAGE_SHAPE)).astype(settings.dtype)
+    y = rng.integers(0, NUM_CLASSES, settings.eval_images)
     return x, y
 
 
