@@ -5,7 +5,7 @@ measured effect and how it was measured, then one finding per decision, from the
 from __future__ import annotations
 
 from reports.environment import threads_text
-from reports.render.formatting import loads, milliseconds_iqr, percent, times
+from reports.render.formatting import load_change, milliseconds_iqr, percent, times
 
 HEADING = "## Design decisions and their measured effects"
 COLUMNS = ("decision", "measured effect", "what follows")
@@ -112,15 +112,10 @@ def _cell(text: str) -> str:
 def conditions_text(record: dict) -> str:
     """How and where the decisions phase measured."""
     conditions = record["conditions"]
-    env = conditions["environment"]
-    before, after = env.get("load_average_1_5_15min"), conditions.get("load_average_after")
-    load = (f"load average (1/5/15 min) {loads(before)} before and {loads(after)} after, on "
-            f"{env.get('cpu_count')} logical CPUs" if before and after else
-            "load average not available")
     return (f"Decision conditions: measured in {conditions['where']}, at "
             f"{conditions['measured_at']} ({conditions['seconds']:.0f} s; commit "
-            f"{conditions.get('commit') or 'unknown'}; record `decisions.json`); {load}; "
-            f"{threads_text(env)}.")
+            f"{conditions.get('commit') or 'unknown'}; record `decisions.json`); "
+            f"{load_change(conditions)}; {threads_text(conditions['environment'])}.")
 
 
 def section(record: dict | None) -> list[str]:

@@ -49,6 +49,17 @@ def loads(values) -> str:
     return "/".join(f"{v:.2f}" for v in values) if values else "n/a"
 
 
+def load_change(conditions: dict) -> str:
+    """The load average before and after a measuring phase, from its record's ``conditions``
+    (its ``environment`` at the start and ``load_average_after``), with the CPU count."""
+    env = conditions["environment"]
+    before, after = env.get("load_average_1_5_15min"), conditions.get("load_average_after")
+    if not (before and after):
+        return "load average not available"
+    return (f"load average (1/5/15 min) {loads(before)} before and {loads(after)} after, on "
+            f"{env.get('cpu_count')} logical CPUs")
+
+
 def first_load(values) -> str:
     """The 1-minute load average of ``loads``' input; "n/a" for None."""
     return "n/a" if values is None else f"{values[0]:.2f}"

@@ -14,11 +14,10 @@ from reports.analysis.tables import curves
 from reports.experiment.protocol import SETTINGS
 from reports.files.atomic import save_figure
 
-STYLE = {  # implementation -> line style; evaluation set -> colour
+STYLE = {  # implementation -> line style (CURVE_ROWS: evaluation set -> colour)
     "numpy": {"linestyle": "-", "linewidth": 2.2, "alpha": 0.75, "label": "NumPy"},
     "tensorflow": {"linestyle": (0, (3, 2)), "linewidth": 1.4, "alpha": 1.0, "label": "TensorFlow"},
 }
-SETS = {"train_eval_accuracy": ("train", "tab:blue"), "test_accuracy": ("test", "tab:red")}
 
 
 def _save(fig, path: Path) -> Path:

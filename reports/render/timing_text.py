@@ -5,7 +5,7 @@ report's runtime section (``reports.measure.timing``'s record)."""
 from __future__ import annotations
 
 from reports.environment import threads_text
-from reports.render.formatting import first_load, loads, mebibytes, milliseconds
+from reports.render.formatting import first_load, load_change, mebibytes, milliseconds
 
 
 def table(rows: list[dict]) -> list[str]:
@@ -80,10 +80,8 @@ def timing_conditions(timing: dict) -> str:
     settings, conditions = timing["settings"], timing["conditions"]
     env = conditions["environment"]
     variables = {k: v for k, v in env.get("thread_environment", {}).items() if v is not None}
-    before, after = env.get("load_average_1_5_15min"), conditions.get("load_average_after")
-    load = (f"Load average (1/5/15 min) {loads(before)} before and {loads(after)} after, on "
-            f"{env.get('cpu_count')} logical CPUs" if before and after else
-            "Load average not available")
+    load = load_change(conditions)
+    load = load[0].upper() + load[1:]  # it opens a sentence
     return (f"Timing conditions: the timing phase ran in {conditions['where']} "
             f"({sweep_text(conditions.get('sweep'))}; measured at {conditions['measured_at']}, "
             f"{conditions['seconds']:.0f} s). For each model, {settings['repeat']} training steps "
