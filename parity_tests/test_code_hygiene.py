@@ -193,9 +193,11 @@ def room_violations(graph: dict[str, set[str]]) -> list[str]:
         room = room_of(module)
         if room is None:
             continue
+        if room not in (*ROOMS, "top"):
+            found.append(f"{module} is in no room of ROOMS")
         for target in sorted(targets):
             other = room_of(target)
-            if other in (None, "top"):
+            if other not in ROOMS:
                 continue
             if other == "commands" and room != "commands" and module != "reports.cli":
                 found.append(f"{module} imports the command module {target}")
@@ -216,11 +218,14 @@ def test_room_rules_find_planted_upward_imports():
              "reports.files.atomic": {"reports.analysis.tables"},
              "reports.errors": {"reports.files.outputs"},
              "reports.cli": {"reports.commands.bench"},
-             "reports.commands.bench": {"reports.render.plots"}}
+             "reports.commands.bench": {"reports.render.plots"},
+             "reports.sweep.options": {"reports.commands.options"}}
     assert room_violations(graph) == [
         "reports.errors (a base module) imports the room module reports.files.outputs",
         "reports.files.atomic (files) imports reports.analysis.tables (analysis), a room above it",
-        "reports.render.writer imports the command module reports.commands.bench"]
+        "reports.render.writer imports the command module reports.commands.bench",
+        "reports.sweep.options is in no room of ROOMS",
+        "reports.sweep.options imports the command module reports.commands.options"]
 
 
 def test_project_has_no_import_cycle():
