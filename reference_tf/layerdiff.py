@@ -209,7 +209,7 @@ def diff_model(model_name: str, dtype: str = "float64", seed: int = 0, batch_siz
         seed: seeds the initial weights (unless ``weights``) and the batch.
         batch_size: N, the examples of the batch.
         data: "strokes" or "mnist" (see ``load_batch``).
-        weights: parameters keyed like ``Sequential.params`` (e.g. from ``reports.weights``).
+        weights: parameters keyed like ``Sequential.params`` (e.g. from ``reports.files.weights``).
         verify: check MNIST's SHA-256 (``scratch.data.load_mnist``).
 
     Returns:

@@ -14,8 +14,8 @@ from matplotlib.patches import Rectangle
 from matplotlib.ticker import FuncFormatter
 
 from reference_tf.diff_result import ModelDiff
-from reports.atomic import save_figure
-from reports.layerdiff_text import cause_line
+from reports.files.atomic import save_figure
+from reports.render.layerdiff_text import cause_line
 
 FLOOR, CEILING = -17.0, 1.0  # log10 range of the colour scale; a wrong shape is drawn at CEILING
 

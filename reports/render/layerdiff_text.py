@@ -3,19 +3,10 @@ both naming the cause where the convention catalog (``reference_tf.causes``) fin
 
 from __future__ import annotations
 
-import math
-
 from reference_tf.causes import cause_clause
 from reference_tf.compare import Comparison, tolerances
 from reference_tf.diff_result import LOSS, ModelDiff, Quantity, scan
-
-
-def _num(value: float | None, digits: int = 1) -> str:
-    if value is None or (isinstance(value, float) and math.isnan(value)):
-        return "-"
-    if math.isinf(value):
-        return "inf"
-    return f"{value:.{digits}e}"
+from reports.render.formatting import scientific
 
 
 def _shape(shape) -> str:
@@ -27,7 +18,7 @@ def _error(c: Comparison | None, expected_shape: tuple) -> str:
         return "-"
     if tuple(c.shape) != tuple(expected_shape):
         return f"shape {_shape(c.shape)}"
-    return _num(c.rel_l2)
+    return scientific(c.rel_l2)
 
 
 def _status(q: Quantity, faulted: bool) -> str:
@@ -70,8 +61,9 @@ def _row(layer: str, kind: str, q: Quantity, faulted: bool, fault_cause=None) ->
     shape_ok = tuple(p.shape) == tuple(q.shape)
     worst = "-" if p.worst_index is None or not shape_ok else _shape(p.worst_index)
     return [layer, kind, q.label, _shape(q.shape), _error(p, q.shape),
-            _num(p.max_abs) if shape_ok else "-", f"{p.cosine:.9f}" if shape_ok else "-", worst,
-            _error(q.isolated, q.shape), _num(q.amplification), _status(q, faulted),
+            scientific(p.max_abs) if shape_ok else "-",
+            f"{p.cosine:.9f}" if shape_ok else "-", worst,
+            _error(q.isolated, q.shape), scientific(q.amplification), _status(q, faulted),
             _cause(q, faulted, fault_cause)]
 
 
