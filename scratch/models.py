@@ -1,4 +1,5 @@
-"""Sequential models and the four MNIST models of the assignment."""
+"""Sequential models, the MNIST models of the assignment and the sequential-MNIST models
+(``rnn``, ``lstm``, ``gru``: 28 rows of 28 pixels as 28 time steps)."""
 
 from __future__ import annotations
 
@@ -21,6 +22,7 @@ from scratch.layers import (
     MaxPool2D,
     ReLU,
 )
+from scratch.sequence_layers import GRU, LSTM, Reshape, SimpleRNN
 
 MNIST_INPUT_SHAPE = (28, 28, 1)
 
@@ -88,6 +90,10 @@ class Sequential:
         self.seed = seed
         self._fused = None
         self._name_layers()
+        later = [layer.name for layer in self.layers[1:] if layer.takes_indices]
+        if later:
+            raise ValueError(f"Sequential: layers taking integer indices (Embedding) must come "
+                             f"first, received {later} later in the stack.")
         rng = np.random.default_rng(seed)
         shape = self.input_shape
         self.output_shapes: dict[str, tuple] = {}
@@ -140,8 +146,12 @@ class Sequential:
 
     # Checks ----------------------------------------------------------------------------------
     def check_inputs(self, x: np.ndarray, y: np.ndarray | None = None) -> None:
-        """Validate a batch x (N, *input_shape), N >= 1, of the model's dtype and labels y (N,)."""
-        check_float_array("Sequential input", "x", x, self.dtype)
+        """Validate a batch x (N, *input_shape), N >= 1, of the model's dtype (integer indices
+        if the first layer takes them) and labels y (N,)."""
+        if self.layers[0].takes_indices:
+            self.layers[0].check_input_array(x)
+        else:
+            check_float_array("Sequential input", "x", x, self.dtype)
         if x.shape[1:] != self.input_shape or x.ndim != len(self.input_shape) + 1:
             raise ValueError("Sequential input: expected x of shape (N, "
                              f"{', '.join(map(str, self.input_shape))}), received shape {x.shape}.")
@@ -152,8 +162,18 @@ class Sequential:
             check_labels("Sequential input", y, x.shape[0], self.num_classes)
 
     # Passes ----------------------------------------------------------------------------------
+    def set_masks(self, x: np.ndarray) -> None:
+        """Set every layer's ``input_mask`` for a pass over the batch x (N, *input_shape): masks
+        start at the first layer (``Embedding(mask_zero=True)``) and go on through the layers'
+        ``compute_mask``, as Keras propagates them."""
+        mask = None
+        for index, layer in enumerate(self.layers):
+            layer.input_mask = mask
+            mask = layer.compute_mask(x if index == 0 else None, mask)
+
     def _outputs(self, x: np.ndarray) -> dict:
         """Every layer's output, layer by layer (unchecked)."""
+        self.set_masks(x)
         outputs = {}
         for layer in self.layers:
             x = layer.call(x)
@@ -172,6 +192,7 @@ class Sequential:
         return self._fused[1]
 
     def _logits(self, x: np.ndarray) -> np.ndarray:
+        self.set_masks(x)
         for unit in self.units:
             x = unit.infer(x)
         return x
@@ -235,6 +256,7 @@ class Sequential:
         """
         if check:
             self.check_inputs(x, y)
+        self.set_masks(x)
         for unit in self.units:
             x = unit.call(x)
         loss, dlogits = self.compute_loss(x, y)
@@ -326,8 +348,29 @@ def _cnn_bn() -> list[Layer]:
     ]
 
 
+# Sequential MNIST: each image read as a sequence of 28 rows (time steps) of 28 pixels.
+SEQUENCE_UNITS = 64
+
+
+def _rows() -> Reshape:
+    return Reshape((28, 28), name="rows")
+
+
+def _rnn() -> list[Layer]:
+    return [_rows(), SimpleRNN(SEQUENCE_UNITS, name="rnn"), Dense(10, name="logits")]
+
+
+def _lstm() -> list[Layer]:
+    return [_rows(), LSTM(SEQUENCE_UNITS, name="lstm"), Dense(10, name="logits")]
+
+
+def _gru() -> list[Layer]:
+    return [_rows(), GRU(SEQUENCE_UNITS, name="gru"), Dense(10, name="logits")]
+
+
 MODELS: dict[str, Callable[[], list[Layer]]] = {
     "linear": _linear, "mlp1": _mlp1, "mlp2": _mlp2, "cnn": _cnn, "cnn_bn": _cnn_bn,
+    "rnn": _rnn, "lstm": _lstm, "gru": _gru,
 }
 
 
