@@ -87,3 +87,12 @@ class FakeTrainer:
             raise KeyboardInterrupt
         self.calls.append(spec)
         return fake_run_result(spec)
+
+
+def sequence_mask(bits: list[bool], n: int, steps: int, padded_row: bool) -> np.ndarray:
+    """A time-step mask (n, steps) from ``bits`` (n * steps of them, e.g. drawn by Hypothesis),
+    its first sequence fully padded when ``padded_row``."""
+    mask = np.array(bits, dtype=bool).reshape(n, steps)
+    if padded_row:
+        mask[0] = False
+    return mask

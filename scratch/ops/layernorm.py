@@ -30,7 +30,7 @@ def layer_norm_forward(x: np.ndarray, gamma: np.ndarray | None, beta: np.ndarray
     inv = inv_std if gamma is None else inv_std * gamma
     shift = -mean * inv
     if beta is not None:
-        shift += beta
+        shift = shift + beta
     return x * inv + shift, LayerNormCache(centered * inv_std, inv_std, gamma)
 
 
