@@ -12,7 +12,7 @@ import pandas as pd
 
 from reports.analysis import curves
 from reports.atomic import save_figure
-from reports.experiments import SETTINGS
+from reports.experiments import ALL_SETTINGS
 
 STYLE = {  # implementation -> line style; evaluation set -> colour
     "numpy": {"linestyle": "-", "linewidth": 2.2, "alpha": 0.75, "label": "NumPy"},
@@ -100,7 +100,7 @@ def model_curves(results: list[dict], series: list[dict], model: str, path: Path
     subset and test set for NumPy (solid) and TensorFlow (dashed): seed mean as the line,
     min-max over seeds as the band."""
     fig, axes = plt.subplots(3, 3, figsize=(15, 10), squeeze=False, sharex="col")
-    for col, (epochs, lr) in enumerate(SETTINGS[model]):
+    for col, (epochs, lr) in enumerate(ALL_SETTINGS[model]):
         spec = next((r["spec"] for r in results
                      if (r["spec"]["model"], r["spec"]["setting"]) == (model, col)), None)
         epochs = spec["epochs"] if spec else epochs  # --quick overrides the epochs

@@ -15,7 +15,7 @@ import pandas as pd
 from reports import analysis, decisions_text, diagnosis, plots, timing_text
 from reports.atomic import write_text
 from reports.environment import threads_text
-from reports.experiments import IMPLEMENTATIONS, RECORDS, SETTINGS, Protocol
+from reports.experiments import ALL_SETTINGS, IMPLEMENTATIONS, RECORDS, Protocol
 from reports.runner import write_json_atomic
 
 TIMING_OUTPUTS = ("timing.json", "timing.md", "timing.png")  # absent with --no-timing
@@ -369,7 +369,7 @@ def write(out: Path, results: list[dict], *, models: list[str], seeds: int, prot
     payload = {
         "command": command,
         "configuration": {"models": models, "seeds": seeds, "protocol": asdict(protocol),
-                          "settings": {m: SETTINGS[m] for m in models},
+                          "settings": {m: ALL_SETTINGS[m] for m in models},
                           "implementations": IMPLEMENTATIONS,
                           "data": data},
         "environment": environment,
