@@ -5,7 +5,7 @@ sequences, repeated embedding indices); a Keras model built independently and im
 ``from_keras`` in one pass and over 40 training steps of SGD, Adam and RMSprop.
 
 Tolerances: ``reference_tf.compare`` (float64 1e-12, float32 1e-5 forward / 1e-4 gradients; the
-recurrent chains are at most 6 steps long here, see FLOAT64_RECURRENT_NOTE there), and the
+recurrent chains are at most 5 steps long here, see FLOAT64_RECURRENT_NOTE there), and the
 training trajectories 1e-9 (TRAJECTORY_TOL below).
 """
 
