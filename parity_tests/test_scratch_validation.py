@@ -194,7 +194,8 @@ def test_sequential_wrong_number_of_logits_rejected():
 
 def test_build_unknown_model_name_rejected():
     with pytest.raises(ValueError, match=r"build: expected a model name in \['linear', 'mlp1', "
-                                         r"'mlp2', 'cnn', 'cnn_bn'\], received 'resnet'"):
+                                         r"'mlp2', 'cnn', 'cnn_bn', 'rnn', 'lstm', 'gru', "
+                                         r"'tokens'\], received 'resnet'"):
         build("resnet")
 
 

@@ -41,7 +41,7 @@ import numpy as np
 
 from reference_tf.adapter import declares_counterpart, loss_of
 from reference_tf.adapter import label as layer_label
-from reference_tf.batches import load_batch
+from reference_tf.batches import model_batch
 from reference_tf.causes import Cause, explain
 from reference_tf.compare import Comparison, Tolerance, compare_arrays, tolerances
 from reference_tf.gradients import model_trace
@@ -318,8 +318,8 @@ def _isolated(layer, x_ref: np.ndarray, dy_ref: np.ndarray, state_before: dict) 
     if guards:
         faults += _own_faults(layer, "backward", {"output_grad": dy_given, **params},
                               {"output_grad": dy_ref, **before},
-                              {"input_grad": dx, **{f"grads/{k}": v
-                                                     for k, v in layer.grads.items()}})
+                              {**({} if layer.takes_indices else {"input_grad": dx}),
+                               **{f"grads/{k}": v for k, v in layer.grads.items()}})
     return y, dx, grads, state, faults
 
 
@@ -465,7 +465,7 @@ def diff_model(model_name: str, dtype: str = "float64", seed: int = 0, batch_siz
     model = build(model_name, seed=seed, dtype=dtype)
     if weights is not None:
         model.set_params(weights)
-    x, y = load_batch(data, batch_size, seed, dtype, verify)
+    x, y = model_batch(model, data, batch_size, seed, verify)
     result = diff(model, x, y, name=model_name, seed=seed, data=data)
     result.data_unverified = data == "mnist" and not verify
     return result

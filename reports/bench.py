@@ -24,6 +24,7 @@ from reference_tf.training import KerasTrainer
 from reference_tf.twin import twin
 from reports.load import load_average
 from scratch import ops, threads
+from scratch.data.tokens import token_sequences
 from scratch.fusion import ConvChain, backward
 from scratch.models import MODELS, build
 from scratch.optim import SGD
@@ -113,7 +114,10 @@ def tracemalloc_peak(call: Callable[[], object]) -> float:
         tracemalloc.stop()
 
 
-def _data(settings: Settings):
+def _data(settings: Settings, name: str):
+    """Random MNIST-shaped images, or token sequences for the ``tokens`` model."""
+    if name == "tokens":
+        return token_sequences(settings.eval_images, settings.seed)
     rng = np.random.default_rng(settings.seed)
     x = rng.random((settings.eval_images, 28, 28, 1)).astype(settings.dtype)
     y = rng.integers(0, 10, settings.eval_images)
@@ -129,7 +133,7 @@ def _trainers(name: str, settings: Settings):
 
 def bench_model(name: str, settings: Settings) -> dict:
     """One model's row: train step and evaluation timings of both sides, ratios and memory."""
-    x, y = _data(settings)
+    x, y = _data(settings, name)
     numpy_side, tf_side, model = _trainers(name, settings)
     sides = dict(zip(SIDES, (numpy_side, tf_side)))
     b = settings.batch_size
@@ -218,7 +222,7 @@ def profile_layers(name: str, settings: Settings) -> dict[str, list[dict]]:
     fused fast path ``ScratchTrainer`` trains with, and "layers", layer by layer as
     ``Sequential.trace`` runs (what ``tfparity diff`` compares); both with the BLAS threads of a
     training step."""
-    x, y = _data(settings)
+    x, y = _data(settings, name)
     model = build(name, seed=settings.seed, dtype=settings.dtype)
     xb, yb = x[:settings.batch_size], y[:settings.batch_size]
     with threads.blas_threads("step"):

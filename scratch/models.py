@@ -1,5 +1,6 @@
 """Sequential models, the MNIST models of the assignment and the sequential-MNIST models
-(``rnn``, ``lstm``, ``gru``: 28 rows of 28 pixels as 28 time steps)."""
+(``rnn``, ``lstm``, ``gru``: 28 rows of 28 pixels as 28 time steps), and ``tokens``, a
+classifier of padded synthetic token sequences."""
 
 from __future__ import annotations
 
@@ -10,6 +11,7 @@ import numpy as np
 
 from scratch import ops
 from scratch._checks import check_dtype_name, check_float_array, check_labels, check_positive_int
+from scratch.data import tokens
 from scratch.data.mnist import NUM_CLASSES
 from scratch.fusion import Unit, backward, fuse
 from scratch.layers import (
@@ -22,7 +24,7 @@ from scratch.layers import (
     MaxPool2D,
     ReLU,
 )
-from scratch.sequence_layers import GRU, LSTM, Reshape, SimpleRNN
+from scratch.sequence_layers import GRU, LSTM, Embedding, Reshape, SimpleRNN
 
 MNIST_INPUT_SHAPE = (28, 28, 1)
 
@@ -368,14 +370,26 @@ def _gru() -> list[Layer]:
     return [_rows(), GRU(SEQUENCE_UNITS, name="gru"), Dense(10, name="logits")]
 
 
+def _tokens() -> list[Layer]:
+    """Padded token sequences (``scratch.data.tokens``): the Embedding masks the padding, the
+    LSTM skips it."""
+    return [Embedding(tokens.VOCABULARY, 16, mask_zero=True, name="embedding"),
+            LSTM(32, name="lstm"), Dense(10, name="logits")]
+
+
 MODELS: dict[str, Callable[[], list[Layer]]] = {
     "linear": _linear, "mlp1": _mlp1, "mlp2": _mlp2, "cnn": _cnn, "cnn_bn": _cnn_bn,
-    "rnn": _rnn, "lstm": _lstm, "gru": _gru,
+    "rnn": _rnn, "lstm": _lstm, "gru": _gru, "tokens": _tokens,
 }
+# Per-example inputs of the models that do not read MNIST images (MNIST_INPUT_SHAPE).
+INPUT_SHAPES = {"tokens": (tokens.STEPS,)}
+IMAGE_MODELS = tuple(name for name in MODELS if name not in INPUT_SHAPES)
 
 
 def build(name: str, seed: int = 0, dtype="float32") -> Sequential:
-    """One of the MNIST models (see ``MODELS``): images (N, 28, 28, 1) -> 10 logits."""
+    """One of the models of ``MODELS``: images (N, 28, 28, 1) -> 10 logits, or for ``tokens``
+    padded token sequences (N, 20) -> 10 logits."""
     if name not in MODELS:
         raise ValueError(f"build: expected a model name in {list(MODELS)}, received {name!r}.")
-    return Sequential(MODELS[name](), MNIST_INPUT_SHAPE, seed=seed, dtype=dtype)
+    return Sequential(MODELS[name](), INPUT_SHAPES.get(name, MNIST_INPUT_SHAPE), seed=seed,
+                      dtype=dtype)

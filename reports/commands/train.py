@@ -24,6 +24,7 @@ from reports.errors import BadInput, reading
 from reports.outputs import WEIGHTS_SUFFIXES, check_file
 
 TEMPLATES_TRAIN, TEMPLATES_TEST = 2000, 500
+TOKENS_TRAIN, TOKENS_TEST = 5000, 1000  # the tokens model's synthetic sequences
 
 # --optimizer NAME -> (class of scratch.optim, settings that differ from its Keras defaults).
 # Plain SGD keeps the course's rate 0.1 (Keras's default is 0.01).
@@ -128,7 +129,13 @@ def register(subparsers) -> None:
 
 
 def _data(args: argparse.Namespace):
-    """(training set, test set), each (images (N, 28, 28, 1), labels (N,)), and the source."""
+    """(training set, test set), each (images (N, 28, 28, 1), labels (N,)), and the source; for
+    the ``tokens`` model padded token sequences (N, 20) whatever ``--data`` says."""
+    if args.model == "tokens":
+        from scratch.data.tokens import token_sequences
+
+        return (token_sequences(TOKENS_TRAIN, 1), token_sequences(TOKENS_TEST, 2),
+                "token sequences (scratch.data.tokens)")
     if args.data == "templates":
         from scratch.data.synthetic import templates
 
