@@ -21,8 +21,8 @@ def plant_lstm_forget_gate_no_sigmoid_derivative(monkeypatch):
     """The forget gate's gradient misses its sigmoid's derivative f (1 - f)."""
     real = recurrent.lstm_step_backward
 
-    def planted(dnew, prev, new, recurrent_kernel, pre, act, extra, dxw, drec):
-        _, dc_prev = real(dnew, prev, new, recurrent_kernel, pre, act, extra, dxw, drec)
+    def planted(dnew, prev, new, recurrent_kernel, act, slope, extra, dxw, drec):
+        _, dc_prev = real(dnew, prev, new, recurrent_kernel, act, slope, extra, dxw, drec)
         f = recurrent.gate(act, "lstm", "f")
         recurrent.gate(dxw, "lstm", "f")[...] /= f * (1 - f)
         return dxw @ recurrent_kernel.T, dc_prev
@@ -34,8 +34,9 @@ def plant_gru_reset_gate_no_sigmoid_derivative(monkeypatch):
     """The GRU's reset gate gradient misses its sigmoid's derivative r (1 - r)."""
     real = recurrent.gru_step_backward
 
-    def planted(dnew, prev, new, recurrent_kernel, pre, act, extra, dxw, drec, reset_after=True):
-        dh_prev = real(dnew, prev, new, recurrent_kernel, pre, act, extra, dxw, drec,
+    def planted(dnew, prev, new, recurrent_kernel, act, slope, extra, dxw, drec,
+                reset_after=True):
+        dh_prev = real(dnew, prev, new, recurrent_kernel, act, slope, extra, dxw, drec,
                        reset_after=reset_after)
         r = recurrent.gate(act, "gru", "r")
         recurrent.gate(dxw, "gru", "r")[...] /= r * (1 - r)

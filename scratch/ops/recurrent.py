@@ -35,6 +35,10 @@ GATES: dict[str, tuple[str, ...]] = {
 }
 
 
+# The gates whose activation is tanh (the candidates); the others are sigmoids.
+TANH_GATES: dict[str, tuple[str, ...]] = {"simple_rnn": ("h",), "lstm": ("c",), "gru": ("h",)}
+
+
 def gate(a: np.ndarray, cell: str, name: str) -> np.ndarray:
     """The view of gate ``name``'s block of ``cell`` in the last axis of ``a`` (..., G*U)."""
     index, count = GATES[cell].index(name), len(GATES[cell])
@@ -80,12 +84,24 @@ class RecurrentCache(NamedTuple):
     return_sequences: bool
 
 
+def activation_slopes(cell: str, act: np.ndarray) -> np.ndarray:
+    """Every gate's derivative from its activation a, for all steps at once: a (1 - a) for the
+    sigmoids, 1 - a^2 for the tanh gates. act (..., G*U) -> the same shape."""
+    slopes = act * (1 - act)
+    for name in TANH_GATES[cell]:
+        a = gate(act, cell, name)
+        np.multiply(a, a, out=gate(slopes, cell, name))
+        np.subtract(1, gate(slopes, cell, name), out=gate(slopes, cell, name))
+    return slopes
+
+
 # Steps: one time step of a batch -------------------------------------------------------------
 # A forward step reads xw (N, G*U) (the input projection plus the input bias) and the previous
 # state(s), writes the step's pre-activations, activations and ``extra`` into its slots of the
 # cache arrays and the new state(s) into ``new``. A backward step reads the gradients of the new
 # state(s) (already masked), writes d(pre-activation) of the input path into ``dxw`` and of the
-# recurrent path into ``drec``, and returns the gradients of the previous state(s) it causes.
+# recurrent path into ``drec``, and returns the gradients of the previous state(s) it causes;
+# ``slope`` holds the gates' derivatives (``activation_slopes``).
 
 def simple_rnn_step_forward(xw, prev, recurrent_kernel, recurrent_bias, pre, act, extra, new):
     """h = tanh(x W + b + h_prev U). prev, new: (h,) each (N, U)."""
@@ -95,11 +111,9 @@ def simple_rnn_step_forward(xw, prev, recurrent_kernel, recurrent_bias, pre, act
     new[0][...] = act
 
 
-def simple_rnn_step_backward(dnew, prev, new, recurrent_kernel, pre, act, extra, dxw, drec):
+def simple_rnn_step_backward(dnew, prev, new, recurrent_kernel, act, slope, extra, dxw, drec):
     """d(pre) = dh (1 - h^2); dh_prev = d(pre) U^T."""
-    np.multiply(act, act, out=dxw)
-    np.subtract(1, dxw, out=dxw)
-    dxw *= dnew[0]
+    np.multiply(dnew[0], slope, out=dxw)
     return (dxw @ recurrent_kernel.T,)
 
 
@@ -118,23 +132,23 @@ def lstm_step_forward(xw, prev, recurrent_kernel, recurrent_bias, pre, act, extr
     np.multiply(gate(act, "lstm", "o"), extra, out=h)
 
 
-def lstm_step_backward(dnew, prev, new, recurrent_kernel, pre, act, extra, dxw, drec):
+def lstm_step_backward(dnew, prev, new, recurrent_kernel, act, slope, extra, dxw, drec):
     """BPTT through one LSTM step (docs/derivations.md, section "LSTM"). dnew = (dh, dc) of
     the new state; returns (dh_prev, dc_prev)."""
     (dh, dc_in), c_prev = dnew, prev[1]
     i, f, g, o = (gate(act, "lstm", name) for name in GATES["lstm"])
     tanh_c = extra
-    dc = dh * o * (1 - tanh_c * tanh_c)
+    dc = tanh_c * tanh_c
+    np.subtract(1, dc, out=dc)
+    dc *= o
+    dc *= dh
     dc += dc_in
     di, df, dg, do = (gate(dxw, "lstm", name) for name in GATES["lstm"])
     np.multiply(dc, g, out=di)
-    di *= i * (1 - i)
     np.multiply(dc, c_prev, out=df)
-    df *= f * (1 - f)
     np.multiply(dc, i, out=dg)
-    dg *= 1 - g * g
     np.multiply(dh, tanh_c, out=do)
-    do *= o * (1 - o)
+    dxw *= slope
     return dxw @ recurrent_kernel.T, dc * f
 
 
@@ -171,29 +185,30 @@ def gru_step_forward(xw, prev, recurrent_kernel, recurrent_bias, pre, act, extra
     h += candidate
 
 
-def gru_step_backward(dnew, prev, new, recurrent_kernel, pre, act, extra, dxw, drec,
+def gru_step_backward(dnew, prev, new, recurrent_kernel, act, slope, extra, dxw, drec,
                       reset_after=True):
     """BPTT through one GRU step (docs/derivations.md, section "GRU"); returns (dh_prev,)."""
     dh, h_prev = dnew[0], prev[0]
     z, r, candidate = (gate(act, "gru", name) for name in GATES["gru"])
     dz, dr, dcandidate = (gate(dxw, "gru", name) for name in GATES["gru"])
+    slope_z, slope_r, slope_h = (gate(slope, "gru", name) for name in GATES["gru"])
     np.subtract(h_prev, candidate, out=dz)
     dz *= dh
-    dz *= z * (1 - z)
-    np.multiply(candidate, candidate, out=dcandidate)
-    np.subtract(1, dcandidate, out=dcandidate)
-    dcandidate *= dh * (1 - z)
+    dz *= slope_z
+    np.subtract(1, z, out=dcandidate)
+    dcandidate *= dh
+    dcandidate *= slope_h
     units = dh.shape[1]
     if reset_after:
         np.multiply(dcandidate, extra, out=dr)
-        dr *= r * (1 - r)
+        dr *= slope_r
         drec[:, :2 * units] = dxw[:, :2 * units]
         np.multiply(dcandidate, r, out=gate(drec, "gru", "h"))
         dh_prev = drec @ recurrent_kernel.T
     else:
         dreset_input = dcandidate @ gate(recurrent_kernel, "gru", "h").T  # d(r h_prev)
         np.multiply(dreset_input, h_prev, out=dr)
-        dr *= r * (1 - r)
+        dr *= slope_r
         dh_prev = dxw[:, :2 * units] @ recurrent_kernel[:, :2 * units].T
         dh_prev += dreset_input * r
     dh_prev += dh * z
@@ -302,6 +317,7 @@ def recurrent_backward_through_time(dy: np.ndarray, cache: RecurrentCache,
     dstates = np.empty((steps, n, units), dtype=dy.dtype)
     dys = dy.transpose(1, 0, 2) if cache.return_sequences else None
     carried = (cache.states,) if cache.cells is None else (cache.states, cache.cells)
+    slopes = activation_slopes(cache.cell, cache.act)
     grads = tuple(np.zeros((n, units), dtype=dy.dtype) for _ in carried)
     if not cache.return_sequences:
         grads[0][...] = dy
@@ -312,8 +328,8 @@ def recurrent_backward_through_time(dy: np.ndarray, cache: RecurrentCache,
         prev = tuple(s[t] for s in carried)
         new = tuple(s[t + 1] for s in carried)
         dnew = grads if cache.mask is None else tuple(g * cache.mask[t] for g in grads)
-        back = spec.step_backward(dnew, prev, new, cache.recurrent_kernel, cache.pre[t],
-                                  cache.act[t], None if cache.extra is None else cache.extra[t],
+        back = spec.step_backward(dnew, prev, new, cache.recurrent_kernel, cache.act[t],
+                                  slopes[t], None if cache.extra is None else cache.extra[t],
                                   dxw[t], drec[t])
         if cache.mask is not None:  # a masked step passes its state's gradient on unchanged
             for g, b in zip(grads, back):
