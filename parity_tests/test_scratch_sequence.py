@@ -183,3 +183,15 @@ def test_token_model_gradients_with_padding_match_finite_differences():
                        num_classes=2)
     x = np.array([[1, 2, 2, 0, 0], [0, 0, 0, 0, 0], [5, 4, 3, 2, 1]])
     assert_gradients_match(check_model_gradients(model, x, np.array([0, 1, 1])))
+
+
+def test_report_trains_sequence_models_only_when_named():
+    from reports.cli import build_parser
+    from reports.experiments import QUICK, SEQUENCE_SETTINGS, SETTINGS, plan
+
+    assert build_parser().parse_args(["report"]).models == list(SETTINGS)
+    assert not set(SEQUENCE_SETTINGS) & set(SETTINGS)
+    specs = plan(build_parser().parse_args(["report", "--models", "lstm"]).models, 1, QUICK)
+    assert [(s.model, s.lr, s.implementation) for s in specs] == [
+        ("lstm", lr, impl) for _, lr in SEQUENCE_SETTINGS["lstm"]
+        for impl in ("numpy", "tensorflow")]
