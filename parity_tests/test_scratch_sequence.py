@@ -17,15 +17,9 @@ from scratch.layers import Dense
 from scratch.models import Sequential, build
 from scratch.sequence_layers import GRU, LSTM, Embedding, LayerNormalization, SimpleRNN
 
-from helpers import sequence_mask
+from helpers import RECURRENT_CELLS, recurrent_cases
 
 EXAMPLES = 10
-CELLS = {
-    "simple_rnn": lambda units, **kw: SimpleRNN(units, **kw),
-    "lstm": lambda units, **kw: LSTM(units, **kw),
-    "gru": lambda units, **kw: GRU(units, **kw),
-    "gru_reset_before": lambda units, **kw: GRU(units, reset_after=False, **kw),
-}
 
 
 def one_unit(layer, dtype="float64", steps=2):
@@ -114,26 +108,13 @@ def test_sequence_loss_masked_divides_by_unmasked_count_hand_case():
     assert all_padded[0] == 0.0 and not all_padded[1].any()
 
 
-@st.composite
-def recurrent_cases(draw):
-    """(input shape (N, T, D), units, settings, mask or None)."""
-    n, steps = draw(st.integers(1, 3)), draw(st.integers(1, 4))
-    shape = (n, steps, draw(st.integers(1, 3)))
-    settings_ = {"return_sequences": draw(st.booleans()), "go_backwards": draw(st.booleans())}
-    mask = None
-    if draw(st.booleans()):
-        bits = draw(st.lists(st.booleans(), min_size=n * steps, max_size=n * steps))
-        mask = sequence_mask(bits, n, steps, padded_row=draw(st.booleans()))
-    return shape, draw(st.integers(1, 3)), settings_, mask
-
-
-@pytest.mark.parametrize("cell", sorted(CELLS))
+@pytest.mark.parametrize("cell", sorted(RECURRENT_CELLS))
 @settings(max_examples=EXAMPLES)
-@given(case=recurrent_cases(), seed=st.integers(0, 2**32 - 1))
+@given(case=recurrent_cases(4, 3), seed=st.integers(0, 2**32 - 1))
 def test_recurrent_layer_gradients_match_finite_differences(cell, case, seed):
     shape, units, settings_, mask = case
     rng = np.random.default_rng(seed)
-    layer = CELLS[cell](units, **settings_).build(shape[1:], rng, "float64")
+    layer = RECURRENT_CELLS[cell](units, **settings_).build(shape[1:], rng, "float64")
     for value in layer.params.values():
         value[...] = rng.uniform(-1, 1, value.shape)
     layer.input_mask = mask

@@ -26,41 +26,22 @@ from reference_tf.twin import keras_params
 from scratch import optim
 from scratch.layers import Dense
 from scratch.ops import sequence_softmax_cross_entropy
-from scratch.sequence_layers import GRU, LSTM, Embedding, LayerNormalization, SimpleRNN
+from scratch.sequence_layers import Embedding, LayerNormalization
 from scratch.train import ScratchTrainer, batch_schedule
 
-from helpers import DTYPES, sequence_mask
+from helpers import DTYPES, RECURRENT_CELLS, recurrent_cases, sequence_mask
 
 EXAMPLES = 8
-CELLS = {
-    "simple_rnn": lambda units, **kw: SimpleRNN(units, **kw),
-    "lstm": lambda units, **kw: LSTM(units, **kw),
-    "gru": lambda units, **kw: GRU(units, **kw),
-    "gru_reset_before": lambda units, **kw: GRU(units, reset_after=False, **kw),
-}
 seeds = st.integers(0, 2**32 - 1)
 
 
-@st.composite
-def recurrent_cases(draw):
-    """(input shape (N, T, D), units, settings, mask or None)."""
-    n, steps = draw(st.integers(1, 3)), draw(st.integers(1, 5))
-    shape = (n, steps, draw(st.integers(1, 3)))
-    settings_ = {"return_sequences": draw(st.booleans()), "go_backwards": draw(st.booleans())}
-    mask = None
-    if draw(st.booleans()):
-        bits = draw(st.lists(st.booleans(), min_size=n * steps, max_size=n * steps))
-        mask = sequence_mask(bits, n, steps, padded_row=draw(st.booleans()))
-    return shape, draw(st.integers(1, 4)), settings_, mask
-
-
-@pytest.mark.parametrize("cell", sorted(CELLS))
+@pytest.mark.parametrize("cell", sorted(RECURRENT_CELLS))
 @pytest.mark.parametrize("dtype", DTYPES)
 @settings(max_examples=EXAMPLES)
-@given(case=recurrent_cases(), seed=seeds)
+@given(case=recurrent_cases(5, 4), seed=seeds)
 def test_recurrent_layer_matches_keras(cell, dtype, case, seed):
     shape, units, settings_, mask = case
-    layer = CELLS[cell](units, **settings_)
+    layer = RECURRENT_CELLS[cell](units, **settings_)
     layer.build(shape[1:], np.random.default_rng(seed), dtype)
     # weights of order 1, not the small initial ones: every gate works in its nonlinear range
     for value in layer.params.values():
@@ -214,3 +195,19 @@ def test_from_keras_sequence_model_trains_step_for_step_like_keras(name, embeddi
                 TRAJECTORY_TOL))
             worst = max(worst, comparison.smallest_passing_tolerance)
     assert batch.step == TRAJECTORY_STEPS
+
+
+@pytest.mark.parametrize("layer, message", [
+    (keras.layers.LSTM(3, dropout=0.2, name="l"), r"layer 'l' \(LSTM\): dropout=0\.2 is not "
+                                                  r"supported; expected 0\."),
+    (keras.layers.GRU(3, activation="relu", name="g"), r"layer 'g' \(GRU\): activation='relu'"),
+    (keras.layers.SimpleRNN(3, return_state=True, name="s"), r"layer 's' \(SimpleRNN\): "
+                                                             r"return_state=True"),
+    (keras.layers.LayerNormalization(rms_scaling=True, name="n"), r"layer 'n' "
+                                                                  r"\(LayerNormalization\): "
+                                                                  r"rms_scaling=True"),
+])
+def test_from_keras_refuses_sequence_settings_it_cannot_compute(layer, message):
+    keras_model = keras.Sequential([keras.Input((STEPS, FEATURES)), layer])
+    with pytest.raises(ValueError, match=message):
+        from_keras(keras_model)

@@ -35,6 +35,15 @@ def _unsupported(layer, setting: str, value, expected: str) -> ValueError:
                       f"{value!r} is not supported; expected {expected}.")
 
 
+def _require_none(layer, settings: tuple, source=None) -> None:
+    """Raise unless every one of ``settings`` of ``source`` (default the layer; a recurrent
+    layer's cell) is None: regularizers and constraints scratch does not apply."""
+    for setting in settings:
+        value = getattr(layer if source is None else source, setting, None)
+        if value is not None:
+            raise _unsupported(layer, setting, value, "None")
+
+
 def _check_channels_last(layer) -> None:
     if layer.data_format != "channels_last":
         raise _unsupported(layer, "data_format", layer.data_format, "'channels_last' (NHWC)")
@@ -62,10 +71,8 @@ def _activation(layer, activation) -> list[scratch_layers.Layer]:
 
 def _kernel_regularizer(layer) -> L2 | None:
     """The scratch penalty of a Dense/Conv2D, after checking the settings it cannot take."""
-    for setting in ("bias_regularizer", "activity_regularizer", "kernel_constraint",
-                    "bias_constraint"):
-        if getattr(layer, setting) is not None:
-            raise _unsupported(layer, setting, getattr(layer, setting), "None")
+    _require_none(layer, ("bias_regularizer", "activity_regularizer", "kernel_constraint",
+                          "bias_constraint"))
     regularizer = layer.kernel_regularizer
     if regularizer is None:
         return None
@@ -123,16 +130,17 @@ def _average_pool2d(layer: keras.layers.AveragePooling2D) -> list[scratch_layers
                                             padding=layer.padding, name=layer.name)]
 
 
+NORMALIZATION_PENALTIES = ("gamma_regularizer", "beta_regularizer", "gamma_constraint",
+                           "beta_constraint")
+
+
 def _batch_norm(layer: keras.layers.BatchNormalization) -> list[scratch_layers.Layer]:
     rank = len(layer.input.shape)
     if layer.axis not in (-1, rank - 1):
         raise _unsupported(layer, "axis", layer.axis, "-1 (the channels of NHWC, the features)")
     if layer.renorm:
         raise _unsupported(layer, "renorm", True, "False")
-    for setting in ("gamma_regularizer", "beta_regularizer", "gamma_constraint",
-                    "beta_constraint"):
-        if getattr(layer, setting) is not None:
-            raise _unsupported(layer, setting, getattr(layer, setting), "None")
+    _require_none(layer, NORMALIZATION_PENALTIES)
     return [scratch_layers.BatchNormalization(momentum=layer.momentum, epsilon=layer.epsilon,
                                               center=layer.center, scale=layer.scale,
                                               name=layer.name)]
@@ -160,10 +168,8 @@ def _flatten(layer: keras.layers.Flatten) -> list[scratch_layers.Layer]:
 
 
 def _embedding(layer: keras.layers.Embedding) -> list[scratch_layers.Layer]:
-    for setting in ("embeddings_regularizer", "embeddings_constraint",
-                    "activity_regularizer"):
-        if getattr(layer, setting, None) is not None:
-            raise _unsupported(layer, setting, getattr(layer, setting), "None")
+    _require_none(layer, ("embeddings_regularizer", "embeddings_constraint",
+                          "activity_regularizer"))
     if getattr(layer, "lora_rank", None):
         raise _unsupported(layer, "lora_rank", layer.lora_rank, "None")
     return [sequence_layers.Embedding(layer.input_dim, layer.output_dim,
@@ -186,12 +192,9 @@ def _recurrent(layer) -> list[scratch_layers.Layer]:
     for setting in ("stateful", "return_state"):
         if getattr(layer, setting):
             raise _unsupported(layer, setting, True, "False")
-    for setting in ("kernel_regularizer", "recurrent_regularizer", "bias_regularizer",
-                    "kernel_constraint", "recurrent_constraint", "bias_constraint"):
-        if getattr(cell, setting) is not None:
-            raise _unsupported(layer, setting, getattr(cell, setting), "None")
-    if getattr(layer, "activity_regularizer", None) is not None:
-        raise _unsupported(layer, "activity_regularizer", layer.activity_regularizer, "None")
+    _require_none(layer, ("kernel_regularizer", "recurrent_regularizer", "bias_regularizer",
+                          "kernel_constraint", "recurrent_constraint", "bias_constraint"), cell)
+    _require_none(layer, ("activity_regularizer",))
     settings = {"return_sequences": layer.return_sequences, "go_backwards": layer.go_backwards,
                 "use_bias": cell.use_bias, "name": layer.name}
     if isinstance(layer, keras.layers.GRU):
@@ -208,10 +211,7 @@ def _layer_norm(layer: keras.layers.LayerNormalization) -> list[scratch_layers.L
         raise _unsupported(layer, "axis", layer.axis, "-1 (the last axis)")
     if layer.rms_scaling:
         raise _unsupported(layer, "rms_scaling", True, "False")
-    for setting in ("gamma_regularizer", "beta_regularizer", "gamma_constraint",
-                    "beta_constraint"):
-        if getattr(layer, setting) is not None:
-            raise _unsupported(layer, setting, getattr(layer, setting), "None")
+    _require_none(layer, NORMALIZATION_PENALTIES)
     return [sequence_layers.LayerNormalization(epsilon=layer.epsilon, center=layer.center,
                                                scale=layer.scale, name=layer.name)]
 
