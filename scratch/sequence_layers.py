@@ -150,19 +150,20 @@ class _Recurrent(Layer):
         # reversed order).
         return mask if self.return_sequences else None
 
-    def _forward(self, x):
+    def _forward(self, x, keep_steps: bool = True):
         if self.input_mask is not None:
             check_mask(self.owner, self.input_mask, x.shape[:2])
         return ops.recurrent_forward(
             self.cell, x, self.params["kernel"], self.params["recurrent_kernel"],
             self.params.get("bias"), self.input_mask, go_backwards=self.go_backwards,
-            return_sequences=self.return_sequences, reset_after=self.reset_after)
+            return_sequences=self.return_sequences, reset_after=self.reset_after,
+            keep_steps=keep_steps)
 
     def call(self, x):
         return self.save_for_backward(*self._forward(x))
 
     def infer(self, x):
-        return self._forward(x)[0]
+        return self._forward(x, keep_steps=False)[0]
 
     def _store(self, dkernel, drecurrent, dbias):
         self.grads["kernel"], self.grads["recurrent_kernel"] = dkernel, drecurrent

@@ -251,7 +251,8 @@ def _biases(cell: str, bias: np.ndarray | None, reset_after: bool):
 def recurrent_forward(cell: str, x: np.ndarray, kernel: np.ndarray,
                       recurrent_kernel: np.ndarray, bias: np.ndarray | None,
                       mask: np.ndarray | None = None, *, go_backwards: bool = False,
-                      return_sequences: bool = False, reset_after: bool = True):
+                      return_sequences: bool = False, reset_after: bool = True,
+                      keep_steps: bool = True):
     """A recurrent layer's forward pass over a batch of sequences.
 
     Args:
@@ -263,6 +264,9 @@ def recurrent_forward(cell: str, x: np.ndarray, kernel: np.ndarray,
         go_backwards: read the sequence from the last step to the first.
         return_sequences: return every step's output, else the last one.
         reset_after: GRU only: Keras's ``reset_after``.
+        keep_steps: False (evaluation) reuses one step's buffers for the gates instead of
+            keeping every step's: the cache then holds only the last step's, and no backward
+            pass can use it.
 
     Returns:
         (y, cache): y (N, T, U) in processing order with ``return_sequences``, else (N, U).
@@ -280,16 +284,18 @@ def recurrent_forward(cell: str, x: np.ndarray, kernel: np.ndarray,
     xw = (xs.reshape(steps * n, -1) @ kernel).reshape(steps, n, -1)
     if input_bias is not None:
         xw += input_bias
-    pre, act = np.empty_like(xw), np.empty_like(xw)
+    kept = steps if keep_steps else 1
+    pre, act = (np.empty((kept, *xw.shape[1:]), dtype=x.dtype) for _ in range(2))
     states = np.zeros((steps + 1, n, units), dtype=x.dtype)
     cells = np.zeros_like(states) if spec.states == 2 else None
-    extra = np.empty((steps, n, units), dtype=x.dtype) if spec.extra else None
+    extra = np.empty((kept, n, units), dtype=x.dtype) if spec.extra else None
     carried = (states,) if cells is None else (states, cells)
     for t in range(steps):
         prev = tuple(s[t] for s in carried)
         new = tuple(s[t + 1] for s in carried)
-        spec.step_forward(xw[t], prev, recurrent_kernel, recurrent_bias, pre[t], act[t],
-                          None if extra is None else extra[t], new)
+        slot = t if keep_steps else 0
+        spec.step_forward(xw[t], prev, recurrent_kernel, recurrent_bias, pre[slot], act[slot],
+                          None if extra is None else extra[slot], new)
         if masks is not None:
             for old, fresh in zip(prev, new):
                 np.copyto(fresh, old, where=~masks[t])
