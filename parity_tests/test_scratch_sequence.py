@@ -176,3 +176,28 @@ def test_report_trains_sequence_models_only_when_named():
     assert [(s.model, s.lr, s.implementation) for s in specs] == [
         ("lstm", lr, impl) for _, lr in SEQUENCE_SETTINGS["lstm"]
         for impl in ("numpy", "tensorflow")]
+
+
+@pytest.mark.parametrize("cell", ["simple_rnn", "lstm", "gru"])
+def test_recurrent_cache_exposes_steps_gates_and_gradients_through_time(cell):
+    # What a per-step diagnosis reads: hidden states, each gate's pre-activations, dL/dh_t.
+    rng = np.random.default_rng(0)
+    gates = len(ops.GATES[cell])
+    x, units = rng.standard_normal((2, 3, 2)), 4
+    kernel = rng.standard_normal((2, gates * units))
+    recurrent_kernel = rng.standard_normal((units, gates * units))
+    y, cache = ops.recurrent_forward(cell, x, kernel, recurrent_kernel, None,
+                                     return_sequences=True)
+    np.testing.assert_array_equal(ops.hidden_states(cache), y)
+    pre = ops.gate_pre_activations(cache)
+    assert list(pre) == list(ops.GATES[cell]) and all(p.shape == (2, 3, 4) for p in pre.values())
+    # the first step's pre-activations from x alone (h_0 = 0), gate by gate
+    first = x[:, 0] @ kernel
+    for index, name in enumerate(ops.GATES[cell]):
+        np.testing.assert_allclose(pre[name][:, 0], first[:, index * units:(index + 1) * units],
+                                   rtol=1e-14)
+    dy = rng.standard_normal(y.shape)
+    dstates = ops.recurrent_backward_through_time(dy, cache)[4]
+    # the last step's state gets only its output's gradient; earlier ones add the steps after
+    np.testing.assert_array_equal(dstates[-1], dy[:, -1])
+    assert not np.allclose(dstates[0], dy[:, 0])
