@@ -11,6 +11,7 @@ from dataclasses import replace
 from pathlib import Path
 
 from reports.commands.options import add_no_verify, positive_int
+from reports.disk_errors import DiskError
 from reports.errors import INTERRUPTED, BadInput
 from reports.experiments import DATA_SOURCES, DTYPES, FULL, QUICK, SETTINGS, check_models, plan
 from reports.outputs import check_dir
@@ -124,6 +125,10 @@ def run(args: argparse.Namespace) -> int:
         print(f"\ntfparity report: interrupted; {done}/{len(specs)} runs are saved in {store.dir}; "
               f"run the same command again to resume.", file=sys.stderr)
         return INTERRUPTED
+    except DiskError as error:
+        done = sum(store.load(spec) is not None for spec in specs)
+        raise DiskError(f"{error} ({done}/{len(specs)} runs are saved in {store.dir}: they "
+                        "will not run again.)") from error
 
     meta = _meta(out / META)
     if meta is None:

@@ -22,6 +22,7 @@ from reports.commands.options import (
     at_most,
     positive_float,
 )
+from reports.disk_errors import check_room
 from reports.errors import BadInput, reading
 from reports.outputs import WEIGHTS_SUFFIXES, check_file
 
@@ -216,6 +217,9 @@ def run(args: argparse.Namespace) -> int:
     model = build(args.model, seed=args.seed, dtype=args.dtype)
     if weights is not None:
         model.set_params(weights)
+    if args.save is not None:  # the weights, and room for the archive's headers
+        check_room(args.save.parent, sum(v.nbytes for v in model.params.values()) + 2**16,
+                   "--save")
     if args.impl == "numpy":
         trainer = ScratchTrainer(model, optimizer)
     else:

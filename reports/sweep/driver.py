@@ -144,8 +144,10 @@ def run_sweep(specs: list[RunSpec], store: RunStore, load_splits: Callable, exec
                         advance(spec, 0)
                         queue.appendleft(spec)
                         continue
-                    store.save(spec, outcome)
-                    claim.release()
+                    try:  # a full disk fails the save: the claim goes all the same
+                        store.save(spec, outcome)
+                    finally:
+                        claim.release()
                     record["trained"] += 1
                     finish(spec, outcome)
             elif elsewhere:
