@@ -12,7 +12,7 @@ from pathlib import Path
 
 import numpy as np
 
-from reports import datasets
+from reports import datasets, run_schema
 from reports.experiments import Protocol, RunSpec
 from scratch.data import mnist
 from scratch.gradcheck import assert_gradients_match, compare
@@ -70,10 +70,11 @@ def tiny_splits() -> datasets.Splits:
 
 
 def fake_run_result(spec: RunSpec) -> dict:
-    """What ``reports.runner.train_one`` returns, reduced to what the run store and the sweep
-    need."""
+    """What ``reports.runner.train_one`` returns, reduced to what the run store
+    (``reports.run_schema``) and the sweep need."""
     return {"key": spec.key, "spec": spec.to_dict(), "history": [{"test_loss": math.nan}],
-            "diverged": False}
+            "diverged": False, "initial_weights_sha256": "0" * 16,
+            **dict.fromkeys(run_schema.RUN_NUMBERS, 0)}
 
 
 class FakeTrainer:

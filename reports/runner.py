@@ -9,17 +9,22 @@ where is ``reports.sweep``'s business.
 from __future__ import annotations
 
 import hashlib
+import itertools
 import json
 import math
+import os
+import sys
 import time
 from pathlib import Path
 from typing import Callable
 
 import numpy as np
 
+from reports import run_schema
 from reports.atomic import write_json
 from reports.datasets import Splits
 from reports.drift import WeightProjection
+from reports.errors import BadInput
 from reports.experiments import RunSpec, steps_per_run
 from reports.load import load_average
 from scratch import threads
@@ -67,7 +72,12 @@ def saved_or_measured(path: Path, settings: dict, reuse: bool, measure: Callable
 
 class RunStore:
     """Finished runs under ``<root>/runs``: ``load(spec)`` (None if absent), ``save(spec,
-    result)``."""
+    result)``.
+
+    A file at a run's place that is not a run of its spec (not JSON, another schema,
+    ``reports.run_schema``; a directory) is moved to ``<root>/runs/rejected/`` with one line on
+    stderr, and the run is trained again.
+    """
 
     def __init__(self, root: Path):
         self.root = Path(root)
@@ -80,13 +90,38 @@ class RunStore:
         path = self.path(spec)
         if not path.exists():
             return None
+        result = None
+        if path.is_dir():
+            problem = "is a directory"
+        else:
+            try:
+                result = json.loads(path.read_text())
+            except (OSError, UnicodeDecodeError, json.JSONDecodeError) as error:
+                problem = f"cannot be read as JSON ({error})"
+            else:
+                problem = run_schema.problem(result, spec)
+        if problem is None:
+            return result
+        self.set_aside(path, problem)
+        return None
+
+    def set_aside(self, path: Path, problem: str) -> None:
+        """Move the file (or directory) at a run's ``path`` to ``rejected/``, saying why."""
+        aside = self.dir / "rejected" / path.name
+        for number in itertools.count(1):
+            if not aside.exists():
+                break
+            aside = aside.with_name(f"{path.name}.{number}")
         try:
-            result = json.loads(path.read_text())
-        except (OSError, json.JSONDecodeError):
-            return None  # unreadable: run again
-        if not isinstance(result, dict) or result.get("key") != spec.key:
-            return None  # not a run of this spec (e.g. a file holding null): run again
-        return result
+            aside.parent.mkdir(exist_ok=True)
+            os.rename(path, aside)
+        except FileNotFoundError:
+            return  # another report process on this directory set it aside first
+        except OSError as error:
+            raise BadInput(f"run file {path} {problem}; it cannot be moved aside "
+                           f"({error.strerror}): delete it and run the command again.") from None
+        print(f"tfparity report: run file {path.name} {problem}; moved to {aside}, the run is "
+              "trained again.", file=sys.stderr, flush=True)
 
     def save(self, spec: RunSpec, result: dict) -> None:
         write_json_atomic(self.path(spec), result)
