@@ -28,17 +28,24 @@ def positive_int(text: str) -> int:
     return value
 
 
-def at_most(limit: int, why: str) -> Callable[[str], int]:
-    """An argument type for a positive integer of at most ``limit``; ``why`` completes "expected
-    at most LIMIT (...)" in the refusal, e.g. "MNIST's training images"."""
+def at_most(limit: int, why: str, parse: Callable[[str], int] = positive_int
+            ) -> Callable[[str], int]:
+    """An argument type for a positive integer (or what ``parse`` accepts) of at most ``limit``;
+    ``why`` completes "expected at most LIMIT (...)" in the refusal, e.g. "MNIST's training
+    images"."""
     def bounded(text: str) -> int:
-        value = positive_int(text)
+        value = parse(text)
         if value > limit:
             raise argparse.ArgumentTypeError(f"expected at most {limit} ({why}), received "
                                              f"{text!r}")
         return value
 
     return bounded
+
+
+def at_most_or_zero(limit: int, why: str) -> Callable[[str], int]:
+    """``at_most`` for a non-negative integer."""
+    return at_most(limit, why, non_negative_int)
 
 
 def non_negative_int(text: str) -> int:

@@ -10,7 +10,7 @@ import time
 from dataclasses import replace
 from pathlib import Path
 
-from reports.commands.options import add_no_verify, positive_int
+from reports.commands.options import add_no_verify, at_most
 from reports.disk_errors import DiskError
 from reports.errors import INTERRUPTED, BadInput
 from reports.experiments import DATA_SOURCES, DTYPES, FULL, QUICK, SETTINGS, check_models, plan
@@ -31,7 +31,8 @@ def register(subparsers) -> None:
     parser.add_argument("--models", nargs="+", choices=list(SETTINGS), default=list(SETTINGS),
                         metavar="MODEL",
                         help=f"models to train, any of {', '.join(SETTINGS)} (default: all four)")
-    parser.add_argument("--seeds", type=positive_int, default=None,
+    parser.add_argument("--seeds", type=at_most(100, "each seed adds 24 runs; 100 seeds of the "
+                                                  "full report take days"), default=None,
                         help="seeds per experiment (default: 3, or 1 with --quick)")
     parser.add_argument("--quick", action="store_true",
                         help="the whole pipeline on a small subset: 2000 training and 1000 test "

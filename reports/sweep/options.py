@@ -6,9 +6,10 @@ from __future__ import annotations
 import argparse
 from dataclasses import dataclass
 
-from reports.commands.options import positive_int
+from reports.commands.options import at_most
 
 EXECUTORS = ("serial", "processes", "ray")
+MAX_WORKERS = 1024  # bound of --jobs and --worker-threads
 
 
 @dataclass(frozen=True)
@@ -77,10 +78,13 @@ def add_options(parser: argparse.ArgumentParser) -> None:
                        help="serial (default): one run after another in this process; processes: "
                             "local worker processes; ray: Ray tasks, on a local instance or the "
                             "cluster at --address")
-    group.add_argument("--jobs", type=positive_int, default=None, metavar="N",
+    group.add_argument("--jobs", type=at_most(MAX_WORKERS, "a bound against typos: a worker "
+                                                          "takes about 1 GB"),
+                       default=None, metavar="N",
                        help="processes: worker processes (default: one per core); ray: runs in "
                             "flight (default: the cluster's CPUs / --worker-threads)")
-    group.add_argument("--worker-threads", type=positive_int, default=None, metavar="N",
+    group.add_argument("--worker-threads", type=at_most(MAX_WORKERS, "a bound against typos"),
+                       default=None, metavar="N",
                        help="BLAS and TensorFlow threads of each worker (default: cores / jobs "
                             "for processes, 1 for ray)")
     group.add_argument("--address", default=None, metavar="ADDR",
