@@ -36,7 +36,7 @@ def _set_parent_death_signal() -> bool:
 def _watch(parent_pid: int) -> None:
     while os.getppid() == parent_pid:
         time.sleep(POLL_SECONDS)
-    os._exit(1)
+    os.kill(os.getpid(), signal.SIGKILL)
 
 
 def die_with_parent(parent_pid: int) -> None:
@@ -46,4 +46,4 @@ def die_with_parent(parent_pid: int) -> None:
         threading.Thread(target=_watch, args=(parent_pid,), daemon=True,
                          name="tfparity-lifeline").start()
     if os.getppid() != parent_pid:
-        os._exit(1)
+        os.kill(os.getpid(), signal.SIGKILL)
