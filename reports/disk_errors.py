@@ -43,15 +43,17 @@ def writing(path) -> Iterator[None]:
 
 
 def check_room(directory, nbytes: int, option: str) -> None:
-    """Write ``nbytes`` to a temporary file in ``directory`` (created if need be) and delete it.
+    """Write ``nbytes`` to a temporary file in ``directory`` (or, if it does not exist yet, in
+    its nearest existing parent: nothing is created) and delete it.
 
     Raises:
         BadInput: naming ``option`` and the directory if the disk refuses them.
     """
-    directory = Path(directory)
+    directory = existing = Path(directory)
+    while not existing.exists():
+        existing = existing.parent
     try:
-        directory.mkdir(parents=True, exist_ok=True)
-        with tempfile.TemporaryFile(dir=directory) as probe:
+        with tempfile.TemporaryFile(dir=existing) as probe:
             block = bytes(min(nbytes, 2**20))
             for start in range(0, nbytes, len(block)):
                 probe.write(block[:nbytes - start])
