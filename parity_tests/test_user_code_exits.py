@@ -7,6 +7,7 @@ the file for a factory or a module that cannot be loaded; a real Ctrl-C still ex
 
 from __future__ import annotations
 
+import json
 import shutil
 import subprocess
 import sys
@@ -44,6 +45,7 @@ def build():
 
 def _factory(tmp_path: Path, where="backward", statement="pass", at_import="",
              in_factory="pass") -> str:
+    tmp_path.mkdir(exist_ok=True)
     shutil.copy(EXAMPLES / "cs231n_style.py", tmp_path)
     path = tmp_path / "exits_net.py"
     path.write_text(FACTORY.format(where=where, statement=statement, at_import=at_import,
@@ -88,17 +90,19 @@ def test_real_ctrl_c_in_user_code_still_interrupts(tmp_path, capsys):
     assert "interrupted" in capsys.readouterr().err
 
 
-@pytest.mark.parametrize("in_factory, statement, code, said", [
-    ("pass", "os._exit(0)", 1,
-     "layer 'relu2' (relu_backward) called os._exit(0) (at exits_net.py:12"),
-    ("os._exit(0)", "pass", 2, "argument --model: build() called os._exit(0) (at exits_net.py:17"),
-])
-def test_os_exit_is_a_fault_in_a_real_process(in_factory, statement, code, said, tmp_path):
-    spec = _factory(tmp_path, statement=statement, in_factory=in_factory)
-    done = subprocess.run([sys.executable, "-m", "reports.cli", *_check(spec)],
+def test_os_exit_is_a_fault_in_a_real_process(tmp_path):
+    """One process (one TensorFlow import) checks an os._exit in a layer, then in a factory."""
+    specs = [_factory(tmp_path / "layer", statement="os._exit(0)"),
+             _factory(tmp_path / "factory", in_factory="os._exit(0)")]
+    both = ("import json, sys\nfrom reports.cli import main\n"
+            "for argv in json.loads(sys.argv[1]):\n    print('exit code', main(argv), flush=True)")
+    done = subprocess.run([sys.executable, "-c", both, json.dumps([_check(s) for s in specs])],
                           capture_output=True, text=True, timeout=300)
-    assert done.returncode == code, done.stderr
-    assert said in done.stdout + done.stderr, done.stdout
+    assert done.stdout.count("exit code") == 2, done.stdout + done.stderr  # both ran to the end
+    layer, factory = done.stdout.split("exit code 1\n")
+    assert "layer 'relu2' (relu_backward) called os._exit(0) (at exits_net.py:12" in layer, layer
+    assert factory == "exit code 2\n", done.stdout
+    assert "argument --model: build() called os._exit(0) (at exits_net.py:17" in done.stderr
 
 
 def test_exit_outside_every_guard_is_never_passed_on(monkeypatch, capsys):
