@@ -8,9 +8,11 @@ the file for a factory or a module that cannot be loaded; a real Ctrl-C still ex
 from __future__ import annotations
 
 import json
+import os
 import shutil
 import subprocess
 import sys
+import threading
 from pathlib import Path
 
 import pytest
@@ -111,3 +113,33 @@ def test_exit_outside_every_guard_is_never_passed_on(monkeypatch, capsys):
     monkeypatch.setattr(check, "run", lambda args: sys.exit(0))
     assert main(["check"]) == 3
     assert "internal error: SystemExit: 0" in capsys.readouterr().err
+
+
+def test_overlapping_guards_restore_os_exit():
+    """Guards in two threads, the first ending while the second runs: os._exit stays replaced
+    until the second ends, and the real one is back once both have."""
+    from reference_tf.user_exits import guard
+
+    real = os._exit
+    first_in, second_in, first_out = (threading.Event() for _ in range(3))
+    replaced = []
+
+    def first():
+        with guard():
+            first_in.set()
+            second_in.wait(10)
+        first_out.set()
+
+    def second():
+        first_in.wait(10)
+        with guard():
+            second_in.set()
+            first_out.wait(10)
+            replaced.append(os._exit is not real)
+
+    threads = [threading.Thread(target=first), threading.Thread(target=second)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(20)
+    assert replaced == [True] and os._exit is real

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import os
 import signal
+import threading
 from contextlib import contextmanager
 from types import TracebackType
 from typing import Iterator
@@ -70,13 +71,36 @@ def _without_last_frame(trace: TracebackType) -> TracebackType:
     return trace
 
 
+class _ExitPatch:
+    """``os._exit`` replaced while any guard is active, in any thread (a count under a lock, so
+    that overlapping guards restore the real function only when the last one ends)."""
+
+    def __init__(self):
+        self.lock, self.active, self.real = threading.Lock(), 0, None
+
+    def __enter__(self) -> None:
+        with self.lock:
+            if self.active == 0:
+                self.real, os._exit = os._exit, _raising_exit
+            self.active += 1
+
+    def __exit__(self, *exc_info) -> None:
+        with self.lock:
+            self.active -= 1
+            if self.active == 0:
+                os._exit = self.real
+
+
+_EXIT_PATCH = _ExitPatch()
+
+
 @contextmanager
 def guard() -> Iterator[None]:
     """Run the block (user code) with its exits turned into ``UserExit``."""
-    watch, real_exit = _CtrlCWatch(), os._exit
-    os._exit = _raising_exit
+    watch = _CtrlCWatch()
     try:
-        yield
+        with _EXIT_PATCH:
+            yield
     except SystemExit as error:
         how, trace = "sys.exit", error.__traceback__
         if isinstance(error, _OsExit):  # the traceback ends at the user's call, not inside ours
@@ -88,7 +112,6 @@ def guard() -> Iterator[None]:
         raise UserExit("raised KeyboardInterrupt itself (not a Ctrl-C)").with_traceback(
             error.__traceback__) from None
     finally:
-        os._exit = real_exit
         watch.restore()
 
 
