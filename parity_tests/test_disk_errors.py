@@ -46,7 +46,8 @@ def test_report_disk_full_is_exit_2_and_keeps_the_saved_runs(tmp_path, monkeypat
     assert main(["report", "--quick", "--data", "templates", "--models", "linear", "--out",
                  str(tmp_path), "--no-timing", "--no-decisions", "--no-progress"]) == 2
     err = capsys.readouterr().err
-    assert f"cannot write {tmp_path}/runs/linear-" in err and "(ENOSPC)" in err, err
+    assert "saving the run linear #2 (epochs=1, lr=0.005) seed 0 numpy: cannot write " \
+           f"{tmp_path}/runs/linear-s2-seed0-numpy-" in err and "(ENOSPC)" in err, err
     assert f"2/6 runs are saved in {tmp_path}/runs" in err, err
     assert sorted(p.suffix for p in (tmp_path / "runs").iterdir()) == [".json", ".json"]
     assert all(json.loads(p.read_text())["key"] for p in (tmp_path / "runs").iterdir())
@@ -70,7 +71,8 @@ def test_train_save_disk_full_at_the_end_is_exit_2(tmp_path, monkeypatch, capsys
     monkeypatch.setattr(np, "savez", savez)
     assert main([*TRAIN, "--save", str(tmp_path / "w.npz")]) == 2
     out, err = capsys.readouterr()
-    assert "epoch 1.00" in out and f"cannot write {tmp_path}/w.npz: " in err, err
+    assert "epoch 1.00" in out, out
+    assert f"saving the trained weights (--save): cannot write {tmp_path}/w.npz: " in err, err
     assert list(tmp_path.iterdir()) == []  # no temporary file left
 
 

@@ -23,6 +23,7 @@ import numpy as np
 from reports import run_schema
 from reports.atomic import write_json
 from reports.datasets import Splits
+from reports.disk_errors import DiskError
 from reports.drift import WeightProjection
 from reports.errors import BadInput
 from reports.experiments import RunSpec, steps_per_run
@@ -124,7 +125,11 @@ class RunStore:
               "trained again.", file=sys.stderr, flush=True)
 
     def save(self, spec: RunSpec, result: dict) -> None:
-        write_json_atomic(self.path(spec), result)
+        try:
+            write_json_atomic(self.path(spec), result)
+        except DiskError as error:
+            raise DiskError(f"saving the run {spec.label()} seed {spec.seed} "
+                            f"{spec.implementation}: {error}") from error
 
 
 def _weights_digest(params: dict) -> str:

@@ -22,7 +22,7 @@ from reports.commands.options import (
     at_most,
     positive_float,
 )
-from reports.disk_errors import check_room
+from reports.disk_errors import DiskError, check_room
 from reports.errors import BadInput, reading
 from reports.outputs import WEIGHTS_SUFFIXES, check_file
 
@@ -243,11 +243,14 @@ def run(args: argparse.Namespace) -> int:
             from reference_tf.twin import copy_weights
 
             copy_weights(keras_model, model)
-        path = save_weights(args.save, model.params, args.model, implementation=args.impl,
-                            epochs=args.epochs, lr=optimizer.learning_rate,
-                            optimizer={"name": args.optimizer, **optimizer.get_config()},
-                            seed=args.seed, data=args.data,
-                            data_source=source, diverged=diverged,
-                            samples_seen=history.records[-1]["samples_seen"])
+        try:
+            path = save_weights(args.save, model.params, args.model, implementation=args.impl,
+                                epochs=args.epochs, lr=optimizer.learning_rate,
+                                optimizer={"name": args.optimizer, **optimizer.get_config()},
+                                seed=args.seed, data=args.data,
+                                data_source=source, diverged=diverged,
+                                samples_seen=history.records[-1]["samples_seen"])
+        except DiskError as error:
+            raise DiskError(f"saving the trained weights (--save): {error}") from error
         print(f"weights: {path}")
     return 0 if diverged is None else 1
