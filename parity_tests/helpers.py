@@ -15,6 +15,7 @@ from hypothesis import strategies as st
 
 from reports.experiment import datasets
 from reports.experiment.protocol import Protocol, RunSpec
+from reports.files import run_schema
 from scratch.data import mnist
 from scratch.gradcheck import assert_gradients_match, compare
 from scratch.sequence_layers import GRU, LSTM, SimpleRNN
@@ -72,10 +73,11 @@ def tiny_splits() -> datasets.Splits:
 
 
 def fake_run_result(spec: RunSpec) -> dict:
-    """What ``reports.experiment.runner.train_one`` returns, reduced to what the run store and the
-    sweep need."""
+    """What ``reports.experiment.runner.train_one`` returns, reduced to what the run store
+    (``reports.files.run_schema``) and the sweep need."""
     return {"key": spec.key, "spec": spec.to_dict(), "history": [{"test_loss": math.nan}],
-            "diverged": False}
+            "diverged": False, "initial_weights_sha256": "0" * 16,
+            **dict.fromkeys(run_schema.RUN_NUMBERS, 0)}
 
 
 class FakeTrainer:

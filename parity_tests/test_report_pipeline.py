@@ -15,6 +15,8 @@ from reports.measure import timing
 from reports.render import decisions_text, writer
 from reports.render.writer import OUTPUTS, curve_figure
 
+from helpers import fake_run_result
+
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 MODELS = ["linear", "mlp1", "mlp2", "cnn"]  # the whole --quick pipeline, all four models
 FILES = (*OUTPUTS, *(curve_figure(model) for model in MODELS))
@@ -195,7 +197,7 @@ def test_report_interrupted_returns_130_and_keeps_runs(tmp_path, monkeypatch, ca
         if calls:
             raise KeyboardInterrupt
         calls.append(spec)
-        return {"key": spec.key, "spec": spec.to_dict(), "history": [], "diverged": False}
+        return fake_run_result(spec)
 
     monkeypatch.setattr(runner, "train_one", interrupt_second)
     code = main(["report", "--quick", "--data", "templates", "--seeds", "1", "--models", "linear",

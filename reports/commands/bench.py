@@ -6,7 +6,13 @@ import argparse
 import sys
 from pathlib import Path
 
-from reports.commands.options import add_models, in_model_order, non_negative_int, positive_int
+from reports.commands.options import (
+    MAX_IMAGES,
+    add_models,
+    at_most,
+    at_most_or_zero,
+    in_model_order,
+)
 from reports.errors import INTERRUPTED, BadInput
 from reports.files.outputs import JSON_SUFFIXES, PLOT_SUFFIXES, check_dir, check_file
 
@@ -21,11 +27,14 @@ def register(subparsers) -> None:
     add_models(parser, "models to time")
     parser.add_argument("--dtype", choices=("float32", "float64"), default="float32",
                         help="the engines' dtype")
-    parser.add_argument("--repeat", type=positive_int, default=50,
+    parser.add_argument("--repeat", type=at_most(10000, "10000 steps of the cnn take hours"),
+                        default=50,
                         help="timed training steps per side")
-    parser.add_argument("--eval-repeat", type=positive_int, default=5,
+    parser.add_argument("--eval-repeat", type=at_most(1000, "a median of 1000 is steady"),
+                        default=5,
                         help="timed evaluations of the whole evaluation set per side")
-    parser.add_argument("--eval-images", type=positive_int, default=10000,
+    parser.add_argument("--eval-images", type=at_most(MAX_IMAGES, "MNIST's training images"),
+                        default=10000,
                         help="size of the evaluation set, evaluated in batches of 1000")
     parser.add_argument("--out", type=Path, default=Path("reports/out/bench"), metavar="DIR",
                         help="directory for bench.json and bench.md")
@@ -37,7 +46,9 @@ def register(subparsers) -> None:
     parser.add_argument("--profile", action="store_true",
                         help="also print the NumPy side's forward/backward times per layer, on the "
                              "fused training path and layer by layer")
-    parser.add_argument("--load", type=non_negative_int, default=0, metavar="N",
+    parser.add_argument("--load", type=at_most_or_zero(64, "more busy processes measure the "
+                                                            "scheduler, not the engines"),
+                        default=0, metavar="N",
                         help="run N busy competitor processes during the measurement, stopped at "
                              "the end")
     parser.add_argument("--blas-threads", default=None, metavar="SPEC",

@@ -10,7 +10,7 @@ import time
 from dataclasses import replace
 from pathlib import Path
 
-from reports.commands.options import add_no_verify, positive_int
+from reports.commands.options import add_no_verify, at_most
 from reports.errors import INTERRUPTED, BadInput
 from reports.experiment.protocol import (
     ALL_SETTINGS,
@@ -22,7 +22,8 @@ from reports.experiment.protocol import (
     check_models,
     plan,
 )
-from reports.experiment.sweep.options import EXECUTORS, Executor
+from reports.experiment.sweep.options import EXECUTORS, MAX_WORKERS, Executor
+from reports.files.disk_errors import DiskError
 from reports.files.outputs import check_dir
 
 DEFAULT_OUT = Path(__file__).resolve().parents[1] / "out"
@@ -41,7 +42,8 @@ def register(subparsers) -> None:
                         help=f"models to train, any of {', '.join(ALL_SETTINGS)} (default: the "
                              f"course's four, {', '.join(SETTINGS)}; the sequence models "
                              "rnn, lstm, gru run only when named)")
-    parser.add_argument("--seeds", type=positive_int, default=None,
+    parser.add_argument("--seeds", type=at_most(100, "each seed adds 24 runs; 100 seeds of the "
+                                                  "full report take days"), default=None,
                         help="seeds per experiment (default: 3, or 1 with --quick)")
     parser.add_argument("--quick", action="store_true",
                         help="the whole pipeline on a small subset: 2000 training and 1000 test "
@@ -80,10 +82,13 @@ def add_executor_options(parser: argparse.ArgumentParser) -> None:
                        help="serial (default): one run after another in this process; processes: "
                             "local worker processes; ray: Ray tasks, on a local instance or the "
                             "cluster at --address")
-    group.add_argument("--jobs", type=positive_int, default=None, metavar="N",
+    group.add_argument("--jobs", type=at_most(MAX_WORKERS, "a bound against typos: a worker "
+                                                          "takes about 1 GB"),
+                       default=None, metavar="N",
                        help="processes: worker processes (default: one per core); ray: runs in "
                             "flight (default: the cluster's CPUs / --worker-threads)")
-    group.add_argument("--worker-threads", type=positive_int, default=None, metavar="N",
+    group.add_argument("--worker-threads", type=at_most(MAX_WORKERS, "a bound against typos"),
+                       default=None, metavar="N",
                        help="BLAS and TensorFlow threads of each worker (default: cores / jobs "
                             "for processes, 1 for ray)")
     group.add_argument("--address", default=None, metavar="ADDR",
@@ -171,6 +176,10 @@ def run(args: argparse.Namespace) -> int:
         print(f"\ntfparity report: interrupted; {done}/{len(specs)} runs are saved in {store.dir}; "
               f"run the same command again to resume.", file=sys.stderr)
         return INTERRUPTED
+    except DiskError as error:
+        done = sum(store.load(spec) is not None for spec in specs)
+        raise DiskError(f"{error} ({done}/{len(specs)} runs are saved in {store.dir}: they "
+                        "will not run again.)") from error
 
     meta = _meta(out / META)
     if meta is None:
