@@ -113,7 +113,8 @@ def make_trainer(spec: RunSpec):
         from reference_tf.twin import copy_weights, keras_params, twin
 
         keras_model = twin(model)
-        trainer = KerasTrainer(keras_model, SGD(spec.lr), eval_batch_size=protocol.eval_batch_size)
+        trainer = KerasTrainer(keras_model, SGD(spec.lr), eval_batch_size=protocol.eval_batch_size,
+                               steps_per_call=protocol.steps_per_call)
         return (trainer, lambda: {k: v.numpy() for k, v in keras_params(keras_model).items()},
                 lambda values: copy_weights(values, keras_model))
     raise ValueError(f"report: expected implementation 'numpy' or 'tensorflow', "
@@ -161,6 +162,8 @@ def train_one(spec: RunSpec, splits: Splits,
     batch = slice(0, spec.protocol.batch_size)
     with np.errstate(all="ignore"):
         trainer.train_step(x[batch], y[batch])
+        if getattr(trainer, "steps_per_call", 1) > 1:
+            trainer.train_steps(x[None, batch], y[None, batch])
         trainer.evaluate(*(part[:spec.protocol.eval_batch_size] for part in splits.test))
         set_params(initial)
         setup_time = time.perf_counter() - start

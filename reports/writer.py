@@ -174,7 +174,8 @@ def findings(model: str, timing_row: dict | None, runtime: pd.DataFrame,
     medians = rows["ms_per_step_median_numpy"].sum() / rows["ms_per_step_median_tensorflow"].sum()
     found = {"runs_step": _times(medians)}
     if timing_row is not None:
-        found.update(step=_times(timing_row["train_ratio"]),
+        found.update(step=_times(timing_row["k_step_ratio"]),
+                     step_per_call=_times(timing_row["train_ratio"]),
                      eval=_times(1 / timing_row["eval_ratio"]))
     acc = accuracy[accuracy["model"] == model]
     best = acc.loc[acc["numpy_mean"].idxmax()]
@@ -214,7 +215,8 @@ def answers(model: str, found: dict, verdicts: pd.DataFrame) -> list[str]:
     each a few sentences stating the finding with its size from ``found`` and pointing to the
     table or figure with the details."""
     if "step" in found:
-        runtime = (f"Against TensorFlow, NumPy's step is {found['step']}, its evaluation "
+        runtime = (f"Against TensorFlow's k-step loop, NumPy's step is {found['step']} "
+                   f"({found['step_per_call']} against a call per step), its evaluation "
                    f"{found['eval']} (timing table; the runs' own steps: {found['runs_step']}).")
     else:
         runtime = (f"No timing phase ran; the runs' own median step times make NumPy "

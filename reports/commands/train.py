@@ -113,6 +113,10 @@ def register(subparsers) -> None:
     add_seed(parser, "seeds the initial weights and the shuffles")
     parser.add_argument("--impl", choices=["numpy", "tensorflow"], default="numpy",
                         help="numpy: the scratch engine; tensorflow: its Keras twin")
+    parser.add_argument("--tf-loop", choices=["k-step", "per-step"], default="k-step",
+                        help="with --impl tensorflow: k-step runs up to 200 steps of an epoch in "
+                             "one compiled call, as fit(steps_per_execution=K); per-step one call "
+                             "per step (default: k-step; the same history)")
     parser.add_argument("--data", choices=["mnist", "templates"], default="mnist",
                         help=f"mnist, or templates: {TEMPLATES_TRAIN} training and "
                              f"{TEMPLATES_TEST} test images of ten noisy class templates "
@@ -172,9 +176,12 @@ def run(args: argparse.Namespace) -> int:
     else:
         from reference_tf.training import KerasTrainer
         from reference_tf.twin import twin
+        from reports.experiments import MAX_STEPS_PER_CALL
 
         keras_model = twin(model)
-        trainer = KerasTrainer(keras_model, optimizer)
+        trainer = KerasTrainer(keras_model, optimizer, steps_per_call=(
+            1 if args.tf_loop == "per-step"
+            else min(-(-len(x) // args.batch_size), MAX_STEPS_PER_CALL)))
     history = train(trainer, x, y, epochs=args.epochs, batch_size=args.batch_size,
                     seed=args.seed, eval_every=len(x), eval_sets={"test": test})
     for record in history.records:  # the first record precedes any step: no training loss yet
