@@ -130,7 +130,8 @@ def test_report_quick_runtime_section_comes_from_the_timing_phase(quick_run):
     section = text[text.index("## 1. Runtime"):text.index("## 2.")]
     for row in timing["rows"]:
         assert f"| {1e3 * row['numpy_step']['median']:.3f} [" in section
-        assert f"{row['tensorflow_eval_images_per_s']:,.0f}" in section
+        assert f"| {1e3 * row['tensorflow_k_step']['median']:.3f} [" in section
+        assert f"| {row['k_step_ratio']:.2f} | {row['eval_ratio']:.2f} |" in section
     assert "Timing conditions: the timing phase ran in the driver process alone" in section
     load = timing["conditions"]["environment"]["load_average_1_5_15min"]
     assert "/".join(f"{v:.2f}" for v in load) in section

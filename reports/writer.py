@@ -216,7 +216,7 @@ def answers(model: str, found: dict, verdicts: pd.DataFrame) -> list[str]:
     table or figure with the details."""
     if "step" in found:
         runtime = (f"Against TensorFlow's k-step loop, NumPy's step is {found['step']} "
-                   f"({found['step_per_call']} against a call per step), its evaluation "
+                   f"(per call: {found['step_per_call']}), its evaluation "
                    f"{found['eval']} (timing table; the runs' own steps: {found['runs_step']}).")
     else:
         runtime = (f"No timing phase ran; the runs' own median step times make NumPy "
@@ -245,7 +245,8 @@ CAPTIONS = {
               "NumPy on dashed TF.*",
     "curves_one_seed": "*{model}: top, NumPy-TF gaps (log); below, solid NumPy on dashed TF.*",
     "timing": "*Timing phase: step time and evaluation throughput of both sides, measured "
-              "interleaved in one process.*",
+              "interleaved in one process ([timing.md](timing.md) adds throughputs and "
+              "memory).*",
     "runtime": "*The runs' own times (log scale; NumPy/TF ratio above the bars; "
                "[runtime.md](runtime.md)), by executor: {executors}; they compare only within "
                "one executor; 1-minute load average at the end of a run {load_median} (median), "
@@ -321,14 +322,15 @@ def _loads(env: dict) -> str:
 def _timing_section(timing: dict | None) -> list[str]:
     if timing is None:
         return [timing_text.no_timing_text()]
-    return ["\n".join(timing_table_lines(timing)), "", timing_text.timing_conditions(timing), "",
+    return ["\n".join(timing_table_lines(timing, brief=True)), "",
+            timing_text.timing_conditions(timing), "",
             "![timing phase](timing.png) " + CAPTIONS["timing"]]
 
 
-def timing_table_lines(timing: dict) -> list[str]:
+def timing_table_lines(timing: dict, brief: bool = False) -> list[str]:
     from reports.commands.bench import table
 
-    return table(timing["rows"])
+    return table(timing["rows"], brief)
 
 
 
