@@ -161,9 +161,10 @@ def train_one(spec: RunSpec, splits: Splits,
     projection = WeightProjection(spec.model, {k: v.shape for k, v in initial.items()})
     batch = slice(0, spec.protocol.batch_size)
     with np.errstate(all="ignore"):
-        trainer.train_step(x[batch], y[batch])
-        if getattr(trainer, "steps_per_call", 1) > 1:
+        if getattr(trainer, "steps_per_call", 1) > 1:  # compiles the loop training calls
             trainer.train_steps(x[None, batch], y[None, batch])
+        else:
+            trainer.train_step(x[batch], y[batch])
         trainer.evaluate(*(part[:spec.protocol.eval_batch_size] for part in splits.test))
         set_params(initial)
         setup_time = time.perf_counter() - start
