@@ -84,7 +84,7 @@ def test_bench_command_writes_table_json_plot_and_profile(tmp_path, capsys, fres
     assert "NumPy per-layer times, cnn, training step (fused fast path)" in printed
     markdown = (out / "bench.md").read_text()
     assert markdown.count("\n") == 2 + len(models) + 6
-    assert "3 steps in one compiled call (as `fit(steps_per_execution=3)`)" in markdown
+    assert "K-step: 3 steps per compiled call (`fit(steps_per_execution=3)`)" in markdown
     assert f"step {threads.POLICY['step']}, eval 2 (--blas-threads" in markdown
     assert f"cnn step {threads.POLICY['step']}, eval 2" in markdown and "`--load 2`" in markdown
     assert "TensorFlow threads: intra-op" in markdown

@@ -131,10 +131,11 @@ def test_report_quick_runtime_section_comes_from_the_timing_phase(quick_run):
     for row in timing["rows"]:
         assert f"| {1e3 * row['numpy_step']['median']:.3f} [" in section
         assert f"| {1e3 * row['tensorflow_k_step']['median']:.3f} [" in section
-        assert f"| {row['k_step_ratio']:.2f} | {row['eval_ratio']:.2f} |" in section
-    assert "Timing conditions: the timing phase ran in the driver process alone" in section
+        assert f"| {row['k_step_ratio']:.2f} |\n" in section
+    page = (out / "timing.md").read_text()
+    assert "Timing conditions: the timing phase ran in the driver process alone" in page
     load = timing["conditions"]["environment"]["load_average_1_5_15min"]
-    assert "/".join(f"{v:.2f}" for v in load) in section
+    assert "/".join(f"{v:.2f}" for v in load) in page
     assert "by executor: serial (24 runs)" in section
 
 

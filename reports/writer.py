@@ -19,11 +19,16 @@ from reports.experiments import IMPLEMENTATIONS, RECORDS, SETTINGS, Protocol
 from reports.runner import write_json_atomic
 
 TIMING_OUTPUTS = ("timing.json", "timing.md", "timing.png")  # absent with --no-timing
+EXPERIMENTS_PAGE = "experiments.md"  # the whole experiment table, its legend and the rules
 OUTPUTS = ("report.md", "results.json", "summary_table.png", "summary_table.csv",
            "summary_table.md", "runtime.png", "runtime.csv", "runtime.md", "stability.csv",
-           "verdicts.csv", "drift.csv", *TIMING_OUTPUTS, "decisions.json")
-# and curve_figure(model) per model; timing's and decisions.json absent with --no-timing and
-# --no-decisions
+           "verdicts.csv", "drift.csv", EXPERIMENTS_PAGE, *TIMING_OUTPUTS, "decisions.json",
+           decisions_text.PAGE)
+# and curve_figure(model) per model; timing's and the decisions' files absent with --no-timing
+# and --no-decisions
+# The experiment table's columns in report.md; EXPERIMENTS_PAGE has them all.
+BRIEF_COLUMNS = ("model", "setting", "test acc. % NumPy / TF", "paired 95% CI (pp)",
+                 "verdict (seeds)")
 
 
 def curve_figure(model: str) -> str:
@@ -175,7 +180,6 @@ def findings(model: str, timing_row: dict | None, runtime: pd.DataFrame,
     found = {"runs_step": _times(medians)}
     if timing_row is not None:
         found.update(step=_times(timing_row["k_step_ratio"]),
-                     step_per_call=_times(timing_row["train_ratio"]),
                      eval=_times(1 / timing_row["eval_ratio"]))
     acc = accuracy[accuracy["model"] == model]
     best = acc.loc[acc["numpy_mean"].idxmax()]
@@ -215,9 +219,9 @@ def answers(model: str, found: dict, verdicts: pd.DataFrame) -> list[str]:
     each a few sentences stating the finding with its size from ``found`` and pointing to the
     table or figure with the details."""
     if "step" in found:
-        runtime = (f"Against TensorFlow's k-step loop, NumPy's step is {found['step']} "
-                   f"(per call: {found['step_per_call']}), its evaluation "
-                   f"{found['eval']} (timing table; the runs' own steps: {found['runs_step']}).")
+        runtime = (f"NumPy's step is {found['step']} than TensorFlow's k-step loop, its "
+                   f"evaluation {found['eval']} (timing table; the runs' own steps: "
+                   f"{found['runs_step']}).")
     else:
         runtime = (f"No timing phase ran; the runs' own median step times make NumPy "
                    f"{found['runs_step']} than TensorFlow.")
@@ -233,22 +237,22 @@ def answers(model: str, found: dict, verdicts: pd.DataFrame) -> list[str]:
         "in every seed); "
         f"{diverged}; test accuracy fluctuating by at most {found['max_fluctuation']} pp at the "
         f"end. The weights stay within {found['max_weight_distance']} (relative{seeds}), the "
-        f"accuracy curves within {found['max_accuracy_gap']} pp (experiment table, figure).")
+        f"accuracy curves within {found['max_accuracy_gap']} pp (figure).")
     final = (f"Best is {found['best_setting']} ({found['best_accuracy']}% in NumPy); the two "
              f"sides' final test accuracies differ by at most {found['largest_difference']} pp "
-             f"({found['largest_difference_setting']}; {found['versus']}; experiment table).")
+             f"({found['largest_difference_setting']}; {found['versus']}).")
     return [runtime, performance, final]
 
 
 CAPTIONS = {
-    "curves": "*{model}: top, black NumPy-TF weights far below grey seed-seed; below, solid "
+    "curves": "*Each model: top, black NumPy-TF weights far below grey seed-seed; below, solid "
               "NumPy on dashed TF.*",
-    "curves_one_seed": "*{model}: top, NumPy-TF gaps (log); below, solid NumPy on dashed TF.*",
-    "timing": "*Timing phase: step time and evaluation throughput of both sides, measured "
-              "interleaved in one process ([timing.md](timing.md) adds throughputs and "
-              "memory).*",
-    "runtime": "*The runs' own times (log scale; NumPy/TF ratio above the bars; "
-               "[runtime.md](runtime.md)), by executor: {executors}; they compare only within "
+    "curves_one_seed": "*Each model: top, NumPy-TF gaps (log); below, solid NumPy on dashed "
+                       "TF.*",
+    "timing": "*Timing phase: both sides interleaved in one process ([timing.md](timing.md): "
+              "its conditions, throughputs and memory).*",
+    "runtime": "*The runs' own times ([runtime.md](runtime.md)), by executor: {executors}; "
+               "they compare only within "
                "one executor; 1-minute load average at the end of a run {load_median} (median), "
                "at most {load_max}.*",
 }
@@ -295,8 +299,9 @@ def _protocol_text(protocol: Protocol, data: dict, seeds: int) -> str:
             f"{protocol.eval_every} samples on the first {data.get('train_eval_images', '?')} "
             f"training images and on {test_set}; {epochs}. {seeds} seed(s): seed s draws the "
             "initial weights (copied to the Keras twin) and the batch order, shared by both "
-            "implementations. TensorFlow: compiled `tf.function` step, no XLA, deterministic "
-            "ops.")
+            "implementations. TensorFlow: compiled `tf.function`, "
+            + ("one call per step" if protocol.steps_per_call == 1 else
+               f"{protocol.steps_per_call} steps per call") + ", no XLA, deterministic ops.")
 
 
 def _environment_text(env: dict, threads_stated: bool) -> str:
@@ -323,7 +328,6 @@ def _timing_section(timing: dict | None) -> list[str]:
     if timing is None:
         return [timing_text.no_timing_text()]
     return ["\n".join(timing_table_lines(timing, brief=True)), "",
-            timing_text.timing_conditions(timing), "",
             "![timing phase](timing.png) " + CAPTIONS["timing"]]
 
 
@@ -365,8 +369,12 @@ def write(out: Path, results: list[dict], *, models: list[str], seeds: int, prot
     if timing is not None:
         from reports.commands.bench import plot as timing_chart
 
-        write_text(out / "timing.md", "\n".join(timing_table_lines(timing)) + "\n")
+        write_text(out / "timing.md", "\n".join(
+            ["# Timing phase", "", *timing_table_lines(timing), "",
+             timing_text.timing_conditions(timing)]) + "\n")
         timing_chart(timing["rows"], out / "timing.png")
+    if decisions is not None:
+        write_text(out / decisions_text.PAGE, "\n".join(decisions_text.page(decisions)) + "\n")
 
     compute = float(runs["wall_time"].sum())
     per_impl = runs.groupby("implementation")["wall_time"].sum()
@@ -439,20 +447,25 @@ def write(out: Path, results: list[dict], *, models: list[str], seeds: int, prot
         *text["timing"], "",
         "![runtime](runtime.png) " + CAPTIONS["runtime"].format(**where), "",
         "## 2. Performance and stability", "", *per_model(1), "",
-        *[f"![{model}]({curve_figure(model)}) "
-          + CAPTIONS["curves" if seeds > 1 else "curves_one_seed"].format(model=model)
-          for model in models], "",
+        *[f"![{model}]({curve_figure(model)})" for model in models],
+        CAPTIONS["curves" if seeds > 1 else "curves_one_seed"], "",
         "## 3. Final accuracy", "", *per_model(2), "",
         "## Experiment table", "",
+        f"{same_start} Stability, distances and the verdict rules: "
+        f"[{EXPERIMENTS_PAGE}]({EXPERIMENTS_PAGE}).", "",
+        markdown_table(tables["experiments"][[column for column in BRIEF_COLUMNS
+                                              if column in tables["experiments"]]]), "",
+        *text["decisions"],
+        f"**Machine and software.** {text['machine']}", "",
+    ]
+    write_text(out / EXPERIMENTS_PAGE, "\n".join([
+        "# Experiment table", "",
         f"Test accuracy: {'mean ± std over seeds' if seeds > 1 else 'one seed'}; fluctuation: "
         "std of the last "
         f"{diagnosis.FLUCTUATION_WINDOW} test accuracies; gaps: largest |NumPy - TF| at one "
         "evaluation; weights: ||P(w_a - w_b)|| / ||P w_b||, P a fixed random projection "
         f"(docs/report.md); max over seeds (seed-seed: min). {same_start}", "",
-        markdown_table(tables["experiments"]), "", text["rules"], "",
-        *text["decisions"],
-        f"**Machine and software.** {text['machine']}", "",
-    ]
+        markdown_table(tables["experiments"]), "", text["rules"]]) + "\n")
     path = out / "report.md"
     write_text(path, "\n".join(lines))
     return path

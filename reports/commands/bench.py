@@ -62,33 +62,33 @@ def _mib(value) -> str:
 
 
 LOOPS_SENTENCE = (
-    "TensorFlow's step is timed in two loops: one compiled call per step (as `fit` runs by "
-    "default) and {k} steps in one compiled call (as `fit(steps_per_execution={k})`); the "
-    "difference between them is Python's dispatch of one call per step, not computation.")
+    "TensorFlow per call: one compiled call per step (`fit`'s default); K-step: {k} steps per "
+    "compiled call (`fit(steps_per_execution={k})`). They differ by Python's dispatch of one "
+    "call per step, not by computation.")
 
 
 def table(rows: list[dict], brief: bool = False) -> list[str]:
     """The results as Markdown lines: the table, then the sentence on TensorFlow's two loops.
-    ``brief``: the step times and the ratios only (no throughputs, memory or
+    ``brief``: the step times and their ratios only (no evaluation, memory or
     ``loss_and_grads``)."""
-    head = ("| model | NumPy step ms [IQR] | TF per-call step ms [IQR] | ratio NumPy/TF "
+    head = ("| model | NumPy step ms [IQR] | TF per-call ms | NumPy/TF | NumPy, K steps in a row "
+            "| TF K-step ms/step | NumPy/TF | " if brief else
+            "| model | NumPy step ms [IQR] | TF per-call step ms [IQR] | ratio NumPy/TF "
             "per-call | NumPy step, K in a row, ms [IQR] | TF K-step ms per step [IQR] | "
             "ratio NumPy/TF K-step | ")
-    lines = [head + ("eval ratio NumPy/TF |" if brief else
+    lines = [head + ("" if brief else
                      "NumPy eval img/s | TF eval img/s | eval ratio NumPy/TF | NumPy peak MiB "
                      "(tracemalloc / RSS) | TF peak MiB (RSS) | NumPy loss_and_grads ms [IQR] "
                      "(of the step) |"),
-             "|" + " --- |" * (8 if brief else 13)]
+             "|" + " --- |" * (7 if brief else 13)]
     for row in rows:
         line = (f"| {row['model']} | {_ms(row['numpy_step'])} | {_ms(row['tensorflow_step'])} | "
                 f"{row['train_ratio']:.2f} | {_ms(row['numpy_k_step'])} | "
-                f"{_ms(row['tensorflow_k_step'])} | {row['k_step_ratio']:.2f} | ")
+                f"{_ms(row['tensorflow_k_step'])} | {row['k_step_ratio']:.2f} |")
         if not brief:
-            line += (f"{row['numpy_eval_images_per_s']:,.0f} | "
-                     f"{row['tensorflow_eval_images_per_s']:,.0f} | ")
-        line += f"{row['eval_ratio']:.2f} |"
-        if not brief:
-            line += (f" {_mib(row['numpy_peak_tracemalloc_mib'])} / "
+            line += (f" {row['numpy_eval_images_per_s']:,.0f} | "
+                     f"{row['tensorflow_eval_images_per_s']:,.0f} | {row['eval_ratio']:.2f} |"
+                     f" {_mib(row['numpy_peak_tracemalloc_mib'])} / "
                      f"{_mib(row['numpy_peak_rss_mib'])} | {_mib(row['tensorflow_peak_rss_mib'])}"
                      f" | {_ms(row['numpy_loss_and_grads'])} ({row['loss_and_grads_of_step']:.2f})"
                      " |")
