@@ -95,8 +95,9 @@ def run_times_note(runs: pd.DataFrame, runtime: pd.DataFrame, cpus: int | None) 
                  "bandwidth taken by whatever ran beside it (a TensorFlow run beside a NumPy run, "
                  "or two alike), so these times compare only among runs of the same executor and "
                  "thread settings, and not with serial runs. ")
-    text += ("For how fast NumPy is next to TensorFlow, read the timing phase above, which "
-             "measured both sides interleaved in one process with no training run beside it. ")
+    text += ("For how fast NumPy is next to TensorFlow, read the timing phase (report.md, "
+             "timing.md), which measured both sides interleaved in one process with no training "
+             "run beside it. ")
     load = runs["load_average"].astype(float)
     if load.notna().any():
         text += (f"The 1-minute load average at the end of a run was {load.median():.2f} (median) "

@@ -251,10 +251,8 @@ CAPTIONS = {
                        "TF.*",
     "timing": "*Timing phase: both sides interleaved in one process ([timing.md](timing.md): "
               "its conditions, throughputs and memory).*",
-    "runtime": "*The runs' own times ([runtime.md](runtime.md)), by executor: {executors}; "
-               "they compare only within "
-               "one executor; 1-minute load average at the end of a run {load_median} (median), "
-               "at most {load_max}.*",
+    "runtime": "*The runs' own times, by executor: {executors}; they compare only within one "
+               "executor ([runtime.md](runtime.md): the table, the load).*",
 }
 
 
@@ -361,7 +359,9 @@ def write(out: Path, results: list[dict], *, models: list[str], seeds: int, prot
                         ("stability", stability), ("verdicts", verdicts), ("drift", drift)):
         write_text(out / f"{name}.csv", table.to_csv(index=False))
     write_text(out / "summary_table.md", markdown_table(summary_markdown(summary)) + "\n")
-    write_text(out / "runtime.md", markdown_table(runtime_markdown(runtime)) + "\n")
+    write_text(out / "runtime.md", "\n\n".join([
+        markdown_table(runtime_markdown(runtime)),
+        timing_text.run_times_note(runs, runtime, environment.get("cpu_count"))]) + "\n")
     for model in models:
         plots.model_curves(results, drift_series, model, out / curve_figure(model))
     plots.summary_table(summary, verdicts, out / "summary_table.png")

@@ -72,12 +72,12 @@ def table(rows: list[dict], brief: bool = False) -> list[str]:
     ``brief``: the step times and their ratios only (no evaluation, memory or
     ``loss_and_grads``)."""
     head = ("| model | NumPy step ms [IQR] | TF per-call ms | NumPy/TF | NumPy, K steps in a row "
-            "| TF K-step ms/step | NumPy/TF | " if brief else
+            "| TF K-step ms/step | NumPy/TF |" if brief else
             "| model | NumPy step ms [IQR] | TF per-call step ms [IQR] | ratio NumPy/TF "
             "per-call | NumPy step, K in a row, ms [IQR] | TF K-step ms per step [IQR] | "
-            "ratio NumPy/TF K-step | ")
+            "ratio NumPy/TF K-step |")
     lines = [head + ("" if brief else
-                     "NumPy eval img/s | TF eval img/s | eval ratio NumPy/TF | NumPy peak MiB "
+                     " NumPy eval img/s | TF eval img/s | eval ratio NumPy/TF | NumPy peak MiB "
                      "(tracemalloc / RSS) | TF peak MiB (RSS) | NumPy loss_and_grads ms [IQR] "
                      "(of the step) |"),
              "|" + " --- |" * (7 if brief else 13)]
