@@ -21,7 +21,7 @@ from reports.commands.options import (
     positive_int,
 )
 from reports.errors import BadInput, reading
-from reports.experiment.protocol import TEMPLATES_SIZES
+from reports.experiment.protocol import MAX_STEPS_PER_CALL, TEMPLATES_SIZES, TF_LOOPS
 from reports.files.outputs import WEIGHTS_SUFFIXES, check_file
 
 # --optimizer NAME -> (class of scratch.optim, settings that differ from its Keras defaults).
@@ -112,6 +112,11 @@ def register(subparsers) -> None:
     add_seed(parser, "seeds the initial weights and the shuffles")
     parser.add_argument("--impl", choices=["numpy", "tensorflow"], default="numpy",
                         help="numpy: the scratch engine; tensorflow: its Keras twin")
+    parser.add_argument("--tf-loop", choices=TF_LOOPS, default="k-step",
+                        help=f"with --impl tensorflow: k-step runs up to {MAX_STEPS_PER_CALL} "
+                             "steps of an epoch in one compiled call, as "
+                             "fit(steps_per_execution=K); per-step one call per step (default: "
+                             "k-step; the same history)")
     parser.add_argument("--data", choices=["mnist", "templates"], default="mnist",
                         help=f"mnist, or templates: {TEMPLATES_SIZES['train'][0]} training and "
                              f"{TEMPLATES_SIZES['train'][1]} test images of ten noisy class "
@@ -155,7 +160,9 @@ def run(args: argparse.Namespace) -> int:
     model = build(args.model, seed=args.seed, dtype=args.dtype)
     if weights is not None:
         model.set_params(weights)
-    side = make_trainer(model, args.impl, optimizer)
+    side = make_trainer(model, args.impl, optimizer, steps_per_call=(
+        1 if args.tf_loop == "per-step"
+        else min(-(-len(x) // args.batch_size), MAX_STEPS_PER_CALL)))
     history = train(side.trainer, x, y, epochs=args.epochs, batch_size=args.batch_size,
                     seed=args.seed, eval_every=len(x), eval_sets={"test": test})
     for record in history.records:  # the first record precedes any step: no training loss yet
