@@ -17,8 +17,10 @@ from reports.experiment.protocol import (
     DATA_SOURCES,
     DTYPES,
     FULL,
+    MAX_STEPS_PER_CALL,
     QUICK,
     SETTINGS,
+    TF_LOOPS,
     check_models,
     plan,
 )
@@ -55,6 +57,11 @@ def register(subparsers) -> None:
     parser.add_argument("--dtype", choices=DTYPES, default="float32",
                         help="the dtype both implementations train in (default: float32; "
                              "float64 for tight parity)")
+    parser.add_argument("--tf-loop", choices=TF_LOOPS, default="k-step",
+                        help="k-step: TensorFlow runs the steps between two evaluations (at most "
+                             f"{MAX_STEPS_PER_CALL}) in one compiled call, as "
+                             "fit(steps_per_execution=K); per-step: one call per step, as fit's "
+                             "default (default: k-step; the same history)")
     add_no_verify(parser)
     parser.add_argument("--out", type=Path, default=None, metavar="DIR",
                         help="run directory (default: "
@@ -144,7 +151,8 @@ def run(args: argparse.Namespace) -> int:
     if args.seeds is None:
         args.seeds = 1 if args.quick else 3
     models = check_models(args.models)
-    protocol = replace(QUICK if args.quick else FULL, data=args.data, dtype=args.dtype)
+    protocol = replace(QUICK if args.quick else FULL, data=args.data, dtype=args.dtype,
+                       tf_loop=args.tf_loop)
     specs = plan(models, args.seeds, protocol)
     try:
         blas_threads.policy()  # a malformed TFPARITY_BLAS_THREADS fails here, not mid-run

@@ -23,7 +23,7 @@ from reports.commands.options import (
     positive_float,
 )
 from reports.errors import BadInput, reading
-from reports.experiment.protocol import TEMPLATES_SIZES
+from reports.experiment.protocol import MAX_STEPS_PER_CALL, TEMPLATES_SIZES, TF_LOOPS
 from reports.files.disk_errors import DiskError, check_room
 from reports.files.outputs import WEIGHTS_SUFFIXES, check_file
 
@@ -129,6 +129,11 @@ def register(subparsers) -> None:
     add_seed(parser, "seeds the initial weights and the shuffles")
     parser.add_argument("--impl", choices=["numpy", "tensorflow"], default="numpy",
                         help="numpy: the scratch engine; tensorflow: its Keras twin")
+    parser.add_argument("--tf-loop", choices=TF_LOOPS, default="k-step",
+                        help=f"with --impl tensorflow: k-step runs up to {MAX_STEPS_PER_CALL} "
+                             "steps of an epoch in one compiled call, as "
+                             "fit(steps_per_execution=K); per-step one call per step (default: "
+                             "k-step; the same history)")
     parser.add_argument("--data", choices=["mnist", "templates"], default="mnist",
                         help=f"mnist, or templates: {TEMPLATES_SIZES['train'][0]} training and "
                              f"{TEMPLATES_SIZES['train'][1]} test images of ten noisy class "
@@ -148,16 +153,23 @@ def register(subparsers) -> None:
 
 
 class Stepping:
-    """A trainer (``scratch.train.Trainer``) that calls ``on_step()`` after each training step
-    (the progress bar)."""
+    """A trainer (``scratch.train.Trainer``) that calls ``on_step(n)`` after each call of n
+    training steps (the progress bar); the wrapped trainer's ``steps_per_call`` is kept, so a
+    TensorFlow k-step loop stays one compiled call per group of steps."""
 
-    def __init__(self, trainer, on_step: Callable[[], object]):
+    def __init__(self, trainer, on_step: Callable[[int], object]):
         self.trainer, self.on_step = trainer, on_step
+        self.steps_per_call = getattr(trainer, "steps_per_call", 1)
 
     def train_step(self, x, y) -> float:
         loss = self.trainer.train_step(x, y)
-        self.on_step()
+        self.on_step(1)
         return loss
+
+    def train_steps(self, xs, ys):
+        losses = self.trainer.train_steps(xs, ys)
+        self.on_step(len(losses))
+        return losses
 
     def evaluate(self, x, y) -> tuple[float, float]:
         return self.trainer.evaluate(x, y)
@@ -216,7 +228,9 @@ def run(args: argparse.Namespace) -> int:
     if args.save is not None:  # the weights, and room for the archive's headers
         check_room(args.save.parent, sum(v.nbytes for v in model.params.values()) + 2**16,
                    "--save")
-    side = make_trainer(model, args.impl, optimizer)
+    side = make_trainer(model, args.impl, optimizer, steps_per_call=(
+        1 if args.tf_loop == "per-step"
+        else min(-(-len(x) // args.batch_size), MAX_STEPS_PER_CALL)))
     steps = args.epochs * -(-len(x) // args.batch_size)
     with tqdm(total=steps, unit="step", disable=True if args.no_progress else None,
               dynamic_ncols=True, leave=False) as bar:  # None: on a terminal only

@@ -104,10 +104,12 @@ def _weights_digest(params: dict) -> str:
 
 
 def spec_trainer(spec: RunSpec) -> Side:
-    """The trainer of one run (``trainers.make_trainer``): plain SGD at the run's rate; both
-    implementations start from the weights ``scratch.models.build(model, seed)`` draws."""
+    """The trainer of one run (``trainers.make_trainer``): plain SGD at the run's rate,
+    TensorFlow's steps called as the protocol's ``tf_loop`` says; both implementations start
+    from the weights ``scratch.models.build(model, seed)`` draws."""
     model = build(spec.model, seed=spec.seed, dtype=spec.protocol.dtype)
-    return make_trainer(model, spec.implementation, SGD(spec.lr), spec.protocol.eval_batch_size)
+    return make_trainer(model, spec.implementation, SGD(spec.lr), spec.protocol.eval_batch_size,
+                        steps_per_call=spec.protocol.steps_per_call)
 
 
 def load_average_1min() -> float | None:
@@ -150,7 +152,10 @@ def train_one(spec: RunSpec, splits: Splits,
     projection = WeightProjection(spec.model, {k: v.shape for k, v in initial.items()})
     batch = slice(0, spec.protocol.batch_size)
     with np.errstate(all="ignore"):
-        trainer.train_step(x[batch], y[batch])
+        if getattr(trainer, "steps_per_call", 1) > 1:  # compiles the loop training calls
+            trainer.train_steps(x[None, batch], y[None, batch])
+        else:
+            trainer.train_step(x[batch], y[batch])
         trainer.evaluate(*(part[:spec.protocol.eval_batch_size] for part in splits.test))
         set_params(initial)
         setup_time = time.perf_counter() - start
