@@ -22,6 +22,7 @@ from functools import cache
 from typing import Callable
 
 from reports.experiments import RunSpec, steps_per_run
+from reports.progress import progress_bar
 from reports.runner import RunStore
 from reports.sweep import claims
 from reports.sweep.backends import Lost
@@ -83,10 +84,8 @@ def run_sweep(specs: list[RunSpec], store: RunStore, load_splits: Callable, exec
     splits = load_splits()
     n_train = len(splits.train[0])
     planned = {spec.key: steps_per_run(spec, n_train) for spec in queue}
-    from tqdm.auto import tqdm
-
-    bar = tqdm(total=sum(planned.values()), unit="step", disable=not progress, dynamic_ncols=True,
-               desc=f"{len(specs) - len(queue)}/{len(specs)} runs cached")
+    bar = progress_bar(sum(planned.values()), enabled=progress, unit="step", dynamic_ncols=True,
+                       desc=f"{len(specs) - len(queue)}/{len(specs)} runs cached")
     counted: dict[str, int] = {}  # steps already shown per run
     in_flight: dict = {}          # backend token -> (spec, claim)
     elsewhere: dict[str, RunSpec] = {}  # claimed by another live process
