@@ -1,7 +1,8 @@
 """TensorFlow/Keras twins of the scratch models, the comparison and the diagnosis engine.
 
-Names are loaded on first use, so the NumPy-only parts (``reference_tf.compare``) import without
-TensorFlow.
+``reference_tf.check(model)`` and ``reference_tf.diff(model)`` compare any model with its twin
+(``reference_tf.api``). Names are loaded on first use, so the NumPy-only parts
+(``reference_tf.compare``) import without TensorFlow.
 """
 
 import importlib
@@ -12,6 +13,7 @@ import os
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 _EXPORTS = {
+    "check": "api", "diff": "api",
     "Comparison": "compare", "compare": "compare", "compare_arrays": "compare",
     "tolerances": "compare",
     "layer_pass": "gradients", "trace": "gradients", "trace_arrays": "gradients",

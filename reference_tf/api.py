@@ -121,10 +121,10 @@ def check(model, x=None, y=None, *, dtype: str | None = None, seed: int = 0,
             (``reference_tf.twin.keras_layer``).
 
     Returns:
-        A ``reference_tf.check.CheckResult``: PASS/FAIL per path, the worst error against its
+        A ``reference_tf.parity_check.CheckResult``: PASS/FAIL per path, the worst error against its
         tolerance; it displays itself as a table in a notebook.
     """
-    from reference_tf.check import check as check_paths
+    from reference_tf.parity_check import check as check_paths
 
     model, x, y, name, _ = resolve(model, x, y, dtype=dtype, seed=seed, data=data,
                                    batch_size=batch_size, verify=verify, name=name,

@@ -179,6 +179,29 @@ class ModelDiff:
         """The whole comparison as a JSON-ready dict (see ``to_dict``)."""
         return to_dict(self)
 
+    def to_frame(self):
+        """Every quantity of the forward and backward tables as a pandas DataFrame, one row each
+        in scan order (``reference_tf.display.diff_frame``)."""
+        from reference_tf.display import diff_frame
+
+        return diff_frame(self)
+
+    def plot(self):
+        """The heat map of the per-layer errors (a matplotlib figure)."""
+        from reference_tf.display import heatmap_figure
+
+        return heatmap_figure(self)
+
+    def __repr__(self) -> str:
+        from reference_tf.display import diff_text
+
+        return diff_text(self)
+
+    def _repr_html_(self) -> str:
+        from reference_tf.display import diff_html
+
+        return diff_html(self)
+
 
 def scan(layers: list[LayerDiff]) -> list[tuple[LayerDiff, Quantity]]:
     """Every quantity in scan order: forward in network order, then backward in reverse."""

@@ -55,7 +55,7 @@ def _line(name: str, dtype: str, result) -> str:
 
 
 def run(args: argparse.Namespace) -> int:
-    from reference_tf.check import check, check_model
+    from reference_tf.parity_check import check, check_model
     from reference_tf.reproducible import use_reproducible_kernels
 
     use_reproducible_kernels()

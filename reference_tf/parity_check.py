@@ -75,6 +75,22 @@ class CheckResult:
     def passed(self) -> bool:
         return all(path.passed for path in self.paths.values())
 
+    def to_frame(self):
+        """One row per path as a pandas DataFrame (``reference_tf.display.check_frame``)."""
+        from reference_tf.display import check_frame
+
+        return check_frame(self)
+
+    def __repr__(self) -> str:
+        from reference_tf.display import check_text
+
+        return check_text(self)
+
+    def _repr_html_(self) -> str:
+        from reference_tf.display import check_html
+
+        return check_html(self)
+
     def to_dict(self) -> dict:
         """JSON-ready (non-finite numbers become None later)."""
         def failure(f: Failure | None) -> dict | None:
