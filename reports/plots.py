@@ -192,7 +192,7 @@ def runtime_chart(runtime: pd.DataFrame, path: Path) -> Path:
 def learning_curves_figure(results: list[dict], models: list[str]):
     """The homework's learning curves: a row per model, a column per setting, train-subset and
     test accuracy of NumPy (solid) and TensorFlow (dashed), seed mean and min-max band."""
-    fig, axes = plt.subplots(len(models), 3, figsize=(15, 3.4 * len(models)), squeeze=False)
+    fig, axes = plt.subplots(len(models), 3, figsize=(13, 2.9 * len(models)), squeeze=False)
     for row, model in enumerate(models):
         for col, (epochs, lr) in enumerate(SETTINGS[model]):
             spec = next((r["spec"] for r in results
