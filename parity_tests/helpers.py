@@ -87,3 +87,23 @@ class FakeTrainer:
             raise KeyboardInterrupt
         self.calls.append(spec)
         return fake_run_result(spec)
+
+
+def run_in_kernel(notebook, cwd: Path, env: dict | None = None):
+    """Execute every cell of ``notebook`` (an ``nbformat`` node, changed in place) in a fresh
+    Python kernel of this interpreter, from the directory ``cwd``, with the environment ``env``
+    (default: this process's); returns the notebook."""
+    from nbclient import NotebookClient
+
+    client = NotebookClient(notebook, timeout=600, kernel_name="python3",
+                            resources={"metadata": {"path": str(cwd)}})
+    client.execute(**({} if env is None else {"env": env}))
+    return notebook
+
+
+def kernel_outputs(code: str, cwd: Path) -> list:
+    """The outputs of ``code`` run as one cell in a fresh kernel."""
+    import nbformat
+
+    notebook = nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell(code)])
+    return run_in_kernel(notebook, cwd).cells[0].outputs

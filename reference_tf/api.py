@@ -6,7 +6,8 @@ A model is a built-in name (``scratch.models.MODELS``, built with ``seed``), a
 ``reference_tf.own.Function``. Without a batch, both draw the command line's seeded one
 (``reference_tf.batches.model_batch``: digit-like strokes, or MNIST). An exception raised by a
 layer written outside tfparity becomes a fault of that layer and pass in the result
-(``reference_tf.own.safety``), not a traceback.
+(``reference_tf.own.safety``), not a traceback. TensorFlow runs its reproducible kernels
+(``reference_tf.reproducible``), as for the command line.
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ import numpy as np
 from reference_tf.batches import model_batch
 from reference_tf.own.model import Function, rebuild
 from reference_tf.own.safety import Fault, call_user
+from reference_tf.reproducible import use_reproducible_kernels
 from scratch.models import MODELS, Sequential, build
 
 DEFAULT_DTYPE = "float64"  # a built-in model's dtype when none is given: the tightest tolerances
@@ -126,6 +128,7 @@ def check(model, x=None, y=None, *, dtype: str | None = None, seed: int = 0,
     """
     from reference_tf.parity_check import check as check_paths
 
+    use_reproducible_kernels()
     model, x, y, name, _ = resolve(model, x, y, dtype=dtype, seed=seed, data=data,
                                    batch_size=batch_size, verify=verify, name=name,
                                    caller="check")
@@ -151,6 +154,7 @@ def diff(model, x=None, y=None, *, dtype: str | None = None, data: str = "stroke
     from reference_tf.finite_diff import third_opinion
     from reference_tf.layerdiff import diff as diff_layers
 
+    use_reproducible_kernels()
     model, x, y, name, data = resolve(model, x, y, dtype=dtype, seed=seed, data=data,
                                       batch_size=batch_size, verify=verify, name=name,
                                       caller="diff")
