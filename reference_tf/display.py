@@ -66,7 +66,8 @@ def check_frame(result) -> pd.DataFrame:
 
 
 def _cell(value, style: str = "") -> str:
-    text = html.escape(str(value))
+    """A table cell; its spaces do not break (a shape stays on one line)."""
+    text = html.escape(str(value)).replace(" ", "&nbsp;")
     return f'<td style="{style}">{text}</td>' if style else f"<td>{text}</td>"
 
 

@@ -87,8 +87,18 @@ class Report:
 
     @property
     def figures(self) -> dict[str, Path]:
-        """The report's PNG figures present in the directory, by file stem."""
-        return {p.stem: p for p in sorted(self.directory.glob("*.png"))}
+        """The report's figures present in the directory, by file stem, in the report's order:
+        timing, runtime, each model's curves, the summary table."""
+        stems = ["timing", "runtime", *(writer.curve_figure(m)[:-4] for m in self.models),
+                 "summary_table"]
+        return {stem: self.directory / f"{stem}.png" for stem in stems
+                if (self.directory / f"{stem}.png").is_file()}
+
+    @property
+    def timing(self) -> pd.DataFrame | None:
+        """The timing phase's rows (both sides measured interleaved), None if it did not run."""
+        timing = self.results.get("timing")
+        return None if timing is None else pd.DataFrame(timing["rows"])
 
     def plot_learning_curves(self, models: list[str] | None = None):
         """Train-subset and test accuracy over training, NumPy solid and TensorFlow dashed: a
@@ -132,6 +142,10 @@ class Report:
             items = "".join(f"<li><b>{html.escape(model)}</b>: {markdown_html(answer)}</li>"
                             for model, answer in answers[question].items())
             parts.append(f"<h4>{html.escape(question)}</h4><ul>{items}</ul>")
+            if index == 0:  # the timing table and its conditions, as report.md prints them
+                parts += [markdown_table_html(block) if block.startswith("|") else
+                          f"<p>{markdown_html(block)}</p>" for block in text["timing"]
+                          if block and not block.startswith("![")]
             parts += [image_html(path) for stem, path in figures.items()
                       if FIGURES.get(stem) == index]
         parts += ["<h4>Experiment table</h4>", self.experiments.to_html(index=False),
@@ -159,6 +173,16 @@ def markdown_html(text: str) -> str:
     escaped = html.escape(text)
     escaped = re.sub(r"\*\*(.+?)\*\*", r"<b>\1</b>", escaped)
     return re.sub(r"`(.+?)`", r"<code>\1</code>", escaped)
+
+
+def markdown_table_html(table: str) -> str:
+    """A GitHub Markdown table (header, rule, rows) as an HTML table."""
+    rows = [[cell.strip() for cell in line.strip().strip("|").split("|")]
+            for line in table.strip().splitlines()]
+    head = "".join(f"<th>{markdown_html(cell)}</th>" for cell in rows[0])
+    body = "".join("<tr>" + "".join(f"<td>{markdown_html(cell)}</td>" for cell in row) + "</tr>"
+                   for row in rows[2:])
+    return f"<table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>"
 
 
 def image_html(path: Path, width: int = INLINE_WIDTH) -> str:
