@@ -4,7 +4,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: test lint report data clean notebook
+.PHONY: test test-fast lint report data clean notebook
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -23,6 +23,12 @@ lint: $(STAMP)
 
 test: $(STAMP) data lint
 	$(PY) -m pytest
+
+# The edit loop's lane: the engine's and the other NumPy-only tests, no TensorFlow import
+# (parity_tests/conftest.py leaves out every test module importing tensorflow, keras or
+# reference_tf). CI runs `make test`.
+test-fast: $(STAMP) data
+	$(PY) -m pytest --engine-only -q
 
 # One worker process per core (docs/sweeps.md: 0.67x the serial wall time on 2 cores).
 report: $(STAMP) data

@@ -156,7 +156,7 @@ def run_diff(model: str, dtype: str, tmp_path, fd: bool) -> dict:
         x, y = strokes(8, seed=1, dtype=dtype, size=15)
         result = diff(net, x, y, name=model)
         if fd:
-            third_opinion(result)
+            result.opinion = third_opinion(result)
         return result.to_dict() | {"text": render(result)}
     path = tmp_path / "diff.json"
     code = main(["diff", model, "--dtype", dtype, "--batch-size", "8", "--json", str(path),
@@ -276,7 +276,7 @@ def user_diff(style: str, name: str, dtype: str, monkeypatch) -> dict:
     x, y = model_batch(model, "strokes", 4, 0)
     result = diff(model, x, y, name=f"{style} example")
     if USER_BUGS[style, name][2] in KINKS:
-        third_opinion(result)
+        result.opinion = third_opinion(result)
     return result.to_dict()
 
 
@@ -415,7 +415,7 @@ def test_clean_models_name_no_cause(name, mnist_train, monkeypatch):
             x, y = images[index].astype(dtype), labels[index]
         result = diff(model, x, y, keras_model=references[dtype])
         if not result.passed:
-            failures.append((seed, dtype, data, result.first_propagated))
+            failures.append((seed, dtype, data, result.first_propagated_failure))
     assert not failures, failures
 
 

@@ -2,8 +2,8 @@
 failure / divergence / diverged training, 2 bad arguments or input, 3 internal error, 130
 interrupted; never a Python traceback on stderr.
 
-One table walks every command through its successes, failures and the inputs that used to
-crash (damaged weight files, MNIST absent, unwritable outputs, ...). Cases run in-process
+One table walks every command through its successes, failures and the inputs that could
+crash it (damaged weight files, MNIST absent, unwritable outputs, ...). Cases run in-process
 (``reports.cli.main``), with MNIST's places pointed at empty folders so nothing is fetched. A run
 file holding ``null`` is resumed over in ``test_report_pipeline.py`` (it needs a finished report).
 """

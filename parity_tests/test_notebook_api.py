@@ -96,7 +96,7 @@ def test_diff_of_a_planted_bug_names_layer_pass_and_cause_in_its_html():
 def test_diff_and_check_show_a_user_exception_at_its_layer():
     result = reference_tf.diff(small_cnn(Raising), fd=False)
     [fault] = result.faults
-    assert (fault.layer, fault.pass_, fault.fatal) == ("mine", "backward", True)
+    assert (fault.layer, fault.direction, fault.fatal) == ("mine", "backward", True)
     assert "raised ZeroDivisionError: planted" in fault.sentence
     assert "raised ZeroDivisionError: planted" in result._repr_html_()
     checked = reference_tf.check(small_cnn(Raising))

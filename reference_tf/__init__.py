@@ -6,33 +6,13 @@
 """
 
 import importlib
-import os
 import sys
 
-# TensorFlow's C++ INFO/WARNING chatter (CPU features, CUDA probing) is not ours to print; an
-# explicit setting in the environment wins.
-os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+from reference_tf.reproducible import set_environment_defaults, start_tensorflow_quietly
 
-
-def _start_tensorflow_quietly() -> None:
-    """Import TensorFlow and run one op with standard error (file descriptor 2) sent to
-    /dev/null: its C++ start-up lines (absl's "All log messages before absl::InitializeLog()",
-    CUDA probing without a GPU) come before its logging settings apply. Used in a Jupyter kernel,
-    which shows everything written to descriptor 2 in the cell; a terminal shows them as before."""
-    saved, null = os.dup(2), os.open(os.devnull, os.O_WRONLY)
-    os.dup2(null, 2)
-    try:
-        import tensorflow as tf
-
-        tf.constant(0.0) + 1.0  # device set-up: the CUDA probe
-    finally:
-        os.dup2(saved, 2)
-        os.close(saved)
-        os.close(null)
-
-
+set_environment_defaults()  # before anything imports TensorFlow
 if "ipykernel" in sys.modules and "tensorflow" not in sys.modules:
-    _start_tensorflow_quietly()
+    start_tensorflow_quietly()  # a Jupyter kernel: TensorFlow's C++ start-up kept out of cells
 
 _EXPORTS = {
     "check": "api", "diff": "api",

@@ -6,7 +6,7 @@ A model is a built-in name (``scratch.models.MODELS``, built with ``seed``), a
 ``reference_tf.own.Function``. Without a batch, both draw the command line's seeded one
 (``reference_tf.batches.model_batch``: digit-like strokes, or MNIST). An exception raised by a
 layer written outside tfparity becomes a fault of that layer and pass in the result
-(``reference_tf.own.safety``), not a traceback. TensorFlow runs its reproducible kernels
+(``reference_tf.user_code``), not a traceback. TensorFlow runs its reproducible kernels
 (``reference_tf.reproducible``), as for the command line.
 """
 
@@ -19,8 +19,8 @@ import numpy as np
 
 from reference_tf.batches import model_batch
 from reference_tf.own.model import Function, rebuild
-from reference_tf.own.safety import Fault, call_user
 from reference_tf.reproducible import use_reproducible_kernels
+from reference_tf.user_code import Fault, call_user
 from scratch.models import MODELS, Sequential, build
 
 DEFAULT_DTYPE = "float64"  # a built-in model's dtype when none is given: the tightest tolerances
@@ -79,19 +79,20 @@ def _written_outside(method) -> bool:
 def user_layers_guarded(model) -> Iterator[None]:
     """While inside, an exception raised by ``call`` or ``call_backward`` of a layer class
     written outside tfparity (a ``scratch.layers.Layer`` subclass of your own) is a fatal
-    fault of that layer (``own.safety.UserCodeError``), as ``reference_tf.own`` layers report
+    fault of that layer (``user_code.UserCodeError``), as ``reference_tf.own`` layers report
     theirs. tfparity's own layers are left alone: their exceptions are tfparity's bugs."""
     patched = []
     for layer in getattr(model, "layers", []) if isinstance(model, Sequential) else []:
-        for method, key, pass_ in (("call", "output", "forward"),
+        for method, key, direction in (("call", "output", "forward"),
                                    ("call_backward", "input_grad", "backward")):
             bound = getattr(layer, method)
             if method in vars(layer) or not _written_outside(getattr(type(layer), method)):
                 continue
 
-            def fault(k, problem, fatal, frame=None, layer=layer, method=method, pass_=pass_):
-                return Fault(layer.name, f"{type(layer).__name__}.{method}", pass_, k, problem,
-                             fatal, frame)
+            def fault(k, problem, fatal, frame=None, layer=layer, method=method,
+                      direction=direction):
+                return Fault(layer.name, f"{type(layer).__name__}.{method}", direction, k,
+                             problem, fatal, frame)
 
             def guarded(*args, bound=bound, key=key, fault=fault):
                 return call_user(bound, args, {}, key, fault)
@@ -107,7 +108,7 @@ def user_layers_guarded(model) -> Iterator[None]:
 
 def check(model, x=None, y=None, *, dtype: str | None = None, seed: int = 0,
           data: str = "strokes", batch_size: int = BATCH_SIZE, verify: bool = True,
-          name: str | None = None, counterparts: dict | None = None):
+          name: str | None = None, twins: dict | None = None):
     """Both gradient paths of ``model`` against its Keras twin on one batch: ``tfparity check``.
 
     Args:
@@ -119,8 +120,7 @@ def check(model, x=None, y=None, *, dtype: str | None = None, seed: int = 0,
         dtype: "float32" or "float64"; None: the model's own (a built-in name: float64).
         seed: seeds the batch, and the weights of a built-in name.
         name: how the result names the model (default: the built-in name, else "model").
-        counterparts: Keras factories for your own layer classes
-            (``reference_tf.twin.keras_layer``).
+        twins: Keras factories for your own layer classes (``reference_tf.twin.keras_layer``).
 
     Returns:
         A ``reference_tf.parity_check.CheckResult``: PASS/FAIL per path, the worst error against its
@@ -133,22 +133,22 @@ def check(model, x=None, y=None, *, dtype: str | None = None, seed: int = 0,
                                    batch_size=batch_size, verify=verify, name=name,
                                    caller="check")
     with user_layers_guarded(model):
-        return check_paths(model, x, y, counterparts, name=name)
+        return check_paths(model, x, y, twins, name=name)
 
 
 def diff(model, x=None, y=None, *, dtype: str | None = None, data: str = "strokes",
          seed: int = 0, fd: bool = True, batch_size: int = BATCH_SIZE, weights: dict | None = None,
-         verify: bool = True, name: str | None = None, counterparts: dict | None = None):
+         verify: bool = True, name: str | None = None, twins: dict | None = None):
     """``model`` against its Keras twin layer by layer, forward and backward: ``tfparity diff``.
 
     Args:
-        model, x, y, dtype, seed, data, batch_size, verify, name, counterparts: as in ``check``.
+        model, x, y, dtype, seed, data, batch_size, verify, name, twins: as in ``check``.
         fd: ask float64 finite differences which side is wrong at the first divergence.
         weights: parameters keyed like ``model.params`` to compare at (e.g. a trained model's,
             ``reports``' weight files); default: the model's own.
 
     Returns:
-        A ``reference_tf.layerdiff.ModelDiff``: the forward and backward tables, the first
+        A ``reference_tf.diff_result.ModelDiff``: the forward and backward tables, the first
         divergence with its cause; in a notebook it displays the tables and the heat map.
     """
     from reference_tf.finite_diff import third_opinion
@@ -161,9 +161,8 @@ def diff(model, x=None, y=None, *, dtype: str | None = None, data: str = "stroke
     if weights is not None:
         model.set_params(weights)
     with user_layers_guarded(model):
-        result = diff_layers(model, x, y, name=name, seed=seed, data=data,
-                             counterparts=counterparts)
-        result.data_unverified = data == "mnist" and not verify
+        result = diff_layers(model, x, y, name=name, seed=seed, data=data, twins=twins,
+                             data_unverified=data == "mnist" and not verify)
         if fd:
-            third_opinion(result)
+            result.opinion = third_opinion(result)
     return result

@@ -20,7 +20,8 @@ import pandas as pd
 
 from reference_tf.causes import cause_clause
 from reference_tf.compare import Comparison, tolerances
-from reference_tf.layerdiff import LOSS, LayerDiff, ModelDiff, Quantity, scan
+from reference_tf.diff_result import LayerDiff, ModelDiff, Quantity, scan
+from reference_tf.loss import LOSS
 
 GREEN, RED, AMBER, HIGHLIGHT = "#1a7f37", "#cf222e", "#9a6700", "#fff3b0"
 
@@ -156,7 +157,7 @@ def _cause(q: Quantity, faulted: bool, fault_cause) -> str:
 
 def cause_line(result: ModelDiff) -> str:
     """The first divergence's cause in one line ("" without a divergence), for the heat map."""
-    first = result.first
+    first = result.first_divergence
     if first is None:
         return ""
     if first.cause is None:
@@ -184,9 +185,9 @@ def _cells(layer: str, kind: str, q: Quantity, faulted: bool, fault_cause=None) 
 
 def is_first(result: ModelDiff, layer: LayerDiff, q: Quantity) -> bool:
     """Whether ``q`` of ``layer`` is the quantity of the first divergence."""
-    first = result.first
-    return first is not None and (first.layer, first.pass_, first.key) == (layer.name, q.pass_,
-                                                                             q.key)
+    first = result.first_divergence
+    return (first is not None
+            and (first.layer, first.direction, first.key) == (layer.name, q.direction, q.key))
 
 
 def diff_rows(result: ModelDiff) -> list[tuple[LayerDiff, Quantity, list[str]]]:
@@ -194,12 +195,12 @@ def diff_rows(result: ModelDiff) -> list[tuple[LayerDiff, Quantity, list[str]]]:
     its cells under HEADER; layer and type are written on a layer's first row of each pass."""
     rows, last = [], {"forward": None, "backward": None}
     for layer, q in scan(result.layers):
-        first_of_layer = last[q.pass_] != layer.name
-        last[q.pass_] = layer.name
-        faulted = any(f.pass_ == q.pass_ and f.key == q.key for f in layer.faults)
+        first_of_layer = last[q.direction] != layer.name
+        last[q.direction] = layer.name
+        faulted = any(f.direction == q.direction and f.key == q.key for f in layer.faults)
         fault_cause = None
-        if is_first(result, layer, q) and result.first.fault is not None:
-            fault_cause = result.first.cause or "none"
+        if is_first(result, layer, q) and result.first_divergence.fault is not None:
+            fault_cause = result.first_divergence.cause or "none"
         rows.append((layer, q, _cells(layer.name if first_of_layer else "",
                                       layer.type if first_of_layer else "", q, faulted,
                                       fault_cause)))
@@ -228,7 +229,7 @@ def diff_head(result: ModelDiff) -> str:
 
 def _describe(layer: str, q: Quantity, logits: str) -> str:
     if layer == LOSS:
-        return ("the loss value" if q.pass_ == "forward" else
+        return ("the loss value" if q.direction == "forward" else
                 f"the loss gradient dL/dlogits (the output gradient of layer '{logits}')")
     if q.key == "loss":
         return "the loss value"
@@ -245,20 +246,20 @@ def first_divergence_sentence(result: ModelDiff) -> str:
     """One sentence naming the culprit layer, pass and quantity, its cause and the third
     opinion."""
     tol = tolerances(result.dtype, result.batch_statistics)
-    if result.first is None:
-        if result.first_propagated is None:
+    if result.first_divergence is None:
+        if result.first_propagated_failure is None:
             return (f"No divergence: every output and gradient agrees with TensorFlow within the "
                     f"{result.dtype} tolerances (forward {tol.forward:.0e}, gradient "
                     f"{tol.gradient:.0e}).")
-        layer, label = result.first_propagated
+        layer, label = result.first_propagated_failure
         return (f"No single layer exceeds the {result.dtype} tolerances with TensorFlow's inputs, "
                 f"but the propagated {label} of '{layer}' does: rounding accumulated across "
                 "layers.")
-    first = result.first
+    first = result.first_divergence
     name = "the loss (softmax cross-entropy)" if first.layer == LOSS else \
         f"layer '{first.layer}' ({first.layer_type})"
     if first.fault is not None:
-        sentence = (f"First divergence: {name}, {first.pass_} pass, {first.label}: "
+        sentence = (f"First divergence: {name}, {first.direction} pass, {first.label}: "
                     f"{first.fault.sentence}; {cause_clause(first.cause, first.causes_tried)}")
         return sentence + ("; " + result.opinion.sentence if result.opinion is not None else ".")
     q = first.quantity
@@ -270,8 +271,8 @@ def first_divergence_sentence(result: ModelDiff) -> str:
         error = f"relative L2 error {iso.rel_l2:.2g} (max abs {iso.max_abs:.2g})"
     given = ("the logits" if first.layer == LOSS else
              "the input and weights" if result.kind == "function" else
-             "the input" if first.pass_ == "forward" else "the input and upstream gradient")
-    sentence = (f"First divergence: {name}, {first.pass_} pass, "
+             "the input" if first.direction == "forward" else "the input and upstream gradient")
+    sentence = (f"First divergence: {name}, {first.direction} pass, "
                 f"{_describe(first.layer, q, logits)}: {error} with {given} taken from TensorFlow")
     if first.also_failing:
         sentence += f" (also failing there: {', '.join(first.also_failing)})"
@@ -308,7 +309,7 @@ def diff_frame(result: ModelDiff) -> pd.DataFrame:
         p = q.propagated
         shape_ok = p is not None and tuple(p.shape) == tuple(q.shape)
         rows.append({
-            "pass": q.pass_, "layer": layer.name, "type": layer.type, "quantity": q.label,
+            "pass": q.direction, "layer": layer.name, "type": layer.type, "quantity": q.label,
             "shape": tuple(q.shape), "rel_l2": rel(p, q.shape),
             "max_abs": p.max_abs if shape_ok else math.nan,
             "cosine": p.cosine if shape_ok else math.nan,
@@ -323,10 +324,10 @@ def diff_frame(result: ModelDiff) -> pd.DataFrame:
 STATUS_COLOURS = {"FAULT": RED, "OWN ERROR": RED, "inherited": AMBER, "not run": AMBER}
 
 
-def _diff_table(result: ModelDiff, pass_: str) -> str:
+def _diff_table(result: ModelDiff, direction: str) -> str:
     rows = []
     for layer, q, cells in diff_rows(result):
-        if q.pass_ != pass_:
+        if q.direction != direction:
             continue
         first = is_first(result, layer, q)
         colour = STATUS_COLOURS.get(cells[10])
@@ -336,7 +337,7 @@ def _diff_table(result: ModelDiff, pass_: str) -> str:
         tds.append(_cell(cells[11]))
         style = f' style="background:{HIGHLIGHT};font-weight:bold"' if first else ""
         rows.append(f"<tr{style}>{''.join(tds)}</tr>")
-    return f"<p><b>{html.escape(PASS_TITLES[pass_])}</b></p>" + _table(HEADER, rows)
+    return f"<p><b>{html.escape(PASS_TITLES[direction])}</b></p>" + _table(HEADER, rows)
 
 
 def figure_html(figure, dpi: int = 90) -> str:
@@ -358,7 +359,7 @@ def diff_html(result: ModelDiff, heatmap: bool = True) -> str:
              f'<b style="color:{colour}">{verdict}</b> '
              f"{html.escape(first_divergence_sentence(result))}</p>"]
     if result.faults:
-        items = "".join(f"<li>{html.escape(f.pass_)} pass: {html.escape(f.sentence)}</li>"
+        items = "".join(f"<li>{html.escape(f.direction)} pass: {html.escape(f.sentence)}</li>"
                         for f in result.faults)
         parts.append(f"<p><b>Faults of the code under test</b> (each caught and shown here, "
                      f"the comparison goes on):</p><ul>{items}</ul>")
@@ -422,12 +423,12 @@ def _heatmap_title(result: ModelDiff) -> str:
     """The run, PASS/FAIL and where the implementations first part ways."""
     data = result.data + (", SHA-256 not checked" if result.data_unverified else "")
     run = f"tfparity diff {result.model} ({result.dtype}, batch {result.batch_shape[0]}, {data})"
-    first = result.first
+    first = result.first_divergence
     if first is not None:
-        verdict = (f"FAIL: first divergence {first.layer} ({first.layer_type}), {first.pass_} "
+        verdict = (f"FAIL: first divergence {first.layer} ({first.layer_type}), {first.direction} "
                    f"pass, {first.label} (boxed)")
-    elif result.first_propagated is not None:
-        layer, label = result.first_propagated
+    elif result.first_propagated_failure is not None:
+        layer, label = result.first_propagated_failure
         verdict = (f"FAIL: propagated error first at {layer} {label}, no layer's own error above "
                    "tolerance")
     else:
@@ -449,7 +450,7 @@ def heatmap_figure(result: ModelDiff):
     tol = {}
     for row, layer in enumerate(result.layers):
         for q in layer.quantities:
-            tol[q.pass_] = q.tolerance
+            tol[q.direction] = q.tolerance
             for col, (name, attribution, _) in enumerate(columns):
                 if name == _label(q):
                     grid[row, col], texts[row, col] = _value(getattr(q, attribution), q.shape)
@@ -465,9 +466,9 @@ def heatmap_figure(result: ModelDiff):
     ax.set_yticks(range(len(result.layers)),
                   [f"{layer.name} ({layer.type})" for layer in result.layers], fontsize=8)
     ax.xaxis.tick_top()
-    if result.first is not None:
-        row = [layer.name for layer in result.layers].index(result.first.layer)
-        label = result.first.label
+    if result.first_divergence is not None:
+        row = [layer.name for layer in result.layers].index(result.first_divergence.layer)
+        label = result.first_divergence.label
         label = "dL/dx" if label == "dL/dlogits" else "y" if label == "loss" else label
         # the isolated column; a fault about dL/dy (which has none) or an input has fewer
         col = next((i for attribution in ("isolated", "propagated")

@@ -1,12 +1,43 @@
-"""Process-wide TensorFlow settings for comparisons that measure the implementation, not noise.
+"""Process-wide TensorFlow settings: its environment defaults and its reproducible kernels.
 
-Nothing here runs at import time: the command line, the trainers and the tests call
-``use_reproducible_kernels`` before they compare or train.
+``set_environment_defaults`` must run before TensorFlow is imported (``import reference_tf``
+runs it; the command line and the tests call it again with their own choices);
+``use_reproducible_kernels`` runs before a comparison or a training run. Thread pools:
+``reference_tf.threads``. Imports neither NumPy nor TensorFlow.
 """
 
 from __future__ import annotations
 
+import os
 from functools import cache
+
+LOG_LEVEL = "TF_CPP_MIN_LOG_LEVEL"
+ONEDNN = "TF_ENABLE_ONEDNN_OPTS"
+_OURS: dict[str, str] = {}  # the variables this function set, and to what
+
+
+def set_environment_defaults(*, log_level: int = 2, onednn: bool | None = None) -> None:
+    """TensorFlow's environment variables as tfparity runs it; a variable set in the environment
+    before (not by this function) wins.
+
+    Args:
+        log_level: ``TF_CPP_MIN_LOG_LEVEL``. TensorFlow's C++ chatter (CPU features, CUDA
+            probing) is not ours to print: 2 keeps ERROR and FATAL, 3 only FATAL (it drops the
+            "failed call to cuInit" line of machines without a GPU). Of several calls, the
+            quietest level stays.
+        onednn: False sets ``TF_ENABLE_ONEDNN_OPTS=0`` (Eigen's kernels instead of oneDNN's);
+            None leaves TensorFlow's default (oneDNN on).
+    """
+    wanted = {LOG_LEVEL: str(log_level)}
+    if onednn is not None:
+        wanted[ONEDNN] = "1" if onednn else "0"
+    for variable, value in wanted.items():
+        current = os.environ.get(variable)
+        if current is not None and _OURS.get(variable) != current:
+            continue  # set by the user
+        if variable == LOG_LEVEL and current is not None:
+            value = str(max(int(current), int(value)))
+        os.environ[variable] = _OURS[variable] = value
 
 
 @cache
@@ -16,3 +47,21 @@ def use_reproducible_kernels() -> None:
 
     tf.config.experimental.enable_op_determinism()
     tf.config.optimizer.set_jit(False)
+
+
+def start_tensorflow_quietly() -> None:
+    """Import TensorFlow and run one op with standard error (file descriptor 2) sent to
+    /dev/null: its C++ start-up lines (absl's "All log messages before absl::InitializeLog()",
+    the CUDA probe without a GPU) come before its log level applies. ``import reference_tf``
+    calls it in a Jupyter kernel, which shows all that descriptor 2 receives in the cell; a
+    terminal shows the lines as before."""
+    saved, null = os.dup(2), os.open(os.devnull, os.O_WRONLY)
+    os.dup2(null, 2)
+    try:
+        import tensorflow as tf
+
+        tf.constant(0.0) + 1.0  # device set-up: the CUDA probe
+    finally:
+        os.dup2(saved, 2)
+        os.close(saved)
+        os.close(null)

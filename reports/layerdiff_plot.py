@@ -13,7 +13,7 @@ import numpy as np
 from matplotlib.patches import Rectangle
 from matplotlib.ticker import FuncFormatter
 
-from reference_tf.layerdiff import ModelDiff
+from reference_tf.diff_result import ModelDiff
 from reports.atomic import save_figure
 from reports.layerdiff_text import cause_line
 
@@ -66,12 +66,12 @@ def _title(result: ModelDiff) -> str:
     """The run, PASS/FAIL and where the implementations first part ways."""
     data = result.data + (", SHA-256 not checked" if result.data_unverified else "")
     run = f"tfparity diff {result.model} ({result.dtype}, batch {result.batch_shape[0]}, {data})"
-    first = result.first
+    first = result.first_divergence
     if first is not None:
-        verdict = (f"FAIL: first divergence {first.layer} ({first.layer_type}), {first.pass_} "
+        verdict = (f"FAIL: first divergence {first.layer} ({first.layer_type}), {first.direction} "
                    f"pass, {first.label} (boxed)")
-    elif result.first_propagated is not None:
-        layer, label = result.first_propagated
+    elif result.first_propagated_failure is not None:
+        layer, label = result.first_propagated_failure
         verdict = (f"FAIL: propagated error first at {layer} {label}, no layer's own error above "
                    "tolerance")
     else:
@@ -89,7 +89,7 @@ def heatmap(result: ModelDiff, path) -> Path:
     for row, layer in enumerate(result.layers):
         for q in layer.quantities:
             label = "dL/dx" if q.label == "dL/dlogits" else "y" if q.label == "loss" else q.label
-            tol[q.pass_] = q.tolerance
+            tol[q.direction] = q.tolerance
             for col, (name, attribution, _) in enumerate(columns):
                 if name == label:
                     grid[row, col], texts[row, col] = _value(getattr(q, attribution), q.shape)
@@ -105,9 +105,9 @@ def heatmap(result: ModelDiff, path) -> Path:
     ax.set_yticks(range(len(result.layers)),
                   [f"{layer.name} ({layer.type})" for layer in result.layers], fontsize=8)
     ax.xaxis.tick_top()
-    if result.first is not None:
-        row = [layer.name for layer in result.layers].index(result.first.layer)
-        label = result.first.label
+    if result.first_divergence is not None:
+        row = [layer.name for layer in result.layers].index(result.first_divergence.layer)
+        label = result.first_divergence.label
         label = "dL/dx" if label == "dL/dlogits" else "y" if label == "loss" else label
         # the isolated column; a fault about dL/dy (which has none) or an input has fewer
         col = next((i for attribution in ("isolated", "propagated")

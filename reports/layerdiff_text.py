@@ -7,7 +7,7 @@ import math
 
 from reference_tf.causes import cause_clause
 from reference_tf.compare import Comparison, tolerances
-from reference_tf.layerdiff import LOSS, ModelDiff, Quantity, scan
+from reference_tf.diff_result import LOSS, ModelDiff, Quantity, scan
 
 
 def _num(value: float | None, digits: int = 1) -> str:
@@ -53,7 +53,7 @@ def _cause(q: Quantity, faulted: bool, fault_cause) -> str:
 
 def cause_line(result: ModelDiff) -> str:
     """The first divergence's cause in one line ("" without a divergence), for the heat map."""
-    first = result.first
+    first = result.first_divergence
     if first is None:
         return ""
     if first.cause is None:
@@ -91,15 +91,15 @@ def tables(result: ModelDiff) -> str:
     rows = {"forward": [], "backward": []}
     last = {"forward": None, "backward": None}
     for layer, q in scan(result.layers):
-        first_of_layer = last[q.pass_] != layer.name
-        last[q.pass_] = layer.name
-        faulted = any(f.pass_ == q.pass_ and f.key == q.key for f in layer.faults)
-        first = result.first
+        first_of_layer = last[q.direction] != layer.name
+        last[q.direction] = layer.name
+        faulted = any(f.direction == q.direction and f.key == q.key for f in layer.faults)
+        first = result.first_divergence
         fault_cause = None
         if (first is not None and first.fault is not None
-                and (first.layer, first.pass_, first.key) == (layer.name, q.pass_, q.key)):
+                and (first.layer, first.direction, first.key) == (layer.name, q.direction, q.key)):
             fault_cause = first.cause or "none"
-        rows[q.pass_].append(_row(layer.name if first_of_layer else "",
+        rows[q.direction].append(_row(layer.name if first_of_layer else "",
                                   layer.type if first_of_layer else "", q, faulted, fault_cause))
     forward, backward = rows["forward"], rows["backward"]
     text = ("Forward pass, network order (y = the layer's output):\n" + _table(forward)
@@ -107,13 +107,13 @@ def tables(result: ModelDiff) -> str:
               "back):\n" + _table(backward))
     if result.faults:
         text += "\n\nFaults of the code under test:\n" + "\n".join(
-            f"- {fault.pass_} pass: {fault.sentence}" for fault in result.faults)
+            f"- {fault.direction} pass: {fault.sentence}" for fault in result.faults)
     return text
 
 
 def _describe(layer: str, q: Quantity, logits: str) -> str:
     if layer == LOSS:
-        return ("the loss value" if q.pass_ == "forward" else
+        return ("the loss value" if q.direction == "forward" else
                 f"the loss gradient dL/dlogits (the output gradient of layer '{logits}')")
     if q.key == "loss":
         return "the loss value"
@@ -129,20 +129,20 @@ def _describe(layer: str, q: Quantity, logits: str) -> str:
 def first_divergence_sentence(result: ModelDiff) -> str:
     """One sentence naming the culprit layer, pass and quantity, with the third opinion."""
     tol = tolerances(result.dtype, result.batch_statistics)
-    if result.first is None:
-        if result.first_propagated is None:
+    if result.first_divergence is None:
+        if result.first_propagated_failure is None:
             return (f"No divergence: every output and gradient agrees with TensorFlow within the "
                     f"{result.dtype} tolerances (forward {tol.forward:.0e}, gradient "
                     f"{tol.gradient:.0e}).")
-        layer, label = result.first_propagated
+        layer, label = result.first_propagated_failure
         return (f"No single layer exceeds the {result.dtype} tolerances with TensorFlow's inputs, "
                 f"but the propagated {label} of '{layer}' does: rounding accumulated across "
                 "layers.")
-    first = result.first
+    first = result.first_divergence
     name = "the loss (softmax cross-entropy)" if first.layer == LOSS else \
         f"layer '{first.layer}' ({first.layer_type})"
     if first.fault is not None:
-        sentence = (f"First divergence: {name}, {first.pass_} pass, {first.label}: "
+        sentence = (f"First divergence: {name}, {first.direction} pass, {first.label}: "
                     f"{first.fault.sentence}; {cause_clause(first.cause, first.causes_tried)}")
         return sentence + ("; " + result.opinion.sentence if result.opinion is not None else ".")
     q = first.quantity
@@ -154,8 +154,8 @@ def first_divergence_sentence(result: ModelDiff) -> str:
         error = f"relative L2 error {iso.rel_l2:.2g} (max abs {iso.max_abs:.2g})"
     given = ("the logits" if first.layer == LOSS else
              "the input and weights" if result.kind == "function" else
-             "the input" if first.pass_ == "forward" else "the input and upstream gradient")
-    sentence = (f"First divergence: {name}, {first.pass_} pass, "
+             "the input" if first.direction == "forward" else "the input and upstream gradient")
+    sentence = (f"First divergence: {name}, {first.direction} pass, "
                 f"{_describe(first.layer, q, logits)}: {error} with {given} taken from TensorFlow")
     if first.also_failing:
         sentence += f" (also failing there: {', '.join(first.also_failing)})"

@@ -8,7 +8,7 @@ from typing import Callable, NamedTuple
 import numpy as np
 
 from scratch import ops
-from scratch._checks import check_dtype_name, check_float_array, check_labels, check_positive_int
+from scratch.checks import check_dtype_name, check_float_array, check_labels, check_positive_int
 from scratch.data.mnist import NUM_CLASSES
 from scratch.fusion import Unit, backward, fuse
 from scratch.layers import (
@@ -197,7 +197,7 @@ class Sequential:
 
     def trace(self, x: np.ndarray, y: np.ndarray, input_grad: bool = True) -> Trace:
         """One forward and backward pass, layer by layer, keeping every layer's output and
-        output gradient: the diagnostic path (``tfparity diff``).
+        output gradient: the trace path (``tfparity diff``).
 
         It is a training-mode pass like ``loss_and_grads``, i.e. one training step without the
         update: BatchNormalization uses the batch's statistics and updates its moving

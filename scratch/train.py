@@ -17,7 +17,7 @@ from typing import Callable, Iterator, NamedTuple, Protocol
 import numpy as np
 
 from scratch import threads
-from scratch._checks import check_positive_int
+from scratch.checks import check_positive_int
 from scratch.memory import retain_freed_memory
 from scratch.models import Sequential
 from scratch.optim import SGD, Optimizer

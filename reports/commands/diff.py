@@ -94,13 +94,13 @@ def run(args: argparse.Namespace) -> int:
     use_reproducible_kernels()
     if args.spec is not None:
         model, x, y = user_model.load(args, dtype or "float64", checks_mnist(args))
-        result = diff(model, x, y, name=args.spec, seed=args.seed, data=args.data)
-        result.data_unverified = args.data == "mnist" and not checks_mnist(args)
+        result = diff(model, x, y, name=args.spec, seed=args.seed, data=args.data,
+                      data_unverified=args.data == "mnist" and not checks_mnist(args))
     else:
         result = diff_model(args.model, dtype or "float64", args.seed, args.batch_size,
                             args.data, weights, verify=checks_mnist(args))
     if not args.no_fd:
-        third_opinion(result)
+        result.opinion = third_opinion(result)
     payload = result.to_dict()
     if args.json == STDOUT:
         print(json.dumps(to_json_safe(payload), indent=1, allow_nan=False))

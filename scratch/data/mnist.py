@@ -28,7 +28,7 @@ from typing import NamedTuple
 
 import numpy as np
 
-from scratch._checks import check_dtype_name, check_positive_int
+from scratch.checks import check_dtype_name, check_positive_int
 from scratch.data.idx import parse_idx, read_idx_bytes
 from scratch.data.npm_fetch import FetchError, fetch_npm_files
 

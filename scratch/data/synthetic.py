@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from scratch._checks import check_dtype_name
+from scratch.checks import check_dtype_name
 
 NUM_CLASSES = 10
 SIZE = 28

@@ -24,7 +24,7 @@ class Fault:
     Attributes:
         layer: the layer's name ("loss" for the loss).
         function: the user's function or method, e.g. "relu_backward" or "MaxPool.backward".
-        pass_: "forward" or "backward".
+        direction: "forward" or "backward".
         key: the quantity concerned, as the diagnosis names quantities: "output", "input_grad",
             "grads/<param>", "loss", or what was handed in: "input", "output_grad" (the upstream
             gradient), "params/<param>".
@@ -35,7 +35,7 @@ class Fault:
 
     layer: str
     function: str
-    pass_: str
+    direction: str
     key: str
     problem: str
     fatal: bool
@@ -47,7 +47,7 @@ class Fault:
         return f"layer '{self.layer}' ({self.function}) {self.problem}{where}"
 
     def to_dict(self) -> dict:
-        return {"layer": self.layer, "function": self.function, "pass": self.pass_,
+        return {"layer": self.layer, "function": self.function, "pass": self.direction,
                 "key": self.key, "problem": self.problem, "fatal": self.fatal,
                 "frame": self.frame, "sentence": self.sentence}
 

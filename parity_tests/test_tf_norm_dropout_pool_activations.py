@@ -1,8 +1,9 @@
-"""The layers of the next homework against Keras: each layer on Hypothesis-drawn shapes and
+"""BatchNormalization, Dropout, AveragePooling2D and the activations (LeakyReLU, Sigmoid, Tanh,
+Softmax) against Keras: each layer on Hypothesis-drawn shapes and
 settings in both dtypes (forward output, input gradient, parameter gradients and, for batch
 normalization, the moving statistics after the training step), the inference modes, the
 conventions where hand-written code and Keras part ways (each also planted to show the check
-catches it), and whole models built from the new layers.
+catches it), and whole models built from these layers.
 """
 
 from __future__ import annotations
@@ -15,7 +16,6 @@ import pytest
 import tensorflow as tf
 from hypothesis import assume, given, settings
 from hypothesis import strategies as st
-from test_tf_layers import batches, channels, sample_input, seeds, sizes, windowed
 
 from reference_tf.compare import assert_all_close
 from reference_tf.from_keras import from_keras
@@ -41,6 +41,7 @@ from scratch.layers import (
 from scratch.models import Sequential, build
 
 from helpers import DTYPES
+from strategies import batches, channels, sample_input, seeds, sizes, windowed
 
 EXAMPLES = 15
 
@@ -277,8 +278,9 @@ def test_shared_mask_dropout_without_scratch_pass_rejected():
         trace(twin(model, share_masks=True), np.zeros((2, 28, 28, 1), "float32"), np.arange(2))
 
 
-def every_new_layer(dtype) -> Sequential:
-    """A model with every new layer (and every batch-norm setting) on an odd input size."""
+def every_layer_family(dtype) -> Sequential:
+    """A model with a layer of every family here (and every batch-norm setting) on an odd input
+    size."""
     layers = [Conv2D(4, 3, padding="same", use_bias=False), BatchNormalization(),
               LeakyReLU(0.1), AveragePooling2D(3, strides=2, padding="same"),
               Conv2D(3, (2, 3), use_bias=False), BatchNormalization(momentum=0.5, center=False),
@@ -289,8 +291,8 @@ def every_new_layer(dtype) -> Sequential:
 
 
 @pytest.mark.parametrize("dtype", DTYPES)
-def test_model_with_every_new_layer_matches_keras(dtype):
-    model = every_new_layer(dtype)
+def test_model_with_every_layer_family_matches_keras(dtype):
+    model = every_layer_family(dtype)
     x = np.random.default_rng(2).standard_normal((6, 11, 9, 2)).astype(dtype)
     result = assert_model_parity(model, x, np.arange(6))
     assert {f"state/{key}" for key in model.state} <= result.keys()

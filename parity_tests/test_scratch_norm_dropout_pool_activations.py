@@ -1,4 +1,5 @@
-"""The layers of the next homework without TensorFlow: finite differences in float64, hand-worked
+"""BatchNormalization, Dropout, AveragePooling2D and the activations (LeakyReLU, Sigmoid, Tanh,
+Softmax) without TensorFlow: finite differences in float64, hand-worked
 cases (every expected number derived in a comment), training vs inference, the moving statistics,
 the dropout masks, dtypes and argument errors.
 
@@ -11,7 +12,6 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from test_scratch_layers import away_from_zero
 
 from scratch import ops
 from scratch.gradcheck import assert_gradients_match, check_layer_gradients, compare, numerical_grad
@@ -30,6 +30,7 @@ from scratch.layers import (
 from scratch.models import Sequential, build
 
 from helpers import DTYPES
+from strategies import away_from_zero
 
 RTOL = 1e-7
 SPATIAL = [(5, 6), (4, 5)]
@@ -304,7 +305,7 @@ def test_batch_norm_moments_are_accurate_in_float32():
     (lambda: Softmax(name="l"), (6,)),
     (lambda: LeakyReLU(name="l"), (4, 4, 2)),
 ], ids=["bn", "dropout", "avgpool", "sigmoid", "tanh", "softmax", "leaky_relu"])
-def test_new_layer_dtype_preserved(make, shape, dtype):
+def test_layer_dtype_preserved(make, shape, dtype):
     rng = np.random.default_rng(8)
     layer = make().build(shape, rng, dtype)
     x = rng.standard_normal((2, *shape)).astype(dtype)
@@ -330,7 +331,7 @@ def test_new_layer_dtype_preserved(make, shape, dtype):
     (lambda: Softmax(axis=1.5), TypeError, r"axis to be an int"),
     (lambda: AveragePooling2D(0), ValueError, r"pool_size to be positive"),
 ])
-def test_new_layer_invalid_settings_rejected(make, error, message):
+def test_layer_invalid_settings_rejected(make, error, message):
     with pytest.raises(error, match=message):
         make()
 
