@@ -168,6 +168,10 @@ class ModelDiff:
         """The whole comparison as a JSON-ready dict (see ``to_dict``)."""
         return to_dict(self)
 
+    def scan(self) -> list[tuple[LayerDiff, Quantity]]:
+        """Every (layer, quantity) in scan order (``scan``)."""
+        return scan(self.layers)
+
     def to_frame(self):
         """Every quantity of the forward and backward tables as a pandas DataFrame, one row each
         in scan order (``reference_tf.display.diff_frame``)."""

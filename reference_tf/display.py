@@ -5,6 +5,10 @@ The command line prints the same words (``tfparity check``'s lines, ``tfparity d
 and sentence), so a notebook and a terminal show the same cells. The HTML uses plain tags and
 inline styles; what a style marks (the first divergence, a fault) is also written out, for
 viewers that drop styles.
+
+The result types are not imported here (they import this module to display themselves): a
+``result`` is a ``CheckResult`` (``reference_tf.parity_check``) or a ``ModelDiff``, a ``layer`` a
+``LayerDiff`` and a ``q`` a ``Quantity`` (``reference_tf.diff_result``).
 """
 
 from __future__ import annotations
@@ -20,7 +24,6 @@ import pandas as pd
 
 from reference_tf.causes import cause_clause
 from reference_tf.compare import Comparison, tolerances
-from reference_tf.diff_result import LayerDiff, ModelDiff, Quantity, scan
 from reference_tf.loss import LOSS
 
 GREEN, RED, AMBER, HIGHLIGHT = "#1a7f37", "#cf222e", "#9a6700", "#fff3b0"
@@ -133,7 +136,7 @@ def _error(c: Comparison | None, expected_shape: tuple) -> str:
     return number_text(c.rel_l2)
 
 
-def status(q: Quantity, faulted: bool) -> str:
+def status(q, faulted: bool) -> str:
     """FAULT, OWN ERROR (the isolated error fails), not run, inherited or ok."""
     if faulted:
         return "FAULT"
@@ -144,7 +147,7 @@ def status(q: Quantity, faulted: bool) -> str:
     return "inherited" if q.propagated_fails else "ok"
 
 
-def _cause(q: Quantity, faulted: bool, fault_cause) -> str:
+def _cause(q, faulted: bool, fault_cause) -> str:
     """The cause column: the catalog id, "none" (no convention matched) or "-" (not failing,
     or a fault after the first divergence); the first divergence's faulted quantity shows its
     fault's cause (``fault_cause``: a ``Cause``, or "none")."""
@@ -155,7 +158,7 @@ def _cause(q: Quantity, faulted: bool, fault_cause) -> str:
     return "none" if q.cause is None else q.cause.id
 
 
-def cause_line(result: ModelDiff) -> str:
+def cause_line(result) -> str:
     """The first divergence's cause in one line ("" without a divergence), for the heat map."""
     first = result.first_divergence
     if first is None:
@@ -169,7 +172,7 @@ HEADER = ["layer", "type", "quantity", "shape", "rel L2", "max abs", "cosine", "
           "isolated", "amplif.", "status", "cause"]
 
 
-def _cells(layer: str, kind: str, q: Quantity, faulted: bool, fault_cause=None) -> list[str]:
+def _cells(layer: str, kind: str, q, faulted: bool, fault_cause=None) -> list[str]:
     p = q.propagated
     if p is None:
         return [layer, kind, q.label, shape_text(q.shape), "-", "-", "-", "-",
@@ -183,18 +186,18 @@ def _cells(layer: str, kind: str, q: Quantity, faulted: bool, fault_cause=None) 
             status(q, faulted), _cause(q, faulted, fault_cause)]
 
 
-def is_first(result: ModelDiff, layer: LayerDiff, q: Quantity) -> bool:
+def is_first(result, layer, q) -> bool:
     """Whether ``q`` of ``layer`` is the quantity of the first divergence."""
     first = result.first_divergence
     return (first is not None
             and (first.layer, first.direction, first.key) == (layer.name, q.direction, q.key))
 
 
-def diff_rows(result: ModelDiff) -> list[tuple[LayerDiff, Quantity, list[str]]]:
+def diff_rows(result) -> list[tuple]:
     """Every quantity in scan order (forward in network order, then backward in reverse) with
     its cells under HEADER; layer and type are written on a layer's first row of each pass."""
     rows, last = [], {"forward": None, "backward": None}
-    for layer, q in scan(result.layers):
+    for layer, q in result.scan():
         first_of_layer = last[q.direction] != layer.name
         last[q.direction] = layer.name
         faulted = any(f.direction == q.direction and f.key == q.key for f in layer.faults)
@@ -213,7 +216,7 @@ PASS_TITLES = {"forward": "Forward pass, network order (y = the layer's output)"
 DATA_NAMES = {"strokes": "strokes (digit-like)", "mnist": "MNIST"}
 
 
-def diff_head(result: ModelDiff) -> str:
+def diff_head(result) -> str:
     """The run in one sentence: model, dtype, batch, data, seed, what is measured, tolerances."""
     tol = tolerances(result.dtype, result.batch_statistics)
     data = DATA_NAMES.get(result.data, result.data)
@@ -227,7 +230,7 @@ def diff_head(result: ModelDiff) -> str:
             f"{tol.gradient:.0e}.")
 
 
-def _describe(layer: str, q: Quantity, logits: str) -> str:
+def _describe(layer: str, q, logits: str) -> str:
     if layer == LOSS:
         return ("the loss value" if q.direction == "forward" else
                 f"the loss gradient dL/dlogits (the output gradient of layer '{logits}')")
@@ -242,7 +245,7 @@ def _describe(layer: str, q: Quantity, logits: str) -> str:
     return f"gradient of parameter '{q.key.split('/', 1)[1]}' ({q.label})"
 
 
-def first_divergence_sentence(result: ModelDiff) -> str:
+def first_divergence_sentence(result) -> str:
     """One sentence naming the culprit layer, pass and quantity, its cause and the third
     opinion."""
     tol = tolerances(result.dtype, result.batch_statistics)
@@ -287,7 +290,7 @@ def first_divergence_sentence(result: ModelDiff) -> str:
 # -- diff: text, frame, HTML -------------------------------------------------------------------
 
 
-def diff_text(result: ModelDiff) -> str:
+def diff_text(result) -> str:
     """A short plain text: the verdict and the first-divergence sentence."""
     verdict = "PASS" if result.passed else "FAIL"
     return (f"diff {result.model}: {result.dtype}, batch {shape_text(result.batch_shape)} of "
@@ -295,7 +298,7 @@ def diff_text(result: ModelDiff) -> str:
             + textwrap.fill(first_divergence_sentence(result), 100))
 
 
-def diff_frame(result: ModelDiff) -> pd.DataFrame:
+def diff_frame(result) -> pd.DataFrame:
     """Every quantity in scan order, with numbers rather than text: pass, layer, type,
     quantity, shape, propagated rel L2 / max abs / cosine / worst index, isolated rel L2,
     amplification, tolerance, status, cause and whether it is the first divergence."""
@@ -324,7 +327,7 @@ def diff_frame(result: ModelDiff) -> pd.DataFrame:
 STATUS_COLOURS = {"FAULT": RED, "OWN ERROR": RED, "inherited": AMBER, "not run": AMBER}
 
 
-def _diff_table(result: ModelDiff, direction: str) -> str:
+def _diff_table(result, direction: str) -> str:
     rows = []
     for layer, q, cells in diff_rows(result):
         if q.direction != direction:
@@ -348,7 +351,7 @@ def figure_html(figure, dpi: int = 90) -> str:
     return f'<img src="data:image/png;base64,{data}" style="max-width:100%"/>'
 
 
-def diff_html(result: ModelDiff, heatmap: bool = True) -> str:
+def diff_html(result, heatmap: bool = True) -> str:
     """The run, the verdict and first-divergence sentence on top (its cause included), the faults
     of the code under test, the forward and backward tables (the first divergence highlighted)
     and the heat map inline."""
@@ -374,12 +377,12 @@ def diff_html(result: ModelDiff, heatmap: bool = True) -> str:
 FLOOR, CEILING = -17.0, 1.0  # log10 range of the colour scale; a wrong shape is drawn at CEILING
 
 
-def _label(q: Quantity) -> str:
+def _label(q) -> str:
     """A quantity's heat-map column: the loss's value is its y, dL/dlogits its dL/dx."""
     return "dL/dx" if q.label == "dL/dlogits" else "y" if q.label == "loss" else q.label
 
 
-def _columns(result: ModelDiff) -> list[tuple[str, str, str]]:
+def _columns(result) -> list[tuple[str, str, str]]:
     """(quantity label, attribution, header) in display order."""
     labels = []
     for layer in result.layers:
@@ -419,7 +422,7 @@ def _power_of_ten(exponent: float, _position=None) -> str:
     return {0: "1", 1: "10"}.get(int(exponent), f"1e{int(exponent)}")
 
 
-def _heatmap_title(result: ModelDiff) -> str:
+def _heatmap_title(result) -> str:
     """The run, PASS/FAIL and where the implementations first part ways."""
     data = result.data + (", SHA-256 not checked" if result.data_unverified else "")
     run = f"tfparity diff {result.model} ({result.dtype}, batch {result.batch_shape[0]}, {data})"
@@ -436,7 +439,7 @@ def _heatmap_title(result: ModelDiff) -> str:
     return f"{run}: {verdict}\ncell: the error; grey: not applicable; cyan: tolerances"
 
 
-def heatmap_figure(result: ModelDiff):
+def heatmap_figure(result):
     """The per-layer errors of ``result``: one row per layer, one column per quantity and
     attribution, each cell the error coloured by its log10, the first divergence boxed. A
     matplotlib figure already closed in pyplot (a notebook shows it once)."""
