@@ -27,14 +27,14 @@ DEFAULT_DTYPE = "float64"  # a built-in model's dtype when none is given: the ti
 BATCH_SIZE = 16            # the command line's default batch
 
 
-def resolve(model, x, y, *, dtype: str | None, seed: int, data: str, batch_size: int,
+def resolve(model, x, y, *, dtype: str | None, seed: int, data: str | None, batch_size: int,
             verify: bool, name: str | None, caller: str) -> tuple:
     """(model, x, y, name, data): the model built or converted to ``dtype``, the batch, and its
-    source ("given" for a batch of the caller's).
+    source (for a batch of the caller's: ``data``, default "given").
 
     A built-in name is built with ``seed`` in ``dtype`` (default float64). A model object is used
     as it is, or rebuilt in ``dtype`` with its weights and state cast. Without ``x`` the batch is
-    ``model_batch(model, data, batch_size, seed, verify)``.
+    ``model_batch(model, data or "strokes", batch_size, seed, verify)``.
 
     Raises:
         TypeError: ``model`` is none of the accepted kinds.
@@ -58,7 +58,8 @@ def resolve(model, x, y, *, dtype: str | None, seed: int, data: str, batch_size:
         raise ValueError(f"{caller}: expected both x (N, ...) and labels y (N,), or neither (the "
                          f"seeded batch), received {'x' if y is None else 'y'} alone.")
     if x is not None:
-        return model, x, y, name, "given"
+        return model, x, y, name, data or "given"
+    data = data or "strokes"
     return model, *model_batch(model, data, batch_size, seed, verify), name, data
 
 
@@ -107,7 +108,7 @@ def user_layers_guarded(model) -> Iterator[None]:
 
 
 def check(model, x=None, y=None, *, dtype: str | None = None, seed: int = 0,
-          data: str = "strokes", batch_size: int = BATCH_SIZE, verify: bool = True,
+          data: str | None = None, batch_size: int = BATCH_SIZE, verify: bool = True,
           name: str | None = None, twins: dict | None = None):
     """Both gradient paths of ``model`` against its Keras twin on one batch: ``tfparity check``.
 
@@ -115,8 +116,9 @@ def check(model, x=None, y=None, *, dtype: str | None = None, seed: int = 0,
         model: a name in ``scratch.models.MODELS``, a ``Sequential``, an ``own.Model`` or an
             ``own.Function``.
         x: inputs (N, *model.input_shape) of the model's dtype; y: labels (N,). Both None: the
-            command line's seeded batch of ``batch_size`` examples from ``data`` ("strokes" or
-            "mnist"; ``verify``: check MNIST's SHA-256).
+            command line's seeded batch of ``batch_size`` examples from ``data`` ("strokes", the
+            default, or "mnist"; ``verify``: check MNIST's SHA-256). With ``x``, ``data`` only
+            names where it came from (default "given").
         dtype: "float32" or "float64"; None: the model's own (a built-in name: float64).
         seed: seeds the batch, and the weights of a built-in name.
         name: how the result names the model (default: the built-in name, else "model").
@@ -136,7 +138,7 @@ def check(model, x=None, y=None, *, dtype: str | None = None, seed: int = 0,
         return check_paths(model, x, y, twins, name=name)
 
 
-def diff(model, x=None, y=None, *, dtype: str | None = None, data: str = "strokes",
+def diff(model, x=None, y=None, *, dtype: str | None = None, data: str | None = None,
          seed: int = 0, fd: bool = True, batch_size: int = BATCH_SIZE, weights: dict | None = None,
          verify: bool = True, name: str | None = None, twins: dict | None = None):
     """``model`` against its Keras twin layer by layer, forward and backward: ``tfparity diff``.

@@ -3,7 +3,8 @@ and the whole result as a JSON-ready dict.
 
 ``reference_tf.layerdiff`` fills these types; ``reference_tf.causes`` explains their failures,
 ``reference_tf.finite_diff`` gives a third opinion on the first divergence, and
-``reports.layerdiff_text`` and ``reports.layerdiff_plot`` render them. NumPy only.
+``reference_tf.display`` words and draws them (a notebook's HTML, the command line's text and
+heat map). NumPy only at import.
 """
 
 from __future__ import annotations

@@ -22,7 +22,6 @@ from typing import NamedTuple
 
 import numpy as np
 
-from reference_tf.batches import load_batch
 from reference_tf.compare import safe_compare, tolerance_for
 from reference_tf.gradients import model_trace, trace_arrays
 from reference_tf.own.model import Function
@@ -30,7 +29,7 @@ from reference_tf.tolerant_run import run_trace
 from reference_tf.twin import twin
 from reference_tf.user_code import Fault, guarded
 from scratch.layers import replaying_masks
-from scratch.models import Sequential, build
+from scratch.models import Sequential
 
 PATHS = ("trace", "training")
 
@@ -198,12 +197,3 @@ def _check_function(model: Function, x, y, name: str, keras_model) -> CheckResul
              Failure("function", *failing[0][1:], None) if failing else None)
     return CheckResult(name, dtype, tuple(x.shape), {"function": _path("function", scored, faults)},
                        first)
-
-
-def check_model(name: str, dtype: str, seed: int = 0, batch_size: int = 16,
-                data: str = "strokes", verify: bool = True) -> CheckResult:
-    """``check`` of the built-in model ``name`` on a seeded batch (``batches.load_batch``;
-    ``verify``: check MNIST's SHA-256)."""
-    model = build(name, seed=seed, dtype=dtype)
-    x, y = load_batch(data, batch_size, seed, dtype, verify)
-    return check(model, x, y, name=name)
