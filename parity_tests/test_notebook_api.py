@@ -133,3 +133,17 @@ def test_history_displays_its_curves():
     loss, accuracy = history.plot().axes
     assert [line.get_label() for line in loss.lines] == ["training batches (mean)", "test"]
     assert len(accuracy.lines[0].get_xdata()) == 5
+
+
+def test_cli_shows_a_user_exception_as_a_fault_not_an_internal_error(tmp_path, capsys):
+    factory = tmp_path / "raising.py"
+    factory.write_text("from scratch.layers import Conv2D, Dense, Flatten, MaxPool2D, ReLU\n"
+                       "from scratch.models import Sequential\n\n\n"
+                       "class Raising(ReLU):\n    def call_backward(self, dy):\n"
+                       "        raise ZeroDivisionError('planted')\n\n\n"
+                       "def build():\n    return Sequential([Flatten(), Dense(8), "
+                       "Raising(name='mine'), Dense(10)], (28, 28, 1))\n")
+    assert main(["diff", "--model", f"{factory}:build", "--no-fd"]) == 1
+    out = capsys.readouterr().out
+    assert "First divergence: layer 'mine' (Raising), backward pass, dL/dx: layer 'mine' " \
+           "(Raising.call_backward) raised ZeroDivisionError: planted" in out
