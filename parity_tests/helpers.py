@@ -12,8 +12,8 @@ from pathlib import Path
 
 import numpy as np
 
-from reports import datasets
-from reports.experiments import Protocol, RunSpec
+from reports.experiment import datasets
+from reports.experiment.protocol import Protocol, RunSpec
 from scratch.data import mnist
 from scratch.gradcheck import assert_gradients_match, compare
 
@@ -70,14 +70,15 @@ def tiny_splits() -> datasets.Splits:
 
 
 def fake_run_result(spec: RunSpec) -> dict:
-    """What ``reports.runner.train_one`` returns, reduced to what the run store and the sweep
-    need."""
+    """What ``reports.experiment.runner.train_one`` returns, reduced to what the run store and the
+    sweep need."""
     return {"key": spec.key, "spec": spec.to_dict(), "history": [{"test_loss": math.nan}],
             "diverged": False}
 
 
 class FakeTrainer:
-    """Stands in for ``reports.runner.train_one``: counts calls, optionally interrupts the n-th."""
+    """Stands in for ``reports.experiment.runner.train_one``: counts calls, optionally interrupts
+    the n-th."""
 
     def __init__(self, interrupt_at: int | None = None):
         self.calls, self.interrupt_at = [], interrupt_at

@@ -23,7 +23,7 @@ from reference_tf.layerdiff import diff
 from reference_tf.testing import assert_layer_parity, assert_model_parity
 from reference_tf.twin import copy_state, copy_weights, twin
 from reports.cli import main
-from reports.layerdiff_text import render
+from reports.render.layerdiff_text import render
 from scratch.data import load_mnist
 from scratch.data.synthetic import strokes
 from scratch.layers import Conv2D

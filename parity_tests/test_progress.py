@@ -1,14 +1,15 @@
 """Progress bars in a terminal and in a Jupyter kernel, with and without ipywidgets
-(``reports.progress``): a widget, a plain text bar with no warning, or nothing when disabled."""
+(``reports.experiment.sweep.progress``): a widget, a plain text bar with no warning, or nothing
+when disabled."""
 
 from __future__ import annotations
 
-from reports.progress import progress_bar
+from reports.experiment.sweep.progress import progress_bar
 
 from helpers import kernel_outputs
 
 BAR = """
-from reports.progress import progress_bar
+from reports.experiment.sweep.progress import progress_bar
 
 bar = progress_bar(3, unit="step", desc="runs")
 for _ in range(3):

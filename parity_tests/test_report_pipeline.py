@@ -9,9 +9,11 @@ import re
 import pandas as pd
 import pytest
 
-from reports import decisions_text, runner, timing, writer
 from reports.cli import main
-from reports.writer import OUTPUTS, curve_figure
+from reports.experiment import runner
+from reports.measure import timing
+from reports.render import decisions_text, writer
+from reports.render.writer import OUTPUTS, curve_figure
 
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 MODELS = ["linear", "mlp1", "mlp2", "cnn"]  # the whole --quick pipeline, all four models

@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 import reports
-from reports.report_view import markdown_html
+from reports.render.report_view import markdown_html
 
 EXAMPLE = Path(__file__).resolve().parents[1] / "docs" / "example-report"
 

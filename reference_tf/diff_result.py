@@ -240,7 +240,7 @@ def _divergence_dict(f: Divergence | None) -> dict | None:
 
 
 def to_dict(result: ModelDiff) -> dict:
-    """The whole comparison as a JSON-ready dict (see ``reports.runner.to_json_safe``)."""
+    """The whole comparison as a JSON-ready dict (see ``reports.files.records.to_json_safe``)."""
     propagated = result.first_propagated_failure
     return {
         "model": result.model, "kind": result.kind, "dtype": result.dtype, "seed": result.seed,

@@ -1,13 +1,24 @@
 """The ``tfparity`` command line: parity checks, diagnosis, training experiments, reports.
 
-``reports.load_report(DIR)`` opens a finished report in Python (loaded on first use, so the
-command line does not import pandas and matplotlib to start).
+Rooms by role, each importing only the rooms before it (``parity_tests/test_code_hygiene.py``):
+
+1. ``files``: atomic writes, strict JSON records, weight files, output-path checks;
+2. ``experiment``: the course's protocol, data sets, training one run, weight drift, the sweep;
+3. ``measure``: NumPy next to TensorFlow in one process, busy competitor processes, the
+   report's timing and design-decision phases;
+4. ``analysis``: tables, statistics and verdicts from finished runs (no files, no printing);
+5. ``render``: text, Markdown, figures and the composition of report.md;
+6. ``commands``: one module per subcommand (parse, call, print); only ``cli`` imports them.
+
+``errors`` and ``environment`` sit below every room; ``cli`` is the entry point above all.
+``reports.load_report(DIR)`` opens a finished report in Python (``render.report_view``, loaded
+on first use: the command line starts without pandas and matplotlib).
 """
 
 
 def __getattr__(name: str):
     if name in ("load_report", "Report"):
-        from reports import report_view
+        from reports.render import report_view
 
         return getattr(report_view, name)
     raise AttributeError(f"module 'reports' has no attribute {name!r}")

@@ -17,7 +17,7 @@ from reports.commands.options import (
     positive_int,
 )
 from reports.errors import BadInput, reading
-from reports.outputs import JSON_SUFFIXES, PLOT_SUFFIXES, check_file
+from reports.files.outputs import JSON_SUFFIXES, PLOT_SUFFIXES, check_file
 
 STDOUT = "-"
 
@@ -72,7 +72,7 @@ def run(args: argparse.Namespace) -> int:
     if args.plot is not None:
         check_file(args.plot, "--plot", PLOT_SUFFIXES)
 
-    from reports.weights import load_weights, read_weights
+    from reports.files.weights import load_weights, read_weights
     from scratch.models import build
 
     weights, dtype = None, args.dtype
@@ -86,8 +86,10 @@ def run(args: argparse.Namespace) -> int:
             print(f"tfparity diff: weights cast from {weights.meta['dtype']} to {dtype} "
                   "(--dtype)", file=sys.stderr)
     from reference_tf import diff
-    from reports.layerdiff_text import render
-    from reports.runner import to_json_safe, write_json_atomic
+    from reference_tf.display import heatmap_figure
+    from reports.files.atomic import save_figure
+    from reports.files.records import to_json_safe, write_json_atomic
+    from reports.render.layerdiff_text import render
 
     options = {"seed": args.seed, "data": args.data, "verify": checks_mnist(args),
                "fd": not args.no_fd}
@@ -106,9 +108,7 @@ def run(args: argparse.Namespace) -> int:
             write_json_atomic(Path(args.json), payload)
             print(f"\nJSON: {args.json}")
     if args.plot is not None:
-        from reports.layerdiff_plot import heatmap
-
-        heatmap(result, args.plot)
+        save_figure(heatmap_figure(result), args.plot, dpi=110, bbox_inches="tight")
         if args.json != STDOUT:
             print(f"heat map: {args.plot}")
     return 0 if payload["passed"] else 1

@@ -30,11 +30,6 @@ while time.monotonic() < deadline and os.getppid() == parent:
 """
 
 
-def load_average() -> list[float] | None:
-    """The 1, 5 and 15-minute load averages, None where the platform has none."""
-    return list(os.getloadavg()) if hasattr(os, "getloadavg") else None
-
-
 def stop(processes: list[subprocess.Popen], grace: float = 5.0) -> None:
     """Terminate ``processes``, kill any still running after ``grace`` seconds, and reap all."""
     for process in processes:

@@ -1,6 +1,6 @@
 """The report's pictures (matplotlib; the CLI selects the Agg backend): one figure per model of
 the differences between the implementations and the learning curves, the summary table,
-runtimes."""
+runtimes, and the timing phase's chart."""
 
 from __future__ import annotations
 
@@ -10,15 +10,14 @@ import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
 
-from reports.analysis import curves
-from reports.atomic import save_figure
-from reports.experiments import SETTINGS
+from reports.analysis.tables import curves
+from reports.experiment.protocol import SETTINGS
+from reports.files.atomic import save_figure
 
-STYLE = {  # implementation -> line style; evaluation set -> colour
+STYLE = {  # implementation -> line style (CURVE_ROWS: evaluation set -> colour)
     "numpy": {"linestyle": "-", "linewidth": 2.2, "alpha": 0.75, "label": "NumPy"},
     "tensorflow": {"linestyle": (0, (3, 2)), "linewidth": 1.4, "alpha": 1.0, "label": "TensorFlow"},
 }
-SETS = {"train_eval_accuracy": ("train", "tab:blue"), "test_accuracy": ("test", "tab:red")}
 
 
 def _save(fig, path: Path) -> Path:
@@ -95,8 +94,8 @@ def curve_panel(ax, results: list[dict], model: str, setting: int, quantity: str
 
 def model_curves(results: list[dict], series: list[dict], model: str, path: Path) -> Path:
     """One model's figure: a column per setting; top row the differences between the
-    implementations (``reports.analysis.drift_series``: weight distance NumPy vs TF and seed vs
-    seed, |NumPy - TF| test loss and accuracy; log scale), then accuracy and loss of the train
+    implementations (``reports.analysis.tables.drift_series``: weight distance NumPy vs TF and seed
+    vs seed, |NumPy - TF| test loss and accuracy; log scale), then accuracy and loss of the train
     subset and test set for NumPy (solid) and TensorFlow (dashed): seed mean as the line,
     min-max over seeds as the band."""
     fig, axes = plt.subplots(3, 3, figsize=(15, 10), squeeze=False, sharex="col")
@@ -187,6 +186,35 @@ def runtime_chart(runtime: pd.DataFrame, path: Path) -> Path:
         ax.legend(loc="upper left")
     fig.tight_layout()
     return _save(fig, path)
+
+
+def timing_chart(rows: list[dict], path: Path) -> Path:
+    """Step times (median with IQR) and evaluation throughputs of both sides per model, from
+    ``reports.measure.bench.bench_model``'s rows (``tfparity bench --plot``, timing.png); log
+    scale."""
+    names = [row["model"] for row in rows]
+    positions = np.arange(len(rows))
+    fig, axes = plt.subplots(1, 2, figsize=(10, 3.6))
+    for ax, key, label in ((axes[0], "step", "training step (ms, median)"),
+                           (axes[1], "eval_images_per_s", "evaluation (images/s)")):
+        for offset, side, title in ((-0.2, "numpy", "NumPy"), (0.2, "tensorflow", "TensorFlow")):
+            if key == "step":
+                values = [1e3 * row[f"{side}_step"]["median"] for row in rows]
+                errors = [[1e3 * (row[f"{side}_step"]["median"] - row[f"{side}_step"]["q1"])
+                           for row in rows],
+                          [1e3 * (row[f"{side}_step"]["q3"] - row[f"{side}_step"]["median"])
+                           for row in rows]]
+            else:
+                values, errors = [row[f"{side}_{key}"] for row in rows], None
+            ax.bar(positions + offset, values, 0.4, yerr=errors, label=title)
+        ax.set_xticks(positions, names)
+        ax.set_yscale("log")
+        ax.set_title(label)
+    axes[0].legend()
+    fig.tight_layout()
+    save_figure(fig, path, dpi=110)
+    plt.close(fig)
+    return path
 
 
 def learning_curves_figure(results: list[dict], models: list[str]):

@@ -20,7 +20,7 @@ import hashlib
 
 import numpy as np
 
-from reports.experiments import PROJECTION_DIM, PROJECTION_HITS
+from reports.experiment.protocol import PROJECTION_DIM, PROJECTION_HITS
 
 
 def projection_seed(model: str, key: str, shape: tuple) -> int:

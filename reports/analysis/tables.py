@@ -8,14 +8,15 @@ single seed gives 0. Accuracies are fractions.
 from __future__ import annotations
 
 from collections import Counter
+from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
 
-from reports.diagnosis import column, diagnose, stability, tracking_gap
-from reports.drift import relative_distance
-from reports.experiments import IMPLEMENTATIONS, SETTINGS
-from reports.statistics import PairedInterval, paired_interval
+from reports.analysis.fitting import column, fit_verdict, stability, tracking_gap
+from reports.analysis.statistics import PairedInterval, paired_interval
+from reports.experiment.drift import relative_distance
+from reports.experiment.protocol import IMPLEMENTATIONS, SETTINGS
 
 EXPERIMENT = ["model", "setting", "epochs", "lr"]
 
@@ -52,7 +53,7 @@ def executor_label(execution: dict | None) -> str:
 def runs_table(results: list[dict]) -> pd.DataFrame:
     """One row per run: its configuration, final accuracies, timings, verdict and stability.
 
-    The capacity rule of the diagnosis compares each run with the best final train accuracy of
+    The capacity rule of the verdicts compares each run with the best final train accuracy of
     the same model over every run given (settings, seeds and both implementations)."""
     best: dict[str, float] = {}
     for result in results:
@@ -62,7 +63,7 @@ def runs_table(results: list[dict]) -> pd.DataFrame:
     rows = []
     for result in results:
         spec, history = result["spec"], result["history"]
-        verdict = diagnose(history, result["diverged"], best.get(spec["model"]))
+        verdict = fit_verdict(history, result["diverged"], best.get(spec["model"]))
         rows.append({
             "model": spec["model"], "setting": spec["setting"] + 1, "epochs": spec["epochs"],
             "lr": spec["lr"], "seed": spec["seed"], "implementation": spec["implementation"],
@@ -91,8 +92,8 @@ def _std(values: pd.Series) -> float:
 def summary_table(runs: pd.DataFrame) -> pd.DataFrame:
     """Final test accuracy per experiment: mean and std over seeds per implementation, the
     difference of the means (NumPy - TensorFlow), and the paired difference over the seeds both
-    sides ran (``reports.statistics.paired_interval``: ``paired_mean``, ``paired_sd``, the 95%
-    t-interval ``paired_low``..``paired_high`` from MIN_SEEDS seeds on, ``paired_n``)."""
+    sides ran (``reports.analysis.statistics.paired_interval``: ``paired_mean``, ``paired_sd``, the
+    95% t-interval ``paired_low``..``paired_high`` from MIN_SEEDS seeds on, ``paired_n``)."""
     grouped = runs.groupby(EXPERIMENT + ["implementation"], sort=False)["final_test_accuracy"]
     stats = grouped.agg(mean="mean", std=_std).unstack("implementation")
     table = pd.DataFrame({
@@ -213,8 +214,8 @@ def _projections(history: list[dict]) -> np.ndarray:
 def drift_series(results: list[dict]) -> list[dict]:
     """Per experiment and seed both sides ran, one value per evaluation both reached:
     ``weights``, the relative distance ||P(w_numpy - w_tf)|| / ||P w_tf|| of the weight
-    projections (``reports.drift``); ``seed_weights``, the same distance between this seed's
-    NumPy run and the next seed's (``other_seed``, cyclically; None with one seed); and
+    projections (``reports.experiment.drift``); ``seed_weights``, the same distance between this
+    seed's NumPy run and the next seed's (``other_seed``, cyclically; None with one seed); and
     ``test_accuracy_gap`` / ``test_loss_gap``, |NumPy - TF| of the test accuracy and loss.
     Missing or non-finite values are None."""
     by = {(r["spec"]["model"], r["spec"]["setting"] + 1, r["spec"]["seed"],
@@ -287,3 +288,32 @@ def drift_table(series: list[dict]) -> pd.DataFrame:
                                                "final_seed_distance", "max_test_accuracy_gap",
                                                "max_test_loss_gap"])
     return _model_order(table)
+
+
+@dataclass(frozen=True)
+class ReportTables:
+    """Every table of a report, computed from its finished runs by ``report_tables``; the drift
+    series (``drift_series``) are the per-evaluation distances the drift table aggregates."""
+
+    runs: pd.DataFrame
+    summary: pd.DataFrame
+    runtime: pd.DataFrame
+    stability: pd.DataFrame
+    verdicts: pd.DataFrame
+    drift_series: list[dict]
+    drift: pd.DataFrame
+
+    def frames(self) -> dict[str, pd.DataFrame]:
+        """The tables by name, in the order results.json lists them."""
+        return {"summary": self.summary, "runtime": self.runtime, "stability": self.stability,
+                "verdicts": self.verdicts, "drift": self.drift, "runs": self.runs}
+
+
+def report_tables(results: list[dict]) -> ReportTables:
+    """The tables of the runs ``results`` (as ``reports.experiment.runner.train_one`` returns
+    them)."""
+    runs = runs_table(results)
+    series = drift_series(results)
+    return ReportTables(runs=runs, summary=summary_table(runs), runtime=runtime_table(runs),
+                        stability=stability_table(runs, results), verdicts=verdict_table(runs),
+                        drift_series=series, drift=drift_table(series))

@@ -1,5 +1,6 @@
-"""The report's diagnosis rules on synthetic histories: every verdict is reachable, and a history
-just on the other side of each threshold gets a different verdict."""
+"""The report's under-/over-fitting rules (``reports.analysis.fitting``) on synthetic histories:
+every verdict is reachable, and a history just on the other side of each threshold gets a different
+verdict."""
 
 from __future__ import annotations
 
@@ -8,7 +9,7 @@ import math
 import numpy as np
 import pytest
 
-from reports import diagnosis as d
+from reports.analysis import fitting as d
 
 N_EVALS = 21  # evaluations 0, 20000, ..., 400000 samples
 
@@ -47,37 +48,37 @@ def overfit_curves(gap: float, loss_rise: float, acc_drop: float = 0.0):
     return history(train, test, loss, train_loss=np.linspace(2.3, 0.01, N_EVALS))
 
 
-def test_diagnose_good_fit():
-    assert d.diagnose(history(plateau(0.97))).verdict == "good fit"
+def test_fit_verdict_good_fit():
+    assert d.fit_verdict(history(plateau(0.97))).verdict == "good fit"
 
 
-def test_diagnose_diverged_flag_non_finite():
-    result = d.diagnose(history(plateau(0.97)), diverged_flag=True)
+def test_fit_verdict_diverged_flag_non_finite():
+    result = d.fit_verdict(history(plateau(0.97)), diverged_flag=True)
     assert result.verdict == "diverged" and "NaN/inf" in result.rule
 
 
 @pytest.mark.parametrize("key", ["train_loss", "train_eval_loss", "test_loss"])
-def test_diagnose_diverged_nan_loss(key):
+def test_fit_verdict_diverged_nan_loss(key):
     records = history(plateau(0.97))
     records[-3][key] = math.nan
-    assert d.diagnose(records).verdict == "diverged"
+    assert d.fit_verdict(records).verdict == "diverged"
 
 
 @pytest.mark.parametrize("factor, verdict", [(d.DIVERGENCE_LOSS_FACTOR * 1.01, "diverged"),
                                              (d.DIVERGENCE_LOSS_FACTOR * 0.99, "good fit")])
-def test_diagnose_loss_explosion_threshold(factor, verdict):
+def test_fit_verdict_loss_explosion_threshold(factor, verdict):
     train_loss = np.linspace(2.3, 0.3, N_EVALS)
     train_loss[5] = 2.3 * factor  # the initial test loss is 2.3
-    assert d.diagnose(history(plateau(0.97), train_loss=train_loss)).verdict == verdict
+    assert d.fit_verdict(history(plateau(0.97), train_loss=train_loss)).verdict == verdict
 
 
-def test_diagnose_overfitting_by_rising_test_loss():
-    result = d.diagnose(overfit_curves(gap=0.03, loss_rise=0.5))
+def test_fit_verdict_overfitting_by_rising_test_loss():
+    result = d.fit_verdict(overfit_curves(gap=0.03, loss_rise=0.5))
     assert result.verdict == "over-fitting" and "gap 3.00 pp" in result.rule
 
 
-def test_diagnose_overfitting_by_falling_test_accuracy():
-    assert d.diagnose(overfit_curves(gap=0.03, loss_rise=0.0,
+def test_fit_verdict_overfitting_by_falling_test_accuracy():
+    assert d.fit_verdict(overfit_curves(gap=0.03, loss_rise=0.0,
                                      acc_drop=0.01)).verdict == "over-fitting"
 
 
@@ -86,44 +87,44 @@ def test_diagnose_overfitting_by_falling_test_accuracy():
     (0.03, d.OVERFIT_LOSS_RISE - 0.02, 0.0),                  # test loss barely rising
     (0.03, 0.0, d.OVERFIT_ACCURACY_DROP - 0.002),             # test accuracy barely falling
 ])
-def test_diagnose_overfitting_needs_every_condition(gap, loss_rise, acc_drop):
-    assert d.diagnose(overfit_curves(gap, loss_rise, acc_drop)).verdict == "good fit"
+def test_fit_verdict_overfitting_needs_every_condition(gap, loss_rise, acc_drop):
+    assert d.fit_verdict(overfit_curves(gap, loss_rise, acc_drop)).verdict == "good fit"
 
 
 @pytest.mark.parametrize("final, verdict",
                          [(d.UNDERFIT_MIN_TRAIN_ACCURACY - 0.005, "under-fitting"),
                                             (d.UNDERFIT_MIN_TRAIN_ACCURACY + 0.005, "good fit")])
-def test_diagnose_underfitting_low_train_accuracy_threshold(final, verdict):
-    assert d.diagnose(history(plateau(final))).verdict == verdict
+def test_fit_verdict_underfitting_low_train_accuracy_threshold(final, verdict):
+    assert d.fit_verdict(history(plateau(final))).verdict == verdict
 
 
 @pytest.mark.parametrize("shortfall, verdict", [(d.UNDERFIT_CAPACITY_GAP + 0.003, "under-fitting"),
                                                 (d.UNDERFIT_CAPACITY_GAP - 0.003, "good fit")])
-def test_diagnose_underfitting_capacity_threshold(shortfall, verdict):
-    result = d.diagnose(history(plateau(0.95)), best_train_accuracy=0.95 + shortfall)
+def test_fit_verdict_underfitting_capacity_threshold(shortfall, verdict):
+    result = d.fit_verdict(history(plateau(0.95)), best_train_accuracy=0.95 + shortfall)
     assert result.verdict == verdict, result.rule
 
 
-def test_diagnose_capacity_rule_skipped_without_reference():
-    assert d.diagnose(history(plateau(0.91)), best_train_accuracy=None).verdict == "good fit"
+def test_fit_verdict_capacity_rule_skipped_without_reference():
+    assert d.fit_verdict(history(plateau(0.91)), best_train_accuracy=None).verdict == "good fit"
 
 
 @pytest.mark.parametrize("late_rise, verdict", [(d.UNDERFIT_LATE_GAIN + 0.003, "under-fitting"),
                                                 (d.UNDERFIT_LATE_GAIN - 0.003, "good fit")])
-def test_diagnose_underfitting_still_rising_threshold(late_rise, verdict):
+def test_fit_verdict_underfitting_still_rising_threshold(late_rise, verdict):
     acc = plateau(0.95)
     window = np.flatnonzero(np.arange(N_EVALS) > (N_EVALS - 1) * (1 - d.LATE_FRACTION))
     acc[window] = np.linspace(0.95, 0.95 + late_rise, window.size + 1)[1:]  # rises after 0.95
-    result = d.diagnose(history(acc))
+    result = d.fit_verdict(history(acc))
     assert result.verdict == verdict, result.rule
 
 
-def test_diagnose_overfitting_takes_precedence_over_still_rising():
+def test_fit_verdict_overfitting_takes_precedence_over_still_rising():
     records = overfit_curves(gap=0.03, loss_rise=0.5)
     for i, record in enumerate(records[-5:]):
         record["train_eval_accuracy"] = 0.95 + 0.01 * i
         record["test_accuracy"] = record["train_eval_accuracy"] - 0.03
-    assert d.diagnose(records).verdict == "over-fitting"
+    assert d.fit_verdict(records).verdict == "over-fitting"
 
 
 def test_late_gain_hand_case():
@@ -165,7 +166,7 @@ def test_column_maps_none_to_nan():
 
 
 def test_runs_table_compares_each_run_with_its_own_models_best():
-    from reports.analysis import runs_table
+    from reports.analysis.tables import runs_table
 
     def result(model, setting, final_train):
         return {"spec": {"model": model, "setting": setting, "epochs": 5, "lr": 0.1, "seed": 0,

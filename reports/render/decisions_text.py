@@ -1,27 +1,14 @@
 """The report's design-decision section in words: a table of the decisions, each with its
 measured effect and how it was measured, then one finding per decision, from the record of
-``reports.decisions`` (``decisions.json``)."""
+``reports.measure.decisions`` (``decisions.json``)."""
 
 from __future__ import annotations
 
 from reports.environment import threads_text
+from reports.render.formatting import load_change, milliseconds_iqr, percent, times
 
 HEADING = "## Design decisions and their measured effects"
 COLUMNS = ("decision", "measured effect", "what follows")
-
-
-def _ms(spread: dict) -> str:
-    q1, median, q3 = (1e3 * spread[key] for key in ("q1", "median", "q3"))
-    return f"{median:.2f} ms [IQR {q1:.2f}-{q3:.2f}]"
-
-
-def _times(ratio: float, slower: str = "slower", faster: str = "faster") -> str:
-    """A time ratio (other/reference) in words: "2.50x slower" or "1.25x faster"."""
-    return f"{ratio:.2f}x {slower}" if ratio >= 1 else f"{1 / ratio:.2f}x {faster}"
-
-
-def _pct(accuracy: float) -> str:
-    return f"{100 * accuracy:.2f}%"
 
 
 def how_measured(chosen: dict, determinism: dict) -> str:
@@ -32,8 +19,9 @@ def how_measured(chosen: dict, determinism: dict) -> str:
               "a separate process)")
     return (f"How measured: step times on one batch of {chosen['batch_size']} of the report's "
             f"training images, {chosen['repeat']} steps per side after {chosen['warmup']} "
-            f"untimed, alternating (`reports.bench.interleaved`), medians with IQR, float32, on "
-            f"{chosen['model']} (the SGD update, the same on both NumPy paths, not included; "
+            f"untimed, alternating (`reports.measure.bench.interleaved`), medians with IQR, "
+            f"float32, on {chosen['model']} (the SGD update, the same on both NumPy paths, not "
+            f"included; "
             f"eager through `tf.config.run_functions_eagerly`). Short runs: {chosen['model']}, "
             f"the first {chosen['train_images']} training images, {chosen['epochs']} epoch(s), "
             f"SGD lr {chosen['lr']:g}, batch {chosen['batch_size']}, NumPy from seed "
@@ -47,8 +35,9 @@ def fusion_row(fusion: dict, chosen: dict) -> list[str]:
     """The fused-block decision: name, measured effect, what follows."""
     return ["Fused Conv2D -> ReLU -> MaxPool2D in NumPy's training step "
             "(`Sequential.loss_and_grads`) vs layer by layer (`Sequential.trace`)",
-            f"fused {_ms(fusion['fused_step'])} vs layer by layer {_ms(fusion['layers_step'])} "
-            f"per forward + backward ({_times(fusion['ratio'], 'faster', 'slower')}); gradients "
+            f"fused {milliseconds_iqr(fusion['fused_step'])} vs layer by layer "
+            f"{milliseconds_iqr(fusion['layers_step'])} "
+            f"per forward + backward ({times(fusion['ratio'], 'faster', 'slower')}); gradients "
             f"differ by at most {fusion['max_abs_grad_difference']:.1e}",
             "training and timing use the fused step; diagnosis keeps the layer-by-layer pass"]
 
@@ -58,8 +47,8 @@ def dtype_row(dtype: dict, chosen: dict) -> list[str]:
     single, double = dtype["float32"], dtype["float64"]
     effect = "; ".join(
         f"{name} {single[side]['ms_per_step']:.2f} -> {double[side]['ms_per_step']:.2f} ms/step, "
-        f"accuracy {_pct(single[side]['test_accuracy'])} -> "
-        f"{_pct(double[side]['test_accuracy'])}"
+        f"accuracy {percent(single[side]['test_accuracy'])}% -> "
+        f"{percent(double[side]['test_accuracy'])}%"
         for side, name in (("numpy", "NumPy"), ("tensorflow", "TF")))
     return ["float32 for the comparison, float64 for the gradient checks (short run, float32 -> "
             "float64)",
@@ -72,9 +61,9 @@ def dtype_row(dtype: dict, chosen: dict) -> list[str]:
 def compilation_row(compilation: dict, chosen: dict) -> list[str]:
     """The compiled-step decision: name, measured effect, what follows."""
     return ["TensorFlow's step compiled as a `tf.function` (no XLA) vs eager",
-            f"compiled {_ms(compilation['compiled_step'])} vs eager "
-            f"{_ms(compilation['eager_step'])} per training step (eager "
-            f"{_times(compilation['ratio'])})",
+            f"compiled {milliseconds_iqr(compilation['compiled_step'])} vs eager "
+            f"{milliseconds_iqr(compilation['eager_step'])} per training step (eager "
+            f"{times(compilation['ratio'])})",
             "the report times TensorFlow at its usual speed, not a handicapped one"]
 
 
@@ -123,15 +112,10 @@ def _cell(text: str) -> str:
 def conditions_text(record: dict) -> str:
     """How and where the decisions phase measured."""
     conditions = record["conditions"]
-    env = conditions["environment"]
-    before, after = env.get("load_average_1_5_15min"), conditions.get("load_average_after")
-    load = ("load average (1/5/15 min) " + "/".join(f"{v:.2f}" for v in before) + " before and "
-            + "/".join(f"{v:.2f}" for v in after) + f" after, on {env.get('cpu_count')} logical "
-            "CPUs" if before and after else "load average not available")
     return (f"Decision conditions: measured in {conditions['where']}, at "
             f"{conditions['measured_at']} ({conditions['seconds']:.0f} s; commit "
-            f"{conditions.get('commit') or 'unknown'}; record `decisions.json`); {load}; "
-            f"{threads_text(env)}.")
+            f"{conditions.get('commit') or 'unknown'}; record `decisions.json`); "
+            f"{load_change(conditions)}; {threads_text(conditions['environment'])}.")
 
 
 def section(record: dict | None) -> list[str]:

@@ -21,12 +21,12 @@ from collections import deque
 from functools import cache
 from typing import Callable
 
-from reports.experiments import RunSpec, steps_per_run
-from reports.progress import progress_bar
-from reports.runner import RunStore
-from reports.sweep import claims
-from reports.sweep.backends import Lost
-from reports.sweep.options import Executor
+from reports.experiment.protocol import RunSpec, steps_per_run
+from reports.experiment.runner import RunStore
+from reports.experiment.sweep import claims
+from reports.experiment.sweep.backends import Lost
+from reports.experiment.sweep.options import Executor
+from reports.experiment.sweep.progress import progress_bar
 
 MAX_ATTEMPTS = 3  # runs of one spec whose worker died, before the sweep gives up on it
 POLL_SECONDS = 1.0
@@ -86,81 +86,108 @@ def run_sweep(specs: list[RunSpec], store: RunStore, load_splits: Callable, exec
     planned = {spec.key: steps_per_run(spec, n_train) for spec in queue}
     bar = progress_bar(sum(planned.values()), enabled=progress, unit="step", dynamic_ncols=True,
                        desc=f"{len(specs) - len(queue)}/{len(specs)} runs cached")
-    counted: dict[str, int] = {}  # steps already shown per run
-    in_flight: dict = {}          # backend token -> (spec, claim)
-    elsewhere: dict[str, RunSpec] = {}  # claimed by another live process
-    attempts: dict[str, int] = {}
     backend = executor.backend(splits)
     record["executor"] = backend.describe()
     if backend.capacity > 1:
         queue = deque(longest_first(queue, n_train))
-
-    def advance(spec: RunSpec, steps: int) -> None:
-        bar.update(steps - counted.get(spec.key, 0))
-        counted[spec.key] = steps
-
-    def finish(spec: RunSpec, result: dict) -> None:
-        results[spec.key] = result
-        advance(spec, planned[spec.key])
-
-    aborted, announced = True, False
+    sweep = Sweep(store, backend, bar, queue, results, record, planned)
+    aborted = True
     try:
-        while queue or in_flight or elsewhere:
-            while queue and len(in_flight) < backend.capacity:
-                spec = queue.popleft()
-                claim = claims.try_claim(claims.claim_path(store.dir, spec.filename))
-                if claim is None:
-                    if not announced:
-                        announced = True
-                        held = claims.holder(claims.claim_path(store.dir, spec.filename)) or {}
-                        _say(f"runs claimed by another report process (pid {held.get('pid')} on "
-                             f"{held.get('host')}) are left to it; waiting for their files.")
-                    elsewhere[spec.key] = spec
-                    continue
-                cached = store.load(spec)
-                if cached is not None:  # saved by another process since we looked
-                    claim.release()
-                    finish(spec, cached)
-                    continue
-                attempts[spec.key] = attempts.get(spec.key, 0) + 1
-                execution = {**backend.describe(), "attempt": attempts[spec.key]}
-                bar.set_postfix_str(f"{spec.label()} seed {spec.seed} {spec.implementation}"
-                                    if backend.capacity == 1 else f"{len(in_flight) + 1} in flight")
-                token = backend.submit(spec, execution,
-                                       on_record=lambda r, s=spec: advance(s, r["step"]))
-                in_flight[token] = (spec, claim)
-            if in_flight:
-                for token, outcome in backend.wait(POLL_SECONDS):
-                    spec, claim = in_flight.pop(token)
-                    if isinstance(outcome, Lost):
-                        claim.release()
-                        record["lost"] += 1
-                        if attempts[spec.key] >= MAX_ATTEMPTS:
-                            raise SweepError(f"run {spec.filename} lost its worker "
-                                             f"{MAX_ATTEMPTS} times; last: {outcome.reason}")
-                        _say(f"{outcome.reason}; {spec.label()} seed {spec.seed} "
-                             f"{spec.implementation} runs again.")
-                        advance(spec, 0)
-                        queue.appendleft(spec)
-                        continue
-                    store.save(spec, outcome)
-                    claim.release()
-                    record["trained"] += 1
-                    finish(spec, outcome)
-            elif elsewhere:
+        while queue or sweep.in_flight or sweep.elsewhere:
+            sweep.submit_ready()
+            if sweep.in_flight:
+                sweep.collect()
+            elif sweep.elsewhere:
                 time.sleep(POLL_SECONDS)
-            _check_elsewhere(elsewhere, store, queue, finish)
+            _check_elsewhere(sweep.elsewhere, store, queue, sweep.finish)
         aborted = False
         lost = f", {record['lost']} of them again after their worker died" if record["lost"] else ""
         _say(f"trained {record['trained']} run(s) on the {backend.name} executor in "
              f"{(time.perf_counter() - started) / 60:.1f} min{lost}.")
     finally:
-        for _, claim in in_flight.values():
+        for _, claim in sweep.in_flight.values():
             claim.release()
         backend.close(abort=aborted)
         bar.close()
         record["seconds"] = time.perf_counter() - started
     return results, record
+
+
+class Sweep:
+    """The state of a running sweep: the ``queue`` of runs to submit, the runs ``in_flight``
+    (backend token -> (spec, claim)), those claimed ``elsewhere`` by another live process, and
+    the attempts per run; ``results`` and ``record`` are filled as runs finish."""
+
+    def __init__(self, store: RunStore, backend, bar, queue: deque, results: dict, record: dict,
+                 planned: dict[str, int]):
+        self.store, self.backend, self.bar, self.queue = store, backend, bar, queue
+        self.results, self.record, self.planned = results, record, planned
+        self.counted: dict[str, int] = {}  # steps already shown per run
+        self.in_flight: dict = {}          # backend token -> (spec, claim)
+        self.elsewhere: dict[str, RunSpec] = {}  # claimed by another live process
+        self.attempts: dict[str, int] = {}
+        self.announced = False
+
+    def advance(self, spec: RunSpec, steps: int) -> None:
+        self.bar.update(steps - self.counted.get(spec.key, 0))
+        self.counted[spec.key] = steps
+
+    def finish(self, spec: RunSpec, result: dict) -> None:
+        self.results[spec.key] = result
+        self.advance(spec, self.planned[spec.key])
+
+    def submit_ready(self) -> None:
+        """Claim and submit queued runs while the backend has room; a run claimed by another
+        process waits ``elsewhere``, one saved meanwhile is taken as it is."""
+        store, backend = self.store, self.backend
+        while self.queue and len(self.in_flight) < backend.capacity:
+            spec = self.queue.popleft()
+            claim = claims.try_claim(claims.claim_path(store.dir, spec.filename))
+            if claim is None:
+                if not self.announced:
+                    self.announced = True
+                    held = claims.holder(claims.claim_path(store.dir, spec.filename)) or {}
+                    _say(f"runs claimed by another report process (pid {held.get('pid')} on "
+                         f"{held.get('host')}) are left to it; waiting for their files.")
+                self.elsewhere[spec.key] = spec
+                continue
+            cached = store.load(spec)
+            if cached is not None:  # saved by another process since we looked
+                claim.release()
+                self.finish(spec, cached)
+                continue
+            self.attempts[spec.key] = self.attempts.get(spec.key, 0) + 1
+            execution = {**backend.describe(), "attempt": self.attempts[spec.key]}
+            self.bar.set_postfix_str(f"{spec.label()} seed {spec.seed} {spec.implementation}"
+                                     if backend.capacity == 1
+                                     else f"{len(self.in_flight) + 1} in flight")
+            token = backend.submit(spec, execution,
+                                   on_record=lambda r, s=spec: self.advance(s, r["step"]))
+            self.in_flight[token] = (spec, claim)
+
+    def collect(self) -> None:
+        """Save the runs that finished within POLL_SECONDS; queue again those whose worker died.
+
+        Raises:
+            SweepError: a run's worker died ``MAX_ATTEMPTS`` times.
+        """
+        for token, outcome in self.backend.wait(POLL_SECONDS):
+            spec, claim = self.in_flight.pop(token)
+            if isinstance(outcome, Lost):
+                claim.release()
+                self.record["lost"] += 1
+                if self.attempts[spec.key] >= MAX_ATTEMPTS:
+                    raise SweepError(f"run {spec.filename} lost its worker "
+                                     f"{MAX_ATTEMPTS} times; last: {outcome.reason}")
+                _say(f"{outcome.reason}; {spec.label()} seed {spec.seed} "
+                     f"{spec.implementation} runs again.")
+                self.advance(spec, 0)
+                self.queue.appendleft(spec)
+                continue
+            self.store.save(spec, outcome)
+            claim.release()
+            self.record["trained"] += 1
+            self.finish(spec, outcome)
 
 
 def _check_elsewhere(elsewhere: dict, store: RunStore, queue: deque, finish: Callable) -> None:

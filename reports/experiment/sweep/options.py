@@ -1,12 +1,9 @@
-"""The executor and timing-phase options of ``tfparity report`` and the ``Executor`` they select
-(no heavy imports: the command line loads this to build its parser)."""
+"""The ``Executor`` of a sweep: where its runs execute, checked (no heavy imports: the command line
+loads this to build its parser; ``reports.commands.report`` adds the options that select it)."""
 
 from __future__ import annotations
 
-import argparse
 from dataclasses import dataclass
-
-from reports.commands.options import positive_int
 
 EXECUTORS = ("serial", "processes", "ray")
 
@@ -47,7 +44,7 @@ class Executor:
 
     def backend(self, splits):
         """A started backend for this executor (``splits``: the driver's data)."""
-        from reports.sweep import backends
+        from reports.experiment.sweep import backends
 
         if self.name == "serial":
             return backends.SerialBackend(splits)
@@ -66,36 +63,3 @@ class Executor:
                               ("--address", self.address)):
             parts += [option, str(value)] if value is not None else []
         return parts
-
-
-def add_options(parser: argparse.ArgumentParser) -> None:
-    """--executor, --jobs, --worker-threads, --address; --no-timing and --retime."""
-    group = parser.add_argument_group(
-        "executor", "where the training runs execute (results are the same on every executor; "
-                    "docs/sweeps.md)")
-    group.add_argument("--executor", choices=EXECUTORS, default="serial",
-                       help="serial (default): one run after another in this process; processes: "
-                            "local worker processes; ray: Ray tasks, on a local instance or the "
-                            "cluster at --address")
-    group.add_argument("--jobs", type=positive_int, default=None, metavar="N",
-                       help="processes: worker processes (default: one per core); ray: runs in "
-                            "flight (default: the cluster's CPUs / --worker-threads)")
-    group.add_argument("--worker-threads", type=positive_int, default=None, metavar="N",
-                       help="BLAS and TensorFlow threads of each worker (default: cores / jobs "
-                            "for processes, 1 for ray)")
-    group.add_argument("--address", default=None, metavar="ADDR",
-                       help="ray: address of a running cluster, e.g. auto or ray://HOST:10001 "
-                            "(default: start a local Ray instance)")
-    timing = parser.add_argument_group(
-        "timing phase", "the runtime comparison, measured in this process alone after the sweep "
-                        "(reports/timing.py)")
-    timing.add_argument("--no-timing", action="store_true",
-                        help="skip the timing phase (the report then has no speed comparison)")
-    timing.add_argument("--retime", action="store_true",
-                        help="measure the timing phase again even when nothing was trained and "
-                             "OUT/timing.json has the same settings")
-
-
-def from_args(args: argparse.Namespace) -> Executor:
-    """The ``Executor`` the options select (ValueError for a combination that does not fit)."""
-    return Executor(args.executor, args.jobs, args.worker_threads, args.address)

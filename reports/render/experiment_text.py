@@ -1,39 +1,18 @@
-"""Writing a report directory: tables (CSV, Markdown), pictures, results.json and report.md.
-
-Every sentence of report.md with a number in it is formatted from the tables computed from the
-runs; nothing here trains or measures.
-"""
+"""The report's experiment results in words and Markdown: the tables of report.md, the findings
+and answers for each model, the verdict rules, the protocol and the machine."""
 
 from __future__ import annotations
-
-from dataclasses import asdict
-from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
-from reports import analysis, decisions_text, diagnosis, plots, timing_text
-from reports.atomic import write_text
+from reports.analysis import fitting
+from reports.analysis.tables import EXPERIMENT
 from reports.environment import threads_text
-from reports.experiments import IMPLEMENTATIONS, RECORDS, SETTINGS, Protocol
-from reports.runner import write_json_atomic
+from reports.experiment.protocol import Protocol
+from reports.render.formatting import distance, loads, pair, percent, times
 
-TIMING_OUTPUTS = ("timing.json", "timing.md", "timing.png")  # absent with --no-timing
-OUTPUTS = ("report.md", "results.json", "summary_table.png", "summary_table.csv",
-           "summary_table.md", "runtime.png", "runtime.csv", "runtime.md", "stability.csv",
-           "verdicts.csv", "drift.csv", *TIMING_OUTPUTS, "decisions.json")
-# and curve_figure(model) per model; timing's and decisions.json absent with --no-timing and
-# --no-decisions
-
-
-def curve_figure(model: str) -> str:
-    """The file name of a model's figure of differences and learning curves."""
-    return f"curves_{model}.png"
-THRESHOLDS = {name: getattr(diagnosis, name) for name in (
-    "DIVERGENCE_LOSS_FACTOR", "UNDERFIT_MIN_TRAIN_ACCURACY", "UNDERFIT_CAPACITY_GAP",
-    "UNDERFIT_LATE_GAIN",
-    "LATE_FRACTION", "OVERFIT_MIN_GAP", "OVERFIT_LOSS_RISE", "OVERFIT_ACCURACY_DROP",
-    "FLUCTUATION_WINDOW")}
+LOADS = "load_average_1_5_15min"  # the environment record's load averages at the start
 
 
 def markdown_table(frame: pd.DataFrame) -> str:
@@ -43,10 +22,6 @@ def markdown_table(frame: pd.DataFrame) -> str:
     return "\n".join(lines)
 
 
-def _pct(value: float, digits: int = 2) -> str:
-    return "n/a" if not np.isfinite(value) else f"{100 * value:.{digits}f}"
-
-
 def _setting(row) -> str:
     return f"#{row.setting} ({row.epochs} ep, lr {row.lr:g})"
 
@@ -54,9 +29,9 @@ def _setting(row) -> str:
 def summary_markdown(summary: pd.DataFrame) -> pd.DataFrame:
     return pd.DataFrame({
         "model": summary["model"], "setting": [_setting(r) for r in summary.itertuples()],
-        "NumPy test acc. %": [f"{_pct(m)} ± {_pct(s)}"
+        "NumPy test acc. %": [f"{percent(m)} ± {percent(s)}"
                               for m, s in zip(summary["numpy_mean"], summary["numpy_std"])],
-        "TensorFlow test acc. %": [f"{_pct(m)} ± {_pct(s)}"
+        "TensorFlow test acc. %": [f"{percent(m)} ± {percent(s)}"
                                    for m, s in zip(summary["tensorflow_mean"],
                                                    summary["tensorflow_std"])],
         "NumPy - TF (pp)": [f"{100 * d:+.2f}" for d in summary["difference"]],
@@ -88,19 +63,6 @@ def runtime_markdown(runtime: pd.DataFrame) -> pd.DataFrame:
     })
 
 
-def _pair(numpy_value, tf_value, fmt=None) -> str:
-    """"NumPy / TF" of one quantity (percent by default)."""
-    fmt = fmt or _pct
-    return f"{fmt(numpy_value)} / {fmt(tf_value)}"
-
-
-def _distance(value: float) -> str:
-    """A relative distance: two decimals from 0.01 on, else two significant digits."""
-    if not np.isfinite(value):
-        return "n/a"
-    return f"{value:.2f}" if value >= 0.01 else f"{value:.1e}"
-
-
 def accuracy_markdown(summary: pd.DataFrame) -> pd.DataFrame:
     """Per experiment: final test accuracy of both sides (mean ± std over seeds when there are
     several), their difference and the paired interval (when some experiment has one)."""
@@ -108,7 +70,7 @@ def accuracy_markdown(summary: pd.DataFrame) -> pd.DataFrame:
     table = pd.DataFrame({
         "model": summary["model"], "setting": [_setting(r) for r in summary.itertuples()],
         "test acc. % NumPy / TF": [
-            " / ".join(_pct(mean) + (f" ± {_pct(std)}" if several else "")
+            " / ".join(percent(mean) + (f" ± {percent(std)}" if several else "")
                        for mean, std in ((r.numpy_mean, r.numpy_std),
                                          (r.tensorflow_mean, r.tensorflow_std)))
             for r in summary.itertuples()],
@@ -141,28 +103,21 @@ def stability_markdown(stability: pd.DataFrame, drift: pd.DataFrame,
                        verdicts: pd.DataFrame) -> pd.DataFrame:
     """Per experiment: verdicts, stability of both sides (NumPy / TF) and how far apart they
     are."""
-    merged = stability.merge(drift, on=analysis.EXPERIMENT, how="left")
+    merged = stability.merge(drift, on=EXPERIMENT, how="left")
     columns = {"model": merged["model"], "setting": [_setting(r) for r in merged.itertuples()]}
     columns["verdict (seeds)"], columns["rule (NumPy)"] = _verdicts(merged, verdicts)
     for name, label in (("diverged_runs", "diverged"), ("fluctuation", "fluctuation (pp)"),
                         ("largest_drop", "largest drop (pp)")):
-        fmt = (lambda v: str(int(v))) if name == "diverged_runs" else _pct
-        columns[f"{label} NumPy / TF"] = [_pair(a, b, fmt) for a, b in zip(
+        fmt = (lambda v: str(int(v))) if name == "diverged_runs" else percent
+        columns[f"{label} NumPy / TF"] = [pair(a, b, fmt) for a, b in zip(
             merged[f"{name}_numpy"], merged[f"{name}_tensorflow"])]
     columns["acc. gap test / train (pp)"] = [
-        _pair(a, b, lambda v: _pct(v, 3))
+        pair(a, b, lambda v: percent(v, 3))
         for a, b in zip(merged["max_test_curve_gap"], merged["max_train_curve_gap"])]
-    columns["test loss gap"] = merged["max_test_loss_gap"].map(_distance)
-    columns["weights NumPy-TF"] = merged["max_weight_distance"].map(_distance)
-    columns["weights seed-seed (end)"] = merged["final_seed_distance"].map(_distance)
+    columns["test loss gap"] = merged["max_test_loss_gap"].map(distance)
+    columns["weights NumPy-TF"] = merged["max_weight_distance"].map(distance)
+    columns["weights seed-seed (end)"] = merged["final_seed_distance"].map(distance)
     return pd.DataFrame(columns)
-
-
-def _times(ratio: float) -> str:
-    """A NumPy/TensorFlow time ratio as "N.NNx faster" or "N.NNx slower" (NumPy's)."""
-    if not np.isfinite(ratio):
-        return "n/a"
-    return f"{ratio:.2f}x slower" if ratio >= 1 else f"{1 / ratio:.2f}x faster"
 
 
 def findings(model: str, timing_row: dict | None, runtime: pd.DataFrame,
@@ -172,17 +127,17 @@ def findings(model: str, timing_row: dict | None, runtime: pd.DataFrame,
     ``stability``: the stability table merged with the drift table."""
     rows = runtime[runtime["model"] == model]
     medians = rows["ms_per_step_median_numpy"].sum() / rows["ms_per_step_median_tensorflow"].sum()
-    found = {"runs_step": _times(medians)}
+    found = {"runs_step": times(medians)}
     if timing_row is not None:
-        found.update(step=_times(timing_row["train_ratio"]),
-                     eval=_times(1 / timing_row["eval_ratio"]))
+        found.update(step=times(timing_row["train_ratio"]),
+                     eval=times(1 / timing_row["eval_ratio"]))
     acc = accuracy[accuracy["model"] == model]
     best = acc.loc[acc["numpy_mean"].idxmax()]
     worst = acc.loc[acc["difference"].abs().idxmax()]
-    found.update(best_setting=f"#{best['setting']}", best_accuracy=_pct(best["numpy_mean"]),
+    found.update(best_setting=f"#{best['setting']}", best_accuracy=percent(best["numpy_mean"]),
                  largest_difference=f"{100 * abs(worst['difference']):.2f}",
                  largest_difference_setting=f"#{worst['setting']}",
-                 largest_seed_std=_pct(np.nanmax(acc[["numpy_std",
+                 largest_seed_std=percent(np.nanmax(acc[["numpy_std",
                                                       "tensorflow_std"]].to_numpy())))
     finite = acc[np.isfinite(acc["paired_low"].astype(float))]
     if not finite.empty:
@@ -199,14 +154,18 @@ def findings(model: str, timing_row: dict | None, runtime: pd.DataFrame,
     found["verdicts"] = ", ".join(f"{verdict} in {count}"
                                   for verdict, count in ours["verdict"].value_counts().items())
     stab = stability[stability["model"] == model]
-    found.update(max_weight_distance=_distance(stab["max_weight_distance"].max()),
-                 min_seed_distance=_distance(stab["final_seed_distance"].min()),
-                 max_accuracy_gap=_pct(stab["max_test_curve_gap"].max(), 3),
+    found.update(max_weight_distance=distance(stab["max_weight_distance"].max()),
+                 min_seed_distance=distance(stab["final_seed_distance"].min()),
+                 max_accuracy_gap=percent(stab["max_test_curve_gap"].max(), 3),
                  diverged_numpy=str(int(stab["diverged_runs_numpy"].sum())),
                  diverged_tensorflow=str(int(stab["diverged_runs_tensorflow"].sum())),
-                 max_fluctuation=_pct(stab[["fluctuation_numpy",
+                 max_fluctuation=percent(stab[["fluctuation_numpy",
                                             "fluctuation_tensorflow"]].to_numpy().max()))
     return found
+
+
+QUESTIONS = ("1. Runtime: how fast is the NumPy version?", "2. Performance and stability",
+             "3. Final accuracy")  # the report's questions, in the order of ``answers``
 
 
 def answers(model: str, found: dict, verdicts: pd.DataFrame) -> list[str]:
@@ -238,19 +197,6 @@ def answers(model: str, found: dict, verdicts: pd.DataFrame) -> list[str]:
     return [runtime, performance, final]
 
 
-CAPTIONS = {
-    "curves": "*{model}: top, black NumPy-TF weights far below grey seed-seed; below, solid "
-              "NumPy on dashed TF.*",
-    "curves_one_seed": "*{model}: top, NumPy-TF gaps (log); below, solid NumPy on dashed TF.*",
-    "timing": "*Timing phase: step time and evaluation throughput of both sides, measured "
-              "interleaved in one process.*",
-    "runtime": "*The runs' own times (log scale; NumPy/TF ratio above the bars; "
-               "[runtime.md](runtime.md)), by executor: {executors}; they compare only within "
-               "one executor; 1-minute load average at the end of a run {load_median} (median), "
-               "at most {load_max}.*",
-}
-
-
 def runs_conditions(runs: pd.DataFrame) -> dict:
     """Where the runs' own times were taken: runs per executor, 1-minute load average at the
     end of a run (median, max), formatted as printed."""
@@ -262,8 +208,9 @@ def runs_conditions(runs: pd.DataFrame) -> dict:
 
 
 def rules_text() -> str:
-    """The verdict rules of ``reports.diagnosis`` with their thresholds, in the order applied."""
-    d = diagnosis
+    """The verdict rules of ``reports.analysis.fitting`` with their thresholds, in the order
+    applied."""
+    d = fitting
     return (
         "Rules, in this order (train = the training subset): **diverged**: a loss became NaN/inf "
         f"or exceeded {d.DIVERGENCE_LOSS_FACTOR:g} x the initial test loss; **over-fitting**: "
@@ -281,7 +228,7 @@ def _source(name: str, source: str) -> str:
     return source if source.startswith(name) else f"`{name}` ({source})"
 
 
-def _protocol_text(protocol: Protocol, data: dict, seeds: int) -> str:
+def protocol_text(protocol: Protocol, data: dict, seeds: int) -> str:
     epochs = f"every setting cut to {protocol.epochs} epoch(s) (quick run)" \
         if protocol.epochs else "epochs and learning rate per setting (experiment table)"
     test_set = "all test images" if protocol.test_size is None \
@@ -296,7 +243,7 @@ def _protocol_text(protocol: Protocol, data: dict, seeds: int) -> str:
             "ops.")
 
 
-def _environment_text(env: dict, threads_stated: bool) -> str:
+def environment_text(env: dict, threads_stated: bool) -> str:
     """The machine and software; the thread settings unless ``threads_stated`` already (by the
     timing conditions, from the same environment record)."""
     blas = env.get("blas", {})
@@ -308,147 +255,4 @@ def _environment_text(env: dict, threads_stated: bool) -> str:
             f"{env.get('keras')}; "
             + ("threads as in the timing conditions" if threads_stated else
                f"{threads_text(env)}; thread environment variables: {threads}")
-            + f"; load average (1/5/15 min) at the start {_loads(env)}.")
-
-
-def _loads(env: dict) -> str:
-    loads = env.get("load_average_1_5_15min")
-    return "/".join(f"{v:.2f}" for v in loads) if loads else "n/a"
-
-
-def _timing_section(timing: dict | None) -> list[str]:
-    if timing is None:
-        return [timing_text.no_timing_text()]
-    return ["\n".join(timing_table_lines(timing)), "", timing_text.timing_conditions(timing), "",
-            "![timing phase](timing.png) " + CAPTIONS["timing"]]
-
-
-def timing_table_lines(timing: dict) -> list[str]:
-    from reports.commands.bench import table
-
-    return table(timing["rows"])
-
-
-
-def write(out: Path, results: list[dict], *, models: list[str], seeds: int, protocol: Protocol,
-          command: str, environment: dict, elapsed: float, data: dict, timing: dict | None = None,
-          sweep: dict | None = None, decisions: dict | None = None) -> Path:
-    """Write every output of OUTPUTS into ``out`` and return the path of report.md.
-
-    ``timing`` is the timing phase's record (``reports.timing``; it wrote timing.json), whose
-    table and figure become timing.md and timing.png; None if it was skipped. ``sweep`` is this
-    invocation's sweep record (``reports.sweep.driver.run_sweep``). ``decisions`` is the design
-    decisions' record (``reports.decisions``), None if that phase was skipped."""
-    out = Path(out)
-    out.mkdir(parents=True, exist_ok=True)
-    runs = analysis.runs_table(results)
-    summary = analysis.summary_table(runs)
-    runtime = analysis.runtime_table(runs)
-    stability = analysis.stability_table(runs, results)
-    verdicts = analysis.verdict_table(runs)
-    drift_series = analysis.drift_series(results)
-    drift = analysis.drift_table(drift_series)
-
-    for name, table in (("summary_table", summary), ("runtime", runtime),
-                        ("stability", stability), ("verdicts", verdicts), ("drift", drift)):
-        write_text(out / f"{name}.csv", table.to_csv(index=False))
-    write_text(out / "summary_table.md", markdown_table(summary_markdown(summary)) + "\n")
-    write_text(out / "runtime.md", markdown_table(runtime_markdown(runtime)) + "\n")
-    for model in models:
-        plots.model_curves(results, drift_series, model, out / curve_figure(model))
-    plots.summary_table(summary, verdicts, out / "summary_table.png")
-    plots.runtime_chart(runtime, out / "runtime.png")
-    if timing is not None:
-        from reports.commands.bench import plot as timing_chart
-
-        write_text(out / "timing.md", "\n".join(timing_table_lines(timing)) + "\n")
-        timing_chart(timing["rows"], out / "timing.png")
-
-    compute = float(runs["wall_time"].sum())
-    per_impl = runs.groupby("implementation")["wall_time"].sum()
-    payload = {
-        "command": command,
-        "configuration": {"models": models, "seeds": seeds, "protocol": asdict(protocol),
-                          "settings": {m: SETTINGS[m] for m in models},
-                          "implementations": IMPLEMENTATIONS,
-                          "data": data},
-        "environment": environment,
-        "time": {"sum_of_run_seconds": compute, "this_invocation_seconds": elapsed,
-                 "run_seconds_per_implementation": per_impl.to_dict(), "sweep": sweep},
-        "timing": timing,
-        "decisions": decisions,
-        "thresholds": THRESHOLDS,
-        "tables": {name: frame.to_dict(orient="records") for name, frame in (
-            ("summary", summary), ("runtime", runtime), ("stability", stability),
-            ("verdicts", verdicts), ("drift", drift),
-            ("runs", runs))},
-        "drift": drift_series,
-        # The runs as saved, less their weight projections (runs/*.json keep those; the drift
-        # series above are derived from them).
-        "runs": [{**run, "history": [{key: value for key, value in record.items()
-                                      if key not in RECORDS} for record in run["history"]]}
-                 for run in results],
-    }
-
-    timing_rows = {row["model"]: row for row in (timing or {}).get("rows", [])}
-    stable = stability.merge(drift, on=analysis.EXPERIMENT, how="left")
-    found = {model: findings(model, timing_rows.get(model), runtime, summary, stable, verdicts)
-             for model in models}
-    said = {model: answers(model, found[model], verdicts) for model in models}
-    where = runs_conditions(runs)
-    same_start = ("Both sides started from identical weights in every seed." if
-                  stability["same_initial_weights"].all() else
-                  "WARNING: some seeds did not start both sides from identical weights "
-                  "(stability.csv).")
-    accuracy = accuracy_markdown(summary)
-    tables = {"experiments": pd.concat(
-        [accuracy, stability_markdown(stability, drift, verdicts).drop(
-            columns=["model", "setting"])], axis=1)}
-    # The paragraphs rendered from the records (protocol, timing, decisions, machine), as
-    # printed, so that every number of report.md is in results.json as it reads there.
-    text = {"summary": (f"{len(results)} runs, {compute / 60:.1f} min of compute (NumPy "
-                        f"{per_impl.get('numpy', 0) / 60:.1f}, TensorFlow "
-                        f"{per_impl.get('tensorflow', 0) / 60:.1f}); this invocation "
-                        f"{elapsed / 60:.1f} min"),
-            "protocol": _protocol_text(protocol, data, seeds),
-            "timing": _timing_section(timing),
-            "decisions": decisions_text.section(decisions),
-            "rules": rules_text(),
-            "machine": _environment_text(environment, timing is not None)}
-    write_json_atomic(out / "results.json", {
-        **payload, "report": {"findings": found, "runs": where,
-                              "load_average_at_start": _loads(environment),
-                              "tables": {name: frame.to_dict(orient="records")
-                                         for name, frame in tables.items()},
-                              "text": text}})
-
-    def per_model(index: int) -> list[str]:
-        return [f"- **{model}**: {said[model][index]}" for model in models]
-
-    lines = [
-        "# NumPy from scratch vs TensorFlow on MNIST: training report", "",
-        f"Produced by `{command}`: {text['summary']} (saved runs reused). Every number is "
-        "in `results.json`.",
-        "",
-        f"**Protocol.** {text['protocol']}", "",
-        "## 1. Runtime: how fast is the NumPy version?", "", *per_model(0), "",
-        *text["timing"], "",
-        "![runtime](runtime.png) " + CAPTIONS["runtime"].format(**where), "",
-        "## 2. Performance and stability", "", *per_model(1), "",
-        *[f"![{model}]({curve_figure(model)}) "
-          + CAPTIONS["curves" if seeds > 1 else "curves_one_seed"].format(model=model)
-          for model in models], "",
-        "## 3. Final accuracy", "", *per_model(2), "",
-        "## Experiment table", "",
-        f"Test accuracy: {'mean ± std over seeds' if seeds > 1 else 'one seed'}; fluctuation: "
-        "std of the last "
-        f"{diagnosis.FLUCTUATION_WINDOW} test accuracies; gaps: largest |NumPy - TF| at one "
-        "evaluation; weights: ||P(w_a - w_b)|| / ||P w_b||, P a fixed random projection "
-        f"(docs/report.md); max over seeds (seed-seed: min). {same_start}", "",
-        markdown_table(tables["experiments"]), "", text["rules"], "",
-        *text["decisions"],
-        f"**Machine and software.** {text['machine']}", "",
-    ]
-    path = out / "report.md"
-    write_text(path, "\n".join(lines))
-    return path
+            + f"; load average (1/5/15 min) at the start {loads(env.get(LOADS))}.")

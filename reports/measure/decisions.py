@@ -1,7 +1,7 @@
 """The design decisions that shape the report's comparison, each with its effect measured.
 
-A phase of ``tfparity report`` that runs in the driver after the timing phase (``reports.timing``)
-and measures, on the report's own data:
+A phase of ``tfparity report`` that runs in the driver after the timing phase
+(``reports.measure.timing``) and measures, on the report's own data:
 
 - ``fusion``: NumPy's training computation through the fused Conv2D -> ReLU -> MaxPool2D units
   (``Sequential.loss_and_grads``, what training runs) against the layer-by-layer pass over
@@ -21,7 +21,7 @@ and measures, on the report's own data:
 
 The record (``measure``) holds the measurements, the settings and the conditions (load average
 before and after, thread settings, commit); ``load_or_measure`` saves it as
-``<out>/decisions.json`` atomically and reuses it like ``reports.timing`` reuses its record.
+``<out>/decisions.json`` atomically and reuses it like ``reports.measure.timing`` reuses its record.
 """
 
 from __future__ import annotations
@@ -35,10 +35,10 @@ from pathlib import Path
 
 import numpy as np
 
-from reports.datasets import Splits
-from reports.experiments import Protocol, RunSpec
-from reports.load import load_average
-from reports.runner import saved_or_measured
+from reports.environment import load_average
+from reports.experiment.datasets import Splits
+from reports.experiment.protocol import Protocol, RunSpec
+from reports.files.records import saved_or_measured
 
 FILE = "decisions.json"
 DECISIONS = ("fusion", "dtype", "compilation", "determinism", "sharing")
@@ -81,8 +81,8 @@ def settings(protocol: Protocol) -> Settings:
 
 
 def spread(seconds) -> dict:
-    """Median and interquartile range of timings in seconds (``reports.bench.Spread``)."""
-    from reports.bench import Spread
+    """Median and interquartile range of timings in seconds (``reports.measure.bench.Spread``)."""
+    from reports.measure.bench import Spread
 
     return asdict(Spread.of(seconds))
 
@@ -123,7 +123,7 @@ def fusion(chosen: Settings, x: np.ndarray, y: np.ndarray) -> dict:
     """Fused training computation against the layer-by-layer one on one batch x (N, 28, 28, 1),
     y (N,): their timings (seconds), the ratio layers/fused of the medians, and the largest
     difference of their parameter gradients."""
-    from reports.bench import interleaved
+    from reports.measure.bench import interleaved
     from scratch import threads
     from scratch.models import build
 
@@ -145,14 +145,13 @@ def compilation(chosen: Settings, x: np.ndarray, y: np.ndarray) -> dict:
     against eager, interleaved on one batch: timings (seconds) and the ratio eager/compiled."""
     import tensorflow as tf
 
-    from reference_tf.training import KerasTrainer
-    from reference_tf.twin import twin
-    from reports.bench import interleaved
+    from reports.experiment.trainers import make_trainer
+    from reports.measure.bench import interleaved
     from scratch.models import build
     from scratch.optim import SGD
 
-    trainer = KerasTrainer(twin(build(chosen.model, seed=chosen.seed, dtype=x.dtype.name)),
-                           SGD(chosen.lr))
+    model = build(chosen.model, seed=chosen.seed, dtype=x.dtype.name)
+    trainer = make_trainer(model, "tensorflow", SGD(chosen.lr)).trainer
 
     def step(eagerly: bool):
         def call():
@@ -176,10 +175,10 @@ def short_run(spec: RunSpec, splits: Splits, order_seed: int) -> tuple[dict, dic
     ``order_seed``, after one untimed step that is undone (it traces TensorFlow's step).
 
     Returns ({"ms_per_step", "test_accuracy", "test_loss"}, the final parameters)."""
-    from reports.runner import make_trainer
+    from reports.experiment.runner import spec_trainer
     from scratch.train import run
 
-    trainer, get_params, set_params = make_trainer(spec)
+    trainer, get_params, set_params = spec_trainer(spec)
     x, y = splits.train
     initial = get_params()
     trainer.train_step(x[:spec.protocol.batch_size], y[:spec.protocol.batch_size])
@@ -272,7 +271,7 @@ def determinism(chosen: Settings, protocol: Protocol, splits: Splits) -> dict:
 def commit() -> str | None:
     """The git commit of this checkout (with "-dirty" if it has uncommitted changes), or None
     outside a git checkout."""
-    root = Path(__file__).resolve().parents[1]
+    root = Path(__file__).resolve().parents[2]
     try:
         head = subprocess.run(["git", "-C", str(root), "rev-parse", "HEAD"], capture_output=True,
                               text=True, timeout=10, check=True).stdout.strip()

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import numpy as np
 
-from reports.atomic import atomic_write
+from reports.files.atomic import atomic_write
 
 META_KEY = "__meta__"
 FORMAT = 1
@@ -30,7 +30,8 @@ class WeightsFile(dict):
 
 
 def save_weights(path, params: dict, model: str, **extra) -> Path:
-    """Write ``params`` ({key: array}) and metadata to ``path`` atomically (``reports.atomic``).
+    """Write ``params`` ({key: array}) and metadata to ``path`` atomically
+    (``reports.files.atomic``).
 
     Args:
         path: destination; ".npz" is appended if missing.

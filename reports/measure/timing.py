@@ -3,8 +3,8 @@
 For each model of the report, at the protocol's batch size: NumPy and TensorFlow training steps
 interleaved in one process after a warm-up, and the evaluation throughput over as many images as
 the protocol's test set, in its evaluation batches; medians with interquartile ranges
-(``reports.bench.bench_model``, what ``tfparity bench`` measures). It starts once the sweep has
-finished and its workers have stopped, so no training run of this report executes beside it,
+(``reports.measure.bench.bench_model``, what ``tfparity bench`` measures). It starts once the sweep
+has finished and its workers have stopped, so no training run of this report executes beside it,
 and it records its conditions: the driver's machine, software and thread settings
 (``reports.environment.describe``), the load average before and after, and the executor of the
 sweep. Training runs that execute side by side compete for cores and memory bandwidth; their own
@@ -21,18 +21,18 @@ import time
 from dataclasses import asdict
 from pathlib import Path
 
-from reports.experiments import Protocol
-from reports.load import load_average
-from reports.runner import saved_or_measured
+from reports.environment import load_average
+from reports.experiment.protocol import Protocol
+from reports.files.records import saved_or_measured
 
 FILE = "timing.json"
-# The quick protocol's repetitions (the full one takes reports.bench.Settings' defaults).
+# The quick protocol's repetitions (the full one takes reports.measure.bench.Settings' defaults).
 QUICK = {"repeat": 20, "warmup": 3, "eval_repeat": 3}
 
 
 def settings(models: list[str], protocol: Protocol, eval_images: int):
-    """The ``reports.bench.Settings`` of a report's timing phase."""
-    from reports import bench
+    """The ``reports.measure.bench.Settings`` of a report's timing phase."""
+    from reports.measure import bench
 
     repeats = QUICK if protocol.epochs is not None else {}
     return bench.Settings(models=tuple(models), dtype=protocol.dtype,
@@ -41,13 +41,13 @@ def settings(models: list[str], protocol: Protocol, eval_images: int):
 
 
 def measure(models: list[str], protocol: Protocol, eval_images: int, sweep: dict | None) -> dict:
-    """Time every model (``reports.bench.bench_model``) and return the record: ``settings``,
+    """Time every model (``reports.measure.bench.bench_model``) and return the record: ``settings``,
     ``rows`` (one per model, as ``tfparity bench`` writes them) and ``conditions``.
 
     ``sweep`` is the record of the sweep that preceded this phase (``driver.run_sweep``), None
     if this invocation trained nothing."""
-    from reports import bench
     from reports.environment import describe
+    from reports.measure import bench
 
     chosen = settings(models, protocol, eval_images)
     environment = describe()

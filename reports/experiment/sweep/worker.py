@@ -6,10 +6,10 @@ module imports neither at module level: a spawned worker unpickles a reference t
 the variables (``init``), and only the first run imports NumPy and TensorFlow. A Ray worker gets
 the same variables from the task's ``runtime_env`` when Ray starts it.
 
-Each run is trained by ``reports.runner.train_one`` exactly as the serial executor trains it, and
-its result gains an ``execution`` record: executor, worker (host and pid), attempt, the thread
-variables the worker computed with, and the worker's peak memory so far. After a TensorFlow run
-the Keras session is cleared, so that a long-lived worker's memory stays flat.
+Each run is trained by ``reports.experiment.runner.train_one`` exactly as the serial executor trains
+it, and its result gains an ``execution`` record: executor, worker (host and pid), attempt, the
+thread variables the worker computed with, and the worker's peak memory so far. After a TensorFlow
+run the Keras session is cleared, so that a long-lived worker's memory stays flat.
 """
 
 from __future__ import annotations
@@ -68,7 +68,7 @@ def init(env: dict[str, str]) -> None:
 
 def _splits(protocol):
     if protocol not in _SPLITS:
-        from reports import datasets
+        from reports.experiment import datasets
 
         _SPLITS[protocol] = datasets.load(protocol)
     return _SPLITS[protocol]
@@ -78,7 +78,7 @@ def train(spec, splits, execution: dict) -> dict:
     """Train ``spec`` on ``splits`` and return its result with the ``execution`` record
     completed by this worker's label and thread variables."""
     from reference_tf import threads as tf_threads
-    from reports import runner
+    from reports.experiment import runner
 
     if spec.implementation == "tensorflow":
         tf_threads.configure()  # the pools from the variables, before the runtime starts

@@ -3,66 +3,29 @@
 A run's result is a JSON file in ``<out>/runs/`` named after its ``RunSpec`` (whose key hashes
 the exact configuration), written atomically; a run whose file exists is not run again, so
 re-running a command resumes it and Ctrl-C loses nothing already finished. Which runs execute
-where is ``reports.sweep``'s business.
+where is ``reports.experiment.sweep``'s business.
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
-import math
 import time
 from pathlib import Path
 from typing import Callable
 
 import numpy as np
 
-from reports.atomic import write_json
-from reports.datasets import Splits
-from reports.drift import WeightProjection
-from reports.experiments import RunSpec, steps_per_run
-from reports.load import load_average
+from reports.environment import load_average
+from reports.experiment.datasets import Splits
+from reports.experiment.drift import WeightProjection
+from reports.experiment.protocol import RunSpec, steps_per_run
+from reports.experiment.trainers import Side, make_trainer
+from reports.files.records import write_json_atomic
 from scratch import threads
 from scratch.models import build
 from scratch.optim import SGD
-from scratch.train import ScratchTrainer, run
-
-
-def to_json_safe(value):
-    """``value`` with NaN/inf floats replaced by None (strict JSON), numpy scalars as Python
-    ones."""
-    if isinstance(value, dict):
-        return {k: to_json_safe(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [to_json_safe(v) for v in value]
-    if isinstance(value, (np.floating, float)):
-        return float(value) if math.isfinite(value) else None
-    if isinstance(value, np.integer):
-        return int(value)
-    if isinstance(value, np.bool_):
-        return bool(value)
-    return value
-
-
-def write_json_atomic(path: Path, payload) -> None:
-    """Write ``payload`` as strict JSON (``to_json_safe``) to ``path`` atomically."""
-    write_json(path, to_json_safe(payload))
-
-
-def saved_or_measured(path: Path, settings: dict, reuse: bool, measure: Callable[[], dict]) -> dict:
-    """The record saved at ``path`` if ``reuse`` and its ``"settings"`` equal ``settings``
-    (compared as JSON); else ``measure()``, saved there atomically."""
-    wanted = json.loads(json.dumps(settings))
-    if reuse:
-        try:
-            saved = json.loads(Path(path).read_text())
-        except (OSError, ValueError):
-            saved = None
-        if isinstance(saved, dict) and saved.get("settings") == wanted:
-            return saved
-    record = measure()
-    write_json_atomic(Path(path), record)
-    return record
+from scratch.train import run
 
 
 class RunStore:
@@ -100,24 +63,11 @@ def _weights_digest(params: dict) -> str:
     return digest.hexdigest()[:16]
 
 
-def make_trainer(spec: RunSpec):
-    """(trainer, get_params, set_params) for a run; both implementations start from the weights
-    ``scratch.models.build(model, seed)`` draws."""
-    protocol = spec.protocol
-    model = build(spec.model, seed=spec.seed, dtype=protocol.dtype)
-    if spec.implementation == "numpy":
-        trainer = ScratchTrainer(model, SGD(spec.lr), eval_batch_size=protocol.eval_batch_size)
-        return trainer, lambda: {k: v.copy() for k, v in model.params.items()}, model.set_params
-    if spec.implementation == "tensorflow":
-        from reference_tf.training import KerasTrainer
-        from reference_tf.twin import copy_weights, keras_params, twin
-
-        keras_model = twin(model)
-        trainer = KerasTrainer(keras_model, SGD(spec.lr), eval_batch_size=protocol.eval_batch_size)
-        return (trainer, lambda: {k: v.numpy() for k, v in keras_params(keras_model).items()},
-                lambda values: copy_weights(values, keras_model))
-    raise ValueError(f"report: expected implementation 'numpy' or 'tensorflow', "
-                     f"received {spec.implementation!r}.")
+def spec_trainer(spec: RunSpec) -> Side:
+    """The trainer of one run (``trainers.make_trainer``): plain SGD at the run's rate; both
+    implementations start from the weights ``scratch.models.build(model, seed)`` draws."""
+    model = build(spec.model, seed=spec.seed, dtype=spec.protocol.dtype)
+    return make_trainer(model, spec.implementation, SGD(spec.lr), spec.protocol.eval_batch_size)
 
 
 def load_average_1min() -> float | None:
@@ -142,7 +92,7 @@ def train_one(spec: RunSpec, splits: Splits,
     """Train one run and return its result: the spec, the evaluation history and the timings.
 
     Each record of the history holds ``weight_projection``: the run's parameters projected by
-    ``reports.drift.WeightProjection`` (the same projection for every seed and both
+    ``reports.experiment.drift.WeightProjection`` (the same projection for every seed and both
     implementations of a model), a list of PROJECTION_DIM floats.
 
     Timings: ``train_time`` is the sum of the training steps alone, ``eval_time`` the sum of the
@@ -155,7 +105,7 @@ def train_one(spec: RunSpec, splits: Splits,
     blas_usage = threads.policy().usage_snapshot()
     start = time.perf_counter()
     x, y = splits.train
-    trainer, get_params, set_params = make_trainer(spec)
+    trainer, get_params, set_params = spec_trainer(spec)
     initial = get_params()
     projection = WeightProjection(spec.model, {k: v.shape for k, v in initial.items()})
     batch = slice(0, spec.protocol.batch_size)

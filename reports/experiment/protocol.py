@@ -12,10 +12,13 @@ import json
 from dataclasses import asdict, dataclass
 
 IMPLEMENTATIONS = ("numpy", "tensorflow")
-DATA_SOURCES = ("mnist", "templates")  # Protocol.data; loaded by reports.datasets
+DATA_SOURCES = ("mnist", "templates")  # Protocol.data; loaded by reports.experiment.datasets
+# (training, test) images of the templates data (scratch.data.synthetic.templates) a report and
+# ``tfparity train`` use; here, not in datasets, so that parsing the command line loads no NumPy.
+TEMPLATES_SIZES = {"report": (4000, 1000), "train": (2000, 500)}
 DTYPES = ("float32", "float64")  # Protocol.dtype
-# Coordinates of the projection of all weights each evaluation records (reports.drift). What the
-# runs record is part of every run's key: runs saved before it changed are trained again.
+# Coordinates of the projection of all weights each evaluation records (reports.experiment.drift).
+# What the runs record is part of every run's key: runs saved before it changed are trained again.
 PROJECTION_DIM = 256
 PROJECTION_HITS = 4  # coordinates each parameter is added to
 RECORDS = {"weight_projection": {"dim": PROJECTION_DIM, "hits": PROJECTION_HITS,

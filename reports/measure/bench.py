@@ -20,14 +20,13 @@ from typing import Callable
 
 import numpy as np
 
-from reference_tf.training import KerasTrainer
-from reference_tf.twin import twin
-from reports.load import load_average
+from reports.environment import load_average
+from reports.experiment.trainers import make_trainer
 from scratch import ops, threads
+from scratch.data.mnist import IMAGE_SHAPE, NUM_CLASSES
 from scratch.fusion import ConvChain, backward
 from scratch.models import MODELS, build
 from scratch.optim import SGD
-from scratch.train import ScratchTrainer
 
 SIDES = ("numpy", "tensorflow")
 
@@ -115,16 +114,16 @@ def tracemalloc_peak(call: Callable[[], object]) -> float:
 
 def _data(settings: Settings):
     rng = np.random.default_rng(settings.seed)
-    x = rng.random((settings.eval_images, 28, 28, 1)).astype(settings.dtype)
-    y = rng.integers(0, 10, settings.eval_images)
+    x = rng.random((settings.eval_images, *IMAGE_SHAPE)).astype(settings.dtype)
+    y = rng.integers(0, NUM_CLASSES, settings.eval_images)
     return x, y
 
 
 def _trainers(name: str, settings: Settings):
     model = build(name, seed=settings.seed, dtype=settings.dtype)
-    keras_model = twin(model)
-    return (ScratchTrainer(model, SGD(settings.lr), settings.eval_batch_size),
-            KerasTrainer(keras_model, SGD(settings.lr), settings.eval_batch_size), model)
+    numpy_side, tf_side = (make_trainer(model, side, SGD(settings.lr), settings.eval_batch_size)
+                           for side in SIDES)
+    return numpy_side.trainer, tf_side.trainer, model
 
 
 def bench_model(name: str, settings: Settings) -> dict:

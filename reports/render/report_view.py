@@ -17,11 +17,10 @@ from pathlib import Path
 
 import pandas as pd
 
-from reports import plots, writer
-from reports.experiments import SETTINGS
+from reports.experiment.protocol import SETTINGS
+from reports.render import plots, writer
+from reports.render.experiment_text import QUESTIONS, answers
 
-QUESTIONS = ("1. Runtime: how fast is the NumPy version?", "2. Performance and stability",
-             "3. Final accuracy")
 FIGURES = {  # the question whose answer each figure illustrates (file stem -> question index)
     "timing": 0, "runtime": 0, **{writer.curve_figure(m)[:-4]: 1 for m in SETTINGS},
     "summary_table": 2}
@@ -82,7 +81,7 @@ class Report:
     def answers(self) -> pd.DataFrame:
         """The answers of report.md: a row per model, a column per question."""
         findings = self.results["report"]["findings"]
-        return pd.DataFrame({model: dict(zip(QUESTIONS, writer.answers(
+        return pd.DataFrame({model: dict(zip(QUESTIONS, answers(
             model, findings[model], self.verdicts))) for model in self.models}).T
 
     @property

@@ -18,7 +18,7 @@ from concurrent.futures.process import BrokenProcessPool
 from typing import Callable, NamedTuple
 
 from reports.errors import BadInput
-from reports.sweep import worker
+from reports.experiment.sweep import worker
 
 
 class ExecutorUnavailable(BadInput):
@@ -59,7 +59,7 @@ class SerialBackend:
         return self.count
 
     def wait(self, timeout: float) -> list[tuple[int, dict | Lost]]:
-        from reports import runner
+        from reports.experiment import runner
 
         finished = []
         while self.queued:

@@ -36,7 +36,7 @@ FLUCTUATION_WINDOW = 5
 VERDICTS = ("diverged", "over-fitting", "under-fitting", "good fit")
 
 
-class Diagnosis(NamedTuple):
+class FitVerdict(NamedTuple):
     """``verdict`` in VERDICTS, ``rule``: the rule that produced it, with the measured numbers."""
 
     verdict: str
@@ -79,8 +79,8 @@ def late_gain(samples: np.ndarray, values: np.ndarray) -> float:
     return float(values[-1] - values[before[-1]])
 
 
-def diagnose(history: list[dict], diverged_flag: bool = False,
-             best_train_accuracy: float | None = None) -> Diagnosis:
+def fit_verdict(history: list[dict], diverged_flag: bool = False,
+                best_train_accuracy: float | None = None) -> FitVerdict:
     """The verdict of one run: diverged, then over-fitting, then under-fitting, else good fit.
 
     ``best_train_accuracy``: the best final train accuracy of the same model in the report (any
@@ -88,7 +88,7 @@ def diagnose(history: list[dict], diverged_flag: bool = False,
     """
     reason = divergence(history, diverged_flag)
     if reason is not None:
-        return Diagnosis("diverged", f"diverged: {reason}")
+        return FitVerdict("diverged", f"diverged: {reason}")
     samples = column(history, "samples_seen")
     train_acc, test_acc = column(history, "train_eval_accuracy"), column(history, "test_accuracy")
     test_loss = column(history, "test_loss")
@@ -97,28 +97,28 @@ def diagnose(history: list[dict], diverged_flag: bool = False,
     acc_drop = np.nanmax(test_acc) - test_acc[-1]
     if gap >= OVERFIT_MIN_GAP and (loss_rise >= OVERFIT_LOSS_RISE
                                    or acc_drop >= OVERFIT_ACCURACY_DROP):
-        return Diagnosis("over-fitting",
+        return FitVerdict("over-fitting",
                          f"train-test gap {100 * gap:.2f} pp >= {100 * OVERFIT_MIN_GAP:g} pp and "
                          f"test loss {100 * loss_rise:+.1f}% above its minimum (threshold "
                          f"{100 * OVERFIT_LOSS_RISE:g}%) / "
                          f"test accuracy {100 * acc_drop:.2f} pp below its best "
                          f"(threshold {100 * OVERFIT_ACCURACY_DROP:g} pp)")
     if train_acc[-1] < UNDERFIT_MIN_TRAIN_ACCURACY:
-        return Diagnosis("under-fitting", f"train {100 * train_acc[-1]:.2f}% < "
+        return FitVerdict("under-fitting", f"train {100 * train_acc[-1]:.2f}% < "
                                           f"{100 * UNDERFIT_MIN_TRAIN_ACCURACY:g}%")
     if (best_train_accuracy is not None
             and best_train_accuracy - train_acc[-1] > UNDERFIT_CAPACITY_GAP):
-        return Diagnosis("under-fitting",
+        return FitVerdict("under-fitting",
                          f"train {100 * train_acc[-1]:.2f}%, "
                          f"{100 * (best_train_accuracy - train_acc[-1]):.2f} pp below the model's "
                          f"best {100 * best_train_accuracy:.2f}% (> "
                          f"{100 * UNDERFIT_CAPACITY_GAP:g} pp)")
     gain = late_gain(samples, train_acc)
     if gain > UNDERFIT_LATE_GAIN:
-        return Diagnosis("under-fitting",
+        return FitVerdict("under-fitting",
                          f"train accuracy still rising: +{100 * gain:.2f} pp in the last "
                          f"{100 * LATE_FRACTION:g}% (> {100 * UNDERFIT_LATE_GAIN:g} pp)")
-    return Diagnosis("good fit",
+    return FitVerdict("good fit",
                      f"train {100 * train_acc[-1]:.2f}% >= "
                      f"{100 * UNDERFIT_MIN_TRAIN_ACCURACY:g}%, "
                      f"late gain {100 * gain:+.2f} pp, gap {100 * gap:.2f} pp, test loss "

@@ -11,10 +11,8 @@ from typing import NamedTuple
 
 import numpy as np
 
-from reports.experiments import DATA_SOURCES, Protocol
+from reports.experiment.protocol import DATA_SOURCES, TEMPLATES_SIZES, Protocol
 from scratch.data.synthetic import templates
-
-TEMPLATES_TRAIN, TEMPLATES_TEST = 4000, 1000
 
 
 class Splits(NamedTuple):
@@ -27,16 +25,21 @@ class Splits(NamedTuple):
     source: str
 
 
-def _raw(protocol: Protocol, verify: bool):
-    if protocol.data == "mnist":
+def source_data(data: str, dtype: str, verify: bool = True, templates_sizes: tuple[int, int] =
+                TEMPLATES_SIZES["report"]):
+    """(training set, test set, source) of ``data`` ("mnist" or "templates"), each set (images
+    (N, 28, 28, 1) of ``dtype``, labels (N,)): all of MNIST (``verify``: check its SHA-256), or
+    ``templates_sizes`` (training, test) images of the templates, drawn from seeds 1 and 2."""
+    if data == "mnist":
         from scratch.data import load_mnist
 
-        mnist = load_mnist(dtype=protocol.dtype, verify=verify)
+        mnist = load_mnist(dtype=dtype, verify=verify)
         return mnist.train, mnist.test, mnist.source
-    if protocol.data == "templates":
-        return (templates(TEMPLATES_TRAIN, 1, protocol.dtype),
-                templates(TEMPLATES_TEST, 2, protocol.dtype), "templates (scratch.data.synthetic)")
-    raise ValueError(f"report: expected data in {DATA_SOURCES}, received data={protocol.data!r}.")
+    if data == "templates":
+        n_train, n_test = templates_sizes
+        return (templates(n_train, 1, dtype), templates(n_test, 2, dtype),
+                "templates (scratch.data.synthetic)")
+    raise ValueError(f"report: expected data in {DATA_SOURCES}, received data={data!r}.")
 
 
 def load(protocol: Protocol, verify: bool = True) -> Splits:
@@ -44,7 +47,8 @@ def load(protocol: Protocol, verify: bool = True) -> Splits:
     their first ``train_eval_fraction`` as train-evaluation set, the first ``test_size`` test
     images. ``verify``: check MNIST's SHA-256 (``scratch.data.load_mnist``); the source says if
     not."""
-    (x_train, y_train), (x_test, y_test), source = _raw(protocol, verify)
+    (x_train, y_train), (x_test, y_test), source = source_data(protocol.data, protocol.dtype,
+                                                               verify)
     x_train, y_train = x_train[:protocol.train_size], np.asarray(y_train[:protocol.train_size],
                                                                  np.int64)
     x_test, y_test = x_test[:protocol.test_size], np.asarray(y_test[:protocol.test_size], np.int64)
