@@ -70,14 +70,14 @@ def check_frame(result) -> pd.DataFrame:
 
 
 def _cell(value, style: str = "") -> str:
-    """A table cell; its spaces do not break (a shape stays on one line)."""
-    text = html.escape(str(value)).replace(" ", "&nbsp;")
+    text = html.escape(str(value))
     return f'<td style="{style}">{text}</td>' if style else f"<td>{text}</td>"
 
 
-def _table(header: list[str], rows: list[str]) -> str:
+def _table(header: list[str], rows: list[str], size: str = "") -> str:
     head = "".join(f"<th>{html.escape(h)}</th>" for h in header)
-    return (f'<table style="border-collapse:collapse"><thead><tr>{head}</tr></thead>'
+    font = f";font-size:{size}" if size else ""
+    return (f'<table style="border-collapse:collapse{font}"><thead><tr>{head}</tr></thead>'
             f"<tbody>{''.join(rows)}</tbody></table>")
 
 
@@ -324,6 +324,8 @@ def diff_frame(result) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
+WHOLE = range(3, 10)  # shape, errors, cosine, worst index, amplification: never broken
+NOWRAP = "white-space:nowrap"
 STATUS_COLOURS = {"FAULT": RED, "OWN ERROR": RED, "inherited": AMBER, "not run": AMBER}
 
 
@@ -334,13 +336,14 @@ def _diff_table(result, direction: str) -> str:
             continue
         first = is_first(result, layer, q)
         colour = STATUS_COLOURS.get(cells[10])
-        tds = [_cell(c) for c in cells[:10]]
+        tds = [_cell(c, NOWRAP if index in WHOLE else "") for index, c in enumerate(cells[:10])]
         tds.append(_cell(cells[10] + (" (first divergence)" if first else ""),
                          f"color:{colour};font-weight:bold" if colour else ""))
         tds.append(_cell(cells[11]))
         style = f' style="background:{HIGHLIGHT};font-weight:bold"' if first else ""
         rows.append(f"<tr{style}>{''.join(tds)}</tr>")
-    return f"<p><b>{html.escape(PASS_TITLES[direction])}</b></p>" + _table(HEADER, rows)
+    # 11 px: the twelve columns fit a notebook's width
+    return f"<p><b>{html.escape(PASS_TITLES[direction])}</b></p>" + _table(HEADER, rows, "11px")
 
 
 def figure_html(figure, dpi: int = 90) -> str:
