@@ -124,7 +124,8 @@ CASES = [
     ("diff-pass", ["diff", "linear"], 0, "", False),
     ("diff-fail", ["diff", "linear", "--no-fd", "@bug"], 1, "", False),
     ("diff-json-swallows-no-model", ["diff", "--json", "mlp1"], 2,
-     "expected one built-in model (linear, mlp1, mlp2, cnn, cnn_bn) or --model", True),
+     "expected one built-in model (linear, mlp1, mlp2, cnn, cnn_bn, rnn, lstm, gru, tokens) or "
+     "--model", True),
     ("diff-json-suffix", ["diff", "mlp1", "--json", "{tmp}/d.txt"], 2,
      "argument --json: expected a file name ending in .json", True),
     ("diff-json-read-only", ["diff", "mlp1", "--json", RO + "/d.json"], 2,

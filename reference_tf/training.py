@@ -61,11 +61,11 @@ class KerasTrainer:
         use_reproducible_kernels()
         self.model = model
         self.eval_batch_size = eval_batch_size
-        dtype = model.inputs[0].dtype
-        self.optimizer = keras_optimizer(optimizer, dtype)
         variables = model.trainable_variables
+        # the parameters' dtype (the input's may be integer tokens)
+        self.optimizer = keras_optimizer(optimizer, variables[0].dtype)
         self.optimizer.build(variables)
-        signature = [tf.TensorSpec((None, *model.inputs[0].shape[1:]), dtype),
+        signature = [tf.TensorSpec((None, *model.inputs[0].shape[1:]), model.inputs[0].dtype),
                      tf.TensorSpec((None,), tf.int64)]
 
         @tf.function(input_signature=signature, jit_compile=False)

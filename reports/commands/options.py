@@ -12,7 +12,8 @@ import os
 
 # The one model order: that of scratch.models.MODELS (not imported here: parsing the command
 # line needs no NumPy; a test checks that the two agree).
-MODEL_NAMES: tuple[str, ...] = ("linear", "mlp1", "mlp2", "cnn", "cnn_bn")
+MODEL_NAMES: tuple[str, ...] = ("linear", "mlp1", "mlp2", "cnn", "cnn_bn", "rnn", "lstm", "gru",
+                                 "tokens")
 # The batches of check and diff: reference_tf.batches.DATA_SOURCES (not imported here: it loads
 # NumPy; a test checks that the two agree).
 BATCH_DATA = ("strokes", "mnist")

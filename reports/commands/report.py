@@ -13,6 +13,7 @@ from pathlib import Path
 from reports.commands.options import add_no_verify, positive_int
 from reports.errors import INTERRUPTED, BadInput
 from reports.experiment.protocol import (
+    ALL_SETTINGS,
     DATA_SOURCES,
     DTYPES,
     FULL,
@@ -35,9 +36,11 @@ def register(subparsers) -> None:
                     "TensorFlow from identical weights and batches, for several seeds, and write "
                     "report.md, results.json, tables and plots. Each finished run is saved at "
                     "once; re-running the same command resumes.")
-    parser.add_argument("--models", nargs="+", choices=list(SETTINGS), default=list(SETTINGS),
-                        metavar="MODEL",
-                        help=f"models to train, any of {', '.join(SETTINGS)} (default: all four)")
+    parser.add_argument("--models", nargs="+", choices=list(ALL_SETTINGS),
+                        default=list(SETTINGS), metavar="MODEL",
+                        help=f"models to train, any of {', '.join(ALL_SETTINGS)} (default: the "
+                             f"course's four, {', '.join(SETTINGS)}; the sequence models "
+                             "rnn, lstm, gru run only when named)")
     parser.add_argument("--seeds", type=positive_int, default=None,
                         help="seeds per experiment (default: 3, or 1 with --quick)")
     parser.add_argument("--quick", action="store_true",

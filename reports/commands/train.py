@@ -24,6 +24,8 @@ from reports.errors import BadInput, reading
 from reports.experiment.protocol import TEMPLATES_SIZES
 from reports.files.outputs import WEIGHTS_SUFFIXES, check_file
 
+TOKENS_TRAIN, TOKENS_TEST = 5000, 1000  # the tokens model's synthetic sequences
+
 # --optimizer NAME -> (class of scratch.optim, settings that differ from its Keras defaults).
 # Plain SGD keeps the course's rate 0.1 (Keras's default is 0.01).
 OPTIMIZERS = {
@@ -144,8 +146,14 @@ def run(args: argparse.Namespace) -> int:
         with reading("--weights"):
             weights = load_weights(args.weights, build(args.model, dtype=args.dtype).params,
                                    model=args.model)
-    (x, y), test, source = source_data(args.data, args.dtype, not args.no_verify,
-                                       TEMPLATES_SIZES["train"])
+    if args.model == "tokens":  # padded token sequences (N, 20), whatever --data says
+        from scratch.data.tokens import token_sequences
+
+        (x, y), test = token_sequences(TOKENS_TRAIN, 1), token_sequences(TOKENS_TEST, 2)
+        source = "token sequences (scratch.data.tokens)"
+    else:
+        (x, y), test, source = source_data(args.data, args.dtype, not args.no_verify,
+                                           TEMPLATES_SIZES["train"])
     if args.train_size is not None:
         if args.train_size > len(x):
             raise BadInput(f"argument --train-size: expected at most the {len(x)} training "

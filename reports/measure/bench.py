@@ -24,6 +24,7 @@ from reports.environment import load_average
 from reports.experiment.trainers import make_trainer
 from scratch import ops, threads
 from scratch.data.mnist import IMAGE_SHAPE, NUM_CLASSES
+from scratch.data.tokens import token_sequences
 from scratch.fusion import ConvChain, backward
 from scratch.models import MODELS, build
 from scratch.optim import SGD
@@ -112,7 +113,10 @@ def tracemalloc_peak(call: Callable[[], object]) -> float:
         tracemalloc.stop()
 
 
-def _data(settings: Settings):
+def _data(settings: Settings, name: str):
+    """Random MNIST-shaped images, or token sequences for the ``tokens`` model."""
+    if name == "tokens":
+        return token_sequences(settings.eval_images, settings.seed)
     rng = np.random.default_rng(settings.seed)
     x = rng.random((settings.eval_images, *IMAGE_SHAPE)).astype(settings.dtype)
     y = rng.integers(0, NUM_CLASSES, settings.eval_images)
@@ -128,7 +132,7 @@ def _trainers(name: str, settings: Settings):
 
 def bench_model(name: str, settings: Settings) -> dict:
     """One model's row: train step and evaluation timings of both sides, ratios and memory."""
-    x, y = _data(settings)
+    x, y = _data(settings, name)
     numpy_side, tf_side, model = _trainers(name, settings)
     sides = dict(zip(SIDES, (numpy_side, tf_side)))
     b = settings.batch_size
@@ -217,7 +221,7 @@ def profile_layers(name: str, settings: Settings) -> dict[str, list[dict]]:
     fused fast path ``ScratchTrainer`` trains with, and "layers", layer by layer as
     ``Sequential.trace`` runs (what ``tfparity diff`` compares); both with the BLAS threads of a
     training step."""
-    x, y = _data(settings)
+    x, y = _data(settings, name)
     model = build(name, seed=settings.seed, dtype=settings.dtype)
     xb, yb = x[:settings.batch_size], y[:settings.batch_size]
     with threads.blas_threads("step"):

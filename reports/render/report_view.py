@@ -17,12 +17,12 @@ from pathlib import Path
 
 import pandas as pd
 
-from reports.experiment.protocol import SETTINGS
+from reports.experiment.protocol import ALL_SETTINGS
 from reports.render import plots, writer
 from reports.render.experiment_text import QUESTIONS, answers
 
 FIGURES = {  # the question whose answer each figure illustrates (file stem -> question index)
-    "timing": 0, "runtime": 0, **{writer.curve_figure(m)[:-4]: 1 for m in SETTINGS},
+    "timing": 0, "runtime": 0, **{writer.curve_figure(m)[:-4]: 1 for m in ALL_SETTINGS},
     "summary_table": 2}
 INLINE_WIDTH = 900  # pixels: the report's figures, shrunk to keep a notebook small
 

@@ -15,7 +15,7 @@ import pandas as pd
 
 from reports.analysis import fitting
 from reports.analysis.tables import EXPERIMENT, ReportTables, report_tables
-from reports.experiment.protocol import IMPLEMENTATIONS, RECORDS, SETTINGS, Protocol
+from reports.experiment.protocol import ALL_SETTINGS, IMPLEMENTATIONS, RECORDS, Protocol
 from reports.files.atomic import write_text
 from reports.files.records import write_json_atomic
 from reports.render import decisions_text, plots, timing_text
@@ -137,7 +137,7 @@ def payload(tables: ReportTables, results: list[dict], invocation: Invocation,
         "command": invocation.command,
         "configuration": {"models": models, "seeds": invocation.seeds,
                           "protocol": asdict(protocol),
-                          "settings": {m: SETTINGS[m] for m in models},
+                          "settings": {m: ALL_SETTINGS[m] for m in models},
                           "implementations": IMPLEMENTATIONS,
                           "data": invocation.data},
         "environment": invocation.environment,
