@@ -4,7 +4,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: test test-fast lint report data clean
+.PHONY: test test-fast lint report data clean notebook
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -36,3 +36,9 @@ report: $(STAMP) data
 
 clean:
 	rm -rf $(VENV) build *.egg-info
+
+# Execute examples/homework.ipynb from a clean kernel and save its outputs (as its test runs it:
+# inline figures, TensorFlow's oneDNN kernels off as in the suite).
+notebook: $(STAMP) data
+	env -u MPLBACKEND TF_ENABLE_ONEDNN_OPTS=0 $(VENV)/bin/jupyter nbconvert --to notebook \
+		--execute --inplace examples/homework.ipynb

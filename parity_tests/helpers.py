@@ -125,3 +125,23 @@ def recurrent_cases(draw, max_steps: int = 4, max_units: int = 3):
         bits = draw(st.lists(st.booleans(), min_size=n * steps, max_size=n * steps))
         mask = sequence_mask(bits, n, steps, padded_row=draw(st.booleans()))
     return shape, draw(st.integers(1, max_units)), settings, mask
+
+
+def run_in_kernel(notebook, cwd: Path, env: dict | None = None):
+    """Execute every cell of ``notebook`` (an ``nbformat`` node, changed in place) in a fresh
+    Python kernel of this interpreter, from the directory ``cwd``, with the environment ``env``
+    (default: this process's); returns the notebook."""
+    from nbclient import NotebookClient
+
+    client = NotebookClient(notebook, timeout=600, kernel_name="python3",
+                            resources={"metadata": {"path": str(cwd)}})
+    client.execute(**({} if env is None else {"env": env}))
+    return notebook
+
+
+def kernel_outputs(code: str, cwd: Path) -> list:
+    """The outputs of ``code`` run as one cell in a fresh kernel."""
+    import nbformat
+
+    notebook = nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell(code)])
+    return run_in_kernel(notebook, cwd).cells[0].outputs

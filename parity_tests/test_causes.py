@@ -17,12 +17,13 @@ from reference_tf.batches import model_batch
 from reference_tf.causes import cases as cases_module
 from reference_tf.causes.optim import update_conventions
 from reference_tf.compare import tolerance_for
+from reference_tf.display import cause_line
 from reference_tf.finite_diff import third_opinion
 from reference_tf.layerdiff import diff
 from reference_tf.testing import assert_layer_parity, assert_model_parity
 from reference_tf.twin import copy_state, copy_weights, twin
 from reports.cli import main
-from reports.render.layerdiff_text import cause_line, render
+from reports.render.layerdiff_text import render
 from scratch.data import load_mnist
 from scratch.data.synthetic import strokes
 from scratch.layers import Conv2D

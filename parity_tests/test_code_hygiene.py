@@ -13,10 +13,11 @@ import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
 PACKAGES = ("scratch", "reference_tf", "reports", "parity_tests", "examples")
-# NamedTuple's public API has underscores, and so has os._exit (reference_tf/user_exits.py
-# replaces it while user code runs).
+# NamedTuple's public API has underscores, and so have IPython's display protocol and os._exit
+# (reference_tf/user_exits.py replaces it while user code runs).
 NAMEDTUPLE_API = {"_replace", "_asdict", "_fields", "_make", "_field_defaults"}
-PUBLIC_UNDERSCORED = NAMEDTUPLE_API | {"_exit"}
+DISPLAY_API = {"_repr_html_", "_repr_png_"}
+PUBLIC_UNDERSCORED = NAMEDTUPLE_API | DISPLAY_API | {"_exit"}
 # Tests of a module's own internals, each with the reason.
 INTERNAL_TESTS = {
     ("parity_tests/test_data_fetch.py", "npm_fetch._copy_to_temp"):

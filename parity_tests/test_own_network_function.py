@@ -8,8 +8,8 @@ import pytest
 
 from reference_tf import own
 from reference_tf.batches import model_batch
-from reference_tf.check import check
 from reference_tf.layerdiff import diff
+from reference_tf.parity_check import check
 from reports.cli import main
 
 from own_network_helpers import DTYPES, EXAMPLES, diff_json, example

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from reference_tf.batches import model_batch
-from reference_tf.check import check
+from reference_tf.parity_check import check
 from reference_tf.twin import twin
 from scratch.data import load_mnist
 

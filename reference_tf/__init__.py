@@ -1,16 +1,21 @@
 """TensorFlow/Keras twins of the scratch models, the comparison and the diagnosis engine.
 
-Names are loaded on first use, so the NumPy-only parts (``reference_tf.compare``) import without
-TensorFlow.
+``reference_tf.check(model)`` and ``reference_tf.diff(model)`` compare any model with its twin
+(``reference_tf.api``). Names are loaded on first use, so the NumPy-only parts
+(``reference_tf.compare``) import without TensorFlow.
 """
 
 import importlib
+import sys
 
-from reference_tf.reproducible import set_environment_defaults
+from reference_tf.reproducible import set_environment_defaults, start_tensorflow_quietly
 
 set_environment_defaults()  # before anything imports TensorFlow
+if "ipykernel" in sys.modules and "tensorflow" not in sys.modules:
+    start_tensorflow_quietly()  # a Jupyter kernel: TensorFlow's C++ start-up kept out of cells
 
 _EXPORTS = {
+    "check": "api", "diff": "api",
     "Comparison": "compare", "compare": "compare", "compare_arrays": "compare",
     "tolerances": "compare",
     "layer_pass": "gradients", "trace": "gradients", "trace_arrays": "gradients",

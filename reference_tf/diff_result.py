@@ -3,7 +3,8 @@ and the whole result as a JSON-ready dict.
 
 ``reference_tf.layerdiff`` fills these types; ``reference_tf.causes`` explains their failures,
 ``reference_tf.finite_diff`` gives a third opinion on the first divergence, and
-``reports.layerdiff_text`` and ``reports.layerdiff_plot`` render them. NumPy only.
+``reference_tf.display`` words and draws them (a notebook's HTML, the command line's text and
+heat map). NumPy only at import.
 """
 
 from __future__ import annotations
@@ -167,6 +168,33 @@ class ModelDiff:
     def to_dict(self) -> dict:
         """The whole comparison as a JSON-ready dict (see ``to_dict``)."""
         return to_dict(self)
+
+    def scan(self) -> list[tuple[LayerDiff, Quantity]]:
+        """Every (layer, quantity) in scan order (``scan``)."""
+        return scan(self.layers)
+
+    def to_frame(self):
+        """Every quantity of the forward and backward tables as a pandas DataFrame, one row each
+        in scan order (``reference_tf.display.diff_frame``)."""
+        from reference_tf.display import diff_frame
+
+        return diff_frame(self)
+
+    def plot(self):
+        """The heat map of the per-layer errors (a matplotlib figure)."""
+        from reference_tf.display import heatmap_figure
+
+        return heatmap_figure(self)
+
+    def __repr__(self) -> str:
+        from reference_tf.display import diff_text
+
+        return diff_text(self)
+
+    def _repr_html_(self) -> str:
+        from reference_tf.display import diff_html
+
+        return diff_html(self)
 
 
 def scan(layers: list[LayerDiff]) -> list[tuple[LayerDiff, Quantity]]:

@@ -41,7 +41,6 @@ import numpy as np
 
 from reference_tf.adapter import label as layer_label
 from reference_tf.adapter import loss_of
-from reference_tf.batches import model_batch
 from reference_tf.causes import explain
 from reference_tf.compare import Comparison, Tolerance, safe_compare, tolerances
 from reference_tf.diff_result import (
@@ -60,7 +59,7 @@ from reference_tf.own.model import Function
 from reference_tf.tolerant_run import isolated_pass, run_trace, unique_faults
 from reference_tf.twin import twin
 from reference_tf.user_code import Fault, guarded
-from scratch.models import Sequential, Trace, build
+from scratch.models import Sequential, Trace
 
 
 def _amplification(error: float, received: float) -> float | None:
@@ -196,31 +195,6 @@ def find_first_propagated_failure(layers: list[LayerDiff]) -> tuple | None:
     """(layer, label) of the first quantity whose propagated error fails, in scan order."""
     return next(((layer.name, q.label) for layer, q in scan(layers) if q.propagated_fails),
                 None)
-
-
-def diff_model(model_name: str, dtype: str = "float64", seed: int = 0, batch_size: int = 16,
-               data: str = "strokes", weights: dict | None = None,
-               verify: bool = True) -> ModelDiff:
-    """Compare the scratch model ``model_name`` with its Keras twin on one seeded batch.
-
-    Args:
-        model_name: a name in ``scratch.models.MODELS``.
-        dtype: "float32" or "float64" (selects the tolerances too).
-        seed: seeds the initial weights (unless ``weights``) and the batch.
-        batch_size: N, the examples of the batch.
-        data: "strokes" or "mnist" (see ``reference_tf.batches.model_batch``).
-        weights: parameters keyed like ``Sequential.params`` (e.g. from ``reports.files.weights``).
-        verify: check MNIST's SHA-256 (``scratch.data.load_mnist``).
-
-    Returns:
-        The ``ModelDiff`` (no third opinion yet; see ``reference_tf.finite_diff``).
-    """
-    model = build(model_name, seed=seed, dtype=dtype)
-    if weights is not None:
-        model.set_params(weights)
-    x, y = model_batch(model, data, batch_size, seed, verify)
-    return diff(model, x, y, name=model_name, seed=seed, data=data,
-                data_unverified=data == "mnist" and not verify)
 
 
 def diff(model: Sequential | Function, x: np.ndarray, y: np.ndarray, *, name: str = "model",

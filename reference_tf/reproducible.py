@@ -47,3 +47,21 @@ def use_reproducible_kernels() -> None:
 
     tf.config.experimental.enable_op_determinism()
     tf.config.optimizer.set_jit(False)
+
+
+def start_tensorflow_quietly() -> None:
+    """Import TensorFlow and run one op with standard error (file descriptor 2) sent to
+    /dev/null: its C++ start-up lines (absl's "All log messages before absl::InitializeLog()",
+    the CUDA probe without a GPU) come before its log level applies. ``import reference_tf``
+    calls it in a Jupyter kernel, which shows all that descriptor 2 receives in the cell; a
+    terminal shows the lines as before."""
+    saved, null = os.dup(2), os.open(os.devnull, os.O_WRONLY)
+    os.dup2(null, 2)
+    try:
+        import tensorflow as tf
+
+        tf.constant(0.0) + 1.0  # device set-up: the CUDA probe
+    finally:
+        os.dup2(saved, 2)
+        os.close(saved)
+        os.close(null)

@@ -11,4 +11,14 @@ Rooms by role, each importing only the rooms before it (``parity_tests/test_code
 6. ``commands``: one module per subcommand (parse, call, print); only ``cli`` imports them.
 
 ``errors`` and ``environment`` sit below every room; ``cli`` is the entry point above all.
+``reports.load_report(DIR)`` opens a finished report in Python (``render.report_view``, loaded
+on first use: the command line starts without pandas and matplotlib).
 """
+
+
+def __getattr__(name: str):
+    if name in ("load_report", "Report"):
+        from reports.render import report_view
+
+        return getattr(report_view, name)
+    raise AttributeError(f"module 'reports' has no attribute {name!r}")

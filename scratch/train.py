@@ -56,13 +56,14 @@ def batch_schedule(n: int, batch_size: int, epochs: int, seed: int) -> Iterator[
             yield Batch(epoch, step, order[start:start + batch_size])
 
 
-@dataclass
+@dataclass(repr=False)
 class History:
     """Evaluation records of a run, one dict per evaluation (the first before any step).
 
     Each record: samples_seen, step, epoch (fractional), train_loss (mean batch loss since the
     previous record; NaN at step 0), ``<set>_loss`` and ``<set>_accuracy`` per evaluation set,
-    train_time and eval_time (cumulative seconds, kept apart), diverged.
+    train_time and eval_time (cumulative seconds, kept apart), diverged. In a notebook a history
+    displays its curves (``plot``).
     """
 
     records: list = field(default_factory=list)
@@ -70,6 +71,47 @@ class History:
 
     def column(self, key: str) -> np.ndarray:
         return np.array([r[key] for r in self.records], dtype=float)
+
+    def __repr__(self) -> str:
+        if not self.records:
+            return "History(no evaluations)"
+        last = self.records[-1]
+        finals = ", ".join(f"{key} {last[key]:.4g}" for key in last
+                           if key.endswith(("_loss", "_accuracy")))
+        return (f"History({len(self.records)} evaluations over {last['samples_seen']} samples"
+                f"{', diverged' if self.diverged else ''}; last: {finals})")
+
+    def plot(self):
+        """The loss (left) and accuracy (right) of every evaluation set, and the mean training
+        batch loss, over the training samples seen. Returns a matplotlib figure."""
+        import matplotlib.pyplot as plt
+
+        samples = self.column("samples_seen") / 1e3
+        fig, (loss_ax, accuracy_ax) = plt.subplots(1, 2, figsize=(11, 3.6))
+        for key in self.records[0] if self.records else []:
+            if key.endswith("_loss") or key.endswith("_accuracy"):
+                ax = loss_ax if key.endswith("_loss") else accuracy_ax
+                label = ("training batches (mean)" if key == "train_loss" else
+                         key.rsplit("_", 1)[0].replace("_", " "))
+                ax.plot(samples, self.column(key), marker=".", label=label)
+        for ax, name in ((loss_ax, "loss"), (accuracy_ax, "accuracy")):
+            ax.set_xlabel("training samples seen (thousands)")
+            ax.set_ylabel(name)
+            ax.grid(alpha=0.3)
+            if ax.lines:
+                ax.legend(fontsize=9)
+        fig.suptitle("diverged: stopped at a non-finite loss" if self.diverged else
+                     f"{len(self.records)} evaluations", fontsize=10)
+        fig.tight_layout()
+        plt.close(fig)  # shown once in a notebook: as the value of its cell
+        return fig
+
+    def _repr_png_(self) -> bytes:
+        import io
+
+        buffer = io.BytesIO()
+        self.plot().savefig(buffer, format="png", dpi=80)
+        return buffer.getvalue()
 
 
 class ScratchTrainer:

@@ -48,19 +48,10 @@ def register(subparsers) -> None:
     parser.set_defaults(func=run)
 
 
-def _line(name: str, dtype: str, result) -> str:
-    verdict = "PASS" if result.passed else "FAIL"
-    if result.fault is not None:
-        return f"{verdict}  {name:<6}  {dtype}  {result.path:<8}  {result.fault.sentence}"
-    return (f"{verdict}  {name:<6}  {dtype}  {result.path:<8}  worst error {result.error:.1e} "
-            f"(tolerance {result.tolerance:.0e}) in {result.worst}")
-
-
 def run(args: argparse.Namespace) -> int:
-    from reference_tf.check import check, check_model
-    from reference_tf.reproducible import use_reproducible_kernels
+    from reference_tf import check
+    from reference_tf.display import check_lines
 
-    use_reproducible_kernels()
     if args.input_shape is not None and args.spec is None:
         raise BadInput("argument --input-shape: goes with --model FILE.py:FACTORY")
     if args.models is not None and args.spec is not None:
@@ -76,13 +67,14 @@ def run(args: argparse.Namespace) -> int:
     for name in names:
         for dtype in dtypes:
             if args.spec is None:
-                result = check_model(name, dtype, args.seed, args.batch_size, args.data, verify)
+                result = check(name, dtype=dtype, seed=args.seed, data=args.data,
+                               batch_size=args.batch_size, verify=verify)
             else:
                 model, x, y = user_model.load(args, dtype, verify)
                 result = check(model, x, y, name=name)
-            for path in result.paths.values():
+            for line in check_lines(result):
                 total += 1
-                print(_line(name, dtype, path), flush=True)
+                print(line, flush=True)
             if not result.passed:
                 failed.append((name, dtype))
     if failed:

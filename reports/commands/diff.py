@@ -87,22 +87,20 @@ def run(args: argparse.Namespace) -> int:
         if weights.meta["dtype"] != dtype:
             print(f"tfparity diff: weights cast from {weights.meta['dtype']} to {dtype} "
                   "(--dtype)", file=sys.stderr)
-    from reference_tf.finite_diff import third_opinion
-    from reference_tf.layerdiff import diff, diff_model
-    from reference_tf.reproducible import use_reproducible_kernels
+    from reference_tf import diff
+    from reference_tf.display import heatmap_figure
+    from reports.files.atomic import save_figure
     from reports.files.records import to_json_safe, write_json_atomic
     from reports.render.layerdiff_text import render
 
-    use_reproducible_kernels()
+    options = {"seed": args.seed, "data": args.data, "verify": checks_mnist(args),
+               "fd": not args.no_fd}
     if args.spec is not None:
         model, x, y = user_model.load(args, dtype or "float64", checks_mnist(args))
-        result = diff(model, x, y, name=args.spec, seed=args.seed, data=args.data,
-                      data_unverified=args.data == "mnist" and not checks_mnist(args))
+        result = diff(model, x, y, name=args.spec, **options)
     else:
-        result = diff_model(args.model, dtype or "float64", args.seed, args.batch_size,
-                            args.data, weights, verify=checks_mnist(args))
-    if not args.no_fd:
-        result.opinion = third_opinion(result)
+        result = diff(args.model, dtype=dtype or "float64", batch_size=args.batch_size,
+                      weights=weights, **options)
     payload = result.to_dict()
     if args.json == STDOUT:
         print(json.dumps(to_json_safe(payload), indent=1, allow_nan=False))
@@ -112,9 +110,7 @@ def run(args: argparse.Namespace) -> int:
             write_json_atomic(Path(args.json), payload)
             print(f"\nJSON: {args.json}")
     if args.plot is not None:
-        from reports.render.layerdiff_plot import heatmap
-
-        heatmap(result, args.plot)
+        save_figure(heatmap_figure(result), args.plot, dpi=110, bbox_inches="tight")
         if args.json != STDOUT:
             print(f"heat map: {args.plot}")
     return 0 if payload["passed"] else 1

@@ -164,6 +164,10 @@ def findings(model: str, timing_row: dict | None, runtime: pd.DataFrame,
     return found
 
 
+QUESTIONS = ("1. Runtime: how fast is the NumPy version?", "2. Performance and stability",
+             "3. Final accuracy")  # the report's questions, in the order of ``answers``
+
+
 def answers(model: str, found: dict, verdicts: pd.DataFrame) -> list[str]:
     """The three answers for one model (runtime; performance and stability; final accuracy),
     each a few sentences stating the finding with its size from ``found`` and pointing to the

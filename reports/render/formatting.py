@@ -3,8 +3,6 @@ ratios, relative distances, load averages and memory."""
 
 from __future__ import annotations
 
-import math
-
 import numpy as np
 
 
@@ -12,15 +10,6 @@ def percent(value: float, digits: int = 2) -> str:
     """A fraction in percent (or percentage points) without the sign: "97.25"; "n/a" if not
     finite."""
     return "n/a" if not np.isfinite(value) else f"{100 * value:.{digits}f}"
-
-
-def scientific(value: float | None, digits: int = 1) -> str:
-    """An error in scientific notation: "1.3e-07"; "-" for None or NaN, "inf" for infinity."""
-    if value is None or (isinstance(value, float) and math.isnan(value)):
-        return "-"
-    if math.isinf(value):
-        return "inf"
-    return f"{value:.{digits}e}"
 
 
 def pair(numpy_value, tf_value, fmt=percent) -> str:

@@ -66,7 +66,7 @@ def _difference_panel(ax, series: list[dict]) -> None:
     ax.set_ylabel("distance / gap (log; 0 on the bottom edge)", fontsize=9)
 
 
-def _curve_panel(ax, results: list[dict], model: str, setting: int, quantity: str,
+def curve_panel(ax, results: list[dict], model: str, setting: int, quantity: str,
                  sets: dict) -> None:
     """Train-subset and test curves of both implementations: seed mean and min-max band; the
     y range holds every value (a loss spanning more than LOG_LOSS_SPAN on a log scale)."""
@@ -108,7 +108,7 @@ def model_curves(results: list[dict], series: list[dict], model: str, path: Path
         axes[0, col].set_title(f"{model} #{col + 1}: {epochs} epoch{'s' * (epochs != 1)}, "
                                f"lr {lr:g}", fontsize=11)
         for row, (quantity, sets) in enumerate(CURVE_ROWS, start=1):
-            _curve_panel(axes[row, col], results, model, col + 1, quantity, sets)
+            curve_panel(axes[row, col], results, model, col + 1, quantity, sets)
         axes[2, col].set_xlabel("training samples processed (thousands)")
         for ax in axes[:, col]:
             ax.grid(alpha=0.3, which="major")
@@ -128,6 +128,11 @@ def _pm(mean: float, std: float) -> str:
 
 
 def summary_table(summary: pd.DataFrame, verdicts: pd.DataFrame, path: Path) -> Path:
+    """``summary_table_figure`` written to ``path``."""
+    return _save(summary_table_figure(summary, verdicts), path)
+
+
+def summary_table_figure(summary: pd.DataFrame, verdicts: pd.DataFrame):
     """The summary table as a picture: final test accuracy (%) mean ± std per implementation, the
     difference in percentage points and each side's most common verdict."""
     verdict = {(r.model, r.setting, r.implementation): r.verdict for r in verdicts.itertuples()}
@@ -153,7 +158,7 @@ def summary_table(summary: pd.DataFrame, verdicts: pd.DataFrame, path: Path) -> 
             cell.set_height(cell.get_height() * 1.8)
     seeds = int(summary["seeds"].max()) if len(summary) else 0
     ax.set_title(f"Final test accuracy, mean ± std over {seeds} seed(s)", fontsize=12)
-    return _save(fig, path)
+    return fig
 
 
 def runtime_chart(runtime: pd.DataFrame, path: Path) -> Path:
@@ -210,3 +215,26 @@ def timing_chart(rows: list[dict], path: Path) -> Path:
     save_figure(fig, path, dpi=110)
     plt.close(fig)
     return path
+
+
+def learning_curves_figure(results: list[dict], models: list[str]):
+    """The homework's learning curves: a row per model, a column per setting, train-subset and
+    test accuracy of NumPy (solid) and TensorFlow (dashed), seed mean and min-max band."""
+    fig, axes = plt.subplots(len(models), 3, figsize=(13, 2.9 * len(models)), squeeze=False)
+    for row, model in enumerate(models):
+        for col, (epochs, lr) in enumerate(ALL_SETTINGS[model]):
+            spec = next((r["spec"] for r in results
+                         if (r["spec"]["model"], r["spec"]["setting"]) == (model, col)), None)
+            epochs = spec["epochs"] if spec else epochs
+            ax = axes[row, col]
+            curve_panel(ax, results, model, col + 1, "accuracy", CURVE_ROWS[0][1])
+            ax.set_title(f"{model} #{col + 1}: {epochs} epoch{'s' * (epochs != 1)}, lr {lr:g}",
+                         fontsize=11)
+            ax.grid(alpha=0.3)
+    axes[0, 2].legend(loc="upper left", bbox_to_anchor=(1.02, 1.0), fontsize=9, frameon=False)
+    for ax in axes[-1]:
+        ax.set_xlabel("training samples processed (thousands)")
+    fig.suptitle("Learning curves: solid NumPy, dashed TensorFlow; line = seed mean, band = "
+                 "min-max over seeds", fontsize=13)
+    fig.tight_layout()
+    return fig

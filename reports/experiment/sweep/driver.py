@@ -26,6 +26,7 @@ from reports.experiment.runner import RunStore
 from reports.experiment.sweep import claims
 from reports.experiment.sweep.backends import Lost
 from reports.experiment.sweep.options import Executor
+from reports.experiment.sweep.progress import progress_bar
 
 MAX_ATTEMPTS = 3  # runs of one spec whose worker died, before the sweep gives up on it
 POLL_SECONDS = 1.0
@@ -82,11 +83,9 @@ def run_sweep(specs: list[RunSpec], store: RunStore, load_splits: Callable, exec
         return results, record
     splits = load_splits()
     n_train = len(splits.train[0])
-    from tqdm.auto import tqdm
-
     planned = {spec.key: steps_per_run(spec, n_train) for spec in queue}
-    bar = tqdm(total=sum(planned.values()), unit="step", disable=not progress, dynamic_ncols=True,
-               desc=f"{len(specs) - len(queue)}/{len(specs)} runs cached")
+    bar = progress_bar(sum(planned.values()), enabled=progress, unit="step", dynamic_ncols=True,
+                       desc=f"{len(specs) - len(queue)}/{len(specs)} runs cached")
     backend = executor.backend(splits)
     record["executor"] = backend.describe()
     if backend.capacity > 1:

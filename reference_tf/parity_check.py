@@ -22,7 +22,6 @@ from typing import NamedTuple
 
 import numpy as np
 
-from reference_tf.batches import model_batch
 from reference_tf.compare import safe_compare, tolerance_for
 from reference_tf.gradients import model_trace, trace_arrays
 from reference_tf.own.model import Function
@@ -30,7 +29,7 @@ from reference_tf.tolerant_run import run_trace
 from reference_tf.twin import twin
 from reference_tf.user_code import Fault, guarded
 from scratch.layers import replaying_masks
-from scratch.models import Sequential, build
+from scratch.models import Sequential
 
 PATHS = ("trace", "training")
 
@@ -74,6 +73,22 @@ class CheckResult:
     @property
     def passed(self) -> bool:
         return all(path.passed for path in self.paths.values())
+
+    def to_frame(self):
+        """One row per path as a pandas DataFrame (``reference_tf.display.check_frame``)."""
+        from reference_tf.display import check_frame
+
+        return check_frame(self)
+
+    def __repr__(self) -> str:
+        from reference_tf.display import check_text
+
+        return check_text(self)
+
+    def _repr_html_(self) -> str:
+        from reference_tf.display import check_html
+
+        return check_html(self)
 
     def to_dict(self) -> dict:
         """JSON-ready (non-finite numbers become None later)."""
@@ -182,12 +197,3 @@ def _check_function(model: Function, x, y, name: str, keras_model) -> CheckResul
              Failure("function", *failing[0][1:], None) if failing else None)
     return CheckResult(name, dtype, tuple(x.shape), {"function": _path("function", scored, faults)},
                        first)
-
-
-def check_model(name: str, dtype: str, seed: int = 0, batch_size: int = 16,
-                data: str = "strokes", verify: bool = True) -> CheckResult:
-    """``check`` of the built-in model ``name`` on a seeded batch (``batches.model_batch``;
-    ``verify``: check MNIST's SHA-256)."""
-    model = build(name, seed=seed, dtype=dtype)
-    x, y = model_batch(model, data, batch_size, seed, verify)
-    return check(model, x, y, name=name)
