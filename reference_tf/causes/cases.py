@@ -128,12 +128,15 @@ def _case(result, diff, q, key: str | None = None, fault=None) -> Case:
 
 def _fault_cause(result, first) -> tuple[Cause | None, list[str]]:
     """The cause of a divergence that is a fault of the layer's code: judged on the layer's
-    worst isolated quantity of that pass (its value on private copies)."""
+    worst isolated quantity of that pass (its value on private copies), or, when a fatal fault
+    left none, on the quantity the fault concerns (the conventions that run the layer again)."""
     diff = next(layer for layer in result.layers if layer.name == first.layer)
     compared = [q for q in diff.quantities if q.pass_ == first.pass_ and q.isolated is not None]
-    if not compared:
+    concerned = diff.get(first.fault.key)
+    if not compared and (concerned is None or concerned.arrays[1] is None):
         return None, []
-    worst = max(compared, key=lambda q: q.isolated.smallest_passing_tolerance / q.tolerance)
+    worst = (max(compared, key=lambda q: q.isolated.smallest_passing_tolerance / q.tolerance)
+             if compared else concerned)
     case = _case(result, diff, worst, first.fault.key, first.fault)
     return find_cause(case), tried(case)
 
