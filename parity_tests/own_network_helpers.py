@@ -23,12 +23,26 @@ from helpers import DTYPES
 
 EXAMPLES = Path(__file__).resolve().parents[1] / "examples" / "own_network"
 STYLES = {"cs231n": "cs231n_style.py", "object": "object_style.py"}
-__all__ = ["BUGS", "DTYPES", "EXAMPLES", "STYLES", "diff_json", "example", "plant", "spec"]
+# Libraries written for the tests as third parties write them (parity_tests/third_party/).
+THIRD_PARTY = Path(__file__).resolve().parent / "third_party"
+LIBRARIES = {"loops": "cs231n_loops.py", "objects": "objects_nchw.py"}
+__all__ = ["BUGS", "DTYPES", "EXAMPLES", "LIBRARIES", "STYLES", "THIRD_PARTY", "diff_json",
+           "example", "library", "library_spec", "plant", "spec"]
 
 
 def spec(style: str) -> str:
     """The ``--model`` argument of an example."""
     return f"{EXAMPLES / STYLES[style]}:build"
+
+
+def library_spec(name: str, factory: str = "build") -> str:
+    """The ``--model`` argument of a third-party test library."""
+    return f"{THIRD_PARTY / LIBRARIES[name]}:{factory}"
+
+
+def library(name: str):
+    """A third-party test library's module, the very object the command line loads."""
+    return import_target(str(THIRD_PARTY / LIBRARIES[name]))
 
 
 def example(style: str):

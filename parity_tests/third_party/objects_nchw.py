@@ -58,6 +58,25 @@ class Conv2d:
         return dxp[:, :, p:p + h, p:p + w]
 
 
+class FFTConv2d(Conv2d):
+    """``Conv2d`` whose forward pass correlates through the FFT (stride 1), as libraries built
+    on ``scipy.signal.fftconvolve`` do: correct up to rounding, but an all-zero window gives
+    +-1e-9 (float32) instead of exactly 0, so ReLUs and max-pools downstream decide their ties
+    and zeros differently from TensorFlow."""
+
+    def forward(self, x):
+        out = super().forward(x)  # keeps the columns for the backward pass
+        k, p = self.k, self.pad
+        xp = np.pad(x, ((0, 0), (0, 0), (p, p), (p, p)))
+        size = xp.shape[2:]
+        spectrum = np.einsum("nchw,ochw->nohw", np.fft.rfft2(xp),
+                             np.fft.rfft2(self.W[:, :, ::-1, ::-1], s=size))
+        full = np.fft.irfft2(spectrum, s=size)
+        ho, wo = out.shape[2:]
+        return (full[:, :, k - 1:k - 1 + ho, k - 1:k - 1 + wo]
+                + self.b[:, None, None]).astype(x.dtype)
+
+
 class ReLU:
     """max(x, 0); the gradient passes where x > 0."""
 
@@ -127,15 +146,16 @@ class CrossEntropy:
         return (shifted / shifted.sum(axis=1, keepdims=True) - onehot) / len(scores)
 
 
-def build():
-    """Two conv-relu-pool blocks and two Linear layers on (1, 28, 28) NCHW images."""
+def build(conv=Conv2d):
+    """Two conv-relu-pool blocks and two Linear layers on (1, 28, 28) NCHW images; ``conv``: the
+    convolution class (``FFTConv2d`` for ``build_fft``)."""
     from reference_tf import own
 
     loss = own.Loss(own.value_and_gradient(CrossEntropy.value, CrossEntropy.gradient,
                                            one_hot=True))
-    return own.Model([own.Conv2D(Conv2d(1, 8), 8, 3, padding=1, name="conv1"),
+    return own.Model([own.Conv2D(conv(1, 8), 8, 3, padding=1, name="conv1"),
                       own.ReLU(ReLU(), name="relu1"), own.MaxPool2D(MaxPool2d(2), 2, name="pool1"),
-                      own.Conv2D(Conv2d(8, 8, seed=1), 8, 3, padding=1, name="conv2"),
+                      own.Conv2D(conv(8, 8, seed=1), 8, 3, padding=1, name="conv2"),
                       own.ReLU(ReLU(), name="relu2"), own.MaxPool2D(MaxPool2d(2), 2, name="pool2"),
                       own.Dense(Linear(392, 32), 32, name="fc1"), own.ReLU(ReLU(), name="relu3"),
                       own.Dense(Linear(32, 10, seed=1), 10, name="fc2")],
@@ -143,3 +163,8 @@ def build():
                      conventions=own.Conventions(layout="NCHW", kernel_layout="OIHW",
                                                  dense_layout="OI", names={"kernel": "W",
                                                                            "bias": "b"}))
+
+
+def build_fft():
+    """``build`` with the FFT convolution."""
+    return build(FFTConv2d)

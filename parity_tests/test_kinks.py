@@ -1,0 +1,112 @@
+"""Rounding-decided kinks (``reference_tf.kinks``): ties and zeros that rounding decided
+differently pass ``check`` with status KINK and their positions listed; a real bug at a tie or a
+zero still fails on the same batch.
+
+The end-to-end cases use the FFT convolution of ``parity_tests/third_party/objects_nchw.py``:
+its all-zero windows come out as +-1e-9 instead of exactly 0, so tens of thousands of ReLU
+inputs and some max-pool ties are decided by rounding, in both dtypes.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from reference_tf.batches import model_batch
+from reference_tf.check import check
+from reference_tf.kinks import pool_flips, relu_flips
+from reference_tf.own.loading import load_model
+
+from own_network_helpers import DTYPES, library_spec
+
+
+def test_relu_flips_hand_case():
+    # 1e-9 against -1e-10: another side of 0 within rounding; -1 vs 2: a real difference;
+    # 0 vs 0 and 3 vs 3: the same branch
+    reference = np.array([1e-9, 2.0, 0.0, 3.0])
+    mine = np.array([-1e-10, -1.0, 0.0, 3.0])
+    assert relu_flips(mine, reference, bound=1e-5 * 3.0).tolist() == [True, False, False, False]
+
+
+def test_pool_flips_hand_case():
+    # one 2x2 window: TensorFlow's maximum is 1e-9 at (0, 1), the model's input is all zeros,
+    # so its first maximum is (0, 0); a second window with a real difference is no flip
+    reference = np.zeros((1, 2, 4, 1))
+    mine = np.zeros((1, 2, 4, 1))
+    reference[0, 0, 1, 0] = 1e-9
+    reference[0, 1, 3, 0], mine[0, 0, 2, 0] = 1.0, 1.0
+    [flip] = pool_flips(mine, reference, (2, 2), (2, 2), "valid", bound=1e-5)
+    assert (flip.reference, flip.mine) == ((0, 0, 1, 0), (0, 0, 0, 0))
+    assert (flip.rows, flip.cols) == (slice(0, 2), slice(0, 2))
+
+
+@pytest.fixture(scope="module")
+def fft_model():
+    return load_model(library_spec("objects", "build_fft"))
+
+
+def _check(model, dtype: str, seed: int = 0):
+    model = model.rebuilt(seed=seed, dtype=dtype)
+    x, y = model_batch(model, "mnist", 8, seed)
+    return check(model, x, y)
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_check_rounding_decided_kinks_pass_with_status_kink(fft_model, dtype):
+    result = _check(fft_model, dtype)
+    assert result.passed
+    assert [path.status for path in result.paths.values()] == ["KINK", "KINK"]
+    kinds = {flip.kind for flip in result.kinks}
+    assert kinds == {"relu", "pool"}
+    relu = next(flip for flip in result.kinks if flip.kind == "relu")
+    assert relu.reference[0] == 0.0 and relu.mine[0] > 0 and relu.dtype == dtype
+    assert result.to_dict()["paths"]["trace"]["status"] == "KINK"
+
+
+def test_check_without_kinks_has_status_pass():
+    model = load_model(library_spec("objects"))
+    result = _check(model, "float32")
+    assert [path.status for path in result.paths.values()] == ["PASS", "PASS"]
+    assert result.kinks == []
+
+
+def _every_tie(self, dout):
+    """A max-pool backward sending each window's gradient to every tied maximum."""
+    n, c, h, w = self.x_shape
+    k = self.k
+    hits = self.flat == self.flat.max(axis=-1, keepdims=True)
+    routed = np.where(hits, dout[..., None], 0).astype(dout.dtype)
+    return routed.reshape(n, c, h // k, w // k, k, k).transpose(0, 1, 2, 4, 3, 5).reshape(
+        n, c, h, w)
+
+
+def _relu_at_zero(self, dout):
+    """ReLU'(0) = 1: the gradient passes at exactly 0 too."""
+    return np.where(self.input >= 0, dout, 0).astype(dout.dtype)
+
+
+def _remembering_input(forward):
+    def remember(self, x):
+        self.input = x
+        return forward(self, x)
+    return remember
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_check_real_tie_bug_among_kinks_still_fails(fft_model, dtype, monkeypatch):
+    from reference_tf.own.loading import import_target
+
+    module = import_target(library_spec("objects").split(":")[0])
+    monkeypatch.setattr(module.MaxPool2d, "backward", _every_tie)
+    result = _check(fft_model, dtype)
+    assert not result.passed
+    assert "FAIL" in [path.status for path in result.paths.values()]
+
+
+def test_check_real_relu_bug_among_kinks_still_fails(fft_model, monkeypatch):
+    from reference_tf.own.loading import import_target
+
+    module = import_target(library_spec("objects").split(":")[0])
+    monkeypatch.setattr(module.ReLU, "forward", _remembering_input(module.ReLU.forward))
+    monkeypatch.setattr(module.ReLU, "backward", _relu_at_zero)
+    assert not _check(fft_model, "float32").passed
