@@ -31,6 +31,7 @@ import numpy as np
 from reference_tf.batches import load_batch
 from reference_tf.compare import tolerance_for
 from reference_tf.gradients import model_trace, trace_arrays
+from reference_tf.guarding import guarding
 from reference_tf.kinks import Flip, replay
 from reference_tf.layerdiff import run_trace, safe_compare
 from reference_tf.own.model import Function
@@ -201,30 +202,31 @@ def check(model: Sequential | Function, x: np.ndarray, y: np.ndarray,
     if keras_model is None:  # the moving statistics before the step
         keras_model = twin(model, counterparts, share_masks=True)
     names = [layer.name for layer in model.layers]
-    mine, trace_faults = run_trace(model, x, y)
-    ref = model_trace(model, x, y, keras_model=keras_model)
-    reference = trace_arrays(ref)
-    traced = _scored(trace_arrays(mine), reference, dtype, statistics)
-    training_faults: list[Fault] = []
-    with replaying_masks(model.layers):
-        result, _ = guarded(training_faults, model.loss_and_grads, x, y)
-    computed = {} if training_faults else {"loss": np.float64(result[0]),
-                                           **{f"grads/{k}": v for k, v in result[1].items()}}
-    trained = _scored(computed, {k: reference[k] for k in reference
-                                 if k == "loss" or k.startswith("grads/")}, dtype, statistics)
-    trace_kinks, training_kinks = [], []
-    if (_failing(traced) or _failing(trained)) and not (trace_faults or training_faults):
-        again, own, flips = _explained(model, x, y, ref, mine, computed, statistics)
-        if again is not None and _failing(traced):
-            traced, trace_kinks = again, flips
-        if own is not None and _failing(trained):
-            trained, training_kinks = own, flips
-    paths = {"trace": _path("trace", traced, trace_faults, trace_kinks),
-             "training": _path("training", trained, training_faults, training_kinks)}
-    faults = [("trace", f) for f in trace_faults] + [("training", f) for f in training_faults]
-    first = (Failure(faults[0][0], faults[0][1].key, math.inf, math.nan, faults[0][1]) if faults
-             else _first("trace", traced, names) or _first("training", trained, names))
-    return CheckResult(name, dtype, tuple(x.shape), paths, first)
+    with guarding(model.layers):
+        mine, trace_faults = run_trace(model, x, y)
+        ref = model_trace(model, x, y, keras_model=keras_model)
+        reference = trace_arrays(ref)
+        traced = _scored(trace_arrays(mine), reference, dtype, statistics)
+        training_faults: list[Fault] = []
+        with replaying_masks(model.layers):
+            result, _ = guarded(training_faults, model.loss_and_grads, x, y)
+        computed = {} if training_faults else {"loss": np.float64(result[0]),
+                                               **{f"grads/{k}": v for k, v in result[1].items()}}
+        trained = _scored(computed, {k: reference[k] for k in reference
+                                     if k == "loss" or k.startswith("grads/")}, dtype, statistics)
+        trace_kinks, training_kinks = [], []
+        if (_failing(traced) or _failing(trained)) and not (trace_faults or training_faults):
+            again, own, flips = _explained(model, x, y, ref, mine, computed, statistics)
+            if again is not None and _failing(traced):
+                traced, trace_kinks = again, flips
+            if own is not None and _failing(trained):
+                trained, training_kinks = own, flips
+        paths = {"trace": _path("trace", traced, trace_faults, trace_kinks),
+                 "training": _path("training", trained, training_faults, training_kinks)}
+        faults = [("trace", f) for f in trace_faults] + [("training", f) for f in training_faults]
+        first = (Failure(faults[0][0], faults[0][1].key, math.inf, math.nan, faults[0][1]) if faults
+                 else _first("trace", traced, names) or _first("training", trained, names))
+        return CheckResult(name, dtype, tuple(x.shape), paths, first)
 
 
 def _check_function(model: Function, x, y, name: str, keras_model) -> CheckResult:

@@ -21,12 +21,14 @@ TensorFlow is given.
 
 from __future__ import annotations
 
+from contextlib import ExitStack
 from typing import NamedTuple
 
 import numpy as np
 
 from reference_tf.causes import layer_kind, numeric
 from reference_tf.compare import tolerances
+from reference_tf.guarding import instance_patch
 from reference_tf.own.safety import UserCodeError
 from scratch.layers import replaying_masks
 from scratch.models import Sequential, Trace
@@ -212,7 +214,6 @@ def replay(model: Sequential, x: np.ndarray, y: np.ndarray, reference: Trace,
     tolerance = tolerances(model.dtype, batch_statistics).forward
     flips: list[Flip] = []
     state_before = {key: np.array(value) for key, value in model.state.items()}
-    patched = []
 
     def taking_reference_branches(layer, x_reference):
         original = layer.call
@@ -223,19 +224,18 @@ def replay(model: Sequential, x: np.ndarray, y: np.ndarray, reference: Trace,
             return original(np.where(mask, x_reference, h).astype(h.dtype, copy=False))
         return call
 
-    previous = x
-    for layer in model.layers:
-        if layer_kind(layer)[0] in KINK_KINDS:
-            layer.call = taking_reference_branches(layer, previous)
-            patched.append(layer)
-        previous = reference.outputs[layer.name]
-    try:
-        with replaying_masks(model.layers):
-            trace = model.trace(x, y)
-    except UserCodeError:
-        trace = None
-    finally:
-        for layer in patched:
-            del layer.call
-        model.set_state(state_before)
+    with ExitStack() as patches:
+        previous = x
+        for layer in model.layers:
+            if layer_kind(layer)[0] in KINK_KINDS:
+                patches.enter_context(instance_patch(
+                    layer, "call", taking_reference_branches(layer, previous)))
+            previous = reference.outputs[layer.name]
+        try:
+            with replaying_masks(model.layers):
+                trace = model.trace(x, y)
+        except UserCodeError:
+            trace = None
+        finally:
+            model.set_state(state_before)
     return (trace if flips else None), flips

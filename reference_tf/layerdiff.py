@@ -45,6 +45,7 @@ from reference_tf.batches import load_batch
 from reference_tf.causes import Cause, explain
 from reference_tf.compare import Comparison, Tolerance, compare_arrays, tolerances
 from reference_tf.gradients import model_trace
+from reference_tf.guarding import guarding
 from reference_tf.own.model import Function
 from reference_tf.own.safety import Fault, UserCodeError, guarded, result_faults, writes
 from reference_tf.twin import twin
@@ -496,9 +497,10 @@ def diff(model: Sequential | Function, x: np.ndarray, y: np.ndarray, *, name: st
         if keras_model is None:
             keras_model = twin(model, counterparts, share_masks=True)  # the state before the step
         state_before = {key: np.array(value) for key, value in model.state.items()}
-        mine, faults = run_trace(model, x, y)
-        ref = model_trace(model, x, y, keras_model=keras_model)
-        layers, layer_inputs = _layer_diffs(model, x, y, mine, ref, state_before, faults)
+        with guarding(model.layers):
+            mine, faults = run_trace(model, x, y)
+            ref = model_trace(model, x, y, keras_model=keras_model)
+            layers, layer_inputs = _layer_diffs(model, x, y, mine, ref, state_before, faults)
         inputs, statistics = {"layers": layer_inputs}, model.mixes_examples
     first, first_propagated = first_divergence(layers)
     result = ModelDiff(name, model.dtype.name, seed, data, tuple(x.shape), layers, first,

@@ -22,6 +22,7 @@ from reference_tf.causes import cause_clause, find_cause, layer_case, tried
 from reference_tf.causes.registry import error
 from reference_tf.compare import Comparison, assert_all_close, tolerance_for
 from reference_tf.gradients import layer_pass, loss_function, trace, trace_arrays
+from reference_tf.guarding import guarding
 from reference_tf.own.safety import UserCodeError
 from reference_tf.twin import copy_state, copy_weights, twin
 from reference_tf.twin import keras_layer as keras_counterpart
@@ -89,13 +90,15 @@ def assert_layer_parity(scratch_layer: Layer, keras_layer: keras.layers.Layer | 
     if x is None:
         x = rng.standard_normal(input_shape).astype(dtype)
     try:
-        out = scratch_layer.forward(x)
+        with guarding([scratch_layer]):
+            out = scratch_layer.forward(x)
         if not keras_layer.built:
             keras_layer.build((None, *input_shape[1:]))
         _check_output_shapes(scratch_layer, keras_layer, x.shape, out.shape)
         if dy is None:
             dy = rng.standard_normal(out.shape).astype(dtype)
-        dx = scratch_layer.backward(dy)
+        with guarding([scratch_layer]):
+            dx = scratch_layer.backward(dy)
     except UserCodeError as error:
         raise AssertionError(f"{scratch_layer!r}: {error}") from error
     copy_weights(to_keras(scratch_layer, scratch_layer.params),
@@ -184,7 +187,8 @@ def assert_model_parity(model: Sequential, x: np.ndarray, y: np.ndarray,
     if keras_model is None:  # built before the step: the state before it
         keras_model = twin(model, counterparts, share_masks=True)
     try:
-        mine = trace_arrays(model.trace(x, y))
+        with guarding(model.layers):
+            mine = trace_arrays(model.trace(x, y))
     except UserCodeError as error:
         raise AssertionError(f"{context}: {error}\n"
                              f"{_model_cause(model, x, y, given, counterparts)}") from error

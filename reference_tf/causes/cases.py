@@ -49,7 +49,9 @@ def layer_kind(layer) -> tuple[str, dict]:
 def _in_keras_layouts(layer, key: str, value):
     """(key, value) of a declared layer's array in Keras's naming and layouts (activations NHWC,
     "grads/kernel" in HWIO or (in, out)); as given where it does not convert (a wrong shape)."""
-    conventions = layer.conventions
+    conventions = getattr(layer, "conventions", None)
+    if conventions is None:  # a layer of the adapter protocol without declared conventions
+        return key, value
     try:
         if key in ACTIVATIONS and np.ndim(value) == 4:
             return key, activation_from_user(np.asarray(value), conventions.layout)
