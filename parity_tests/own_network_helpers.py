@@ -324,6 +324,30 @@ def object_conv_reads_w_as_oihw(monkeypatch, o):
     monkeypatch.setattr(o.Conv, "forward", forward)
 
 
+def cs231n_conv_pads_rows_2_0(monkeypatch, c):
+    """conv_forward_naive pads the rows (2, 0) instead of the declared (1, 1) (any CS231n-style
+    module ``c``: the examples' or parity_tests/third_party's)."""
+    forward, backward = c.conv_forward_naive, c.conv_backward_naive
+
+    def conv_forward_naive(x, w, b, conv_param):
+        padded = np.pad(x, ((0, 0), (0, 0), (2, 0), (1, 1)))
+        out, cache = forward(padded, w, b, {**conv_param, "pad": 0})
+        return out, (cache, x.shape)
+
+    def conv_backward_naive(dout, cache):
+        inner, (_, _, h, w) = cache
+        dx, dw, db = backward(dout, inner)
+        return dx[:, :, 2:2 + h, 1:1 + w], dw, db
+
+    monkeypatch.setattr(c, "conv_forward_naive", conv_forward_naive)
+    monkeypatch.setattr(c, "conv_backward_naive", conv_backward_naive)
+
+
+def object_linear_declared_in_out(monkeypatch, o):
+    # the (out, in) Linear weights without dense_layout="OI": x @ W.T does not fit
+    patch_build(monkeypatch, o, lambda model: rebuilt_with(model, dense_layout="IO"))
+
+
 def cs231n_affine_grads_mean_twice(monkeypatch, c):
     real = c.affine_backward
 

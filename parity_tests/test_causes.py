@@ -35,9 +35,11 @@ from own_network_helpers import (
     cs231n_affine_grads_mean_twice,
     cs231n_affine_reads_w_transposed,
     cs231n_conv_float32_out,
+    cs231n_conv_pads_rows_2_0,
     cs231n_loss_label_smoothing,
     example,
     object_conv_reads_w_as_oihw,
+    object_linear_declared_in_out,
     object_linear_grads_summed,
     object_loss_log_of_softmax_plus_eps,
     object_zero_padded_pool,
@@ -65,6 +67,7 @@ from planted import (
     plant_relu_passes_at_zero,
     plant_relu_writes_dy,
     plant_relu_writes_x,
+    plant_same_padding_all_on_top,
     plant_same_padding_extra_on_top,
     plant_same_padding_symmetric,
     pool_first_model,
@@ -88,6 +91,8 @@ class Planted:
 CONVENTION_BUGS = {
     "same_padding_extra_on_top": Planted(plant_same_padding_extra_on_top, "odd",
                                          ("conv2d", "forward", "output"), "same_padding_split"),
+    "same_padding_all_on_top": Planted(plant_same_padding_all_on_top, "cnn",
+                                       ("conv1", "forward", "output"), "padding_sides"),
     "same_padding_symmetric": Planted(plant_same_padding_symmetric, "odd",
                                       ("conv2d", "forward", "output"), "same_padding_split"),
     "pool_same_padding_symmetric": Planted(plant_same_padding_symmetric, "pool_first",
@@ -254,6 +259,12 @@ USER_BUGS = {
     ("object", "loss_log_of_softmax_plus_eps"): (object_loss_log_of_softmax_plus_eps,
                                                  ("loss", "forward", "output"), "loss_clipping",
                                                  ("float64",)),
+    ("cs231n", "conv_pads_rows_2_0"): (cs231n_conv_pads_rows_2_0,
+                                       ("conv1", "forward", "output"), "padding_sides",
+                                       tuple(DTYPES)),
+    ("object", "linear_declared_in_out"): (object_linear_declared_in_out,
+                                           ("fc1", "forward", "output"), "kernel_declaration",
+                                           tuple(DTYPES)),
     ("object", "zero_padded_pool"): (None, ("pool1", "forward", "output"), "pool_padding_value",
                                      tuple(DTYPES)),
 }
@@ -314,7 +325,9 @@ def test_every_convention_has_a_planted_test():
     # The optimizer conventions are planted in the trajectory test: test_optim_causes.py, which
     # checks that each has its planted test.
     optimizer_ids = set(update_conventions())
-    assert {bug.cause for bug in CONVENTION_BUGS.values()} | optimizer_ids == ids
+    # kernel_declaration runs a user layer under another declaration: user layers only
+    assert ({bug.cause for bug in CONVENTION_BUGS.values()} | optimizer_ids
+            | {"kernel_declaration"}) == ids
     # A user layer's bias gradient summed over other axes has another shape, which
     # reference_tf.own reports as a fatal fault before any value is compared.
     layer_ids = ids - optimizer_ids
