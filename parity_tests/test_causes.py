@@ -356,8 +356,9 @@ def test_no_cause_is_said_in_the_sentence(monkeypatch):
     model = build("cnn", dtype="float64")
     x, y = strokes(4, dtype="float64")
     text = render(diff(model, x, y))
-    assert ("no known convention explains it (tried: same_padding_split, kernel_layout, "
-            "batch_mean_missing, in_place_mutation, dtype_drift)") in text, text
+    assert ("no known convention explains it (tried: same_padding_split, padding_sides, "
+            "kernel_flip, kernel_layout, batch_mean_missing, in_place_mutation, dtype_drift)"
+            ) in text, text
 
 
 @pytest.mark.parametrize("dtype", DTYPES)

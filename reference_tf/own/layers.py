@@ -171,29 +171,40 @@ class Methods:
                 setattr(self.obj, attributes[name], value)
         return call_user(getattr(self.obj, self.names["forward"]), (x,), {}, "output", fault), None
 
+    def _gradient_places(self, name: str) -> list[str]:
+        """The attributes where the gradient of parameter ``name`` may be (none: a mapping)."""
+        declared = self.names["grads"]
+        if isinstance(declared, dict):
+            return [declared[name]] if name in declared else []
+        if hasattr(getattr(self.obj, declared, None), "__getitem__"):
+            return []
+        return [pattern.format(name) for pattern in GRAD_ATTRIBUTES]
+
     def _gradients(self, names: list[str], fault) -> list:
         """The gradients the backward pass left, in ``names`` order; a fatal fault if missing."""
         declared = self.names["grads"]
         mapping = getattr(self.obj, declared, None) if isinstance(declared, str) else None
-        found = []
+        found, missing = [], []
         for name in names:
-            if hasattr(mapping, "__getitem__") and name in mapping:
-                found.append(mapping[name])
-                continue
-            candidates = ([declared[name]] if isinstance(declared, dict) and name in declared
-                          else [] if isinstance(declared, dict) or mapping is not None
-                          else [pattern.format(name) for pattern in GRAD_ATTRIBUTES])
-            value = next((getattr(self.obj, a) for a in candidates if hasattr(self.obj, a)),
-                         None)
-            if value is None:
-                where = (", ".join(self._owner(a) for a in candidates) if candidates
-                         else self._owner(declared))
-                hint = ("" if isinstance(declared, dict) else
-                        f" (declare where it goes with own.methods(obj, grads={{'{name}': "
-                        "'attribute'}))")
-                raise UserCodeError([fault(f"grads/{name}", f"left no gradient for '{name}' in "
-                                                            f"{where}{hint}", True)])
+            places = self._gradient_places(name)
+            if not places:
+                value = (mapping[name] if hasattr(mapping, "__getitem__") and name in mapping
+                         else None)
+            else:
+                value = next((getattr(self.obj, a) for a in places if hasattr(self.obj, a)),
+                             None)
             found.append(value)
+            if value is None:
+                missing.append(name)
+        if missing:
+            places = self._gradient_places(missing[0])
+            where = (", ".join(self._owner(a) for a in places) if places
+                     else self._owner(declared) if isinstance(declared, str) else "its attributes")
+            hint = ("" if isinstance(declared, dict) or not places else
+                    " (attributes are declared with own.methods(obj, grads="
+                    f"{{'{missing[0]}': 'attribute', ...}}))")
+            raise UserCodeError([fault(f"grads/{missing[0]}", f"left no gradient {missing} in "
+                                                              f"{where}{hint}", True)])
         return found
 
     def run_backward(self, dy, cache, names: list[str], fault) -> tuple:
