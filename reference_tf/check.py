@@ -36,6 +36,7 @@ from reference_tf.kinks import Flip, replay
 from reference_tf.layerdiff import run_trace, safe_compare
 from reference_tf.own.model import Function
 from reference_tf.own.safety import Fault, guarded
+from reference_tf.progress import Progress, announcing, silent
 from reference_tf.twin import twin
 from scratch.layers import replaying_masks
 from scratch.models import Sequential, Trace, build
@@ -185,30 +186,36 @@ def _first(path: str, scored: list[tuple], names: list[str]) -> Failure | None:
 
 
 def check(model: Sequential | Function, x: np.ndarray, y: np.ndarray,
-          counterparts: dict | None = None, *, name: str = "model", keras_model=None
-          ) -> CheckResult:
+          counterparts: dict | None = None, *, name: str = "model", keras_model=None,
+          progress: Progress | None = None) -> CheckResult:
     """Every path of ``model`` against its Keras twin on (x (N, *input_shape), y (N,)).
 
     ``keras_model``: a twin to reuse (``gradients.model_trace``), e.g. over many seeds; built
-    before the step by default.
+    before the step by default. ``progress``: told each phase, layer and pass
+    (``reference_tf.progress``).
 
     Returns:
         A ``CheckResult``: paths "trace" and "training" ("function" for a ``Function``).
     """
     dtype = model.dtype.name
     if isinstance(model, Function):
+        (progress or silent)(f"{dtype} function path")
         return _check_function(model, x, y, name, keras_model)
     statistics = model.mixes_examples
     if keras_model is None:  # the moving statistics before the step
         keras_model = twin(model, counterparts, share_masks=True)
     names = [layer.name for layer in model.layers]
+    say = progress or silent
     with guarding(model.layers):
-        mine, trace_faults = run_trace(model, x, y)
+        with announcing(model.layers, progress, f"{dtype} trace path, yours"):
+            mine, trace_faults = run_trace(model, x, y)
+        say(f"{dtype} trace path, TensorFlow")
         ref = model_trace(model, x, y, keras_model=keras_model)
         reference = trace_arrays(ref)
         traced = _scored(trace_arrays(mine), reference, dtype, statistics)
         training_faults: list[Fault] = []
-        with replaying_masks(model.layers):
+        with (replaying_masks(model.layers),
+              announcing(model.layers, progress, f"{dtype} training path, yours")):
             result, _ = guarded(training_faults, model.loss_and_grads, x, y)
         computed = {} if training_faults else {"loss": np.float64(result[0]),
                                                **{f"grads/{k}": v for k, v in result[1].items()}}
@@ -216,7 +223,9 @@ def check(model: Sequential | Function, x: np.ndarray, y: np.ndarray,
                                      if k == "loss" or k.startswith("grads/")}, dtype, statistics)
         trace_kinks, training_kinks = [], []
         if (_failing(traced) or _failing(trained)) and not (trace_faults or training_faults):
-            again, own, flips = _explained(model, x, y, ref, mine, computed, statistics)
+            with announcing(model.layers, progress,
+                            f"{dtype} replay with TensorFlow's branch at rounding-decided kinks"):
+                again, own, flips = _explained(model, x, y, ref, mine, computed, statistics)
             if again is not None and _failing(traced):
                 traced, trace_kinks = again, flips
             if own is not None and _failing(trained):
