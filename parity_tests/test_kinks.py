@@ -9,6 +9,8 @@ inputs and some max-pool ties are decided by rounding, in both dtypes.
 
 from __future__ import annotations
 
+import re
+
 import numpy as np
 import pytest
 
@@ -16,6 +18,7 @@ from reference_tf.batches import model_batch
 from reference_tf.check import check
 from reference_tf.kinks import pool_flips, relu_flips
 from reference_tf.own.loading import load_model
+from reports.cli import main
 
 from own_network_helpers import DTYPES, library_spec
 
@@ -110,3 +113,26 @@ def test_check_real_relu_bug_among_kinks_still_fails(fft_model, monkeypatch):
     monkeypatch.setattr(module.ReLU, "forward", _remembering_input(module.ReLU.forward))
     monkeypatch.setattr(module.ReLU, "backward", _relu_at_zero)
     assert not _check(fft_model, "float32").passed
+
+
+def test_cli_check_lists_kinks_and_reports_progress_on_stderr(capsys):
+    code = main(["check", "--model", library_spec("objects", "build_fft"), "--dtype", "float32",
+                 "--data", "mnist", "--batch-size", "8"])
+    out, err = capsys.readouterr()
+    assert code == 0, out
+    lines = out.splitlines()
+    assert [line.split()[0] for line in lines[:2]] == ["KINK", "KINK"]
+    assert "rounding-decided kinks (ties or zeros decided differently by rounding" in lines[0]
+    assert any(line.strip().startswith("layer 'relu1': ReLU input x(") for line in lines)
+    assert re.search(r"\.\.\. and \d+ more", out)
+    assert lines[-1].endswith("2 of them with rounding-decided kinks (status KINK, listed above)")
+    assert "float32 trace path, yours: conv1 forward" in err
+    assert "float32 trace path, TensorFlow" in err
+
+
+def test_cli_check_quiet_prints_no_progress(capsys):
+    code = main(["check", "--model", library_spec("objects"), "--dtype", "float32", "--data",
+                 "mnist", "--batch-size", "4", "--quiet"])
+    out, err = capsys.readouterr()
+    assert code == 0, out
+    assert "trace path, yours" not in err

@@ -258,9 +258,10 @@ def _check_function(model: Function, x, y, name: str, keras_model) -> CheckResul
 
 
 def check_model(name: str, dtype: str, seed: int = 0, batch_size: int = 16,
-                data: str = "strokes", verify: bool = True) -> CheckResult:
+                data: str = "strokes", verify: bool = True,
+                progress: Progress | None = None) -> CheckResult:
     """``check`` of the built-in model ``name`` on a seeded batch (``batches.load_batch``;
-    ``verify``: check MNIST's SHA-256)."""
+    ``verify``: check MNIST's SHA-256; ``progress``: see ``check``)."""
     model = build(name, seed=seed, dtype=dtype)
     x, y = load_batch(data, batch_size, seed, dtype, verify)
-    return check(model, x, y, name=name)
+    return check(model, x, y, name=name, progress=progress)

@@ -15,12 +15,14 @@ from reports.commands.options import (
     BATCH_DATA,
     add_models,
     add_no_verify,
+    add_quiet,
     add_seed,
     checks_mnist,
     in_model_order,
     positive_int,
 )
 from reports.errors import BadInput
+from reports.progress import progress_for
 
 
 def register(subparsers) -> None:
@@ -42,16 +44,38 @@ def register(subparsers) -> None:
                         help="strokes: digit-like strokes on exact zeros; mnist: training images "
                              "drawn with --seed")
     add_no_verify(parser)
+    add_quiet(parser)
     user_model.add_arguments(parser)
     parser.set_defaults(func=run)
 
 
+KINKS_LISTED = 5  # flips listed per model and dtype; the rest are counted
+
+
 def _line(name: str, dtype: str, result) -> str:
-    verdict = "PASS" if result.passed else "FAIL"
+    """The path's line, and one indented line per further fault of the path."""
+    head = f"{result.status}  {name:<6}  {dtype}  {result.path:<8}"
     if result.fault is not None:
-        return f"{verdict}  {name:<6}  {dtype}  {result.path:<8}  {result.fault.sentence}"
-    return (f"{verdict}  {name:<6}  {dtype}  {result.path:<8}  worst error {result.error:.1e} "
-            f"(tolerance {result.tolerance:.0e}) in {result.worst}")
+        return "\n".join([f"{head}  {result.fault.sentence}"]
+                         + [f"      also: {f.sentence}" for f in result.faults[1:]])
+    error = (f"worst error {result.error:.1e} (tolerance {result.tolerance:.0e}) in "
+             f"{result.worst}")
+    if result.kinks:
+        count = f"{len(result.kinks)} rounding-decided kink{'s' if len(result.kinks) > 1 else ''}"
+        if result.path == "training":  # judged against the trace path's own values
+            return (f"{head}  the trace path's values (worst difference {result.error:.1e} in "
+                    f"{result.worst}), with its {count}")
+        return (f"{head}  {count} (ties or zeros decided differently by rounding, listed "
+                f"below); with TensorFlow's branch there, {error}")
+    return f"{head}  {error}"
+
+
+def _kink_lines(kinks: list) -> list[str]:
+    """The flips of one model and dtype, the first few in full."""
+    lines = [f"      {flip.sentence}" for flip in kinks[:KINKS_LISTED]]
+    if len(kinks) > KINKS_LISTED:
+        lines.append(f"      ... and {len(kinks) - KINKS_LISTED} more")
+    return lines
 
 
 def run(args: argparse.Namespace) -> int:
@@ -67,17 +91,24 @@ def run(args: argparse.Namespace) -> int:
     if args.data == "mnist" and not verify:
         print("data: MNIST from $TFPARITY_MNIST_DIR, SHA-256 not checked (--no-verify)",
               flush=True)
-    failed, total = [], 0
+    failed, total, kinked = [], 0, 0
+    progress = progress_for(args.quiet)
     for name in names:
         for dtype in dtypes:
             if args.spec is None:
-                result = check_model(name, dtype, args.seed, args.batch_size, args.data, verify)
+                result = check_model(name, dtype, args.seed, args.batch_size, args.data, verify,
+                                     progress=progress)
             else:
                 model, x, y = user_model.load(args, dtype, verify)
-                result = check(model, x, y, name=name)
+                result = check(model, x, y, name=name, progress=progress)
+            if progress is not None:
+                progress.close()
             for path in result.paths.values():
                 total += 1
+                kinked += path.status == "KINK"
                 print(_line(name, dtype, path), flush=True)
+            for line in _kink_lines(result.kinks):
+                print(line, flush=True)
             if not result.passed:
                 failed.append((name, dtype))
     if failed:
@@ -87,6 +118,8 @@ def run(args: argparse.Namespace) -> int:
                                        for n, d in failed))
         return 1
     kind = "your model" if args.spec is not None else f"{len(names)} models"
+    kinks = (f"; {kinked} of them with rounding-decided kinks (status KINK, listed above)"
+             if kinked else "")
     print(f"all {total} checks passed ({kind} x {len(dtypes)} dtypes x "
-          f"{'paths' if args.spec is not None else 'trace and training paths'})")
+          f"{'paths' if args.spec is not None else 'trace and training paths'}){kinks}")
     return 0

@@ -1,0 +1,117 @@
+"""No false alarm on correct code, and real bugs still caught, over MNIST batches of 50 seeds.
+
+`tfparity check --dtype float32 --data mnist --seed S` (in process, stdout captured) of
+tfparity's own cnn and of the two third-party test libraries of parity_tests/third_party/ (a
+CS231n-style naive-loop NCHW library and an object-style NCHW library): each clean model must
+pass (exit code 0; lines with status KINK, rounding-decided ties and zeros, are counted), and the
+same batches with a planted bug must fail (exit code 1): max-pool gradient to every tied maximum
+on even seeds, ReLU'(0) = 1 on odd seeds. Run from the repository root:
+    .venv/bin/python examples/measurements/trust_sweep.py [cnn loops objects] [--seeds 50]
+Exit code 0 when every clean run passes and every planted run fails.
+"""
+import argparse
+import contextlib
+import io
+import sys
+import time
+
+import numpy as np
+import pytest
+
+sys.path.insert(0, "parity_tests")                  # the test libraries and planters
+from reports.cli import main  # noqa: E402
+
+from own_network_helpers import library, library_spec  # noqa: E402
+from planted import plant_pool_split_ties, plant_relu_passes_at_zero  # noqa: E402
+
+
+def loops_every_tie(patch):
+    lib = library("loops")
+
+    def max_pool_backward_naive(dout, cache):
+        x, p = cache
+        ph, pw, s = p["pool_height"], p["pool_width"], p["stride"]
+        out, _ = lib.max_pool_forward_naive(x, p)
+        dx = np.zeros_like(x)
+        rows, cols = s * out.shape[2], s * out.shape[3]
+        for i in range(ph):
+            for j in range(pw):
+                window = x[:, :, i:i + rows:s, j:j + cols:s]
+                dx[:, :, i:i + rows:s, j:j + cols:s] += dout * (window == out)
+        return dx
+
+    patch.setattr(lib, "max_pool_backward_naive", max_pool_backward_naive)
+
+
+def loops_relu_at_zero(patch):
+    patch.setattr(library("loops"), "relu_backward", lambda dout, x: dout * (x >= 0))
+
+
+def objects_every_tie(patch):
+    pool = library("objects").MaxPool2d
+
+    def backward(self, dout):
+        n, c, h, w = self.x_shape
+        k = self.k
+        hits = self.flat == self.flat.max(axis=-1, keepdims=True)
+        routed = np.where(hits, dout[..., None], 0).astype(dout.dtype)
+        return routed.reshape(n, c, h // k, w // k, k, k).transpose(0, 1, 2, 4, 3, 5).reshape(
+            n, c, h, w)
+
+    patch.setattr(pool, "backward", backward)
+
+
+def objects_relu_at_zero(patch):
+    relu = library("objects").ReLU
+    forward = relu.forward
+
+    def remembering(self, x):
+        self.x = x
+        return forward(self, x)
+
+    patch.setattr(relu, "forward", remembering)
+    patch.setattr(relu, "backward", lambda self, dout: np.where(self.x >= 0, dout, 0).astype(
+        dout.dtype))
+
+
+TARGETS = {  # name -> (check arguments, tie bug, ReLU'(0) bug)
+    "cnn": (["--models", "cnn"], plant_pool_split_ties, plant_relu_passes_at_zero),
+    "loops": (["--model", library_spec("loops")], loops_every_tie, loops_relu_at_zero),
+    "objects": (["--model", library_spec("objects")], objects_every_tie, objects_relu_at_zero),
+}
+
+
+def run(arguments: list[str], seed: int, plant=None) -> tuple[int, str]:
+    out = io.StringIO()
+    with pytest.MonkeyPatch.context() as patch, contextlib.redirect_stdout(out):
+        if plant is not None:
+            plant(patch)
+        code = main(["check", *arguments, "--dtype", "float32", "--data", "mnist", "--seed",
+                     str(seed), "--quiet"])
+    return code, out.getvalue()
+
+
+parser = argparse.ArgumentParser()
+parser.add_argument("targets", nargs="*", default=list(TARGETS), choices=list(TARGETS))
+parser.add_argument("--seeds", type=int, default=50)
+args = parser.parse_args()
+bad = []
+for name in args.targets:
+    arguments, tie_bug, relu_bug = TARGETS[name]
+    start, kinks, caught = time.perf_counter(), 0, 0
+    for seed in range(args.seeds):
+        code, text = run(arguments, seed)
+        kinks += text.count("\nKINK") + text.startswith("KINK")
+        if code != 0:
+            bad.append((name, seed, "clean run failed", text))
+        code, text = run(arguments, seed, tie_bug if seed % 2 == 0 else relu_bug)
+        caught += code == 1
+        if code != 1:
+            bad.append((name, seed, "planted bug passed", text))
+    print(f"{name}: {args.seeds} seeds, clean runs failing: "
+          f"{sum(b[0] == name and b[2] == 'clean run failed' for b in bad)}, KINK lines: {kinks},"
+          f" planted bugs caught: {caught}/{args.seeds}, {time.perf_counter() - start:.0f} s",
+          flush=True)
+for name, seed, what, text in bad:
+    print(f"{name} seed {seed}: {what}\n{text}")
+sys.exit(1 if bad else 0)
