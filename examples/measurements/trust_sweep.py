@@ -92,11 +92,15 @@ def run(arguments: list[str], seed: int, plant=None) -> tuple[int, str]:
 
 
 parser = argparse.ArgumentParser()
-parser.add_argument("targets", nargs="*", default=list(TARGETS), choices=list(TARGETS))
+parser.add_argument("targets", nargs="*", metavar="TARGET",
+                    help=f"any of {', '.join(TARGETS)} (default: all)")
 parser.add_argument("--seeds", type=int, default=50)
 args = parser.parse_args()
+unknown = sorted(set(args.targets) - set(TARGETS))
+if unknown:
+    parser.error(f"unknown targets {unknown}; expected some of {list(TARGETS)}")
 bad = []
-for name in args.targets:
+for name in args.targets or list(TARGETS):
     arguments, tie_bug, relu_bug = TARGETS[name]
     start, kinks, caught = time.perf_counter(), 0, 0
     for seed in range(args.seeds):
