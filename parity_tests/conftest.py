@@ -13,12 +13,13 @@ from pathlib import Path
 import pytest
 from hypothesis import HealthCheck, settings
 
+from reference_tf.reproducible import set_environment_defaults
+
 # The suite compares against TensorFlow's Eigen kernels: its oneDNN kernels crashed inside eager
 # Conv2D and its gradients on some machines (docs/performance.md). The bench and the report keep
 # TensorFlow's default (oneDNN on). Set before any test module imports TensorFlow; an explicit
 # setting in the environment wins.
-os.environ.setdefault("TF_ENABLE_ONEDNN_OPTS", "0")
-os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+set_environment_defaults(log_level=2, onednn=False)
 os.environ.setdefault("MPLBACKEND", "Agg")
 
 # Derandomized: CI sees the same examples on every run, so a failure is reproducible and a pass

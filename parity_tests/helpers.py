@@ -1,4 +1,4 @@
-"""What several test files share: dtypes, the fast path's tolerance, data with exact ties,
+"""What several test files share: dtypes, the training path's tolerance, data with exact ties,
 closeness assertions whose failures name the quantity, the errors, the worst index and both
 values (``scratch.gradcheck.compare``, so scratch-only tests never import TensorFlow), the
 places the command-line tests need (a read-only directory, MNIST-shaped files that are not
@@ -12,14 +12,14 @@ from pathlib import Path
 
 import numpy as np
 
-from reports import datasets
-from reports.experiments import Protocol, RunSpec
+from reports.experiment import datasets
+from reports.experiment.protocol import Protocol, RunSpec
 from scratch.data import mnist
 from scratch.gradcheck import assert_gradients_match, compare
 
 DTYPES = ["float32", "float64"]
-# The fused fast path against layer-by-layer code: only BLAS's summation order differs.
-FAST_PATH_RTOL = {"float64": 1e-13, "float32": 1e-5}
+# The training path (fused units) against layer-by-layer code: only BLAS's summation order differs.
+TRAINING_PATH_RTOL = {"float64": 1e-13, "float32": 1e-5}
 
 
 def integers(shape, seed=0, dtype="float64") -> np.ndarray:
@@ -35,8 +35,8 @@ def assert_close(actual: dict, expected: dict, rtol: float) -> None:
 
 
 def assert_fast_path_matches(fast: dict, expected: dict, dtype: str) -> None:
-    """The fast path's values within ``FAST_PATH_RTOL[dtype]`` of the layers'."""
-    assert_close(fast, expected, FAST_PATH_RTOL[dtype])
+    """The training path's values within ``TRAINING_PATH_RTOL[dtype]`` of the layers'."""
+    assert_close(fast, expected, TRAINING_PATH_RTOL[dtype])
 
 
 def read_only_dir(root: Path) -> Path:
@@ -70,14 +70,15 @@ def tiny_splits() -> datasets.Splits:
 
 
 def fake_run_result(spec: RunSpec) -> dict:
-    """What ``reports.runner.train_one`` returns, reduced to what the run store and the sweep
-    need."""
+    """What ``reports.experiment.runner.train_one`` returns, reduced to what the run store and the
+    sweep need."""
     return {"key": spec.key, "spec": spec.to_dict(), "history": [{"test_loss": math.nan}],
             "diverged": False}
 
 
 class FakeTrainer:
-    """Stands in for ``reports.runner.train_one``: counts calls, optionally interrupts the n-th."""
+    """Stands in for ``reports.experiment.runner.train_one``: counts calls, optionally interrupts
+    the n-th."""
 
     def __init__(self, interrupt_at: int | None = None):
         self.calls, self.interrupt_at = [], interrupt_at

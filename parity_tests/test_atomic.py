@@ -1,4 +1,4 @@
-"""``reports.atomic``: whole files or none, with the usual file mode."""
+"""``reports.files.atomic``: whole files or none, with the usual file mode."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ import stat
 
 import pytest
 
-from reports.atomic import atomic_write, write_json, write_text
+from reports.files.atomic import atomic_write, write_json, write_text
 
 
 def test_atomic_write_replaces_the_file_with_mode_from_the_umask(tmp_path):

@@ -11,8 +11,8 @@ import signal
 
 import pytest
 
-from reports import bench
 from reports.cli import main
+from reports.measure import bench
 from scratch import threads
 from scratch.models import build
 

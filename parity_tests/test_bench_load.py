@@ -1,5 +1,6 @@
-"""``reports.load.competitors``: the busy processes of ``tfparity bench --load`` run during the
-block and are gone after it, however it ends. No timing is asserted (waits only have bounds)."""
+"""``reports.measure.competitors.competitors``: the busy processes of ``tfparity bench --load`` run
+during the block and are gone after it, however it ends. No timing is asserted (waits only have
+bounds)."""
 
 from __future__ import annotations
 
@@ -11,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from reports.load import competitors
+from reports.measure.competitors import competitors
 
 
 @pytest.mark.parametrize("count", [0, 1, 2])
@@ -40,7 +41,7 @@ def test_competitors_exit_by_themselves_after_max_seconds():
 
 def test_competitors_exit_when_their_parent_dies(process_alive):
     # The parent starts one competitor, prints its pid and exits without cleaning up.
-    code = ("import os\nfrom reports.load import competitors\n"
+    code = ("import os\nfrom reports.measure.competitors import competitors\n"
             "with competitors(1) as (p,):\n    print(p.pid, flush=True)\n    os._exit(0)\n")
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
                           timeout=120, check=True, cwd=Path(__file__).resolve().parents[1])

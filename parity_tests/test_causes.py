@@ -22,7 +22,7 @@ from reference_tf.layerdiff import diff
 from reference_tf.testing import assert_layer_parity, assert_model_parity
 from reference_tf.twin import copy_state, copy_weights, twin
 from reports.cli import main
-from reports.layerdiff_text import cause_line, render
+from reports.render.layerdiff_text import cause_line, render
 from scratch.data import load_mnist
 from scratch.data.synthetic import strokes
 from scratch.layers import Conv2D
@@ -161,7 +161,7 @@ def run_diff(model: str, dtype: str, tmp_path, fd: bool) -> dict:
         x, y = strokes(8, seed=1, dtype=dtype, size=15)
         result = diff(net, x, y, name=model)
         if fd:
-            third_opinion(result)
+            result.opinion = third_opinion(result)
         return result.to_dict() | {"text": render(result)}
     path = tmp_path / "diff.json"
     code = main(["diff", model, "--dtype", dtype, "--batch-size", "8", "--json", str(path),
@@ -287,7 +287,7 @@ def user_diff(style: str, name: str, dtype: str, monkeypatch) -> dict:
     x, y = model_batch(model, "strokes", 4, 0)
     result = diff(model, x, y, name=f"{style} example")
     if USER_BUGS[style, name][2] in KINKS:
-        third_opinion(result)
+        result.opinion = third_opinion(result)
     return result.to_dict()
 
 
@@ -429,7 +429,7 @@ def test_clean_models_name_no_cause(name, mnist_train, monkeypatch):
             x, y = images[index].astype(dtype), labels[index]
         result = diff(model, x, y, keras_model=references[dtype])
         if not result.passed:
-            failures.append((seed, dtype, data, result.first_propagated))
+            failures.append((seed, dtype, data, result.first_propagated_failure))
     assert not failures, failures
 
 

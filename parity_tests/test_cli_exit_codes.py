@@ -2,8 +2,8 @@
 failure / divergence / diverged training, 2 bad arguments or input, 3 internal error, 130
 interrupted; never a Python traceback on stderr.
 
-One table walks every command through its successes, failures and the inputs that used to
-crash (damaged weight files, MNIST absent, unwritable outputs, ...). Cases run in-process
+One table walks every command through its successes, failures and the inputs that could
+crash it (damaged weight files, MNIST absent, unwritable outputs, ...). Cases run in-process
 (``reports.cli.main``), with MNIST's places pointed at empty folders so nothing is fetched. A run
 file holding ``null`` is resumed over in ``test_report_pipeline.py`` (it needs a finished report).
 """
@@ -22,7 +22,7 @@ import numpy as np
 import pytest
 
 from reports.cli import main
-from reports.weights import META_KEY, save_weights
+from reports.files.weights import META_KEY, save_weights
 from scratch import ops
 from scratch.data import mnist
 from scratch.models import build
@@ -188,12 +188,12 @@ def test_cli_exit_code_table(argv, code, fragment, silent, files, tmp_path, monk
 
 
 def test_cli_internal_error_is_one_line_with_the_traceback_in_a_log(monkeypatch, capsys):
-    from reports import diagnosis
+    from reports.analysis import fitting
 
     def broken(history, diverged_flag=False):
         raise ZeroDivisionError("planted for the test")
 
-    monkeypatch.setattr(diagnosis, "divergence", broken)
+    monkeypatch.setattr(fitting, "divergence", broken)
     assert main(["train", "linear", "--data", "templates", "--train-size", "200"]) == 3
     lines = capsys.readouterr().err.strip().splitlines()
     assert len(lines) == 1 and lines[0].startswith(
@@ -206,12 +206,12 @@ def test_cli_internal_error_is_one_line_with_the_traceback_in_a_log(monkeypatch,
 
 
 def test_cli_keyboard_interrupt_exits_130(monkeypatch, capsys):
-    from reports import diagnosis
+    from reports.analysis import fitting
 
     def interrupted(history, diverged_flag=False):
         raise KeyboardInterrupt
 
-    monkeypatch.setattr(diagnosis, "divergence", interrupted)
+    monkeypatch.setattr(fitting, "divergence", interrupted)
     assert main(["train", "linear", "--data", "templates", "--train-size", "200"]) == 130
     assert capsys.readouterr().err.strip() == "tfparity train: interrupted"
 
@@ -219,7 +219,7 @@ def test_cli_keyboard_interrupt_exits_130(monkeypatch, capsys):
 def test_cli_ctrl_c_turned_into_another_error_still_exits_130(monkeypatch, capsys):
     """An import interrupted halfway may raise ImportError instead (Keras's does, when optree's
     import is cut short): the interrupt still decides."""
-    from reports import diagnosis
+    from reports.analysis import fitting
 
     def import_cut_short(history, diverged_flag=False):
         try:
@@ -229,7 +229,7 @@ def test_cli_ctrl_c_turned_into_another_error_still_exits_130(monkeypatch, capsy
             pass
         raise ImportError("To use Keras, you need to have `optree` installed.")
 
-    monkeypatch.setattr(diagnosis, "divergence", import_cut_short)
+    monkeypatch.setattr(fitting, "divergence", import_cut_short)
     assert main(["train", "linear", "--data", "templates", "--train-size", "200"]) == 130
     assert capsys.readouterr().err.strip() == "tfparity train: interrupted"
 
@@ -257,9 +257,9 @@ def test_cli_ctrl_c_while_tensorflow_imports_exits_130_without_traceback(tmp_pat
 def test_cli_no_verify_is_recorded_in_every_output(files, tmp_path, monkeypatch, capsys):
     """MNIST of $TFPARITY_MNIST_DIR that is not the published one: refused (2) by every command,
     used with --no-verify and then recorded in what each command writes."""
-    from reports import datasets
-    from reports.experiments import QUICK
-    from reports.weights import read_weights
+    from reports.experiment import datasets
+    from reports.experiment.protocol import QUICK
+    from reports.files.weights import read_weights
 
     monkeypatch.setenv(mnist.ENV_DIR, str(files["zeros_mnist"]))
     runs = {"train": ["train", "linear", "--train-size", "200", "--save", str(tmp_path / "w.npz")],

@@ -86,8 +86,8 @@ def test_cli_every_option_states_its_default(command, capsys):
 
 def test_cli_model_lists_follow_scratch_models():
     from reference_tf.batches import DATA_SOURCES
-    from reports import datasets
-    from reports.experiments import SETTINGS
+    from reports.experiment import datasets
+    from reports.experiment.protocol import SETTINGS
 
     assert options.MODEL_NAMES == tuple(MODELS)
     # The report trains the course's four models; cnn_bn is not one of them.

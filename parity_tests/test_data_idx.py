@@ -13,14 +13,7 @@ from hypothesis.extra import numpy as hnp
 
 from scratch.data.idx import parse_idx, read_idx
 
-# IDX type code -> big-endian element type, written out independently of the reader's table.
-TYPE_CODES = {0x08: ">u1", 0x09: ">i1", 0x0B: ">i2", 0x0C: ">i4", 0x0D: ">f4", 0x0E: ">f8"}
-
-
-def idx_bytes(array: np.ndarray, code: int) -> bytes:
-    """The IDX file of ``array``: 00 00 code ndim, big-endian uint32 sizes, big-endian data."""
-    header = bytes([0, 0, code, array.ndim]) + struct.pack(f">{array.ndim}I", *array.shape)
-    return header + array.astype(TYPE_CODES[code]).tobytes()
+from fake_data import TYPE_CODES, idx_bytes
 
 
 def labels_file(values=(5, 0, 4)) -> bytes:

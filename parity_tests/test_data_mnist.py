@@ -9,8 +9,6 @@ import re
 
 import numpy as np
 import pytest
-from test_data_fetch import calls, install_fake_npm, make_tarball
-from test_data_idx import idx_bytes
 
 from reports.cli import main
 from scratch.data import mnist
@@ -22,6 +20,8 @@ from scratch.data.mnist import (
     load_mnist,
     load_mnist_raw,
 )
+
+from fake_data import calls, idx_bytes, install_fake_npm, make_tarball
 
 FILES = {"x_train": "train-images-idx3-ubyte", "y_train": "train-labels-idx1-ubyte",
          "x_test": "t10k-images-idx3-ubyte", "y_test": "t10k-labels-idx1-ubyte"}

@@ -23,7 +23,7 @@ from typing import NamedTuple
 import pytest
 
 from reports.cli import build_parser, main
-from reports.experiments import SETTINGS
+from reports.experiment.protocol import SETTINGS
 from scratch.models import build
 
 ROOT = Path(__file__).resolve().parents[1]

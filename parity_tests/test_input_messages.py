@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 
 from reference_tf.testing import assert_layer_parity
-from reports.diagnosis import divergence
+from reports.analysis.fitting import divergence
 from scratch.layers import Dense, MaxPool2D
 from scratch.models import build
 from scratch.train import fit

@@ -95,7 +95,7 @@ def test_check_odd_layer_fails_without_exception(kind):
     assert not result.passed
     if kind == "raising":
         fault = result.paths["trace"].fault
-        assert (fault.layer, fault.function, fault.pass_) == ("odd", "Raising.call_backward",
+        assert (fault.layer, fault.function, fault.direction) == ("odd", "Raising.call_backward",
                                                                "backward")
         assert "ValueError" in fault.problem and "call_backward" in fault.frame
 
@@ -104,8 +104,8 @@ def test_check_odd_layer_fails_without_exception(kind):
 def test_diff_odd_layer_names_the_layer_with_no_cause(kind):
     result = diff(_model(kind), *_batch())
     third_opinion(result)
-    first = result.first
-    assert (first.layer, first.pass_) == (("odd", "backward") if kind == "raising"
+    first = result.first_divergence
+    assert (first.layer, first.direction) == (("odd", "backward") if kind == "raising"
                                          else ("odd", "forward"))
     assert first.cause is None
     assert result.to_dict()["first_divergence"]["layer"] == "odd"

@@ -1,4 +1,4 @@
-"""Output paths checked before any work (``reports.outputs``): suffix, an existing file or
+"""Output paths checked before any work (``reports.files.outputs``): suffix, an existing file or
 directory in the way, a parent that is a file, a place this process cannot write in."""
 
 from __future__ import annotations
@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from reports.errors import BadInput
-from reports.outputs import JSON_SUFFIXES, PLOT_SUFFIXES, check_dir, check_file
+from reports.files.outputs import JSON_SUFFIXES, PLOT_SUFFIXES, check_dir, check_file
 
 from helpers import read_only_dir
 

@@ -113,7 +113,7 @@ def test_function_model_gradient_of_a_summed_loss_is_named(factory, monkeypatch)
     monkeypatch.setattr(c, "affine_backward", affine_backward)
     model = _model(factory)
     x, y = model_batch(model, "strokes", 8, 0)
-    first = diff(model, x, y).first
+    first = diff(model, x, y).first_divergence
     assert (first.layer, first.key, first.cause.id) == ("hidden", "grads/W2",
                                                           "batch_mean_missing"), first
 

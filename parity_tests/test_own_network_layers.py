@@ -1,5 +1,5 @@
-"""Declared user layers against the Keras counterparts tfparity builds for them: every convention
-converts both ways, and the counterpart computes exactly what was declared."""
+"""Declared user layers against the Keras twins tfparity builds for them: every convention
+converts both ways, and the twin computes exactly what was declared."""
 
 from __future__ import annotations
 
@@ -64,7 +64,7 @@ def padded_pool(c, pads, size, stride):
 
 @pytest.mark.parametrize("dtype", DTYPES)
 @pytest.mark.parametrize("stride, pad, size", [(1, 1, 9), (2, 1, 10), (2, 0, 9), (3, 2, 11)])
-def test_conv_nchw_oihw_symmetric_pad_matches_declared_counterpart(stride, pad, size, dtype):
+def test_conv_nchw_oihw_symmetric_pad_matches_declared_twin(stride, pad, size, dtype):
     c = example("cs231n")
     conv = own.functions(c.conv_forward_naive, c.conv_backward_naive,
                          conv_param={"stride": stride, "pad": pad})
@@ -74,7 +74,7 @@ def test_conv_nchw_oihw_symmetric_pad_matches_declared_counterpart(stride, pad, 
 
 @pytest.mark.parametrize("pads", [((0, 1), (0, 1)), ((2, 0), (1, 3))])
 @pytest.mark.parametrize("stride", [1, 2])
-def test_conv_per_side_padding_matches_declared_counterpart(pads, stride):
+def test_conv_per_side_padding_matches_declared_twin(pads, stride):
     layer = own.Conv2D(padded_functions(example("cs231n"), pads, stride), 3, 3, strides=stride,
                        padding=pads, **NCHW)
     assert_layer_parity(layer, None, (2, 2, 8, 8), "float64")
@@ -88,7 +88,7 @@ def test_conv_tf_same_at_stride_2_is_one_sided_padding():
 
 
 @pytest.mark.parametrize("pads", [0, ((1, 0), (0, 1))])
-def test_max_pool_zero_padding_matches_declared_counterpart(pads):
+def test_max_pool_zero_padding_matches_declared_twin(pads):
     padding = ((0, 0), (0, 0)) if pads == 0 else pads
     layer = own.MaxPool2D(padded_pool(example("cs231n"), padding, 2, 2), 2, padding=pads,
                           layout="NCHW")

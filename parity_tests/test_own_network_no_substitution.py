@@ -1,5 +1,6 @@
 """No substitution, ever: a subclass of a tfparity layer, and every user layer, runs its own code
-in training, evaluation and prediction; the fused fast paths take only tfparity's exact classes.
+in training, evaluation and prediction; the training path's fused units take only tfparity's
+exact classes.
 
 NumPy only (no TensorFlow).
 """

@@ -68,7 +68,7 @@ def test_write_into_parameter_is_named():
     layer.forward(_x())
     error = _faults(layer.backward, np.ones((2, 2, 5, 5)))
     assert [f.problem for f in error.faults] == ["modified its parameter 'w'"]
-    assert error.faults[0].key == "params/w" and error.faults[0].pass_ == "backward"
+    assert error.faults[0].key == "params/w" and error.faults[0].direction == "backward"
 
 
 def test_wrong_output_shape_is_fatal_and_names_the_declaration():
@@ -113,7 +113,8 @@ def test_exception_names_layer_pass_and_last_frame():
     layer = _built(own.ReLU(own.functions(relu_forward, lambda d, c: d), name="relu1"))
     error = _faults(layer.forward, _x())
     fault = error.faults[0]
-    assert error.fatal and (fault.layer, fault.pass_, fault.key) == ("relu1", "forward", "output")
+    assert error.fatal
+    assert (fault.layer, fault.direction, fault.key) == ("relu1", "forward", "output")
     assert fault.problem.startswith("raised ValueError: cannot reshape")
     assert "test_own_network_safety.py" in fault.frame and "in relu_forward" in fault.frame
 

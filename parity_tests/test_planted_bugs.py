@@ -44,12 +44,12 @@ CASES = {
 
 @pytest.mark.parametrize("bug", sorted(CASES))
 def test_planted_bug_diff_names_layer_pass_and_side(bug, monkeypatch, tmp_path):
-    plant, model, (layer, pass_, key), verdict = CASES[bug]
+    plant, model, (layer, direction, key), verdict = CASES[bug]
     plant(monkeypatch)
     code, result = diff_json(tmp_path, model)
     first = result["first_divergence"]
     assert code == 1 and not result["passed"]
-    assert (first["layer"], first["pass"], first["key"]) == (layer, pass_, key), first
+    assert (first["layer"], first["pass"], first["key"]) == (layer, direction, key), first
     assert first["param"] == (key.split("/")[1] if key.startswith("grads/") else None)
     assert result["third_opinion"]["verdict"] == verdict, result["third_opinion"]
 

@@ -1,5 +1,5 @@
-"""``tfparity report``'s design-decision phase (``reports.decisions``) and its section
-(``reports.decisions_text``): one quick report on the offline synthetic data measures every
+"""``tfparity report``'s design-decision phase (``reports.measure.decisions``) and its section
+(``reports.render.decisions_text``): one quick report on the offline synthetic data measures every
 decision; the record's structure and the properties the section's findings rest on are checked
 (never its timings' sizes), the section is rendered from the record, and the flags skip, reuse
 and re-measure it."""
@@ -15,9 +15,11 @@ import numpy as np
 import pytest
 
 from reference_tf.compare import tolerances
-from reports import datasets, decisions, decisions_text
 from reports.cli import main
-from reports.experiments import QUICK
+from reports.experiment import datasets
+from reports.experiment.protocol import QUICK
+from reports.measure import decisions
+from reports.render import decisions_text
 
 ARGS = ["report", "--quick", "--data", "templates", "--seeds", "1", "--models", "linear",
         "--no-timing", "--no-progress"]

@@ -1,6 +1,6 @@
-"""The weight drift of the report: the projection every run records (``reports.drift``) and the
-series ``results.json`` derives from it, on a float64 ``tfparity report --quick`` run with two
-seeds (offline templates data), where NumPy and TensorFlow must stay within 1e-9 of each other
+"""The weight drift of the report: the projection every run records (``reports.experiment.drift``)
+and the series ``results.json`` derives from it, on a float64 ``tfparity report --quick`` run with
+two seeds (offline templates data), where NumPy and TensorFlow must stay within 1e-9 of each other
 while two seeds are far apart."""
 
 from __future__ import annotations
@@ -13,11 +13,11 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from reports import experiments
 from reports.cli import main
-from reports.datasets import load
-from reports.drift import WeightProjection, projection_seed, relative_distance
-from reports.experiments import PROJECTION_DIM, QUICK, SETTINGS, RunSpec
+from reports.experiment import protocol
+from reports.experiment.datasets import load
+from reports.experiment.drift import WeightProjection, projection_seed, relative_distance
+from reports.experiment.protocol import PROJECTION_DIM, QUICK, SETTINGS, RunSpec
 from scratch.models import build
 from scratch.train import fit
 
@@ -156,7 +156,7 @@ def test_run_key_depends_on_what_runs_record(monkeypatch):
     so the run store does not reuse them."""
     spec = RunSpec("linear", 0, 1, 0.1, 0, "numpy", QUICK)
     before = spec.key
-    monkeypatch.setattr(experiments, "RECORDS", {})
+    monkeypatch.setattr(protocol, "RECORDS", {})
     assert spec.key != before
 
 

@@ -3,9 +3,9 @@ starts and stops) give the serial executor's runs bit for bit under equal thread
 worker killed mid-sweep costs only re-running the runs it had in flight.
 
 The serial reference runs in a subprocess whose environment holds the workers' thread variables
-(``reports.sweep.worker.environment(1)``): one BLAS and one TensorFlow thread, as each worker has.
-Quick protocol on the offline synthetic data; linear and the cnn (convolutions are where thread
-counts would change the summation order).
+(``reports.experiment.sweep.worker.environment(1)``): one BLAS and one TensorFlow thread, as each
+worker has. Quick protocol on the offline synthetic data; linear and the cnn (convolutions are where
+thread counts would change the summation order).
 """
 
 from __future__ import annotations
@@ -23,7 +23,7 @@ from pathlib import Path
 import pytest
 
 from reports.cli import main
-from reports.sweep import worker
+from reports.experiment.sweep import worker
 
 pytestmark = pytest.mark.slow
 

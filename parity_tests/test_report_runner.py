@@ -10,8 +10,9 @@ from dataclasses import replace
 import numpy as np
 import pytest
 
-from reports import runner
-from reports.experiments import FULL, IMPLEMENTATIONS, QUICK, SETTINGS, plan, steps_per_run
+from reports.experiment import runner
+from reports.experiment.protocol import FULL, IMPLEMENTATIONS, QUICK, SETTINGS, plan, steps_per_run
+from reports.files.records import write_json_atomic
 from scratch import threads
 
 from helpers import TINY, fake_run_result, tiny_splits
@@ -56,8 +57,8 @@ def test_run_key_changes_with_any_field(change):
 
 def test_write_json_atomic_is_strict_json_without_temp_files(tmp_path):
     path = tmp_path / "a" / "r.json"
-    runner.write_json_atomic(path, {"x": [1.0, math.nan, math.inf], "y": np.float32(0.5),
-                                    "n": np.int64(3)})
+    write_json_atomic(path, {"x": [1.0, math.nan, math.inf], "y": np.float32(0.5),
+                             "n": np.int64(3)})
     assert json.loads(path.read_text()) == {"x": [1.0, None, None], "y": 0.5, "n": 3}
     assert [p.name for p in path.parent.iterdir()] == ["r.json"]
 

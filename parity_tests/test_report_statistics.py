@@ -9,9 +9,9 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from reports.analysis import summary_table
-from reports.experiments import QUICK, plan
-from reports.statistics import MIN_SEEDS, paired_interval, t_cdf, t_quantile
+from reports.analysis.statistics import MIN_SEEDS, paired_interval, t_cdf, t_quantile
+from reports.analysis.tables import summary_table
+from reports.experiment.protocol import QUICK, plan
 
 PROBABILITIES = [0.6, 0.9, 0.95, 0.975, 0.995, 0.999]
 
@@ -112,7 +112,7 @@ def synthetic_result(spec, final_test_accuracy: float) -> dict:
 
 
 def test_report_summary_and_prose_give_the_paired_interval_with_three_seeds(tmp_path):
-    from reports import writer
+    from reports.render import writer
 
     rng = np.random.default_rng(2)
     specs = plan(["linear"], 3, QUICK)
@@ -121,8 +121,9 @@ def test_report_summary_and_prose_give_the_paired_interval_with_three_seeds(tmp_
                for spec in specs}
     results = [synthetic_result(spec, 0.9 + planted[spec.key] + float(rng.normal(0, 0.001)))
                for spec in specs]
-    writer.write(tmp_path, results, models=["linear"], seeds=3, protocol=QUICK, command="test",
-                 environment={}, elapsed=1.0, data={})
+    invocation = writer.Invocation(command="test", models=["linear"], seeds=3, protocol=QUICK,
+                                   environment={}, elapsed=1.0, data={})
+    writer.write(tmp_path, results, invocation)
     table = pd.read_csv(tmp_path / "summary_table.csv")
     assert table["paired_n"].tolist() == [3, 3, 3]
     assert table.loc[2, "paired_low"] > 0.015 and table.loc[2, "paired_high"] < 0.025

@@ -10,10 +10,10 @@ import sys
 
 import pytest
 
-from reports import runner
-from reports.experiments import plan
-from reports.sweep import claims, driver
-from reports.sweep.options import Executor
+from reports.experiment import runner
+from reports.experiment.protocol import plan
+from reports.experiment.sweep import claims, driver
+from reports.experiment.sweep.options import Executor
 
 from helpers import TINY, FakeTrainer, fake_run_result, tiny_splits
 
@@ -75,7 +75,8 @@ def test_claim_excludes_a_second_claimer_until_released(tmp_path):
 
 def test_claim_of_a_killed_process_is_reclaimed(tmp_path):
     path = tmp_path / ("a" + claims.SUFFIX)
-    code = (f"import sys, time; from reports.sweep import claims; from pathlib import Path; "
+    code = (f"import sys, time; from reports.experiment.sweep import claims; "
+            f"from pathlib import Path; "
             f"assert claims.try_claim(Path({str(path)!r})); print('claimed', flush=True); "
             f"time.sleep(60)")
     child = subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.PIPE, text=True)

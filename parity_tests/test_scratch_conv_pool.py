@@ -1,7 +1,7 @@
-"""The fused Conv2D -> ReLU -> MaxPool2D op of the fast paths against the three layers' own ops
+"""The fused Conv2D -> ReLU -> MaxPool2D op of the training path against the three layers' own ops
 (themselves checked against finite differences and TensorFlow): the output and the gradients up
 to BLAS's summation order, ties included; the fusion rules and the retained memory the
-fast paths rely on (the models' fast paths are in ``test_scratch_models.py``)."""
+training path relies on (the models' training path is in ``test_scratch_models.py``)."""
 
 from __future__ import annotations
 
@@ -27,7 +27,7 @@ from scratch.ops.phase_split import (
     split_planes,
 )
 
-from helpers import FAST_PATH_RTOL, assert_close
+from helpers import TRAINING_PATH_RTOL, assert_close
 
 # Max abs error over the larger magnitude: the fused op sums the same products as the layers in
 # another order (BLAS's blocking of its own products).
@@ -69,7 +69,7 @@ def check_against_layers(x, kernel, bias, padding, pool, dy):
     assert_close({"y": channels_last(y), "dx": channels_last(got[0]), "dkernel": got[1],
                   "dbias": got[2]},
                  {"y": expected_y, "dx": dx, "dkernel": dkernel, "dbias": dbias},
-                 FAST_PATH_RTOL[x.dtype.name])
+                 TRAINING_PATH_RTOL[x.dtype.name])
 
 
 @pytest.mark.parametrize("dtype", ["float64", "float32"])

@@ -14,18 +14,14 @@ import pytest
 from scratch.gradcheck import assert_gradients_match, check_layer_gradients
 from scratch.layers import Conv2D, Dense, Flatten, MaxPool2D, ReLU
 
+from strategies import away_from_zero
+
 RTOL = 1e-7
 SPATIAL = [(5, 6), (4, 5)]  # odd and even heights and widths, never square
 BATCHES = [1, 3]
 KERNELS = [1, 2, 3, 4, (2, 3), (3, 1)]  # even sizes exercise the asymmetric SAME split
 STRIDES = [1, 2, (1, 2)]
 PADDINGS = ["valid", "same"]
-
-
-def away_from_zero(shape, rng, margin=0.1) -> np.ndarray:
-    """Normal values with |v| >= margin (shifted away from 0, keeping the sign)."""
-    x = rng.standard_normal(shape)
-    return x + np.copysign(margin, x)
 
 
 def distinct_grid(shape, rng, spacing=0.1) -> np.ndarray:

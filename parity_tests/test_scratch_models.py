@@ -181,7 +181,7 @@ def test_model_fast_step_gradients_match_trace(name, dtype):
 
 
 def test_model_evaluation_in_chunks_equals_forward():
-    # More images than one evaluation chunk: chunk by chunk, the fused path gives its own logits
+    # More images than one evaluation chunk: chunk by chunk, the training path gives its own logits
     # of the whole batch and the layers' logits, both up to BLAS summation order (bit for bit
     # only with some thread counts: single-threaded, OpenBLAS picks its kernels by matrix size).
     model = build("cnn", seed=4, dtype="float32")

@@ -132,7 +132,7 @@ def test_blas_threads_auto_takes_the_cores_others_leave(monkeypatch, others, exp
 
 
 def test_blas_threads_auto_sees_busy_competitors():
-    from reports.load import competitors
+    from reports.measure.competitors import competitors
 
     with competitors(2):
         # Busy loops are always running or waiting to run, so every look counts both.

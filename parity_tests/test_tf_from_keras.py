@@ -101,7 +101,7 @@ def _sequential(*layers, dtype="float32", input_shape=(6, 6, 1)):
 
 @pytest.mark.parametrize("layers, error, message", [
     ([keras.layers.GlobalAveragePooling2D(name="gap"), keras.layers.Dense(10)], TypeError,
-     r"from_keras: layer 'gap' \(GlobalAveragePooling2D\) has no scratch counterpart; "
+     r"from_keras: layer 'gap' \(GlobalAveragePooling2D\) has no scratch layer; "
      r"supported: \['Activation', 'AveragePooling2D', 'BatchNormalization', 'Conv2D', 'Dense', "
      r"'Dropout', 'Flatten', 'LeakyReLU', 'MaxPooling2D', 'ReLU', 'Softmax'\]\."),
     ([keras.layers.Flatten(), keras.layers.Dense(10, activation="selu", name="d")], ValueError,
@@ -151,10 +151,10 @@ def test_from_keras_rejects_models_it_cannot_read():
         from_keras(keras.Sequential([keras.layers.Dense(10)], name="unbuilt"))
 
 
-def test_from_keras_counterparts_convert_further_layer_classes():
+def test_from_keras_converters_convert_further_layer_classes():
     keras_model = _sequential(keras.layers.Flatten(), keras.layers.Identity(name="same"),
                               keras.layers.Dense(10, name="logits"))
-    with pytest.raises(TypeError, match=r"layer 'same' \(Identity\) has no scratch counterpart"):
+    with pytest.raises(TypeError, match=r"layer 'same' \(Identity\) has no scratch layer"):
         from_keras(keras_model)
-    model = from_keras(keras_model, counterparts={keras.layers.Identity: lambda layer: []})
+    model = from_keras(keras_model, converters={keras.layers.Identity: lambda layer: []})
     assert [type(layer) for layer in model.layers] == [Flatten, Dense]

@@ -17,34 +17,9 @@ from reference_tf.testing import assert_layer_parity
 from scratch.layers import Conv2D, Dense, Flatten, MaxPool2D, ReLU
 
 from helpers import DTYPES
+from strategies import batches, channels, sample_input, seeds, sizes, windowed
 
 EXAMPLES = 100
-
-batches = st.integers(1, 8)
-sizes = st.integers(1, 15)
-channels = st.integers(1, 5)
-seeds = st.integers(0, 2**32 - 1)
-
-
-@st.composite
-def windowed(draw):
-    """(input_shape, window, strides, padding) with the window fitting when padding is VALID."""
-    h, w = draw(sizes), draw(sizes)
-    padding = draw(st.sampled_from(["valid", "same"]))
-    limit_h, limit_w = (4, 4) if padding == "same" else (min(4, h), min(4, w))
-    square = draw(st.booleans())
-    kh = draw(st.integers(1, min(limit_h, limit_w) if square else limit_h))
-    window = (kh, kh) if square else (kh, draw(st.integers(1, limit_w)))
-    strides = (draw(st.integers(1, 3)), draw(st.integers(1, 3)))
-    return (draw(batches), h, w, draw(channels)), window, strides, padding
-
-
-def sample_input(shape, seed, integers: bool, dtype) -> np.ndarray:
-    """Standard normal, or integers in [-2, 2] (exact ties and exact zeros)."""
-    rng = np.random.default_rng(seed)
-    x = rng.integers(-2, 3, size=shape) if integers else rng.standard_normal(shape)
-    return x.astype(dtype)
-
 
 @pytest.mark.parametrize("dtype", DTYPES)
 @settings(max_examples=EXAMPLES)

@@ -41,7 +41,7 @@ from reference_tf.testing import assert_model_parity
 from reference_tf.training import KerasTrainer, keras_optimizer, keras_optimizer_variables
 from reference_tf.twin import keras_params, twin
 from reports.cli import main
-from reports.weights import read_weights
+from reports.files.weights import read_weights
 from scratch import optim
 from scratch.models import build
 

@@ -29,8 +29,8 @@ def _diff(model, dtype: str):
 @pytest.mark.parametrize("dtype", DTYPES)
 def test_asymmetric_padding_named_with_side_and_amount(monkeypatch, dtype):
     cs231n_conv_pads_rows_2_0(monkeypatch, library("loops"))
-    first = _diff(load_model(library_spec("loops")), dtype).first
-    assert (first.layer, first.pass_, first.label) == ("conv1", "forward", "y")
+    first = _diff(load_model(library_spec("loops")), dtype).first_divergence
+    assert (first.layer, first.direction, first.label) == ("conv1", "forward", "y")
     assert first.cause.id == "padding_sides"
     assert "rows (2, 0) instead of the declared (1, 1): 1 more on top" in first.cause.detail
 
@@ -65,8 +65,8 @@ def _true_convolution(monkeypatch):
 def test_true_convolution_named_forward_and_kernel_gradient(monkeypatch, dtype):
     _true_convolution(monkeypatch)
     result = _diff(load_model(library_spec("objects")), dtype)
-    assert (result.first.layer, result.first.pass_) == ("conv1", "forward")
-    assert result.first.cause.id == "kernel_flip"
+    first = result.first_divergence
+    assert (first.layer, first.direction, first.cause.id) == ("conv1", "forward", "kernel_flip")
     kernel_grad = next(layer for layer in result.layers if layer.name == "conv2").get("grads/W")
     assert kernel_grad.cause.id == "kernel_flip"
     assert "true convolution" in kernel_grad.cause.detail
@@ -76,8 +76,8 @@ def test_true_convolution_named_forward_and_kernel_gradient(monkeypatch, dtype):
 def test_kernel_gradient_of_a_true_convolution_named(monkeypatch, dtype):
     conv = library("objects").Conv2d
     monkeypatch.setattr(conv, "backward", _flipped_kernel_grad(conv.backward))
-    first = _diff(load_model(library_spec("objects")), dtype).first
-    assert (first.layer, first.pass_, first.label) == ("conv2", "backward", "dL/dW")
+    first = _diff(load_model(library_spec("objects")), dtype).first_divergence
+    assert (first.layer, first.direction, first.label) == ("conv2", "backward", "dL/dW")
     assert first.cause.id == "kernel_flip"
 
 
@@ -87,7 +87,7 @@ def test_kernel_gradient_of_a_true_convolution_named(monkeypatch, dtype):
     ({"kernel_layout": "HWIO"}, "conv1", "declare kernel_layout='OIHW'")])
 def test_undeclared_kernel_layout_names_the_declaration(dtype, declared, layer, hint):
     model = rebuilt_with(load_model(library_spec("objects")), **declared)
-    first = _diff(model, dtype).first
+    first = _diff(model, dtype).first_divergence
     assert first.layer == layer and first.fault is not None and first.fault.fatal
     assert first.cause.id == "kernel_declaration"
     assert hint in first.cause.detail

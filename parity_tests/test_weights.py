@@ -1,4 +1,4 @@
-"""Weight files (``reports.weights``) and ``tfparity train --save`` / ``diff --weights``."""
+"""Weight files (``reports.files.weights``) and ``tfparity train --save`` / ``diff --weights``."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ import pytest
 
 from reference_tf.twin import copy_weights, twin
 from reports.cli import main
-from reports.weights import load_weights, read_weights, save_weights
+from reports.files.weights import load_weights, read_weights, save_weights
 from scratch.models import build
 
 

@@ -5,11 +5,10 @@ TensorFlow.
 """
 
 import importlib
-import os
 
-# TensorFlow's C++ INFO/WARNING chatter (CPU features, CUDA probing) is not ours to print; an
-# explicit setting in the environment wins.
-os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+from reference_tf.reproducible import set_environment_defaults
+
+set_environment_defaults()  # before anything imports TensorFlow
 
 _EXPORTS = {
     "Comparison": "compare", "compare": "compare", "compare_arrays": "compare",

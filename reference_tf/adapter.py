@@ -5,7 +5,7 @@ The engine (``reference_tf.twin``, ``gradients.model_trace``, ``layerdiff``, ``f
 ``scratch.layers.Layer`` (its ``name``, ``params``, ``grads``, ``forward``, ``backward`` and hooks)
 is enough for tfparity's own layers: their Keras twins come from ``reference_tf.twin.keras_layer``
 with the same parameter names and layouts. A layer written in other conventions declares its
-counterpart by implementing four more methods, as ``reference_tf.own`` layers do:
+twin by implementing four more methods, as ``reference_tf.own`` layers do:
 
     keras_layer(dtype) -> keras.layers.Layer    the Keras layer computing what the layer
                                                 computes, on inputs in the layer's layout
@@ -22,32 +22,32 @@ NumPy only.
 
 from __future__ import annotations
 
-from reference_tf.own.model import Loss
+from reference_tf.loss import Loss
 from scratch.gradcheck import float64_copy
 
 DECLARED = ("keras_layer", "params_to_keras", "params_from_keras", "float64_copy")
 
 
-def declares_counterpart(layer) -> bool:
-    """True if the layer brings its own Keras counterpart and conversions (see the module)."""
+def declares_twin(layer) -> bool:
+    """True if the layer brings its own Keras twin and conversions (see the module)."""
     return all(callable(getattr(layer, method, None)) for method in DECLARED)
 
 
 def to_keras(layer, params: dict) -> dict:
     """The layer's parameters (or arrays keyed like them) keyed and laid out like its Keras
-    counterpart's variables."""
-    return layer.params_to_keras(params) if declares_counterpart(layer) else dict(params)
+    twin's variables."""
+    return layer.params_to_keras(params) if declares_twin(layer) else dict(params)
 
 
 def from_keras(layer, arrays: dict) -> dict:
-    """Arrays keyed like the Keras counterpart's variables, keyed and laid out like the layer's
+    """Arrays keyed like the Keras twin's variables, keyed and laid out like the layer's
     parameters."""
-    return layer.params_from_keras(arrays) if declares_counterpart(layer) else dict(arrays)
+    return layer.params_from_keras(arrays) if declares_twin(layer) else dict(arrays)
 
 
 def float64_layer(layer):
     """An independent float64 copy of a built layer."""
-    return layer.float64_copy() if declares_counterpart(layer) else float64_copy(layer)
+    return layer.float64_copy() if declares_twin(layer) else float64_copy(layer)
 
 
 def label(layer) -> str:

@@ -4,10 +4,11 @@ from __future__ import annotations
 
 import numpy as np
 
+from scratch.data.mnist import IMAGE_SHAPE
 from scratch.data.synthetic import strokes
 
 DATA_SOURCES = ("strokes", "mnist")
-MNIST_SHAPE = (28, 28, 1)
+MNIST_SHAPE = IMAGE_SHAPE
 
 
 def load_batch(data: str, batch_size: int, seed: int, dtype: str,

@@ -29,15 +29,15 @@ from typing import NamedTuple
 import numpy as np
 
 from reference_tf.batches import load_batch
-from reference_tf.compare import tolerance_for
+from reference_tf.compare import safe_compare, tolerance_for
 from reference_tf.gradients import model_trace, trace_arrays
 from reference_tf.guarding import guarding
 from reference_tf.kinks import Flip, replay
-from reference_tf.layerdiff import run_trace, safe_compare
 from reference_tf.own.model import Function
-from reference_tf.own.safety import Fault, guarded
 from reference_tf.progress import Progress, announcing, silent
+from reference_tf.tolerant_run import run_trace
 from reference_tf.twin import twin
+from reference_tf.user_code import Fault, guarded
 from scratch.layers import replaying_masks
 from scratch.models import Sequential, Trace, build
 
@@ -186,7 +186,7 @@ def _first(path: str, scored: list[tuple], names: list[str]) -> Failure | None:
 
 
 def check(model: Sequential | Function, x: np.ndarray, y: np.ndarray,
-          counterparts: dict | None = None, *, name: str = "model", keras_model=None,
+          twins: dict | None = None, *, name: str = "model", keras_model=None,
           progress: Progress | None = None) -> CheckResult:
     """Every path of ``model`` against its Keras twin on (x (N, *input_shape), y (N,)).
 
@@ -203,7 +203,7 @@ def check(model: Sequential | Function, x: np.ndarray, y: np.ndarray,
         return _check_function(model, x, y, name, keras_model)
     statistics = model.mixes_examples
     if keras_model is None:  # the moving statistics before the step
-        keras_model = twin(model, counterparts, share_masks=True)
+        keras_model = twin(model, twins, share_masks=True)
     names = [layer.name for layer in model.layers]
     say = progress or silent
     with guarding(model.layers):

@@ -189,6 +189,17 @@ def compare_arrays(actual, expected, name: str = "value") -> Comparison:
     )
 
 
+def safe_compare(actual, expected, name: str) -> Comparison:
+    """``compare_arrays``, except that a shape mismatch is an infinite error, not an exception."""
+    actual, expected = np.asarray(actual), np.asarray(expected)
+    if actual.shape == expected.shape:
+        return compare_arrays(actual, expected, name)
+    return Comparison(name=name, shape=actual.shape, max_abs=math.inf, max_rel=math.inf,
+                      rel_l2=math.inf, scaled_max_abs=math.inf, cosine=math.nan, worst_index=None,
+                      worst_actual=math.nan, worst_expected=math.nan, nan_actual=0, nan_expected=0,
+                      inf_actual=0, inf_expected=0, nonfinite_match=False)
+
+
 def compare(actual: dict, expected: dict) -> dict[str, Comparison]:
     """Compare two dicts of named arrays with the same keys, in ``expected``'s key order.
 

@@ -27,12 +27,12 @@ import numpy as np
 import tensorflow as tf
 
 from reference_tf.adapter import float64_layer, from_keras, keras_weights, loss_of, to_keras
+from reference_tf.diff_result import LOSS, ModelDiff
 from reference_tf.gradients import layer_pass, loss_function, model_trace
 from reference_tf.guarding import unguarded
-from reference_tf.layerdiff import LOSS, ModelDiff
 from reference_tf.own.model import Function
-from reference_tf.own.safety import Fault, UserCodeError, last_frame
 from reference_tf.twin import copy_weights, keras_layer, twin
+from reference_tf.user_code import Fault, UserCodeError, last_frame
 from scratch.gradcheck import check_layer_gradients
 from scratch.layers import replaying_masks
 
@@ -229,7 +229,7 @@ def _loss_opinion(model, logits: np.ndarray, labels: np.ndarray) -> Opinion:
 
 
 def _layer_opinion(layer, x: np.ndarray, dy: np.ndarray, key: str,
-                   counterparts: dict | None = None) -> Opinion:
+                   twins: dict | None = None) -> Opinion:
     """Training-mode passes of both sides, as in the diff: a Dropout replays the mask of the
     diff's pass (its twin shares it); batch statistics mix the examples, so a batch-normalized
     input is probed as one row."""
@@ -239,7 +239,7 @@ def _layer_opinion(layer, x: np.ndarray, dy: np.ndarray, key: str,
         clone.forward(x64)
         mine = {"input_grad": clone.backward(up),
                 **{f"grads/{k}": v for k, v in clone.grads.items()}}
-        twin = keras_layer(clone, "float64", counterparts, share_masks=True)
+        twin = keras_layer(clone, "float64", twins, share_masks=True)
         twin.build((None, *layer.input_shape))
         variables = {v.name: v for v in twin.trainable_weights}
         copy_weights(to_keras(clone, clone.params), variables)
@@ -295,7 +295,7 @@ def _fault_opinion(fault: Fault) -> Opinion:
     """No numbers to referee: what the fault means."""
     if fault.fatal:
         sentence = (f"not a question of numbers: the code failed there, so nothing after it was "
-                    f"computed in the {fault.pass_} pass of the model's own run; everything "
+                    f"computed in the {fault.direction} pass of the model's own run; everything "
                     "before it is compared above.")
     elif fault.problem.startswith("modified"):
         sentence = ("not a question of numbers: the layer got a copy, so the values above are "
@@ -331,47 +331,42 @@ def _function_opinion(model: Function, x: np.ndarray, y: np.ndarray, key: str) -
 
 
 def third_opinion(result: ModelDiff) -> Opinion | None:
-    """The finite-difference opinion on ``result.first`` (None when nothing diverged); also
-    stored as ``result.opinion``."""
-    first = result.first
+    """The finite-difference opinion on ``result.first_divergence`` (None when nothing
+    diverged); the caller keeps it as ``result.opinion``."""
+    first = result.first_divergence
     if first is None:
         return None
-    inputs = result.isolated_inputs
-    model = inputs["model"]
+    inputs = result.inputs
+    model = inputs.model
     if first.fault is not None:
-        opinion = _fault_opinion(first.fault)
-    elif isinstance(model, Function):
-        opinion = (_function_opinion(model, inputs["x"], inputs["labels"], first.key)
-                   if first.pass_ == "backward" else
-                   Opinion("forward", "finite differences judge derivatives, not values; the "
-                                      "loss value itself differs."))
-    elif first.layer == LOSS:
-        logits, _ = inputs["layers"][LOSS]
-        opinion = (_loss_opinion(model, logits, inputs["labels"]) if first.pass_ == "backward"
-                   else Opinion("forward", "finite differences judge derivatives, not values; "
-                                           "the loss value itself differs."))
-    else:
-        x, dy = inputs["layers"][first.layer]
-        layer = next(layer for layer in model.layers if layer.name == first.layer)
-        try:
-            if first.key.startswith("state/"):
-                opinion = Opinion("forward", "finite differences judge derivatives, not values; "
-                                             "a moving statistic follows an update rule (Keras: "
-                                             "moving * momentum + batch * (1 - momentum), with "
-                                             "the biased batch variance), and that rule differs "
-                                             "here.")
-            elif first.pass_ == "forward":
-                opinion = _forward_opinion(layer, x, dy)
-            else:
-                opinion = _layer_opinion(layer, x, dy, first.key, inputs.get("counterparts"))
-        except UserCodeError as error:
-            opinion = Opinion("fault", f"no opinion: in float64 {error.faults[0].sentence}.",
-                              {"fault": error.faults[0].to_dict()})
-        except Exception as error:  # a layer that does not guard itself (reference_tf.guarding)
-            if not unguarded(layer):
-                raise
-            opinion = Opinion("fault", f"no opinion: in float64 layer '{layer.name}' raised "
-                                       f"{type(error).__name__}: {error} (at "
-                                       f"{last_frame(error)}).", {})
-    result.opinion = opinion
-    return opinion
+        return _fault_opinion(first.fault)
+    if isinstance(model, Function):
+        return (_function_opinion(model, inputs.x, inputs.labels, first.key)
+                if first.direction == "backward" else
+                Opinion("forward", "finite differences judge derivatives, not values; the "
+                                   "loss value itself differs."))
+    if first.layer == LOSS:
+        logits, _ = inputs.layers[LOSS]
+        return (_loss_opinion(model, logits, inputs.labels) if first.direction == "backward"
+                else Opinion("forward", "finite differences judge derivatives, not values; "
+                                        "the loss value itself differs."))
+    x, dy = inputs.layers[first.layer]
+    layer = next(layer for layer in model.layers if layer.name == first.layer)
+    try:
+        if first.key.startswith("state/"):
+            return Opinion("forward", "finite differences judge derivatives, not values; "
+                                      "a moving statistic follows an update rule (Keras: "
+                                      "moving * momentum + batch * (1 - momentum), with "
+                                      "the biased batch variance), and that rule differs "
+                                      "here.")
+        if first.direction == "forward":
+            return _forward_opinion(layer, x, dy)
+        return _layer_opinion(layer, x, dy, first.key, inputs.twins)
+    except UserCodeError as error:
+        return Opinion("fault", f"no opinion: in float64 {error.faults[0].sentence}.",
+                       {"fault": error.faults[0].to_dict()})
+    except Exception as error:  # a layer that does not guard itself (reference_tf.guarding)
+        if not unguarded(layer):
+            raise
+        return Opinion("fault", f"no opinion: in float64 layer '{layer.name}' raised "
+                                f"{type(error).__name__}: {error} (at {last_frame(error)}).", {})

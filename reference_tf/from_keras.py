@@ -1,4 +1,4 @@
-"""Keras models in: the scratch twin of a ``keras.Sequential``, with its weights.
+"""Keras models in: the scratch model of a ``keras.Sequential``, with its weights.
 
     import keras
     from reference_tf.from_keras import from_keras      # also scratch.from_keras (lazy)
@@ -180,7 +180,7 @@ def _model_dtype(keras_model: keras.Sequential) -> str:
     return found[0][0]
 
 
-def from_keras(keras_model: keras.Sequential, counterparts: dict | None = None) -> Sequential:
+def from_keras(keras_model: keras.Sequential, converters: dict | None = None) -> Sequential:
     """The scratch model computing what ``keras_model`` computes, with a copy of its weights.
 
     Args:
@@ -188,7 +188,7 @@ def from_keras(keras_model: keras.Sequential, counterparts: dict | None = None) 
             layers in ``CONVERTERS`` (Dense, Conv2D, MaxPooling2D, AveragePooling2D,
             BatchNormalization, Dropout, ReLU, LeakyReLU, Softmax, Activation("relu" |
             "sigmoid" | "tanh" | "softmax"), Flatten), all of one dtype, ending in logits (N, K).
-        counterparts: further Keras layer classes -> ``converter(keras_layer) -> [scratch
+        converters: further Keras layer classes -> ``converter(keras_layer) -> [scratch
             layers]``, checked first, for layers written outside ``scratch.layers``.
 
     Returns:
@@ -196,7 +196,7 @@ def from_keras(keras_model: keras.Sequential, counterparts: dict | None = None) 
         ("<layer>/kernel", ...) and state ("<layer>/moving_mean", ...) equal the Keras variables.
 
     Raises:
-        TypeError: not a Sequential, or a layer without a scratch counterpart (named).
+        TypeError: not a Sequential, or a layer without a scratch layer (named).
         ValueError: the model is not built, or a setting scratch cannot compute (layer named).
     """
     if not isinstance(keras_model, keras.Sequential):
@@ -205,13 +205,13 @@ def from_keras(keras_model: keras.Sequential, counterparts: dict | None = None) 
     if not keras_model.built or not keras_model.layers:
         raise ValueError(f"from_keras: model '{keras_model.name}' has no input shape yet; build "
                          f"it with keras.Input(shape=...) as its first entry.")
-    converters = {**CONVERTERS, **(counterparts or {})}
+    converters = {**CONVERTERS, **(converters or {})}
     layers = []
     for layer in keras_model.layers:
         convert = converters.get(type(layer))
         if convert is None:
             raise TypeError(f"from_keras: layer '{layer.name}' ({type(layer).__name__}) has no "
-                            f"scratch counterpart; supported: "
+                            f"scratch layer; supported: "
                             f"{sorted(cls.__name__ for cls in converters)}.")
         layers.extend(convert(layer))
     output_shape = tuple(keras_model.output_shape[1:])

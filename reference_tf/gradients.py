@@ -146,20 +146,20 @@ def trace_arrays(result: Trace) -> dict:
 
 
 def loss_function(model):
-    """The Keras counterpart of ``model``'s loss (its declared reduction, tfparity's mean
+    """The Keras twin of ``model``'s loss (its declared reduction, tfparity's mean
     cross-entropy by default) as ``(logits tensor, labels) -> scalar tensor``."""
     keras_loss = loss_of(model).keras(model.dtype.name)
     return lambda logits, labels: keras_loss(tf.convert_to_tensor(labels), logits)
 
 
-def model_trace(model, x: np.ndarray, y: np.ndarray, counterparts: dict | None = None,
+def model_trace(model, x: np.ndarray, y: np.ndarray, twins: dict | None = None,
                 keras_model: keras.Sequential | None = None) -> Trace:
     """``trace`` of ``model``'s Keras twin with the model's loss, every array keyed and laid out
     like the model's own trace. ``keras_model``: a twin to reuse (e.g. over seeds, or built
     before the model's step changed its state), into which the model's weights are copied;
-    default ``twin(model, counterparts, share_masks=True)``."""
+    default ``twin(model, twins, share_masks=True)``."""
     if keras_model is None:
-        keras_model = twin(model, counterparts, share_masks=True)
+        keras_model = twin(model, twins, share_masks=True)
     else:
         copy_weights(keras_weights(model), keras_model)
     result = trace(keras_model, x, y, loss_fn=loss_function(model))

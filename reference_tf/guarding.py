@@ -15,7 +15,7 @@ from __future__ import annotations
 from contextlib import ExitStack, contextmanager
 
 from reference_tf.own.layers import OwnLayer
-from reference_tf.own.safety import Fault, UserCodeError, last_frame
+from reference_tf.user_code import Fault, UserCodeError, last_frame
 from scratch.layers import LAYERS
 
 METHODS = {"call": ("forward", "output"), "call_backward": ("backward", "input_grad"),
@@ -45,7 +45,7 @@ def unguarded(layer) -> bool:
 
 def _guarded(layer, method: str):
     original = getattr(layer, method)
-    pass_, key = METHODS[method]
+    direction, key = METHODS[method]
 
     def run(*args, **kwargs):
         try:
@@ -54,7 +54,7 @@ def _guarded(layer, method: str):
             raise
         except Exception as error:  # the layer's code (or tfparity's, called inconsistently)
             problem = f"raised {type(error).__name__}: {error}"
-            raise UserCodeError([Fault(layer.name, f"{type(layer).__name__}.{method}", pass_,
+            raise UserCodeError([Fault(layer.name, f"{type(layer).__name__}.{method}", direction,
                                        key, problem, True, last_frame(error))]) from error
     return run
 

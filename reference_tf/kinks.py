@@ -29,7 +29,7 @@ import numpy as np
 from reference_tf.causes import layer_kind, numeric
 from reference_tf.compare import tolerances
 from reference_tf.guarding import instance_patch
-from reference_tf.own.safety import UserCodeError
+from reference_tf.user_code import UserCodeError
 from scratch.layers import replaying_masks
 from scratch.models import Sequential, Trace
 

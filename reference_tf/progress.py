@@ -28,12 +28,12 @@ def announcing(layers, progress: Progress | None, phase: str):
     with ExitStack() as stack:
         if progress is not None:
             for layer in layers:
-                for method, pass_ in PASSES.items():
+                for method, direction in PASSES.items():
                     original = getattr(layer, method, None)
                     if callable(original):
                         stack.enter_context(instance_patch(
                             layer, method, _announced(original, progress,
-                                                      f"{phase}: {layer.name} {pass_}")))
+                                                      f"{phase}: {layer.name} {direction}")))
         yield
 
 

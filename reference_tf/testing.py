@@ -1,4 +1,4 @@
-"""Parity assertions for tests: a scratch layer or model against its Keras counterpart.
+"""Parity assertions for tests: a scratch layer or model against its Keras twin.
 
     from reference_tf.testing import assert_layer_parity
     assert_layer_parity(MyAvgPool2D(2), keras.layers.AveragePooling2D(2, dtype="float64"),
@@ -23,9 +23,9 @@ from reference_tf.causes.registry import error
 from reference_tf.compare import Comparison, assert_all_close, tolerance_for
 from reference_tf.gradients import layer_pass, loss_function, trace, trace_arrays
 from reference_tf.guarding import guarding
-from reference_tf.own.safety import UserCodeError
 from reference_tf.twin import copy_state, copy_weights, twin
-from reference_tf.twin import keras_layer as keras_counterpart
+from reference_tf.twin import keras_layer as twin_layer
+from reference_tf.user_code import UserCodeError
 from scratch.fusion import ConvChain
 from scratch.layers import Layer, MaxPool2D, ReLU
 from scratch.models import Sequential
@@ -56,7 +56,7 @@ def assert_layer_parity(scratch_layer: Layer, keras_layer: keras.layers.Layer | 
         keras_layer: the Keras layer of the same settings with dtype ``dtype``; its variables
             must be named like the scratch params ("kernel", "bias") and state (a declared
             layer's are converted, ``reference_tf.adapter``). None: the built-in twin or the
-            declared counterpart (``reference_tf.twin.keras_layer``, Dropout sharing the
+            declared twin (``reference_tf.twin.keras_layer``, Dropout sharing the
             scratch mask).
         input_shape: (N, ...) including the batch axis, in the layer's layout.
         dtype: "float32" or "float64"; selects the tolerances.
@@ -78,10 +78,10 @@ def assert_layer_parity(scratch_layer: Layer, keras_layer: keras.layers.Layer | 
                         f"None, received {type(keras_layer).__name__}.")
     input_shape = tuple(int(s) for s in input_shape)
     rng = np.random.default_rng(seed)
-    if not scratch_layer.built:  # a declared layer's counterpart depends on its input rank
+    if not scratch_layer.built:  # a declared layer's twin depends on its input rank
         scratch_layer.build(input_shape[1:], rng, dtype)
     if keras_layer is None:
-        keras_layer = keras_counterpart(scratch_layer, dtype.name, share_masks=True)
+        keras_layer = twin_layer(scratch_layer, dtype.name, share_masks=True)
     if np.dtype(keras_layer.dtype) != dtype:
         raise ValueError(f"assert_layer_parity: Keras layer '{keras_layer.name}' has dtype "
                          f"{keras_layer.dtype}, expected {dtype.name}; create it with "
@@ -128,8 +128,8 @@ def _layer_causes(layer: Layer, mine: dict, expected: dict, x: np.ndarray, dy: n
         tolerance = tolerance_for(key, dtype)
         if key not in mine or error(mine[key], reference) <= tolerance:
             continue
-        pass_ = "backward" if key == "input_grad" or key.startswith("grads/") else "forward"
-        case = layer_case(layer, key, pass_, mine[key], reference, x, dy, tolerance)
+        direction = "backward" if key == "input_grad" or key.startswith("grads/") else "forward"
+        case = layer_case(layer, key, direction, mine[key], reference, x, dy, tolerance)
         lines.append(f"cause of {key}: {cause_clause(find_cause(case), tried(case))}")
     return lines
 
@@ -162,7 +162,7 @@ def _setting(value):
 
 def assert_model_parity(model: Sequential, x: np.ndarray, y: np.ndarray,
                         keras_model: keras.Model | None = None,
-                        counterparts: dict | None = None) -> dict[str, Comparison]:
+                        twins: dict | None = None) -> dict[str, Comparison]:
     """Check a whole model: logits, loss, every layer output and output gradient, every
     parameter gradient and the input gradient.
 
@@ -170,10 +170,10 @@ def assert_model_parity(model: Sequential, x: np.ndarray, y: np.ndarray,
         model: any ``scratch.models.Sequential``, a ``reference_tf.own.Model`` included (with
             its own loss, layouts and parameter names).
         x: inputs (N, *model.input_shape) of the model's dtype; y: labels (N,).
-        keras_model: the reference, used with its own weights; default ``twin(model,
-            counterparts, share_masks=True)`` (weights and state copied from ``model``, the
+        keras_model: the twin, used with its own weights; default ``twin(model,
+            twins, share_masks=True)`` (weights and state copied from ``model``, the
             scratch Dropout masks shared).
-        counterparts: Keras factories for custom layer classes, see
+        twins: Keras factories for custom layer classes, see
             ``reference_tf.twin.keras_layer``.
 
     Both run a training-mode pass (``Sequential.trace``, Keras with ``training=True``); the
@@ -185,13 +185,13 @@ def assert_model_parity(model: Sequential, x: np.ndarray, y: np.ndarray,
     context = f"model ({', '.join(layer.name for layer in model.layers)})"
     given = keras_model
     if keras_model is None:  # built before the step: the state before it
-        keras_model = twin(model, counterparts, share_masks=True)
+        keras_model = twin(model, twins, share_masks=True)
     try:
         with guarding(model.layers):
             mine = trace_arrays(model.trace(x, y))
     except UserCodeError as error:
         raise AssertionError(f"{context}: {error}\n"
-                             f"{_model_cause(model, x, y, given, counterparts)}") from error
+                             f"{_model_cause(model, x, y, given, twins)}") from error
     reference = trace(keras_model, x, y, loss_fn=loss_function(model))
     # Keras names the variables "kernel" and "bias"; a declared layer has its own names
     reference = reference._replace(grads=model_grads(model, reference.grads))
@@ -200,20 +200,20 @@ def assert_model_parity(model: Sequential, x: np.ndarray, y: np.ndarray,
                                 context=f"{context} vs Keras, batch {x.shape}",
                                 batch_statistics=model.mixes_examples)
     except AssertionError as failure:
-        raise AssertionError(f"{failure}\n{_model_cause(model, x, y, given, counterparts)}"
+        raise AssertionError(f"{failure}\n{_model_cause(model, x, y, given, twins)}"
                              ) from None
 
 
-def _model_cause(model: Sequential, x, y, keras_model, counterparts) -> str:
+def _model_cause(model: Sequential, x, y, keras_model, twins) -> str:
     """The first divergence of ``reference_tf.layerdiff.diff`` and its cause, in one line
     (against ``keras_model``, or a fresh twin of the model as it is now when None)."""
     from reference_tf.layerdiff import diff
 
-    first = diff(model, x, y, counterparts=counterparts, keras_model=keras_model).first
+    first = diff(model, x, y, twins=twins, keras_model=keras_model).first_divergence
     if first is None:
         return "first divergence: none (no layer's own error exceeds the tolerance)"
-    return (f"first divergence: layer '{first.layer}' ({first.layer_type}), {first.pass_} pass, "
-            f"{first.label}; {cause_clause(first.cause, first.causes_tried)}")
+    return (f"first divergence: layer '{first.layer}' ({first.layer_type}), {first.direction} "
+            f"pass, {first.label}; {cause_clause(first.cause, first.causes_tried)}")
 
 
 def _routes(pool: MaxPool2D, pool_input: np.ndarray, after_relu: bool) -> np.ndarray:

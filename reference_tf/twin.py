@@ -6,7 +6,7 @@ makes each Dropout's twin a ``SharedMaskDropout``: Keras's Dropout applying the 
 the scratch layer drew in its last training pass, with ``tf.nn.dropout``'s arithmetic. Without
 it (training, benchmarks) the twin is a plain ``keras.layers.Dropout`` with its own masks.
 
-A layer that declares its own counterpart (``reference_tf.adapter``; the layers of
+A layer that declares its own twin (``reference_tf.adapter``; the layers of
 ``reference_tf.own``) gets that one, and its weights converted to Keras's layouts.
 """
 
@@ -16,7 +16,7 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from reference_tf.adapter import declares_counterpart, keras_weights
+from reference_tf.adapter import declares_twin, keras_weights
 from scratch import layers as scratch_layers
 from scratch.models import Sequential
 
@@ -49,18 +49,18 @@ class SharedMaskDropout(keras.layers.Dropout):
         return tf.where(tf.constant(keep), inputs * scale, tf.zeros_like(inputs))
 
 
-def keras_layer(layer: scratch_layers.Layer, dtype: str, counterparts: dict | None = None, *,
+def keras_layer(layer: scratch_layers.Layer, dtype: str, twins: dict | None = None, *,
                 share_masks: bool = False) -> keras.layers.Layer:
     """The Keras layer matching one scratch layer (same name, settings and dtype policy).
 
-    ``counterparts`` maps further scratch layer classes to ``factory(layer, dtype) -> Keras layer``
+    ``twins`` maps further scratch layer classes to ``factory(layer, dtype) -> Keras layer``
     (checked first), for layers written outside ``scratch.layers``. ``share_masks``: a Dropout
     becomes a ``SharedMaskDropout`` of ``layer`` instead of ``keras.layers.Dropout``. A layer
-    that declares its counterpart (``reference_tf.adapter``) builds it itself.
+    that declares its twin (``reference_tf.adapter``) builds it itself.
     """
-    if declares_counterpart(layer):
+    if declares_twin(layer):
         return layer.keras_layer(dtype)
-    for cls, factory in (counterparts or {}).items():
+    for cls, factory in (twins or {}).items():
         if isinstance(layer, cls):
             return factory(layer, dtype)
     common = {"name": layer.name, "dtype": dtype}
@@ -100,9 +100,9 @@ def keras_layer(layer: scratch_layers.Layer, dtype: str, counterparts: dict | No
         return keras.layers.Softmax(axis=layer.axis, **common)
     if isinstance(layer, scratch_layers.LeakyReLU):
         return keras.layers.LeakyReLU(negative_slope=layer.negative_slope, **common)
-    raise TypeError(f"twin: no Keras counterpart for layer '{layer.name}' of type "
+    raise TypeError(f"twin: no Keras twin for layer '{layer.name}' of type "
                     f"{type(layer).__name__}; expected one of {sorted(scratch_layers.LAYERS)} "
-                    f"or a class given in counterparts=.")
+                    f"or a class given in twins=.")
 
 
 def keras_params(model: keras.Model) -> dict[str, keras.Variable]:
@@ -119,18 +119,18 @@ def keras_state(model: keras.Model) -> dict[str, keras.Variable]:
             for layer in model.layers for variable in layer.non_trainable_weights}
 
 
-def twin(model: Sequential, counterparts: dict | None = None, *,
+def twin(model: Sequential, twins: dict | None = None, *,
          share_masks: bool = False) -> keras.Sequential:
     """A Keras Sequential with the architecture, layer names and dtype of ``model``, its weights
     and its state (moving statistics).
 
-    ``counterparts``: Keras factories for custom layer classes, as in ``keras_layer``.
+    ``twins``: Keras factories for custom layer classes, as in ``keras_layer``.
     ``share_masks``: Dropout twins apply the scratch layers' masks (see the module docstring).
     """
     dtype = model.dtype.name
     keras_model = keras.Sequential(
         [keras.Input(shape=model.input_shape, dtype=dtype)]
-        + [keras_layer(layer, dtype, counterparts, share_masks=share_masks)
+        + [keras_layer(layer, dtype, twins, share_masks=share_masks)
            for layer in model.layers],
         name="twin",
     )

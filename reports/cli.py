@@ -14,12 +14,12 @@ import importlib
 import os
 import sys
 
+from reference_tf.reproducible import set_environment_defaults
 from reports import errors
 
-# TensorFlow's C++ logging (CPU features, CUDA probing) is not ours to print: level 3 keeps only
-# FATAL (it drops the "failed call to cuInit" ERROR line of machines without a GPU); set before
-# any command imports TensorFlow. Figures are files, never windows. Explicit settings win.
-os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+# TensorFlow's C++ logging at FATAL only, set before any command imports TensorFlow. Figures are
+# files, never windows. Explicit settings win.
+set_environment_defaults(log_level=3)
 os.environ.setdefault("MPLBACKEND", "Agg")
 
 # Modules of reports.commands, in the order --help lists them.

@@ -1,4 +1,5 @@
-"""A description of the machine and software a report ran on (for results.json and report.md)."""
+"""A description of the machine and software a report ran on (for results.json and report.md),
+and its load average."""
 
 from __future__ import annotations
 
@@ -11,6 +12,11 @@ import sys
 THREAD_VARIABLES = ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS",
                     "TFPARITY_BLAS_THREADS", "TF_NUM_INTRAOP_THREADS", "TF_NUM_INTEROP_THREADS",
                     "TF_ENABLE_ONEDNN_OPTS")
+
+
+def load_average() -> list[float] | None:
+    """The 1, 5 and 15-minute load averages, None where the platform has none."""
+    return list(os.getloadavg()) if hasattr(os, "getloadavg") else None
 
 
 def _cpu_model() -> str:
@@ -63,7 +69,7 @@ def describe() -> dict:
         "tf_inter_op_threads": threading.get_inter_op_parallelism_threads(),
         "numpy_blas_threads": blas_threads.describe(),
         "tensorflow_threads": tf_threads.describe(),
-        "load_average_1_5_15min": list(os.getloadavg()) if hasattr(os, "getloadavg") else None,
+        "load_average_1_5_15min": load_average(),
     }
 
 

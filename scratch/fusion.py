@@ -1,4 +1,4 @@
-"""The layers of a model as the fast paths run them: single layers, and fused conv blocks.
+"""The layers of a model as the training path runs them: single layers, and fused conv blocks.
 
 Training steps and evaluation need no per-layer outputs, so a Conv2D (stride 1) -> ReLU ->
 MaxPool2D whose pool tiles the convolution's output runs as one op (``scratch.ops.conv_pool``),
@@ -21,7 +21,7 @@ EVAL_CHUNK = 128
 
 
 class Unit(Protocol):
-    """What the fast paths run: a ``scratch.layers.Layer`` or a fused ``ConvChain``.
+    """What the training path runs: a ``scratch.layers.Layer`` or a fused ``ConvChain``.
 
     ``params`` (keyed "<layer>/<key>" for a chain, "<key>" for a layer); ``call(x)`` the output,
     keeping what the backward pass needs; ``call_backward(dy)`` dL/dx, filling the layers'
@@ -39,7 +39,7 @@ class Unit(Protocol):
 
 class ConvChain:
     """Consecutive Conv2D -> ReLU -> MaxPool2D blocks, each as one op, with the ``Unit``
-    protocol the fast paths run.
+    protocol the training path runs.
 
     Inputs and outputs are NHWC; between the blocks activations stay (C, H, W, N), the ops'
     layout (NHWC with the batch and channel axes swapped). Gradients land in each Conv2D's
@@ -107,8 +107,8 @@ def _fusable(layers: list[Layer], output_shapes: dict) -> bool:
 
 
 def fuse(layers: list[Layer], output_shapes: dict) -> list[Unit]:
-    """The units the fast paths run: each run of fusable Conv2D -> ReLU -> MaxPool2D blocks as one
-    ``ConvChain``, every other layer as itself. ``output_shapes`` maps layer names to
+    """The units the training path runs: each run of fusable Conv2D -> ReLU -> MaxPool2D blocks
+    as one ``ConvChain``, every other layer as itself. ``output_shapes`` maps layer names to
     per-example output shapes."""
     units, index = [], 0
     while index < len(layers):

@@ -22,7 +22,7 @@ from contextlib import contextmanager
 import numpy as np
 
 from scratch import ops
-from scratch._checks import (
+from scratch.checks import (
     check_bool,
     check_dtype_name,
     check_float_array,

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 
 from scratch import ops
-from scratch._checks import check_float_array, check_labels, check_shape
+from scratch.checks import check_float_array, check_labels, check_shape
 
 
 def softmax_cross_entropy(logits: np.ndarray, labels: np.ndarray) -> tuple[float, np.ndarray]:

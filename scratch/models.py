@@ -8,8 +8,8 @@ from typing import Callable, NamedTuple
 import numpy as np
 
 from scratch import ops
-from scratch._checks import check_dtype_name, check_float_array, check_labels, check_positive_int
-from scratch.data.mnist import NUM_CLASSES
+from scratch.checks import check_dtype_name, check_float_array, check_labels, check_positive_int
+from scratch.data.mnist import IMAGE_SHAPE, NUM_CLASSES
 from scratch.fusion import Unit, backward, fuse
 from scratch.layers import (
     BatchNormalization,
@@ -22,7 +22,7 @@ from scratch.layers import (
     ReLU,
 )
 
-MNIST_INPUT_SHAPE = (28, 28, 1)
+MNIST_INPUT_SHAPE = IMAGE_SHAPE
 
 
 class Trace(NamedTuple):
@@ -197,7 +197,7 @@ class Sequential:
 
     def trace(self, x: np.ndarray, y: np.ndarray, input_grad: bool = True) -> Trace:
         """One forward and backward pass, layer by layer, keeping every layer's output and
-        output gradient: the diagnostic path (``tfparity diff``).
+        output gradient: the trace path (``tfparity diff``).
 
         It is a training-mode pass like ``loss_and_grads``, i.e. one training step without the
         update: BatchNormalization uses the batch's statistics and updates its moving
@@ -284,17 +284,17 @@ class Sequential:
 
 
 def _linear() -> list[Layer]:
-    return [Flatten(name="flatten"), Dense(10, name="logits")]
+    return [Flatten(name="flatten"), Dense(NUM_CLASSES, name="logits")]
 
 
 def _mlp1() -> list[Layer]:
     return [Flatten(name="flatten"), Dense(32, name="hidden1"), ReLU(name="hidden1_relu"),
-            Dense(10, name="logits")]
+            Dense(NUM_CLASSES, name="logits")]
 
 
 def _mlp2() -> list[Layer]:
     return [Flatten(name="flatten"), Dense(32, name="hidden1"), ReLU(name="hidden1_relu"),
-            Dense(32, name="hidden2"), ReLU(name="hidden2_relu"), Dense(10, name="logits")]
+            Dense(32, name="hidden2"), ReLU(name="hidden2_relu"), Dense(NUM_CLASSES, name="logits")]
 
 
 def _cnn() -> list[Layer]:
@@ -305,7 +305,7 @@ def _cnn() -> list[Layer]:
         MaxPool2D(2, strides=2, padding="same", name="pool2"),
         Flatten(name="flatten"),
         Dense(32, name="hidden1"), ReLU(name="hidden1_relu"),
-        Dense(10, name="logits"),
+        Dense(NUM_CLASSES, name="logits"),
     ]
 
 
@@ -322,7 +322,7 @@ def _cnn_bn() -> list[Layer]:
         Flatten(name="flatten"),
         Dense(32, name="hidden1"), ReLU(name="hidden1_relu"),
         Dropout(0.5, name="dropout"),
-        Dense(10, name="logits"),
+        Dense(NUM_CLASSES, name="logits"),
     ]
 
 

@@ -17,7 +17,7 @@ from typing import Callable, Iterator, NamedTuple, Protocol
 import numpy as np
 
 from scratch import threads
-from scratch._checks import check_positive_int
+from scratch.checks import check_positive_int
 from scratch.memory import retain_freed_memory
 from scratch.models import Sequential
 from scratch.optim import SGD, Optimizer
@@ -97,7 +97,7 @@ def run(trainer: Trainer, x: np.ndarray, y: np.ndarray, *, epochs: int, batch_si
     after the last step. A non-finite batch loss stops the run and marks the history diverged.
     Only ``train_step`` is inside the training timer (batch gathering is not). ``observe()``, if
     given, is called at each evaluation and its dict merged into the record (e.g. a projection of
-    the weights, ``reports.drift``); its time is in neither timer.
+    the weights, ``reports.experiment.drift``); its time is in neither timer.
     """
     epochs = check_positive_int("fit", "epochs", epochs)
     batch_size = check_positive_int("fit", "batch_size", batch_size)

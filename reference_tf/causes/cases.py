@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from reference_tf.adapter import declares_counterpart, to_keras
+from reference_tf.adapter import declares_twin, to_keras
 from reference_tf.causes.registry import Case, Cause, applicable, find_cause
 from reference_tf.own.conventions import activation_from_user, param_from_user
 from scratch import layers as scratch_layers
@@ -66,28 +66,28 @@ def _in_keras_layouts(layer, key: str, value):
     return key, value
 
 
-def layer_case(layer, key: str, pass_: str, mine, reference, x: np.ndarray,
+def layer_case(layer, key: str, direction: str, mine, reference, x: np.ndarray,
                dy: np.ndarray | None, tolerance: float) -> Case:
     """The case of quantity ``key`` of a layer given TensorFlow's input x (N, ...) and upstream
     gradient dy (the output's shape): ``mine`` is the layer's value, ``reference`` TensorFlow's.
     A layer in other conventions (``reference_tf.own``) is stated in Keras's layouts."""
     kind, settings = layer_kind(layer)
     params = dict(layer.params)
-    if declares_counterpart(layer):
+    if declares_twin(layer):
         params = to_keras(layer, params)
         x = _in_keras_layouts(layer, "input", x)[1]
         dy = None if dy is None else _in_keras_layouts(layer, "output_grad", dy)[1]
         reference = _in_keras_layouts(layer, key, reference)[1]
         key, mine = _in_keras_layouts(layer, key, mine)
-    return Case(kind, key, pass_, mine, reference, x, dy, np.dtype(layer.dtype), tolerance,
+    return Case(kind, key, direction, mine, reference, x, dy, np.dtype(layer.dtype), tolerance,
                 params=params, settings=settings, layer=layer, name=layer.name)
 
 
-def loss_case(key: str, pass_: str, mine, reference, logits: np.ndarray, labels: np.ndarray,
+def loss_case(key: str, direction: str, mine, reference, logits: np.ndarray, labels: np.ndarray,
               dtype, tolerance: float) -> Case:
     """The case of the loss value ("output") or of dL/dlogits ("input_grad") on TensorFlow's
     logits (N, K) and the labels (N,)."""
-    return Case("loss", key, pass_, mine, reference, logits, None, np.dtype(dtype), tolerance,
+    return Case("loss", key, direction, mine, reference, logits, None, np.dtype(dtype), tolerance,
                 labels=np.asarray(labels), name=LOSS)
 
 
@@ -106,24 +106,24 @@ def cause_clause(cause: Cause | None, tried: list[str]) -> str:
 
 
 def _case(result, diff, q, key: str | None = None, fault=None) -> Case:
-    """The case of quantity q of layer ``diff`` (a ``layerdiff.LayerDiff``) of ``result``;
+    """The case of quantity q of layer ``diff`` (a ``diff_result.LayerDiff``) of ``result``;
     ``key`` and ``fault`` for a fault's case (q is then the pass's worst quantity)."""
-    inputs = result.isolated_inputs
+    inputs = result.inputs
     mine, reference = q.arrays
     key = q.key if key is None else key
-    if diff.name not in inputs["layers"]:
+    if diff.name not in inputs.layers:
         # a whole-model function: no layer's own inputs, so only conventions that need none
-        case = Case("other", key, q.pass_, mine, reference, inputs["x"], None,
+        case = Case("other", key, q.direction, mine, reference, inputs.x, None,
                     np.dtype(result.dtype), q.tolerance, name=diff.name)
         case.fault = fault
         return case
-    x, dy = inputs["layers"][diff.name]
+    x, dy = inputs.layers[diff.name]
     if diff.name == LOSS:
-        case = loss_case(key, q.pass_, mine, reference, x, inputs["labels"], result.dtype,
+        case = loss_case(key, q.direction, mine, reference, x, inputs.labels, result.dtype,
                          q.tolerance)
     else:
-        layer = next(layer for layer in inputs["model"].layers if layer.name == diff.name)
-        case = layer_case(layer, key, q.pass_, mine, reference, x, dy, q.tolerance)
+        layer = next(layer for layer in inputs.model.layers if layer.name == diff.name)
+        case = layer_case(layer, key, q.direction, mine, reference, x, dy, q.tolerance)
     case.fault = fault
     return case
 
@@ -133,7 +133,8 @@ def _fault_cause(result, first) -> tuple[Cause | None, list[str]]:
     worst isolated quantity of that pass (its value on private copies), or, when a fatal fault
     left none, on the quantity the fault concerns (the conventions that run the layer again)."""
     diff = next(layer for layer in result.layers if layer.name == first.layer)
-    compared = [q for q in diff.quantities if q.pass_ == first.pass_ and q.isolated is not None]
+    compared = [q for q in diff.quantities
+                if q.direction == first.direction and q.isolated is not None]
     concerned = diff.get(first.fault.key)
     if not compared and (concerned is None or concerned.arrays[1] is None):
         return None, []
@@ -144,14 +145,15 @@ def _fault_cause(result, first) -> tuple[Cause | None, list[str]]:
 
 
 def explain(result) -> Cause | None:
-    """Set ``cause`` and ``causes_tried`` on every quantity of a ``layerdiff.ModelDiff`` whose
-    isolated error fails, and ``result.first.cause``; returns the first divergence's cause."""
+    """Set ``cause`` and ``causes_tried`` on every quantity of a ``diff_result.ModelDiff`` whose
+    isolated error fails, and on ``result.first_divergence``; returns the first divergence's
+    cause."""
     for diff in result.layers:
         for q in diff.quantities:
             if q.isolated_fails:
                 case = _case(result, diff, q)
                 q.cause, q.causes_tried = find_cause(case), tried(case)
-    first = result.first
+    first = result.first_divergence
     if first is None:
         return None
     if getattr(first, "fault", None) is not None:

@@ -3,7 +3,7 @@ dtype of what it returns.
 
 Both are seen directly rather than recomputed. ``in_place_mutation``: the layer changed an
 array it was handed (its input, its upstream gradient, a parameter): a fault of the layer's
-code (``Case.fault``, with the wording of ``reference_tf.own.safety``: "modified ..."). Its
+code (``Case.fault``, with the wording of ``reference_tf.user_code``: "modified ..."). Its
 residual is the layer's error on private copies, where the write harms nobody. ``dtype_drift``:
 the layer's value has another dtype than the model's. It is compared with TensorFlow's value in
 the coarser of the two dtypes, at that dtype's tolerance: returned as float32 from a float64
@@ -38,7 +38,7 @@ def in_place_mutation(case: Case):
     problem = _fault_problem(case)
     if problem.startswith("modified "):
         what = problem.removeprefix("modified ")
-        yield Variant(f"the layer works on private copies: its {case.pass_} pass writes into "
+        yield Variant(f"the layer works on private copies: its {case.direction} pass writes into "
                       f"{what}", case.reference, observed=True)
 
 
@@ -56,7 +56,7 @@ def dtype_drift(case: Case):
     coarse = max(drifted, case.dtype, key=lambda d: np.finfo(d).eps)
     if coarse.name not in ("float32", "float64"):
         return
-    kind = "output" if case.pass_ == "forward" else "grads"
+    kind = "output" if case.direction == "forward" else "grads"
     yield Variant(f"its {drifted.name} result is compared in {coarse.name} (the layer returns "
                   f"{drifted.name} from a {case.dtype.name} model)",
                   np.asarray(case.reference).astype(coarse), observed=True,

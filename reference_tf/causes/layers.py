@@ -25,7 +25,7 @@ def relu_grad_at_zero(case: Case):
 
 
 def _orders(reference: str):
-    """Every order of (H, W, C) other than the reference's."""
+    """Every order of (H, W, C) other than the twin's."""
     return [order for order in map("".join, permutations(TF_FLATTEN)) if order != reference]
 
 

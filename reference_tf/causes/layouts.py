@@ -16,7 +16,7 @@ import numpy as np
 
 from reference_tf.causes.registry import Case, Variant, convention
 from reference_tf.own.conventions import activation_from_user, activation_to_user
-from reference_tf.own.safety import UserCodeError
+from reference_tf.user_code import UserCodeError
 
 FIELDS = {"conv": "kernel_layout", "dense": "dense_layout"}
 # Tried first: where an axis of size 1 makes two layouts read alike, the usual one is named.

@@ -250,6 +250,22 @@ def _arrays(name: str, values: dict, keys) -> dict:
     return {key: np.asarray(value, np.float64) for key, value in values.items()}
 
 
+def _slots(settings: dict, state: dict, key: str, w: np.ndarray, step: int) -> dict:
+    """Keras's optimizer slots of parameter ``key`` before the step, float64 (zeros at step 1
+    where the state has none)."""
+    slots = {}
+    for slot in slots_of(settings):
+        if key in state.get(slot, {}):
+            slots[slot] = np.asarray(state[slot][key], np.float64)
+        elif step == 1:
+            slots[slot] = np.zeros_like(w)
+        else:
+            raise ValueError(f"explain_update: {settings['name']} at step {step} needs "
+                             f"Keras's state '{slot}' of '{key}', received slots "
+                             f"{sorted(state)}.")
+    return slots
+
+
 def explain_update(optimizer, before: dict, grads: dict, state: dict | None, update: dict,
                    keras_update: dict, *, step: int, learning_rate: float | None = None,
                    previous_learning_rate: float | None = None, penalties: dict | None = None,
@@ -302,18 +318,8 @@ def explain_update(optimizer, before: dict, grads: dict, state: dict | None, upd
         mine, reference = w + mine_all[key], w + keras_all[key]
         if error(mine, reference) <= tol:
             continue
-        slots = {}
-        for slot in slots_of(settings):
-            if key in state.get(slot, {}):
-                slots[slot] = np.asarray(state[slot][key], np.float64)
-            elif step == 1:
-                slots[slot] = np.zeros_like(w)
-            else:
-                raise ValueError(f"explain_update: {settings['name']} at step {step} needs "
-                                 f"Keras's state '{slot}' of '{key}', received slots "
-                                 f"{sorted(state)}.")
-        s = Step(settings, w, g_all[key], slots, step, rate, previous,
-                 (penalties or {}).get(key))
+        s = Step(settings, w, g_all[key], _slots(settings, state, key, w, step), step, rate,
+                 previous, (penalties or {}).get(key))
         keras_error = error(after(s), reference)
         if keras_error > tol:
             raise ValueError(f"explain_update: Keras's step of '{key}' recomputed from before, "

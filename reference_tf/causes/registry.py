@@ -70,19 +70,19 @@ class Case:
     layouts (NHWC, HWIO, dense (in, out)).
 
     kind: one of ``KINDS``; key: "output", "input_grad" or "grads/<param>" (the loss: "output" is
-    its value, "input_grad" dL/dlogits); pass_: "forward" or "backward"; mine: the layer's value
+    its value, "input_grad" dL/dlogits); direction: "forward" or "backward"; mine: the layer's value
     on TensorFlow's input (and upstream gradient); reference: TensorFlow's value; x: TensorFlow's
     input to the layer (N, ...) (the logits for the loss); dy: TensorFlow's upstream gradient
     (the output's shape; None for the loss); params: the layer's parameters ("kernel", "bias");
     settings: "kernel_size"/"pool_size", "strides", "padding" of windowed layers; labels: the
     loss's (N,); dtype: the model's; tolerance: the quantity's; layer: the layer object (None
     for the loss), for conventions that run it again; name: the layer's name; fault: the fault
-    of the layer's code the case is about (``reference_tf.own.safety.Fault``), if any.
+    of the layer's code the case is about (``reference_tf.user_code.Fault``), if any.
     """
 
     kind: str
     key: str
-    pass_: str
+    direction: str
     mine: object
     reference: object
     x: np.ndarray | None

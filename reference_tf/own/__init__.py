@@ -1,4 +1,4 @@
-"""Check a network tfparity did not write: declare each layer's Keras counterpart and conventions.
+"""Check a network tfparity did not write: declare each layer's Keras twin and conventions.
 
     from reference_tf import own
 
@@ -9,9 +9,10 @@
                       kernel_layout="OIHW", names={"kernel": "w", "bias": "b"}))
 
 ``docs/own-network.md`` describes every option. NumPy only: TensorFlow is imported when a Keras
-counterpart is first built.
+twin is first built.
 """
 
+from reference_tf.loss import Loss
 from reference_tf.own.conventions import Conventions
 from reference_tf.own.layers import (
                                      Conv2D,
@@ -25,8 +26,8 @@ from reference_tf.own.layers import (
                                      methods,
 )
 from reference_tf.own.losses import one_hot, value_and_gradient
-from reference_tf.own.model import Function, Loss, Model
-from reference_tf.own.safety import Fault, UserCodeError
+from reference_tf.own.model import Function, Model
+from reference_tf.user_code import Fault, UserCodeError
 
 __all__ = ["Conv2D", "Conventions", "Declaration", "Dense", "Fault", "Flatten", "Function",
            "Loss", "MaxPool2D", "Model", "OwnLayer", "ReLU", "UserCodeError", "functions",

@@ -13,7 +13,7 @@ one zero on every side". An implementation is either
 The layers are ``scratch.layers.Layer`` subclasses, so ``scratch.models.Sequential`` (and
 ``reference_tf.own.Model``) runs them like its own, in the user's layouts: shapes, arrays and
 parameters are the user's. tfparity's ``Layer`` interface is only the frame: every output and
-gradient comes from the user's code, called by ``reference_tf.own.safety`` on private copies and
+gradient comes from the user's code, called by ``reference_tf.user_code`` on private copies and
 checked on the way out.
 
 Keyword arguments named like ``Conventions`` fields override the model's conventions for one
@@ -29,14 +29,16 @@ import numpy as np
 
 from reference_tf.own.conventions import (
     CONVENTION_FIELDS,
+    KERAS_ACTIVATIONS,
     Conventions,
+    keras_permute_dims,
     param_from_user,
     param_to_user,
     shape_from_user,
     shape_to_user,
 )
-from reference_tf.own.safety import Fault, UserCodeError, call_user, result_faults, writes
-from scratch._checks import check_pair, check_positive_int
+from reference_tf.user_code import Fault, UserCodeError, call_user, result_faults, writes
+from scratch.checks import check_pair, check_positive_int
 from scratch.initializers import glorot_uniform
 from scratch.layers import Layer
 from scratch.ops.padding import window_padding
@@ -58,8 +60,8 @@ class Functions:
                                 f"{type(fn).__name__}.")
         self.forward, self.backward, self.args, self.kwargs = forward, backward, args, kwargs
 
-    def function(self, pass_: str) -> str:
-        return _name(self.forward if pass_ == "forward" else self.backward)
+    def function(self, direction: str) -> str:
+        return _name(self.forward if direction == "forward" else self.backward)
 
     def check_params(self, names: list[str], owner: str) -> None:
         """Nothing to check: parameters are passed as arguments."""
@@ -116,8 +118,8 @@ class Methods:
         self.obj, self.names = obj, {"forward": forward, "backward": backward,
                                      "params": params, "grads": grads}
 
-    def function(self, pass_: str) -> str:
-        return f"{type(self.obj).__name__}.{self.names[pass_]}"
+    def function(self, direction: str) -> str:
+        return f"{type(self.obj).__name__}.{self.names[direction]}"
 
     def _owner(self, attribute: str) -> str:
         return f"{type(self.obj).__name__}.{attribute}"
@@ -339,10 +341,15 @@ class OwnLayer(Layer):
         """Keras parameter name -> the user's name, for the layers that have parameters."""
         return dict(self.conventions.names) if self.kind else {}
 
+    def twin_stack(self) -> list[tuple[str, dict]]:
+        """The Keras layers computing exactly what was declared, in the user's layouts, in
+        order: (``keras.layers`` class name, settings) pairs."""
+        raise TypeError(f"{self.owner}: no Keras twin for {type(self).__name__}.")
+
     def keras_layer(self, dtype: str):
-        """The Keras layer (or small stack) computing exactly what was declared, in the
-        user's layouts (``reference_tf.own.counterparts``)."""
-        from reference_tf.own.counterparts import keras_layer
+        """The Keras twin: one layer or a small stack built from ``twin_stack``
+        (``reference_tf.own.twins``)."""
+        from reference_tf.own.twins import keras_layer
 
         return keras_layer(self, dtype)
 
@@ -392,10 +399,10 @@ class OwnLayer(Layer):
         return {}
 
     # Passes ----------------------------------------------------------------------------------
-    def _fault(self, pass_: str):
+    def _fault(self, direction: str):
         def make(key, problem, fatal, frame=None):
-            return Fault(self.name or type(self).__name__, self.impl.function(pass_), pass_, key,
-                         problem, fatal, frame)
+            return Fault(self.name or type(self).__name__, self.impl.function(direction),
+                         direction, key, problem, fatal, frame)
         return make
 
     def _require_impl(self) -> None:
@@ -455,6 +462,15 @@ class OwnLayer(Layer):
         return f"{type(self).__name__}({self.function}, {settings}, name={self.name!r})"
 
 
+def _permute(source: str, target: str) -> list[tuple[str, dict]]:
+    """The Keras ``Permute`` from the activation layout ``source`` to ``target``, if any."""
+    return [] if source == target else [("Permute", {"dims": keras_permute_dims(source, target)})]
+
+
+def _flatten_stack(conventions: Conventions) -> list[tuple[str, dict]]:
+    return _permute(conventions.layout, conventions.flatten_order) + [("Flatten", {})]
+
+
 class _Windowed(OwnLayer):
     """Shared shape logic of Conv2D and MaxPool2D."""
 
@@ -471,6 +487,17 @@ class _Windowed(OwnLayer):
         h, w, c = self.image_shape(input_shape)
         ho, wo = window_output(self.owner, (h, w), self.window(), self.strides, self.padding)
         return shape_to_user((ho, wo, self.output_channels(c)), self.conventions.layout)
+
+    def twin_stack(self):
+        """Permuted to NHWC and back around the Keras layer; explicit padding becomes
+        ``ZeroPadding2D`` followed by ``padding="valid"``."""
+        settings, stack = self.config(), []
+        if not isinstance(self.padding, str):
+            stack.append(("ZeroPadding2D", {"padding": self.padding}))
+            settings["padding"] = "valid"
+        layout = self.conventions.layout
+        return (_permute(layout, KERAS_ACTIVATIONS) + stack + [(self.keras_class, settings)]
+                + _permute(KERAS_ACTIVATIONS, layout))
 
 
 class Conv2D(_Windowed):
@@ -571,6 +598,11 @@ class Dense(OwnLayer):
     def output_shape_for(self, input_shape):
         return (self.units,)
 
+    def twin_stack(self):
+        """On images, the images permuted to the declared flatten order and flattened first."""
+        images = _flatten_stack(self.conventions) if len(self.input_shape) == 3 else []
+        return images + [("Dense", {"units": self.units})]
+
     def keras_init(self, input_shape, rng):
         return {"kernel": glorot_uniform((self.features(input_shape), self.units), rng,
                                          self.dtype),
@@ -581,6 +613,9 @@ class ReLU(OwnLayer):
     """A user ReLU declared as ``keras.layers.ReLU()`` (derivative 0 at exactly 0)."""
 
     keras_class = "ReLU"
+
+    def twin_stack(self):
+        return [("ReLU", {})]
 
 
 class Flatten(OwnLayer):
@@ -594,6 +629,10 @@ class Flatten(OwnLayer):
 
     def output_shape_for(self, input_shape):
         return (int(np.prod(input_shape)),)
+
+    def twin_stack(self):
+        """An NCHW flatten is ``Permute`` then ``Flatten``."""
+        return _flatten_stack(self.conventions)
 
 
 DECLARED = {cls.__name__: cls for cls in (Conv2D, Dense, MaxPool2D, ReLU, Flatten)}

@@ -14,7 +14,7 @@ import sys
 from pathlib import Path
 
 from reference_tf.own.model import Function, Model
-from reference_tf.own.safety import last_frame
+from reference_tf.user_code import last_frame
 from scratch.models import Sequential
 
 MODEL_TYPES = (Model, Function, Sequential)

@@ -10,10 +10,10 @@ y)`` whose architecture the (implementation-free) layers declare; it is checked 
 from __future__ import annotations
 
 import copy
-import numbers
 
 import numpy as np
 
+from reference_tf.loss import LOSS, Loss, loss_value
 from reference_tf.own.conventions import (
     KERAS_ACTIVATIONS,
     Conventions,
@@ -21,87 +21,9 @@ from reference_tf.own.conventions import (
     shape_from_user,
 )
 from reference_tf.own.layers import OwnLayer
-from reference_tf.own.safety import Fault, UserCodeError, call_user, result_faults, writes
-from scratch import ops
-from scratch._checks import check_dtype_name
+from reference_tf.user_code import Fault, UserCodeError, call_user, result_faults, writes
+from scratch.checks import check_dtype_name
 from scratch.models import NUM_CLASSES, Sequential
-
-REDUCTIONS = ("mean", "sum")
-LOSS = "loss"
-
-
-def _loss_value(value, fault) -> tuple[float, list[Fault]]:
-    """A user's loss value as a float, or a fatal fault."""
-    if isinstance(value, numbers.Real) and not isinstance(value, bool):
-        return float(value), []
-    if isinstance(value, np.ndarray) and value.shape == ():
-        return float(value), []
-    shape = getattr(value, "shape", None)
-    kind = f"shape {shape}" if shape is not None else type(value).__name__
-    return 0.0, [fault(LOSS, f"returned a loss of {kind}, expected a scalar", True)]
-
-
-class Loss:
-    """Softmax cross-entropy of logits (N, K) and integer labels (N,), as the user computes it.
-
-    Args:
-        fn: ``loss, dlogits = fn(logits, labels)``, like CS231n's ``softmax_loss``; None is
-            tfparity's own (``scratch.ops.softmax_cross_entropy``).
-        reduction: "mean" (over the batch) or "sum"; the Keras reference uses the same.
-    """
-
-    def __init__(self, fn=None, reduction: str = "mean"):
-        if fn is not None and not callable(fn):
-            raise TypeError(f"Loss: expected fn to be a function (logits, labels) -> (loss, "
-                            f"dlogits), received {type(fn).__name__}.")
-        if reduction not in REDUCTIONS:
-            raise ValueError(f"Loss: expected reduction in {REDUCTIONS}, received "
-                             f"reduction={reduction!r}.")
-        if fn is None and reduction != "mean":
-            raise ValueError("Loss: tfparity's own loss is the mean; give fn for another "
-                             f"reduction, received reduction={reduction!r}.")
-        self.fn, self.reduction = fn, reduction
-
-    @property
-    def function(self) -> str:
-        return "tfparity" if self.fn is None else getattr(self.fn, "__name__", "loss")
-
-    @property
-    def label(self) -> str:
-        return f"SoftmaxCrossEntropy ({self.reduction})"
-
-    def _fault(self, key, problem, fatal, frame=None) -> Fault:
-        return Fault(LOSS, self.function, "forward" if key == LOSS else "backward", key, problem,
-                     fatal, frame)
-
-    def compute(self, logits: np.ndarray, labels: np.ndarray) -> tuple[float, np.ndarray]:
-        """(loss, dL/dlogits (N, K)), the user's code run on copies and checked."""
-        if self.fn is None:
-            return ops.softmax_cross_entropy(logits, labels)
-        given, labels_given = logits.copy(), labels.copy()
-        result = call_user(self.fn, (given, labels_given), {}, LOSS, self._fault)
-        if not (isinstance(result, tuple) and len(result) == 2):
-            raise UserCodeError([self._fault(LOSS, f"returned {type(result).__name__}, expected "
-                                                   "a pair (loss, dlogits)", True)])
-        loss, faults = _loss_value(result[0], self._fault)
-        faults += result_faults(result[1], "input_grad", "dlogits", logits.shape, logits.dtype,
-                                "", self._fault)
-        if any(f.fatal for f in faults):
-            raise UserCodeError(faults)
-        dlogits = result[1].astype(logits.dtype, copy=False)
-        faults += writes({"input": given, "labels": labels_given},
-                         {"input": logits, "labels": labels},
-                         {"input": "the logits it received",
-                          "labels": "the labels it received"}, self._fault)
-        if faults:
-            raise UserCodeError(faults, value=(loss, dlogits))
-        return loss, dlogits
-
-    def keras(self, dtype: str):
-        """The Keras loss object of the same reduction (``reference_tf.own.counterparts``)."""
-        from reference_tf.own.counterparts import keras_loss
-
-        return keras_loss(self.reduction, dtype)
 
 
 class Model(Sequential):
@@ -235,7 +157,7 @@ class Function:
         if not (isinstance(result, tuple) and len(result) == 2 and isinstance(result[1], dict)):
             raise UserCodeError([self._fault(LOSS, f"returned {type(result).__name__}, expected "
                                                    "a pair (loss, grads dict)", True)])
-        loss, faults = _loss_value(result[0], self._fault)
+        loss, faults = loss_value(result[0], self._fault)
         grads = result[1]
         missing = sorted(set(self.params) - set(grads))
         if missing:

@@ -7,9 +7,8 @@ import sys
 from pathlib import Path
 
 from reports.commands.options import add_models, in_model_order, non_negative_int, positive_int
-from reports.environment import threads_text
 from reports.errors import INTERRUPTED, BadInput
-from reports.outputs import JSON_SUFFIXES, PLOT_SUFFIXES, check_dir, check_file
+from reports.files.outputs import JSON_SUFFIXES, PLOT_SUFFIXES, check_dir, check_file
 
 
 def register(subparsers) -> None:
@@ -48,98 +47,6 @@ def register(subparsers) -> None:
     parser.set_defaults(func=run)
 
 
-def _ms(spread: dict) -> str:
-    return f"{1e3 * spread['median']:.3f} [{1e3 * spread['q1']:.3f}, {1e3 * spread['q3']:.3f}]"
-
-
-def _mib(value) -> str:
-    return "n/a" if value is None else f"{value:.1f}"
-
-
-def table(rows: list[dict]) -> list[str]:
-    """The results as Markdown lines."""
-    lines = ["| model | NumPy step ms [IQR] | TF step ms [IQR] | step ratio NumPy/TF | "
-             "NumPy eval img/s | TF eval img/s | eval ratio NumPy/TF | NumPy peak MiB "
-             "(tracemalloc / RSS) | TF peak MiB (RSS) | NumPy loss_and_grads ms [IQR] "
-             "(of the step) |",
-             "|" + " --- |" * 10]
-    for row in rows:
-        lines.append(
-            f"| {row['model']} | {_ms(row['numpy_step'])} | {_ms(row['tensorflow_step'])} | "
-            f"{row['train_ratio']:.2f} | {row['numpy_eval_images_per_s']:,.0f} | "
-            f"{row['tensorflow_eval_images_per_s']:,.0f} | {row['eval_ratio']:.2f} | "
-            f"{_mib(row['numpy_peak_tracemalloc_mib'])} / {_mib(row['numpy_peak_rss_mib'])} | "
-            f"{_mib(row['tensorflow_peak_rss_mib'])} | {_ms(row['numpy_loss_and_grads'])} "
-            f"({row['loss_and_grads_of_step']:.2f}) |")
-    return lines
-
-
-PROFILE_TITLES = {"step": "training step (fused fast path)",
-                  "layers": "layer by layer (trace path)"}
-
-
-def conditions(environment: dict, rows: list[dict], load: int) -> list[str]:
-    """Both sides' thread settings and the load the table was measured under, as Markdown."""
-    averages = "; ".join(f"{row['model']} {_averages(row['load_average_before'])} -> "
-                         f"{_averages(row['load_average_after'])}" for row in rows)
-    used = "; ".join(f"{row['model']} " + ", ".join(
-        f"{phase} {count}" for phase, count in row["numpy_blas_threads"].items()) for row in rows)
-    return [f"- Threads: {threads_text(environment)}.",
-            f"- NumPy BLAS threads used: {used}.",
-            f"- Load: {load} busy competitor process(es) (`--load {load}`) on "
-            f"{environment['cpu_count']} logical CPUs; 1-minute load average before -> after each "
-            f"model: {averages}."]
-
-
-def _averages(values) -> str:
-    return "n/a" if values is None else f"{values[0]:.2f}"
-
-
-def profile_table(name: str, profile: dict[str, list[dict]]) -> list[str]:
-    lines = []
-    for path, layers in profile.items():
-        total = sum(layer["forward"] + layer["backward"] for layer in layers) or 1.0
-        lines += [f"NumPy per-layer times, {name}, {PROFILE_TITLES[path]} (ms, median):",
-                  f"{'layer':<14} {'type':<10} {'forward':>8} {'backward':>9} {'share':>6}"]
-        for layer in layers:
-            share = (layer["forward"] + layer["backward"]) / total
-            lines.append(f"{layer['layer']:<14} {layer['type']:<10} {1e3 * layer['forward']:8.3f} "
-                         f"{1e3 * layer['backward']:9.3f} {100 * share:5.1f}%")
-        lines += [f"{'total':<25} {1e3 * total:18.3f}", ""]
-    return lines[:-1]
-
-
-def plot(rows: list[dict], path: Path) -> Path:
-    import matplotlib.pyplot as plt
-    import numpy as np
-
-    from reports.atomic import save_figure
-
-    names = [row["model"] for row in rows]
-    positions = np.arange(len(rows))
-    fig, axes = plt.subplots(1, 2, figsize=(10, 3.6))
-    for ax, key, label in ((axes[0], "step", "training step (ms, median)"),
-                           (axes[1], "eval_images_per_s", "evaluation (images/s)")):
-        for offset, side, title in ((-0.2, "numpy", "NumPy"), (0.2, "tensorflow", "TensorFlow")):
-            if key == "step":
-                values = [1e3 * row[f"{side}_step"]["median"] for row in rows]
-                errors = [[1e3 * (row[f"{side}_step"]["median"] - row[f"{side}_step"]["q1"])
-                           for row in rows],
-                          [1e3 * (row[f"{side}_step"]["q3"] - row[f"{side}_step"]["median"])
-                           for row in rows]]
-            else:
-                values, errors = [row[f"{side}_{key}"] for row in rows], None
-            ax.bar(positions + offset, values, 0.4, yerr=errors, label=title)
-        ax.set_xticks(positions, names)
-        ax.set_yscale("log")
-        ax.set_title(label)
-    axes[0].legend()
-    fig.tight_layout()
-    save_figure(fig, path, dpi=110)
-    plt.close(fig)
-    return path
-
-
 def run(args: argparse.Namespace) -> int:
     out = check_dir(args.out, "--out")
     json_path = check_file(args.json or out / "bench.json", "--json", JSON_SUFFIXES)
@@ -154,11 +61,12 @@ def run(args: argparse.Namespace) -> int:
         raise BadInput(str(error)) from error
 
     from reference_tf import threads as tf_threads
-    from reports import bench
-    from reports.atomic import write_text
     from reports.environment import describe
-    from reports.load import competitors
-    from reports.runner import write_json_atomic
+    from reports.files.atomic import write_text
+    from reports.files.records import write_json_atomic
+    from reports.measure import bench
+    from reports.measure.competitors import competitors
+    from reports.render.timing_text import conditions, profile_table, table
 
     tf_threads.configure()  # before anything starts TensorFlow's runtime
     settings = bench.Settings(models=tuple(in_model_order(args.models)), dtype=args.dtype,
@@ -190,6 +98,8 @@ def run(args: argparse.Namespace) -> int:
     md_path = write_text(out / "bench.md", "\n".join(lines) + "\n")
     written = [json_path, md_path]
     if args.plot is not None:
-        written.append(plot(rows, args.plot))
+        from reports.render.plots import timing_chart
+
+        written.append(timing_chart(rows, args.plot))
     print("wrote " + ", ".join(str(p) for p in written))
     return 0

@@ -17,7 +17,7 @@ from reports.commands.options import (
     positive_int,
 )
 from reports.errors import BadInput, reading
-from reports.outputs import JSON_SUFFIXES, PLOT_SUFFIXES, check_file
+from reports.files.outputs import JSON_SUFFIXES, PLOT_SUFFIXES, check_file
 
 STDOUT = "-"
 
@@ -72,7 +72,7 @@ def run(args: argparse.Namespace) -> int:
     if args.plot is not None:
         check_file(args.plot, "--plot", PLOT_SUFFIXES)
 
-    from reports.weights import load_weights, read_weights
+    from reports.files.weights import load_weights, read_weights
     from scratch.models import build
 
     weights, dtype = None, args.dtype
@@ -88,19 +88,19 @@ def run(args: argparse.Namespace) -> int:
     from reference_tf.finite_diff import third_opinion
     from reference_tf.layerdiff import diff, diff_model
     from reference_tf.reproducible import use_reproducible_kernels
-    from reports.layerdiff_text import render
-    from reports.runner import to_json_safe, write_json_atomic
+    from reports.files.records import to_json_safe, write_json_atomic
+    from reports.render.layerdiff_text import render
 
     use_reproducible_kernels()
     if args.spec is not None:
         model, x, y = user_model.load(args, dtype or "float64", checks_mnist(args))
-        result = diff(model, x, y, name=args.spec, seed=args.seed, data=args.data)
-        result.data_unverified = args.data == "mnist" and not checks_mnist(args)
+        result = diff(model, x, y, name=args.spec, seed=args.seed, data=args.data,
+                      data_unverified=args.data == "mnist" and not checks_mnist(args))
     else:
         result = diff_model(args.model, dtype or "float64", args.seed, args.batch_size,
                             args.data, weights, verify=checks_mnist(args))
     if not args.no_fd:
-        third_opinion(result)
+        result.opinion = third_opinion(result)
     payload = result.to_dict()
     if args.json == STDOUT:
         print(json.dumps(to_json_safe(payload), indent=1, allow_nan=False))
@@ -110,7 +110,7 @@ def run(args: argparse.Namespace) -> int:
             write_json_atomic(Path(args.json), payload)
             print(f"\nJSON: {args.json}")
     if args.plot is not None:
-        from reports.layerdiff_plot import heatmap
+        from reports.render.layerdiff_plot import heatmap
 
         heatmap(result, args.plot)
         if args.json != STDOUT:

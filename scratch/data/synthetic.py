@@ -15,10 +15,10 @@ from __future__ import annotations
 
 import numpy as np
 
-from scratch._checks import check_dtype_name
+from scratch.checks import check_dtype_name
+from scratch.data.mnist import IMAGE_SHAPE, NUM_CLASSES
 
-NUM_CLASSES = 10
-SIZE = 28
+SIZE = IMAGE_SHAPE[0]
 
 
 def strokes(n: int, seed: int = 0, dtype="float64", size: int = SIZE

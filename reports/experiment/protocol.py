@@ -1,0 +1,127 @@
+"""The course's experimental protocol: models, hyper-parameter settings and the runs they imply.
+
+One ``RunSpec`` is the unit of work: one (model, setting, seed, implementation) training run.
+Its ``key`` hashes every field that changes the result, so a cached result is reused only for
+the exact same configuration.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import asdict, dataclass
+
+IMPLEMENTATIONS = ("numpy", "tensorflow")
+DATA_SOURCES = ("mnist", "templates")  # Protocol.data; loaded by reports.experiment.datasets
+# (training, test) images of the templates data (scratch.data.synthetic.templates) a report and
+# ``tfparity train`` use; here, not in datasets, so that parsing the command line loads no NumPy.
+TEMPLATES_SIZES = {"report": (4000, 1000), "train": (2000, 500)}
+DTYPES = ("float32", "float64")  # Protocol.dtype
+# Coordinates of the projection of all weights each evaluation records (reports.experiment.drift).
+# What the runs record is part of every run's key: runs saved before it changed are trained again.
+PROJECTION_DIM = 256
+PROJECTION_HITS = 4  # coordinates each parameter is added to
+RECORDS = {"weight_projection": {"dim": PROJECTION_DIM, "hits": PROJECTION_HITS,
+                                 "kind": "sparse-jl"}}
+
+# (epochs, learning rate) per model, in the course's order.
+SETTINGS: dict[str, tuple[tuple[int, float], ...]] = {
+    "linear": ((5, 0.0001), (5, 0.005), (5, 0.1)),
+    "mlp1": ((15, 0.0001), (15, 0.005), (15, 0.1)),
+    "mlp2": ((5, 0.003), (40, 0.003), (40, 0.05)),
+    "cnn": ((5, 0.01), (10, 0.001), (20, 0.001)),
+}
+
+
+@dataclass(frozen=True)
+class Protocol:
+    """How every run of a report is trained and evaluated.
+
+    ``train_size``: training images used (the first ones); ``train_eval_fraction``: the first
+    fraction of those is the train-evaluation set; ``test_size``: test images evaluated (None =
+    all). ``epochs`` overrides every setting's epoch count when not None (``--quick``).
+    """
+
+    data: str = "mnist"
+    dtype: str = "float32"
+    batch_size: int = 100
+    eval_every: int = 20000
+    train_size: int | None = None
+    train_eval_fraction: float = 0.2
+    test_size: int | None = None
+    epochs: int | None = None
+    eval_batch_size: int = 1000
+
+
+FULL = Protocol()
+QUICK = Protocol(train_size=2000, test_size=1000, eval_every=500, epochs=1)
+
+
+@dataclass(frozen=True)
+class RunSpec:
+    """One training run: ``model`` with its ``setting``-th (epochs, lr), ``seed``,
+    ``implementation``.
+
+    ``seed`` fixes both the initial weights (shared by both implementations) and the batch order.
+    """
+
+    model: str
+    setting: int
+    epochs: int
+    lr: float
+    seed: int
+    implementation: str
+    protocol: Protocol
+
+    @property
+    def experiment(self) -> tuple[str, int]:
+        return self.model, self.setting
+
+    def label(self) -> str:
+        return f"{self.model} #{self.setting + 1} (epochs={self.epochs}, lr={self.lr:g})"
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+    @property
+    def key(self) -> str:
+        """A hash of the exact configuration and of what the run records (16 hex digits)."""
+        blob = json.dumps({**self.to_dict(), "records": RECORDS}, sort_keys=True).encode()
+        return hashlib.sha256(blob).hexdigest()[:16]
+
+    @property
+    def filename(self) -> str:
+        return (f"{self.model}-s{self.setting + 1}-seed{self.seed}-{self.implementation}-"
+                f"{self.key}.json")
+
+
+def check_models(models) -> list[str]:
+    """The requested model names in the course's order; ValueError names an unknown one."""
+    unknown = sorted(set(models) - set(SETTINGS))
+    if unknown or not models:
+        raise ValueError(f"report: expected models among {list(SETTINGS)}, received "
+                         f"{list(models)}.")
+    return [m for m in SETTINGS if m in models]
+
+
+def plan(models, seeds: int, protocol: Protocol) -> list[RunSpec]:
+    """Every run of a report, seed-major (a whole seed finishes before the next starts).
+
+    Within an experiment the NumPy run comes right before the TensorFlow run.
+    """
+    if isinstance(seeds, bool) or not isinstance(seeds, int) or seeds < 1:
+        raise ValueError("report: expected seeds to be a positive integer, received "
+                         f"seeds={seeds!r}.")
+    specs = []
+    for seed in range(seeds):
+        for model in check_models(models):
+            for index, (epochs, lr) in enumerate(SETTINGS[model]):
+                for implementation in IMPLEMENTATIONS:
+                    specs.append(RunSpec(model, index, protocol.epochs or epochs, lr, seed,
+                                         implementation, protocol))
+    return specs
+
+
+def steps_per_run(spec: RunSpec, train_size: int) -> int:
+    """Number of SGD steps of a run on ``train_size`` training images."""
+    return spec.epochs * -(-train_size // spec.protocol.batch_size)

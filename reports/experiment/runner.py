@@ -1,0 +1,143 @@
+"""Training one of the report's runs (``train_one``) and the store of finished runs (``RunStore``).
+
+A run's result is a JSON file in ``<out>/runs/`` named after its ``RunSpec`` (whose key hashes
+the exact configuration), written atomically; a run whose file exists is not run again, so
+re-running a command resumes it and Ctrl-C loses nothing already finished. Which runs execute
+where is ``reports.experiment.sweep``'s business.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import time
+from pathlib import Path
+from typing import Callable
+
+import numpy as np
+
+from reports.environment import load_average
+from reports.experiment.datasets import Splits
+from reports.experiment.drift import WeightProjection
+from reports.experiment.protocol import RunSpec, steps_per_run
+from reports.experiment.trainers import Side, make_trainer
+from reports.files.records import write_json_atomic
+from scratch import threads
+from scratch.models import build
+from scratch.optim import SGD
+from scratch.train import run
+
+
+class RunStore:
+    """Finished runs under ``<root>/runs``: ``load(spec)`` (None if absent), ``save(spec,
+    result)``."""
+
+    def __init__(self, root: Path):
+        self.root = Path(root)
+        self.dir = self.root / "runs"
+
+    def path(self, spec: RunSpec) -> Path:
+        return self.dir / spec.filename
+
+    def load(self, spec: RunSpec) -> dict | None:
+        path = self.path(spec)
+        if not path.exists():
+            return None
+        try:
+            result = json.loads(path.read_text())
+        except (OSError, json.JSONDecodeError):
+            return None  # unreadable: run again
+        if not isinstance(result, dict) or result.get("key") != spec.key:
+            return None  # not a run of this spec (e.g. a file holding null): run again
+        return result
+
+    def save(self, spec: RunSpec, result: dict) -> None:
+        write_json_atomic(self.path(spec), result)
+
+
+def _weights_digest(params: dict) -> str:
+    digest = hashlib.sha256()
+    for key in sorted(params):
+        digest.update(key.encode())
+        digest.update(np.ascontiguousarray(np.asarray(params[key])).tobytes())
+    return digest.hexdigest()[:16]
+
+
+def spec_trainer(spec: RunSpec) -> Side:
+    """The trainer of one run (``trainers.make_trainer``): plain SGD at the run's rate; both
+    implementations start from the weights ``scratch.models.build(model, seed)`` draws."""
+    model = build(spec.model, seed=spec.seed, dtype=spec.protocol.dtype)
+    return make_trainer(model, spec.implementation, SGD(spec.lr), spec.protocol.eval_batch_size)
+
+
+def load_average_1min() -> float | None:
+    averages = load_average()
+    return None if averages is None else averages[0]
+
+
+def thread_settings(implementation: str, since: dict | None = None) -> dict:
+    """The threads a run of ``implementation`` computed with: NumPy's BLAS threads per phase,
+    their rules and source, and how often each count ran a phase since the usage snapshot
+    ``since`` (``scratch.threads``); or TensorFlow's pools (``reference_tf.threads``)."""
+    if implementation == "numpy":
+        blas = threads.describe(since)
+        return {key: blas[key] for key in ("source", "rules", "phases", "usage")}
+    from reference_tf import threads as tf_threads
+
+    return tf_threads.describe()
+
+
+def train_one(spec: RunSpec, splits: Splits,
+              on_record: Callable[[dict], None] | None = None) -> dict:
+    """Train one run and return its result: the spec, the evaluation history and the timings.
+
+    Each record of the history holds ``weight_projection``: the run's parameters projected by
+    ``reports.experiment.drift.WeightProjection`` (the same projection for every seed and both
+    implementations of a model), a list of PROJECTION_DIM floats.
+
+    Timings: ``train_time`` is the sum of the training steps alone, ``eval_time`` the sum of the
+    evaluations, ``setup_time`` building the model, compiling and one warm-up step and
+    evaluation (undone before training: the weights are restored), ``wall_time`` all of it.
+    The conditions they were taken under: ``threads`` (``thread_settings``) and the 1-minute
+    load average at the start and the end.
+    """
+    load_at_start = load_average_1min()
+    blas_usage = threads.policy().usage_snapshot()
+    start = time.perf_counter()
+    x, y = splits.train
+    trainer, get_params, set_params = spec_trainer(spec)
+    initial = get_params()
+    projection = WeightProjection(spec.model, {k: v.shape for k, v in initial.items()})
+    batch = slice(0, spec.protocol.batch_size)
+    with np.errstate(all="ignore"):
+        trainer.train_step(x[batch], y[batch])
+        trainer.evaluate(*(part[:spec.protocol.eval_batch_size] for part in splits.test))
+        set_params(initial)
+        setup_time = time.perf_counter() - start
+        history = run(trainer, x, y, epochs=spec.epochs, batch_size=spec.protocol.batch_size,
+                      seed=spec.seed, eval_every=spec.protocol.eval_every,
+                      eval_sets={"train_eval": splits.train_eval, "test": splits.test},
+                      on_record=on_record,
+                      observe=lambda: {"weight_projection": projection(get_params()).tolist()})
+    last = history.records[-1]
+    steps = last["step"]
+    return {
+        "key": spec.key,
+        "spec": spec.to_dict(),
+        "diverged": history.diverged,
+        "history": history.records,
+        "steps": steps,
+        "planned_steps": steps_per_run(spec, len(x)),
+        "initial_weights_sha256": _weights_digest(initial),
+        "setup_time": setup_time,
+        "train_time": last["train_time"],
+        "eval_time": last["eval_time"],
+        "n_evaluations": len(history.records),
+        "wall_time": time.perf_counter() - start,
+        "ms_per_step": 1e3 * last["train_time"] / max(steps, 1),
+        "s_per_epoch": last["train_time"] / max(last["epoch"], 1e-12),
+        "finished_at": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+        "threads": thread_settings(spec.implementation, blas_usage),
+        "load_average_1min_at_start": load_at_start,
+        "load_average_1min_at_end": load_average_1min(),
+    }
