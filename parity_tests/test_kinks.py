@@ -9,6 +9,7 @@ inputs and some max-pool ties are decided by rounding, in both dtypes.
 
 from __future__ import annotations
 
+import json
 import re
 
 import numpy as np
@@ -17,6 +18,7 @@ import pytest
 from reference_tf.batches import model_batch
 from reference_tf.check import check
 from reference_tf.kinks import pool_flips, relu_flips
+from reference_tf.layerdiff import diff
 from reference_tf.own.loading import load_model
 from reports.cli import main
 
@@ -136,3 +138,30 @@ def test_cli_check_quiet_prints_no_progress(capsys):
     out, err = capsys.readouterr()
     assert code == 0, out
     assert "trace path, yours" not in err
+
+
+def test_cli_diff_explains_kinks_instead_of_accumulated_rounding(tmp_path, capsys):
+    path = tmp_path / "diff.json"
+    code = main(["diff", "--model", library_spec("objects", "build_fft"), "--dtype", "float32",
+                 "--data", "mnist", "--batch-size", "8", "--json", str(path), "--quiet"])
+    out, err = capsys.readouterr()
+    result = json.loads(path.read_text())
+    assert code == 0, out
+    assert result["status"] == "KINK" and result["passed"]
+    assert result["first_divergence"] is None and result["first_propagated_failure"] is not None
+    assert {flip["kind"] for flip in result["kinks"]} == {"relu", "pool"}
+    assert "Passed with rounding-decided kinks (status KINK)" in out
+    assert "rounding accumulated across layers" not in out
+    assert "layer 'relu1': ReLU input x(" in out
+    assert "your model" not in err  # --quiet
+
+
+def test_diff_real_tie_bug_among_kinks_is_no_kink(fft_model, monkeypatch):
+    from reference_tf.own.loading import import_target
+
+    module = import_target(library_spec("objects").split(":")[0])
+    monkeypatch.setattr(module.MaxPool2d, "backward", _every_tie)
+    model = fft_model.rebuilt(seed=0, dtype="float32")
+    x, y = model_batch(model, "mnist", 8, 0)
+    result = diff(model, x, y)
+    assert not result.passed and result.status == "FAIL" and result.kinks == []

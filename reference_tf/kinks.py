@@ -27,7 +27,7 @@ from typing import NamedTuple
 import numpy as np
 
 from reference_tf.causes import layer_kind, numeric
-from reference_tf.compare import tolerances
+from reference_tf.compare import safe_compare, tolerance_for, tolerances
 from reference_tf.guarding import instance_patch
 from reference_tf.user_code import UserCodeError
 from scratch.layers import replaying_masks
@@ -239,3 +239,10 @@ def replay(model: Sequential, x: np.ndarray, y: np.ndarray, reference: Trace,
         finally:
             model.set_state(state_before)
     return (trace if flips else None), flips
+
+
+def agrees(replayed: dict, reference: dict, dtype, batch_statistics: bool = False) -> bool:
+    """Every quantity of ``reference`` (named arrays, as ``gradients.trace_arrays`` gives them)
+    matched by ``replayed`` within its tolerance (``compare.tolerance_for``)."""
+    return all(replayed.get(key) is not None and safe_compare(replayed[key], value, key).passes(
+        tolerance_for(key, dtype, batch_statistics)) for key, value in reference.items())

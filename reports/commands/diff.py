@@ -12,12 +12,14 @@ from reports.commands.options import (
     BATCH_DATA,
     MODEL_NAMES,
     add_no_verify,
+    add_quiet,
     add_seed,
     checks_mnist,
     positive_int,
 )
 from reports.errors import BadInput, reading
 from reports.files.outputs import JSON_SUFFIXES, PLOT_SUFFIXES, check_file
+from reports.render.progress import progress_for
 
 STDOUT = "-"
 
@@ -54,6 +56,7 @@ def register(subparsers) -> None:
                              "(default: no plot)")
     parser.add_argument("--no-fd", action="store_true",
                         help="skip the finite-difference opinion on the first divergence")
+    add_quiet(parser, "; also with --json -")
     user_model.add_arguments(parser)
     parser.set_defaults(func=run)
 
@@ -92,15 +95,22 @@ def run(args: argparse.Namespace) -> int:
     from reports.render.layerdiff_text import render
 
     use_reproducible_kernels()
+    progress = progress_for(args.quiet or args.json == STDOUT)
     if args.spec is not None:
         model, x, y = user_model.load(args, dtype or "float64", checks_mnist(args))
         result = diff(model, x, y, name=args.spec, seed=args.seed, data=args.data,
-                      data_unverified=args.data == "mnist" and not checks_mnist(args))
+                      data_unverified=args.data == "mnist" and not checks_mnist(args),
+                      progress=progress)
     else:
         result = diff_model(args.model, dtype or "float64", args.seed, args.batch_size,
-                            args.data, weights, verify=checks_mnist(args))
-    if not args.no_fd:
+                            args.data, weights, verify=checks_mnist(args), progress=progress)
+    if not args.no_fd and result.first_divergence is not None:
+        if progress is not None:
+            progress(f"finite differences on {result.first_divergence.layer}, "
+                     f"{result.first_divergence.direction} pass")
         result.opinion = third_opinion(result)
+    if progress is not None:
+        progress.close()
     payload = result.to_dict()
     if args.json == STDOUT:
         print(json.dumps(to_json_safe(payload), indent=1, allow_nan=False))

@@ -83,7 +83,7 @@ def add_no_verify(parser: argparse.ArgumentParser) -> None:
                              "the published ones (SHA-256 not checked; every output says so)")
 
 
-def add_quiet(parser: argparse.ArgumentParser) -> None:
+def add_quiet(parser: argparse.ArgumentParser, also: str = "") -> None:
     parser.add_argument("--quiet", action="store_true",
-                        help="no progress on stderr (default: the phase, layer and pass being "
-                             "compared)")
+                        help=f"no progress on stderr{also} (default: the phase, layer and pass "
+                             "being compared)")

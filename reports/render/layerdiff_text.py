@@ -118,6 +118,24 @@ def _describe(layer: str, q: Quantity, logits: str) -> str:
     return f"gradient of parameter '{q.key.split('/', 1)[1]}' ({q.label})"
 
 
+KINKS_NAMED = 3  # flips named in the sentence; the rest are counted
+
+
+def kink_sentence(result: ModelDiff) -> str:
+    """Why a diff with propagated failures passes: ties or zeros decided by rounding."""
+    layer, label = result.first_propagated_failure
+    flips = result.kinks
+    named = "; ".join(flip.sentence for flip in flips[:KINKS_NAMED])
+    more = f"; and {len(flips) - KINKS_NAMED} more" if len(flips) > KINKS_NAMED else ""
+    plural = "s" if len(flips) > 1 else ""
+    count = f"{len(flips)} tie{plural} or zero{plural}"
+    return (f"Passed with rounding-decided kinks (status KINK): no single layer exceeds the "
+            f"{result.dtype} tolerances with TensorFlow's inputs, and the propagated {label} of "
+            f"'{layer}' differs only because {count} were decided differently by rounding: "
+            f"{named}{more}. With TensorFlow's branch at these positions your code agrees with "
+            "TensorFlow everywhere.")
+
+
 def first_divergence_sentence(result: ModelDiff) -> str:
     """One sentence naming the culprit layer, pass and quantity, with the third opinion."""
     tol = tolerances(result.dtype, result.batch_statistics)
@@ -127,6 +145,8 @@ def first_divergence_sentence(result: ModelDiff) -> str:
                     f"{result.dtype} tolerances (forward {tol.forward:.0e}, gradient "
                     f"{tol.gradient:.0e}).")
         layer, label = result.first_propagated_failure
+        if result.kinks:
+            return kink_sentence(result)
         return (f"No single layer exceeds the {result.dtype} tolerances with TensorFlow's inputs, "
                 f"but the propagated {label} of '{layer}' does: rounding accumulated across "
                 "layers.")
