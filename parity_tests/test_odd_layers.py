@@ -16,8 +16,11 @@ from reference_tf.check import check
 from reference_tf.finite_diff import third_opinion
 from reference_tf.layerdiff import diff
 from reference_tf.testing import assert_layer_parity, assert_model_parity
+from reports.cli import main
 from scratch import layers
 from scratch.models import Sequential
+
+from own_network_helpers import library, library_spec
 
 
 class Diverging(layers.Dense):
@@ -170,3 +173,26 @@ def test_attribute_parameters_named_like_the_parameters_are_found():
 def test_attribute_parameters_undeclared_name_the_declaration():
     with pytest.raises(ValueError, match=r"own\.methods\(obj, params=.*'weight', 'bias'"):
         _attribute_model(AttributeDense(16, 10))
+
+
+def test_cli_check_lists_every_fault_of_a_path(monkeypatch, capsys):
+    lib = library("loops")
+
+    def relu_forward(x):  # float64 out of a float32 model (not fatal: cast to go on)
+        return np.maximum(0, x).astype(np.float64), x
+
+    def relu_backward(dout, cache):  # writes into the upstream gradient (not fatal)
+        dout[cache <= 0] = 0
+        return dout
+
+    monkeypatch.setattr(lib, "relu_forward", relu_forward)
+    monkeypatch.setattr(lib, "relu_backward", relu_backward)
+    code = main(["check", "--model", library_spec("loops"), "--dtype", "float32",
+                 "--batch-size", "2", "--quiet"])
+    out = capsys.readouterr().out
+    assert code == 1
+    trace = [line for line in out.splitlines() if line.startswith("FAIL") and " trace " in line]
+    assert "layer 'relu1' (relu_forward) returned output y of dtype float64" in trace[0]
+    also = out.split(trace[0], 1)[1].split("\nFAIL")[0]
+    assert "also: layer 'relu2' (relu_forward) returned output y of dtype float64" in also
+    assert "also: layer 'relu3' (relu_backward) modified the upstream gradient" in also
