@@ -348,6 +348,33 @@ def object_linear_declared_in_out(monkeypatch, o):
     patch_build(monkeypatch, o, lambda model: rebuilt_with(model, dense_layout="IO"))
 
 
+def nchw_objects_pool_every_tie(monkeypatch, o):
+    """parity_tests/third_party/objects_nchw.py's MaxPool2d sends each window's gradient to
+    every tied maximum."""
+    def backward(self, dout):
+        n, c, h, w = self.x_shape
+        k = self.k
+        hits = self.flat == self.flat.max(axis=-1, keepdims=True)
+        routed = np.where(hits, dout[..., None], 0).astype(dout.dtype)
+        return routed.reshape(n, c, h // k, w // k, k, k).transpose(0, 1, 2, 4, 3, 5).reshape(
+            n, c, h, w)
+
+    monkeypatch.setattr(o.MaxPool2d, "backward", backward)
+
+
+def nchw_objects_relu_at_zero(monkeypatch, o):
+    """objects_nchw.py's ReLU passes the gradient at exactly 0 too (ReLU'(0) = 1)."""
+    forward = o.ReLU.forward
+
+    def remembering(self, x):
+        self.x = x
+        return forward(self, x)
+
+    monkeypatch.setattr(o.ReLU, "forward", remembering)
+    monkeypatch.setattr(o.ReLU, "backward",
+                        lambda self, dout: np.where(self.x >= 0, dout, 0).astype(dout.dtype))
+
+
 def cs231n_affine_grads_mean_twice(monkeypatch, c):
     real = c.affine_backward
 

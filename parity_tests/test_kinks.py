@@ -22,7 +22,13 @@ from reference_tf.layerdiff import diff
 from reference_tf.own.loading import load_model
 from reports.cli import main
 
-from own_network_helpers import DTYPES, library_spec
+from own_network_helpers import (
+    DTYPES,
+    library,
+    library_spec,
+    nchw_objects_pool_every_tie,
+    nchw_objects_relu_at_zero,
+)
 
 
 def test_relu_flips_hand_case():
@@ -75,45 +81,16 @@ def test_check_without_kinks_has_status_pass():
     assert result.kinks == []
 
 
-def _every_tie(self, dout):
-    """A max-pool backward sending each window's gradient to every tied maximum."""
-    n, c, h, w = self.x_shape
-    k = self.k
-    hits = self.flat == self.flat.max(axis=-1, keepdims=True)
-    routed = np.where(hits, dout[..., None], 0).astype(dout.dtype)
-    return routed.reshape(n, c, h // k, w // k, k, k).transpose(0, 1, 2, 4, 3, 5).reshape(
-        n, c, h, w)
-
-
-def _relu_at_zero(self, dout):
-    """ReLU'(0) = 1: the gradient passes at exactly 0 too."""
-    return np.where(self.input >= 0, dout, 0).astype(dout.dtype)
-
-
-def _remembering_input(forward):
-    def remember(self, x):
-        self.input = x
-        return forward(self, x)
-    return remember
-
-
 @pytest.mark.parametrize("dtype", DTYPES)
 def test_check_real_tie_bug_among_kinks_still_fails(fft_model, dtype, monkeypatch):
-    from reference_tf.own.loading import import_target
-
-    module = import_target(library_spec("objects").split(":")[0])
-    monkeypatch.setattr(module.MaxPool2d, "backward", _every_tie)
+    nchw_objects_pool_every_tie(monkeypatch, library("objects"))
     result = _check(fft_model, dtype)
     assert not result.passed
     assert "FAIL" in [path.status for path in result.paths.values()]
 
 
 def test_check_real_relu_bug_among_kinks_still_fails(fft_model, monkeypatch):
-    from reference_tf.own.loading import import_target
-
-    module = import_target(library_spec("objects").split(":")[0])
-    monkeypatch.setattr(module.ReLU, "forward", _remembering_input(module.ReLU.forward))
-    monkeypatch.setattr(module.ReLU, "backward", _relu_at_zero)
+    nchw_objects_relu_at_zero(monkeypatch, library("objects"))
     assert not _check(fft_model, "float32").passed
 
 
@@ -157,10 +134,7 @@ def test_cli_diff_explains_kinks_instead_of_accumulated_rounding(tmp_path, capsy
 
 
 def test_diff_real_tie_bug_among_kinks_is_no_kink(fft_model, monkeypatch):
-    from reference_tf.own.loading import import_target
-
-    module = import_target(library_spec("objects").split(":")[0])
-    monkeypatch.setattr(module.MaxPool2d, "backward", _every_tie)
+    nchw_objects_pool_every_tie(monkeypatch, library("objects"))
     model = fft_model.rebuilt(seed=0, dtype="float32")
     x, y = model_batch(model, "mnist", 8, 0)
     result = diff(model, x, y)

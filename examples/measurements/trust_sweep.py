@@ -15,69 +15,29 @@ import io
 import sys
 import time
 
-import numpy as np
 import pytest
 
 sys.path.insert(0, "parity_tests")                  # the test libraries and planters
 from reports.cli import main  # noqa: E402
 
-from own_network_helpers import library, library_spec  # noqa: E402
+from own_network_helpers import (  # noqa: E402
+    cs231n_pool_every_tie,
+    cs231n_relu_at_zero,
+    library,
+    library_spec,
+    nchw_objects_pool_every_tie,
+    nchw_objects_relu_at_zero,
+)
 from planted import plant_pool_split_ties, plant_relu_passes_at_zero  # noqa: E402
-
-
-def loops_every_tie(patch):
-    lib = library("loops")
-
-    def max_pool_backward_naive(dout, cache):
-        x, p = cache
-        ph, pw, s = p["pool_height"], p["pool_width"], p["stride"]
-        out, _ = lib.max_pool_forward_naive(x, p)
-        dx = np.zeros_like(x)
-        rows, cols = s * out.shape[2], s * out.shape[3]
-        for i in range(ph):
-            for j in range(pw):
-                window = x[:, :, i:i + rows:s, j:j + cols:s]
-                dx[:, :, i:i + rows:s, j:j + cols:s] += dout * (window == out)
-        return dx
-
-    patch.setattr(lib, "max_pool_backward_naive", max_pool_backward_naive)
-
-
-def loops_relu_at_zero(patch):
-    patch.setattr(library("loops"), "relu_backward", lambda dout, x: dout * (x >= 0))
-
-
-def objects_every_tie(patch):
-    pool = library("objects").MaxPool2d
-
-    def backward(self, dout):
-        n, c, h, w = self.x_shape
-        k = self.k
-        hits = self.flat == self.flat.max(axis=-1, keepdims=True)
-        routed = np.where(hits, dout[..., None], 0).astype(dout.dtype)
-        return routed.reshape(n, c, h // k, w // k, k, k).transpose(0, 1, 2, 4, 3, 5).reshape(
-            n, c, h, w)
-
-    patch.setattr(pool, "backward", backward)
-
-
-def objects_relu_at_zero(patch):
-    relu = library("objects").ReLU
-    forward = relu.forward
-
-    def remembering(self, x):
-        self.x = x
-        return forward(self, x)
-
-    patch.setattr(relu, "forward", remembering)
-    patch.setattr(relu, "backward", lambda self, dout: np.where(self.x >= 0, dout, 0).astype(
-        dout.dtype))
-
 
 TARGETS = {  # name -> (check arguments, tie bug, ReLU'(0) bug)
     "cnn": (["--models", "cnn"], plant_pool_split_ties, plant_relu_passes_at_zero),
-    "loops": (["--model", library_spec("loops")], loops_every_tie, loops_relu_at_zero),
-    "objects": (["--model", library_spec("objects")], objects_every_tie, objects_relu_at_zero),
+    "loops": (["--model", library_spec("loops")],
+              lambda patch: cs231n_pool_every_tie(patch, library("loops")),
+              lambda patch: cs231n_relu_at_zero(patch, library("loops"))),
+    "objects": (["--model", library_spec("objects")],
+                lambda patch: nchw_objects_pool_every_tie(patch, library("objects")),
+                lambda patch: nchw_objects_relu_at_zero(patch, library("objects"))),
 }
 
 
