@@ -2,7 +2,7 @@
 
 ``check``, ``diff`` and ``third_opinion`` take ``progress``, a function of one message (e.g.
 "trace path, yours: conv2 backward"); the command line prints it on stderr
-(``reports.render.progress``). ``announcing`` makes every layer of a model say when its forward or
+(``reports.progress``). ``announcing`` makes every layer of a model say when its forward or
 backward pass starts. NumPy only.
 """
 

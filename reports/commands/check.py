@@ -22,7 +22,7 @@ from reports.commands.options import (
     positive_int,
 )
 from reports.errors import BadInput
-from reports.render.progress import progress_for
+from reports.progress import progress_for
 
 
 def register(subparsers) -> None:

@@ -19,7 +19,7 @@ from reports.commands.options import (
 )
 from reports.errors import BadInput, reading
 from reports.files.outputs import JSON_SUFFIXES, PLOT_SUFFIXES, check_file
-from reports.render.progress import progress_for
+from reports.progress import progress_for
 
 STDOUT = "-"
 
