@@ -20,6 +20,7 @@ from reference_tf.check import check
 from reference_tf.kinks import pool_flips, relu_flips
 from reference_tf.layerdiff import diff
 from reference_tf.own.loading import load_model
+from reference_tf.testing import assert_model_parity
 from reports.cli import main
 
 from own_network_helpers import (
@@ -139,3 +140,18 @@ def test_diff_real_tie_bug_among_kinks_is_no_kink(fft_model, monkeypatch):
     x, y = model_batch(model, "mnist", 8, 0)
     result = diff(model, x, y)
     assert not result.passed and result.status == "FAIL" and result.kinks == []
+
+
+def test_assert_model_parity_passes_rounding_decided_kinks(fft_model):
+    model = fft_model.rebuilt(seed=0, dtype="float32")
+    x, y = model_batch(model, "strokes", 4, 0)
+    comparisons = assert_model_parity(model, x, y)
+    assert comparisons["loss"].passes(1e-5)
+
+
+def test_assert_model_parity_real_tie_bug_among_kinks_fails(fft_model, monkeypatch):
+    nchw_objects_pool_every_tie(monkeypatch, library("objects"))
+    model = fft_model.rebuilt(seed=0, dtype="float32")
+    x, y = model_batch(model, "strokes", 4, 0)
+    with pytest.raises(AssertionError, match="first divergence: layer 'pool"):
+        assert_model_parity(model, x, y)

@@ -145,13 +145,13 @@ def _failing(scored: list[tuple]) -> bool:
     return any(s[0] > 1 for s in scored)
 
 
-def _explained(model, x, y, ref, mine: Trace, computed: dict, statistics: bool
-               ) -> tuple[list | None, list | None, list[Flip]]:
+def _explained(model, x, y, ref, mine: Trace, computed: dict, statistics: bool,
+               state_before: dict) -> tuple[list | None, list | None, list[Flip]]:
     """Rounding-decided kinks (``reference_tf.kinks``): (the trace's scores of its replay with
     TensorFlow's branch at the flips, if that replay passes; the training path's scores against
     the model's own trace, if the replay passes and they agree: the same code, the same flips;
-    the flips). None where not explained."""
-    replayed, flips = replay(model, x, y, ref, statistics)
+    the flips). None where not explained. ``state_before``: the model's state before the step."""
+    replayed, flips = replay(model, x, y, ref, statistics, state_before)
     if replayed is None:
         return None, None, flips
     dtype = model.dtype.name
@@ -206,6 +206,7 @@ def check(model: Sequential | Function, x: np.ndarray, y: np.ndarray,
         keras_model = twin(model, twins, share_masks=True)
     names = [layer.name for layer in model.layers]
     say = progress or silent
+    state_before = {key: np.array(value) for key, value in model.state.items()}
     with guarding(model.layers):
         with announcing(model.layers, progress, f"{dtype} trace path, yours"):
             mine, trace_faults = run_trace(model, x, y)
@@ -225,7 +226,8 @@ def check(model: Sequential | Function, x: np.ndarray, y: np.ndarray,
         if (_failing(traced) or _failing(trained)) and not (trace_faults or training_faults):
             with announcing(model.layers, progress,
                             f"{dtype} replay with TensorFlow's branch at rounding-decided kinks"):
-                again, own, flips = _explained(model, x, y, ref, mine, computed, statistics)
+                again, own, flips = _explained(model, x, y, ref, mine, computed, statistics,
+                                               state_before)
             if again is not None and _failing(traced):
                 traced, trace_kinks = again, flips
             if own is not None and _failing(trained):

@@ -197,15 +197,18 @@ def layer_flips(layer, x_mine: np.ndarray, x_reference: np.ndarray,
 
 
 def replay(model: Sequential, x: np.ndarray, y: np.ndarray, reference: Trace,
-           batch_statistics: bool = False) -> tuple[Trace | None, list[Flip]]:
+           batch_statistics: bool = False, state: dict | None = None
+           ) -> tuple[Trace | None, list[Flip]]:
     """The model's own trace again, each ReLU and max-pool given TensorFlow's input at its
-    flipped positions (so it takes TensorFlow's branch there), with the state before and the
-    Dropout masks of the pass just run; the state is put back afterwards.
+    flipped positions (so it takes TensorFlow's branch there), from ``state`` and with the
+    Dropout masks of the pass just run; the model's state is put back afterwards.
 
     Args:
         model: the model the ``reference`` trace (TensorFlow's, on the same weights) belongs to.
         x, y: the batch (N, *input_shape), (N,).
         batch_statistics: the model normalizes with batch statistics (tolerances).
+        state: the state before the step the reference took (moving statistics keyed like
+            ``model.state``); default the model's current state.
 
     Returns:
         (the replayed trace, the flips in network order); (None, flips) when there is nothing
@@ -213,7 +216,9 @@ def replay(model: Sequential, x: np.ndarray, y: np.ndarray, reference: Trace,
     """
     tolerance = tolerances(model.dtype, batch_statistics).forward
     flips: list[Flip] = []
-    state_before = {key: np.array(value) for key, value in model.state.items()}
+    state_now = {key: np.array(value) for key, value in model.state.items()}
+    if state is not None:
+        model.set_state(state)
 
     def taking_reference_branches(layer, x_reference):
         original = layer.call
@@ -237,7 +242,7 @@ def replay(model: Sequential, x: np.ndarray, y: np.ndarray, reference: Trace,
         except UserCodeError:
             trace = None
         finally:
-            model.set_state(state_before)
+            model.set_state(state_now)
     return (trace if flips else None), flips
 
 

@@ -266,7 +266,8 @@ def diff(model: Sequential | Function, x: np.ndarray, y: np.ndarray, *, name: st
                 layers, layer_inputs = _layer_diffs(model, x, y, mine, ref, state_before,
                                                     faults)
             statistics = model.mixes_examples
-            kinks = _explaining_kinks(model, x, y, ref, layers, statistics, progress)
+            kinks = _explaining_kinks(model, x, y, ref, layers, statistics, state_before,
+                                      progress)
     result = ModelDiff(name, model.dtype.name, seed, data, tuple(x.shape), layers,
                        find_first_divergence(layers), find_first_propagated_failure(layers),
                        DiffInputs(model, x, y, twins, layer_inputs),
@@ -279,7 +280,8 @@ def diff(model: Sequential | Function, x: np.ndarray, y: np.ndarray, *, name: st
 
 
 def _explaining_kinks(model: Sequential, x, y, ref: Trace, layers: list[LayerDiff],
-                      statistics: bool, progress: Progress | None) -> list[Flip]:
+                      statistics: bool, state_before: dict,
+                      progress: Progress | None) -> list[Flip]:
     """The rounding-decided kinks (``reference_tf.kinks``) when they explain every failure:
     no layer's own error and no fault, a propagated failure, and the model's code run again
     with TensorFlow's branch at the flips agrees with TensorFlow everywhere; else []."""
@@ -288,7 +290,7 @@ def _explaining_kinks(model: Sequential, x, y, ref: Trace, layers: list[LayerDif
         return []
     with announcing(model.layers, progress, f"{model.dtype.name} replay with TensorFlow's "
                                             "branch at rounding-decided kinks"):
-        replayed, flips = replay(model, x, y, ref, statistics)
+        replayed, flips = replay(model, x, y, ref, statistics, state_before)
     if replayed is None or not agrees(trace_arrays(replayed), trace_arrays(ref),
                                       model.dtype.name, statistics):
         return []
