@@ -155,3 +155,12 @@ def test_assert_model_parity_real_tie_bug_among_kinks_fails(fft_model, monkeypat
     x, y = model_batch(model, "strokes", 4, 0)
     with pytest.raises(AssertionError, match="first divergence: layer 'pool"):
         assert_model_parity(model, x, y)
+
+
+def test_cli_diff_reports_progress_on_stderr(capsys):
+    code = main(["diff", "--model", library_spec("objects"), "--dtype", "float32",
+                 "--batch-size", "2", "--no-fd"])
+    out, err = capsys.readouterr()
+    assert code == 0, out
+    assert "float32 your model: conv1 forward" in err
+    assert "float32 isolated, yours on TensorFlow's inputs" in err
