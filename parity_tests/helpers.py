@@ -11,11 +11,14 @@ import tempfile
 from pathlib import Path
 
 import numpy as np
+from hypothesis import strategies as st
 
 from reports.experiment import datasets
 from reports.experiment.protocol import Protocol, RunSpec
+from reports.files import run_schema
 from scratch.data import mnist
 from scratch.gradcheck import assert_gradients_match, compare
+from scratch.sequence_layers import GRU, LSTM, SimpleRNN
 
 DTYPES = ["float32", "float64"]
 # The training path (fused units) against layer-by-layer code: only BLAS's summation order differs.
@@ -70,10 +73,11 @@ def tiny_splits() -> datasets.Splits:
 
 
 def fake_run_result(spec: RunSpec) -> dict:
-    """What ``reports.experiment.runner.train_one`` returns, reduced to what the run store and the
-    sweep need."""
+    """What ``reports.experiment.runner.train_one`` returns, reduced to what the run store
+    (``reports.files.run_schema``) and the sweep need."""
     return {"key": spec.key, "spec": spec.to_dict(), "history": [{"test_loss": math.nan}],
-            "diverged": False}
+            "diverged": False, "initial_weights_sha256": "0" * 16,
+            **dict.fromkeys(run_schema.RUN_NUMBERS, 0)}
 
 
 class FakeTrainer:
@@ -88,3 +92,36 @@ class FakeTrainer:
             raise KeyboardInterrupt
         self.calls.append(spec)
         return fake_run_result(spec)
+
+
+def sequence_mask(bits: list[bool], n: int, steps: int, padded_row: bool) -> np.ndarray:
+    """A time-step mask (n, steps) from ``bits`` (n * steps of them, e.g. drawn by Hypothesis),
+    its first sequence fully padded when ``padded_row``."""
+    mask = np.array(bits, dtype=bool).reshape(n, steps)
+    if padded_row:
+        mask[0] = False
+    return mask
+
+
+# The recurrent layers under test: name -> factory(units, **settings).
+RECURRENT_CELLS = {
+    "simple_rnn": lambda units, **kw: SimpleRNN(units, **kw),
+    "lstm": lambda units, **kw: LSTM(units, **kw),
+    "gru": lambda units, **kw: GRU(units, **kw),
+    "gru_reset_before": lambda units, **kw: GRU(units, reset_after=False, **kw),
+}
+
+
+@st.composite
+def recurrent_cases(draw, max_steps: int = 4, max_units: int = 3):
+    """(input shape (N, T, D), units, settings, mask or None) for a recurrent layer: N 1-3,
+    T 1-max_steps, D 1-3, return_sequences and go_backwards drawn, half of the cases masked
+    (a fully padded first sequence half of those)."""
+    n, steps = draw(st.integers(1, 3)), draw(st.integers(1, max_steps))
+    shape = (n, steps, draw(st.integers(1, 3)))
+    settings = {"return_sequences": draw(st.booleans()), "go_backwards": draw(st.booleans())}
+    mask = None
+    if draw(st.booleans()):
+        bits = draw(st.lists(st.booleans(), min_size=n * steps, max_size=n * steps))
+        mask = sequence_mask(bits, n, steps, padded_row=draw(st.booleans()))
+    return shape, draw(st.integers(1, max_units)), settings, mask

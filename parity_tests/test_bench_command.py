@@ -41,7 +41,8 @@ def test_bench_command_writes_table_json_plot_and_profile(tmp_path, capsys, fres
                                                           process_alive, models):
     out = tmp_path / "bench"
     code = main(["bench", "--models", *models, "--repeat", "2", "--eval-repeat", "1",
-                 "--eval-images", "200", "--out", str(out), "--profile", "--plot",
+                 "--eval-images", "200", "--steps-per-call", "3", "--call-repeat", "2",
+                 "--out", str(out), "--profile", "--plot",
                  str(out / "bench.png"), "--load", "2", "--blas-threads", "eval=2"])
     assert code == 0
     printed = capsys.readouterr().out
@@ -53,6 +54,10 @@ def test_bench_command_writes_table_json_plot_and_profile(tmp_path, capsys, fres
             assert (row[f"{side}_step"]["q1"] <= row[f"{side}_step"]["median"]
                     <= row[f"{side}_step"]["q3"])
             assert row[f"{side}_eval_images_per_s"] > 0
+            assert row[f"{side}_k_step"]["n"] == 2
+        assert row["steps_per_call"] == 3
+        assert math.isclose(row["k_step_ratio"],
+                            row["numpy_k_step"]["median"] / row["tensorflow_k_step"]["median"])
         assert math.isclose(row["train_ratio"],
                             row["numpy_step"]["median"] / row["tensorflow_step"]["median"])
         assert row["numpy_peak_tracemalloc_mib"] > 0
@@ -78,7 +83,8 @@ def test_bench_command_writes_table_json_plot_and_profile(tmp_path, capsys, fres
         "conv1..pool2", "flatten", "hidden1", "hidden1_relu", "logits"]
     assert "NumPy per-layer times, cnn, training step (fused fast path)" in printed
     markdown = (out / "bench.md").read_text()
-    assert markdown.count("\n") == 2 + len(models) + 4
+    assert markdown.count("\n") == 2 + len(models) + 6
+    assert "K-step: 3 steps per compiled call (`fit(steps_per_execution=3)`)" in markdown
     assert f"step {threads.POLICY['step']}, eval 2 (--blas-threads" in markdown
     assert f"cnn step {threads.POLICY['step']}, eval 2" in markdown and "`--load 2`" in markdown
     assert "TensorFlow threads: intra-op" in markdown

@@ -26,7 +26,7 @@ from reports.render.layerdiff_text import cause_line, render
 from scratch.data import load_mnist
 from scratch.data.synthetic import strokes
 from scratch.layers import Conv2D
-from scratch.models import MODELS, build
+from scratch.models import IMAGE_MODELS, build
 
 from helpers import DTYPES
 from own_network_helpers import (
@@ -399,7 +399,7 @@ def mnist_train() -> tuple[np.ndarray, np.ndarray]:
     return load_mnist("float64").train
 
 
-@pytest.mark.parametrize("name", sorted(MODELS))
+@pytest.mark.parametrize("name", sorted(IMAGE_MODELS))
 def test_clean_models_name_no_cause(name, mnist_train, monkeypatch):
     # 50 seeds (weights and batch) of each clean model, seed s in dtype DTYPES[s % 2] on
     # DATA[s // 2 % 2], so every combination gets 12 or 13 seeds (the full product, 50 seeds of

@@ -62,7 +62,8 @@ def files(tmp_path_factory):
     nan["hidden1/kernel"][3, 5] = np.nan
     _save_raw(root / "nan.npz", nan, meta)
     _save_raw(root / "big-endian.npz", {k: v.astype(">f4") for k, v in params.items()}, meta)
-    for name in ("meta-list", "float16", "nan", "big-endian"):
+    _save_raw(root / "format-999.npz", params, dict(meta, format=999))
+    for name in ("meta-list", "float16", "nan", "big-endian", "format-999"):
         paths[name] = root / f"{name}.npz"
     paths["zeros_mnist"] = zero_mnist(root / "zeros-mnist")
     return paths
@@ -107,6 +108,12 @@ CASES = [
      "argument --out: expected a writable directory", True),
     ("report-seeds-0", ["report", "--seeds", "0"], 2, "argument --seeds: expected a positive",
      True),
+    ("report-seeds-huge", ["report", "--seeds", "1000000"], 2,
+     "argument --seeds: expected at most 100 (each seed adds 24 runs", True),
+    ("report-jobs-huge", ["report", "--executor", "processes", "--jobs", "99999"], 2,
+     "argument --jobs: expected at most 1024", True),
+    ("bench-repeat-huge", ["bench", "--repeat", "10000000000"], 2,
+     "argument --repeat: expected at most 10000", True),
     ("bench-out-read-only", ["bench", "--out", RO + "/bench"], 2, "argument --out", True),
     ("bench-json-read-only", ["bench", "--out", "{tmp}", "--json", RO + "/b.json"], 2,
      "argument --json", True),
@@ -121,10 +128,13 @@ CASES = [
      "argument --seed: expected a non-negative integer, received '-1'", True),
     ("check-mnist-absent", ["check", "--models", "linear", "--dtype", "float64", "--data", "mnist"],
      2, "MNIST was not found", True),
+    ("check-models-with-model", ["check", "--models", "linear", "--model", "{tmp}/f.py:build"],
+     2, "argument --models: not with --model", True),
     ("diff-pass", ["diff", "linear"], 0, "", False),
     ("diff-fail", ["diff", "linear", "--no-fd", "@bug"], 1, "", False),
     ("diff-json-swallows-no-model", ["diff", "--json", "mlp1"], 2,
-     "expected one built-in model (linear, mlp1, mlp2, cnn, cnn_bn) or --model", True),
+     "expected one built-in model (linear, mlp1, mlp2, cnn, cnn_bn, rnn, lstm, gru, tokens) or "
+     "--model", True),
     ("diff-json-suffix", ["diff", "mlp1", "--json", "{tmp}/d.txt"], 2,
      "argument --json: expected a file name ending in .json", True),
     ("diff-json-read-only", ["diff", "mlp1", "--json", RO + "/d.json"], 2,
@@ -146,6 +156,8 @@ CASES = [
     ("diff-weights-nan", ["diff", "mlp1", "--weights", "{nan}"], 2,
      "expected finite values in 'hidden1/kernel', received 1 NaN/inf value(s), the first at "
      "index (3, 5)", True),
+    ("diff-weights-format-999", ["diff", "mlp1", "--weights", "{format-999}"], 2,
+     "expected '__meta__' format 1 (the one this tfparity reads), received format=999", True),
     ("diff-weights-big-endian", ["diff", "mlp1", "--weights", "{big-endian}", "--no-fd"], 0, "",
      False),
     ("diff-mnist-absent", ["diff", "mlp1", "--data", "mnist"], 2, "MNIST was not found", True),
@@ -168,6 +180,16 @@ CASES = [
     ("train-lr-0", ["train", "mlp1", "--lr", "0"], 2, "argument --lr: expected a positive", True),
     ("train-lr-nan", ["train", "mlp1", "--lr", "nan"], 2, "argument --lr", True),
     ("train-epochs-0", ["train", "mlp1", "--epochs", "0"], 2, "argument --epochs", True),
+    ("train-epochs-huge", ["train", "mlp1", "--epochs", "10000000000000"], 2,
+     "argument --epochs: expected at most", True),
+    ("train-batch-size-huge", ["train", "mlp1", "--batch-size", "10000000000"], 2,
+     "argument --batch-size: expected at most", True),
+    ("train-momentum-2", ["train", "mlp1", "--optimizer", "momentum", "--momentum", "2"], 2,
+     "argument --momentum: ", True),
+    ("train-beta-1-minus", ["train", "mlp1", "--optimizer", "adam", "--beta-1", "-0.5"], 2,
+     "argument --beta-1: ", True),
+    ("train-rho-nan", ["train", "mlp1", "--optimizer", "rmsprop", "--rho", "nan"], 2,
+     "argument --rho: ", True),
 ]
 
 

@@ -139,11 +139,15 @@ def test_decisions_section_renders_every_decision(quick_report):
     record = quick_report[2]
     lines = decisions_text.section(record)
     text = "\n".join(lines)
-    table = [line for line in lines if line.startswith("| ")]
-    assert table[0] == "| " + " | ".join(decisions_text.COLUMNS) + " |"
-    assert len(table) == 2 + len(decisions.DECISIONS)  # header, separator, one per decision
-    assert all(line.count(" | ") == len(decisions_text.COLUMNS) - 1 for line in table)
-    assert any(line.startswith("How measured: ") for line in lines)
+    page = "\n".join(decisions_text.page(record))
+    # report.md: the decisions and their effects; the page: every column.
+    for shown, columns in ((text, decisions_text.COLUMNS[:2]), (page, decisions_text.COLUMNS)):
+        table = [line for line in shown.splitlines() if line.startswith("| ")]
+        assert table[0] == "| " + " | ".join(columns) + " |"
+        assert len(table) == 2 + len(decisions.DECISIONS)  # header, separator, one per decision
+        assert all(line.count(" | ") == len(columns) - 1 for line in table)
+    assert "How measured: " in page and "Decision conditions: " in page
+    assert (quick_report[1] / decisions_text.PAGE).read_text() == page + "\n"
     measured = record["decisions"]
     for number in (f"{1e3 * measured['fusion']['fused_step']['median']:.2f} ms",
                    f"{1e3 * measured['compilation']['eager_step']['median']:.2f} ms",

@@ -1,6 +1,7 @@
 """``tfparity report --executor processes`` and ``--executor ray`` (a local instance the command
 starts and stops) give the serial executor's runs bit for bit under equal thread settings, and a
-worker killed mid-sweep costs only re-running the runs it had in flight.
+worker killed mid-sweep, or a node of a Ray cluster lost mid-sweep, costs only re-running the
+runs it had in flight.
 
 The serial reference runs in a subprocess whose environment holds the workers' thread variables
 (``reports.experiment.sweep.worker.environment(1)``): one BLAS and one TensorFlow thread, as each
@@ -29,8 +30,9 @@ pytestmark = pytest.mark.slow
 
 MODELS = ["linear", "cnn"]
 RUNS = len(MODELS) * 3 * 2
-ARGS = ["report", "--quick", "--data", "templates", "--seeds", "1", "--models", *MODELS,
-        "--no-timing", "--no-decisions", "--no-progress"]
+COMMON = ["report", "--quick", "--data", "templates", "--seeds", "1", "--no-timing",
+          "--no-decisions", "--no-progress"]
+ARGS = [*COMMON, "--models", *MODELS]
 TIME_KEYS = {"train_time", "eval_time"}
 
 
@@ -145,3 +147,63 @@ def test_report_ray_executor_without_ray_is_bad_input(tmp_path, monkeypatch, cap
     assert code == 2
     assert "pip install 'tfparity[ray]'" in capsys.readouterr().err
     assert list((tmp_path / "runs").glob("*")) == []  # nothing trained, no claim left
+
+
+# A Ray node that misses 2 health checks 300 ms apart (each answered within 300 ms) is dead.
+HEALTH_CHECKS = {"health_check_initial_delay_ms": 0, "health_check_period_ms": 300,
+                 "health_check_timeout_ms": 300, "health_check_failure_threshold": 2}
+
+
+def training_on(raylet_pid: int) -> bool:
+    """Whether a worker of the raylet ``raylet_pid`` runs a training task ("ray::train")."""
+    for entry in Path("/proc").iterdir():
+        try:
+            parent = int((entry / "stat").read_text().rpartition(")")[2].split()[1])
+            if parent == raylet_pid and (entry / "cmdline").read_bytes().startswith(b"ray::train"):
+                return True
+        except (OSError, ValueError, IndexError):
+            continue
+    return False
+
+
+def kill_raylet_once_it_trains(raylet_pid: int, stop: threading.Event, killed: list) -> None:
+    """SIGKILL the raylet ``raylet_pid`` once one of its workers runs a training task."""
+    while not stop.is_set():
+        if training_on(raylet_pid):
+            os.kill(raylet_pid, signal.SIGKILL)
+            killed.append(raylet_pid)
+            return
+        time.sleep(0.05)
+
+
+@pytest.mark.skipif(not Path("/proc/self/stat").exists(), reason="finds Ray's workers in /proc")
+def test_ray_cluster_losing_a_node_reruns_only_its_runs(tmp_path, serial_runs):
+    """A local cluster: a head node with no CPUs for tasks and two one-CPU worker nodes, health
+    checks shortened so that a dead node is noticed in about a second; the second worker node's
+    raylet gets SIGKILL once it runs a training task."""
+    from ray import ray_constants
+    from ray.cluster_utils import Cluster
+
+    cluster = Cluster(initialize_head=True, head_node_args={
+        "num_cpus": 0, "include_dashboard": False, "_system_config": HEALTH_CHECKS})
+    stop, killed = threading.Event(), []
+    try:
+        nodes = [cluster.add_node(num_cpus=1) for _ in range(2)]
+        cluster.wait_for_nodes()
+        raylet = nodes[1].all_processes[ray_constants.PROCESS_TYPE_RAYLET][0].process.pid
+        threading.Thread(target=kill_raylet_once_it_trains, args=(raylet, stop, killed),
+                         daemon=True).start()
+        code = main([*COMMON, "--models", "linear", "--executor", "ray", "--address",
+                     cluster.address, "--out", str(tmp_path)])
+    finally:
+        stop.set()
+        cluster.shutdown()
+    assert code == 0 and killed == [raylet]
+    runs = saved_runs(tmp_path)
+    assert_same_histories(runs, {name: result for name, result in serial_runs.items()
+                                 if name.startswith("linear-")})
+    attempts = sorted(result["execution"]["attempt"] for result in runs.values())
+    assert attempts[-1] == 2 and attempts.count(2) == 1, attempts  # the node's one run in flight
+    sweep = json.loads((tmp_path / "results.json").read_text())["time"]["sweep"]
+    assert sweep["lost"] == 1 and sweep["trained"] == len(runs) == 6
+    assert list((tmp_path / "runs").glob("*.claim")) == []

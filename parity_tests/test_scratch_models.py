@@ -19,7 +19,7 @@ from scratch.layers import (
     replaying_masks,
 )
 from scratch.losses import softmax_cross_entropy
-from scratch.models import MODELS, Sequential, build
+from scratch.models import IMAGE_MODELS, Sequential, build
 
 from helpers import assert_fast_path_matches
 
@@ -64,7 +64,7 @@ def _with_random_biases(model, seed: int = 1):
 
 
 @pytest.mark.parametrize("batch", [1, 3])
-@pytest.mark.parametrize("name", sorted(MODELS))
+@pytest.mark.parametrize("name", sorted(IMAGE_MODELS))
 def test_model_parameter_gradients_match_finite_differences(name, batch):
     model = _with_random_biases(build(name, seed=0, dtype="float64"))
     x, y = _batch(batch, "float64")
@@ -74,7 +74,7 @@ def test_model_parameter_gradients_match_finite_differences(name, batch):
 
 
 @pytest.mark.parametrize("dtype", ["float32", "float64"])
-@pytest.mark.parametrize("name", sorted(MODELS))
+@pytest.mark.parametrize("name", sorted(IMAGE_MODELS))
 def test_model_dtype_preserved(name, dtype):
     model = build(name, seed=0, dtype=dtype)
     x, y = _batch(2, dtype)
@@ -89,7 +89,7 @@ def test_model_dtype_preserved(name, dtype):
     assert trace.input_grad.dtype == dtype and trace.input_grad.shape == x.shape
 
 
-@pytest.mark.parametrize("name", sorted(MODELS))
+@pytest.mark.parametrize("name", sorted(IMAGE_MODELS))
 def test_model_same_seed_identical_weights(name):
     first, second = build(name, seed=7), build(name, seed=7)
     assert list(first.params) == list(second.params)
@@ -97,7 +97,7 @@ def test_model_same_seed_identical_weights(name):
         assert first.params[key].tobytes() == second.params[key].tobytes(), key
 
 
-@pytest.mark.parametrize("name", sorted(MODELS))
+@pytest.mark.parametrize("name", sorted(IMAGE_MODELS))
 def test_model_different_seeds_differ(name):
     first, second = build(name, seed=7), build(name, seed=8)
     for key in first.params:
@@ -105,7 +105,7 @@ def test_model_different_seeds_differ(name):
             assert not np.array_equal(first.params[key], second.params[key]), key
 
 
-@pytest.mark.parametrize("name", sorted(MODELS))
+@pytest.mark.parametrize("name", sorted(IMAGE_MODELS))
 def test_model_float32_weights_are_rounded_float64_weights(name):
     single, double = build(name, seed=3, dtype="float32"), build(name, seed=3, dtype="float64")
     for key in single.params:
@@ -140,7 +140,7 @@ def test_sequential_default_names_follow_keras():
 
 
 @pytest.mark.parametrize("dtype", ["float32", "float64"])
-@pytest.mark.parametrize("name", list(MODELS))
+@pytest.mark.parametrize("name", list(IMAGE_MODELS))
 def test_model_inference_path_equals_layers(name, dtype):
     # forward, evaluate and predict run the fused units (a cache-free Conv2D -> ReLU -> MaxPool2D
     # chain for the cnn); they must give the logits of the layers' inference passes one by one
@@ -167,7 +167,7 @@ def test_model_inference_path_equals_layers(name, dtype):
 
 
 @pytest.mark.parametrize("dtype", ["float64", "float32"])
-@pytest.mark.parametrize("name", sorted(MODELS))
+@pytest.mark.parametrize("name", sorted(IMAGE_MODELS))
 def test_model_fast_step_gradients_match_trace(name, dtype):
     model, rng, x = _model_with_zero_band_batch(name, dtype, model_seed=2, data_seed=3, n=9,
                                                 zero_rows=10)

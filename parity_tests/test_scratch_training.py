@@ -8,7 +8,8 @@ import numpy as np
 import pytest
 
 from scratch.models import build
-from scratch.train import batch_schedule, fit
+from scratch.optim import SGD
+from scratch.train import ScratchTrainer, batch_schedule, fit, run
 
 WALL_TIMES = ("train_time", "eval_time")
 
@@ -105,3 +106,46 @@ def test_fit_different_seeds_differ(model_seed, shuffle_seed):
     _, reference = _short_run(0, 0)
     _, other = _short_run(model_seed, shuffle_seed)
     assert reference.column("train_loss")[-1] != other.column("train_loss")[-1]
+
+
+class _KStepTrainer(ScratchTrainer):
+    """Hands each stacked call's batches to ``train_step`` one by one and logs the calls' sizes;
+    stops after the first non-finite loss, as the protocol of ``scratch.train`` says."""
+
+    steps_per_call = 3
+
+    def __init__(self, *args):
+        super().__init__(*args)
+        self.calls = []
+
+    def train_steps(self, xs, ys):
+        self.calls.append(ys.shape)
+        losses = []
+        for xb, yb in zip(xs, ys):
+            losses.append(self.train_step(xb, yb))
+            if not math.isfinite(losses[-1]):
+                break
+        return np.array(losses)
+
+
+@pytest.mark.parametrize("lr", [0.01, 1e38], ids=["finite", "diverging"])
+def test_run_stacked_calls_give_the_per_step_history(lr):
+    # The schedule of test_fit_history_follows_evaluation_schedule: records after steps 4, 7, 10,
+    # 13, 16, 20, 23, 24; batches of 64 but the last of each epoch (52).
+    x, y = _learnable(500)
+    histories, models = [], []
+    for trainer_class in (ScratchTrainer, _KStepTrainer):
+        models.append(build("linear", seed=0))
+        trainer = trainer_class(models[-1], SGD(lr))
+        with np.errstate(all="ignore"):
+            histories.append(run(trainer, x, y, epochs=3, batch_size=64, seed=0, eval_every=200,
+                                 eval_sets={"test": (x[:50], y[:50])}))
+    np.testing.assert_equal(_without_wall_times(histories[0]), _without_wall_times(histories[1]))
+    np.testing.assert_equal(models[0].params, models[1].params)
+    if lr == 0.01:
+        # Up to 3 steps of one batch size per call, none across a record or an epoch's end:
+        # steps [1-3] [4] [5-7] [8] [9-10] [11-13] [14-15] [16] [17-19] [20] [21-23] [24];
+        # a single batch goes to train_step.
+        assert trainer.calls == [(3, 64), (3, 64), (2, 64), (3, 64), (2, 64), (3, 64), (3, 64)]
+    else:
+        assert histories[0].diverged and histories[0].records[-1]["step"] < 3

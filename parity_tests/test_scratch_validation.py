@@ -28,8 +28,9 @@ def _images(n=2, channels=1, dtype="float64"):
 def test_dense_wrong_rank_names_layer_and_shape():
     layer = Dense(4, name="d").build((3,), None, "float64")
     with pytest.raises(ValueError, match=r"Layer 'd' \(Dense\): expected an input of rank 2 "
-                                         r"\(N, features\), received per-example shape \(3, 1\)"):
-        layer.forward(np.zeros((2, 3, 1)))
+                                         r"\(N, features\) or 3 \(N, steps, features\), received "
+                                         r"per-example shape \(3, 1, 1\)"):
+        layer.forward(np.zeros((2, 3, 1, 1)))
 
 
 def test_layer_forward_without_batch_axis_rejected():
@@ -193,7 +194,8 @@ def test_sequential_wrong_number_of_logits_rejected():
 
 def test_build_unknown_model_name_rejected():
     with pytest.raises(ValueError, match=r"build: expected a model name in \['linear', 'mlp1', "
-                                         r"'mlp2', 'cnn', 'cnn_bn'\], received 'resnet'"):
+                                         r"'mlp2', 'cnn', 'cnn_bn', 'rnn', 'lstm', 'gru', "
+                                         r"'tokens'\], received 'resnet'"):
         build("resnet")
 
 

@@ -103,7 +103,8 @@ def _sequential(*layers, dtype="float32", input_shape=(6, 6, 1)):
     ([keras.layers.GlobalAveragePooling2D(name="gap"), keras.layers.Dense(10)], TypeError,
      r"from_keras: layer 'gap' \(GlobalAveragePooling2D\) has no scratch layer; "
      r"supported: \['Activation', 'AveragePooling2D', 'BatchNormalization', 'Conv2D', 'Dense', "
-     r"'Dropout', 'Flatten', 'LeakyReLU', 'MaxPooling2D', 'ReLU', 'Softmax'\]\."),
+     r"'Dropout', 'Embedding', 'Flatten', 'GRU', 'LSTM', 'LayerNormalization', 'LeakyReLU', "
+     r"'MaxPooling2D', 'ReLU', 'Reshape', 'SimpleRNN', 'Softmax'\]\."),
     ([keras.layers.Flatten(), keras.layers.Dense(10, activation="selu", name="d")], ValueError,
      r"from_keras: layer 'd' \(Dense\): activation='selu' is not supported; expected None, "
      r"'linear', 'relu', 'sigmoid' or 'tanh'\."),

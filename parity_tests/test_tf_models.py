@@ -14,7 +14,7 @@ from reference_tf.testing import assert_model_parity
 from scratch.data.synthetic import strokes
 from scratch.layers import Conv2D, Dense, Flatten, MaxPool2D, ReLU
 from scratch.losses import softmax_cross_entropy
-from scratch.models import MODELS, Sequential, build
+from scratch.models import IMAGE_MODELS, Sequential, build
 
 from helpers import DTYPES
 
@@ -33,7 +33,7 @@ def with_positive_biases(model: Sequential, seed: int = 0) -> Sequential:
 
 
 @pytest.mark.parametrize("dtype", DTYPES)
-@pytest.mark.parametrize("name", sorted(MODELS))
+@pytest.mark.parametrize("name", sorted(IMAGE_MODELS))
 def test_model_matches_keras_on_normal_inputs(name, dtype):
     model = build(name, seed=0, dtype=dtype)
     x = np.random.default_rng(1).standard_normal((5, 28, 28, 1)).astype(dtype)
@@ -45,7 +45,7 @@ def test_model_matches_keras_on_normal_inputs(name, dtype):
 
 
 @pytest.mark.parametrize("dtype", DTYPES)
-@pytest.mark.parametrize("name", sorted(MODELS))
+@pytest.mark.parametrize("name", sorted(IMAGE_MODELS))
 def test_model_matches_keras_on_digits_with_positive_biases(name, dtype):
     model = with_positive_biases(build(name, seed=0, dtype=dtype))
     x = strokes(8, seed=2, dtype=dtype)[0]

@@ -24,7 +24,7 @@ from scratch.fusion import ConvChain
 from scratch.layers import Conv2D, Dense, Flatten, MaxPool2D, ReLU
 from scratch.models import Sequential, build
 from scratch.optim import SGD
-from scratch.train import ScratchTrainer, batch_schedule
+from scratch.train import ScratchTrainer, batch_schedule, run
 
 from helpers import DTYPES
 
@@ -96,3 +96,47 @@ def test_pool_tie_flips_counts_a_window_routed_differently(relu):
     assert pool_tie_flips(model, x, y) == 0
     shifted = np.array([1.0, 1.0 + 1e-9] if relu else [1.0 + 1e-9, 1.0]).reshape(1, 1, 2, 1)
     assert pool_tie_flips(model, x, y, reference_weights={**params, "conv/kernel": shifted}) == 1
+
+
+def _keras_run(name: str, dtype: str, steps_per_call: int, lr: float):
+    """A ``scratch.train.run`` of the Keras twin on strokes: 250 images in batches of 20 (the
+    last of each epoch 10), an evaluation every 70 samples, two epochs; (history, weights)."""
+    x = strokes(250, seed=3, dtype=dtype)[0]
+    y = np.random.default_rng(3).integers(0, 10, size=250)
+    keras_model = twin(build(name, seed=0, dtype=dtype))
+    trainer = KerasTrainer(keras_model, SGD(lr), steps_per_call=steps_per_call)
+    with np.errstate(all="ignore"):
+        history = run(trainer, x, y, epochs=2, batch_size=20, seed=1, eval_every=70,
+                      eval_sets={"test": (x[:100], y[:100])})
+    records = [{k: v for k, v in r.items() if k not in ("train_time", "eval_time")}
+               for r in history.records]
+    return records, {key: value.numpy() for key, value in keras_params(keras_model).items()}
+
+
+def _assert_same_run(per_step, k_step) -> None:
+    assert len(per_step[0]) == len(k_step[0])
+    for one, many in zip(per_step[0], k_step[0]):
+        assert one.keys() == many.keys()
+        for key in one:
+            np.testing.assert_array_equal(one[key], many[key], err_msg=f"step {one['step']} {key}")
+    for key in per_step[1]:
+        np.testing.assert_array_equal(per_step[1][key], k_step[1][key], err_msg=key)
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("name", ["mlp1", "cnn"])
+def test_keras_trainer_k_step_history_equals_per_step(name, dtype):
+    # Bitwise: the k-step loop runs the per-step function's ops on the same batches, and
+    # reproducible kernels make each op's result independent of how it is called.
+    _assert_same_run(_keras_run(name, dtype, 1, 0.1), _keras_run(name, dtype, 4, 0.1))
+
+
+@pytest.mark.parametrize(("dtype", "lr"), [("float32", 1e38), ("float64", 1.7e308)])
+def test_keras_trainer_k_step_stops_at_the_first_non_finite_loss(dtype, lr):
+    # The first call holds steps 1-4 (the first evaluation is due after 80 samples). At these
+    # rates the linear model's loss overflows to inf inside it while its gradients stay finite,
+    # so a loop that ran on would leave other weights than the per-step loop.
+    per_step = _keras_run("linear", dtype, 1, lr)
+    k_step = _keras_run("linear", dtype, 200, lr)
+    assert per_step[0][-1]["diverged"] and per_step[0][-1]["step"] < 4
+    _assert_same_run(per_step, k_step)

@@ -6,6 +6,7 @@ import numpy as np
 
 from scratch.data.mnist import IMAGE_SHAPE
 from scratch.data.synthetic import strokes
+from scratch.data.tokens import token_sequences
 
 DATA_SOURCES = ("strokes", "mnist")
 MNIST_SHAPE = IMAGE_SHAPE
@@ -33,6 +34,21 @@ def load_batch(data: str, batch_size: int, seed: int, dtype: str,
     raise ValueError(f"batch: expected data in {DATA_SOURCES}, received {data!r}.")
 
 
+def token_batch(model, data: str, batch_size: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
+    """A seeded batch of padded token sequences (``scratch.data.tokens``) for a model whose
+    first layer takes indices: tokens (N, T) int64 cut or padded with 0 to the model's T, and
+    their labels. Drawn for --data strokes (the synthetic data of check and diff)."""
+    if data != "strokes":
+        raise ValueError(f"batch: the model reads token sequences; their synthetic batches come "
+                         f"with --data strokes, received --data {data}.")
+    if batch_size < 1:
+        raise ValueError(f"batch: expected batch_size >= 1, received {batch_size}.")
+    x, y = token_sequences(batch_size, seed)
+    steps = model.input_shape[0]
+    x = np.pad(x, ((0, 0), (0, max(steps - x.shape[1], 0))))[:, :steps]
+    return np.minimum(x, model.layers[0].input_dim - 1), y % model.num_classes
+
+
 def model_batch(model, data: str, batch_size: int, seed: int, verify: bool = True
                 ) -> tuple[np.ndarray, np.ndarray]:
     """``load_batch`` for any model, in the model's own input layout (``model.images``, e.g.
@@ -43,6 +59,8 @@ def model_batch(model, data: str, batch_size: int, seed: int, verify: bool = Tru
     pixels of flattened square stroke images.
     """
     dtype = model.dtype.name
+    if model.layers[0].takes_indices:
+        return token_batch(model, data, batch_size, seed)
     shape = tuple(getattr(model, "image_shape", model.input_shape))
     if shape == MNIST_SHAPE or data == "mnist":
         if shape != MNIST_SHAPE:

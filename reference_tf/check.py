@@ -28,7 +28,7 @@ from typing import NamedTuple
 
 import numpy as np
 
-from reference_tf.batches import load_batch
+from reference_tf.batches import model_batch
 from reference_tf.compare import safe_compare, tolerance_for
 from reference_tf.gradients import model_trace, trace_arrays
 from reference_tf.guarding import guarding
@@ -262,8 +262,8 @@ def _check_function(model: Function, x, y, name: str, keras_model) -> CheckResul
 def check_model(name: str, dtype: str, seed: int = 0, batch_size: int = 16,
                 data: str = "strokes", verify: bool = True,
                 progress: Progress | None = None) -> CheckResult:
-    """``check`` of the built-in model ``name`` on a seeded batch (``batches.load_batch``;
+    """``check`` of the built-in model ``name`` on a seeded batch (``batches.model_batch``;
     ``verify``: check MNIST's SHA-256; ``progress``: see ``check``)."""
     model = build(name, seed=seed, dtype=dtype)
-    x, y = load_batch(data, batch_size, seed, dtype, verify)
+    x, y = model_batch(model, data, batch_size, seed, verify)
     return check(model, x, y, name=name, progress=progress)

@@ -25,6 +25,7 @@ import keras
 
 from reference_tf.twin import copy_state, copy_weights
 from scratch import layers as scratch_layers
+from scratch import sequence_layers
 from scratch.models import Sequential
 from scratch.regularizers import L2
 
@@ -32,6 +33,15 @@ from scratch.regularizers import L2
 def _unsupported(layer, setting: str, value, expected: str) -> ValueError:
     return ValueError(f"from_keras: layer '{layer.name}' ({type(layer).__name__}): {setting}="
                       f"{value!r} is not supported; expected {expected}.")
+
+
+def _require_none(layer, settings: tuple, source=None) -> None:
+    """Raise unless every one of ``settings`` of ``source`` (default the layer; a recurrent
+    layer's cell) is None: regularizers and constraints scratch does not apply."""
+    for setting in settings:
+        value = getattr(layer if source is None else source, setting, None)
+        if value is not None:
+            raise _unsupported(layer, setting, value, "None")
 
 
 def _check_channels_last(layer) -> None:
@@ -61,10 +71,8 @@ def _activation(layer, activation) -> list[scratch_layers.Layer]:
 
 def _kernel_regularizer(layer) -> L2 | None:
     """The scratch penalty of a Dense/Conv2D, after checking the settings it cannot take."""
-    for setting in ("bias_regularizer", "activity_regularizer", "kernel_constraint",
-                    "bias_constraint"):
-        if getattr(layer, setting) is not None:
-            raise _unsupported(layer, setting, getattr(layer, setting), "None")
+    _require_none(layer, ("bias_regularizer", "activity_regularizer", "kernel_constraint",
+                          "bias_constraint"))
     regularizer = layer.kernel_regularizer
     if regularizer is None:
         return None
@@ -122,16 +130,17 @@ def _average_pool2d(layer: keras.layers.AveragePooling2D) -> list[scratch_layers
                                             padding=layer.padding, name=layer.name)]
 
 
+NORMALIZATION_PENALTIES = ("gamma_regularizer", "beta_regularizer", "gamma_constraint",
+                           "beta_constraint")
+
+
 def _batch_norm(layer: keras.layers.BatchNormalization) -> list[scratch_layers.Layer]:
     rank = len(layer.input.shape)
     if layer.axis not in (-1, rank - 1):
         raise _unsupported(layer, "axis", layer.axis, "-1 (the channels of NHWC, the features)")
     if layer.renorm:
         raise _unsupported(layer, "renorm", True, "False")
-    for setting in ("gamma_regularizer", "beta_regularizer", "gamma_constraint",
-                    "beta_constraint"):
-        if getattr(layer, setting) is not None:
-            raise _unsupported(layer, setting, getattr(layer, setting), "None")
+    _require_none(layer, NORMALIZATION_PENALTIES)
     return [scratch_layers.BatchNormalization(momentum=layer.momentum, epsilon=layer.epsilon,
                                               center=layer.center, scale=layer.scale,
                                               name=layer.name)]
@@ -158,13 +167,70 @@ def _flatten(layer: keras.layers.Flatten) -> list[scratch_layers.Layer]:
     return [scratch_layers.Flatten(name=layer.name)]
 
 
+def _embedding(layer: keras.layers.Embedding) -> list[scratch_layers.Layer]:
+    _require_none(layer, ("embeddings_regularizer", "embeddings_constraint",
+                          "activity_regularizer"))
+    if getattr(layer, "lora_rank", None):
+        raise _unsupported(layer, "lora_rank", layer.lora_rank, "None")
+    return [sequence_layers.Embedding(layer.input_dim, layer.output_dim,
+                                      mask_zero=layer.mask_zero, name=layer.name)]
+
+
+def _recurrent(layer) -> list[scratch_layers.Layer]:
+    """SimpleRNN, LSTM or GRU with Keras's activations, no dropout and no state kept."""
+    cell = layer.cell
+    if cell.activation is not keras.activations.tanh:
+        raise _unsupported(layer, "activation", getattr(cell.activation, "__name__", None),
+                           "'tanh'")
+    recurrent_activation = getattr(cell, "recurrent_activation", keras.activations.sigmoid)
+    if recurrent_activation is not keras.activations.sigmoid:
+        raise _unsupported(layer, "recurrent_activation",
+                           getattr(recurrent_activation, "__name__", None), "'sigmoid'")
+    for setting in ("dropout", "recurrent_dropout"):
+        if getattr(cell, setting):
+            raise _unsupported(layer, setting, getattr(cell, setting), "0")
+    for setting in ("stateful", "return_state"):
+        if getattr(layer, setting):
+            raise _unsupported(layer, setting, True, "False")
+    _require_none(layer, ("kernel_regularizer", "recurrent_regularizer", "bias_regularizer",
+                          "kernel_constraint", "recurrent_constraint", "bias_constraint"), cell)
+    _require_none(layer, ("activity_regularizer",))
+    settings = {"return_sequences": layer.return_sequences, "go_backwards": layer.go_backwards,
+                "use_bias": cell.use_bias, "name": layer.name}
+    if isinstance(layer, keras.layers.GRU):
+        return [sequence_layers.GRU(layer.units, reset_after=cell.reset_after, **settings)]
+    if isinstance(layer, keras.layers.LSTM):
+        return [sequence_layers.LSTM(layer.units, **settings)]
+    return [sequence_layers.SimpleRNN(layer.units, **settings)]
+
+
+def _layer_norm(layer: keras.layers.LayerNormalization) -> list[scratch_layers.Layer]:
+    rank = len(layer.input.shape)
+    axis = layer.axis if isinstance(layer.axis, int) else tuple(layer.axis)
+    if axis not in (-1, rank - 1, [rank - 1], (rank - 1,), (-1,)):
+        raise _unsupported(layer, "axis", layer.axis, "-1 (the last axis)")
+    if layer.rms_scaling:
+        raise _unsupported(layer, "rms_scaling", True, "False")
+    _require_none(layer, NORMALIZATION_PENALTIES)
+    return [sequence_layers.LayerNormalization(epsilon=layer.epsilon, center=layer.center,
+                                               scale=layer.scale, name=layer.name)]
+
+
+def _reshape(layer: keras.layers.Reshape) -> list[scratch_layers.Layer]:
+    if -1 in tuple(layer.target_shape):
+        raise _unsupported(layer, "target_shape", layer.target_shape, "no -1 entry")
+    return [sequence_layers.Reshape(tuple(layer.target_shape), name=layer.name)]
+
+
 CONVERTERS: dict[type, Callable[[keras.layers.Layer], list[scratch_layers.Layer]]] = {
     keras.layers.Dense: _dense, keras.layers.Conv2D: _conv2d,
     keras.layers.MaxPooling2D: _max_pool2d, keras.layers.ReLU: _relu,
     keras.layers.Activation: _activation_layer, keras.layers.Flatten: _flatten,
     keras.layers.AveragePooling2D: _average_pool2d, keras.layers.BatchNormalization: _batch_norm,
     keras.layers.Dropout: _dropout, keras.layers.Softmax: _softmax,
-    keras.layers.LeakyReLU: _leaky_relu,
+    keras.layers.LeakyReLU: _leaky_relu, keras.layers.Embedding: _embedding,
+    keras.layers.SimpleRNN: _recurrent, keras.layers.LSTM: _recurrent, keras.layers.GRU: _recurrent,
+    keras.layers.LayerNormalization: _layer_norm, keras.layers.Reshape: _reshape,
 }
 
 
@@ -187,7 +253,9 @@ def from_keras(keras_model: keras.Sequential, converters: dict | None = None) ->
         keras_model: a built ``keras.Sequential`` (made with ``keras.Input(shape)``) of the
             layers in ``CONVERTERS`` (Dense, Conv2D, MaxPooling2D, AveragePooling2D,
             BatchNormalization, Dropout, ReLU, LeakyReLU, Softmax, Activation("relu" |
-            "sigmoid" | "tanh" | "softmax"), Flatten), all of one dtype, ending in logits (N, K).
+            "sigmoid" | "tanh" | "softmax"), Flatten, Reshape, Embedding, SimpleRNN, LSTM, GRU,
+            LayerNormalization), all of one dtype (an Embedding's integer input aside), ending
+            in logits (N, K).
         converters: further Keras layer classes -> ``converter(keras_layer) -> [scratch
             layers]``, checked first, for layers written outside ``scratch.layers``.
 

@@ -58,13 +58,15 @@ def sparse_cross_entropy(logits: tf.Tensor, labels) -> tf.Tensor:
 
 
 def layer_pass(keras_layer: keras.layers.Layer, x: np.ndarray, dy: np.ndarray,
-               training: bool = True) -> LayerPass:
+               training: bool = True, mask: np.ndarray | None = None) -> LayerPass:
     """Run ``keras_layer`` on x (N, ...) and backpropagate the upstream gradient dy (the output's
     shape).
 
     ``training`` is passed to the call: True (a training step, as a scratch layer's ``forward``)
     makes BatchNormalization use and record the batch's statistics and Dropout drop units.
-    The layer is built by the call if it was not already.
+    The layer is built by the call if it was not already. ``mask``: bool (N, T), the time
+    steps a sequence layer computes (Keras's ``mask=`` argument); None: no mask. Integer
+    inputs (Embedding) have no gradient: ``input_grad`` is None.
     """
     x_t = tf.constant(x)
     if not keras_layer.built:
@@ -72,14 +74,15 @@ def layer_pass(keras_layer: keras.layers.Layer, x: np.ndarray, dy: np.ndarray,
     variables = keras_layer.trainable_weights
     with tf.GradientTape() as tape:
         tape.watch(x_t)
-        y = keras_layer(x_t, training=training)
+        call_mask = {} if mask is None else {"mask": tf.constant(mask)}
+        y = keras_layer(x_t, training=training, **call_mask)
     if tuple(y.shape) != tuple(dy.shape):
         raise ValueError(f"layer_pass: layer '{keras_layer.name}': expected dy of the output's "
                          f"shape {tuple(y.shape)}, received {tuple(dy.shape)}.")
     gradients = tape.gradient(y, [x_t, *variables], output_gradients=tf.constant(dy, dtype=y.dtype))
     return LayerPass(
         output=y.numpy(),
-        input_grad=_numpy(gradients[0], x_t),
+        input_grad=None if x.dtype.kind in "iu" else _numpy(gradients[0], x_t),
         grads={v.name: _numpy(g, v) for v, g in zip(variables, gradients[1:])},
         state={v.name: v.numpy() for v in keras_layer.non_trainable_weights},
     )
@@ -124,7 +127,8 @@ def trace(keras_model: keras.Sequential, x: np.ndarray, y: np.ndarray,
     return Trace(
         logits=h.numpy(), loss=float(loss.numpy()),
         outputs={name: t.numpy() for name, t in outputs.items()},
-        output_grads=output_grads, grads=grads, input_grad=_numpy(gradients[-1], x_t),
+        output_grads=output_grads, grads=grads,
+        input_grad=None if x.dtype.kind in "iu" else _numpy(gradients[-1], x_t),
         state={key: v.numpy() for key, v in keras_state(keras_model).items()},
     )
 
@@ -133,14 +137,14 @@ def trace_arrays(result: Trace) -> dict:
     """Every quantity of a trace as a flat dict of named arrays, the keys ``compare`` reports:
 
     "logits", "loss", "outputs/<layer>", "output_grads/<layer>", "grads/<layer>/<param>",
-    "input_grad", "state/<layer>/<variable>".
+    "input_grad" (left out when None: integer inputs), "state/<layer>/<variable>".
     """
     return {
         "logits": result.logits, "loss": np.float64(result.loss),
         **{f"outputs/{k}": v for k, v in result.outputs.items()},
         **{f"output_grads/{k}": v for k, v in result.output_grads.items()},
         **{f"grads/{k}": v for k, v in result.grads.items()},
-        "input_grad": result.input_grad,
+        **({} if result.input_grad is None else {"input_grad": result.input_grad}),
         **{f"state/{k}": v for k, v in result.state.items()},
     }
 

@@ -17,6 +17,9 @@ from contextlib import ExitStack, contextmanager
 from reference_tf.own.layers import OwnLayer
 from reference_tf.user_code import Fault, UserCodeError, last_frame
 from scratch.layers import LAYERS
+from scratch.sequence_layers import SEQUENCE_LAYERS
+
+OWN_CLASSES = frozenset((*LAYERS.values(), *SEQUENCE_LAYERS))  # tfparity's own layer classes
 
 METHODS = {"call": ("forward", "output"), "call_backward": ("backward", "input_grad"),
            "backward_params": ("backward", "grads"), "infer": ("forward", "output")}
@@ -40,7 +43,7 @@ def instance_patch(obj, name: str, value):
 
 def unguarded(layer) -> bool:
     """A layer whose class is neither tfparity's own nor a ``reference_tf.own`` layer."""
-    return not isinstance(layer, OwnLayer) and type(layer) not in set(LAYERS.values())
+    return not isinstance(layer, OwnLayer) and type(layer) not in OWN_CLASSES
 
 
 def _guarded(layer, method: str):

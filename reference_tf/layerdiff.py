@@ -41,7 +41,7 @@ import numpy as np
 
 from reference_tf.adapter import label as layer_label
 from reference_tf.adapter import loss_of
-from reference_tf.batches import load_batch
+from reference_tf.batches import model_batch
 from reference_tf.causes import explain
 from reference_tf.compare import Comparison, Tolerance, safe_compare, tolerances
 from reference_tf.diff_result import (
@@ -211,7 +211,7 @@ def diff_model(model_name: str, dtype: str = "float64", seed: int = 0, batch_siz
         dtype: "float32" or "float64" (selects the tolerances too).
         seed: seeds the initial weights (unless ``weights``) and the batch.
         batch_size: N, the examples of the batch.
-        data: "strokes" or "mnist" (see ``load_batch``).
+        data: "strokes" or "mnist" (see ``reference_tf.batches.model_batch``).
         weights: parameters keyed like ``Sequential.params`` (e.g. from ``reports.files.weights``).
         verify: check MNIST's SHA-256 (``scratch.data.load_mnist``).
         progress: see ``diff``.
@@ -222,7 +222,7 @@ def diff_model(model_name: str, dtype: str = "float64", seed: int = 0, batch_siz
     model = build(model_name, seed=seed, dtype=dtype)
     if weights is not None:
         model.set_params(weights)
-    x, y = load_batch(data, batch_size, seed, dtype, verify)
+    x, y = model_batch(model, data, batch_size, seed, verify)
     return diff(model, x, y, name=model_name, seed=seed, data=data,
                 data_unverified=data == "mnist" and not verify, progress=progress)
 

@@ -151,8 +151,8 @@ def isolated_pass(layer, x_ref: np.ndarray, dy_ref: np.ndarray,
     if guards:
         faults += _own_faults(layer, "backward", {"output_grad": dy_given, **params},
                               {"output_grad": dy_ref, **before},
-                              {"input_grad": dx, **{f"grads/{k}": v
-                                                     for k, v in layer.grads.items()}})
+                              {**({} if layer.takes_indices else {"input_grad": dx}),
+                               **{f"grads/{k}": v for k, v in layer.grads.items()}})
     return IsolatedPass(y, dx, grads, state, faults)
 
 

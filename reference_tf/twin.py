@@ -18,6 +18,7 @@ import tensorflow as tf
 
 from reference_tf.adapter import declares_twin, keras_weights
 from scratch import layers as scratch_layers
+from scratch import sequence_layers
 from scratch.models import Sequential
 
 
@@ -100,9 +101,34 @@ def keras_layer(layer: scratch_layers.Layer, dtype: str, twins: dict | None = No
         return keras.layers.Softmax(axis=layer.axis, **common)
     if isinstance(layer, scratch_layers.LeakyReLU):
         return keras.layers.LeakyReLU(negative_slope=layer.negative_slope, **common)
+    sequence = sequence_twin(layer, common)
+    if sequence is not None:
+        return sequence
+    known = sorted([*scratch_layers.LAYERS, *(c.__name__ for c in sequence_layers.SEQUENCE_LAYERS)])
     raise TypeError(f"twin: no Keras twin for layer '{layer.name}' of type "
-                    f"{type(layer).__name__}; expected one of {sorted(scratch_layers.LAYERS)} "
-                    f"or a class given in twins=.")
+                    f"{type(layer).__name__}; expected one of {known} or a class given in twins=.")
+
+
+def sequence_twin(layer: scratch_layers.Layer, common: dict) -> keras.layers.Layer | None:
+    """The Keras twin of a ``scratch.sequence_layers`` layer (None for any other layer);
+    ``common``: the name and dtype."""
+    if isinstance(layer, sequence_layers.Embedding):
+        return keras.layers.Embedding(layer.input_dim, layer.output_dim,
+                                      mask_zero=layer.mask_zero, **common)
+    recurrent = {sequence_layers.SimpleRNN: keras.layers.SimpleRNN,
+                 sequence_layers.LSTM: keras.layers.LSTM, sequence_layers.GRU: keras.layers.GRU}
+    for cls, keras_cls in recurrent.items():
+        if isinstance(layer, cls):
+            extra = {"reset_after": layer.reset_after} if cls is sequence_layers.GRU else {}
+            return keras_cls(layer.units, return_sequences=layer.return_sequences,
+                             go_backwards=layer.go_backwards, use_bias=layer.use_bias,
+                             **extra, **common)
+    if isinstance(layer, sequence_layers.LayerNormalization):
+        return keras.layers.LayerNormalization(axis=-1, epsilon=layer.epsilon,
+                                               center=layer.center, scale=layer.scale, **common)
+    if isinstance(layer, sequence_layers.Reshape):
+        return keras.layers.Reshape(layer.target_shape, **common)
+    return None
 
 
 def keras_params(model: keras.Model) -> dict[str, keras.Variable]:
@@ -128,8 +154,9 @@ def twin(model: Sequential, twins: dict | None = None, *,
     ``share_masks``: Dropout twins apply the scratch layers' masks (see the module docstring).
     """
     dtype = model.dtype.name
+    input_dtype = "int32" if model.layers[0].takes_indices else dtype
     keras_model = keras.Sequential(
-        [keras.Input(shape=model.input_shape, dtype=dtype)]
+        [keras.Input(shape=model.input_shape, dtype=input_dtype)]
         + [keras_layer(layer, dtype, twins, share_masks=share_masks)
            for layer in model.layers],
         name="twin",

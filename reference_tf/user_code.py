@@ -16,6 +16,8 @@ from typing import Callable
 
 import numpy as np
 
+from reference_tf.user_exits import guard, what_happened
+
 
 @dataclass(frozen=True)
 class Fault:
@@ -97,16 +99,16 @@ def last_frame(error: BaseException) -> str:
 
 
 def call_user(fn: Callable, args: tuple, kwargs: dict, key: str, fault: Callable[..., Fault]):
-    """``fn(*args, **kwargs)``; an exception becomes a fatal ``UserCodeError`` about ``key`` (the
-    result that never came, e.g. "output").
+    """``fn(*args, **kwargs)``; an exception or an exit (``reference_tf.user_exits``) becomes a
+    fatal ``UserCodeError`` about ``key`` (the result that never came, e.g. "output").
 
     ``fault(key, problem, fatal, frame)`` makes the ``Fault`` (it knows the layer and pass).
     """
     try:
-        return fn(*args, **kwargs)
+        with guard():  # sys.exit, os._exit, a KeyboardInterrupt of its own: a UserExit
+            return fn(*args, **kwargs)
     except Exception as error:  # anything user code raises is reported, never propagated raw
-        problem = f"raised {type(error).__name__}: {error}"
-        raise UserCodeError([fault(key, problem, True, last_frame(error))]) from error
+        raise UserCodeError([fault(key, what_happened(error), True, last_frame(error))]) from error
 
 
 def writes(given: dict[str, np.ndarray], originals: dict[str, np.ndarray], what: dict[str, str],

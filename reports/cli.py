@@ -96,6 +96,8 @@ def main(argv: list[str] | None = None) -> int:
             return args.func(args)
         except KeyboardInterrupt:
             pass
+        except SystemExit as exit_:  # no command exits so: foreign code, outside every guard
+            return _error_exit(prog, argv, exit_)
         except Exception as error:
             if not interrupt.seen:
                 return _error_exit(prog, argv, error)
@@ -103,9 +105,9 @@ def main(argv: list[str] | None = None) -> int:
     return errors.INTERRUPTED
 
 
-def _error_exit(prog: str, argv: list[str], error: Exception) -> int:
+def _error_exit(prog: str, argv: list[str], error: BaseException) -> int:
     """Report ``error``: bad input (2) in one line, or a bug (3) in one line with the traceback
-    in a log file."""
+    in a log file (a ``SystemExit`` too: its code is never passed on as the command's)."""
     if errors.is_input_error(error):
         print(f"{prog}: {error}", file=sys.stderr)
         return errors.BAD_INPUT

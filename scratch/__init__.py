@@ -11,6 +11,9 @@ _EXPORTS = {
     **{name: "scratch.layers" for name in (
         "LAYERS", "AveragePooling2D", "BatchNormalization", "Conv2D", "Dense", "Dropout",
         "Flatten", "Layer", "LeakyReLU", "MaxPool2D", "ReLU", "Sigmoid", "Softmax", "Tanh")},
+    **{name: "scratch.sequence_layers" for name in (
+        "SEQUENCE_LAYERS", "Embedding", "GRU", "LSTM", "LayerNormalization", "Reshape",
+        "SimpleRNN")},
     "softmax_cross_entropy": "scratch.losses",
     **{name: "scratch.models" for name in ("MODELS", "Sequential", "Trace", "build")},
     **{name: "scratch.optim" for name in ("SGD", "Adam", "AdamW", "RMSprop")},

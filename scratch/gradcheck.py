@@ -191,7 +191,8 @@ def check_layer_gradients(layer: Layer, x: np.ndarray, upstream: np.ndarray | No
 
     Args:
         layer: a built layer of any float dtype; checked on a float64 copy.
-        x: input batch (N, *layer.input_shape), cast to float64.
+        x: input batch (N, *layer.input_shape), cast to float64 (integer indices of an
+            Embedding stay as they are, and only its parameters are checked).
         upstream: dL/dy of the output's shape; None draws standard normals with ``seed``.
         eps, max_elements, seed: see ``numerical_grad`` (applied per quantity).
 
@@ -199,12 +200,14 @@ def check_layer_gradients(layer: Layer, x: np.ndarray, upstream: np.ndarray | No
         {"input": ..., "kernel": ..., "bias": ...} (parameter keys as in ``layer.params``).
     """
     clone = float64_copy(layer)
-    x = np.array(x, dtype=np.float64)  # a private copy: it is perturbed in place
+    indices = clone.takes_indices  # integer inputs (Embedding): parameters only
+    x = np.array(x, dtype=None if indices else np.float64)  # a private copy: perturbed in place
     y = clone.forward(x)
     if upstream is None:
         upstream = np.random.default_rng(seed).standard_normal(y.shape)
     upstream = np.asarray(upstream, dtype=np.float64)
-    analytic = {"input": clone.backward(upstream)}
+    input_grad = clone.backward(upstream)
+    analytic = {} if indices else {"input": input_grad}
     analytic.update({key: value.copy() for key, value in clone.grads.items()})
 
     def per_example(_: np.ndarray) -> np.ndarray:
@@ -214,9 +217,10 @@ def check_layer_gradients(layer: Layer, x: np.ndarray, upstream: np.ndarray | No
         return float(np.sum(per_example(x)))
 
     with replaying_masks([clone]):
-        numerical = {"input": numerical_grad(objective, x, eps, max_elements, seed)
-                     if clone.mixes_examples else
-                     numerical_batch_grad(per_example, x, eps, max_elements, seed)}
+        numerical = {} if indices else {
+            "input": numerical_grad(objective, x, eps, max_elements, seed)
+            if clone.mixes_examples else
+            numerical_batch_grad(per_example, x, eps, max_elements, seed)}
         numerical.update({key: numerical_grad(objective, value, eps, max_elements, seed)
                           for key, value in clone.params.items()})
     return {name: compare(name, analytic[name], numerical[name]) for name in analytic}
@@ -245,14 +249,15 @@ def check_model_gradients(model: Sequential, x: np.ndarray, y: np.ndarray,
 
     Args:
         model: any float dtype; checked on a float64 copy.
-        x: images (N, *model.input_shape), cast to float64; y: integer labels (N,).
+        x: inputs (N, *model.input_shape), cast to float64 unless integer indices (an
+            Embedding first); y: integer labels (N,). Masks as in ``loss_and_grads``.
         eps, max_elements, seed: see ``numerical_grad`` (applied per parameter).
 
     Returns:
         {param key: result}, keys as in ``model.params`` (e.g. "conv1/kernel").
     """
     clone = float64_model_copy(model)
-    x = np.asarray(x, dtype=np.float64)
+    x = np.asarray(x, dtype=None if clone.layers[0].takes_indices else np.float64)
     analytic = {key: value.copy() for key, value in clone.loss_and_grads(x, y)[1].items()}
 
     def loss(_: np.ndarray) -> float:

@@ -16,3 +16,14 @@ def glorot_uniform(shape: tuple, rng: np.random.Generator, dtype) -> np.ndarray:
     fan_in, fan_out = shape[-2] * receptive, shape[-1] * receptive
     limit = np.sqrt(6.0 / (fan_in + fan_out))
     return rng.uniform(-limit, limit, size=shape).astype(dtype)
+
+
+def orthogonal(shape: tuple, rng: np.random.Generator, dtype) -> np.ndarray:
+    """Keras's orthogonal initializer (gain 1) for a 2-D shape (rows, cols), the recurrent
+    kernels' default: the Q of a QR decomposition of a standard normal (max, min) matrix, its
+    columns' signs fixed by R's diagonal, transposed when rows < cols (orthonormal rows then)."""
+    rows, cols = shape
+    normal = rng.standard_normal((max(rows, cols), min(rows, cols)))
+    q, r = np.linalg.qr(normal)
+    q *= np.sign(np.diag(r))
+    return np.ascontiguousarray(q.T if rows < cols else q, dtype=dtype)

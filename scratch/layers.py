@@ -42,6 +42,10 @@ class Layer:
     # True if an example's output depends on the other examples of the batch (batch statistics):
     # finite differences then perturb one example at a time.
     mixes_examples: bool = False
+    # True if the input is integer indices (Embedding), which have no gradient.
+    takes_indices: bool = False
+    # Whether a mask of padded time steps (Keras's masking) passes through the layer unchanged.
+    supports_masking: bool = False
 
     def __init__(self, name: str | None = None):
         if name is not None and (not isinstance(name, str) or not name or "/" in name):
@@ -58,6 +62,9 @@ class Layer:
         self.dtype: np.dtype | None = None
         self.input_shape: tuple | None = None
         self.cache = None
+        # The mask (N, T) bool of the input's time steps (True = a real step), set by the model
+        # before each pass from the previous layer's ``compute_mask``; None: no padding.
+        self.input_mask: np.ndarray | None = None
         # Param key -> weight penalty (``kernel_regularizer``); the model adds them to the loss.
         self.regularizers: dict[str, L2] = {}
 
@@ -105,7 +112,7 @@ class Layer:
         """Validated forward pass; the layer must be built. x: (N, *input_shape)."""
         if not self.built:
             raise ValueError(f"{self.owner}: call build(input_shape, dtype=...) before forward().")
-        check_float_array(self.owner, "input", x, self.dtype)
+        self.check_input_array(x)
         if x.ndim < 2:
             raise ValueError(
                 f"{self.owner}: expected a batch (N, ...) of rank >= 2, received shape {x.shape}."
@@ -127,6 +134,17 @@ class Layer:
         return self.call_backward(dy)
 
     # Hooks: what a subclass implements ----------------------------------------------------
+    def check_input_array(self, x) -> None:
+        """Raise unless x is an array this layer takes (default: finite floats of its dtype)."""
+        check_float_array(self.owner, "input", x, self.dtype)
+
+    def compute_mask(self, inputs: np.ndarray | None, mask: np.ndarray | None):
+        """The mask (N, T) of the output's time steps, from the input's ``mask`` (Keras's
+        ``compute_mask``); ``inputs`` is the model's input for its first layer (where masks
+        start: ``Embedding(mask_zero=True)``), else None. Default: ``mask`` if the layer
+        ``supports_masking``, else None."""
+        return mask if self.supports_masking else None
+
     def check_input_channels(self, input_shape: tuple) -> None:
         """Raise if a built layer's parameters cannot take ``input_shape`` (rank already
         checked)."""
@@ -179,13 +197,14 @@ def _store_grads(layer: "Dense | Conv2D", dkernel: np.ndarray, dbias: np.ndarray
 
 class Dense(Layer):
     """Fully connected layer. Input (N, in), output (N, units); kernel (in, units), bias (units,)
-    unless ``use_bias=False`` (as before a BatchNormalization).
+    unless ``use_bias=False`` (as before a BatchNormalization). On sequences (N, T, in) it maps
+    every time step, as Keras does: output (N, T, units); a mask passes through.
 
     ``kernel_regularizer``: None or ``scratch.regularizers.L2``, whose penalty of the kernel the
     model adds to its loss (as Keras's ``kernel_regularizer``).
     """
 
-    input_rank = 1
+    supports_masking = True
 
     def __init__(self, units: int, use_bias: bool = True, kernel_regularizer: L2 | None = None,
                  name: str | None = None):
@@ -197,11 +216,22 @@ class Dense(Layer):
         if kernel_regularizer is not None:
             self.regularizers["kernel"] = kernel_regularizer
 
+    def check_input_channels(self, input_shape):
+        if len(input_shape) not in (1, 2):
+            raise ValueError(
+                f"{self.owner}: expected an input of rank 2 (N, features) or 3 (N, steps, "
+                f"features), received per-example shape {input_shape} "
+                f"(rank {len(input_shape) + 1} with the batch axis).")
+        kernel = self.params.get("kernel")
+        if kernel is not None and input_shape[-1] != kernel.shape[0]:
+            raise ValueError(f"{self.owner}: expected {kernel.shape[0]} features on the last "
+                             f"axis, received per-example input shape {input_shape}.")
+
     def output_shape_for(self, input_shape):
-        return (self.units,)
+        return (*input_shape[:-1], self.units)
 
     def init_params(self, input_shape, rng):
-        params = {"kernel": glorot_uniform((input_shape[0], self.units), rng, self.dtype)}
+        params = {"kernel": glorot_uniform((input_shape[-1], self.units), rng, self.dtype)}
         if self.use_bias:
             params["bias"] = np.zeros(self.units, dtype=self.dtype)
         return params

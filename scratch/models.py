@@ -1,4 +1,6 @@
-"""Sequential models and the four MNIST models of the assignment."""
+"""Sequential models, the MNIST models of the assignment and the sequential-MNIST models
+(``rnn``, ``lstm``, ``gru``: 28 rows of 28 pixels as 28 time steps), and ``tokens``, a
+classifier of padded synthetic token sequences."""
 
 from __future__ import annotations
 
@@ -9,6 +11,7 @@ import numpy as np
 
 from scratch import ops
 from scratch.checks import check_dtype_name, check_float_array, check_labels, check_positive_int
+from scratch.data import tokens
 from scratch.data.mnist import IMAGE_SHAPE, NUM_CLASSES
 from scratch.fusion import Unit, backward, fuse
 from scratch.layers import (
@@ -21,6 +24,7 @@ from scratch.layers import (
     MaxPool2D,
     ReLU,
 )
+from scratch.sequence_layers import GRU, LSTM, Embedding, Reshape, SimpleRNN
 
 MNIST_INPUT_SHAPE = IMAGE_SHAPE
 
@@ -88,6 +92,10 @@ class Sequential:
         self.seed = seed
         self._fused = None
         self._name_layers()
+        later = [layer.name for layer in self.layers[1:] if layer.takes_indices]
+        if later:
+            raise ValueError(f"Sequential: layers taking integer indices (Embedding) must come "
+                             f"first, received {later} later in the stack.")
         rng = np.random.default_rng(seed)
         shape = self.input_shape
         self.output_shapes: dict[str, tuple] = {}
@@ -140,8 +148,12 @@ class Sequential:
 
     # Checks ----------------------------------------------------------------------------------
     def check_inputs(self, x: np.ndarray, y: np.ndarray | None = None) -> None:
-        """Validate a batch x (N, *input_shape), N >= 1, of the model's dtype and labels y (N,)."""
-        check_float_array("Sequential input", "x", x, self.dtype)
+        """Validate a batch x (N, *input_shape), N >= 1, of the model's dtype (integer indices
+        if the first layer takes them) and labels y (N,)."""
+        if self.layers[0].takes_indices:
+            self.layers[0].check_input_array(x)
+        else:
+            check_float_array("Sequential input", "x", x, self.dtype)
         if x.shape[1:] != self.input_shape or x.ndim != len(self.input_shape) + 1:
             raise ValueError("Sequential input: expected x of shape (N, "
                              f"{', '.join(map(str, self.input_shape))}), received shape {x.shape}.")
@@ -152,8 +164,18 @@ class Sequential:
             check_labels("Sequential input", y, x.shape[0], self.num_classes)
 
     # Passes ----------------------------------------------------------------------------------
+    def set_masks(self, x: np.ndarray) -> None:
+        """Set every layer's ``input_mask`` for a pass over the batch x (N, *input_shape): masks
+        start at the first layer (``Embedding(mask_zero=True)``) and go on through the layers'
+        ``compute_mask``, as Keras propagates them."""
+        mask = None
+        for index, layer in enumerate(self.layers):
+            layer.input_mask = mask
+            mask = layer.compute_mask(x if index == 0 else None, mask)
+
     def _outputs(self, x: np.ndarray) -> dict:
         """Every layer's output, layer by layer (unchecked)."""
+        self.set_masks(x)
         outputs = {}
         for layer in self.layers:
             x = layer.call(x)
@@ -172,6 +194,7 @@ class Sequential:
         return self._fused[1]
 
     def _logits(self, x: np.ndarray) -> np.ndarray:
+        self.set_masks(x)
         for unit in self.units:
             x = unit.infer(x)
         return x
@@ -235,6 +258,7 @@ class Sequential:
         """
         if check:
             self.check_inputs(x, y)
+        self.set_masks(x)
         for unit in self.units:
             x = unit.call(x)
         loss, dlogits = self.compute_loss(x, y)
@@ -326,13 +350,46 @@ def _cnn_bn() -> list[Layer]:
     ]
 
 
+# Sequential MNIST: each image read as a sequence of 28 rows (time steps) of 28 pixels.
+SEQUENCE_UNITS = 64
+
+
+def _rows() -> Reshape:
+    return Reshape(IMAGE_SHAPE[:2], name="rows")
+
+
+def _rnn() -> list[Layer]:
+    return [_rows(), SimpleRNN(SEQUENCE_UNITS, name="rnn"), Dense(NUM_CLASSES, name="logits")]
+
+
+def _lstm() -> list[Layer]:
+    return [_rows(), LSTM(SEQUENCE_UNITS, name="lstm"), Dense(NUM_CLASSES, name="logits")]
+
+
+def _gru() -> list[Layer]:
+    return [_rows(), GRU(SEQUENCE_UNITS, name="gru"), Dense(NUM_CLASSES, name="logits")]
+
+
+def _tokens() -> list[Layer]:
+    """Padded token sequences (``scratch.data.tokens``): the Embedding masks the padding, the
+    LSTM skips it."""
+    return [Embedding(tokens.VOCABULARY, 16, mask_zero=True, name="embedding"),
+            LSTM(32, name="lstm"), Dense(NUM_CLASSES, name="logits")]
+
+
 MODELS: dict[str, Callable[[], list[Layer]]] = {
     "linear": _linear, "mlp1": _mlp1, "mlp2": _mlp2, "cnn": _cnn, "cnn_bn": _cnn_bn,
+    "rnn": _rnn, "lstm": _lstm, "gru": _gru, "tokens": _tokens,
 }
+# Per-example inputs of the models that do not read MNIST images (MNIST_INPUT_SHAPE).
+INPUT_SHAPES = {"tokens": (tokens.STEPS,)}
+IMAGE_MODELS = tuple(name for name in MODELS if name not in INPUT_SHAPES)
 
 
 def build(name: str, seed: int = 0, dtype="float32") -> Sequential:
-    """One of the MNIST models (see ``MODELS``): images (N, 28, 28, 1) -> 10 logits."""
+    """One of the models of ``MODELS``: images (N, 28, 28, 1) -> 10 logits, or for ``tokens``
+    padded token sequences (N, 20) -> 10 logits."""
     if name not in MODELS:
         raise ValueError(f"build: expected a model name in {list(MODELS)}, received {name!r}.")
-    return Sequential(MODELS[name](), MNIST_INPUT_SHAPE, seed=seed, dtype=dtype)
+    return Sequential(MODELS[name](), INPUT_SHAPES.get(name, MNIST_INPUT_SHAPE), seed=seed,
+                      dtype=dtype)

@@ -5,6 +5,12 @@ twin) can be driven through the identical batches:
 
     trainer.train_step(x_batch, y_batch) -> float    # one update; returns the batch loss
     trainer.evaluate(x, y) -> (loss, accuracy)
+
+A trainer whose ``steps_per_call`` attribute is above 1 is handed up to that many consecutive
+batches of one size at once, stacked, and returns their losses (the last may be the first
+non-finite one):
+
+    trainer.train_steps(x_batches (K, B, ...), y_batches (K, B)) -> losses (k,), k <= K
 """
 
 from __future__ import annotations
@@ -87,6 +93,28 @@ class ScratchTrainer:
         return self.model.evaluate(x, y, self.eval_batch_size, check=False)
 
 
+def _calls(schedule: Iterator[Batch], steps_per_call: int, eval_every: int
+           ) -> Iterator[list[Batch]]:
+    """The schedule's batches grouped into the trainer's calls: consecutive batches of one size,
+    at most ``steps_per_call`` of them, a group ending where an evaluation is due."""
+    chunk: list[Batch] = []
+    samples, next_eval = 0, eval_every  # as ``run`` counts them
+    for batch in schedule:
+        if chunk and len(batch.indices) != len(chunk[0].indices):
+            yield chunk
+            chunk = []
+        chunk.append(batch)
+        samples += len(batch.indices)
+        due = samples >= next_eval
+        if due:
+            next_eval += eval_every
+        if due or len(chunk) == steps_per_call:
+            yield chunk
+            chunk = []
+    if chunk:
+        yield chunk
+
+
 def run(trainer: Trainer, x: np.ndarray, y: np.ndarray, *, epochs: int, batch_size: int = 100,
         seed: int = 0, eval_every: int = 20000, eval_sets: dict | None = None,
         on_record: Callable[[dict], None] | None = None,
@@ -125,21 +153,26 @@ def run(trainer: Trainer, x: np.ndarray, y: np.ndarray, *, epochs: int, batch_si
 
     record()
     next_eval = eval_every
-    for batch in batch_schedule(len(x), batch_size, epochs, seed):
-        xb, yb = x[batch.indices], y[batch.indices]
+    for chunk in _calls(batch_schedule(len(x), batch_size, epochs, seed),
+                        getattr(trainer, "steps_per_call", 1), eval_every):
         start = time.perf_counter()
-        loss = trainer.train_step(xb, yb)
+        if len(chunk) == 1:
+            losses = [trainer.train_step(x[chunk[0].indices], y[chunk[0].indices])]
+        else:
+            indices = np.stack([batch.indices for batch in chunk])
+            losses = trainer.train_steps(x[indices], y[indices])
         clock["train"] += time.perf_counter() - start
-        state["samples"] += len(batch.indices)
-        state["step"] = batch.step
-        state["losses"].append(loss)
-        if not math.isfinite(loss):
-            history.diverged = True
-            record()
-            return history
-        if state["samples"] >= next_eval:
-            record()
-            next_eval += eval_every
+        for batch, loss in zip(chunk, losses):
+            state["samples"] += len(batch.indices)
+            state["step"] = batch.step
+            state["losses"].append(float(loss))
+            if not math.isfinite(loss):
+                history.diverged = True
+                record()
+                return history
+            if state["samples"] >= next_eval:
+                record()
+                next_eval += eval_every
     if history.records[-1]["samples_seen"] != state["samples"]:
         record()
     return history

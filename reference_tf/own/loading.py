@@ -15,6 +15,7 @@ from pathlib import Path
 
 from reference_tf.own.model import Function, Model
 from reference_tf.user_code import last_frame
+from reference_tf.user_exits import guard, what_happened
 from scratch.models import Sequential
 
 MODEL_TYPES = (Model, Function, Sequential)
@@ -50,24 +51,26 @@ def load_model(spec: str):
 
     Raises:
         ValueError: the spec is malformed, the file or module or factory does not exist, importing
-            or calling it raised (with the exception's last frame), or it returned no model.
+            or calling it raised or exited (with the last frame), or it returned no model.
     """
     target, sep, factory = spec.rpartition(":")
     if not sep or not target or not factory.isidentifier():
         raise ValueError(f"expected FILE.py:FACTORY or package.module:FACTORY, received "
                          f"{spec!r}.")
     try:
-        module = import_target(target)
-    except Exception as error:  # a missing file or module, or the user's module failed
-        raise ValueError(f"importing {target!r} raised {type(error).__name__}: {error} "
+        with guard():
+            module = import_target(target)
+    except Exception as error:  # a missing file or module, or the user's module failed or exited
+        raise ValueError(f"importing {target!r} {what_happened(error)} "
                          f"(at {last_frame(error)}).") from None
     fn = getattr(module, factory, None)
     if not callable(fn):
         raise ValueError(f"{target!r} has no function {factory!r}.")
     try:
-        model = fn()
+        with guard():
+            model = fn()
     except Exception as error:
-        raise ValueError(f"{factory}() raised {type(error).__name__}: {error} "
+        raise ValueError(f"{factory}() {what_happened(error)} "
                          f"(at {last_frame(error)}).") from None
     if not isinstance(model, MODEL_TYPES):
         raise ValueError(f"{factory}() returned {type(model).__name__}; expected a "

@@ -16,13 +16,13 @@ import pandas as pd
 from reports.analysis.fitting import column, fit_verdict, stability, tracking_gap
 from reports.analysis.statistics import PairedInterval, paired_interval
 from reports.experiment.drift import relative_distance
-from reports.experiment.protocol import IMPLEMENTATIONS, SETTINGS
+from reports.experiment.protocol import ALL_SETTINGS, IMPLEMENTATIONS
 
 EXPERIMENT = ["model", "setting", "epochs", "lr"]
 
 
 def _model_order(frame: pd.DataFrame) -> pd.DataFrame:
-    order = {name: i for i, name in enumerate(SETTINGS)}
+    order = {name: i for i, name in enumerate(ALL_SETTINGS)}
     return frame.sort_values(["model", "setting"],
                              key=lambda s: s.map(order) if s.name == "model" else s,
                              kind="stable").reset_index(drop=True)
@@ -249,7 +249,7 @@ def drift_series(results: list[dict]) -> list[dict]:
             series.append({key: [None if not np.isfinite(v) else float(v) for v in value]
                            if isinstance(value, np.ndarray) else value
                            for key, value in entry.items()})
-    order = {name: i for i, name in enumerate(SETTINGS)}
+    order = {name: i for i, name in enumerate(ALL_SETTINGS)}
     return sorted(series, key=lambda s: (order[s["model"]], s["setting"], s["seed"]))
 
 

@@ -13,13 +13,14 @@ import argparse
 from reports.commands import user_model
 from reports.commands.options import (
     BATCH_DATA,
+    MAX_IMAGES,
     add_models,
     add_no_verify,
     add_quiet,
     add_seed,
+    at_most,
     checks_mnist,
     in_model_order,
-    positive_int,
 )
 from reports.errors import BadInput
 from reports.progress import progress_for
@@ -39,7 +40,8 @@ def register(subparsers) -> None:
     parser.add_argument("--dtype", choices=["float32", "float64", "both"], default="both",
                         help="the dtype(s) to check")
     add_seed(parser, "seeds the weights and the batch")
-    parser.add_argument("--batch-size", type=positive_int, default=16, help="examples")
+    parser.add_argument("--batch-size", type=at_most(MAX_IMAGES, "MNIST's training images"),
+                        default=16, help="examples")
     parser.add_argument("--data", choices=BATCH_DATA, default="strokes",
                         help="strokes: digit-like strokes on exact zeros; mnist: training images "
                              "drawn with --seed")
@@ -85,6 +87,9 @@ def run(args: argparse.Namespace) -> int:
     use_reproducible_kernels()
     if args.input_shape is not None and args.spec is None:
         raise BadInput("argument --input-shape: goes with --model FILE.py:FACTORY")
+    if args.models is not None and args.spec is not None:
+        raise BadInput("argument --models: not with --model FILE.py:FACTORY (it checks your "
+                       "model alone); give one or the other")
     dtypes = ["float32", "float64"] if args.dtype == "both" else [args.dtype]
     names = [args.spec] if args.spec is not None else in_model_order(args.models)
     verify = checks_mnist(args)

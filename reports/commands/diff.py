@@ -10,12 +10,13 @@ from pathlib import Path
 from reports.commands import user_model
 from reports.commands.options import (
     BATCH_DATA,
+    MAX_IMAGES,
     MODEL_NAMES,
     add_no_verify,
     add_quiet,
     add_seed,
+    at_most,
     checks_mnist,
-    positive_int,
 )
 from reports.errors import BadInput, reading
 from reports.files.outputs import JSON_SUFFIXES, PLOT_SUFFIXES, check_file
@@ -40,7 +41,8 @@ def register(subparsers) -> None:
                         help="the engines' dtype (default: the weight file's dtype with "
                              "--weights, else float64)")
     add_seed(parser, "seeds the initial weights and the batch")
-    parser.add_argument("--batch-size", type=positive_int, default=16, help="examples")
+    parser.add_argument("--batch-size", type=at_most(MAX_IMAGES, "MNIST's training images"),
+                        default=16, help="examples")
     parser.add_argument("--weights", type=Path, default=None, metavar="FILE.npz",
                         help="a .npz written by `tfparity train --save` (default: the seed's "
                              "initial weights)")

@@ -9,10 +9,14 @@ from __future__ import annotations
 import argparse
 import math
 import os
+from typing import Callable
 
 # The one model order: that of scratch.models.MODELS (not imported here: parsing the command
 # line needs no NumPy; a test checks that the two agree).
-MODEL_NAMES: tuple[str, ...] = ("linear", "mlp1", "mlp2", "cnn", "cnn_bn")
+MODEL_NAMES: tuple[str, ...] = ("linear", "mlp1", "mlp2", "cnn", "cnn_bn", "rnn", "lstm", "gru",
+                                 "tokens")
+# Upper bound of batch sizes and image counts: MNIST's training set, the largest a command reads.
+MAX_IMAGES = 60000
 # The batches of check and diff: reference_tf.batches.DATA_SOURCES (not imported here: it loads
 # NumPy; a test checks that the two agree).
 BATCH_DATA = ("strokes", "mnist")
@@ -23,6 +27,26 @@ def positive_int(text: str) -> int:
     if value < 1:
         raise argparse.ArgumentTypeError(f"expected a positive integer, received {text!r}")
     return value
+
+
+def at_most(limit: int, why: str, parse: Callable[[str], int] = positive_int
+            ) -> Callable[[str], int]:
+    """An argument type for a positive integer (or what ``parse`` accepts) of at most ``limit``;
+    ``why`` completes "expected at most LIMIT (...)" in the refusal, e.g. "MNIST's training
+    images"."""
+    def bounded(text: str) -> int:
+        value = parse(text)
+        if value > limit:
+            raise argparse.ArgumentTypeError(f"expected at most {limit} ({why}), received "
+                                             f"{text!r}")
+        return value
+
+    return bounded
+
+
+def at_most_or_zero(limit: int, why: str) -> Callable[[str], int]:
+    """``at_most`` for a non-negative integer."""
+    return at_most(limit, why, non_negative_int)
 
 
 def non_negative_int(text: str) -> int:
@@ -50,8 +74,9 @@ def _int(text: str, expected: str) -> int:
 
 
 def in_model_order(names) -> list[str]:
-    """``names`` without repeats, in the order of ``MODEL_NAMES``."""
-    return [name for name in MODEL_NAMES if name in set(names)]
+    """``names`` without repeats, in the order of ``MODEL_NAMES``; all of them for None (no
+    --models)."""
+    return [name for name in MODEL_NAMES if names is None or name in set(names)]
 
 
 def add_model(parser: argparse.ArgumentParser) -> None:
@@ -59,8 +84,7 @@ def add_model(parser: argparse.ArgumentParser) -> None:
 
 
 def add_models(parser: argparse.ArgumentParser, what: str) -> None:
-    parser.add_argument("--models", nargs="+", choices=MODEL_NAMES, default=list(MODEL_NAMES),
-                        metavar="MODEL",
+    parser.add_argument("--models", nargs="+", choices=MODEL_NAMES, default=None, metavar="MODEL",
                         help=f"{what}, any of {', '.join(MODEL_NAMES)}; run in that order "
                              "(default: all of them)")
 

@@ -10,18 +10,22 @@ import time
 from dataclasses import replace
 from pathlib import Path
 
-from reports.commands.options import add_no_verify, positive_int
+from reports.commands.options import add_no_verify, at_most
 from reports.errors import INTERRUPTED, BadInput
 from reports.experiment.protocol import (
+    ALL_SETTINGS,
     DATA_SOURCES,
     DTYPES,
     FULL,
+    MAX_STEPS_PER_CALL,
     QUICK,
     SETTINGS,
+    TF_LOOPS,
     check_models,
     plan,
 )
-from reports.experiment.sweep.options import EXECUTORS, Executor
+from reports.experiment.sweep.options import EXECUTORS, MAX_WORKERS, Executor
+from reports.files.disk_errors import DiskError
 from reports.files.outputs import check_dir
 
 DEFAULT_OUT = Path(__file__).resolve().parents[1] / "out"
@@ -35,10 +39,13 @@ def register(subparsers) -> None:
                     "TensorFlow from identical weights and batches, for several seeds, and write "
                     "report.md, results.json, tables and plots. Each finished run is saved at "
                     "once; re-running the same command resumes.")
-    parser.add_argument("--models", nargs="+", choices=list(SETTINGS), default=list(SETTINGS),
-                        metavar="MODEL",
-                        help=f"models to train, any of {', '.join(SETTINGS)} (default: all four)")
-    parser.add_argument("--seeds", type=positive_int, default=None,
+    parser.add_argument("--models", nargs="+", choices=list(ALL_SETTINGS),
+                        default=list(SETTINGS), metavar="MODEL",
+                        help=f"models to train, any of {', '.join(ALL_SETTINGS)} (default: the "
+                             f"course's four, {', '.join(SETTINGS)}; the sequence models "
+                             "rnn, lstm, gru run only when named)")
+    parser.add_argument("--seeds", type=at_most(100, "each seed adds 24 runs; 100 seeds of the "
+                                                  "full report take days"), default=None,
                         help="seeds per experiment (default: 3, or 1 with --quick)")
     parser.add_argument("--quick", action="store_true",
                         help="the whole pipeline on a small subset: 2000 training and 1000 test "
@@ -50,6 +57,11 @@ def register(subparsers) -> None:
     parser.add_argument("--dtype", choices=DTYPES, default="float32",
                         help="the dtype both implementations train in (default: float32; "
                              "float64 for tight parity)")
+    parser.add_argument("--tf-loop", choices=TF_LOOPS, default="k-step",
+                        help="k-step: TensorFlow runs the steps between two evaluations (at most "
+                             f"{MAX_STEPS_PER_CALL}) in one compiled call, as "
+                             "fit(steps_per_execution=K); per-step: one call per step, as fit's "
+                             "default (default: k-step; the same history)")
     add_no_verify(parser)
     parser.add_argument("--out", type=Path, default=None, metavar="DIR",
                         help="run directory (default: "
@@ -77,10 +89,13 @@ def add_executor_options(parser: argparse.ArgumentParser) -> None:
                        help="serial (default): one run after another in this process; processes: "
                             "local worker processes; ray: Ray tasks, on a local instance or the "
                             "cluster at --address")
-    group.add_argument("--jobs", type=positive_int, default=None, metavar="N",
+    group.add_argument("--jobs", type=at_most(MAX_WORKERS, "a bound against typos: a worker "
+                                                          "takes about 1 GB"),
+                       default=None, metavar="N",
                        help="processes: worker processes (default: one per core); ray: runs in "
                             "flight (default: the cluster's CPUs / --worker-threads)")
-    group.add_argument("--worker-threads", type=positive_int, default=None, metavar="N",
+    group.add_argument("--worker-threads", type=at_most(MAX_WORKERS, "a bound against typos"),
+                       default=None, metavar="N",
                        help="BLAS and TensorFlow threads of each worker (default: cores / jobs "
                             "for processes, 1 for ray)")
     group.add_argument("--address", default=None, metavar="ADDR",
@@ -136,7 +151,8 @@ def run(args: argparse.Namespace) -> int:
     if args.seeds is None:
         args.seeds = 1 if args.quick else 3
     models = check_models(args.models)
-    protocol = replace(QUICK if args.quick else FULL, data=args.data, dtype=args.dtype)
+    protocol = replace(QUICK if args.quick else FULL, data=args.data, dtype=args.dtype,
+                       tf_loop=args.tf_loop)
     specs = plan(models, args.seeds, protocol)
     try:
         blas_threads.policy()  # a malformed TFPARITY_BLAS_THREADS fails here, not mid-run
@@ -168,6 +184,10 @@ def run(args: argparse.Namespace) -> int:
         print(f"\ntfparity report: interrupted; {done}/{len(specs)} runs are saved in {store.dir}; "
               f"run the same command again to resume.", file=sys.stderr)
         return INTERRUPTED
+    except DiskError as error:
+        done = sum(store.load(spec) is not None for spec in specs)
+        raise DiskError(f"{error} ({done}/{len(specs)} runs are saved in {store.dir}: they "
+                        "will not run again.)") from error
 
     meta = _meta(out / META)
     if meta is None:

@@ -9,7 +9,10 @@ where is ``reports.experiment.sweep``'s business.
 from __future__ import annotations
 
 import hashlib
+import itertools
 import json
+import os
+import sys
 import time
 from pathlib import Path
 from typing import Callable
@@ -17,10 +20,13 @@ from typing import Callable
 import numpy as np
 
 from reports.environment import load_average
+from reports.errors import BadInput
 from reports.experiment.datasets import Splits
 from reports.experiment.drift import WeightProjection
 from reports.experiment.protocol import RunSpec, steps_per_run
 from reports.experiment.trainers import Side, make_trainer
+from reports.files import run_schema
+from reports.files.disk_errors import DiskError
 from reports.files.records import write_json_atomic
 from scratch import threads
 from scratch.models import build
@@ -30,7 +36,12 @@ from scratch.train import run
 
 class RunStore:
     """Finished runs under ``<root>/runs``: ``load(spec)`` (None if absent), ``save(spec,
-    result)``."""
+    result)``.
+
+    A file at a run's place that is not a run of its spec (not JSON, another schema,
+    ``reports.files.run_schema``; a directory) is moved to ``<root>/runs/rejected/`` with one
+    line on stderr, and the run is trained again.
+    """
 
     def __init__(self, root: Path):
         self.root = Path(root)
@@ -43,16 +54,45 @@ class RunStore:
         path = self.path(spec)
         if not path.exists():
             return None
+        result = None
+        if path.is_dir():
+            problem = "is a directory"
+        else:
+            try:
+                result = json.loads(path.read_text())
+            except (OSError, UnicodeDecodeError, json.JSONDecodeError) as error:
+                problem = f"cannot be read as JSON ({error})"
+            else:
+                problem = run_schema.problem(result, spec)
+        if problem is None:
+            return result
+        self.set_aside(path, problem)
+        return None
+
+    def set_aside(self, path: Path, problem: str) -> None:
+        """Move the file (or directory) at a run's ``path`` to ``rejected/``, saying why."""
+        aside = self.dir / "rejected" / path.name
+        for number in itertools.count(1):
+            if not aside.exists():
+                break
+            aside = aside.with_name(f"{path.name}.{number}")
         try:
-            result = json.loads(path.read_text())
-        except (OSError, json.JSONDecodeError):
-            return None  # unreadable: run again
-        if not isinstance(result, dict) or result.get("key") != spec.key:
-            return None  # not a run of this spec (e.g. a file holding null): run again
-        return result
+            aside.parent.mkdir(exist_ok=True)
+            os.rename(path, aside)
+        except FileNotFoundError:
+            return  # another report process on this directory set it aside first
+        except OSError as error:
+            raise BadInput(f"run file {path} {problem}; it cannot be moved aside "
+                           f"({error.strerror}): delete it and run the command again.") from None
+        print(f"tfparity report: run file {path.name} {problem}; moved to {aside}, the run is "
+              "trained again.", file=sys.stderr, flush=True)
 
     def save(self, spec: RunSpec, result: dict) -> None:
-        write_json_atomic(self.path(spec), result)
+        try:
+            write_json_atomic(self.path(spec), result)
+        except DiskError as error:
+            raise DiskError(f"saving the run {spec.label()} seed {spec.seed} "
+                            f"{spec.implementation}: {error}") from error
 
 
 def _weights_digest(params: dict) -> str:
@@ -64,10 +104,12 @@ def _weights_digest(params: dict) -> str:
 
 
 def spec_trainer(spec: RunSpec) -> Side:
-    """The trainer of one run (``trainers.make_trainer``): plain SGD at the run's rate; both
-    implementations start from the weights ``scratch.models.build(model, seed)`` draws."""
+    """The trainer of one run (``trainers.make_trainer``): plain SGD at the run's rate,
+    TensorFlow's steps called as the protocol's ``tf_loop`` says; both implementations start
+    from the weights ``scratch.models.build(model, seed)`` draws."""
     model = build(spec.model, seed=spec.seed, dtype=spec.protocol.dtype)
-    return make_trainer(model, spec.implementation, SGD(spec.lr), spec.protocol.eval_batch_size)
+    return make_trainer(model, spec.implementation, SGD(spec.lr), spec.protocol.eval_batch_size,
+                        steps_per_call=spec.protocol.steps_per_call)
 
 
 def load_average_1min() -> float | None:
@@ -110,7 +152,10 @@ def train_one(spec: RunSpec, splits: Splits,
     projection = WeightProjection(spec.model, {k: v.shape for k, v in initial.items()})
     batch = slice(0, spec.protocol.batch_size)
     with np.errstate(all="ignore"):
-        trainer.train_step(x[batch], y[batch])
+        if getattr(trainer, "steps_per_call", 1) > 1:  # compiles the loop training calls
+            trainer.train_steps(x[None, batch], y[None, batch])
+        else:
+            trainer.train_step(x[batch], y[batch])
         trainer.evaluate(*(part[:spec.protocol.eval_batch_size] for part in splits.test))
         set_params(initial)
         setup_time = time.perf_counter() - start

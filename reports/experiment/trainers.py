@@ -26,9 +26,11 @@ class Side(NamedTuple):
 
 
 def make_trainer(model: Sequential, implementation: str, optimizer: Optimizer,
-                 eval_batch_size: int = 1000) -> Side:
+                 eval_batch_size: int = 1000, steps_per_call: int = 1) -> Side:
     """The trainer of ``implementation`` ("numpy" or "tensorflow") for ``model``, starting from
     ``model``'s weights: the scratch model itself, or its Keras twin built now.
+    ``steps_per_call``: TensorFlow's steps per compiled call when ``scratch.train.run`` drives
+    it (``KerasTrainer``'s; 1: one call per step); NumPy's steps are one call each.
 
     Raises:
         ValueError: naming an unknown implementation.
@@ -42,7 +44,8 @@ def make_trainer(model: Sequential, implementation: str, optimizer: Optimizer,
         from reference_tf.twin import copy_weights, keras_params, twin
 
         keras_model = twin(model)
-        trainer = KerasTrainer(keras_model, optimizer, eval_batch_size=eval_batch_size)
+        trainer = KerasTrainer(keras_model, optimizer, eval_batch_size=eval_batch_size,
+                               steps_per_call=steps_per_call)
         return Side(trainer, lambda: {k: v.numpy() for k, v in keras_params(keras_model).items()},
                     lambda values: copy_weights(values, keras_model))
     raise ValueError(f"make_trainer: expected implementation in {IMPLEMENTATIONS}, "

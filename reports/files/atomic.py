@@ -16,6 +16,8 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import IO, Iterator
 
+from reports.files.disk_errors import writing
+
 
 def _umask() -> int:
     mask = os.umask(0)
@@ -26,20 +28,22 @@ def _umask() -> int:
 @contextmanager
 def atomic_write(path, mode: str = "w") -> Iterator[IO]:
     """Open a temporary file for writing (``mode`` "w" text or "wb" binary) that replaces
-    ``path`` when the block ends without an exception; parent directories are created."""
+    ``path`` when the block ends without an exception; parent directories are created. A full
+    disk or a file-size limit raises ``reports.files.disk_errors.DiskError`` naming ``path``."""
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, mode) as handle:
-            yield handle
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.chmod(tmp, 0o666 & ~_umask())
-        os.replace(tmp, path)
-    except BaseException:
-        os.unlink(tmp)
-        raise
+    with writing(path):
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+        try:
+            with os.fdopen(fd, mode) as handle:
+                yield handle
+                handle.flush()
+                os.fsync(handle.fileno())
+            os.chmod(tmp, 0o666 & ~_umask())
+            os.replace(tmp, path)
+        except BaseException:
+            os.unlink(tmp)
+            raise
 
 
 def write_text(path, text: str) -> Path:

@@ -94,7 +94,8 @@ def read_weights(path) -> WeightsFile:
 
 
 def _meta(path: Path, entry: np.ndarray) -> dict:
-    """The ``__meta__`` entry as a dict with a model name and a float dtype, or ValueError."""
+    """The ``__meta__`` entry as a dict of format FORMAT with a model name and a float dtype, or
+    ValueError."""
     text = str(entry)
     try:
         meta = json.loads(text)
@@ -103,6 +104,10 @@ def _meta(path: Path, entry: np.ndarray) -> dict:
     if not isinstance(meta, dict):
         raise ValueError(f"{path}: expected '{META_KEY}' to hold a JSON object, received "
                          f"{text[:80]!r}.")
+    if meta.get("format") != FORMAT or isinstance(meta.get("format"), bool):
+        raise ValueError(f"{path}: expected '{META_KEY}' format {FORMAT} (the one this tfparity "
+                         f"reads), received format={meta.get('format')!r}; a file written by "
+                         "another version of tfparity, or not by save_weights.")
     if not isinstance(meta.get("model"), str):
         raise ValueError(f"{path}: expected '{META_KEY}' to name the model, received "
                          f"model={meta.get('model')!r}.")

@@ -3,11 +3,14 @@
 For each model: the training step (forward + backward + SGD update on one batch) and evaluation
 throughput (images/s over an evaluation set in batches), NumPy and TensorFlow alternating after a
 warm-up, so that both see the same machine load; medians with the interquartile range, and the
-NumPy/TensorFlow ratio; the BLAS threads of each NumPy phase (``scratch.threads``) and the load
-average before and after. Peak memory of one step: NumPy's allocations by ``tracemalloc``; for both
-sides the growth of the process's resident high-water mark (Linux ``VmHWM``, reset through
-``/proc/self/clear_refs``) during the first full-size step, since TensorFlow's C++ allocator is
-invisible to ``tracemalloc``.
+NumPy/TensorFlow ratio. TensorFlow's step is timed in its two loops: one compiled call per step
+(``fit``'s default), and K steps in one call (``fit(steps_per_execution=K)``), which saves
+Python's dispatch of a call per step; NumPy's steps are timed beside each. Recorded too: the
+BLAS threads of each NumPy phase (``scratch.threads``) and the load average before and after.
+Peak memory of one step: NumPy's allocations by ``tracemalloc``; for both sides the growth of
+the process's resident high-water mark (Linux ``VmHWM``, reset through ``/proc/self/clear_refs``)
+during the first full-size step, since TensorFlow's C++ allocator is invisible to
+``tracemalloc``.
 """
 
 from __future__ import annotations
@@ -16,7 +19,7 @@ import time
 import tracemalloc
 from collections import defaultdict
 from dataclasses import asdict, dataclass
-from typing import Callable
+from typing import TYPE_CHECKING, Callable
 
 import numpy as np
 
@@ -24,9 +27,14 @@ from reports.environment import load_average
 from reports.experiment.trainers import make_trainer
 from scratch import ops, threads
 from scratch.data.mnist import IMAGE_SHAPE, NUM_CLASSES
+from scratch.data.tokens import token_sequences
 from scratch.fusion import ConvChain, backward
 from scratch.models import MODELS, build
 from scratch.optim import SGD
+from scratch.train import ScratchTrainer
+
+if TYPE_CHECKING:
+    from reference_tf.training import KerasTrainer
 
 SIDES = ("numpy", "tensorflow")
 
@@ -59,6 +67,8 @@ class Settings:
     lr: float = 0.01
     seed: int = 0
     load: int = 0             # busy competitor processes during the measurement
+    steps_per_call: int = 200  # K: TensorFlow's steps per compiled call in its k-step loop
+    call_repeat: int = 5      # timed k-step calls, each beside NumPy's same K steps
 
 
 def interleaved(calls: dict[str, Callable[[], object]], repeat: int, warmup: int) -> dict:
@@ -112,7 +122,10 @@ def tracemalloc_peak(call: Callable[[], object]) -> float:
         tracemalloc.stop()
 
 
-def _data(settings: Settings):
+def _data(settings: Settings, name: str):
+    """Random MNIST-shaped images, or token sequences for the ``tokens`` model."""
+    if name == "tokens":
+        return token_sequences(settings.eval_images, settings.seed)
     rng = np.random.default_rng(settings.seed)
     x = rng.random((settings.eval_images, *IMAGE_SHAPE)).astype(settings.dtype)
     y = rng.integers(0, NUM_CLASSES, settings.eval_images)
@@ -128,7 +141,7 @@ def _trainers(name: str, settings: Settings):
 
 def bench_model(name: str, settings: Settings) -> dict:
     """One model's row: train step and evaluation timings of both sides, ratios and memory."""
-    x, y = _data(settings)
+    x, y = _data(settings, name)
     numpy_side, tf_side, model = _trainers(name, settings)
     sides = dict(zip(SIDES, (numpy_side, tf_side)))
     b = settings.batch_size
@@ -159,6 +172,7 @@ def bench_model(name: str, settings: Settings) -> dict:
 
     calls = {**{side: step(side) for side in SIDES}, "loss_and_grads": loss_and_grads}
     train = interleaved(calls, settings.repeat, settings.warmup)
+    k_step = _k_step_times(numpy_side, tf_side, batches, settings)
     evaluate = interleaved({side: (lambda t=trainer: t.evaluate(x, y))
                             for side, trainer in sides.items()},
                            settings.eval_repeat, 1)
@@ -167,6 +181,10 @@ def bench_model(name: str, settings: Settings) -> dict:
         spread = Spread.of(evaluate[side])
         row[f"{side}_eval"] = asdict(spread)
         row[f"{side}_eval_images_per_s"] = len(x) / spread.median
+    row["steps_per_call"] = settings.steps_per_call
+    for side in SIDES:
+        row[f"{side}_k_step"] = asdict(Spread.of(k_step[side]))
+    row["k_step_ratio"] = row["numpy_k_step"]["median"] / row["tensorflow_k_step"]["median"]
     row["numpy_loss_and_grads"] = asdict(Spread.of(train["loss_and_grads"]))
     row["loss_and_grads_of_step"] = (row["numpy_loss_and_grads"]["median"]
                                      / row["numpy_step"]["median"])
@@ -175,6 +193,24 @@ def bench_model(name: str, settings: Settings) -> dict:
     row["numpy_blas_threads"] = threads.describe()["phases"]
     row["load_average_after"] = load_average()
     return row
+
+
+def _k_step_times(numpy_side: ScratchTrainer, tf_side: KerasTrainer, batches: list,
+                  settings: Settings) -> dict[str, list[float]]:
+    """Seconds per step of K = ``settings.steps_per_call`` steps: TensorFlow's in one compiled
+    call (``KerasTrainer.train_steps``, its batches stacked as in training), NumPy's the same K
+    batches one step after the other; the two alternate, one untimed round first."""
+    k = settings.steps_per_call
+    picked = [batches[i % len(batches)] for i in range(k)]
+    xs, ys = np.stack([xb for xb, _ in picked]), np.stack([yb for _, yb in picked])
+
+    def numpy_steps():
+        for xb, yb in picked:
+            numpy_side.train_step(xb, yb)
+
+    calls = {"numpy": numpy_steps, "tensorflow": lambda: tf_side.train_steps(xs, ys)}
+    return {side: [t / k for t in seconds]
+            for side, seconds in interleaved(calls, settings.call_repeat, 1).items()}
 
 
 def _unit_label(unit) -> tuple[str, str]:
@@ -217,7 +253,7 @@ def profile_layers(name: str, settings: Settings) -> dict[str, list[dict]]:
     fused fast path ``ScratchTrainer`` trains with, and "layers", layer by layer as
     ``Sequential.trace`` runs (what ``tfparity diff`` compares); both with the BLAS threads of a
     training step."""
-    x, y = _data(settings)
+    x, y = _data(settings, name)
     model = build(name, seed=settings.seed, dtype=settings.dtype)
     xb, yb = x[:settings.batch_size], y[:settings.batch_size]
     with threads.blas_threads("step"):

@@ -27,7 +27,7 @@ from reports.files.records import saved_or_measured
 
 FILE = "timing.json"
 # The quick protocol's repetitions (the full one takes reports.measure.bench.Settings' defaults).
-QUICK = {"repeat": 20, "warmup": 3, "eval_repeat": 3}
+QUICK = {"repeat": 20, "warmup": 3, "eval_repeat": 3, "call_repeat": 3}
 
 
 def settings(models: list[str], protocol: Protocol, eval_images: int):
@@ -37,7 +37,8 @@ def settings(models: list[str], protocol: Protocol, eval_images: int):
     repeats = QUICK if protocol.epochs is not None else {}
     return bench.Settings(models=tuple(models), dtype=protocol.dtype,
                           batch_size=protocol.batch_size, eval_images=eval_images,
-                          eval_batch_size=protocol.eval_batch_size, **repeats)
+                          eval_batch_size=protocol.eval_batch_size,
+                          steps_per_call=protocol.k_steps, **repeats)
 
 
 def measure(models: list[str], protocol: Protocol, eval_images: int, sweep: dict | None) -> dict:

@@ -118,14 +118,29 @@ def conditions_text(record: dict) -> str:
             f"{load_change(conditions)}; {threads_text(conditions['environment'])}.")
 
 
+PAGE = "decisions.md"  # next to report.md: the table, how it was measured, the conditions
+
+
+def _table(record: dict, columns: int = len(COLUMNS)) -> list[str]:
+    """The table's Markdown lines, its first ``columns`` columns."""
+    chosen, decisions = record["settings"], record["decisions"]
+    lines = ["| " + " | ".join(COLUMNS[:columns]) + " |", "|" + " --- |" * columns]
+    return lines + ["| " + " | ".join(map(_cell, render(decisions[name], chosen)[:columns]))
+                    + " |" for name, render in ROWS.items()]
+
+
 def section(record: dict | None) -> list[str]:
-    """The section's Markdown lines: heading, table, how measured and conditions; a one-line note
-    if ``record`` is None (the phase was skipped)."""
+    """The report's section as Markdown lines: heading, the decisions and their measured effects,
+    and a link to ``PAGE``; a one-line note if ``record`` is None (the phase was skipped)."""
     if record is None:
         return [HEADING, "", "The design decisions were not measured (--no-decisions).", ""]
-    chosen, decisions = record["settings"], record["decisions"]
-    lines = [HEADING, "", "| " + " | ".join(COLUMNS) + " |", "|" + " --- |" * len(COLUMNS)]
-    lines += ["| " + " | ".join(map(_cell, render(decisions[name], chosen))) + " |"
-              for name, render in ROWS.items()]
-    return lines + ["", how_measured(chosen, decisions["determinism"]), "",
-                    conditions_text(record), ""]
+    return [HEADING, "", *_table(record, 2), "",
+            f"What follows from each, how they were measured and the conditions: "
+            f"[{PAGE}]({PAGE}).", ""]
+
+
+def page(record: dict) -> list[str]:
+    """``PAGE`` as Markdown lines: the table, how measured and the conditions."""
+    return [HEADING.replace("## ", "# "), "", *_table(record), "",
+            how_measured(record["settings"], record["decisions"]["determinism"]), "",
+            conditions_text(record)]

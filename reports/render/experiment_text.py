@@ -129,7 +129,7 @@ def findings(model: str, timing_row: dict | None, runtime: pd.DataFrame,
     medians = rows["ms_per_step_median_numpy"].sum() / rows["ms_per_step_median_tensorflow"].sum()
     found = {"runs_step": times(medians)}
     if timing_row is not None:
-        found.update(step=times(timing_row["train_ratio"]),
+        found.update(step=times(timing_row["k_step_ratio"]),
                      eval=times(1 / timing_row["eval_ratio"]))
     acc = accuracy[accuracy["model"] == model]
     best = acc.loc[acc["numpy_mean"].idxmax()]
@@ -169,8 +169,9 @@ def answers(model: str, found: dict, verdicts: pd.DataFrame) -> list[str]:
     each a few sentences stating the finding with its size from ``found`` and pointing to the
     table or figure with the details."""
     if "step" in found:
-        runtime = (f"Against TensorFlow, NumPy's step is {found['step']}, its evaluation "
-                   f"{found['eval']} (timing table; the runs' own steps: {found['runs_step']}).")
+        runtime = (f"NumPy's step is {found['step']} than TensorFlow's k-step loop, its "
+                   f"evaluation {found['eval']} (timing table; the runs' own steps: "
+                   f"{found['runs_step']}).")
     else:
         runtime = (f"No timing phase ran; the runs' own median step times make NumPy "
                    f"{found['runs_step']} than TensorFlow.")
@@ -186,10 +187,10 @@ def answers(model: str, found: dict, verdicts: pd.DataFrame) -> list[str]:
         "in every seed); "
         f"{diverged}; test accuracy fluctuating by at most {found['max_fluctuation']} pp at the "
         f"end. The weights stay within {found['max_weight_distance']} (relative{seeds}), the "
-        f"accuracy curves within {found['max_accuracy_gap']} pp (experiment table, figure).")
+        f"accuracy curves within {found['max_accuracy_gap']} pp (figure).")
     final = (f"Best is {found['best_setting']} ({found['best_accuracy']}% in NumPy); the two "
              f"sides' final test accuracies differ by at most {found['largest_difference']} pp "
-             f"({found['largest_difference_setting']}; {found['versus']}; experiment table).")
+             f"({found['largest_difference_setting']}; {found['versus']}).")
     return [runtime, performance, final]
 
 
@@ -235,8 +236,9 @@ def protocol_text(protocol: Protocol, data: dict, seeds: int) -> str:
             f"{protocol.eval_every} samples on the first {data.get('train_eval_images', '?')} "
             f"training images and on {test_set}; {epochs}. {seeds} seed(s): seed s draws the "
             "initial weights (copied to the Keras twin) and the batch order, shared by both "
-            "implementations. TensorFlow: compiled `tf.function` step, no XLA, deterministic "
-            "ops.")
+            "implementations. TensorFlow: compiled `tf.function`, "
+            + ("one call per step" if protocol.steps_per_call == 1 else
+               f"{protocol.steps_per_call} steps per call") + ", no XLA, deterministic ops.")
 
 
 def environment_text(env: dict, threads_stated: bool) -> str:

@@ -11,7 +11,7 @@ import numpy as np
 import pandas as pd
 
 from reports.analysis.tables import curves
-from reports.experiment.protocol import SETTINGS
+from reports.experiment.protocol import ALL_SETTINGS
 from reports.files.atomic import save_figure
 
 STYLE = {  # implementation -> line style (CURVE_ROWS: evaluation set -> colour)
@@ -99,7 +99,7 @@ def model_curves(results: list[dict], series: list[dict], model: str, path: Path
     subset and test set for NumPy (solid) and TensorFlow (dashed): seed mean as the line,
     min-max over seeds as the band."""
     fig, axes = plt.subplots(3, 3, figsize=(15, 10), squeeze=False, sharex="col")
-    for col, (epochs, lr) in enumerate(SETTINGS[model]):
+    for col, (epochs, lr) in enumerate(ALL_SETTINGS[model]):
         spec = next((r["spec"] for r in results
                      if (r["spec"]["model"], r["spec"]["setting"]) == (model, col)), None)
         epochs = spec["epochs"] if spec else epochs  # --quick overrides the epochs

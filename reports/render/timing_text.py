@@ -4,30 +4,47 @@ report's runtime section (``reports.measure.timing``'s record)."""
 
 from __future__ import annotations
 
+import pandas as pd
+
 from reports.environment import threads_text
 from reports.render.formatting import first_load, load_change, mebibytes, milliseconds
 
+LOOPS_SENTENCE = (
+    "TensorFlow per call: one compiled call per step (`fit`'s default); K-step: {k} steps per "
+    "compiled call (`fit(steps_per_execution={k})`). They differ by Python's dispatch of one "
+    "call per step, not by computation.")
 
-def table(rows: list[dict]) -> list[str]:
-    """Rows of ``bench_model`` as Markdown lines: both sides' step times, evaluation throughput,
-    ratios and peak memory."""
-    lines = ["| model | NumPy step ms [IQR] | TF step ms [IQR] | step ratio NumPy/TF | "
-             "NumPy eval img/s | TF eval img/s | eval ratio NumPy/TF | NumPy peak MiB "
-             "(tracemalloc / RSS) | TF peak MiB (RSS) | NumPy loss_and_grads ms [IQR] "
-             "(of the step) |",
-             "|" + " --- |" * 10]
+
+def table(rows: list[dict], brief: bool = False) -> list[str]:
+    """Rows of ``bench_model`` as Markdown lines: NumPy's step against TensorFlow's in its two
+    loops (one call per step, K steps per call) with their ratios, then evaluation throughput,
+    peak memory and ``loss_and_grads``; then the sentence on TensorFlow's two loops.
+    ``brief``: the step times and their ratios only."""
+    head = ("| model | NumPy step ms [IQR] | TF per-call ms | NumPy/TF | NumPy, K steps in a row "
+            "| TF K-step ms/step | NumPy/TF |" if brief else
+            "| model | NumPy step ms [IQR] | TF per-call step ms [IQR] | ratio NumPy/TF "
+            "per-call | NumPy step, K in a row, ms [IQR] | TF K-step ms per step [IQR] | "
+            "ratio NumPy/TF K-step |")
+    lines = [head + ("" if brief else
+                     " NumPy eval img/s | TF eval img/s | eval ratio NumPy/TF | NumPy peak MiB "
+                     "(tracemalloc / RSS) | TF peak MiB (RSS) | NumPy loss_and_grads ms [IQR] "
+                     "(of the step) |"),
+             "|" + " --- |" * (7 if brief else 13)]
     for row in rows:
-        lines.append(
-            f"| {row['model']} | {milliseconds(row['numpy_step'])} | "
-            f"{milliseconds(row['tensorflow_step'])} | "
-            f"{row['train_ratio']:.2f} | {row['numpy_eval_images_per_s']:,.0f} | "
-            f"{row['tensorflow_eval_images_per_s']:,.0f} | {row['eval_ratio']:.2f} | "
-            f"{mebibytes(row['numpy_peak_tracemalloc_mib'])} / "
-            f"{mebibytes(row['numpy_peak_rss_mib'])} | "
-            f"{mebibytes(row['tensorflow_peak_rss_mib'])} | "
-            f"{milliseconds(row['numpy_loss_and_grads'])} "
-            f"({row['loss_and_grads_of_step']:.2f}) |")
-    return lines
+        line = (f"| {row['model']} | {milliseconds(row['numpy_step'])} | "
+                f"{milliseconds(row['tensorflow_step'])} | {row['train_ratio']:.2f} | "
+                f"{milliseconds(row['numpy_k_step'])} | {milliseconds(row['tensorflow_k_step'])}"
+                f" | {row['k_step_ratio']:.2f} |")
+        if not brief:
+            line += (f" {row['numpy_eval_images_per_s']:,.0f} | "
+                     f"{row['tensorflow_eval_images_per_s']:,.0f} | {row['eval_ratio']:.2f} |"
+                     f" {mebibytes(row['numpy_peak_tracemalloc_mib'])} / "
+                     f"{mebibytes(row['numpy_peak_rss_mib'])} | "
+                     f"{mebibytes(row['tensorflow_peak_rss_mib'])} | "
+                     f"{milliseconds(row['numpy_loss_and_grads'])} "
+                     f"({row['loss_and_grads_of_step']:.2f}) |")
+        lines.append(line)
+    return lines + ["", LOOPS_SENTENCE.format(k=rows[0]["steps_per_call"]) if rows else ""]
 
 
 PROFILE_TITLES = {"step": "training step (fused fast path)",
@@ -87,9 +104,11 @@ def timing_conditions(timing: dict) -> str:
             f"{conditions['seconds']:.0f} s). For each model, {settings['repeat']} training steps "
             f"per side at batch size {settings['batch_size']} after {settings['warmup']} untimed "
             f"ones, the two sides alternating (and who goes first) in one process on random "
-            f"images, from the same initial weights; then "
-            f"{settings['eval_repeat']} evaluations of {settings['eval_images']} images per side "
-            f"in batches of {settings['eval_batch_size']}; medians with interquartile ranges, "
+            f"images, from the same initial weights; then {settings['call_repeat']} runs of "
+            f"{settings['steps_per_call']} steps per side (TensorFlow's in one compiled call), "
+            f"alternating after an untimed one; then {settings['eval_repeat']} evaluations of "
+            f"{settings['eval_images']} images per side in batches of "
+            f"{settings['eval_batch_size']}; medians with interquartile ranges, "
             f"{settings['dtype']}. {load}; {threads_text(env)}"
             + (f"; thread environment variables {variables}." if variables else "."))
 
@@ -99,13 +118,56 @@ def no_timing_text() -> str:
             "of NumPy's and TensorFlow's speed; the wall times below are the runs' own.")
 
 
-TIMING_CAPTION = ("*Timing phase: step time and evaluation throughput of both sides, measured "
-                  "interleaved in one process.*")
+TIMING_CAPTION = ("*Timing phase: both sides interleaved in one process "
+                  "([timing.md](timing.md): its conditions, throughputs and memory).*")
 
 
 def section(timing: dict | None) -> list[str]:
-    """The timing phase in report.md: its table, conditions and figure; a note if skipped."""
+    """The timing phase in report.md: its step times in brief and its figure, the rest on
+    timing.md (``page``); a note if skipped."""
     if timing is None:
         return [no_timing_text()]
-    return ["\n".join(table(timing["rows"])), "", timing_conditions(timing), "",
+    return ["\n".join(table(timing["rows"], brief=True)), "",
             "![timing phase](timing.png) " + TIMING_CAPTION]
+
+
+def page(timing: dict) -> list[str]:
+    """timing.md as Markdown lines: the full table and the conditions."""
+    return ["# Timing phase", "", *table(timing["rows"]), "", timing_conditions(timing)]
+
+
+def run_times_note(runs: pd.DataFrame, runtime: pd.DataFrame, cpus: int | None) -> str:
+    """Which executors the runs' own times come from, which of them compare, the load, and the
+    runs' contention-robust step ratios (``reports.analysis.tables.runtime_table``'s medians)."""
+    counts = runs["executor"].value_counts()
+    executors = "; ".join(f"{label} ({count} runs)" for label, count in counts.items())
+    parallel = [label for label in counts.index if label not in ("serial", "unrecorded")]
+    text = (f"Wall times the training runs recorded themselves (setup, training steps, "
+            f"evaluations; ms/step counts the steps alone), by executor: {executors}. ")
+    if "serial" in counts.index or "unrecorded" in counts.index:
+        text += ("Serial runs went one at a time in the driver, so their times compare with each "
+                 "other. ")
+    if parallel:
+        text += ("Runs of a parallel executor went side by side, several workers on the same "
+                 f"{cpus} logical CPUs: each run's time includes waiting for cores and memory "
+                 "bandwidth taken by whatever ran beside it (a TensorFlow run beside a NumPy run, "
+                 "or two alike), so these times compare only among runs of the same executor and "
+                 "thread settings, and not with serial runs. ")
+    text += ("For how fast NumPy is next to TensorFlow, read the timing phase (report.md, "
+             "timing.md), which measured both sides interleaved in one process with no training "
+             "run beside it. ")
+    load = runs["load_average"].astype(float)
+    if load.notna().any():
+        text += (f"The 1-minute load average at the end of a run was {load.median():.2f} (median) "
+                 f"and at most {load.max():.2f}, on {cpus} logical CPUs. ")
+    if cpus and load.max() > cpus:
+        text += ("The load average counts the runs' own threads too (TensorFlow's pools, NumPy's "
+                 "BLAS; one of each per worker under a parallel executor), so a load somewhat "
+                 "above the CPU count is expected from the runs themselves; a load well above it "
+                 "means other processes competed for the cores, which inflates those times. ")
+    sums = runtime.groupby("model", sort=False)[
+        ["ms_per_step_median_numpy", "ms_per_step_median_tensorflow"]].sum()
+    medians = "; ".join(f"{model} {row.iloc[0] / row.iloc[1]:.2f}"
+                        for model, row in sums.iterrows())
+    return text + (f"NumPy/TensorFlow ratio of the runs' median ms/step over evaluation intervals "
+                   f"(less sensitive to bursts of contention): {medians}.")

@@ -15,7 +15,7 @@ import pandas as pd
 
 from reports.analysis import fitting
 from reports.analysis.tables import EXPERIMENT, ReportTables, report_tables
-from reports.experiment.protocol import IMPLEMENTATIONS, RECORDS, SETTINGS, Protocol
+from reports.experiment.protocol import ALL_SETTINGS, IMPLEMENTATIONS, RECORDS, Protocol
 from reports.files.atomic import write_text
 from reports.files.records import write_json_atomic
 from reports.render import decisions_text, plots, timing_text
@@ -36,11 +36,16 @@ from reports.render.experiment_text import (
 from reports.render.formatting import loads
 
 TIMING_OUTPUTS = ("timing.json", "timing.md", "timing.png")  # absent with --no-timing
+EXPERIMENTS_PAGE = "experiments.md"  # the whole experiment table, its legend and the rules
 OUTPUTS = ("report.md", "results.json", "summary_table.png", "summary_table.csv",
            "summary_table.md", "runtime.png", "runtime.csv", "runtime.md", "stability.csv",
-           "verdicts.csv", "drift.csv", *TIMING_OUTPUTS, "decisions.json")
-# and curve_figure(model) per model; timing's and decisions.json absent with --no-timing and
-# --no-decisions
+           "verdicts.csv", "drift.csv", EXPERIMENTS_PAGE, *TIMING_OUTPUTS, "decisions.json",
+           decisions_text.PAGE)
+# and curve_figure(model) per model; timing's and the decisions' files absent with --no-timing
+# and --no-decisions
+# The experiment table's columns in report.md; EXPERIMENTS_PAGE has them all.
+BRIEF_COLUMNS = ("model", "setting", "test acc. % NumPy / TF", "paired 95% CI (pp)",
+                 "verdict (seeds)")
 
 
 def curve_figure(model: str) -> str:
@@ -56,13 +61,12 @@ THRESHOLDS = {name: getattr(fitting, name) for name in (
 
 
 CAPTIONS = {
-    "curves": "*{model}: top, black NumPy-TF weights far below grey seed-seed; below, solid "
+    "curves": "*Each model: top, black NumPy-TF weights far below grey seed-seed; below, solid "
               "NumPy on dashed TF.*",
-    "curves_one_seed": "*{model}: top, NumPy-TF gaps (log); below, solid NumPy on dashed TF.*",
-    "runtime": "*The runs' own times (log scale; NumPy/TF ratio above the bars; "
-               "[runtime.md](runtime.md)), by executor: {executors}; they compare only within "
-               "one executor; 1-minute load average at the end of a run {load_median} (median), "
-               "at most {load_max}.*",
+    "curves_one_seed": "*Each model: top, NumPy-TF gaps (log); below, solid NumPy on dashed "
+                       "TF.*",
+    "runtime": "*The runs' own times, by executor: {executors}; they compare only within one "
+               "executor ([runtime.md](runtime.md): the table, the load).*",
 }
 
 
@@ -96,7 +100,9 @@ def write(out: Path, results: list[dict], invocation: Invocation, timing: dict |
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     tables = report_tables(results)
-    write_tables(out, tables, results, invocation.models, timing)
+    write_tables(out, tables, results, invocation, timing)
+    if decisions is not None:
+        write_text(out / decisions_text.PAGE, "\n".join(decisions_text.page(decisions)) + "\n")
     said = Said.of(tables, invocation, timing, decisions, len(results))
     write_json_atomic(out / "results.json", {
         **payload(tables, results, invocation, timing, decisions),
@@ -104,25 +110,30 @@ def write(out: Path, results: list[dict], invocation: Invocation, timing: dict |
                    "load_average_at_start": loads(invocation.environment.get(LOADS)),
                    "tables": {"experiments": said.experiments.to_dict(orient="records")},
                    "text": said.text}})
+    write_text(out / EXPERIMENTS_PAGE, "\n".join(experiments_page(invocation.seeds, said)) + "\n")
     path = out / "report.md"
     write_text(path, "\n".join(compose(invocation, tables, said)))
     return path
 
 
-def write_tables(out: Path, tables: ReportTables, results: list[dict], models: list[str],
+def write_tables(out: Path, tables: ReportTables, results: list[dict], invocation: Invocation,
                  timing: dict | None) -> None:
-    """The CSV and Markdown tables and the figures of a report."""
+    """The CSV and Markdown tables and the figures of a report; runtime.md with the note on the
+    runs' times and load, timing.md with the timing phase's full table and conditions."""
     for name in ("summary", "runtime", "stability", "verdicts", "drift"):
         file = "summary_table" if name == "summary" else name
         write_text(out / f"{file}.csv", tables.frames()[name].to_csv(index=False))
     write_text(out / "summary_table.md", markdown_table(summary_markdown(tables.summary)) + "\n")
-    write_text(out / "runtime.md", markdown_table(runtime_markdown(tables.runtime)) + "\n")
-    for model in models:
+    write_text(out / "runtime.md", "\n\n".join([
+        markdown_table(runtime_markdown(tables.runtime)),
+        timing_text.run_times_note(tables.runs, tables.runtime,
+                                   invocation.environment.get("cpu_count"))]) + "\n")
+    for model in invocation.models:
         plots.model_curves(results, tables.drift_series, model, out / curve_figure(model))
     plots.summary_table(tables.summary, tables.verdicts, out / "summary_table.png")
     plots.runtime_chart(tables.runtime, out / "runtime.png")
     if timing is not None:
-        write_text(out / "timing.md", "\n".join(timing_text.table(timing["rows"])) + "\n")
+        write_text(out / "timing.md", "\n".join(timing_text.page(timing)) + "\n")
         plots.timing_chart(timing["rows"], out / "timing.png")
 
 
@@ -136,7 +147,7 @@ def payload(tables: ReportTables, results: list[dict], invocation: Invocation,
         "command": invocation.command,
         "configuration": {"models": models, "seeds": invocation.seeds,
                           "protocol": asdict(protocol),
-                          "settings": {m: SETTINGS[m] for m in models},
+                          "settings": {m: ALL_SETTINGS[m] for m in models},
                           "implementations": IMPLEMENTATIONS,
                           "data": invocation.data},
         "environment": invocation.environment,
@@ -221,7 +232,6 @@ def compose(invocation: Invocation, tables: ReportTables, said: Said) -> list[st
     def per_model(index: int) -> list[str]:
         return [f"- **{model}**: {said.answers[model][index]}" for model in models]
 
-    curves = CAPTIONS["curves" if invocation.seeds > 1 else "curves_one_seed"]
     return [
         "# NumPy from scratch vs TensorFlow on MNIST: training report", "",
         f"Produced by `{invocation.command}`: {text['summary']} (saved runs reused). Every "
@@ -232,23 +242,36 @@ def compose(invocation: Invocation, tables: ReportTables, said: Said) -> list[st
         *text["timing"], "",
         "![runtime](runtime.png) " + CAPTIONS["runtime"].format(**said.where), "",
         "## 2. Performance and stability", "", *per_model(1), "",
-        *[f"![{model}]({curve_figure(model)}) " + curves.format(model=model)
-          for model in models], "",
+        *[f"![{model}]({curve_figure(model)})" for model in models],
+        CAPTIONS["curves" if invocation.seeds > 1 else "curves_one_seed"], "",
         "## 3. Final accuracy", "", *per_model(2), "",
-        *experiment_section(invocation.seeds, said),
+        *experiment_section(said),
         *text["decisions"],
         f"**Machine and software.** {text['machine']}", "",
     ]
 
 
-def experiment_section(seeds: int, said: Said) -> list[str]:
-    """The experiment table with its legend and the verdict rules."""
+def experiment_section(said: Said) -> list[str]:
+    """The experiment table in brief (``BRIEF_COLUMNS``), with a link to ``EXPERIMENTS_PAGE``."""
+    brief = said.experiments[[column for column in BRIEF_COLUMNS
+                              if column in said.experiments]]
     return [
         "## Experiment table", "",
+        f"{said.same_start} Stability, distances and the verdict rules: "
+        f"[{EXPERIMENTS_PAGE}]({EXPERIMENTS_PAGE}).", "",
+        markdown_table(brief), "",
+    ]
+
+
+def experiments_page(seeds: int, said: Said) -> list[str]:
+    """``EXPERIMENTS_PAGE`` as Markdown lines: the whole experiment table with its legend and
+    the verdict rules."""
+    return [
+        "# Experiment table", "",
         f"Test accuracy: {'mean ± std over seeds' if seeds > 1 else 'one seed'}; fluctuation: "
         "std of the last "
         f"{fitting.FLUCTUATION_WINDOW} test accuracies; gaps: largest |NumPy - TF| at one "
         "evaluation; weights: ||P(w_a - w_b)|| / ||P w_b||, P a fixed random projection "
         f"(docs/report.md); max over seeds (seed-seed: min). {said.same_start}", "",
-        markdown_table(said.experiments), "", said.text["rules"], "",
+        markdown_table(said.experiments), "", said.text["rules"],
     ]

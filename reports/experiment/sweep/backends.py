@@ -74,7 +74,8 @@ class SerialBackend:
 
 class ProcessBackend:
     """``jobs`` worker processes started with ``spawn`` (never forked from a driver that has loaded
-    TensorFlow), each with ``threads`` BLAS and TensorFlow threads (``worker.environment``).
+    TensorFlow), each with ``threads`` BLAS and TensorFlow threads (``worker.environment``), each
+    ending when the driver dies (``lifeline``).
 
     Workers live for the whole sweep and clear their Keras session after each TensorFlow run.
     When a worker dies, ``concurrent.futures`` marks the pool broken and ends its other workers:
@@ -102,7 +103,7 @@ class ProcessBackend:
             self.others = set(multiprocessing.active_children())
             self.pool = ProcessPoolExecutor(
                 max_workers=self.capacity, mp_context=multiprocessing.get_context("spawn"),
-                initializer=worker.init, initargs=(self.environment,))
+                initializer=worker.init, initargs=(self.environment, os.getpid()))
         future = self.pool.submit(worker.run_in_process, spec, execution)
         self.futures.add(future)
         return future

@@ -21,6 +21,8 @@ import socket
 import time
 from pathlib import Path
 
+from reports.files.disk_errors import writing
+
 SUFFIX = ".claim"
 
 
@@ -48,7 +50,13 @@ def claim_path(runs_dir: Path, run_filename: str) -> Path:
 
 
 def try_claim(path: Path) -> Claim | None:
-    """The claim at ``path`` if no living process holds it, else None."""
+    """The claim at ``path`` if no living process holds it, else None (``DiskError`` when the
+    disk refuses the claim file)."""
+    with writing(path):
+        return _try_claim(path)
+
+
+def _try_claim(path: Path) -> Claim | None:
     path.parent.mkdir(parents=True, exist_ok=True)
     for _ in range(3):  # the claim file may be deleted between open and lock: try again
         fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o666)

@@ -185,8 +185,10 @@ class Sweep:
                 self.advance(spec, 0)
                 self.queue.appendleft(spec)
                 continue
-            self.store.save(spec, outcome)
-            claim.release()
+            try:  # a full disk fails the save: the claim goes all the same
+                self.store.save(spec, outcome)
+            finally:
+                claim.release()
             self.record["trained"] += 1
             self.finish(spec, outcome)
 

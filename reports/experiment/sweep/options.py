@@ -6,6 +6,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 EXECUTORS = ("serial", "processes", "ray")
+MAX_WORKERS = 1024  # bound of --jobs and --worker-threads
 
 
 @dataclass(frozen=True)

@@ -59,9 +59,13 @@ def max_rss_mib() -> float | None:
     return peak / 2**20 if sys.platform == "darwin" else peak / 2**10  # bytes on macOS, else KiB
 
 
-def init(env: dict[str, str]) -> None:
-    """Start of a ``processes`` worker: its thread variables, and Ctrl-C left to the driver (which
-    stops the workers itself: a Ctrl-C in a terminal reaches the whole process group)."""
+def init(env: dict[str, str], driver_pid: int) -> None:
+    """Start of a ``processes`` worker: it ends with its driver (``lifeline``), takes its thread
+    variables, and leaves Ctrl-C to the driver (which stops the workers itself: a Ctrl-C in a
+    terminal reaches the whole process group)."""
+    from reports.experiment.sweep.lifeline import die_with_parent
+
+    die_with_parent(driver_pid)
     os.environ.update(env)
     signal.signal(signal.SIGINT, signal.SIG_IGN)
 
