@@ -94,14 +94,13 @@ def assert_layer_parity(scratch_layer: Layer, keras_layer: keras.layers.Layer | 
     if x is None:
         x = rng.standard_normal(input_shape).astype(dtype)
     try:
-        with guarding([scratch_layer]):
+        with guarding([scratch_layer]):  # an exception in the layer's code: a fault
             out = scratch_layer.forward(x)
-        if not keras_layer.built:
-            keras_layer.build((None, *input_shape[1:]))
-        _check_output_shapes(scratch_layer, keras_layer, x.shape, out.shape)
-        if dy is None:
-            dy = rng.standard_normal(out.shape).astype(dtype)
-        with guarding([scratch_layer]):
+            if not keras_layer.built:
+                keras_layer.build((None, *input_shape[1:]))
+            _check_output_shapes(scratch_layer, keras_layer, x.shape, out.shape)
+            if dy is None:
+                dy = rng.standard_normal(out.shape).astype(dtype)
             dx = scratch_layer.backward(dy)
     except UserCodeError as error:
         raise AssertionError(f"{scratch_layer!r}: {error}") from error
