@@ -23,12 +23,26 @@ from helpers import DTYPES
 
 EXAMPLES = Path(__file__).resolve().parents[1] / "examples" / "own_network"
 STYLES = {"cs231n": "cs231n_style.py", "object": "object_style.py"}
-__all__ = ["BUGS", "DTYPES", "EXAMPLES", "STYLES", "diff_json", "example", "plant", "spec"]
+# Libraries written for the tests as third parties write them (parity_tests/third_party/).
+THIRD_PARTY = Path(__file__).resolve().parent / "third_party"
+LIBRARIES = {"loops": "cs231n_loops.py", "objects": "objects_nchw.py"}
+__all__ = ["BUGS", "DTYPES", "EXAMPLES", "LIBRARIES", "STYLES", "THIRD_PARTY", "diff_json",
+           "example", "library", "library_spec", "plant", "spec"]
 
 
 def spec(style: str) -> str:
     """The ``--model`` argument of an example."""
     return f"{EXAMPLES / STYLES[style]}:build"
+
+
+def library_spec(name: str, factory: str = "build") -> str:
+    """The ``--model`` argument of a third-party test library."""
+    return f"{THIRD_PARTY / LIBRARIES[name]}:{factory}"
+
+
+def library(name: str):
+    """A third-party test library's module, the very object the command line loads."""
+    return import_target(str(THIRD_PARTY / LIBRARIES[name]))
 
 
 def example(style: str):
@@ -308,6 +322,57 @@ def object_conv_reads_w_as_oihw(monkeypatch, o):
         return y
 
     monkeypatch.setattr(o.Conv, "forward", forward)
+
+
+def cs231n_conv_pads_rows_2_0(monkeypatch, c):
+    """conv_forward_naive pads the rows (2, 0) instead of the declared (1, 1) (any CS231n-style
+    module ``c``: the examples' or parity_tests/third_party's)."""
+    forward, backward = c.conv_forward_naive, c.conv_backward_naive
+
+    def conv_forward_naive(x, w, b, conv_param):
+        padded = np.pad(x, ((0, 0), (0, 0), (2, 0), (1, 1)))
+        out, cache = forward(padded, w, b, {**conv_param, "pad": 0})
+        return out, (cache, x.shape)
+
+    def conv_backward_naive(dout, cache):
+        inner, (_, _, h, w) = cache
+        dx, dw, db = backward(dout, inner)
+        return dx[:, :, 2:2 + h, 1:1 + w], dw, db
+
+    monkeypatch.setattr(c, "conv_forward_naive", conv_forward_naive)
+    monkeypatch.setattr(c, "conv_backward_naive", conv_backward_naive)
+
+
+def object_linear_declared_in_out(monkeypatch, o):
+    # the (out, in) Linear weights without dense_layout="OI": x @ W.T does not fit
+    patch_build(monkeypatch, o, lambda model: rebuilt_with(model, dense_layout="IO"))
+
+
+def nchw_objects_pool_every_tie(monkeypatch, o):
+    """parity_tests/third_party/objects_nchw.py's MaxPool2d sends each window's gradient to
+    every tied maximum."""
+    def backward(self, dout):
+        n, c, h, w = self.x_shape
+        k = self.k
+        hits = self.flat == self.flat.max(axis=-1, keepdims=True)
+        routed = np.where(hits, dout[..., None], 0).astype(dout.dtype)
+        return routed.reshape(n, c, h // k, w // k, k, k).transpose(0, 1, 2, 4, 3, 5).reshape(
+            n, c, h, w)
+
+    monkeypatch.setattr(o.MaxPool2d, "backward", backward)
+
+
+def nchw_objects_relu_at_zero(monkeypatch, o):
+    """objects_nchw.py's ReLU passes the gradient at exactly 0 too (ReLU'(0) = 1)."""
+    forward = o.ReLU.forward
+
+    def remembering(self, x):
+        self.x = x
+        return forward(self, x)
+
+    monkeypatch.setattr(o.ReLU, "forward", remembering)
+    monkeypatch.setattr(o.ReLU, "backward",
+                        lambda self, dout: np.where(self.x >= 0, dout, 0).astype(dout.dtype))
 
 
 def cs231n_affine_grads_mean_twice(monkeypatch, c):

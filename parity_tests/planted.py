@@ -65,6 +65,17 @@ def plant_same_padding_extra_on_top(monkeypatch):
     monkeypatch.setattr(padding_ops, "window_padding", swapped)
 
 
+def plant_same_padding_all_on_top(monkeypatch):
+    """SAME padding puts all of it before (top/left): (2, 0) for a 3x3 window at stride 1."""
+    real = padding_ops.window_padding
+
+    def all_before(size, window, stride, padding):
+        out, before, after = real(size, window, stride, padding)
+        return Padding1D(out, before + after, 0)
+
+    monkeypatch.setattr(padding_ops, "window_padding", all_before)
+
+
 def plant_pool_split_ties(monkeypatch):
     """Max-pool backward shares a window's gradient equally among its tied maxima."""
     def backward_splitting_ties(dy, cache):

@@ -36,9 +36,11 @@ from own_network_helpers import (
     cs231n_affine_grads_mean_twice,
     cs231n_affine_reads_w_transposed,
     cs231n_conv_float32_out,
+    cs231n_conv_pads_rows_2_0,
     cs231n_loss_label_smoothing,
     example,
     object_conv_reads_w_as_oihw,
+    object_linear_declared_in_out,
     object_linear_grads_summed,
     object_loss_log_of_softmax_plus_eps,
     object_zero_padded_pool,
@@ -66,6 +68,7 @@ from planted import (
     plant_relu_passes_at_zero,
     plant_relu_writes_dy,
     plant_relu_writes_x,
+    plant_same_padding_all_on_top,
     plant_same_padding_extra_on_top,
     plant_same_padding_symmetric,
     pool_first_model,
@@ -89,6 +92,8 @@ class Planted:
 CONVENTION_BUGS = {
     "same_padding_extra_on_top": Planted(plant_same_padding_extra_on_top, "odd",
                                          ("conv2d", "forward", "output"), "same_padding_split"),
+    "same_padding_all_on_top": Planted(plant_same_padding_all_on_top, "cnn",
+                                       ("conv1", "forward", "output"), "padding_sides"),
     "same_padding_symmetric": Planted(plant_same_padding_symmetric, "odd",
                                       ("conv2d", "forward", "output"), "same_padding_split"),
     "pool_same_padding_symmetric": Planted(plant_same_padding_symmetric, "pool_first",
@@ -255,6 +260,12 @@ USER_BUGS = {
     ("object", "loss_log_of_softmax_plus_eps"): (object_loss_log_of_softmax_plus_eps,
                                                  ("loss", "forward", "output"), "loss_clipping",
                                                  ("float64",)),
+    ("cs231n", "conv_pads_rows_2_0"): (cs231n_conv_pads_rows_2_0,
+                                       ("conv1", "forward", "output"), "padding_sides",
+                                       tuple(DTYPES)),
+    ("object", "linear_declared_in_out"): (object_linear_declared_in_out,
+                                           ("fc1", "forward", "output"), "kernel_declaration",
+                                           tuple(DTYPES)),
     ("object", "zero_padded_pool"): (None, ("pool1", "forward", "output"), "pool_padding_value",
                                      tuple(DTYPES)),
 }
@@ -315,7 +326,9 @@ def test_every_convention_has_a_planted_test():
     # The optimizer conventions are planted in the trajectory test: test_optim_causes.py, which
     # checks that each has its planted test.
     optimizer_ids = set(update_conventions())
-    assert {bug.cause for bug in CONVENTION_BUGS.values()} | optimizer_ids == ids
+    # kernel_declaration runs a user layer under another declaration: user layers only
+    assert ({bug.cause for bug in CONVENTION_BUGS.values()} | optimizer_ids
+            | {"kernel_declaration"}) == ids
     # A user layer's bias gradient summed over other axes has another shape, which
     # reference_tf.own reports as a fatal fault before any value is compared.
     layer_ids = ids - optimizer_ids
@@ -344,8 +357,9 @@ def test_no_cause_is_said_in_the_sentence(monkeypatch):
     model = build("cnn", dtype="float64")
     x, y = strokes(4, dtype="float64")
     text = render(diff(model, x, y))
-    assert ("no known convention explains it (tried: same_padding_split, kernel_layout, "
-            "batch_mean_missing, in_place_mutation, dtype_drift)") in text, text
+    assert ("no known convention explains it (tried: same_padding_split, padding_sides, "
+            "kernel_flip, kernel_layout, batch_mean_missing, in_place_mutation, dtype_drift)"
+            ) in text, text
 
 
 @pytest.mark.parametrize("dtype", DTYPES)

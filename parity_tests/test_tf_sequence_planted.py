@@ -9,7 +9,7 @@ import json
 import numpy as np
 import pytest
 
-from reference_tf.check import check
+from reference_tf.parity_check import check
 from reports.cli import main
 from scratch.layers import Dense
 from scratch.models import Sequential

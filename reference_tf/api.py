@@ -109,7 +109,7 @@ def user_layers_guarded(model) -> Iterator[None]:
 
 def check(model, x=None, y=None, *, dtype: str | None = None, seed: int = 0,
           data: str | None = None, batch_size: int = BATCH_SIZE, verify: bool = True,
-          name: str | None = None, twins: dict | None = None):
+          name: str | None = None, twins: dict | None = None, progress=None):
     """Both gradient paths of ``model`` against its Keras twin on one batch: ``tfparity check``.
 
     Args:
@@ -123,6 +123,8 @@ def check(model, x=None, y=None, *, dtype: str | None = None, seed: int = 0,
         seed: seeds the batch, and the weights of a built-in name.
         name: how the result names the model (default: the built-in name, else "model").
         twins: Keras factories for your own layer classes (``reference_tf.twin.keras_layer``).
+        progress: told each phase, layer and pass (``reference_tf.progress.Progress``, e.g.
+            ``reports.progress.progress_for``); None: silent.
 
     Returns:
         A ``reference_tf.parity_check.CheckResult``: PASS/FAIL per path, the worst error against its
@@ -135,16 +137,18 @@ def check(model, x=None, y=None, *, dtype: str | None = None, seed: int = 0,
                                    batch_size=batch_size, verify=verify, name=name,
                                    caller="check")
     with user_layers_guarded(model):
-        return check_paths(model, x, y, twins, name=name)
+        return check_paths(model, x, y, twins, name=name, progress=progress)
 
 
 def diff(model, x=None, y=None, *, dtype: str | None = None, data: str | None = None,
          seed: int = 0, fd: bool = True, batch_size: int = BATCH_SIZE, weights: dict | None = None,
-         verify: bool = True, name: str | None = None, twins: dict | None = None):
+         verify: bool = True, name: str | None = None, twins: dict | None = None,
+         progress=None):
     """``model`` against its Keras twin layer by layer, forward and backward: ``tfparity diff``.
 
     Args:
-        model, x, y, dtype, seed, data, batch_size, verify, name, twins: as in ``check``.
+        model, x, y, dtype, seed, data, batch_size, verify, name, twins, progress: as in
+            ``check``.
         fd: ask float64 finite differences which side is wrong at the first divergence.
         weights: parameters keyed like ``model.params`` to compare at (e.g. a trained model's,
             ``reports``' weight files); default: the model's own.
@@ -164,7 +168,12 @@ def diff(model, x=None, y=None, *, dtype: str | None = None, data: str | None = 
         model.set_params(weights)
     with user_layers_guarded(model):
         result = diff_layers(model, x, y, name=name, seed=seed, data=data, twins=twins,
-                             data_unverified=data == "mnist" and not verify)
-        if fd:
+                             data_unverified=data == "mnist" and not verify, progress=progress)
+        if fd and result.first_divergence is not None:
+            if progress is not None:
+                progress(f"finite differences on {result.first_divergence.layer}, "
+                         f"{result.first_divergence.direction} pass")
             result.opinion = third_opinion(result)
+    if progress is not None:
+        progress.close()
     return result

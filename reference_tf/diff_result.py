@@ -150,6 +150,8 @@ class ModelDiff:
     opinion: object = None
     batch_statistics: bool = False   # the model normalizes with batch statistics (tolerances)
     kind: str = "layers"             # "function": a whole-model function, compared end to end
+    # the rounding-decided kinks that explain every propagated failure (``reference_tf.kinks``)
+    kinks: list = field(default_factory=list)
 
     @property
     def faults(self) -> list[Fault]:
@@ -161,9 +163,16 @@ class ModelDiff:
 
     @property
     def passed(self) -> bool:
-        """No quantity fails, isolated or propagated, and no code faulted."""
-        return (self.first_divergence is None and self.first_propagated_failure is None
-                and not self.faults)
+        """No quantity fails, isolated or propagated (or the propagated failures are all
+        explained by rounding-decided kinks), and no code faulted."""
+        return (self.first_divergence is None and not self.faults
+                and (self.first_propagated_failure is None or bool(self.kinks)))
+
+    @property
+    def status(self) -> str:
+        """"PASS", "KINK" (passed: differences decided by rounding at ties or zeros) or
+        "FAIL"."""
+        return "FAIL" if not self.passed else "KINK" if self.kinks else "PASS"
 
     def to_dict(self) -> dict:
         """The whole comparison as a JSON-ready dict (see ``to_dict``)."""
@@ -246,7 +255,8 @@ def to_dict(result: ModelDiff) -> dict:
         "model": result.model, "kind": result.kind, "dtype": result.dtype, "seed": result.seed,
         "data": result.data, "data_unverified": result.data_unverified,
         "batch_shape": list(result.batch_shape),
-        "passed": result.passed,
+        "passed": result.passed, "status": result.status,
+        "kinks": [flip.to_dict() for flip in result.kinks],
         "first_divergence": _divergence_dict(result.first_divergence),
         "first_propagated_failure": (None if propagated is None else
                                      {"layer": propagated[0], "label": propagated[1]}),

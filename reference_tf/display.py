@@ -31,19 +31,39 @@ GREEN, RED, AMBER, HIGHLIGHT = "#1a7f37", "#cf222e", "#9a6700", "#fff3b0"
 # -- check -------------------------------------------------------------------------------------
 
 
+KINKS_LISTED = 5  # flips listed per model and dtype; the rest are counted
+
+
 def check_line(name: str, dtype: str, path) -> str:
-    """One ``tfparity check`` line of a ``PathCheck``: PASS/FAIL, model, dtype, path, and the
-    worst error against its tolerance, or the fault."""
-    verdict = "PASS" if path.passed else "FAIL"
+    """One ``tfparity check`` line of a ``PathCheck``: PASS/FAIL/KINK, model, dtype, path, and
+    the worst error against its tolerance, or the fault (one indented line per further fault)."""
+    head = f"{path.status}  {name:<6}  {dtype}  {path.path:<8}"
     if path.fault is not None:
-        return f"{verdict}  {name:<6}  {dtype}  {path.path:<8}  {path.fault.sentence}"
-    return (f"{verdict}  {name:<6}  {dtype}  {path.path:<8}  worst error {path.error:.1e} "
-            f"(tolerance {path.tolerance:.0e}) in {path.worst}")
+        return "\n".join([f"{head}  {path.fault.sentence}"]
+                         + [f"      also: {f.sentence}" for f in path.faults[1:]])
+    error = f"worst error {path.error:.1e} (tolerance {path.tolerance:.0e}) in {path.worst}"
+    if path.kinks:
+        count = f"{len(path.kinks)} rounding-decided kink{'s' if len(path.kinks) > 1 else ''}"
+        if path.path == "training":  # judged against the trace path's own values
+            return (f"{head}  the trace path's values (worst difference {path.error:.1e} in "
+                    f"{path.worst}), with its {count}")
+        return (f"{head}  {count} (ties or zeros decided differently by rounding, listed "
+                f"below); with TensorFlow's branch there, {error}")
+    return f"{head}  {error}"
+
+
+def kink_lines(kinks) -> list[str]:
+    """The rounding-decided flips of one model and dtype, the first few in full."""
+    lines = [f"      {flip.sentence}" for flip in kinks[:KINKS_LISTED]]
+    if len(kinks) > KINKS_LISTED:
+        lines.append(f"      ... and {len(kinks) - KINKS_LISTED} more")
+    return lines
 
 
 def check_lines(result) -> list[str]:
-    """The ``tfparity check`` lines of a ``CheckResult``, one per path."""
-    return [check_line(result.model, result.dtype, path) for path in result.paths.values()]
+    """The ``tfparity check`` lines of a ``CheckResult``: one per path, then its kinks."""
+    return ([check_line(result.model, result.dtype, path) for path in result.paths.values()]
+            + kink_lines(result.kinks))
 
 
 def _check_title(result) -> str:
@@ -58,10 +78,11 @@ def check_text(result) -> str:
 
 
 def check_frame(result) -> pd.DataFrame:
-    """One row per path: verdict, worst quantity, its error and tolerance (error / tolerance
-    above 1 fails), quantities compared and the fault's sentence, if any."""
+    """One row per path: status (PASS, KINK, FAIL), worst quantity, its error and tolerance
+    (error / tolerance above 1 fails), quantities compared and the fault's sentence, if any."""
     rows = [{"model": result.model, "dtype": result.dtype, "path": p.path,
-             "passed": p.passed, "worst": p.worst, "error": p.error, "tolerance": p.tolerance,
+             "status": p.status, "passed": p.passed, "worst": p.worst, "error": p.error,
+             "tolerance": p.tolerance,
              "error / tolerance": p.error / p.tolerance if p.fault is None else math.inf,
              "quantities": p.quantities,
              "fault": None if p.fault is None else p.fault.sentence}
@@ -81,9 +102,9 @@ def _table(header: list[str], rows: list[str], size: str = "") -> str:
             f"<tbody>{''.join(rows)}</tbody></table>")
 
 
-def _verdict_cell(passed: bool) -> str:
-    colour = GREEN if passed else RED
-    return f'<td style="color:{colour};font-weight:bold"><b>{"PASS" if passed else "FAIL"}</b></td>'
+def _verdict_cell(status: str) -> str:
+    colour = {"PASS": GREEN, "KINK": AMBER}.get(status, RED)
+    return f'<td style="color:{colour};font-weight:bold"><b>{status}</b></td>'
 
 
 def check_html(result) -> str:
@@ -96,7 +117,7 @@ def check_html(result) -> str:
         else:
             cells = [_cell(p.worst), _cell(f"{p.error:.1e}"), _cell(f"{p.tolerance:.0e}"),
                      _cell(f"{p.error / p.tolerance:.2g}")]
-        rows.append(f"<tr>{_verdict_cell(p.passed)}{_cell(p.path)}{''.join(cells)}"
+        rows.append(f"<tr>{_verdict_cell(p.status)}{_cell(p.path)}{''.join(cells)}"
                     f"{_cell(p.quantities)}</tr>")
     first = result.first_divergence
     note = ""
@@ -245,6 +266,24 @@ def _describe(layer: str, q, logits: str) -> str:
     return f"gradient of parameter '{q.key.split('/', 1)[1]}' ({q.label})"
 
 
+KINKS_NAMED = 3  # flips named in the sentence; the rest are counted
+
+
+def kink_sentence(result) -> str:
+    """Why a diff with propagated failures passes: ties or zeros decided by rounding."""
+    layer, label = result.first_propagated_failure
+    flips = result.kinks
+    named = "; ".join(flip.sentence for flip in flips[:KINKS_NAMED])
+    more = f"; and {len(flips) - KINKS_NAMED} more" if len(flips) > KINKS_NAMED else ""
+    plural = "s" if len(flips) > 1 else ""
+    count = f"{len(flips)} tie{plural} or zero{plural}"
+    return (f"Passed with rounding-decided kinks (status KINK): no single layer exceeds the "
+            f"{result.dtype} tolerances with TensorFlow's inputs, and the propagated {label} of "
+            f"'{layer}' differs only because {count} were decided differently by rounding: "
+            f"{named}{more}. With TensorFlow's branch at these positions your code agrees with "
+            "TensorFlow everywhere.")
+
+
 def first_divergence_sentence(result) -> str:
     """One sentence naming the culprit layer, pass and quantity, its cause and the third
     opinion."""
@@ -255,6 +294,8 @@ def first_divergence_sentence(result) -> str:
                     f"{result.dtype} tolerances (forward {tol.forward:.0e}, gradient "
                     f"{tol.gradient:.0e}).")
         layer, label = result.first_propagated_failure
+        if result.kinks:
+            return kink_sentence(result)
         return (f"No single layer exceeds the {result.dtype} tolerances with TensorFlow's inputs, "
                 f"but the propagated {label} of '{layer}' does: rounding accumulated across "
                 "layers.")

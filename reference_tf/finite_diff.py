@@ -19,6 +19,7 @@ forward pass (``scratch.gradcheck.check_layer_gradients``).
 
 from __future__ import annotations
 
+import time
 from dataclasses import dataclass, field
 from typing import Callable
 
@@ -28,14 +29,17 @@ import tensorflow as tf
 from reference_tf.adapter import float64_layer, from_keras, keras_weights, loss_of, to_keras
 from reference_tf.diff_result import LOSS, ModelDiff
 from reference_tf.gradients import layer_pass, loss_function, model_trace
+from reference_tf.guarding import unguarded
 from reference_tf.own.model import Function
 from reference_tf.twin import copy_weights, keras_layer, twin
-from reference_tf.user_code import Fault, UserCodeError
+from reference_tf.user_code import Fault, UserCodeError, last_frame
 from scratch.gradcheck import check_layer_gradients
 from scratch.layers import replaying_masks
 
 EPS = 1e-6
 PROBES = 12          # positions (per example) or elements probed
+BUDGET = 3.0         # seconds the differences of one side may take: slow code (naive loops)
+                     # gets fewer probes, and the opinion says how many
 DISPUTED = 1e-6      # the sides differ at an element by more than this times the gradient scale
 AGREES = 1e-5        # a value matches a finite difference within this times the scale; right
                      # and left differences further apart than this mark a kink (within eps)
@@ -73,6 +77,25 @@ def one_sided(f: Callable[[], np.ndarray], rows: np.ndarray, columns, eps: float
         rows[:, j] = original
         right[:, k], left[:, k] = (plus - base) / eps, (base - minus) / eps
     return right, left
+
+
+def affordable(f: Callable[[], np.ndarray], wanted: int, per_probe: int = 2) -> tuple[int, float]:
+    """(how many of ``wanted`` probes of ``per_probe`` calls of f fit the time budget ``BUDGET``,
+    at least 1; the seconds one call took), from one timed call of f."""
+    start = time.perf_counter()
+    f()
+    elapsed = time.perf_counter() - start
+    return max(1, min(wanted, int(BUDGET / (per_probe * max(elapsed, 1e-9))))), elapsed
+
+
+def _sampled(opinion: "Opinion", probed: int, disputed: int, seconds: float) -> "Opinion":
+    """The opinion, saying that slow code got only ``probed`` of the ``disputed`` positions."""
+    opinion.details.update(positions_probed=probed, positions_disputed=disputed)
+    if probed < min(disputed, PROBES):
+        opinion.sentence += (f" (Slow code, {seconds:.2g} s per forward pass: {probed} of the "
+                             f"{min(disputed, PROBES)} most disputed positions probed, to answer "
+                             "in seconds.)")
+    return opinion
 
 
 def _count(n: int) -> str:
@@ -168,6 +191,9 @@ def judge(rows: np.ndarray, f_scratch, f_tf, mine: np.ndarray, reference: np.nda
                                 f"{float(diff.max()) / scale:.1e} of the scale): the divergence is "
                                 "rounding of the lower precision, not a wrong formula.",
                        {"max_difference": float(diff.max()) / scale})
+    disputed_count = len(columns)
+    probes, seconds = affordable(f_scratch, len(columns))
+    columns = columns[:probes]
     right, left = one_sided(f_scratch, rows, columns)
     right_tf, left_tf = one_sided(f_tf, rows, columns)
     own, ref = own[:, columns], ref[:, columns]
@@ -177,9 +203,9 @@ def judge(rows: np.ndarray, f_scratch, f_tf, mine: np.ndarray, reference: np.nda
                "fd_scratch_vs_tensorflow_forward":
                    float(np.abs((right_tf + left_tf) / 2 - central).max()) / scale}
     smooth = disputed & ~(np.abs(right - left) > AGREES * scale)
-    if smooth.any():
-        return _smooth_opinion(own, ref, central, smooth, scale, what, details)
-    return _kink_opinion(own, ref, right, left, disputed, scale, what, details)
+    opinion = (_smooth_opinion(own, ref, central, smooth, scale, what, details) if smooth.any()
+               else _kink_opinion(own, ref, right, left, disputed, scale, what, details))
+    return _sampled(opinion, len(columns), disputed_count, seconds)
 
 
 def _loss_opinion(model, logits: np.ndarray, labels: np.ndarray) -> Opinion:
@@ -243,7 +269,10 @@ def _layer_opinion(layer, x: np.ndarray, dy: np.ndarray, key: str,
 def _forward_opinion(layer, x: np.ndarray, dy: np.ndarray, examples: int = 4) -> Opinion:
     # Batch statistics depend on the whole batch: checked on all of it.
     n = len(x) if layer.mixes_examples else examples
-    results = check_layer_gradients(float64_layer(layer), x[:n], dy[:n], max_elements=64)
+    clone = float64_layer(layer)
+    x64 = np.array(x[:n], dtype=np.float64)
+    elements, _ = affordable(lambda: clone.forward(x64), 64, per_probe=2 * (1 + len(clone.params)))
+    results = check_layer_gradients(clone, x64, dy[:n], max_elements=elements)
     worst = max(results.values(), key=lambda r: r.rel_error)
     consistent = worst.rel_error < AGREES
     sentence = ("finite differences judge derivatives, not values, so they cannot referee a "
@@ -258,7 +287,8 @@ def _forward_opinion(layer, x: np.ndarray, dy: np.ndarray, examples: int = 4) ->
                      f"either ('{worst.name}': relative error {worst.rel_error:.1e}).")
     return Opinion("forward", sentence, {"self_consistent": consistent,
                                          "worst_quantity": worst.name,
-                                         "worst_rel_error": worst.rel_error})
+                                         "worst_rel_error": worst.rel_error,
+                                         "elements_probed": elements})
 
 
 def _fault_opinion(fault: Fault) -> Opinion:
@@ -335,3 +365,8 @@ def third_opinion(result: ModelDiff) -> Opinion | None:
     except UserCodeError as error:
         return Opinion("fault", f"no opinion: in float64 {error.faults[0].sentence}.",
                        {"fault": error.faults[0].to_dict()})
+    except Exception as error:  # a layer that does not guard itself (reference_tf.guarding)
+        if not unguarded(layer):
+            raise
+        return Opinion("fault", f"no opinion: in float64 layer '{layer.name}' raised "
+                                f"{type(error).__name__}: {error} (at {last_frame(error)}).", {})

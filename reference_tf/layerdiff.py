@@ -54,8 +54,11 @@ from reference_tf.diff_result import (
     key_label,
     scan,
 )
-from reference_tf.gradients import model_trace
+from reference_tf.gradients import model_trace, trace_arrays
+from reference_tf.guarding import guarding
+from reference_tf.kinks import Flip, agrees, replay
 from reference_tf.own.model import Function
+from reference_tf.progress import Progress, announcing, silent
 from reference_tf.tolerant_run import isolated_pass, run_trace, unique_faults
 from reference_tf.twin import twin
 from reference_tf.user_code import Fault, guarded
@@ -199,7 +202,8 @@ def find_first_propagated_failure(layers: list[LayerDiff]) -> tuple | None:
 
 def diff(model: Sequential | Function, x: np.ndarray, y: np.ndarray, *, name: str = "model",
          seed: int | None = None, data: str = "given", twins: dict | None = None,
-         keras_model=None, data_unverified: bool = False) -> ModelDiff:
+         keras_model=None, data_unverified: bool = False,
+         progress: Progress | None = None) -> ModelDiff:
     """Compare any model with its Keras twin (weights copied) on the batch (x, y).
 
     Args:
@@ -211,6 +215,7 @@ def diff(model: Sequential | Function, x: np.ndarray, y: np.ndarray, *, name: st
         keras_model: the twin, with the model's weights and state (and Dropout masks
             shared); default ``twin(model, twins, share_masks=True)``.
         data_unverified: MNIST was loaded without checking its SHA-256 (the result says so).
+        progress: told each phase, layer and pass (``reference_tf.progress``).
 
     Returns:
         The ``ModelDiff`` with the causes of its isolated failures (of a whole-model function,
@@ -218,22 +223,51 @@ def diff(model: Sequential | Function, x: np.ndarray, y: np.ndarray, *, name: st
         ``reference_tf.finite_diff.third_opinion``).
     """
     if isinstance(model, Function):
-        layers, layer_inputs, statistics = _function_diffs(model, x, y), {}, False
+        layers, layer_inputs, statistics, kinks = _function_diffs(model, x, y), {}, False, []
     else:
         if keras_model is None:
             keras_model = twin(model, twins, share_masks=True)  # the state before the step
         state_before = {key: np.array(value) for key, value in model.state.items()}
-        mine, faults = run_trace(model, x, y)
-        ref = model_trace(model, x, y, keras_model=keras_model)
-        layers, layer_inputs = _layer_diffs(model, x, y, mine, ref, state_before, faults)
-        statistics = model.mixes_examples
+        dtype, say = model.dtype.name, progress or silent
+        with guarding(model.layers):
+            with announcing(model.layers, progress, f"{dtype} your model"):
+                mine, faults = run_trace(model, x, y)
+            say(f"{dtype} TensorFlow")
+            ref = model_trace(model, x, y, keras_model=keras_model)
+            with announcing(model.layers, progress, f"{dtype} isolated, yours on TensorFlow's "
+                                                    "inputs"):
+                layers, layer_inputs = _layer_diffs(model, x, y, mine, ref, state_before,
+                                                    faults)
+            statistics = model.mixes_examples
+            kinks = _explaining_kinks(model, x, y, ref, layers, statistics, state_before,
+                                      progress)
     result = ModelDiff(name, model.dtype.name, seed, data, tuple(x.shape), layers,
                        find_first_divergence(layers), find_first_propagated_failure(layers),
                        DiffInputs(model, x, y, twins, layer_inputs),
                        data_unverified=data_unverified, batch_statistics=statistics,
-                       kind="function" if isinstance(model, Function) else "layers")
+                       kind="function" if isinstance(model, Function) else "layers",
+                       kinks=kinks)
+    (progress or silent)(f"{model.dtype.name} causes")
     explain(result)
     return result
+
+
+def _explaining_kinks(model: Sequential, x, y, ref: Trace, layers: list[LayerDiff],
+                      statistics: bool, state_before: dict,
+                      progress: Progress | None) -> list[Flip]:
+    """The rounding-decided kinks (``reference_tf.kinks``) when they explain every failure:
+    no layer's own error and no fault, a propagated failure, and the model's code run again
+    with TensorFlow's branch at the flips agrees with TensorFlow everywhere; else []."""
+    if (find_first_divergence(layers) is not None or find_first_propagated_failure(layers) is None
+            or any(layer.faults for layer in layers)):
+        return []
+    with announcing(model.layers, progress, f"{model.dtype.name} replay with TensorFlow's "
+                                            "branch at rounding-decided kinks"):
+        replayed, flips = replay(model, x, y, ref, statistics, state_before)
+    if replayed is None or not agrees(trace_arrays(replayed), trace_arrays(ref),
+                                      model.dtype.name, statistics):
+        return []
+    return flips
 
 
 def _function_diffs(model: Function, x: np.ndarray, y: np.ndarray) -> list[LayerDiff]:

@@ -49,7 +49,9 @@ def layer_kind(layer) -> tuple[str, dict]:
 def _in_keras_layouts(layer, key: str, value):
     """(key, value) of a declared layer's array in Keras's naming and layouts (activations NHWC,
     "grads/kernel" in HWIO or (in, out)); as given where it does not convert (a wrong shape)."""
-    conventions = layer.conventions
+    conventions = getattr(layer, "conventions", None)
+    if conventions is None:  # a layer of the adapter protocol without declared conventions
+        return key, value
     try:
         if key in ACTIVATIONS and np.ndim(value) == 4:
             return key, activation_from_user(np.asarray(value), conventions.layout)
@@ -128,13 +130,16 @@ def _case(result, diff, q, key: str | None = None, fault=None) -> Case:
 
 def _fault_cause(result, first) -> tuple[Cause | None, list[str]]:
     """The cause of a divergence that is a fault of the layer's code: judged on the layer's
-    worst isolated quantity of that pass (its value on private copies)."""
+    worst isolated quantity of that pass (its value on private copies), or, when a fatal fault
+    left none, on the quantity the fault concerns (the conventions that run the layer again)."""
     diff = next(layer for layer in result.layers if layer.name == first.layer)
     compared = [q for q in diff.quantities
                 if q.direction == first.direction and q.isolated is not None]
-    if not compared:
+    concerned = diff.get(first.fault.key)
+    if not compared and (concerned is None or concerned.arrays[1] is None):
         return None, []
-    worst = max(compared, key=lambda q: q.isolated.smallest_passing_tolerance / q.tolerance)
+    worst = (max(compared, key=lambda q: q.isolated.smallest_passing_tolerance / q.tolerance)
+             if compared else concerned)
     case = _case(result, diff, worst, first.fault.key, first.fault)
     return find_cause(case), tried(case)
 

@@ -164,6 +164,16 @@ def applicable(case: Case) -> list[Convention]:
     return [c for c in CONVENTIONS.values() if c.applies(case)]
 
 
+def _variants(conv: Convention, case: Case) -> list[Variant]:
+    """The convention's variants of the case; none when the case is one it cannot state (a
+    user layer of unexpected shapes or layouts makes its arithmetic fail): never a guess, and
+    never an exception from the catalog."""
+    try:
+        return list(conv.variants(case))
+    except Exception:  # noqa: BLE001  (any failure means: this convention does not apply)
+        return []
+
+
 def find_cause(case: Case) -> Cause | None:
     """The best-matching variant of every applicable convention, or None.
 
@@ -171,11 +181,11 @@ def find_cause(case: Case) -> Cause | None:
     from the original comparison by more than the tolerance (it changes TensorFlow's value or
     the layer's), unless its values are mere rounding (``informative``); a variant seen
     directly (``observed``) need only match. Among matches the smallest residual wins (registry
-    order on ties).
+    order on ties). A convention whose arithmetic fails on the case does not match.
     """
     best = None
     for conv in applicable(case):
-        for variant in conv.variants(case):
+        for variant in _variants(conv, case):
             actual = case.mine if variant.actual is None else variant.actual
             tolerance = variant.tolerance or case.tolerance
             residual = error(actual, variant.expected)

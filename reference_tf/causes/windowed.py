@@ -100,6 +100,38 @@ def same_padding_split(case: Case):
             yield Variant(f"SAME padding is split {what}", value)
 
 
+def _side_words(axis: str, split: tuple, declared: tuple) -> str:
+    """"rows (2, 0) instead of the declared (1, 1): 1 more on top, 1 fewer at the bottom"."""
+    sides = {"rows": ("on top", "at the bottom"), "columns": ("on the left", "on the right")}
+    moved = split[0] - declared[0]
+    more, fewer = sides[axis] if moved > 0 else sides[axis][::-1]
+    return (f"{axis} {split} instead of the declared {declared}: {abs(moved)} more {more}, "
+            f"{abs(moved)} fewer {fewer}")
+
+
+@convention("padding_sides", kinds=("conv", "pool"),
+            keys=("output", "input_grad", "grads/kernel"),
+            variant="padding with the declared total per axis but on other sides (e.g. (2, 0) "
+                    "instead of (1, 1): explicit asymmetric padding)",
+            detection="the quantity recomputed with every (before, after) split of each axis's "
+                      "declared total padding")
+def padding_sides(case: Case):
+    _, (top, bottom, left, right) = _tf_geometry(case)
+    explicit = not isinstance(case.settings["padding"], str)
+    rows = [(b, top + bottom - b) for b in range(top + bottom + 1)]
+    cols = [(b, left + right - b) for b in range(left + right + 1)]
+    for row, col in product(rows, cols):
+        if (row, col) == ((top, bottom), (left, right)):
+            continue
+        words = [_side_words(axis, split, declared)
+                 for axis, split, declared in (("rows", row, (top, bottom)),
+                                               ("columns", col, (left, right)))
+                 if split != declared]
+        value = windowed_value(case, (*row, *col), pad_value=0.0 if explicit else -np.inf)
+        if value is not None:
+            yield Variant(f"the layer pads {'; '.join(words)}", value)
+
+
 @convention("pool_padding_value", kinds=("pool",), keys=("output", "input_grad"),
             variant="max-pool SAME padding filled with 0 instead of -inf",
             detection="the pool recomputed on an input padded with zeros (a padded zero can "
@@ -111,12 +143,18 @@ def pool_padding_value(case: Case):
                       windowed_value(case, pads, pad_value=0.0))
 
 
-@convention("kernel_flip", kinds=("conv",), keys=("output", "input_grad"),
-            variant="convolution instead of correlation in the forward pass, or dL/dx "
-                    "correlated with the kernel without its 180-degree flip",
-            detection="the quantity recomputed with the kernel flipped in both spatial axes")
+@convention("kernel_flip", kinds=("conv",), keys=("output", "input_grad", "grads/kernel"),
+            variant="convolution instead of correlation in the forward pass, dL/dx "
+                    "correlated with the kernel without its 180-degree flip, or dL/dkernel of a "
+                    "true convolution",
+            detection="the quantity recomputed with the kernel flipped in both spatial axes; "
+                      "for dL/dkernel, TensorFlow's gradient flipped")
 def kernel_flip(case: Case):
     _, pads = _tf_geometry(case)
+    if case.key == "grads/kernel":
+        yield Variant("dL/dkernel is that of a true convolution (flipped by 180 degrees) instead "
+                      "of TensorFlow's cross-correlation", np.asarray(case.reference)[::-1, ::-1])
+        return
     flipped = case.params["kernel"][::-1, ::-1]
     if case.key == "output":
         detail = ("the forward pass convolves (kernel flipped by 180 degrees) instead of "

@@ -89,46 +89,129 @@ class Functions:
         return self  # stateless: the cache travels through the calls
 
 
+GRAD_ATTRIBUTES = ("d{}", "grad_{}", "{}_grad", "d_{}", "grad{}")  # where gradients are found
+
+
 class Methods:
-    """An object with forward/backward methods and parameter/gradient mappings, under any
-    names: ``methods(obj, forward="fprop", backward="bprop", params="parameters",
-    grads="gradients")``."""
+    """An object with forward/backward methods whose parameters and gradients live in mappings
+    (``params``/``grads``, or other names) or in attributes of their own.
+
+    ``methods(obj, forward="fprop", backward="bprop", params="parameters", grads="gradients")``
+    renames the methods or the mappings; ``params={"W": "weight", "b": "bias"}`` (the user's
+    parameter name -> the attribute holding it) and ``grads={"W": "grad_weight", ...}`` declare
+    attributes. Without a declaration and without a ``params`` mapping, attributes named like
+    the parameters are used, with the gradients in ``dW``, ``grad_W``, ``W_grad``, ``d_W`` or
+    ``gradW`` (the first that exists after the backward pass).
+    """
 
     def __init__(self, obj, forward: str = "forward", backward: str = "backward",
-                 params: str = "params", grads: str = "grads"):
+                 params: str | dict = "params", grads: str | dict = "grads"):
         for role, attribute in (("forward", forward), ("backward", backward)):
             if not callable(getattr(obj, attribute, None)):
                 raise TypeError(f"methods: expected {type(obj).__name__} to have a method "
                                 f"{attribute}() (the {role} pass), it has none.")
+        for role, value in (("params", params), ("grads", grads)):
+            if not (isinstance(value, str) or (isinstance(value, dict) and all(
+                    isinstance(k, str) and isinstance(v, str) for k, v in value.items()))):
+                raise TypeError(f"methods: expected {role} to be the name of a mapping or a dict "
+                                f"parameter name -> attribute name, received {value!r}.")
         self.obj, self.names = obj, {"forward": forward, "backward": backward,
                                      "params": params, "grads": grads}
 
     def function(self, direction: str) -> str:
         return f"{type(self.obj).__name__}.{self.names[direction]}"
 
+    def _owner(self, attribute: str) -> str:
+        return f"{type(self.obj).__name__}.{attribute}"
+
+    def _param_attributes(self, names: list[str]) -> dict | None:
+        """Parameter name -> attribute, or None when the parameters live in a mapping."""
+        declared = self.names["params"]
+        if isinstance(declared, dict):
+            return declared
+        if hasattr(getattr(self.obj, declared, None), "__setitem__"):
+            return None
+        if declared == "params" and names and all(
+                isinstance(getattr(self.obj, n, None), np.ndarray) for n in names):
+            return {n: n for n in names}
+        return None
+
     def check_params(self, names: list[str], owner: str) -> None:
-        """The object must keep its parameters in a mapping tfparity can assign into."""
-        mapping = getattr(self.obj, self.names["params"], None)
-        if names and not hasattr(mapping, "__setitem__"):
-            raise ValueError(f"{owner}: expected {type(self.obj).__name__}.{self.names['params']} "
-                             f"to be a mapping holding {names}, received "
-                             f"{type(mapping).__name__}.")
+        """The parameters must be reachable: in a mapping tfparity can assign into, or in
+        attributes (declared, or named like the parameters)."""
+        if not names:
+            return
+        attributes = self._param_attributes(names)
+        if attributes is not None:
+            missing = [n for n in names if n not in attributes
+                       or not hasattr(self.obj, attributes[n])]
+            if missing:
+                raise ValueError(
+                    f"{owner}: expected {type(self.obj).__name__} to have an attribute for each "
+                    f"parameter {names}, found none for {missing} (declare them with "
+                    f"own.methods(obj, params={{'{missing[0]}': 'attribute', ...}})).")
+            return
+        declared = self.names["params"]
+        mapping = getattr(self.obj, declared, None)
+        if not hasattr(mapping, "__setitem__"):
+            found = [a for a, v in getattr(self.obj, "__dict__", {}).items()
+                     if isinstance(v, np.ndarray)]
+            raise ValueError(
+                f"{owner}: expected {self._owner(declared)} to be a mapping holding {names}, "
+                f"received {type(mapping).__name__}; parameters kept as attributes are "
+                f"declared with own.methods(obj, params={{'{names[0]}': 'attribute', ...}}, "
+                f"grads={{'{names[0]}': 'attribute', ...}}) (array attributes: {found}).")
 
     def run_forward(self, x, params: dict, fault) -> tuple:
-        mapping = getattr(self.obj, self.names["params"], None)
-        for name, value in params.items():
-            mapping[name] = value
+        attributes = self._param_attributes(list(params)) if params else {}
+        if attributes is None:
+            mapping = getattr(self.obj, self.names["params"])
+            for name, value in params.items():
+                mapping[name] = value
+        else:
+            for name, value in params.items():
+                setattr(self.obj, attributes[name], value)
         return call_user(getattr(self.obj, self.names["forward"]), (x,), {}, "output", fault), None
+
+    def _gradient_places(self, name: str) -> list[str]:
+        """The attributes where the gradient of parameter ``name`` may be (none: a mapping)."""
+        declared = self.names["grads"]
+        if isinstance(declared, dict):
+            return [declared[name]] if name in declared else []
+        if hasattr(getattr(self.obj, declared, None), "__getitem__"):
+            return []
+        return [pattern.format(name) for pattern in GRAD_ATTRIBUTES]
+
+    def _gradients(self, names: list[str], fault) -> list:
+        """The gradients the backward pass left, in ``names`` order; a fatal fault if missing."""
+        declared = self.names["grads"]
+        mapping = getattr(self.obj, declared, None) if isinstance(declared, str) else None
+        found, missing = [], []
+        for name in names:
+            places = self._gradient_places(name)
+            if not places:
+                value = (mapping[name] if hasattr(mapping, "__getitem__") and name in mapping
+                         else None)
+            else:
+                value = next((getattr(self.obj, a) for a in places if hasattr(self.obj, a)),
+                             None)
+            found.append(value)
+            if value is None:
+                missing.append(name)
+        if missing:
+            places = self._gradient_places(missing[0])
+            where = (", ".join(self._owner(a) for a in places) if places
+                     else self._owner(declared) if isinstance(declared, str) else "its attributes")
+            hint = ("" if isinstance(declared, dict) or not places else
+                    " (attributes are declared with own.methods(obj, grads="
+                    f"{{'{missing[0]}': 'attribute', ...}}))")
+            raise UserCodeError([fault(f"grads/{missing[0]}", f"left no gradient {missing} in "
+                                                              f"{where}{hint}", True)])
+        return found
 
     def run_backward(self, dy, cache, names: list[str], fault) -> tuple:
         dx = call_user(getattr(self.obj, self.names["backward"]), (dy,), {}, "input_grad", fault)
-        mapping = getattr(self.obj, self.names["grads"], None) if names else {}
-        missing = [n for n in names if mapping is None or n not in mapping]
-        if missing:
-            where = f"{type(self.obj).__name__}.{self.names['grads']}"
-            raise UserCodeError([fault(f"grads/{missing[0]}", f"left no gradient {missing} in "
-                                                              f"{where}", True)])
-        return dx, [mapping[n] for n in names]
+        return dx, self._gradients(names, fault) if names else []
 
     def copy(self) -> "Methods":
         clone = copy.copy(self)
@@ -561,9 +644,11 @@ def functions(forward: Callable, backward: Callable, *args, **kwargs) -> Functio
     return Functions(forward, backward, *args, **kwargs)
 
 
-def methods(obj, forward: str = "forward", backward: str = "backward", params: str = "params",
-            grads: str = "grads") -> Methods:
-    """An object implementation whose methods or mappings have other names."""
+def methods(obj, forward: str = "forward", backward: str = "backward",
+            params: str | dict = "params", grads: str | dict = "grads") -> Methods:
+    """An object implementation whose methods or mappings have other names, or whose parameters
+    and gradients are attributes: ``params={"W": "weight"}``, ``grads={"W": "grad_weight"}``
+    (the user's parameter name -> attribute)."""
     return Methods(obj, forward, backward, params, grads)
 
 

@@ -16,12 +16,14 @@ from reports.commands.options import (
     MAX_IMAGES,
     add_models,
     add_no_verify,
+    add_quiet,
     add_seed,
     at_most,
     checks_mnist,
     in_model_order,
 )
 from reports.errors import BadInput
+from reports.progress import progress_for
 
 
 def register(subparsers) -> None:
@@ -44,6 +46,7 @@ def register(subparsers) -> None:
                         help="strokes: digit-like strokes on exact zeros; mnist: training images "
                              "drawn with --seed")
     add_no_verify(parser)
+    add_quiet(parser)
     user_model.add_arguments(parser)
     parser.set_defaults(func=run)
 
@@ -63,17 +66,21 @@ def run(args: argparse.Namespace) -> int:
     if args.data == "mnist" and not verify:
         print("data: MNIST from $TFPARITY_MNIST_DIR, SHA-256 not checked (--no-verify)",
               flush=True)
-    failed, total = [], 0
+    failed, total, kinked = [], 0, 0
+    progress = progress_for(args.quiet)
     for name in names:
         for dtype in dtypes:
             if args.spec is None:
                 result = check(name, dtype=dtype, seed=args.seed, data=args.data,
-                               batch_size=args.batch_size, verify=verify)
+                               batch_size=args.batch_size, verify=verify, progress=progress)
             else:
                 model, x, y = user_model.load(args, dtype, verify)
-                result = check(model, x, y, name=name)
+                result = check(model, x, y, name=name, progress=progress)
+            if progress is not None:
+                progress.close()
+            total += len(result.paths)
+            kinked += sum(path.status == "KINK" for path in result.paths.values())
             for line in check_lines(result):
-                total += 1
                 print(line, flush=True)
             if not result.passed:
                 failed.append((name, dtype))
@@ -84,6 +91,8 @@ def run(args: argparse.Namespace) -> int:
                                        for n, d in failed))
         return 1
     kind = "your model" if args.spec is not None else f"{len(names)} models"
+    kinks = (f"; {kinked} of them with rounding-decided kinks (status KINK, listed above)"
+             if kinked else "")
     print(f"all {total} checks passed ({kind} x {len(dtypes)} dtypes x "
-          f"{'paths' if args.spec is not None else 'trace and training paths'})")
+          f"{'paths' if args.spec is not None else 'trace and training paths'}){kinks}")
     return 0

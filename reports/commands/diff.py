@@ -13,12 +13,14 @@ from reports.commands.options import (
     MAX_IMAGES,
     MODEL_NAMES,
     add_no_verify,
+    add_quiet,
     add_seed,
     at_most,
     checks_mnist,
 )
 from reports.errors import BadInput, reading
 from reports.files.outputs import JSON_SUFFIXES, PLOT_SUFFIXES, check_file
+from reports.progress import progress_for
 
 STDOUT = "-"
 
@@ -56,6 +58,7 @@ def register(subparsers) -> None:
                              "(default: no plot)")
     parser.add_argument("--no-fd", action="store_true",
                         help="skip the finite-difference opinion on the first divergence")
+    add_quiet(parser, "; also with --json -")
     user_model.add_arguments(parser)
     parser.set_defaults(func=run)
 
@@ -94,7 +97,8 @@ def run(args: argparse.Namespace) -> int:
     from reports.render.layerdiff_text import render
 
     options = {"seed": args.seed, "data": args.data, "verify": checks_mnist(args),
-               "fd": not args.no_fd}
+               "fd": not args.no_fd,
+               "progress": progress_for(args.quiet or args.json == STDOUT)}
     if args.spec is not None:
         model, x, y = user_model.load(args, dtype or "float64", checks_mnist(args))
         result = diff(model, x, y, name=args.spec, **options)

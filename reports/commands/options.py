@@ -105,3 +105,9 @@ def add_no_verify(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--no-verify", action="store_true",
                         help="use MNIST files of $TFPARITY_MNIST_DIR (or --dir) that differ from "
                              "the published ones (SHA-256 not checked; every output says so)")
+
+
+def add_quiet(parser: argparse.ArgumentParser, also: str = "") -> None:
+    parser.add_argument("--quiet", action="store_true",
+                        help=f"no progress on stderr{also} (default: the phase, layer and pass "
+                             "being compared)")
