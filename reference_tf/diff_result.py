@@ -94,7 +94,9 @@ class Divergence:
     direction: the pass, "forward" or "backward"; key, label: the quantity ("input_grad",
     "dL/dx"), or what the fault concerns; quantity: the worst failing quantity of that layer and
     pass (for a fault, the one it concerns, if any); also_failing: labels of the layer's other
-    failing quantities in that pass.
+    failing quantities in that pass; time: for an isolated error of a recurrent layer or of an
+    Embedding's gradient, where through time it starts (``reference_tf.through_time``: the
+    time step and the gate), else None.
     """
 
     layer: str
@@ -107,6 +109,7 @@ class Divergence:
     fault: Fault | None = None
     cause: Cause | None = None  # the convention that explains it (``reference_tf.causes``)
     causes_tried: list[str] = field(default_factory=list)  # the conventions tried on it
+    time: object = None  # a ``reference_tf.through_time.StepFinding``
 
 
 class DiffInputs(NamedTuple):
@@ -208,7 +211,10 @@ def _divergence_dict(f: Divergence | None) -> dict | None:
             "isolated": None if f.quantity is None else comparison_dict(f.quantity.isolated),
             "fault": None if f.fault is None else f.fault.to_dict(),
             "cause": None if f.cause is None else f.cause.to_dict(),
-            "causes_tried": f.causes_tried}
+            "causes_tried": f.causes_tried,
+            "time_step": None if f.time is None else f.time.time_step,
+            "gate": None if f.time is None else f.time.gate,
+            "through_time": None if f.time is None else f.time.to_dict()}
 
 
 def to_dict(result: ModelDiff) -> dict:

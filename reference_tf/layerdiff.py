@@ -57,6 +57,7 @@ from reference_tf.diff_result import (
 )
 from reference_tf.gradients import model_trace
 from reference_tf.own.model import Function
+from reference_tf.through_time import locate
 from reference_tf.tolerant_run import isolated_pass, run_trace, unique_faults
 from reference_tf.twin import twin
 from reference_tf.user_code import Fault, guarded
@@ -259,6 +260,8 @@ def diff(model: Sequential | Function, x: np.ndarray, y: np.ndarray, *, name: st
                        data_unverified=data_unverified, batch_statistics=statistics,
                        kind="function" if isinstance(model, Function) else "layers")
     explain(result)
+    if result.first_divergence is not None:
+        result.first_divergence.time = locate(result)
     return result
 
 

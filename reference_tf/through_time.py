@@ -73,7 +73,7 @@ class StepFinding:
     gate: str | None
     error: float | None
     tolerance: float
-    sentence: str
+    sentence: str  # without a final period
     profile: dict = field(default_factory=dict, repr=False)
 
     def to_dict(self) -> dict:
@@ -359,7 +359,7 @@ def _parameter_finding(layer, param: str, mine: np.ndarray, reference: np.ndarra
                f"no combination of the steps' terms explains it (residual {fit[2]:.2g})")
         return _finding(layer, "backward", None, steps, f"term of dL/d{param}", None, None,
                         tolerance, f"{agree}, so the error is in summing dL/d{param} over the "
-                        f"steps; {why}.", profile)
+                        f"steps; {why}", profile)
     coefficients, shares, residual = fit
     named = [t for t in range(steps - 1, -1, -1)
              if abs(coefficients[t]) > COUNTED and shares[t] > COUNTED]
@@ -394,7 +394,7 @@ def recurrent_finding(layer, x: np.ndarray, dy: np.ndarray, direction: str, key:
     if not y_error <= tolerance:
         return _finding(layer, direction, None, steps, None, None, None, tolerance,
                         "no step named: Keras's cell formula step by step does not reproduce "
-                        f"the Keras layer's output here (error {y_error:.2g}).", {})
+                        f"the Keras layer's output here (error {y_error:.2g})", {})
     finding, profile = _scan(layer, direction, scratch_steps(layer, x, dy), ref, tolerance)
     if finding is not None:
         return finding
@@ -404,7 +404,7 @@ def recurrent_finding(layer, x: np.ndarray, dy: np.ndarray, direction: str, key:
                                   profile)
     return _finding(layer, direction, None, steps, None, None, None, tolerance,
                     f"every step of the {direction} pass agrees with TensorFlow's within the "
-                    "tolerance, so no single step is named.", profile)
+                    "tolerance, so no single step is named", profile)
 
 
 def _keras_embedding(layer):
@@ -439,7 +439,7 @@ def embedding_finding(layer, x: np.ndarray, dy: np.ndarray, tolerance: float) ->
     if not failing:
         return _finding(layer, "backward", None, steps, None, None, None, tolerance,
                         "the gradient of every prefix of steps agrees with TensorFlow's, so no "
-                        "single step is named.", profile)
+                        "single step is named", profile)
     t = failing[0]
     row = int(np.argmax(np.abs(mine[t] - reference[t]).sum(axis=1)))
     lookups = int((x[:, :t + 1] == row).sum())

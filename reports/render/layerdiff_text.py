@@ -118,6 +118,25 @@ def _describe(layer: str, q: Quantity, logits: str) -> str:
     return f"gradient of parameter '{q.key.split('/', 1)[1]}' ({q.label})"
 
 
+def _time_step(first) -> str:
+    """", from time step 14 (gate f)" when the diagnosis through time names a step, else ""."""
+    finding = first.time
+    if finding is None or finding.time_step is None:
+        return ""
+    gate = "" if finding.gate is None else f" (gate {finding.gate})"
+    return f", from time step {finding.time_step}{gate}"
+
+
+def through_time_paragraph(result: ModelDiff) -> str:
+    """Where through time a sequence layer's divergence starts ("" for any other)."""
+    first = result.first_divergence
+    if first is None or first.time is None:
+        return ""
+    finding = first.time
+    return (f"Through time (layer '{finding.layer}', {finding.steps} steps, the layer on "
+            f"TensorFlow's input and upstream gradient): {finding.sentence}.")
+
+
 def first_divergence_sentence(result: ModelDiff) -> str:
     """One sentence naming the culprit layer, pass and quantity, with the third opinion."""
     tol = tolerances(result.dtype, result.batch_statistics)
@@ -148,7 +167,8 @@ def first_divergence_sentence(result: ModelDiff) -> str:
              "the input and weights" if result.kind == "function" else
              "the input" if first.direction == "forward" else "the input and upstream gradient")
     sentence = (f"First divergence: {name}, {first.direction} pass, "
-                f"{_describe(first.layer, q, logits)}: {error} with {given} taken from TensorFlow")
+                f"{_describe(first.layer, q, logits)}{_time_step(first)}: {error} with {given} "
+                "taken from TensorFlow")
     if first.also_failing:
         sentence += f" (also failing there: {', '.join(first.also_failing)})"
     sentence += "; " + cause_clause(first.cause, first.causes_tried)
@@ -171,4 +191,6 @@ def render(result: ModelDiff) -> str:
             "layer on TensorFlow's input "
             f"and upstream gradient); tolerance forward {tol.forward:.0e}, gradient "
             f"{tol.gradient:.0e}.")
-    return "\n\n".join([head, tables(result), first_divergence_sentence(result)])
+    parts = [head, tables(result), first_divergence_sentence(result),
+             through_time_paragraph(result)]
+    return "\n\n".join(part for part in parts if part)
