@@ -24,8 +24,9 @@ Keras layer's before anything is attributed. The scratch side's are what its cac
   dL/dx_t. When every step agrees but a parameter's gradient does not, its error is fitted by
   the steps' terms of TensorFlow's gradient (least squares): a term missing or counted wrongly
   at one step shows as that step's coefficient.
-- Embedding: the gradient of the embeddings from the steps 0..t only (dy zero after t); the
-  first t where it parts names the step, and the row (index) where it parts most.
+- Embedding: the error of each failing row of the gradient is fitted by the contributions
+  dy[n, t] of the positions that look the row up; the first miscounted position in time names
+  the step (a repeated index counted once: every occurrence but one has coefficient -1).
 
 A step's error is the larger of its share of the relative L2 error (the step's error norm over
 the whole array's reference norm) and its max abs error over the whole array's max: the two
@@ -40,8 +41,6 @@ import numpy as np
 import tensorflow as tf
 
 from reference_tf.diff_result import ModelDiff
-from reference_tf.gradients import layer_pass
-from reference_tf.twin import keras_layer
 from scratch.ops import recurrent
 from scratch.ops.recurrent import GATES, TANH_GATES, RecurrentCache, gate
 from scratch.sequence_layers import GRU, LSTM, Embedding, SimpleRNN
@@ -59,7 +58,7 @@ class StepFinding:
     step is found; processing_step: the same step in processing order (differs with
     ``go_backwards``); steps: T; quantity: "pre-activation", "activation", "cell state c",
     "hidden state h", "dL/dh", "dL/d(pre-activation)", "dL/dx", "term of dL/d<param>" or
-    "dL/dembeddings (steps 0..t)"; gate: the gate's name (Keras's order, ``GATES``) or None;
+    "dL/dembeddings"; gate: the gate's name (Keras's order, ``GATES``) or None;
     error: the step's error (see the module docstring); profile: per-step errors by quantity
     (processing order), for the JSON.
     """
@@ -340,6 +339,7 @@ def _attribute(error: np.ndarray, terms: np.ndarray):
 
 
 def _term_words(coefficient: float) -> str:
+    """What a term's coefficient in the error means (the sum should weight the term by 1)."""
     if abs(coefficient + 1) <= COUNTED:
         return "is missing from the sum"
     if abs(coefficient - 1) <= COUNTED:
@@ -407,49 +407,56 @@ def recurrent_finding(layer, x: np.ndarray, dy: np.ndarray, direction: str, key:
                     "tolerance, so no single step is named", profile)
 
 
-def _keras_embedding(layer):
-    """The Keras twin of the Embedding ``layer`` with its weights."""
-    twin = keras_layer(layer, layer.dtype.name)
-    twin.build((None, None))
-    twin.embeddings.assign(layer.params["embeddings"])
-    return twin
+def _fit_row(error: np.ndarray, contributions: np.ndarray):
+    """Coefficients a with error (E,) ~ a @ contributions (P, E), None when the P
+    contributions are not independent."""
+    fitted, _, rank, _ = np.linalg.lstsq(contributions.T.astype(np.float64),
+                                         error.astype(np.float64), rcond=None)
+    return None if rank < len(contributions) else fitted
 
 
-def embedding_finding(layer, x: np.ndarray, dy: np.ndarray, tolerance: float) -> StepFinding:
-    """The first t where the embeddings' gradient from the steps 0..t only (dy zero after t)
-    parts from TensorFlow's, and the row (index) where it parts most.
+def embedding_finding(layer, x: np.ndarray, dy: np.ndarray, mine: np.ndarray,
+                      reference: np.ndarray, tolerance: float) -> StepFinding:
+    """The first time step whose contribution an Embedding's gradient gets wrong.
+
+    Row r of the gradient sums dy[n, t] over the positions (n, t) that look r up. The error of
+    each failing row is fitted by its positions' contributions (least squares); a position
+    whose coefficient is off by more than 1% is miscounted, and the first of them in time
+    names the step.
 
     Args:
-        layer: a built Embedding; x: indices (N, T); dy: TensorFlow's upstream gradient
-            (N, T, output_dim).
+        layer: the Embedding; x: indices (N, T); dy: TensorFlow's upstream gradient
+            (N, T, output_dim); mine, reference: the layer's isolated gradient and TensorFlow's
+            (input_dim, output_dim).
     """
-    twin = _keras_embedding(layer)
-    steps = x.shape[1]
-    mine, reference = [], []
-    for t in range(steps):
-        prefix = np.array(dy)
-        prefix[:, t + 1:] = 0
-        layer.forward(x)
-        layer.backward(prefix)
-        mine.append(np.array(layer.grads["embeddings"]))
-        reference.append(layer_pass(twin, x, prefix).grads["embeddings"])
-    errors = step_errors(np.stack(mine), np.stack(reference))
-    profile = {"dL/dembeddings (steps 0..t)": errors}
-    failing = [t for t in range(steps) if not errors[t] <= tolerance]
-    if not failing:
-        return _finding(layer, "backward", None, steps, None, None, None, tolerance,
-                        "the gradient of every prefix of steps agrees with TensorFlow's, so no "
-                        "single step is named", profile)
-    t = failing[0]
-    row = int(np.argmax(np.abs(mine[t] - reference[t]).sum(axis=1)))
-    lookups = int((x[:, :t + 1] == row).sum())
-    sentence = (f"the embeddings' gradient from the steps 0..t alone first parts from "
-                f"TensorFlow's at {_where(layer, t, steps)} (error {errors[t]:.2g}), most in "
-                f"row {row}, which the steps 0..{t} look up {lookups} "
-                f"time{'' if lookups == 1 else 's'}: a row must sum every position that looks "
-                "it up")
-    return _finding(layer, "backward", t, steps, "dL/dembeddings (steps 0..t)", None,
-                    float(errors[t]), tolerance, sentence, profile)
+    steps, quantity = x.shape[1], "dL/dembeddings"
+    row_errors = step_errors(mine, reference)
+    rows = [int(r) for r in np.flatnonzero(~(row_errors <= tolerance))]
+    profile = {"dL/dembeddings by row": row_errors}
+    miscounted, unresolved = [], []
+    for r in rows:
+        positions = np.argwhere(x == r)
+        fitted = _fit_row(np.asarray(mine[r]) - reference[r], dy[positions[:, 0], positions[:, 1]])
+        if fitted is None:
+            unresolved.append(r)
+            continue
+        miscounted += [(int(t), int(n), r, float(a)) for (n, t), a in zip(positions, fitted)
+                       if abs(a) > COUNTED]
+    if not miscounted:
+        why = (f"rows {unresolved} are looked up at more positions than their "
+               f"{dy.shape[-1]} values can tell apart" if unresolved else
+               "no position's contribution explains the error")
+        return _finding(layer, "backward", None, steps, quantity, None, None, tolerance,
+                        f"{len(rows)} rows of the gradient fail; {why}", profile)
+    t, n, r, a = min(miscounted)
+    looked_up = int((x == r).sum())
+    sentence = (f"row {r} of the gradient (looked up at {looked_up} positions) counts the "
+                f"contribution dy of example {n} at {_where(layer, t, steps)} with weight "
+                f"{round(1 + a, 3) + 0.0:g} instead of 1: that contribution {_term_words(a)}; "
+                f"{len(miscounted)} position(s) in {len({m[2] for m in miscounted})} row(s) "
+                "are miscounted")
+    return _finding(layer, "backward", t, steps, quantity, None, float(row_errors[r]),
+                    tolerance, sentence, profile)
 
 
 def locate(result: ModelDiff) -> StepFinding | None:
@@ -466,9 +473,9 @@ def locate(result: ModelDiff) -> StepFinding | None:
     x, dy = result.inputs.layers[first.layer]
     layer_diff = next(d for d in result.layers if d.name == first.layer)
     tolerance = first.quantity.tolerance
+    arrays = {q.key: q.arrays for q in layer_diff.quantities}
     if isinstance(layer, Embedding) and first.key == "grads/embeddings":
-        return embedding_finding(layer, x, dy, tolerance)
+        return embedding_finding(layer, x, dy, *arrays[first.key], tolerance)
     if not isinstance(layer, RECURRENT):
         return None
-    arrays = {q.key: q.arrays for q in layer_diff.quantities}
     return recurrent_finding(layer, x, dy, first.direction, first.key, arrays, tolerance)
