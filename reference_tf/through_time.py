@@ -308,11 +308,14 @@ def _scan(layer, direction: str, mine: Steps, ref: Steps, tolerance: float):
     t, failing = found
     quantity, gate_name, error = failing[0]
     others = [_name(q, g) for q, g, _ in failing[1:]]
+    named = next(e for q, g, e in checks if (q, g) == (quantity, gate_name))
+    count = int((~(named <= tolerance)).sum())
     flow = ("the forward pass, in processing order" if direction == "forward" else
             "the gradient flowing back through time, from the last processed step")
     sentence = (f"following {flow}, the first step that parts from TensorFlow's is "
                 f"{_where(layer, t, steps)}: {_name(quantity, gate_name)} (step error "
-                f"{error:.2g}, tolerance {tolerance:.0e})")
+                f"{error:.2g}, tolerance {tolerance:.0e}; it fails at {count} of the {steps} "
+                "steps)")
     if others:
         sentence += f"; also failing at that step: {', '.join(others)}"
     return _finding(layer, direction, t, steps, quantity, gate_name, error, tolerance,

@@ -15,7 +15,7 @@ from matplotlib.ticker import FuncFormatter
 
 from reference_tf.diff_result import ModelDiff
 from reports.files.atomic import save_figure
-from reports.render.layerdiff_text import cause_line
+from reports.render.layerdiff_text import cause_line, time_clause
 
 FLOOR, CEILING = -17.0, 1.0  # log10 range of the colour scale; a wrong shape is drawn at CEILING
 
@@ -69,7 +69,7 @@ def _title(result: ModelDiff) -> str:
     first = result.first_divergence
     if first is not None:
         verdict = (f"FAIL: first divergence {first.layer} ({first.layer_type}), {first.direction} "
-                   f"pass, {first.label} (boxed)")
+                   f"pass, {first.label}{time_clause(first)} (boxed)")
     elif result.first_propagated_failure is not None:
         layer, label = result.first_propagated_failure
         verdict = (f"FAIL: propagated error first at {layer} {label}, no layer's own error above "

@@ -118,7 +118,7 @@ def _describe(layer: str, q: Quantity, logits: str) -> str:
     return f"gradient of parameter '{q.key.split('/', 1)[1]}' ({q.label})"
 
 
-def _time_step(first) -> str:
+def time_clause(first) -> str:
     """", from time step 14 (gate f)" when the diagnosis through time names a step, else ""."""
     finding = first.time
     if finding is None or finding.time_step is None:
@@ -167,7 +167,7 @@ def first_divergence_sentence(result: ModelDiff) -> str:
              "the input and weights" if result.kind == "function" else
              "the input" if first.direction == "forward" else "the input and upstream gradient")
     sentence = (f"First divergence: {name}, {first.direction} pass, "
-                f"{_describe(first.layer, q, logits)}{_time_step(first)}: {error} with {given} "
+                f"{_describe(first.layer, q, logits)}{time_clause(first)}: {error} with {given} "
                 "taken from TensorFlow")
     if first.also_failing:
         sentence += f" (also failing there: {', '.join(first.also_failing)})"
