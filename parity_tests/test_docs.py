@@ -328,6 +328,23 @@ def test_diagnosis_worked_example_prints_what_the_page_shows():
     assert len(expected) > 30 and diff_statuses(printed) == expected, printed
 
 
+def through_time_paragraphs(output: str) -> list[str]:
+    """The "Through time" paragraphs of ``tfparity diff`` up to their first number."""
+    return [line.split(" (step error")[0] for line in output.splitlines()
+            if line.startswith("Through time (")]
+
+
+def test_diagnosis_through_time_example_prints_what_the_page_shows():
+    block = python_block("docs/diagnosis.md", "## Through time: sequence layers")
+    shown = next(b for b in BLOCKS if b.page == block.page and b.line > block.line)
+    assert shown.language == "text"
+    _, printed = run_block(block)
+    expected = diff_statuses(shown.code)
+    assert len(expected) > 15 and diff_statuses(printed) == expected, printed
+    paragraphs = through_time_paragraphs(shown.code)
+    assert paragraphs and through_time_paragraphs(printed) == paragraphs, printed
+
+
 def test_diagnosis_check_example_prints_what_the_page_shows(capsys):
     shown = next(b for b in SHELL if b.page == "docs/diagnosis.md"
                  and b.code.startswith("$ tfparity check\n"))

@@ -30,6 +30,8 @@ is compared end to end: the loss and every parameter gradient, with no per-layer
 
 Every quantity whose isolated error fails, and a fault that is a divergence, gets a cause from
 the convention catalog (``reference_tf.causes``), or None when no known convention explains it.
+A first divergence of a recurrent layer or of an Embedding's gradient gets its time step and
+gate (``reference_tf.through_time``).
 The result types are in ``reference_tf.diff_result``.
 """
 
