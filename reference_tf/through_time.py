@@ -467,7 +467,8 @@ def locate(result: ModelDiff) -> StepFinding | None:
     recurrent layer or of an Embedding's gradient, else None. Reruns that layer on the
     diff's isolated inputs (its cache and gradients are replaced)."""
     first = result.first_divergence
-    if first is None or first.fault is not None or first.quantity is None:
+    if (first is None or first.fault is not None or first.quantity is None
+            or first.layer not in result.inputs.layers):  # a whole-model function has none
         return None
     layer = next((layer for layer in getattr(result.inputs.model, "layers", ())
                   if layer.name == first.layer), None)
