@@ -319,12 +319,18 @@ def diff_statuses(output: str) -> list[tuple[str, ...]]:
     return rows
 
 
-def test_diagnosis_worked_example_prints_what_the_page_shows():
-    block = python_block("docs/diagnosis.md", "## A worked example")
+def diagnosis_example(after: str) -> tuple[str, str]:
+    """(the text block docs/diagnosis.md shows after its first python block below the line
+    ``after``, what that python block prints)."""
+    block = python_block("docs/diagnosis.md", after)
     shown = next(b for b in BLOCKS if b.page == block.page and b.line > block.line)
     assert shown.language == "text"
-    _, printed = run_block(block)
-    expected = diff_statuses(shown.code)
+    return shown.code, run_block(block)[1]
+
+
+def test_diagnosis_worked_example_prints_what_the_page_shows():
+    shown, printed = diagnosis_example("## A worked example")
+    expected = diff_statuses(shown)
     assert len(expected) > 30 and diff_statuses(printed) == expected, printed
 
 
@@ -335,13 +341,10 @@ def through_time_paragraphs(output: str) -> list[str]:
 
 
 def test_diagnosis_through_time_example_prints_what_the_page_shows():
-    block = python_block("docs/diagnosis.md", "## Through time: sequence layers")
-    shown = next(b for b in BLOCKS if b.page == block.page and b.line > block.line)
-    assert shown.language == "text"
-    _, printed = run_block(block)
-    expected = diff_statuses(shown.code)
+    shown, printed = diagnosis_example("## Through time: sequence layers")
+    expected = diff_statuses(shown)
     assert len(expected) > 15 and diff_statuses(printed) == expected, printed
-    paragraphs = through_time_paragraphs(shown.code)
+    paragraphs = through_time_paragraphs(shown)
     assert paragraphs and through_time_paragraphs(printed) == paragraphs, printed
 
 
