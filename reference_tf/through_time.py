@@ -59,8 +59,9 @@ class StepFinding:
     ``go_backwards``); steps: T; quantity: "pre-activation", "activation", "cell state c",
     "hidden state h", "dL/dh", "dL/d(pre-activation)", "dL/dx", "term of dL/d<param>" or
     "dL/dembeddings"; gate: the gate's name (Keras's order, ``GATES``) or None;
-    error: the step's error (see the module docstring); profile: per-step errors by quantity
-    (processing order), for the JSON.
+    error: the step's error (see the module docstring; for a term of a parameter's gradient,
+    the size of its coefficient); profile: per-step errors by quantity (processing order), and
+    the terms' coefficients, for the JSON.
     """
 
     layer: str
@@ -234,7 +235,7 @@ def scratch_steps(layer, x: np.ndarray, dy: np.ndarray) -> Steps:
 
 
 # (quantity, gate or None, per-step errors (T,))
-Check = tuple[str, "str | None", np.ndarray]
+Check = tuple[str, str | None, np.ndarray]
 
 
 # Scans --------------------------------------------------------------------------------------
