@@ -61,7 +61,7 @@ def finding_of(layer, x, dy, direction, key="output"):
 
 @pytest.mark.parametrize("dtype", DTYPES)
 @pytest.mark.parametrize("cell", sorted(RECURRENT_CELLS))
-@settings(max_examples=6, deadline=None)
+@settings(max_examples=5, deadline=None)
 @given(case=recurrent_cases(max_steps=5))
 def test_keras_steps_match_the_keras_layer(cell, dtype, case):
     shape, units, options, mask = case
@@ -77,7 +77,7 @@ def test_keras_steps_match_the_keras_layer(cell, dtype, case):
 
 @pytest.mark.parametrize("dtype", DTYPES)
 @pytest.mark.parametrize("cell", sorted(RECURRENT_CELLS))
-@settings(max_examples=4, deadline=None)
+@settings(max_examples=3, deadline=None)
 @given(case=recurrent_cases(max_steps=5))
 def test_through_time_clean_layer_names_no_step(cell, dtype, case):
     shape, units, options, mask = case
@@ -113,10 +113,11 @@ def test_through_time_gate_bug_named_with_last_step_and_gate(bug, go_backwards, 
 
 @pytest.mark.parametrize("dtype", DTYPES)
 @pytest.mark.parametrize("go_backwards", [False, True])
-def test_through_time_recurrent_kernel_step_bug_named_with_its_step(go_backwards, dtype,
+@pytest.mark.parametrize("cell", ["simple_rnn", "lstm"])  # their backward steps never read h
+def test_through_time_recurrent_kernel_step_bug_named_with_its_step(cell, go_backwards, dtype,
                                                                    monkeypatch):
     steps = FORGOTTEN_STEP + 3
-    layer, x, dy = recurrent_layer("lstm", dtype, (3, steps, 2), 4, go_backwards=go_backwards)
+    layer, x, dy = recurrent_layer(cell, dtype, (3, steps, 2), 4, go_backwards=go_backwards)
     plant_recurrent_kernel_grad_forgets_a_step(monkeypatch)
     finding = finding_of(layer, x, dy, "backward", "grads/recurrent_kernel")
     expected = steps - 1 - FORGOTTEN_STEP if go_backwards else FORGOTTEN_STEP
