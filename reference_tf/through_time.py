@@ -258,12 +258,12 @@ def _backward_checks(cell: str, mine: Steps, ref: Steps) -> list[Check]:
 
 
 def _first_step(checks, order, tolerance: float):
-    """The first step of ``order`` where a check fails: (step, the failing checks there, worst
-    first), or None."""
+    """The first step of ``order`` where a check fails: (step, the failing checks there in the
+    order a step computes them, so the first is where the step goes wrong), or None."""
     for t in order:
         failing = [(q, g, float(e[t])) for q, g, e in checks if not e[t] <= tolerance]
         if failing:
-            return t, sorted(failing, key=lambda f: -f[2] if np.isfinite(f[2]) else -np.inf)
+            return t, failing
     return None
 
 
