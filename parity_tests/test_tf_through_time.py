@@ -8,6 +8,7 @@ import numpy as np
 import pytest
 from hypothesis import given, settings
 
+from reference_tf import through_time
 from reference_tf.compare import tolerances
 from reference_tf.gradients import layer_pass
 from reference_tf.through_time import embedding_finding, keras_steps, recurrent_finding
@@ -137,14 +138,28 @@ def test_through_time_forward_gate_bug_named_at_first_step(dtype, monkeypatch):
 
 
 @pytest.mark.parametrize("dtype", DTYPES)
-def test_through_time_masked_lstm_gate_bug_named_at_last_unmasked_step(dtype, monkeypatch):
+@pytest.mark.parametrize("probe_rows", [1, through_time.PROBE_ROWS])  # 1: one example a group
+def test_through_time_masked_lstm_gate_bug_named_at_last_unmasked_step(probe_rows, dtype,
+                                                                       monkeypatch):
     # the last two steps are padding everywhere: the gradient enters the gates at step 3
     mask = np.ones((3, 6), dtype=bool)
     mask[:, 4:] = False
     layer, x, dy = recurrent_layer("lstm", dtype, (3, 6, 2), 4, mask)
+    monkeypatch.setattr(through_time, "PROBE_ROWS", probe_rows)
     plant_lstm_forget_gate_no_sigmoid_derivative(monkeypatch)
     finding = finding_of(layer, x, dy, "backward", "grads/kernel")
     assert (finding.time_step, finding.gate) == (3, "f"), finding.sentence
+
+
+def test_scratch_steps_probed_in_groups_match_one_probe(monkeypatch):
+    mask = np.ones((3, 4), dtype=bool)
+    mask[1, 2:] = False
+    layer, x, dy = recurrent_layer("gru", "float64", (3, 4, 2), 3, mask, go_backwards=True)
+    whole = through_time.scratch_steps(layer, x, dy)
+    monkeypatch.setattr(through_time, "PROBE_ROWS", 1)
+    grouped = through_time.scratch_steps(layer, x, dy)
+    assert_close({"dh": grouped.dstates, **grouped.dpre}, {"dh": whole.dstates, **whole.dpre},
+                 1e-14)
 
 
 @pytest.mark.parametrize("dtype", DTYPES)

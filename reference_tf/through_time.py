@@ -48,6 +48,7 @@ from scratch.sequence_layers import GRU, LSTM, Embedding, SimpleRNN
 RECURRENT = (SimpleRNN, LSTM, GRU)
 EXPLAINED = 1e-2  # a fit leaving under 1% of a parameter gradient's error explains it
 COUNTED = 1e-2    # a step whose term's coefficient is off by more than 1% is named
+PROBE_ROWS = 1024  # steps x examples of one identity probe (8 MB in float64)
 
 
 @dataclass
@@ -212,20 +213,41 @@ def _dense(gradient, like) -> np.ndarray:
         gradient.numpy()
 
 
+def _probed_gate_gradients(layer, x: np.ndarray, dy: np.ndarray):
+    """Every step's d(pre) (T, N, G*U) and dL/dh_t (T, N, U) of the scratch layer: its backward
+    pass on its cache with x replaced by the identity, whose kernel gradient x^T d(pre) is then
+    every step's d(pre) (time-major rows). The examples are independent, so they go in groups
+    of at most ``PROBE_ROWS`` rows (steps x examples) to bound the identity's size."""
+    mask, group = layer.input_mask, max(1, PROBE_ROWS // x.shape[1])
+    dpres, dstates = [], []
+    try:
+        for start in range(0, len(x), group):
+            part = slice(start, start + group)
+            layer.input_mask = None if mask is None else mask[part]
+            layer.forward(x[part])
+            cache: RecurrentCache = layer.cache
+            steps, n, _ = cache.x.shape
+            rows = steps * n
+            probe = cache._replace(
+                x=np.eye(rows, dtype=cache.x.dtype).reshape(steps, n, rows),
+                kernel=np.zeros((rows, cache.kernel.shape[1]), cache.kernel.dtype))
+            _, dpre, _, _, dstate = recurrent.recurrent_backward_through_time(dy[part], probe,
+                                                                              False)
+            dpres.append(dpre.reshape(steps, n, -1))
+            dstates.append(dstate)
+    finally:
+        layer.input_mask = mask
+    return np.concatenate(dpres, axis=1), np.concatenate(dstates, axis=1)
+
+
 def scratch_steps(layer, x: np.ndarray, dy: np.ndarray) -> Steps:
     """The scratch layer's per-step values on x (N, T, D) and dy: a forward pass (its cache
-    keeps every step), its backward pass for dL/dx and dL/dh_t, and its backward pass once more
-    on the cache with x replaced by the identity, whose kernel gradient x^T d(pre) is then
-    every step's d(pre) (time-major rows)."""
+    keeps every step), its backward pass for dL/dx, and dL/dh_t and every step's d(pre) from
+    ``_probed_gate_gradients``."""
     layer.forward(x)
     dx = layer.backward(dy)
     cache: RecurrentCache = layer.cache
-    steps, n, _ = cache.x.shape
-    rows = steps * n
-    probe = cache._replace(x=np.eye(rows, dtype=cache.x.dtype).reshape(steps, n, rows),
-                           kernel=np.zeros((rows, cache.kernel.shape[1]), cache.kernel.dtype))
-    _, dpre, _, _, dstates = recurrent.recurrent_backward_through_time(dy, probe, False)
-    dpre = dpre.reshape(steps, n, -1)
+    dpre, dstates = _probed_gate_gradients(layer, x, dy)
     gates = GATES[layer.cell]
     dxs, _ = _time_major(dx, None, layer.go_backwards)
     return Steps({g: gate(cache.pre, layer.cell, g) for g in gates},
