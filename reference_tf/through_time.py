@@ -40,7 +40,7 @@ from dataclasses import dataclass, field
 import numpy as np
 import tensorflow as tf
 
-from reference_tf.diff_result import ModelDiff
+from reference_tf.diff_result import ModelDiff, StepFinding
 from scratch.ops import recurrent
 from scratch.ops.recurrent import GATES, TANH_GATES, RecurrentCache, gate
 from scratch.sequence_layers import GRU, LSTM, Embedding, SimpleRNN
@@ -49,40 +49,6 @@ RECURRENT = (SimpleRNN, LSTM, GRU)
 EXPLAINED = 1e-2  # a fit leaving under 1% of a parameter gradient's error explains it
 COUNTED = 1e-2    # a step whose term's coefficient is off by more than 1% is named
 PROBE_ROWS = 1024  # steps x examples of one identity probe (8 MB in float64)
-
-
-@dataclass
-class StepFinding:
-    """Where through time a layer first parts from TensorFlow's.
-
-    time_step: the index on the input's time axis (``x[:, time_step]``), None when no single
-    step is found; processing_step: the same step in processing order (differs with
-    ``go_backwards``); steps: T; quantity: "pre-activation", "activation", "cell state c",
-    "hidden state h", "dL/dh", "dL/d(pre-activation)", "dL/dx", "term of dL/d<param>" or
-    "dL/dembeddings"; gate: the gate's name (Keras's order, ``GATES``) or None;
-    error: the step's error (see the module docstring; for a term of a parameter's gradient,
-    the size of its coefficient); profile: per-step errors by quantity (processing order), and
-    the terms' coefficients, for the JSON.
-    """
-
-    layer: str
-    direction: str
-    time_step: int | None
-    processing_step: int | None
-    steps: int
-    quantity: str | None
-    gate: str | None
-    error: float | None
-    tolerance: float
-    sentence: str  # without a final period
-    profile: dict = field(default_factory=dict, repr=False)
-
-    def to_dict(self) -> dict:
-        return {"layer": self.layer, "pass": self.direction, "time_step": self.time_step,
-                "processing_step": self.processing_step, "steps": self.steps,
-                "quantity": self.quantity, "gate": self.gate, "error": self.error,
-                "tolerance": self.tolerance, "sentence": self.sentence,
-                "profile": {k: [float(e) for e in v] for k, v in self.profile.items()}}
 
 
 def step_errors(mine: np.ndarray, reference: np.ndarray) -> np.ndarray:

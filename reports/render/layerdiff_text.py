@@ -119,22 +119,8 @@ def _describe(layer: str, q: Quantity, logits: str) -> str:
 
 
 def time_clause(first) -> str:
-    """", from time step 14 (gate f)" when the diagnosis through time names a step, else ""."""
-    finding = first.time
-    if finding is None or finding.time_step is None:
-        return ""
-    gate = "" if finding.gate is None else f" (gate {finding.gate})"
-    return f", from time step {finding.time_step}{gate}"
-
-
-def through_time_paragraph(result: ModelDiff) -> str:
-    """Where through time a sequence layer's divergence starts ("" for any other)."""
-    first = result.first_divergence
-    if first is None or first.time is None:
-        return ""
-    finding = first.time
-    return (f"Through time (layer '{finding.layer}', {finding.steps} steps, the layer on "
-            f"TensorFlow's input and upstream gradient): {finding.sentence}.")
+    """The first divergence's time step for its sentence ("" when none is named)."""
+    return "" if first.time is None else first.time.clause()
 
 
 def first_divergence_sentence(result: ModelDiff) -> str:
@@ -191,6 +177,8 @@ def render(result: ModelDiff) -> str:
             "layer on TensorFlow's input "
             f"and upstream gradient); tolerance forward {tol.forward:.0e}, gradient "
             f"{tol.gradient:.0e}.")
-    parts = [head, tables(result), first_divergence_sentence(result),
-             through_time_paragraph(result)]
-    return "\n\n".join(part for part in parts if part)
+    first = result.first_divergence
+    parts = [head, tables(result), first_divergence_sentence(result)]
+    if first is not None and first.time is not None:
+        parts.append(first.time.paragraph())
+    return "\n\n".join(parts)
