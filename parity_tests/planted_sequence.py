@@ -1,5 +1,5 @@
-"""Real bugs planted in the sequence layers' backward passes, one function each, shared by
-test_tf_sequence_planted.py.
+"""Real bugs planted in the sequence layers' backward passes (and one in the LSTM's forward
+pass), one function each, shared by test_tf_sequence_planted.py and test_tf_through_time.py.
 
 The loop of ``scratch.ops.recurrent`` looks its step functions up when a pass starts and the
 layers call ``scratch.ops.embedding_backward`` through the ``ops`` module, so monkeypatching
@@ -28,6 +28,19 @@ def plant_lstm_forget_gate_no_sigmoid_derivative(monkeypatch):
         return dxw @ recurrent_kernel.T, dc_prev
 
     monkeypatch.setattr(recurrent, "lstm_step_backward", planted)
+
+
+def plant_lstm_output_gate_tanh(monkeypatch):
+    """The forward pass: the LSTM's output gate takes tanh instead of the sigmoid."""
+    real = recurrent.lstm_step_forward
+
+    def planted(xw, prev, recurrent_kernel, recurrent_bias, pre, act, extra, new):
+        real(xw, prev, recurrent_kernel, recurrent_bias, pre, act, extra, new)
+        o = recurrent.gate(act, "lstm", "o")
+        np.tanh(recurrent.gate(pre, "lstm", "o"), out=o)
+        np.multiply(o, extra, out=new[0])
+
+    monkeypatch.setattr(recurrent, "lstm_step_forward", planted)
 
 
 def plant_gru_reset_gate_no_sigmoid_derivative(monkeypatch):

@@ -319,13 +319,33 @@ def diff_statuses(output: str) -> list[tuple[str, ...]]:
     return rows
 
 
-def test_diagnosis_worked_example_prints_what_the_page_shows():
-    block = python_block("docs/diagnosis.md", "## A worked example")
+def diagnosis_example(after: str) -> tuple[str, str]:
+    """(the text block docs/diagnosis.md shows after its first python block below the line
+    ``after``, what that python block prints)."""
+    block = python_block("docs/diagnosis.md", after)
     shown = next(b for b in BLOCKS if b.page == block.page and b.line > block.line)
     assert shown.language == "text"
-    _, printed = run_block(block)
-    expected = diff_statuses(shown.code)
+    return shown.code, run_block(block)[1]
+
+
+def test_diagnosis_worked_example_prints_what_the_page_shows():
+    shown, printed = diagnosis_example("## A worked example")
+    expected = diff_statuses(shown)
     assert len(expected) > 30 and diff_statuses(printed) == expected, printed
+
+
+def through_time_paragraphs(output: str) -> list[str]:
+    """The "Through time" paragraphs of ``tfparity diff`` up to their first number."""
+    return [line.split(" (step error")[0] for line in output.splitlines()
+            if line.startswith("Through time (")]
+
+
+def test_diagnosis_through_time_example_prints_what_the_page_shows():
+    shown, printed = diagnosis_example("## Through time: sequence layers")
+    expected = diff_statuses(shown)
+    assert len(expected) > 15 and diff_statuses(printed) == expected, printed
+    paragraphs = through_time_paragraphs(shown)
+    assert paragraphs and through_time_paragraphs(printed) == paragraphs, printed
 
 
 def test_diagnosis_check_example_prints_what_the_page_shows(capsys):

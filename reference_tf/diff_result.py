@@ -88,6 +88,54 @@ def key_label(key: str, layer: str = "") -> str:
 
 
 @dataclass
+class StepFinding:
+    """Where through time a sequence layer first parts from TensorFlow's
+    (``reference_tf.through_time``).
+
+    time_step: the index on the input's time axis (``x[:, time_step]``), None when no single
+    step is found; processing_step: the same step in processing order (differs with
+    ``go_backwards``); steps: T; quantity: "pre-activation", "activation", "cell state c",
+    "hidden state h", "dL/dh", "dL/d(pre-activation)", "dL/dx", "term of dL/d<param>" or
+    "dL/dembeddings"; gate: the gate's name (Keras's order, ``GATES``) or None;
+    error: the step's error (see the module docstring; for a term of a parameter's gradient,
+    the size of its coefficient); profile: per-step errors by quantity (processing order), and
+    the terms' coefficients, for the JSON.
+    """
+
+    layer: str
+    direction: str
+    time_step: int | None
+    processing_step: int | None
+    steps: int
+    quantity: str | None
+    gate: str | None
+    error: float | None
+    tolerance: float
+    sentence: str  # without a final period
+    profile: dict = field(default_factory=dict, repr=False)
+
+    def clause(self) -> str:
+        """", from time step 14 (gate f)" for the first-divergence sentence ("" without a
+        step)."""
+        if self.time_step is None:
+            return ""
+        return f", from time step {self.time_step}" + (
+            "" if self.gate is None else f" (gate {self.gate})")
+
+    def paragraph(self) -> str:
+        """The finding as the text report's paragraph."""
+        return (f"Through time (layer '{self.layer}', {self.steps} steps, the layer on "
+                f"TensorFlow's input and upstream gradient): {self.sentence}.")
+
+    def to_dict(self) -> dict:
+        return {"layer": self.layer, "pass": self.direction, "time_step": self.time_step,
+                "processing_step": self.processing_step, "steps": self.steps,
+                "quantity": self.quantity, "gate": self.gate, "error": self.error,
+                "tolerance": self.tolerance, "sentence": self.sentence,
+                "profile": {k: [float(e) for e in v] for k, v in self.profile.items()}}
+
+
+@dataclass
 class Divergence:
     """Where the implementations first part ways: a fault of the layer's code, or an isolated
     error above tolerance.
@@ -95,7 +143,9 @@ class Divergence:
     direction: the pass, "forward" or "backward"; key, label: the quantity ("input_grad",
     "dL/dx"), or what the fault concerns; quantity: the worst failing quantity of that layer and
     pass (for a fault, the one it concerns, if any); also_failing: labels of the layer's other
-    failing quantities in that pass.
+    failing quantities in that pass; time: for an isolated error of a recurrent layer or of an
+    Embedding's gradient, where through time it starts (``reference_tf.through_time``: the
+    time step and the gate), else None.
     """
 
     layer: str
@@ -108,6 +158,7 @@ class Divergence:
     fault: Fault | None = None
     cause: Cause | None = None  # the convention that explains it (``reference_tf.causes``)
     causes_tried: list[str] = field(default_factory=list)  # the conventions tried on it
+    time: StepFinding | None = None
 
 
 class DiffInputs(NamedTuple):
@@ -245,7 +296,10 @@ def _divergence_dict(f: Divergence | None) -> dict | None:
             "isolated": None if f.quantity is None else comparison_dict(f.quantity.isolated),
             "fault": None if f.fault is None else f.fault.to_dict(),
             "cause": None if f.cause is None else f.cause.to_dict(),
-            "causes_tried": f.causes_tried}
+            "causes_tried": f.causes_tried,
+            "time_step": None if f.time is None else f.time.time_step,
+            "gate": None if f.time is None else f.time.gate,
+            "through_time": None if f.time is None else f.time.to_dict()}
 
 
 def to_dict(result: ModelDiff) -> dict:

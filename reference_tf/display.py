@@ -284,6 +284,11 @@ def kink_sentence(result) -> str:
             "TensorFlow everywhere.")
 
 
+def time_clause(first) -> str:
+    """The first divergence's time step for its sentence ("" when none is named)."""
+    return "" if first.time is None else first.time.clause()
+
+
 def first_divergence_sentence(result) -> str:
     """One sentence naming the culprit layer, pass and quantity, its cause and the third
     opinion."""
@@ -317,7 +322,8 @@ def first_divergence_sentence(result) -> str:
              "the input and weights" if result.kind == "function" else
              "the input" if first.direction == "forward" else "the input and upstream gradient")
     sentence = (f"First divergence: {name}, {first.direction} pass, "
-                f"{_describe(first.layer, q, logits)}: {error} with {given} taken from TensorFlow")
+                f"{_describe(first.layer, q, logits)}{time_clause(first)}: {error} with {given} "
+                "taken from TensorFlow")
     if first.also_failing:
         sentence += f" (also failing there: {', '.join(first.also_failing)})"
     sentence += "; " + cause_clause(first.cause, first.causes_tried)
@@ -473,7 +479,7 @@ def _heatmap_title(result) -> str:
     first = result.first_divergence
     if first is not None:
         verdict = (f"FAIL: first divergence {first.layer} ({first.layer_type}), {first.direction} "
-                   f"pass, {first.label} (boxed)")
+                   f"pass, {first.label}{time_clause(first)} (boxed)")
     elif result.first_propagated_failure is not None:
         layer, label = result.first_propagated_failure
         verdict = (f"FAIL: propagated error first at {layer} {label}, no layer's own error above "

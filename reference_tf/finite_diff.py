@@ -231,10 +231,14 @@ def _loss_opinion(model, logits: np.ndarray, labels: np.ndarray) -> Opinion:
 def _layer_opinion(layer, x: np.ndarray, dy: np.ndarray, key: str,
                    twins: dict | None = None) -> Opinion:
     """Training-mode passes of both sides, as in the diff: a Dropout replays the mask of the
-    diff's pass (its twin shares it); batch statistics mix the examples, so a batch-normalized
-    input is probed as one row."""
+    diff's pass (its twin shares it); a sequence layer gets its time-step mask on both sides;
+    integer inputs (an Embedding's indices) stay integers; batch statistics mix the examples,
+    so a batch-normalized input is probed as one row."""
     clone = float64_layer(layer)
-    x64, up = np.array(x, dtype=np.float64), np.array(dy, dtype=np.float64)
+    x64 = x if x.dtype.kind in "iu" else np.array(x, dtype=np.float64)
+    up = np.array(dy, dtype=np.float64)
+    mask = getattr(clone, "input_mask", None)
+    call_mask = {} if mask is None else {"mask": tf.constant(mask)}
     with replaying_masks([clone]):
         clone.forward(x64)
         mine = {"input_grad": clone.backward(up),
@@ -243,7 +247,7 @@ def _layer_opinion(layer, x: np.ndarray, dy: np.ndarray, key: str,
         twin.build((None, *layer.input_shape))
         variables = {v.name: v for v in twin.trainable_weights}
         copy_weights(to_keras(clone, clone.params), variables)
-        reference = layer_pass(twin, x64, up)
+        reference = layer_pass(twin, x64, up, mask=mask)
         reference = {"input_grad": reference.input_grad,
                      **{f"grads/{k}": v for k, v in from_keras(clone, reference.grads).items()}}
         param = key.split("/", 1)[1] if key.startswith("grads/") else None
@@ -259,7 +263,7 @@ def _layer_opinion(layer, x: np.ndarray, dy: np.ndarray, key: str,
             if param is not None:
                 for name, value in to_keras(clone, clone.params).items():
                     variables[name].assign(value)
-            return values(twin(tf.constant(x64), training=True).numpy())
+            return values(twin(tf.constant(x64), training=True, **call_mask).numpy())
 
         what = "input gradient" if param is None else f"gradient of '{param}'"
         return judge(rows, lambda: values(clone.forward(x64)), f_tf, np.asarray(mine[key]),

@@ -73,7 +73,8 @@ def layer_pass(keras_layer: keras.layers.Layer, x: np.ndarray, dy: np.ndarray,
         keras_layer(x_t)
     variables = keras_layer.trainable_weights
     with tf.GradientTape() as tape:
-        tape.watch(x_t)
+        if x.dtype.kind not in "iu":  # integer inputs (indices) have no gradient
+            tape.watch(x_t)
         call_mask = {} if mask is None else {"mask": tf.constant(mask)}
         y = keras_layer(x_t, training=training, **call_mask)
     if tuple(y.shape) != tuple(dy.shape):

@@ -30,6 +30,8 @@ is compared end to end: the loss and every parameter gradient, with no per-layer
 
 Every quantity whose isolated error fails, and a fault that is a divergence, gets a cause from
 the convention catalog (``reference_tf.causes``), or None when no known convention explains it.
+A first divergence of a recurrent layer or of an Embedding's gradient gets its time step and
+gate (``reference_tf.through_time``).
 The result types are in ``reference_tf.diff_result``.
 """
 
@@ -59,6 +61,7 @@ from reference_tf.guarding import guarding
 from reference_tf.kinks import Flip, agrees, replay
 from reference_tf.own.model import Function
 from reference_tf.progress import Progress, announcing, silent
+from reference_tf.through_time import locate
 from reference_tf.tolerant_run import isolated_pass, run_trace, unique_faults
 from reference_tf.twin import twin
 from reference_tf.user_code import Fault, guarded
@@ -249,6 +252,8 @@ def diff(model: Sequential | Function, x: np.ndarray, y: np.ndarray, *, name: st
                        kinks=kinks)
     (progress or silent)(f"{model.dtype.name} causes")
     explain(result)
+    if result.first_divergence is not None:
+        result.first_divergence.time = locate(result)
     return result
 
 

@@ -34,5 +34,10 @@ def tables(result) -> str:
 
 
 def render(result) -> str:
-    """The whole text report of ``tfparity diff``."""
-    return "\n\n".join([diff_head(result), tables(result), first_divergence_sentence(result)])
+    """The whole text report of ``tfparity diff``, with the first divergence's path through
+    time for a recurrent layer."""
+    parts = [diff_head(result), tables(result), first_divergence_sentence(result)]
+    first = result.first_divergence
+    if first is not None and first.time is not None:
+        parts.append(first.time.paragraph())
+    return "\n\n".join(parts)
