@@ -49,6 +49,26 @@ def token_batch(model, data: str, batch_size: int, seed: int) -> tuple[np.ndarra
     return np.minimum(x, model.layers[0].input_dim - 1), y % model.num_classes
 
 
+def caption_batch(model, data: str, batch_size: int, seed: int
+                  ) -> tuple[np.ndarray, np.ndarray]:
+    """A seeded batch of captions for a model with a per-step loss (``own.SequenceLoss``), as
+    CS231n's captioning model reads them: captions (N, T + 1) of words in [1, V) after a start
+    word, each ended at a random length in [1, T] and padded with 0; the input is the captions
+    without their last word (N, T), the labels (N, T) without their first (0 = padding, masked
+    in the loss). V is the smaller of the vocabulary and the number of classes."""
+    if data != "strokes":
+        raise ValueError(f"batch: the model reads captions; their synthetic batches come with "
+                         f"--data strokes, received --data {data}.")
+    if batch_size < 1:
+        raise ValueError(f"batch: expected batch_size >= 1, received {batch_size}.")
+    steps, rng = model.input_shape[0], np.random.default_rng(seed)
+    words = min(model.layers[0].input_dim, model.num_classes)
+    captions = rng.integers(1, max(words, 2), size=(batch_size, steps + 1))
+    lengths = rng.integers(1, steps + 1, size=(batch_size, 1))
+    captions[:, 1:][np.arange(steps) >= lengths] = 0
+    return captions[:, :-1].astype(np.int64), captions[:, 1:].astype(np.int64)
+
+
 def model_batch(model, data: str, batch_size: int, seed: int, verify: bool = True
                 ) -> tuple[np.ndarray, np.ndarray]:
     """``load_batch`` for any model, in the model's own input layout (``model.images``, e.g.
@@ -59,6 +79,8 @@ def model_batch(model, data: str, batch_size: int, seed: int, verify: bool = Tru
     pixels of flattened square stroke images.
     """
     dtype = model.dtype.name
+    if getattr(getattr(model, "loss", None), "per_step", False):
+        return caption_batch(model, data, batch_size, seed)
     if model.layers[0].takes_indices:
         return token_batch(model, data, batch_size, seed)
     shape = tuple(getattr(model, "image_shape", model.input_shape))

@@ -26,8 +26,10 @@ from reference_tf.own.layers import (
                                      methods,
 )
 from reference_tf.own.model import Function, Model
+from reference_tf.own.sequence import GRU, LSTM, Embedding, SequenceLoss, SimpleRNN
 from reference_tf.user_code import Fault, UserCodeError
 
 __all__ = ["Conv2D", "Conventions", "Declaration", "Dense", "Fault", "Flatten", "Function",
            "Loss", "MaxPool2D", "Model", "OwnLayer", "ReLU", "UserCodeError", "functions",
            "methods"]
+__all__ += ["Embedding", "GRU", "LSTM", "SequenceLoss", "SimpleRNN"]
