@@ -1,6 +1,7 @@
 """``FILE.py:FACTORY`` and ``package.module:FACTORY``: the model a command line names.
 
-FACTORY() is called without arguments and returns the model: a ``reference_tf.own.Model`` or
+FACTORY() is called without arguments, or with string keyword arguments given after another
+colon (``cs231n_rnn.py:build:model=lstm`` calls ``build(model="lstm")``), and returns the model: a ``reference_tf.own.Model`` or
 ``Function``, or a ``scratch.models.Sequential``. A file is imported with its own directory first
 on ``sys.path`` (as ``python FILE.py`` would), so it can import the modules beside it.
 """
@@ -45,6 +46,18 @@ def import_target(target: str):
     return importlib.import_module(target)
 
 
+def factory_arguments(text: str) -> dict[str, str]:
+    """``"model=lstm,size=3"`` -> {"model": "lstm", "size": "3"} (values stay strings)."""
+    out = {}
+    for item in text.split(","):
+        key, sep, value = item.partition("=")
+        if not sep or not key.isidentifier() or key in out:
+            raise ValueError(f"expected factory arguments KEY=VALUE separated by commas, "
+                             f"received {text!r}.")
+        out[key] = value
+    return out
+
+
 def load_model(spec: str):
     """Import ``FILE.py:FACTORY`` or ``package.module:FACTORY`` and return FACTORY().
 
@@ -53,9 +66,13 @@ def load_model(spec: str):
             or calling it raised (with the exception's last frame), or it returned no model.
     """
     target, sep, factory = spec.rpartition(":")
+    kwargs = {}
+    if "=" in factory:  # FACTORY:key=value,key=value
+        kwargs = factory_arguments(factory)
+        target, sep, factory = target.rpartition(":")
     if not sep or not target or not factory.isidentifier():
-        raise ValueError(f"expected FILE.py:FACTORY or package.module:FACTORY, received "
-                         f"{spec!r}.")
+        raise ValueError(f"expected FILE.py:FACTORY[:KEY=VALUE,...] or "
+                         f"package.module:FACTORY[:KEY=VALUE,...], received {spec!r}.")
     try:
         module = import_target(target)
     except Exception as error:  # a missing file or module, or the user's module failed
@@ -65,7 +82,7 @@ def load_model(spec: str):
     if not callable(fn):
         raise ValueError(f"{target!r} has no function {factory!r}.")
     try:
-        model = fn()
+        model = fn(**kwargs)
     except Exception as error:
         raise ValueError(f"{factory}() raised {type(error).__name__}: {error} "
                          f"(at {last_frame(error)}).") from None
