@@ -1,9 +1,10 @@
 """``FILE.py:FACTORY`` and ``package.module:FACTORY``: the model a command line names.
 
 FACTORY() is called without arguments, or with string keyword arguments given after another
-colon (``cs231n_rnn.py:build:model=lstm`` calls ``build(model="lstm")``), and returns the model: a ``reference_tf.own.Model`` or
-``Function``, or a ``scratch.models.Sequential``. A file is imported with its own directory first
-on ``sys.path`` (as ``python FILE.py`` would), so it can import the modules beside it.
+colon (``cs231n_rnn.py:build:model=lstm`` calls ``build(model="lstm")``), and returns the
+model: a ``reference_tf.own.Model`` or ``Function``, or a ``scratch.models.Sequential``. A file
+is imported with its own directory first on ``sys.path`` (as ``python FILE.py`` would), so it
+can import the modules beside it.
 """
 
 from __future__ import annotations
