@@ -66,12 +66,10 @@ def load_model(spec: str):
         ValueError: the spec is malformed, the file or module or factory does not exist, importing
             or calling it raised (with the exception's last frame), or it returned no model.
     """
-    target, sep, factory = spec.rpartition(":")
-    kwargs = {}
-    if "=" in factory:  # FACTORY:key=value,key=value
-        kwargs = factory_arguments(factory)
-        target, sep, factory = target.rpartition(":")
-    if not sep or not target or not factory.isidentifier():
+    target, *rest = spec.split(":")
+    factory = rest[0] if len(rest) in (1, 2) else ""
+    kwargs = factory_arguments(rest[1]) if len(rest) == 2 else {}
+    if not target or not factory.isidentifier():
         raise ValueError(f"expected FILE.py:FACTORY[:KEY=VALUE,...] or "
                          f"package.module:FACTORY[:KEY=VALUE,...], received {spec!r}.")
     try:
