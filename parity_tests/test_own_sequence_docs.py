@@ -3,28 +3,22 @@ rnn_layers functions as the user's ``rnn_layers.py``, and names a planted gate o
 
 from __future__ import annotations
 
-import re
 import sys
-from pathlib import Path
 
 import pytest
 
 from reference_tf.own.loading import load_model
 from reports.cli import main
 
+from helpers import doc_python_block
 from own_network_helpers import diff_json
 from own_sequence_helpers import RNN_LAYERS, lstm_in_order
 
-DOC = Path(__file__).resolve().parents[1] / "docs" / "own-network.md"
 SECTION = "## Sequence models"
 
 
 def snippet() -> str:
-    text = DOC.read_text()
-    assert SECTION in text, f"{DOC.name} has no '{SECTION}' section"
-    block = re.search(r"```python\n(.*?)```", text.split(SECTION, 1)[1], re.S)
-    assert block is not None, f"the '{SECTION}' section has no python block"
-    return block.group(1)
+    return doc_python_block(SECTION)
 
 
 @pytest.fixture
