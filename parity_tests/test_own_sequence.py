@@ -11,6 +11,7 @@ import pytest
 from reference_tf import own
 from reference_tf.batches import model_batch
 from reference_tf.causes import cases as cases_module
+from reference_tf.check import check
 from reference_tf.layerdiff import diff
 from reference_tf.own.conventions import (
     RecurrentConventions,
@@ -21,7 +22,7 @@ from reference_tf.own.loading import load_model
 from reports.cli import main
 
 from helpers import DTYPES
-from own_network_helpers import EXAMPLES, diff_json
+from own_network_helpers import EXAMPLES, diff_json, example
 from own_sequence_helpers import (
     CAPTIONS,
     CLEAN,
@@ -133,3 +134,34 @@ def test_bad_factory_arguments_are_refused(spec, problem):
 def test_sequence_loss_refuses_unknown_reduction():
     with pytest.raises(ValueError, match="expected reduction in .*received reduction='mean'"):
         own.SequenceLoss(lambda x, y, m: (0.0, x), reduction="mean")
+
+
+def _last_step(forward, backward):
+    """A CS231n recurrent pair that returns the last hidden state (N, H) only."""
+    def last_forward(x, h0, Wx, Wh, b):
+        h, cache = forward(x, h0, Wx, Wh, b)
+        return h[:, -1], (cache, h.shape)
+
+    def last_backward(dh, cache):
+        inner, shape = cache
+        full = np.zeros(shape, dtype=dh.dtype)
+        full[:, -1] = dh
+        return backward(full, inner)
+
+    return own.functions(last_forward, last_backward)
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_float_sequence_classifier_passes_check(dtype):
+    # per-example sequences (T, D) = (5, 4) of stroke rows -> the last state -> 10 scores
+    layers = example("cs231n")
+    rnn = own.SimpleRNN(_last_step(RNN_LAYERS.rnn_forward, RNN_LAYERS.rnn_backward), 6,
+                        return_sequences=False)
+    model = own.Model([rnn, own.Dense(own.functions(layers.affine_forward,
+                                                     layers.affine_backward), 10)],
+                      (5, 4), loss=own.Loss(layers.softmax_loss), dtype=dtype,
+                      conventions=own.Conventions(names={"kernel": "w", "bias": "b"}))
+    x, y = model_batch(model, "strokes", 4, seed=1)
+    assert x.shape == (4, 5, 4) and x.std() > 0
+    result = check(model, x, y)
+    assert result.passed, result.to_dict()

@@ -76,7 +76,8 @@ def model_batch(model, data: str, batch_size: int, seed: int, verify: bool = Tru
 
     MNIST needs 28x28x1 images. "strokes" also draws other image shapes (H, W, C), one stroke
     image per channel cut from a square of side max(H, W), and flat inputs (F,) as the first F
-    pixels of flattened square stroke images.
+    pixels of flattened square stroke images, and sequences (T, D) as the first T rows and D
+    columns of square stroke images.
     """
     dtype = model.dtype.name
     if getattr(getattr(model, "loss", None), "per_step", False):
@@ -98,12 +99,16 @@ def model_batch(model, data: str, batch_size: int, seed: int, verify: bool = Tru
         images, _ = strokes(batch_size * c, seed, dtype, size=max(h, w))
         x = np.ascontiguousarray(images[:, :h, :w, 0].reshape(batch_size, c, h, w)
                                  .transpose(0, 2, 3, 1))
+    elif len(shape) == 2:  # sequences (T, D): the rows of stroke images as time steps
+        steps, features = shape
+        images, _ = strokes(batch_size, seed, dtype, size=max(steps, features))
+        x = np.ascontiguousarray(images[:, :steps, :features, 0])
     elif len(shape) == 1:
         side = int(np.ceil(np.sqrt(shape[0])))
         x = np.ascontiguousarray(strokes(batch_size, seed, dtype, size=side)[0]
                                  .reshape(batch_size, -1)[:, :shape[0]])
     else:
-        raise ValueError(f"batch: expected per-example inputs of rank 1 or 3, the model takes "
+        raise ValueError(f"batch: expected per-example inputs of rank 1, 2 or 3, the model takes "
                          f"{model.input_shape}.")
     if model.num_classes != 10 or shape != MNIST_SHAPE:
         y = np.random.default_rng(seed).integers(0, model.num_classes, batch_size)
