@@ -221,9 +221,6 @@ class GRU(Recurrent):
                                    reset_after=self.reset_after)
 
 
-SEQUENCE_DECLARED = {cls.__name__: cls for cls in (Embedding, SimpleRNN, LSTM, GRU)}
-
-
 class SequenceLoss(Loss):
     """Softmax cross-entropy of logits (N, T, V) and labels (N, T), masked where the label is
     ``pad``, as the user computes it: ``loss, dlogits = fn(logits, labels, mask)`` (CS231n's
