@@ -30,6 +30,7 @@ from own_sequence_helpers import (
     RNN_LAYERS,
     caption_model,
     first_divergence,
+    torch_recurrent,
 )
 
 
@@ -165,3 +166,22 @@ def test_float_sequence_classifier_passes_check(dtype):
     assert x.shape == (4, 5, 4) and x.std() > 0
     result = check(model, x, y)
     assert result.passed, result.to_dict()
+
+
+def test_time_major_code_declared_time_major_passes():
+    # PyTorch's batch_first=False: the code takes (T, N, D); declared so, it equals Keras's LSTM
+    recurrent = torch_recurrent("lstm", obj_settings={"batch_first": False}, time_major=True)
+    assert first_divergence(caption_model(recurrent), "float64") == {}
+
+
+def test_backward_without_dh0_is_a_fault_naming_every_result():
+    def rnn_backward_without_dh0(dh, cache):
+        dx, _, dWx, dWh, db = RNN_LAYERS.rnn_backward(dh, cache)
+        return dx, dWx, dWh, db
+
+    recurrent = own.SimpleRNN(own.functions(RNN_LAYERS.rnn_forward, rnn_backward_without_dh0), 6,
+                              name="rnn")
+    first = first_divergence(caption_model(recurrent), "float64")
+    assert (first["layer"], first["pass"]) == ("rnn", "backward")
+    assert ("returned a tuple of 4, expected (dx, dh0, dWx, dWh, db)"
+            in first["fault"]["sentence"]), first["fault"]
