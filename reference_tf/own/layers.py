@@ -508,7 +508,8 @@ class MaxPool2D(_Windowed):
 
 class Dense(OwnLayer):
     """A user affine layer declared as ``keras.layers.Dense(units)``. On an image input (rank 4)
-    it flattens first, in the declared ``flatten`` order, as CS231n's ``affine_forward`` does.
+    it flattens first, in the declared ``flatten`` order, as CS231n's ``affine_forward`` does;
+    on a sequence (N, T, D) it applies to every step (CS231n's ``temporal_affine_forward``).
     Parameters: kernel, bias."""
 
     keras_class = "Dense"
