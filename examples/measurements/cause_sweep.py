@@ -16,7 +16,7 @@ from reference_tf.reproducible import use_reproducible_kernels
 from reference_tf.twin import copy_state, copy_weights, twin
 from scratch.data import load_mnist
 from scratch.data.synthetic import strokes
-from scratch.models import MODELS, build
+from scratch.models import INPUT_SHAPES, MODELS, build
 
 use_reproducible_kernels()
 images, labels = load_mnist("float64").train
@@ -32,7 +32,11 @@ for name in sorted(MODELS):
             copy_weights(model, reference)
             copy_state(model, reference)
             for data in ("strokes", "mnist"):
-                if data == "strokes":
+                if name in INPUT_SHAPES:  # token sequences: their synthetic batches only
+                    if data == "mnist":
+                        continue
+                    x, y = model_batch(model, data, 2, seed)
+                elif data == "strokes":
                     x, y = strokes(2, seed=seed, dtype=dtype)
                 else:
                     index = np.random.default_rng(seed).choice(len(images), 2, replace=False)
