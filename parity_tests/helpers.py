@@ -7,6 +7,7 @@ MNIST), a tiny report protocol and a stand-in for training a report's run."""
 from __future__ import annotations
 
 import math
+import re
 import tempfile
 from pathlib import Path
 
@@ -145,3 +146,15 @@ def kernel_outputs(code: str, cwd: Path) -> list:
 
     notebook = nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell(code)])
     return run_in_kernel(notebook, cwd).cells[0].outputs
+
+
+OWN_NETWORK_DOC = Path(__file__).resolve().parents[1] / "docs" / "own-network.md"
+
+
+def doc_python_block(section: str, doc: Path = OWN_NETWORK_DOC) -> str:
+    """The first ```python block after the heading ``section`` of ``doc``."""
+    text = doc.read_text()
+    assert section in text, f"{doc.name} has no '{section}' section"
+    block = re.search(r"```python\n(.*?)```", text.split(section, 1)[1], re.S)
+    assert block is not None, f"the '{section}' section has no python block"
+    return block.group(1)

@@ -46,6 +46,7 @@ from own_network_helpers import (
     object_zero_padded_pool,
     plant,
 )
+from own_sequence_helpers import SEQUENCE_CAUSES
 from planted import (
     odd_model,
     plant_conv_bias_grad_nchw_axes,
@@ -326,12 +327,13 @@ def test_every_convention_has_a_planted_test():
     # The optimizer conventions are planted in the trajectory test: test_optim_causes.py, which
     # checks that each has its planted test.
     optimizer_ids = set(update_conventions())
-    # kernel_declaration runs a user layer under another declaration: user layers only
+    # kernel_declaration runs a user layer under another declaration: user layers only; the
+    # sequence conventions are planted in test_own_sequence.py (own_sequence_helpers.PLANTS).
     assert ({bug.cause for bug in CONVENTION_BUGS.values()} | optimizer_ids
-            | {"kernel_declaration"}) == ids
+            | {"kernel_declaration"} | SEQUENCE_CAUSES) == ids
     # A user layer's bias gradient summed over other axes has another shape, which
     # reference_tf.own reports as a fatal fault before any value is compared.
-    layer_ids = ids - optimizer_ids
+    layer_ids = ids - optimizer_ids - SEQUENCE_CAUSES
     assert {cause for _, _, cause, _ in USER_BUGS.values()} == layer_ids - {"bias_grad_axis"}
 
 

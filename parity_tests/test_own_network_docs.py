@@ -3,26 +3,20 @@ CS231n-style example library as the user's ``layers.py``, and catches a bug in i
 
 from __future__ import annotations
 
-import re
 import sys
-from pathlib import Path
 
 import pytest
 
 from reports.cli import main
 
+from helpers import doc_python_block
 from own_network_helpers import example, plant
 
-DOC = Path(__file__).resolve().parents[1] / "docs" / "own-network.md"
 SECTION = "## The shortest version"
 
 
 def snippet() -> str:
-    text = DOC.read_text()
-    assert SECTION in text, f"{DOC.name} has no '{SECTION}' section"
-    block = re.search(r"```python\n(.*?)```", text.split(SECTION, 1)[1], re.S)
-    assert block is not None, f"the '{SECTION}' section has no python block"
-    return block.group(1)
+    return doc_python_block(SECTION)
 
 
 @pytest.fixture

@@ -49,6 +49,26 @@ def token_batch(model, data: str, batch_size: int, seed: int) -> tuple[np.ndarra
     return np.minimum(x, model.layers[0].input_dim - 1), y % model.num_classes
 
 
+def caption_batch(model, data: str, batch_size: int, seed: int
+                  ) -> tuple[np.ndarray, np.ndarray]:
+    """A seeded batch of captions for a model with a per-step loss (``own.SequenceLoss``), as
+    CS231n's captioning model reads them: captions (N, T + 1) of words in [1, V) after a start
+    word, each ended at a random length in [1, T] and padded with 0; the input is the captions
+    without their last word (N, T), the labels (N, T) without their first (0 = padding, masked
+    in the loss). V is the smaller of the vocabulary and the number of classes."""
+    if data != "strokes":
+        raise ValueError(f"batch: the model reads captions; their synthetic batches come with "
+                         f"--data strokes, received --data {data}.")
+    if batch_size < 1:
+        raise ValueError(f"batch: expected batch_size >= 1, received {batch_size}.")
+    steps, rng = model.input_shape[0], np.random.default_rng(seed)
+    words = min(model.layers[0].input_dim, model.num_classes)
+    captions = rng.integers(1, max(words, 2), size=(batch_size, steps + 1))
+    lengths = rng.integers(1, steps + 1, size=(batch_size, 1))
+    captions[:, 1:][np.arange(steps) >= lengths] = 0
+    return captions[:, :-1].astype(np.int64), captions[:, 1:].astype(np.int64)
+
+
 def model_batch(model, data: str, batch_size: int, seed: int, verify: bool = True
                 ) -> tuple[np.ndarray, np.ndarray]:
     """``load_batch`` for any model, in the model's own input layout (``model.images``, e.g.
@@ -56,9 +76,12 @@ def model_batch(model, data: str, batch_size: int, seed: int, verify: bool = Tru
 
     MNIST needs 28x28x1 images. "strokes" also draws other image shapes (H, W, C), one stroke
     image per channel cut from a square of side max(H, W), and flat inputs (F,) as the first F
-    pixels of flattened square stroke images.
+    pixels of flattened square stroke images, and sequences (T, D) as the first T rows and D
+    columns of square stroke images.
     """
     dtype = model.dtype.name
+    if getattr(getattr(model, "loss", None), "per_step", False):
+        return caption_batch(model, data, batch_size, seed)
     if model.layers[0].takes_indices:
         return token_batch(model, data, batch_size, seed)
     shape = tuple(getattr(model, "image_shape", model.input_shape))
@@ -76,12 +99,16 @@ def model_batch(model, data: str, batch_size: int, seed: int, verify: bool = Tru
         images, _ = strokes(batch_size * c, seed, dtype, size=max(h, w))
         x = np.ascontiguousarray(images[:, :h, :w, 0].reshape(batch_size, c, h, w)
                                  .transpose(0, 2, 3, 1))
+    elif len(shape) == 2:  # sequences (T, D): the rows of stroke images as time steps
+        steps, features = shape
+        images, _ = strokes(batch_size, seed, dtype, size=max(steps, features))
+        x = np.ascontiguousarray(images[:, :steps, :features, 0])
     elif len(shape) == 1:
         side = int(np.ceil(np.sqrt(shape[0])))
         x = np.ascontiguousarray(strokes(batch_size, seed, dtype, size=side)[0]
                                  .reshape(batch_size, -1)[:, :shape[0]])
     else:
-        raise ValueError(f"batch: expected per-example inputs of rank 1 or 3, the model takes "
+        raise ValueError(f"batch: expected per-example inputs of rank 1, 2 or 3, the model takes "
                          f"{model.input_shape}.")
     if model.num_classes != 10 or shape != MNIST_SHAPE:
         y = np.random.default_rng(seed).integers(0, model.num_classes, batch_size)

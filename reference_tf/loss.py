@@ -40,6 +40,8 @@ class Loss:
         reduction: "mean" (over the batch) or "sum"; the Keras twin uses the same.
     """
 
+    per_step = False  # True: logits (N, T, K) and labels (N, T) (``own.SequenceLoss``)
+
     def __init__(self, fn=None, reduction: str = "mean"):
         if fn is not None and not callable(fn):
             raise TypeError(f"Loss: expected fn to be a function (logits, labels) -> (loss, "
@@ -60,6 +62,10 @@ class Loss:
     def label(self) -> str:
         return f"SoftmaxCrossEntropy ({self.reduction})"
 
+    def arguments(self, logits: np.ndarray, labels: np.ndarray) -> tuple:
+        """The arguments of ``fn``: (logits, labels)."""
+        return logits, labels
+
     def _fault(self, key, problem, fatal, frame=None) -> Fault:
         return Fault(LOSS, self.function, "forward" if key == LOSS else "backward", key, problem,
                      fatal, frame)
@@ -69,7 +75,7 @@ class Loss:
         if self.fn is None:
             return ops.softmax_cross_entropy(logits, labels)
         given, labels_given = logits.copy(), labels.copy()
-        result = call_user(self.fn, (given, labels_given), {}, LOSS, self._fault)
+        result = call_user(self.fn, self.arguments(given, labels_given), {}, LOSS, self._fault)
         if not (isinstance(result, tuple) and len(result) == 2):
             raise UserCodeError([self._fault(LOSS, f"returned {type(result).__name__}, expected "
                                                    "a pair (loss, dlogits)", True)])

@@ -103,10 +103,10 @@ class Sequential:
             layer.build(shape, rng, self.dtype)
             shape = layer.compute_output_shape(shape)
             self.output_shapes[layer.name] = shape
-        if shape != (num_classes,):
+        if shape != self.logits_shape():
             raise ValueError(
-                f"Sequential: expected the last layer to produce ({num_classes},) logits per "
-                f"example, received output shape {shape}."
+                f"Sequential: expected the last layer to produce {self.logits_shape()} logits "
+                f"per example, received output shape {shape}."
             )
         self.params = {f"{layer.name}/{key}": value
                        for layer in self.layers for key, value in layer.params.items()}
@@ -126,6 +126,10 @@ class Sequential:
         if duplicates:
             raise ValueError("Sequential: layer names must be unique, received duplicates "
                              f"{duplicates}.")
+
+    def logits_shape(self) -> tuple:
+        """The per-example output the last layer must produce: (num_classes,)."""
+        return (self.num_classes,)
 
     @property
     def mixes_examples(self) -> bool:

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from reference_tf.adapter import declares_twin, to_keras
+from reference_tf.adapter import declares_twin, loss_of, to_keras
 from reference_tf.causes.registry import Case, Cause, applicable, find_cause
 from reference_tf.own.conventions import activation_from_user, param_from_user
 from scratch import layers as scratch_layers
@@ -21,6 +21,7 @@ SIMPLE = {scratch_layers.Dense: "dense", scratch_layers.ReLU: "relu",
           scratch_layers.Flatten: "flatten"}
 DECLARED = {"Conv2D": "conv", "MaxPooling2D": "pool", "Dense": "dense", "ReLU": "relu",
             "Flatten": "flatten"}  # the Keras class a ``reference_tf.own`` layer declares
+DECLARED.update({"SimpleRNN": "simple_rnn", "LSTM": "lstm", "GRU": "gru"})
 ACTIVATIONS = ("output", "input_grad", "input", "output_grad")
 
 
@@ -32,6 +33,8 @@ def layer_kind(layer) -> tuple[str, dict]:
     if declaration is not None:
         kind, config = DECLARED.get(declaration.keras, "other"), declaration.config
         settings = {"flatten": declaration.conventions.flatten_order.replace("N", "")}
+        if kind in ("simple_rnn", "lstm", "gru"):
+            settings.update(config)
         if kind in ("conv", "pool"):
             settings.update(window=tuple(config.get("kernel_size") or config["pool_size"]),
                             strides=tuple(config["strides"]), padding=config["padding"])
@@ -58,7 +61,7 @@ def _in_keras_layouts(layer, key: str, value):
         if key.startswith(("grads/", "params/")):
             prefix, name = key.split("/", 1)
             keras = {user: keras for keras, user in layer.param_names.items()}.get(name)
-            if keras is not None:
+            if keras is not None and layer.kind is not None:  # conv and dense kernels
                 return f"{prefix}/{keras}", param_from_user(layer.kind, keras, np.asarray(value),
                                                            conventions)
     except ValueError:
@@ -84,11 +87,13 @@ def layer_case(layer, key: str, direction: str, mine, reference, x: np.ndarray,
 
 
 def loss_case(key: str, direction: str, mine, reference, logits: np.ndarray, labels: np.ndarray,
-              dtype, tolerance: float) -> Case:
+              dtype, tolerance: float, settings: dict | None = None) -> Case:
     """The case of the loss value ("output") or of dL/dlogits ("input_grad") on TensorFlow's
-    logits (N, K) and the labels (N,)."""
-    return Case("loss", key, direction, mine, reference, logits, None, np.dtype(dtype), tolerance,
-                labels=np.asarray(labels), name=LOSS)
+    logits (N, K) and the labels (N,); a per-step loss's logits (N, T, K) and labels (N, T)
+    make a "sequence_loss" case, ``settings`` its declaration (reduction, pad)."""
+    kind = "sequence_loss" if np.ndim(logits) == 3 else "loss"
+    return Case(kind, key, direction, mine, reference, logits, None, np.dtype(dtype), tolerance,
+                settings=dict(settings or {}), labels=np.asarray(labels), name=LOSS)
 
 
 def tried(case: Case) -> list[str]:
@@ -120,7 +125,7 @@ def _case(result, diff, q, key: str | None = None, fault=None) -> Case:
     x, dy = inputs.layers[diff.name]
     if diff.name == LOSS:
         case = loss_case(key, q.direction, mine, reference, x, inputs.labels, result.dtype,
-                         q.tolerance)
+                         q.tolerance, getattr(loss_of(inputs.model), "settings", None))
     else:
         layer = next(layer for layer in inputs.model.layers if layer.name == diff.name)
         case = layer_case(layer, key, q.direction, mine, reference, x, dy, q.tolerance)

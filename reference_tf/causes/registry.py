@@ -29,6 +29,7 @@ import numpy as np
 from reference_tf.compare import compare_arrays
 
 KINDS = ("conv", "pool", "dense", "relu", "flatten", "loss", "optimizer", "other")
+KINDS += ("simple_rnn", "lstm", "gru", "sequence_loss")  # reference_tf.causes.sequence
 ANY = "any"
 
 

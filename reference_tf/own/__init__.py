@@ -27,8 +27,10 @@ from reference_tf.own.layers import (
 )
 from reference_tf.own.losses import one_hot, value_and_gradient
 from reference_tf.own.model import Function, Model
+from reference_tf.own.sequence import GRU, LSTM, Embedding, SequenceLoss, SimpleRNN
 from reference_tf.user_code import Fault, UserCodeError
 
 __all__ = ["Conv2D", "Conventions", "Declaration", "Dense", "Fault", "Flatten", "Function",
            "Loss", "MaxPool2D", "Model", "OwnLayer", "ReLU", "UserCodeError", "functions",
            "methods", "one_hot", "value_and_gradient"]
+__all__ += ["Embedding", "GRU", "LSTM", "SequenceLoss", "SimpleRNN"]

@@ -194,3 +194,127 @@ def param_from_user(kind: str, key: str, value: np.ndarray, conventions: Convent
         return np.ascontiguousarray(value).reshape(-1)
     keras_layout, user_layout = _kernel_layouts(kind, conventions)
     return np.ascontiguousarray(value.transpose(_order(user_layout, keras_layout)))
+
+
+# Recurrent layers ----------------------------------------------------------------------------
+
+KERAS_GATES = {"simple_rnn": "h", "lstm": "ifco", "gru": "zrh"}
+# Other libraries' letters for the same gates: CS231n's and PyTorch's g is Keras's c (the LSTM
+# candidate), PyTorch's n is Keras's h (the GRU candidate).
+GATE_SYNONYMS = {"lstm": {"g": "c"}, "gru": {"n": "h"}, "simple_rnn": {}}
+RECURRENT_NAMES = ("kernel", "recurrent_kernel", "bias", "recurrent_bias")
+
+
+@dataclass(frozen=True)
+class RecurrentConventions:
+    """How a user's recurrent layer (SimpleRNN, LSTM, GRU) stores its arrays.
+
+    Attributes:
+        gate_order: the gate blocks of the weights' columns in memory order, any ordering of the
+            cell's letters: LSTM i, f, c (or g), o (Keras "ifco", CS231n "ifog", PyTorch "ifgo");
+            GRU z, r, h (or n) (Keras "zrh", PyTorch "rzn"). None: Keras's order.
+        biases: 1 (Keras's single bias) or 2 (PyTorch's b_ih and b_hh, added; a GRU with
+            ``reset_after`` keeps them apart as Keras's (2, 3U) bias rows do).
+        weight_layout: "IO" (in, out) for W (D, G*U) and U (U, G*U), or "OI" (PyTorch's (4H, D)).
+        time_major: True if the code takes sequences as (T, N, D) and returns (T, N, U).
+        names: the user's name of each Keras parameter: "kernel" (Wx), "recurrent_kernel" (Wh),
+            "bias", and with ``biases=2`` "recurrent_bias".
+    """
+
+    gate_order: str | None = None
+    biases: int = 1
+    weight_layout: str = KERAS_DENSE_KERNEL
+    time_major: bool = False
+    names: dict | None = None
+
+    def __post_init__(self):
+        owner = "RecurrentConventions"
+        if self.biases not in (1, 2):
+            raise ValueError(f"{owner}: expected biases 1 or 2, received biases={self.biases!r}.")
+        object.__setattr__(self, "weight_layout", _permutation(
+            owner, "weight_layout", self.weight_layout, KERAS_DENSE_KERNEL))
+        if not isinstance(self.time_major, bool):
+            raise ValueError(f"{owner}: expected time_major True or False, received "
+                             f"time_major={self.time_major!r}.")
+        if self.gate_order is not None and not isinstance(self.gate_order, str):
+            raise ValueError(f"{owner}: expected gate_order to be a string of gate letters, "
+                             f"received gate_order={self.gate_order!r}.")
+        keys = RECURRENT_NAMES[:2 + self.biases]
+        names = dict(zip(keys, ("Wx", "Wh", "b", "b_hh"))) if self.names is None else self.names
+        if (not isinstance(names, dict) or set(names) != set(keys)
+                or not all(isinstance(v, str) and v and "/" not in v for v in names.values())
+                or len(set(names.values())) != len(names)):
+            raise ValueError(f"{owner}: expected names to map {list(keys)} to distinct names "
+                             f"without '/', received names={self.names!r}.")
+        object.__setattr__(self, "names", {key: names[key] for key in keys})
+
+    def gates(self, cell: str) -> str:
+        """The declared gate order in Keras's letters for ``cell`` ("lstm", "gru", "simple_rnn")."""
+        if self.gate_order is None:
+            return KERAS_GATES[cell]
+        text = "".join(GATE_SYNONYMS[cell].get(g, g) for g in self.gate_order.lower())
+        return _permutation(f"RecurrentConventions ({cell})", "gate_order", text,
+                            KERAS_GATES[cell].upper()).lower()
+
+    def to_dict(self) -> dict:
+        """Every field, JSON-ready."""
+        return {f.name: getattr(self, f.name) for f in fields(self)}
+
+
+def gate_blocks(value: np.ndarray, source: str, target: str) -> np.ndarray:
+    """The last axis of ``value`` (G blocks of U columns in the gate order ``source``) in the
+    gate order ``target`` (a new contiguous array)."""
+    units = value.shape[-1] // len(source)
+    blocks = np.split(value, len(source), axis=-1) if units else [value]
+    return np.ascontiguousarray(np.concatenate([blocks[source.index(g)] for g in target],
+                                               axis=-1))
+
+
+def recurrent_params_to_user(cell: str, arrays: dict, conventions: RecurrentConventions,
+                             split_bias: bool) -> dict:
+    """Keras's recurrent arrays ("kernel", "recurrent_kernel", "bias"; values or gradients)
+    keyed by the user's names in the user's layouts. ``split_bias``: the Keras bias has an input
+    row and a recurrent row (GRU with ``reset_after``). Without it, two user biases each get
+    the whole Keras bias: their sum is the twin's bias for values, and each one's gradient is
+    the Keras bias's gradient."""
+    order, names, out = conventions.gates(cell), conventions.names, {}
+    for key in ("kernel", "recurrent_kernel"):
+        value = gate_blocks(np.asarray(arrays[key]), KERAS_GATES[cell], order)
+        out[names[key]] = np.ascontiguousarray(value.T) if conventions.weight_layout == "OI" \
+            else value
+    if "bias" in arrays:
+        bias = gate_blocks(np.asarray(arrays["bias"]), KERAS_GATES[cell], order)
+        if conventions.biases == 1:
+            out[names["bias"]] = bias
+        else:
+            parts = (bias[0], bias[1]) if split_bias else (bias, bias)
+            out[names["bias"]], out[names["recurrent_bias"]] = (np.array(p) for p in parts)
+    return out
+
+
+def recurrent_params_from_user(cell: str, params: dict, conventions: RecurrentConventions,
+                               split_bias: bool) -> dict:
+    """The user's recurrent parameters as the Keras twin's variables (two unsplit biases add)."""
+    order, names, out = conventions.gates(cell), conventions.names, {}
+    for key in ("kernel", "recurrent_kernel"):
+        value = np.asarray(params[names[key]])
+        value = value.T if conventions.weight_layout == "OI" else value
+        out[key] = gate_blocks(value, order, KERAS_GATES[cell])
+    if names["bias"] in params:
+        bias = np.asarray(params[names["bias"]])
+        if conventions.biases == 2:
+            recurrent = np.asarray(params[names["recurrent_bias"]])
+            bias = np.stack([bias, recurrent]) if split_bias else bias + recurrent
+        out["bias"] = gate_blocks(bias, order, KERAS_GATES[cell])
+    return out
+
+
+def sequence_to_user(x, time_major: bool):
+    """A batch-major sequence (N, T, ...) as time-major (T, N, ...) when declared; other ranks
+    and non-arrays unchanged."""
+    if not time_major or not isinstance(x, np.ndarray) or x.ndim != 3:
+        return x
+    return np.ascontiguousarray(x.transpose(1, 0, 2))
+
+
+sequence_from_user = sequence_to_user  # the transpose is its own inverse

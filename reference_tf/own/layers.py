@@ -66,23 +66,28 @@ class Functions:
     def check_params(self, names: list[str], owner: str) -> None:
         """Nothing to check: parameters are passed as arguments."""
 
-    def run_forward(self, x, params: dict, fault) -> tuple:
-        result = call_user(self.forward, (x, *params.values(), *self.args), self.kwargs,
+    def run_forward(self, x, params: dict, fault, extra: tuple = ()) -> tuple:
+        result = call_user(self.forward, (x, *extra, *params.values(), *self.args), self.kwargs,
                            "output", fault)
         if not (isinstance(result, tuple) and len(result) == 2):
             raise UserCodeError([fault("output", f"returned {_describe(result)}, expected a pair "
                                                  "(out, cache)", True)])
         return result
 
-    def run_backward(self, dy, cache, names: list[str], fault) -> tuple:
+    def run_backward(self, dy, cache, names: list[str], fault, extra: tuple = (),
+                     input_grad: bool = True) -> tuple:
+        """(dx, dparams) from ``backward``'s ``(dx, *dextra, *dparams)``; dx is None for a layer
+        without an input gradient (integer indices), the gradients of ``extra`` (the leading
+        inputs after x, e.g. h0) are checked for their number only."""
         result = call_user(self.backward, (dy, cache), {}, "input_grad", fault)
-        if not names and isinstance(result, np.ndarray):
-            return result, []
-        if isinstance(result, tuple) and len(result) == 1 + len(names):
-            return result[0], list(result[1:])
-        expected = ", ".join(["dx", *(f"d{n}" for n in names)])
+        expected = ["dx"] * input_grad + [f"d{n}" for n in (*extra, *names)]
+        if len(expected) == 1 and isinstance(result, np.ndarray):
+            result = (result,)
+        if isinstance(result, tuple) and len(result) == len(expected):
+            return (result[0] if input_grad else None), list(result[len(result) - len(names):])
+        text = ", ".join(expected)
         raise UserCodeError([fault("input_grad", f"returned {_describe(result)}, expected "
-                                                 f"{expected if not names else f'({expected})'}",
+                                                 f"{text if len(expected) == 1 else f'({text})'}",
                                    True)])
 
     def copy(self) -> "Functions":
@@ -162,7 +167,7 @@ class Methods:
                 f"declared with own.methods(obj, params={{'{names[0]}': 'attribute', ...}}, "
                 f"grads={{'{names[0]}': 'attribute', ...}}) (array attributes: {found}).")
 
-    def run_forward(self, x, params: dict, fault) -> tuple:
+    def run_forward(self, x, params: dict, fault, extra: tuple = ()) -> tuple:
         attributes = self._param_attributes(list(params)) if params else {}
         if attributes is None:
             mapping = getattr(self.obj, self.names["params"])
@@ -209,7 +214,8 @@ class Methods:
                                                               f"{where}{hint}", True)])
         return found
 
-    def run_backward(self, dy, cache, names: list[str], fault) -> tuple:
+    def run_backward(self, dy, cache, names: list[str], fault, extra: tuple = (),
+                     input_grad: bool = True) -> tuple:
         dx = call_user(getattr(self.obj, self.names["backward"]), (dy,), {}, "input_grad", fault)
         return dx, self._gradients(names, fault) if names else []
 
@@ -302,6 +308,8 @@ class OwnLayer(Layer):
 
     keras_class = ""
     kind: str | None = None  # "conv" or "dense": which kernel layout the parameters follow
+    extra_inputs: tuple = ()  # names of the arguments a function pair takes after x (h0)
+    input_grad = True  # False: the input is integer indices, backward returns no dx
 
     def __init__(self, impl, name: str | None = None, **conventions):
         super().__init__(name)
@@ -399,6 +407,19 @@ class OwnLayer(Layer):
         return {}
 
     # Passes ----------------------------------------------------------------------------------
+    def extra_values(self, x: np.ndarray) -> tuple:
+        """The values of ``extra_inputs`` for a batch x (zeros for an initial state)."""
+        return ()
+
+    def to_user(self, x):
+        """An activation (or its gradient) from the model's layout into the user code's."""
+        return x
+
+    def from_user(self, y):
+        """The inverse of ``to_user`` for what the user code returns (as given if not an
+        array)."""
+        return y
+
     def _fault(self, direction: str):
         def make(key, problem, fatal, frame=None):
             return Fault(self.name or type(self).__name__, self.impl.function(direction),
@@ -415,7 +436,9 @@ class OwnLayer(Layer):
         fault = self._fault("forward")
         x_given = x.copy()
         given = {name: value.copy() for name, value in self.params.items()}
-        y, cache = self.impl.run_forward(x_given, given, fault)
+        y, cache = self.impl.run_forward(self.to_user(x_given), given, fault,
+                                         self.extra_values(x))
+        y = self.from_user(y)
         expected = (x.shape[0], *self.output_shape_for(x.shape[1:]))
         faults = result_faults(y, "output", "output y", expected, self.dtype,
                                self.layout_of(expected), fault)
@@ -436,16 +459,19 @@ class OwnLayer(Layer):
         fault = self._fault("backward")
         cache, x, x_given, given = self.cache
         dy_given = dy.copy()
-        dx, dparams = self.impl.run_backward(dy_given, cache, list(given), fault)
-        faults = result_faults(dx, "input_grad", "input gradient dx", x.shape, self.dtype,
-                               self.layout_of(x.shape), fault)
+        dx, dparams = self.impl.run_backward(self.to_user(dy_given), cache, list(given), fault,
+                                             self.extra_inputs, self.input_grad)
+        dx = self.from_user(dx)
+        faults = [] if not self.input_grad else result_faults(
+            dx, "input_grad", "input gradient dx", x.shape, self.dtype, self.layout_of(x.shape),
+            fault)
         for name, grad in zip(given, dparams):
             faults += result_faults(grad, f"grads/{name}", f"gradient d{name}",
                                     self.params[name].shape, self.dtype, "", fault)
         if any(f.fatal for f in faults):
             raise UserCodeError(faults)
         self.grads = {name: np.array(grad, dtype=self.dtype) for name, grad in zip(given, dparams)}
-        dx = dx.astype(self.dtype, copy=False)
+        dx = dx.astype(self.dtype, copy=False) if self.input_grad else None
         faults += writes({"output_grad": dy_given, "input": x_given,
                           **{f"params/{n}": v for n, v in given.items()}},
                          {"output_grad": dy, "input": x,
@@ -565,7 +591,8 @@ class MaxPool2D(_Windowed):
 
 class Dense(OwnLayer):
     """A user affine layer declared as ``keras.layers.Dense(units)``. On an image input (rank 4)
-    it flattens first, in the declared ``flatten`` order, as CS231n's ``affine_forward`` does.
+    it flattens first, in the declared ``flatten`` order, as CS231n's ``affine_forward`` does;
+    on a sequence (N, T, D) it applies to every step (CS231n's ``temporal_affine_forward``).
     Parameters: kernel, bias."""
 
     keras_class = "Dense"
@@ -579,11 +606,16 @@ class Dense(OwnLayer):
         return {"units": self.units}
 
     def features(self, input_shape) -> int:
+        """Input features: all of a rank-2 or image input's, one step's of a sequence (N, T, D)
+        (Keras applies a Dense to every step, as CS231n's ``temporal_affine_forward``)."""
+        if len(input_shape) == 2:
+            return int(input_shape[1])
         if len(input_shape) == 3:
             self.image_shape(input_shape)
         elif len(input_shape) != 1:
-            raise ValueError(f"{self.owner}: expected an input of rank 2 (N, features) or 4 "
-                             f"(images), received per-example shape {tuple(input_shape)}.")
+            raise ValueError(f"{self.owner}: expected an input of rank 2 (N, features), 3 "
+                             f"(N, T, features) or 4 (images), received per-example shape "
+                             f"{tuple(input_shape)}.")
         return int(np.prod(input_shape))
 
     def check_input_channels(self, input_shape):
@@ -596,7 +628,7 @@ class Dense(OwnLayer):
                                  f"per-example input shape {input_shape} ({features}).")
 
     def output_shape_for(self, input_shape):
-        return (self.units,)
+        return (input_shape[0], self.units) if len(input_shape) == 2 else (self.units,)
 
     def twin_stack(self):
         """On images, the images permuted to the declared flatten order and flattened first."""

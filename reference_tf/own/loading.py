@@ -1,8 +1,10 @@
 """``FILE.py:FACTORY`` and ``package.module:FACTORY``: the model a command line names.
 
-FACTORY() is called without arguments and returns the model: a ``reference_tf.own.Model`` or
-``Function``, or a ``scratch.models.Sequential``. A file is imported with its own directory first
-on ``sys.path`` (as ``python FILE.py`` would), so it can import the modules beside it.
+FACTORY() is called without arguments, or with string keyword arguments given after another
+colon (``cs231n_rnn.py:build:model=lstm`` calls ``build(model="lstm")``), and returns the
+model: a ``reference_tf.own.Model`` or ``Function``, or a ``scratch.models.Sequential``. A file
+is imported with its own directory first on ``sys.path`` (as ``python FILE.py`` would), so it
+can import the modules beside it.
 """
 
 from __future__ import annotations
@@ -46,6 +48,18 @@ def import_target(target: str):
     return importlib.import_module(target)
 
 
+def factory_arguments(text: str) -> dict[str, str]:
+    """``"model=lstm,size=3"`` -> {"model": "lstm", "size": "3"} (values stay strings)."""
+    out = {}
+    for item in text.split(","):
+        key, sep, value = item.partition("=")
+        if not sep or not key.isidentifier() or key in out:
+            raise ValueError(f"expected factory arguments KEY=VALUE separated by commas, "
+                             f"received {text!r}.")
+        out[key] = value
+    return out
+
+
 def load_model(spec: str):
     """Import ``FILE.py:FACTORY`` or ``package.module:FACTORY`` and return FACTORY().
 
@@ -53,10 +67,12 @@ def load_model(spec: str):
         ValueError: the spec is malformed, the file or module or factory does not exist, importing
             or calling it raised or exited (with the last frame), or it returned no model.
     """
-    target, sep, factory = spec.rpartition(":")
-    if not sep or not target or not factory.isidentifier():
-        raise ValueError(f"expected FILE.py:FACTORY or package.module:FACTORY, received "
-                         f"{spec!r}.")
+    target, *rest = spec.split(":")
+    factory = rest[0] if len(rest) in (1, 2) else ""
+    kwargs = factory_arguments(rest[1]) if len(rest) == 2 else {}
+    if not target or not factory.isidentifier():
+        raise ValueError(f"expected FILE.py:FACTORY[:KEY=VALUE,...] or "
+                         f"package.module:FACTORY[:KEY=VALUE,...], received {spec!r}.")
     try:
         with guard():
             module = import_target(target)
@@ -68,7 +84,7 @@ def load_model(spec: str):
         raise ValueError(f"{target!r} has no function {factory!r}.")
     try:
         with guard():
-            model = fn()
+            model = fn(**kwargs)
     except Exception as error:
         raise ValueError(f"{factory}() {what_happened(error)} "
                          f"(at {last_frame(error)}).") from None

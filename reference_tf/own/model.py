@@ -63,6 +63,19 @@ class Model(Sequential):
     def compute_loss(self, logits, labels):
         return self.loss.compute(logits, labels)
 
+    def logits_shape(self) -> tuple:
+        """(num_classes,), or (T, num_classes) per step for a per-step loss
+        (``own.SequenceLoss``), T the input's first axis."""
+        if self.loss.per_step:
+            return (self.input_shape[0], self.num_classes)
+        return super().logits_shape()
+
+    def check_inputs(self, x: np.ndarray, y: np.ndarray | None = None) -> None:
+        """As ``Sequential.check_inputs``; a per-step loss takes labels (N, T)."""
+        super().check_inputs(x, None if self.loss.per_step else y)
+        if y is not None and self.loss.per_step:
+            self.loss.check_labels(y, x.shape[0], self.input_shape[0], self.num_classes)
+
     def images(self, x: np.ndarray) -> np.ndarray:
         """NHWC images (N, H, W, C) as this model takes them (the declared layout)."""
         return activation_to_user(x, self.conventions.layout)
