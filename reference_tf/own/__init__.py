@@ -14,6 +14,7 @@ twin is first built.
 
 from reference_tf.loss import Loss
 from reference_tf.own.conventions import Conventions
+from reference_tf.own.hinge import HingeLoss
 from reference_tf.own.layers import (
                                      Conv2D,
                                      Declaration,
@@ -26,8 +27,16 @@ from reference_tf.own.layers import (
                                      methods,
 )
 from reference_tf.own.model import Function, Model
+from reference_tf.own.normalization import (
+                                     BatchNormalization,
+                                     Dropout,
+                                     GroupNormalization,
+                                     LayerNormalization,
+)
 from reference_tf.user_code import Fault, UserCodeError
 
 __all__ = ["Conv2D", "Conventions", "Declaration", "Dense", "Fault", "Flatten", "Function",
            "Loss", "MaxPool2D", "Model", "OwnLayer", "ReLU", "UserCodeError", "functions",
            "methods"]
+__all__ += ["BatchNormalization", "Dropout", "GroupNormalization", "HingeLoss",
+            "LayerNormalization"]

@@ -88,6 +88,20 @@ class Functions:
     def copy(self) -> "Functions":
         return self  # stateless: the cache travels through the calls
 
+    def param_dict(self) -> dict | None:
+        """The dict among the arguments after the parameters (CS231n's ``bn_param``,
+        ``dropout_param``), if there is one."""
+        return next((a for a in (*self.args, *self.kwargs.values()) if isinstance(a, dict)), None)
+
+    def with_param(self, values: dict) -> "Functions":
+        """A copy whose dict argument (``param_dict``) is a new dict: the original updated with
+        ``values`` (the caller reads what the user's code stored in it from ``param_dict``)."""
+        old = self.param_dict()
+        fresh = {**old, **values}
+        args = tuple(fresh if a is old else a for a in self.args)
+        kwargs = {k: fresh if v is old else v for k, v in self.kwargs.items()}
+        return Functions(self.forward, self.backward, *args, **kwargs)
+
 
 class Methods:
     """An object with forward/backward methods and parameter/gradient mappings, under any
@@ -95,13 +109,13 @@ class Methods:
     grads="gradients")``."""
 
     def __init__(self, obj, forward: str = "forward", backward: str = "backward",
-                 params: str = "params", grads: str = "grads"):
+                 params: str = "params", grads: str = "grads", state: str = "state"):
         for role, attribute in (("forward", forward), ("backward", backward)):
             if not callable(getattr(obj, attribute, None)):
                 raise TypeError(f"methods: expected {type(obj).__name__} to have a method "
                                 f"{attribute}() (the {role} pass), it has none.")
         self.obj, self.names = obj, {"forward": forward, "backward": backward,
-                                     "params": params, "grads": grads}
+                                     "params": params, "grads": grads, "state": state}
 
     def function(self, direction: str) -> str:
         return f"{type(self.obj).__name__}.{self.names[direction]}"
@@ -129,6 +143,16 @@ class Methods:
             raise UserCodeError([fault(f"grads/{missing[0]}", f"left no gradient {missing} in "
                                                               f"{where}", True)])
         return dx, [mapping[n] for n in names]
+
+    def state_mapping(self, owner: str):
+        """The object's mapping of running statistics (BatchNormalization's), ValueError if it
+        has none."""
+        mapping = getattr(self.obj, self.names["state"], None)
+        if not hasattr(mapping, "__setitem__"):
+            raise ValueError(f"{owner}: expected {type(self.obj).__name__}.{self.names['state']} "
+                             f"to be a mapping of its running statistics, received "
+                             f"{type(mapping).__name__}.")
+        return mapping
 
     def copy(self) -> "Methods":
         clone = copy.copy(self)
@@ -562,8 +586,8 @@ def functions(forward: Callable, backward: Callable, *args, **kwargs) -> Functio
 
 
 def methods(obj, forward: str = "forward", backward: str = "backward", params: str = "params",
-            grads: str = "grads") -> Methods:
+            grads: str = "grads", state: str = "state") -> Methods:
     """An object implementation whose methods or mappings have other names."""
-    return Methods(obj, forward, backward, params, grads)
+    return Methods(obj, forward, backward, params, grads, state)
 
 
