@@ -29,6 +29,7 @@ from scratch.layers import Conv2D
 from scratch.models import IMAGE_MODELS, build
 
 from helpers import DTYPES
+from norm_plants import NORM_PLANTS
 from own_network_helpers import (
     BUGS,
     STYLES,
@@ -318,7 +319,10 @@ def test_every_convention_has_a_planted_test():
     # A user layer's bias gradient summed over other axes has another shape, which
     # reference_tf.own reports as a fatal fault before any value is compared.
     layer_ids = ids - optimizer_ids
-    assert {cause for _, _, cause, _ in USER_BUGS.values()} == layer_ids - {"bias_grad_axis"}
+    # The normalization and dropout conventions are planted in test_own_network_normalization.py.
+    planted = {cause for _, _, cause, _ in USER_BUGS.values()}
+    planted |= {plant.cause for plant in NORM_PLANTS.values() if plant.cause}
+    assert planted == layer_ids - {"bias_grad_axis"}
 
 
 def test_cause_in_sentence_table_title_and_json(monkeypatch):

@@ -21,6 +21,8 @@ SIMPLE = {scratch_layers.Dense: "dense", scratch_layers.ReLU: "relu",
           scratch_layers.Flatten: "flatten"}
 DECLARED = {"Conv2D": "conv", "MaxPooling2D": "pool", "Dense": "dense", "ReLU": "relu",
             "Flatten": "flatten"}  # the Keras class a ``reference_tf.own`` layer declares
+DECLARED.update(BatchNormalization="batchnorm", LayerNormalization="layernorm",
+                GroupNormalization="groupnorm", Dropout="dropout")  # settings: their config
 ACTIVATIONS = ("output", "input_grad", "input", "output_grad")
 
 
@@ -32,6 +34,8 @@ def layer_kind(layer) -> tuple[str, dict]:
     if declaration is not None:
         kind, config = DECLARED.get(declaration.keras, "other"), declaration.config
         settings = {"flatten": declaration.conventions.flatten_order.replace("N", "")}
+        if kind in ("batchnorm", "layernorm", "groupnorm", "dropout"):
+            settings.update(config)
         if kind in ("conv", "pool"):
             settings.update(window=tuple(config.get("kernel_size") or config["pool_size"]),
                             strides=tuple(config["strides"]), padding=config["padding"])

@@ -29,6 +29,7 @@ import numpy as np
 from reference_tf.compare import compare_arrays
 
 KINDS = ("conv", "pool", "dense", "relu", "flatten", "loss", "optimizer", "other")
+KINDS += ("batchnorm", "layernorm", "groupnorm", "dropout")
 ANY = "any"
 
 

@@ -1,0 +1,109 @@
+"""The CS231n assignment-2 declarations of ``reference_tf.own``: batch, layer and group norm,
+dropout and the SVM loss, on the models of ``examples/own_network/cs231n_style.py``."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from reference_tf import own
+from reference_tf.batches import model_batch
+from reference_tf.layerdiff import diff
+from reference_tf.own.loading import factory_call
+from reports.cli import main
+
+from helpers import DTYPES
+from norm_plants import NORM_PLANTS, layernorm_dgamma_of_shape_1_d
+from own_network_helpers import diff_json, example, spec
+
+MODELS = ("mlp_batchnorm", "cnn_spatial_batchnorm", "mlp_dropout", "mlp_layernorm",
+          "cnn_groupnorm", "mlp_svm")
+
+
+def model_spec(model: str) -> str:
+    """``--model`` selecting one of the example's models."""
+    return f'{spec("cs231n")}(model="{model}")'
+
+
+@pytest.mark.parametrize("model", MODELS)
+def test_cs231n_norm_model_check_passes_both_dtypes(model):
+    assert main(["check", "--model", model_spec(model), "--dtype", "both",
+                 "--batch-size", "8"]) == 0
+
+
+@pytest.mark.parametrize("name, dtype", [(n, d) for n in NORM_PLANTS for d in DTYPES])
+def test_norm_plant_named_or_not(name, dtype, monkeypatch, tmp_path):
+    plant = NORM_PLANTS[name]
+    plant.planter(monkeypatch, example("cs231n"))
+    code, result = diff_json(tmp_path, "--model", model_spec(plant.model), "--dtype", dtype,
+                             "--batch-size", "8", "--no-fd")
+    first = result["first_divergence"]
+    assert code == 1 and (first["layer"], first["pass"], first["key"]) == plant.where, first
+    assert (first["cause"] or {}).get("id") == plant.cause, first
+
+
+def test_gamma_gradient_of_shape_1_d_is_a_fault(monkeypatch, tmp_path):
+    layernorm_dgamma_of_shape_1_d(monkeypatch, example("cs231n"))
+    code, result = diff_json(tmp_path, "--model", model_spec("mlp_layernorm"), "--no-fd")
+    first = result["first_divergence"]
+    assert code == 1 and (first["layer"], first["pass"]) == ("ln1", "backward"), first
+    fault = first["fault"]
+    assert fault["key"] == "grads/gamma" and fault["fatal"], fault
+    assert ("returned gradient dgamma of shape (1, 32), expected (32,) (the same 32 values in "
+            "another shape") in fault["sentence"], fault
+
+
+@pytest.mark.parametrize("seed", [1, 2])
+@pytest.mark.parametrize("model", MODELS)
+def test_clean_norm_model_names_no_cause(model, seed):
+    net = example("cs231n").build(model).rebuilt(seed=seed, dtype=DTYPES[seed % 2])
+    x, y = model_batch(net, "strokes", 4, seed)
+    result = diff(net, x, y)
+    assert result.passed and result.first_divergence is None, result.to_dict()["first_divergence"]
+
+
+def test_batchnorm_running_averages_reach_the_user_code_and_back():
+    net = example("cs231n").build("mlp_batchnorm").rebuilt(dtype="float64")
+    x, y = model_batch(net, "strokes", 8, 0)
+    net.trace(x, y)
+    bn = net.layers[2]
+    h = np.maximum(x.reshape(8, -1) @ net.params["fc1/w"] + net.params["fc1/b"], 0)
+    # Keras's moving averages from mean 0 and variance 1, momentum 0.9, biased variance
+    np.testing.assert_allclose(bn.state["moving_mean"], 0.1 * h.mean(axis=0), rtol=1e-12)
+    np.testing.assert_allclose(bn.state["moving_variance"], 0.9 + 0.1 * h.var(axis=0),
+                               rtol=1e-12)
+    evaluated = net.predict(x)  # "test" mode: normalized with the running averages
+    assert np.isfinite(evaluated).all() and evaluated.shape == (8,)
+
+
+def test_dropout_declared_keep_is_keras_rate():
+    layer = own.Dropout(None, 0.75, dropout="keep")
+    assert layer.rate == pytest.approx(0.25) and layer.config() == {"rate": pytest.approx(0.25)}
+
+
+@pytest.mark.parametrize("conventions, word", [
+    ({"epsilon": 0.0}, "epsilon"), ({"epsilon": 1}, "epsilon"), ({"dropout": "drop"}, "dropout"),
+    ({"momentum": "torch"}, "momentum"), ({"scale_shape": (1, 2, 1)}, "scale_shape"),
+    ({"names": {"kernel": "w", "bias": "b", "alpha": "a"}}, "names")])
+def test_norm_conventions_reject_bad_values(conventions, word):
+    with pytest.raises(ValueError, match=word):
+        own.Conventions(**conventions)
+
+
+@pytest.mark.parametrize("text, expected", [
+    ("build", ("build", (), {})),
+    ('build(model="mlp_svm")', ("build", (), {"model": "mlp_svm"})),
+    ("make(3, units=8, deep=True)", ("make", (3,), {"units": 8, "deep": True}))])
+def test_factory_call_parses_literal_arguments(text, expected):
+    assert factory_call(text) == expected
+
+
+@pytest.mark.parametrize("text", ["build(model=mlp)", "build(**kw)", "build(f(1))", "a.b()"])
+def test_factory_call_refuses_anything_but_literals(text):
+    with pytest.raises(ValueError, match="Python literals"):
+        factory_call(text)
+
+
+def test_unknown_model_is_bad_input(capsys):
+    assert main(["check", "--model", model_spec("mlp_nope")]) == 2
+    assert "expected model in" in capsys.readouterr().err
