@@ -143,6 +143,11 @@ class BatchNormalization(_Normalization):
                       "moving_variance": np.ones(channels, dtype=self.dtype)}
         return self
 
+    def float64_copy(self):
+        clone = super().float64_copy()
+        clone.state = {key: value.astype(np.float64) for key, value in self.state.items()}
+        return clone
+
     def _pass(self, x, mode: str):
         names = self.conventions.norm_names
         given = {names[key]: self.state[key].copy() for key in STATE}
