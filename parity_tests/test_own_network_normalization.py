@@ -8,6 +8,7 @@ import pytest
 
 from reference_tf import own
 from reference_tf.batches import model_batch
+from reference_tf.check import check
 from reference_tf.layerdiff import diff
 from reference_tf.own.loading import factory_call
 from reports.cli import main
@@ -83,7 +84,7 @@ def test_dropout_declared_keep_is_keras_rate():
 
 @pytest.mark.parametrize("conventions, word", [
     ({"epsilon": 0.0}, "epsilon"), ({"epsilon": 1}, "epsilon"), ({"dropout": "drop"}, "dropout"),
-    ({"momentum": "torch"}, "momentum"), ({"scale_shape": (1, 2, 1)}, "scale_shape"),
+    ({"bn_momentum": "torch"}, "bn_momentum"), ({"scale_shape": (1, 2, 1)}, "scale_shape"),
     ({"names": {"kernel": "w", "bias": "b", "alpha": "a"}}, "names")])
 def test_norm_conventions_reject_bad_values(conventions, word):
     with pytest.raises(ValueError, match=word):
@@ -107,3 +108,53 @@ def test_factory_call_refuses_anything_but_literals(text):
 def test_unknown_model_is_bad_input(capsys):
     assert main(["check", "--model", model_spec("mlp_nope")]) == 2
     assert "expected model in" in capsys.readouterr().err
+
+
+class TorchBatchNorm:
+    """A batch norm object in PyTorch's terms: gamma and beta named weight and bias, momentum
+    0.1 weighing the batch, running statistics in a mapping ``state``."""
+
+    def __init__(self):
+        self.params, self.grads, self.state = {}, {}, {}
+
+    def forward(self, x):
+        mean, var = x.mean(axis=0), x.var(axis=0)
+        self.xhat, self.std = (x - mean) / np.sqrt(var + 1e-5), np.sqrt(var + 1e-5)
+        for key, batch in (("running_mean", mean), ("running_var", var)):
+            self.state[key] = 0.9 * self.state[key] + 0.1 * batch
+        return self.params["weight"] * self.xhat + self.params["bias"]
+
+    def backward(self, dy):
+        self.grads = {"weight": (dy * self.xhat).sum(axis=0), "bias": dy.sum(axis=0)}
+        g = dy * self.params["weight"]
+        return (g - g.mean(axis=0) - self.xhat * (g * self.xhat).mean(axis=0)) / self.std
+
+
+class SeededDropout:
+    """Inverted dropout drawing the same mask on every call, drop probability 0.3."""
+
+    params: dict = {}
+
+    def forward(self, x):
+        self.mask = (np.random.default_rng(5).random(x.shape) >= 0.3) / 0.7
+        return x * self.mask.astype(x.dtype)
+
+    def backward(self, dy):
+        return dy * self.mask.astype(dy.dtype)
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_object_batchnorm_and_dropout_pass_check(dtype):
+    c = example("cs231n")
+    affine = own.functions(c.affine_forward, c.affine_backward)
+    names = {"kernel": "w", "bias": "b", "gamma": "weight", "beta": "bias"}
+    net = own.Model([own.Dense(affine, 16, name="fc1"), own.ReLU(own.functions(
+        c.relu_forward, c.relu_backward)), own.BatchNormalization(
+        TorchBatchNorm(), 0.1, bn_momentum="pytorch", name="bn"), own.Dropout(SeededDropout(), 0.3),
+        own.Dense(affine, 10, name="scores")], (20,), dtype=dtype,
+        conventions=own.Conventions(names=names, epsilon=1e-5))
+    x = np.random.default_rng(0).standard_normal((8, 20)).astype(dtype)
+    y = np.arange(8) % 10
+    result = check(net, x, y)
+    assert result.passed, result.to_dict()
+    assert set(net.state) == {"bn/moving_mean", "bn/moving_variance"}

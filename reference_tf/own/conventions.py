@@ -60,8 +60,8 @@ class Conventions:
         epsilon: what a normalization adds to the variance; None: Keras's 1e-3.
         dropout: how a Dropout's declared probability reads: "rate" (Keras: the probability of
             dropping a unit) or "keep" (CS231n's ``p``: the probability of keeping it).
-        momentum: how a BatchNormalization's declared momentum reads: "keras" (the weight of the
-            running average, as in CS231n's ``bn_param``) or "pytorch" (the weight of the batch).
+        bn_momentum: how a BatchNormalization's declared momentum reads: "keras" (the weight of
+            the running average, as in CS231n's ``bn_param``) or "pytorch" (the batch's).
         scale_shape: None for gamma and beta of shape (C,); otherwise the user's shape with one
             -1 where C goes, e.g. ``(1, -1, 1, 1)`` (CS231n's spatial group norm).
     """
@@ -74,7 +74,7 @@ class Conventions:
     names: dict = field(default_factory=lambda: {name: name for name in KERAS_NAMES})
     epsilon: float | None = None
     dropout: str = "rate"
-    momentum: str = "keras"
+    bn_momentum: str = "keras"
     scale_shape: tuple | None = None
 
     def __post_init__(self):
@@ -106,7 +106,8 @@ class Conventions:
                                     or not 0 < epsilon < 1):
             raise ValueError(f"{owner}: expected epsilon to be None or a float in (0, 1), "
                              f"received epsilon={epsilon!r}.")
-        for name, readings in (("dropout", DROPOUT_READINGS), ("momentum", MOMENTUM_READINGS)):
+        for name, readings in (("dropout", DROPOUT_READINGS),
+                               ("bn_momentum", MOMENTUM_READINGS)):
             if getattr(self, name) not in readings:
                 raise ValueError(f"{owner}: expected {name} to be one of {readings}, received "
                                  f"{name}={getattr(self, name)!r}.")

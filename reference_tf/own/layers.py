@@ -30,6 +30,7 @@ import numpy as np
 from reference_tf.own.conventions import (
     CONVENTION_FIELDS,
     KERAS_ACTIVATIONS,
+    KERAS_NAMES,
     Conventions,
     keras_permute_dims,
     param_from_user,
@@ -280,7 +281,9 @@ class OwnLayer(Layer):
     @property
     def param_names(self) -> dict[str, str]:
         """Keras parameter name -> the user's name, for the layers that have parameters."""
-        return dict(self.conventions.names) if self.kind else {}
+        if not self.kind:
+            return {}
+        return {key: self.conventions.names[key] for key in KERAS_NAMES}
 
     def twin_stack(self) -> list[tuple[str, dict]]:
         """The Keras layers computing exactly what was declared, in the user's layouts, in

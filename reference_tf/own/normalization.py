@@ -12,7 +12,7 @@ CS231n's assignment-2 functions, or objects in PyTorch's style:
   very mask the user's code drew.
 
 Conventions (``reference_tf.own.Conventions``): ``epsilon`` (None: Keras's 1e-3; CS231n's code
-adds 1e-5), ``momentum`` ("keras": the declared momentum weighs the running average, as
+adds 1e-5), ``bn_momentum`` ("keras": the declared momentum weighs the running average, as
 CS231n's ``bn_param``; "pytorch": it weighs the batch), ``dropout`` ("rate": the declared
 probability drops a unit, as Keras; "keep": it keeps one, as CS231n's ``p``), ``scale_shape``
 (gamma and beta of shape (1, C, 1, 1), as CS231n's spatial group norm), and ``names`` for gamma,
@@ -121,7 +121,7 @@ class _Normalization(OwnLayer):
 class BatchNormalization(_Normalization):
     """A user batch norm declared as ``keras.layers.BatchNormalization(momentum=momentum,
     epsilon=<conventions.epsilon>)`` in training mode, over the channel axis of the declared
-    layout (features of (N, D)). ``momentum`` reads as the ``momentum`` convention says.
+    layout (features of (N, D)). ``momentum`` reads as the ``bn_momentum`` convention says.
     Parameters: gamma, beta; state: the running mean and variance (Keras's moving_mean and
     moving_variance, starting at 0 and 1)."""
 
@@ -133,7 +133,7 @@ class BatchNormalization(_Normalization):
         self.momentum = check_interval(self.owner, "momentum", momentum, 0.0, 1.0)
 
     def config(self):
-        momentum = self.momentum if self.conventions.momentum == "keras" else 1 - self.momentum
+        momentum = self.momentum if self.conventions.bn_momentum == "keras" else 1 - self.momentum
         return {"momentum": momentum, "epsilon": self.epsilon}
 
     def build(self, input_shape, rng=None, dtype="float32"):
