@@ -158,3 +158,19 @@ def test_object_batchnorm_and_dropout_pass_check(dtype):
     result = check(net, x, y)
     assert result.passed, result.to_dict()
     assert set(net.state) == {"bn/moving_mean", "bn/moving_variance"}
+
+
+def test_running_average_of_another_shape_is_a_fault(monkeypatch, tmp_path):
+    c = example("cs231n")
+    real = c.batchnorm_forward
+
+    def batchnorm_forward(x, gamma, beta, bn_param):
+        out, cache = real(x, gamma, beta, bn_param)
+        bn_param["running_mean"] = bn_param["running_mean"][None]
+        return out, cache
+
+    monkeypatch.setattr(c, "batchnorm_forward", batchnorm_forward)
+    code, result = diff_json(tmp_path, "--model", model_spec("mlp_batchnorm"), "--no-fd")
+    fault = result["first_divergence"]["fault"]
+    assert code == 1 and (fault["layer"], fault["key"]) == ("bn1", "state/moving_mean"), fault
+    assert "running average 'running_mean' of shape (1, 32), expected (32,)" in fault["sentence"]
