@@ -1,15 +1,19 @@
 """A CS231n-style layer library, written from scratch, and its tfparity declarations.
 
-The nine functions have the names and signatures of the CS231n assignments: activations are
+The functions have the names and signatures of the CS231n assignments: activations are
 NCHW ``(N, C, H, W)``, conv kernels ``(F, C, HH, WW)``, affine weights ``(D, M)``, every forward
 returns ``(out, cache)`` and every backward takes ``(dout, cache)``. They are vectorised over the
 batch and the output positions (loops run over the kernel or pooling window only), so a check
-takes seconds, and they compute exactly what the one-output-at-a-time loops would.
+takes seconds, and they compute exactly what the one-output-at-a-time loops would. After the
+nine of the CNN come assignment 2's batch norm (with ``batchnorm_backward_alt``), spatial batch
+norm, layer norm, spatial group norm, dropout and ``svm_loss``, with the parameter dicts of its
+notebooks (``bn_param``, ``ln_param``, ``gn_param``, ``dropout_param``).
 
 ``build()`` at the end holds the only tfparity code: the declarations that say which Keras
 layer each function pair computes and in which conventions. A student checks their own module
 with the same declarations: ``build("cnn", lib=my_layers)``, or from the command line
-``tfparity check --model examples/own_network/cs231n_style.py:build``.
+``tfparity check --model examples/own_network/cs231n_style.py:build`` (another model:
+``--model 'examples/own_network/cs231n_style.py:build(model="mlp_layernorm")'``).
 """
 
 from __future__ import annotations
@@ -338,7 +342,7 @@ def build(model: str = "cnn", lib=None):
     bn = own.functions(lib.batchnorm_forward, lib.batchnorm_backward, bn_param=bn_param)
     bn_alt = own.functions(lib.batchnorm_forward, lib.batchnorm_backward_alt, bn_param=bn_param)
     spatial_bn = own.functions(lib.spatial_batchnorm_forward, lib.spatial_batchnorm_backward,
-                               bn_param={"mode": "train"})
+                               bn_param=bn_param)
     ln = own.functions(lib.layernorm_forward, lib.layernorm_backward, ln_param={})
     gn = own.functions(lib.spatial_groupnorm_forward, lib.spatial_groupnorm_backward, 2, {})
     dropout_param = {"mode": "train", "p": 0.75, "seed": 231}
