@@ -326,9 +326,7 @@ def svm_loss(x, y):
 def build(model: str = "cnn", lib=None):
     """A model of ``lib``'s functions (default: this module's), declared for tfparity: images
     (N, 1, 28, 28) -> 10 scores. ``model``: "cnn", "mlp2", "mlp_batchnorm",
-    "cnn_spatial_batchnorm", "mlp_dropout", "mlp_layernorm", "cnn_groupnorm" or "mlp_svm".
-    A batch norm follows a ReLU: right after a bias, that bias's gradient is 0 up to rounding,
-    which no relative comparison can judge."""
+    "cnn_spatial_batchnorm", "mlp_dropout", "mlp_layernorm", "cnn_groupnorm" or "mlp_svm"."""
     from reference_tf import own
 
     lib = lib or sys.modules[__name__]
@@ -350,6 +348,8 @@ def build(model: str = "cnn", lib=None):
     fc1, relu1 = own.Dense(affine, 32, name="fc1"), own.ReLU(relu, name="relu1")
     relu2, pool1 = own.ReLU(relu, name="relu2"), own.MaxPool2D(pool, 2, name="pool1")
     conv1 = own.Conv2D(conv, 8, 3, padding=1, name="conv1")
+    # A batch norm follows a ReLU: right after a bias, that bias's gradient is 0 up to rounding,
+    # which no relative comparison can judge.
     layers = {
         "cnn": [conv1, relu1, pool1, own.Conv2D(conv, 8, 3, padding=1, name="conv2"), relu2,
                 own.MaxPool2D(pool, 2, name="pool2"), own.Dense(affine, 32, name="fc1"),
