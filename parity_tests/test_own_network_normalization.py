@@ -11,6 +11,7 @@ from reference_tf.batches import model_batch
 from reference_tf.check import check
 from reference_tf.layerdiff import diff
 from reference_tf.own.loading import factory_call
+from reference_tf.testing import assert_layer_parity
 from reports.cli import main
 
 from helpers import DTYPES
@@ -174,3 +175,31 @@ def test_running_average_of_another_shape_is_a_fault(monkeypatch, tmp_path):
     fault = result["first_divergence"]["fault"]
     assert code == 1 and (fault["layer"], fault["key"]) == ("bn1", "state/moving_mean"), fault
     assert "running average 'running_mean' of shape (1, 32), expected (32,)" in fault["sentence"]
+
+
+
+def norm_layer(c, index: int, epsilon):
+    """(declaration, input shape with the batch axis) of CS231n's layer, spatial batch or
+    spatial group norm, declared with ``epsilon``."""
+    functions = own.functions
+    if index == 0:
+        return (own.LayerNormalization(functions(c.layernorm_forward, c.layernorm_backward, {}),
+                                       epsilon=epsilon), (4, 6))
+    if index == 1:
+        return (own.BatchNormalization(functions(c.spatial_batchnorm_forward,
+                                                 c.spatial_batchnorm_backward, {}),
+                                       0.9, epsilon=epsilon, layout="NCHW"), (4, 3, 5, 5))
+    return (own.GroupNormalization(functions(c.spatial_groupnorm_forward,
+                                             c.spatial_groupnorm_backward, 3, {}),
+                                   3, epsilon=epsilon, layout="NCHW", scale_shape=(1, -1, 1, 1)),
+            (2, 6, 4, 4))
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("index", range(3))
+def test_cs231n_norm_layer_parity(index, dtype):
+    layer, shape = norm_layer(example("cs231n"), index, 1e-5)
+    assert_layer_parity(layer, None, shape, dtype)
+    layer, shape = norm_layer(example("cs231n"), index, None)  # Keras's 1e-3, the code's 1e-5
+    with pytest.raises(AssertionError, match="cause of output: .*cause: norm_epsilon"):
+        assert_layer_parity(layer, None, shape, dtype)
