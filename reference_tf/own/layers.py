@@ -343,7 +343,10 @@ class OwnLayer(Layer):
         return {}
 
     # Passes ----------------------------------------------------------------------------------
-    def _fault(self, direction: str):
+    def fault_maker(self, direction: str):
+        """``make(key, problem, fatal, frame=None) -> Fault`` of this layer's code in one pass
+        ("forward" or "backward")."""
+
         def make(key, problem, fatal, frame=None):
             return Fault(self.name or type(self).__name__, self.impl.function(direction),
                          direction, key, problem, fatal, frame)
@@ -356,7 +359,7 @@ class OwnLayer(Layer):
 
     def call(self, x):
         self._require_impl()
-        fault = self._fault("forward")
+        fault = self.fault_maker("forward")
         x_given = x.copy()
         given = {name: value.copy() for name, value in self.params.items()}
         y, cache = self.impl.run_forward(x_given, given, fault)
@@ -377,7 +380,7 @@ class OwnLayer(Layer):
 
     def call_backward(self, dy):
         self._require_impl()
-        fault = self._fault("backward")
+        fault = self.fault_maker("backward")
         cache, x, x_given, given = self.cache
         dy_given = dy.copy()
         dx, dparams = self.impl.run_backward(dy_given, cache, list(given), fault)

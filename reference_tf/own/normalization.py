@@ -156,7 +156,7 @@ class BatchNormalization(_Normalization):
     def _read_state(self, y, stored) -> list:
         """Copy the running averages the user's code left in ``stored`` into ``state``."""
         names, faults = self.conventions.norm_names, []
-        fault = self._fault("forward")
+        fault = self.fault_maker("forward")
         for key in STATE:
             value = stored.get(names[key]) if stored is not None else None
             found = result_faults(value, f"state/{key}", f"running average '{names[key]}'",
@@ -239,7 +239,7 @@ class Dropout(OwnLayer):
         if unknown.any():
             try:
                 dx, _ = self.impl.run_backward(np.ones_like(y), self.cache[0], [],
-                                               self._fault("backward"))
+                                               self.fault_maker("backward"))
                 self.keep |= unknown & (np.asarray(dx) != 0)
             except UserCodeError:
                 pass  # the backward pass itself reports its faults
