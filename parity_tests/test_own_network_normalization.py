@@ -203,3 +203,12 @@ def test_cs231n_norm_layer_parity(index, dtype):
     layer, shape = norm_layer(example("cs231n"), index, None)  # Keras's 1e-3, the code's 1e-5
     with pytest.raises(AssertionError, match="cause of output: .*cause: norm_epsilon"):
         assert_layer_parity(layer, None, shape, dtype)
+
+
+def test_batchnorm_without_a_place_for_running_averages_is_refused():
+    c = example("cs231n")
+    with pytest.raises(ValueError, match="bn_param"):
+        own.BatchNormalization(own.functions(c.batchnorm_forward, c.batchnorm_backward), 0.9)
+    layer = own.BatchNormalization(SeededDropout(), 0.9, name="bn")  # no mapping `state`
+    with pytest.raises(ValueError, match=r"'bn' .*expected SeededDropout.state to be a mapping"):
+        layer.build((4,), np.random.default_rng(0), "float64")

@@ -41,12 +41,8 @@ def _mode_impl(layer: OwnLayer, mode: str, state: dict | None = None):
     running averages: the dict or the object's mapping)."""
     impl = layer.impl
     if isinstance(impl, Functions):
-        if impl.param_dict() is None:
-            if state is None:
-                return impl, None
-            raise ValueError(f"{layer.owner}: expected a parameter dict after gamma and beta "
-                             "(CS231n's bn_param) to hand the running averages to, received "
-                             f"arguments {impl.args} and {sorted(impl.kwargs)}.")
+        if impl.param_dict() is None:  # a dropout without dropout_param (BN has one: __init__)
+            return impl, None
         impl = impl.with_param({"mode": mode, **(state or {})})
         return impl, impl.param_dict()
     if state is None:
@@ -131,12 +127,19 @@ class BatchNormalization(_Normalization):
     def __init__(self, impl, momentum: float = 0.99, name: str | None = None, **conventions):
         super().__init__(impl, name, **conventions)
         self.momentum = check_interval(self.owner, "momentum", momentum, 0.0, 1.0)
+        if isinstance(self.impl, Functions) and self.impl.param_dict() is None:
+            raise ValueError(f"{self.owner}: expected a parameter dict among the arguments after "
+                             "gamma and beta (CS231n's bn_param) to hand the running averages "
+                             f"to, received arguments {self.impl.args} and keywords "
+                             f"{sorted(self.impl.kwargs)}.")
 
     def config(self):
         momentum = self.momentum if self.conventions.bn_momentum == "keras" else 1 - self.momentum
         return {"momentum": momentum, "epsilon": self.epsilon}
 
     def build(self, input_shape, rng=None, dtype="float32"):
+        if self.impl is not None and not isinstance(self.impl, Functions):
+            self.impl.state_mapping(self.owner)
         super().build(input_shape, rng, dtype)
         channels = self.channels(self.input_shape)
         self.state = {"moving_mean": np.zeros(channels, dtype=self.dtype),
