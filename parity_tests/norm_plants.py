@@ -83,6 +83,16 @@ def layernorm_dgamma_of_shape_1_d(monkeypatch, c):
     monkeypatch.setattr(c, "layernorm_backward", layernorm_backward)
 
 
+def svm_loss_summed(monkeypatch, c):
+    real = c.svm_loss
+
+    def svm_loss(x, y):
+        value, dx = real(x, y)
+        return value * len(x), dx * len(x)
+
+    monkeypatch.setattr(c, "svm_loss", svm_loss)
+
+
 NORM_PLANTS = {
     "layernorm_epsilon_1e-5": NormPlant("mlp_layernorm", declared_keras_epsilon,
                                         ("ln1", "forward", "output"), "norm_epsilon"),
@@ -96,4 +106,6 @@ NORM_PLANTS = {
     "batchnorm_sign_flip_in_one_unit": NormPlant("mlp_batchnorm",
                                                  batchnorm_sign_flip_in_one_unit,
                                                  ("bn1", "forward", "output"), None),
+    "svm_loss_summed": NormPlant("mlp_svm", svm_loss_summed, ("loss", "forward", "output"),
+                                 "loss_reduction"),
 }
