@@ -112,14 +112,17 @@ def cs231n_flatten_nhwc_weights(monkeypatch, c):
     patch_build(monkeypatch, c, lambda model: rebuilt_with(model, flatten="NHWC"))
 
 
-def cs231n_loss_summed(monkeypatch, c):
-    real = c.softmax_loss
-
-    def softmax_loss(x, y):
-        value, dx = real(x, y)
+def summed_over_batch(loss):
+    """A CS231n loss ``(loss, dx) = loss(x, y)`` summed over the batch instead of averaged."""
+    def summed(x, y):
+        value, dx = loss(x, y)
         return value * len(x), dx * len(x)
 
-    monkeypatch.setattr(c, "softmax_loss", softmax_loss)
+    return summed
+
+
+def cs231n_loss_summed(monkeypatch, c):
+    monkeypatch.setattr(c, "softmax_loss", summed_over_batch(c.softmax_loss))
 
 
 def cs231n_same_at_stride_2(monkeypatch, c):

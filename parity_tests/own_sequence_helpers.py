@@ -135,5 +135,5 @@ PLANTS = {
 }
 SEQUENCE_CAUSES = {cause for _, cause in PLANTS.values() if cause}
 # The clean sequence models of the examples: (file, factory arguments).
-CLEAN = [("cs231n_rnn.py", "model=rnn"), ("cs231n_rnn.py", "model=lstm"),
-         ("torch_style_rnn.py", "model=lstm"), ("torch_style_rnn.py", "model=gru")]
+CLEAN = [("cs231n_rnn.py", 'model="rnn"'), ("cs231n_rnn.py", 'model="lstm"'),
+         ("torch_style_rnn.py", 'model="lstm"'), ("torch_style_rnn.py", 'model="gru"')]

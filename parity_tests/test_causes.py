@@ -30,6 +30,7 @@ from scratch.layers import Conv2D
 from scratch.models import IMAGE_MODELS, build
 
 from helpers import DTYPES
+from norm_plants import NORM_PLANTS
 from own_network_helpers import (
     BUGS,
     STYLES,
@@ -328,13 +329,16 @@ def test_every_convention_has_a_planted_test():
     # checks that each has its planted test.
     optimizer_ids = set(update_conventions())
     # kernel_declaration runs a user layer under another declaration: user layers only; the
-    # sequence conventions are planted in test_own_sequence.py (own_sequence_helpers.PLANTS).
+    # sequence conventions are planted in test_own_sequence.py (own_sequence_helpers.PLANTS),
+    # the normalization and dropout ones in test_own_network_normalization.py.
+    norm_ids = {plant.cause for plant in NORM_PLANTS.values() if plant.cause}
     assert ({bug.cause for bug in CONVENTION_BUGS.values()} | optimizer_ids
-            | {"kernel_declaration"} | SEQUENCE_CAUSES) == ids
+            | {"kernel_declaration"} | SEQUENCE_CAUSES | norm_ids) == ids
     # A user layer's bias gradient summed over other axes has another shape, which
     # reference_tf.own reports as a fatal fault before any value is compared.
     layer_ids = ids - optimizer_ids - SEQUENCE_CAUSES
-    assert {cause for _, _, cause, _ in USER_BUGS.values()} == layer_ids - {"bias_grad_axis"}
+    planted = {cause for _, _, cause, _ in USER_BUGS.values()} | norm_ids
+    assert planted == layer_ids - {"bias_grad_axis"}
 
 
 def test_cause_in_sentence_table_title_and_json(monkeypatch):

@@ -135,8 +135,10 @@ def result_faults(value, key: str, label: str, shape: tuple, dtype: np.dtype, la
         return [fault(key, f"returned {label} as {type(value).__name__}, expected a numpy array "
                            f"of shape {shape}{layout}", True)]
     if value.shape != shape:
-        return [fault(key, f"returned {label} of shape {value.shape}, expected {shape}{layout}",
-                      True)]
+        same = (f" (the same {value.size} values in another shape; tfparity does not reshape "
+                "them)" if value.size == int(np.prod(shape)) else "")
+        return [fault(key, f"returned {label} of shape {value.shape}, expected {shape}{layout}"
+                           f"{same}", True)]
     if value.dtype != dtype:
         return [fault(key, f"returned {label} of dtype {value.dtype.name} from a "
                            f"{dtype.name} model", False)]

@@ -4,7 +4,7 @@ temporal softmax loss with the padding masked.
 
 The reference functions are ``cs231n_rnn_layers.py`` beside this file; a student checks their
 own module with the same declarations, ``build("lstm", lib=rnn_layers)``, or from the command
-line ``tfparity check --model examples/own_network/cs231n_rnn.py:build:model=lstm``.
+line ``tfparity check --model examples/own_network/cs231n_rnn.py:build(model="lstm")``.
 The initial state h0 is zeros (CS231n computes it from image features; the features' affine
 layer is ``own.Dense``'s business). The loss is the course's: summed over the steps and
 divided by N.

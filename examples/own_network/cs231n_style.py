@@ -1,15 +1,19 @@
 """A CS231n-style layer library, written from scratch, and its tfparity declarations.
 
-The nine functions have the names and signatures of the CS231n assignments: activations are
+The functions have the names and signatures of the CS231n assignments: activations are
 NCHW ``(N, C, H, W)``, conv kernels ``(F, C, HH, WW)``, affine weights ``(D, M)``, every forward
 returns ``(out, cache)`` and every backward takes ``(dout, cache)``. They are vectorised over the
 batch and the output positions (loops run over the kernel or pooling window only), so a check
-takes seconds, and they compute exactly what the one-output-at-a-time loops would.
+takes seconds, and they compute exactly what the one-output-at-a-time loops would. After the
+nine of the CNN come assignment 2's batch norm (with ``batchnorm_backward_alt``), spatial batch
+norm, layer norm, spatial group norm, dropout and ``svm_loss``, with the parameter dicts of its
+notebooks (``bn_param``, ``ln_param``, ``gn_param``, ``dropout_param``).
 
 ``build()`` at the end holds the only tfparity code: the declarations that say which Keras
 layer each function pair computes and in which conventions. A student checks their own module
 with the same declarations: ``build("cnn", lib=my_layers)``, or from the command line
-``tfparity check --model examples/own_network/cs231n_style.py:build``.
+``tfparity check --model examples/own_network/cs231n_style.py:build`` (another model:
+``--model 'examples/own_network/cs231n_style.py:build(model="mlp_layernorm")'``).
 """
 
 from __future__ import annotations
@@ -161,11 +165,168 @@ def softmax_loss(x, y):
     return loss, dx / n
 
 
+def _standardize(x, axis, eps):
+    """(x - mean) / sqrt(var + eps) over ``axis`` (biased variance); returns (xhat, std) with
+    std keeping the reduced axes."""
+    mean = x.mean(axis=axis, keepdims=True)
+    std = np.sqrt(x.var(axis=axis, keepdims=True) + eps)
+    return (x - mean) / std, std
+
+
+def _standardize_backward(dxhat, xhat, std, axis):
+    """dL/dx of ``_standardize`` given dL/dxhat, in one expression (the "alt" derivation)."""
+    return (dxhat - dxhat.mean(axis=axis, keepdims=True)
+            - xhat * (dxhat * xhat).mean(axis=axis, keepdims=True)) / std
+
+
+def batchnorm_forward(x, gamma, beta, bn_param):
+    """Batch normalization of features.
+
+    Inputs:
+    - x: (N, D); gamma, beta: (D,)
+    - bn_param: {"mode": "train" | "test", "eps" (1e-5), "momentum" (0.9), "running_mean" (D,),
+      "running_var" (D,)}; training updates running = momentum * running + (1 - momentum) *
+      batch (biased variance) and stores them back into bn_param.
+
+    Returns (out, cache): out (N, D).
+    """
+    eps, momentum = bn_param.get("eps", 1e-5), bn_param.get("momentum", 0.9)
+    d = x.shape[1]
+    running_mean = bn_param.get("running_mean", np.zeros(d, dtype=x.dtype))
+    running_var = bn_param.get("running_var", np.ones(d, dtype=x.dtype))
+    if bn_param["mode"] == "train":
+        xhat, std = _standardize(x, 0, eps)
+        running_mean = momentum * running_mean + (1 - momentum) * x.mean(axis=0)
+        running_var = momentum * running_var + (1 - momentum) * x.var(axis=0)
+    else:
+        xhat, std = (x - running_mean) / np.sqrt(running_var + eps), None
+    bn_param["running_mean"], bn_param["running_var"] = running_mean, running_var
+    return gamma * xhat + beta, (xhat, gamma, std)
+
+
+def batchnorm_backward(dout, cache):
+    """Backward pass of ``batchnorm_forward`` through its graph: xhat, then the variance, then
+    the mean. Returns (dx, dgamma, dbeta) of shapes (N, D), (D,), (D,)."""
+    xhat, gamma, std = cache
+    n = dout.shape[0]
+    centered = xhat * std
+    dxhat = dout * gamma
+    dvar = -0.5 * (dxhat * centered).sum(axis=0) / std[0] ** 3
+    dmean = -dxhat.sum(axis=0) / std[0] - 2 * dvar * centered.mean(axis=0)
+    dx = dxhat / std + 2 * dvar * centered / n + dmean / n
+    return dx, (dout * xhat).sum(axis=0), dout.sum(axis=0)
+
+
+def batchnorm_backward_alt(dout, cache):
+    """``batchnorm_backward`` simplified on paper to one expression."""
+    xhat, gamma, std = cache
+    dx = _standardize_backward(dout * gamma, xhat, std, 0)
+    return dx, (dout * xhat).sum(axis=0), dout.sum(axis=0)
+
+
+def _channels_last(x):
+    """(N, C, H, W) -> (N * H * W, C)."""
+    return x.transpose(0, 2, 3, 1).reshape(-1, x.shape[1])
+
+
+def _channels_first(rows, shape):
+    """(N * H * W, C) -> ``shape`` (N, C, H, W)."""
+    n, c, h, w = shape
+    return rows.reshape(n, h, w, c).transpose(0, 3, 1, 2)
+
+
+def spatial_batchnorm_forward(x, gamma, beta, bn_param):
+    """Batch normalization of each channel of x (N, C, H, W) over N, H and W; gamma, beta
+    (C,); bn_param as ``batchnorm_forward``. Returns (out (N, C, H, W), cache)."""
+    out, cache = batchnorm_forward(_channels_last(x), gamma, beta, bn_param)
+    return _channels_first(out, x.shape), (cache, x.shape)
+
+
+def spatial_batchnorm_backward(dout, cache):
+    """Returns (dx, dgamma, dbeta) of shapes (N, C, H, W), (C,), (C,)."""
+    cache, shape = cache
+    dx, dgamma, dbeta = batchnorm_backward_alt(_channels_last(dout), cache)
+    return _channels_first(dx, shape), dgamma, dbeta
+
+
+def layernorm_forward(x, gamma, beta, ln_param):
+    """Layer normalization of each example x (N, D) over its D features; gamma, beta (D,);
+    ln_param {"eps" (1e-5)}. Returns (out (N, D), cache)."""
+    xhat, std = _standardize(x, 1, ln_param.get("eps", 1e-5))
+    return gamma * xhat + beta, (xhat, gamma, std)
+
+
+def layernorm_backward(dout, cache):
+    """Returns (dx, dgamma, dbeta) of shapes (N, D), (D,), (D,)."""
+    xhat, gamma, std = cache
+    dx = _standardize_backward(dout * gamma, xhat, std, 1)
+    return dx, (dout * xhat).sum(axis=0), dout.sum(axis=0)
+
+
+def spatial_groupnorm_forward(x, gamma, beta, G, gn_param):
+    """Group normalization of x (N, C, H, W): each example's channels in G groups of C // G
+    consecutive ones, each group over its channels, H and W; gamma, beta (1, C, 1, 1) as in the
+    notebook; gn_param {"eps" (1e-5)}. Returns (out (N, C, H, W), cache)."""
+    n, c, h, w = x.shape
+    xhat, std = _standardize(x.reshape(n, G, c // G, h, w), (2, 3, 4), gn_param.get("eps", 1e-5))
+    xhat = xhat.reshape(x.shape)
+    return gamma * xhat + beta, (xhat, gamma, std, G)
+
+
+def spatial_groupnorm_backward(dout, cache):
+    """Returns (dx, dgamma, dbeta) of shapes (N, C, H, W), (1, C, 1, 1), (1, C, 1, 1)."""
+    xhat, gamma, std, groups = cache
+    n, c, h, w = dout.shape
+    grouped = (n, groups, c // groups, h, w)
+    dx = _standardize_backward((dout * gamma).reshape(grouped), xhat.reshape(grouped), std,
+                               (2, 3, 4))
+    axes = (0, 2, 3)
+    return (dx.reshape(dout.shape), (dout * xhat).sum(axis=axes, keepdims=True),
+            dout.sum(axis=axes, keepdims=True))
+
+
+def dropout_forward(x, dropout_param):
+    """Inverted dropout; any shape.
+
+    dropout_param: {"mode": "train" | "test", "p": the probability of KEEPING a unit, "seed":
+    optional, the same mask on every call}. Returns (out, cache): out = x * mask / p in
+    training, x in testing.
+    """
+    p, mode = dropout_param["p"], dropout_param["mode"]
+    if mode != "train":
+        return x, (dropout_param, None)
+    rng = np.random.RandomState(dropout_param.get("seed"))
+    mask = ((rng.rand(*x.shape) < p) / p).astype(x.dtype)
+    return x * mask, (dropout_param, mask)
+
+
+def dropout_backward(dout, cache):
+    """dout through the kept units (scaled by 1 / p) in training, unchanged in testing."""
+    dropout_param, mask = cache
+    return dout * mask if dropout_param["mode"] == "train" else dout
+
+
+def svm_loss(x, y):
+    """Multiclass SVM (hinge) loss.
+
+    Inputs: x scores (N, C); y labels (N,). Returns (loss, dx): the mean over the batch of
+    sum over j != y of max(0, x_j - x_y + 1), and its gradient (N, C) (0 at a margin of 0).
+    """
+    n = x.shape[0]
+    rows = np.arange(n)
+    margins = np.maximum(0, x - x[rows, y][:, None] + 1)
+    margins[rows, y] = 0
+    dx = (margins > 0).astype(x.dtype)
+    dx[rows, y] -= dx.sum(axis=1)
+    return margins.sum() / n, dx / n
+
+
 # The tfparity declarations -----------------------------------------------------------------
 
 def build(model: str = "cnn", lib=None):
-    """The course CNN or the two-hidden-layer MLP from ``lib``'s nine functions (default: this
-    module's), declared for tfparity: images (N, 1, 28, 28) -> 10 scores."""
+    """A model of ``lib``'s functions (default: this module's), declared for tfparity: images
+    (N, 1, 28, 28) -> 10 scores. ``model``: "cnn", "mlp2", "mlp_batchnorm",
+    "cnn_spatial_batchnorm", "mlp_dropout", "mlp_layernorm", "cnn_groupnorm" or "mlp_svm"."""
     from reference_tf import own
 
     lib = lib or sys.modules[__name__]
@@ -175,19 +336,41 @@ def build(model: str = "cnn", lib=None):
                          pool_param={"pool_height": 2, "pool_width": 2, "stride": 2})
     relu = own.functions(lib.relu_forward, lib.relu_backward)
     affine = own.functions(lib.affine_forward, lib.affine_backward)
-    if model == "cnn":
-        layers = [own.Conv2D(conv, 8, 3, padding=1, name="conv1"), own.ReLU(relu, name="relu1"),
-                  own.MaxPool2D(pool, 2, name="pool1"),
-                  own.Conv2D(conv, 8, 3, padding=1, name="conv2"), own.ReLU(relu, name="relu2"),
-                  own.MaxPool2D(pool, 2, name="pool2"),
-                  own.Dense(affine, 32, name="fc1"), own.ReLU(relu, name="relu3")]
-    elif model == "mlp2":
-        layers = [own.Dense(affine, 32, name="fc1"), own.ReLU(relu, name="relu1"),
-                  own.Dense(affine, 32, name="fc2"), own.ReLU(relu, name="relu2")]
-    else:
-        raise ValueError(f"build: expected model 'cnn' or 'mlp2', received {model!r}.")
-    layers.append(own.Dense(affine, 10, name="scores"))
+    bn_param = {"mode": "train"}
+    bn = own.functions(lib.batchnorm_forward, lib.batchnorm_backward, bn_param=bn_param)
+    bn_alt = own.functions(lib.batchnorm_forward, lib.batchnorm_backward_alt, bn_param=bn_param)
+    spatial_bn = own.functions(lib.spatial_batchnorm_forward, lib.spatial_batchnorm_backward,
+                               bn_param=bn_param)
+    ln = own.functions(lib.layernorm_forward, lib.layernorm_backward, ln_param={})
+    gn = own.functions(lib.spatial_groupnorm_forward, lib.spatial_groupnorm_backward, 2, {})
+    dropout_param = {"mode": "train", "p": 0.75, "seed": 231}
+    drop = own.functions(lib.dropout_forward, lib.dropout_backward, dropout_param=dropout_param)
+    fc1, relu1 = own.Dense(affine, 32, name="fc1"), own.ReLU(relu, name="relu1")
+    relu2, pool1 = own.ReLU(relu, name="relu2"), own.MaxPool2D(pool, 2, name="pool1")
+    conv1 = own.Conv2D(conv, 8, 3, padding=1, name="conv1")
+    # A batch norm follows a ReLU: right after a bias, that bias's gradient is 0 up to rounding,
+    # which no relative comparison can judge.
+    layers = {
+        "cnn": [conv1, relu1, pool1, own.Conv2D(conv, 8, 3, padding=1, name="conv2"), relu2,
+                own.MaxPool2D(pool, 2, name="pool2"), own.Dense(affine, 32, name="fc1"),
+                own.ReLU(relu, name="relu3")],
+        "mlp2": [fc1, relu1, own.Dense(affine, 32, name="fc2"), relu2],
+        "mlp_batchnorm": [fc1, relu1, own.BatchNormalization(bn, 0.9, name="bn1"),
+                          own.Dense(affine, 32, name="fc2"), relu2,
+                          own.BatchNormalization(bn_alt, 0.9, name="bn2")],
+        "cnn_spatial_batchnorm": [conv1, relu1,
+                                  own.BatchNormalization(spatial_bn, 0.9, name="bn1"), pool1],
+        "mlp_dropout": [fc1, relu1, own.Dropout(drop, dropout_param["p"], dropout="keep")],
+        "mlp_layernorm": [fc1, own.LayerNormalization(ln, name="ln1"), relu1],
+        "cnn_groupnorm": [conv1, own.GroupNormalization(gn, 2, scale_shape=(1, -1, 1, 1)), relu1,
+                          pool1],
+        "mlp_svm": [fc1, relu1],
+    }
+    if model not in layers:
+        raise ValueError(f"build: expected model in {sorted(layers)}, received {model!r}.")
+    loss = (own.HingeLoss(lib.svm_loss) if model == "mlp_svm"
+            else own.Loss(lib.softmax_loss, reduction="mean"))
     conventions = own.Conventions(layout="NCHW", kernel_layout="OIHW", flatten="NCHW",
-                                  names={"kernel": "w", "bias": "b"})
-    return own.Model(layers, (1, 28, 28), loss=own.Loss(lib.softmax_loss, reduction="mean"),
-                     conventions=conventions)
+                                  names={"kernel": "w", "bias": "b"}, epsilon=1e-5)
+    return own.Model(layers[model] + [own.Dense(affine, 10, name="scores")], (1, 28, 28),
+                     loss=loss, conventions=conventions)

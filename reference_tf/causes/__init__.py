@@ -15,7 +15,7 @@ The registry is ``CONVENTIONS`` (``reference_tf.causes.registry``); docs/causes.
 """
 
 from reference_tf.causes import (  # noqa: F401, I001  (they register, in this order)
-    windowed, layers, loss, faults, optim, layouts)
+    windowed, layers, loss, faults, optim, layouts, normalization)
 from reference_tf.causes import sequence  # noqa: F401, I001  (registers after the others)
 from reference_tf.causes.cases import (cause_clause, explain, layer_case, layer_kind, loss_case,
                                          tried)

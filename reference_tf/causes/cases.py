@@ -22,6 +22,8 @@ SIMPLE = {scratch_layers.Dense: "dense", scratch_layers.ReLU: "relu",
 DECLARED = {"Conv2D": "conv", "MaxPooling2D": "pool", "Dense": "dense", "ReLU": "relu",
             "Flatten": "flatten"}  # the Keras class a ``reference_tf.own`` layer declares
 DECLARED.update({"SimpleRNN": "simple_rnn", "LSTM": "lstm", "GRU": "gru"})
+DECLARED.update(BatchNormalization="batchnorm", LayerNormalization="layernorm",
+                GroupNormalization="groupnorm", Dropout="dropout")  # settings: their config
 ACTIVATIONS = ("output", "input_grad", "input", "output_grad")
 
 
@@ -33,7 +35,7 @@ def layer_kind(layer) -> tuple[str, dict]:
     if declaration is not None:
         kind, config = DECLARED.get(declaration.keras, "other"), declaration.config
         settings = {"flatten": declaration.conventions.flatten_order.replace("N", "")}
-        if kind in ("simple_rnn", "lstm", "gru"):
+        if kind in ("simple_rnn", "lstm", "gru", "batchnorm", "layernorm", "groupnorm", "dropout"):
             settings.update(config)
         if kind in ("conv", "pool"):
             settings.update(window=tuple(config.get("kernel_size") or config["pool_size"]),

@@ -30,6 +30,7 @@ from reference_tf.compare import compare_arrays
 
 KINDS = ("conv", "pool", "dense", "relu", "flatten", "loss", "optimizer", "other")
 KINDS += ("simple_rnn", "lstm", "gru", "sequence_loss")  # reference_tf.causes.sequence
+KINDS += ("batchnorm", "layernorm", "groupnorm", "dropout")
 ANY = "any"
 
 

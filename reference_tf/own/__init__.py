@@ -14,6 +14,7 @@ twin is first built.
 
 from reference_tf.loss import Loss
 from reference_tf.own.conventions import Conventions
+from reference_tf.own.hinge import HingeLoss
 from reference_tf.own.layers import (
                                      Conv2D,
                                      Declaration,
@@ -27,6 +28,12 @@ from reference_tf.own.layers import (
 )
 from reference_tf.own.losses import one_hot, value_and_gradient
 from reference_tf.own.model import Function, Model
+from reference_tf.own.normalization import (
+                                     BatchNormalization,
+                                     Dropout,
+                                     GroupNormalization,
+                                     LayerNormalization,
+)
 from reference_tf.own.sequence import GRU, LSTM, Embedding, SequenceLoss, SimpleRNN
 from reference_tf.user_code import Fault, UserCodeError
 
@@ -34,3 +41,5 @@ __all__ = ["Conv2D", "Conventions", "Declaration", "Dense", "Fault", "Flatten", 
            "Loss", "MaxPool2D", "Model", "OwnLayer", "ReLU", "UserCodeError", "functions",
            "methods", "one_hot", "value_and_gradient"]
 __all__ += ["Embedding", "GRU", "LSTM", "SequenceLoss", "SimpleRNN"]
+__all__ += ["BatchNormalization", "Dropout", "GroupNormalization", "HingeLoss",
+            "LayerNormalization"]

@@ -25,6 +25,12 @@ KERAS_ACTIVATIONS = "NHWC"
 KERAS_CONV_KERNEL = "HWIO"
 KERAS_DENSE_KERNEL = "IO"
 KERAS_NAMES = ("kernel", "bias")
+# Normalization layers' names, Keras's -> the user's by default (CS231n's and PyTorch's names)
+NORM_NAMES = {"gamma": "gamma", "beta": "beta", "moving_mean": "running_mean",
+              "moving_variance": "running_var"}
+KERAS_EPSILON = 1e-3  # BatchNormalization, LayerNormalization, GroupNormalization
+DROPOUT_READINGS = ("rate", "keep")
+MOMENTUM_READINGS = ("keras", "pytorch")
 
 
 def _permutation(owner: str, name: str, value, letters: str) -> str:
@@ -48,7 +54,16 @@ class Conventions:
             F goes, e.g. ``(1, 1, 1, -1)``.
         flatten: the order in which a Dense flattens a rank-4 input (and a Flatten its input);
             None means ``layout``.
-        names: the user's name of each Keras parameter, ``{"kernel": ..., "bias": ...}``.
+        names: the user's name of each Keras parameter, ``{"kernel": ..., "bias": ...}``;
+            optionally also of "gamma", "beta", "moving_mean" and "moving_variance" (default
+            gamma, beta, running_mean, running_var).
+        epsilon: what a normalization adds to the variance; None: Keras's 1e-3.
+        dropout: how a Dropout's declared probability reads: "rate" (Keras: the probability of
+            dropping a unit) or "keep" (CS231n's ``p``: the probability of keeping it).
+        bn_momentum: how a BatchNormalization's declared momentum reads: "keras" (the weight of
+            the running average, as in CS231n's ``bn_param``) or "pytorch" (the batch's).
+        scale_shape: None for gamma and beta of shape (C,); otherwise the user's shape with one
+            -1 where C goes, e.g. ``(1, -1, 1, 1)`` (CS231n's spatial group norm).
     """
 
     layout: str = KERAS_ACTIVATIONS
@@ -57,6 +72,10 @@ class Conventions:
     bias_shape: tuple | None = None
     flatten: str | None = None
     names: dict = field(default_factory=lambda: {name: name for name in KERAS_NAMES})
+    epsilon: float | None = None
+    dropout: str = "rate"
+    bn_momentum: str = "keras"
+    scale_shape: tuple | None = None
 
     def __post_init__(self):
         owner = "Conventions"
@@ -71,22 +90,37 @@ class Conventions:
                                                 KERAS_DENSE_KERNEL))
         if self.flatten is not None:
             set_(self, "flatten", _permutation(owner, "flatten", self.flatten, KERAS_ACTIVATIONS))
-        if self.bias_shape is not None:
-            shape = tuple(self.bias_shape) if isinstance(self.bias_shape, (tuple, list)) else ()
-            if (shape.count(-1) != 1
-                    or not all(isinstance(s, int) and (s == 1 or s == -1) for s in shape)):
-                raise ValueError(f"{owner}: expected bias_shape to be a tuple of 1s with one -1 "
-                                 f"for the number of units, e.g. (1, 1, 1, -1), received "
-                                 f"bias_shape={self.bias_shape!r}.")
-            set_(self, "bias_shape", shape)
+        for name in ("bias_shape", "scale_shape"):
+            if getattr(self, name) is not None:
+                set_(self, name, _unit_shape(owner, name, getattr(self, name)))
         names = dict(self.names) if isinstance(self.names, dict) else None
-        if (names is None or set(names) != set(KERAS_NAMES)
+        if (names is None or not set(KERAS_NAMES) <= set(names) <= {*KERAS_NAMES, *NORM_NAMES}
                 or not all(isinstance(v, str) and v and "/" not in v for v in names.values())
                 or len(set(names.values())) != len(names)):
-            raise ValueError(f"{owner}: expected names to map 'kernel' and 'bias' to two distinct "
-                             f"names without '/', e.g. {{'kernel': 'W', 'bias': 'b'}}, received "
-                             f"names={self.names!r}.")
+            raise ValueError(f"{owner}: expected names to map 'kernel' and 'bias' (and optionally "
+                             f"{', '.join(NORM_NAMES)}) to distinct names without '/', e.g. "
+                             f"{{'kernel': 'W', 'bias': 'b'}}, received names={self.names!r}.")
         set_(self, "names", names)
+        epsilon = self.epsilon
+        if epsilon is not None and (isinstance(epsilon, bool) or not isinstance(epsilon, float)
+                                    or not 0 < epsilon < 1):
+            raise ValueError(f"{owner}: expected epsilon to be None or a float in (0, 1), "
+                             f"received epsilon={epsilon!r}.")
+        for name, readings in (("dropout", DROPOUT_READINGS),
+                               ("bn_momentum", MOMENTUM_READINGS)):
+            if getattr(self, name) not in readings:
+                raise ValueError(f"{owner}: expected {name} to be one of {readings}, received "
+                                 f"{name}={getattr(self, name)!r}.")
+
+    @property
+    def norm_names(self) -> dict:
+        """Keras name -> the user's name of a normalization layer's arrays."""
+        return {key: self.names.get(key, user) for key, user in NORM_NAMES.items()}
+
+    @property
+    def keras_epsilon(self) -> float:
+        """The epsilon of the Keras twin of a normalization layer."""
+        return KERAS_EPSILON if self.epsilon is None else self.epsilon
 
     @property
     def flatten_order(self) -> str:
@@ -104,12 +138,23 @@ class Conventions:
     def to_dict(self) -> dict:
         """Every field, JSON-ready."""
         out = {f.name: getattr(self, f.name) for f in fields(self)}
-        out["bias_shape"] = None if self.bias_shape is None else list(self.bias_shape)
+        for name in ("bias_shape", "scale_shape"):
+            out[name] = None if out[name] is None else list(out[name])
         out["names"] = dict(self.names)
         return out
 
 
 CONVENTION_FIELDS = tuple(f.name for f in fields(Conventions))
+
+
+def _unit_shape(owner: str, name: str, value) -> tuple:
+    """``value`` as a tuple of 1s with one -1 (where the units go), else ValueError."""
+    shape = tuple(value) if isinstance(value, (tuple, list)) else ()
+    if (shape.count(-1) != 1
+            or not all(isinstance(s, int) and (s == 1 or s == -1) for s in shape)):
+        raise ValueError(f"{owner}: expected {name} to be a tuple of 1s with one -1 for the "
+                         f"number of units, e.g. (1, 1, 1, -1), received {name}={value!r}.")
+    return shape
 
 
 def _order(source: str, target: str) -> tuple[int, ...]:
@@ -157,10 +202,14 @@ def keras_permute_dims(source: str, target: str) -> tuple[int, ...]:
 
 # Parameters ----------------------------------------------------------------------------------
 
-def _bias_shape(units: int, conventions: Conventions) -> tuple:
-    if conventions.bias_shape is None:
+VECTORS = ("bias", "gamma", "beta")  # parameters of shape (units,) in Keras
+
+
+def _bias_shape(units: int, conventions: Conventions, key: str = "bias") -> tuple:
+    shape = conventions.bias_shape if key == "bias" else conventions.scale_shape
+    if shape is None:
         return (units,)
-    return tuple(units if s == -1 else 1 for s in conventions.bias_shape)
+    return tuple(units if s == -1 else 1 for s in shape)
 
 
 def _kernel_layouts(kind: str, conventions: Conventions) -> tuple[str, str]:
@@ -171,9 +220,10 @@ def _kernel_layouts(kind: str, conventions: Conventions) -> tuple[str, str]:
 
 
 def param_shape_to_user(kind: str, key: str, keras_shape: tuple, conventions: Conventions) -> tuple:
-    """The user's shape of Keras parameter ``key`` ("kernel"/"bias") of a ``kind`` layer."""
-    if key == "bias":
-        return _bias_shape(keras_shape[0], conventions)
+    """The user's shape of Keras parameter ``key`` ("kernel", "bias", "gamma", "beta") of a
+    ``kind`` layer."""
+    if key in VECTORS:
+        return _bias_shape(keras_shape[0], conventions, key)
     keras_layout, user_layout = _kernel_layouts(kind, conventions)
     return tuple(keras_shape[i] for i in _order(keras_layout, user_layout))
 
@@ -181,8 +231,8 @@ def param_shape_to_user(kind: str, key: str, keras_shape: tuple, conventions: Co
 def param_to_user(kind: str, key: str, value: np.ndarray, conventions: Conventions) -> np.ndarray:
     """Keras parameter ``key`` of a ``kind`` ("conv"/"dense") layer, as the user stores it (a new
     contiguous array)."""
-    if key == "bias":
-        return np.array(value.reshape(_bias_shape(value.shape[0], conventions)))
+    if key in VECTORS:
+        return np.array(value.reshape(_bias_shape(value.shape[0], conventions, key)))
     keras_layout, user_layout = _kernel_layouts(kind, conventions)
     return np.ascontiguousarray(value.transpose(_order(keras_layout, user_layout)))
 
@@ -190,7 +240,7 @@ def param_to_user(kind: str, key: str, value: np.ndarray, conventions: Conventio
 def param_from_user(kind: str, key: str, value: np.ndarray, conventions: Conventions) -> np.ndarray:
     """A user array of Keras parameter ``key`` (or its gradient) in Keras's layout; the caller
     has checked its shape against ``param_shape_to_user``."""
-    if key == "bias":
+    if key in VECTORS:
         return np.ascontiguousarray(value).reshape(-1)
     keras_layout, user_layout = _kernel_layouts(kind, conventions)
     return np.ascontiguousarray(value.transpose(_order(user_layout, keras_layout)))

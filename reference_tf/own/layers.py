@@ -30,6 +30,7 @@ import numpy as np
 from reference_tf.own.conventions import (
     CONVENTION_FIELDS,
     KERAS_ACTIVATIONS,
+    KERAS_NAMES,
     Conventions,
     keras_permute_dims,
     param_from_user,
@@ -93,6 +94,20 @@ class Functions:
     def copy(self) -> "Functions":
         return self  # stateless: the cache travels through the calls
 
+    def param_dict(self) -> dict | None:
+        """The dict among the arguments after the parameters (CS231n's ``bn_param``,
+        ``dropout_param``), if there is one."""
+        return next((a for a in (*self.args, *self.kwargs.values()) if isinstance(a, dict)), None)
+
+    def with_param(self, values: dict) -> "Functions":
+        """A copy whose dict argument (``param_dict``) is a new dict: the original updated with
+        ``values`` (the caller reads what the user's code stored in it from ``param_dict``)."""
+        old = self.param_dict()
+        fresh = {**old, **values}
+        args = tuple(fresh if a is old else a for a in self.args)
+        kwargs = {k: fresh if v is old else v for k, v in self.kwargs.items()}
+        return Functions(self.forward, self.backward, *args, **kwargs)
+
 
 GRAD_ATTRIBUTES = ("d{}", "grad_{}", "{}_grad", "d_{}", "grad{}")  # where gradients are found
 
@@ -110,7 +125,8 @@ class Methods:
     """
 
     def __init__(self, obj, forward: str = "forward", backward: str = "backward",
-                 params: str | dict = "params", grads: str | dict = "grads"):
+                 params: str | dict = "params", grads: str | dict = "grads",
+                 state: str = "state"):
         for role, attribute in (("forward", forward), ("backward", backward)):
             if not callable(getattr(obj, attribute, None)):
                 raise TypeError(f"methods: expected {type(obj).__name__} to have a method "
@@ -121,7 +137,7 @@ class Methods:
                 raise TypeError(f"methods: expected {role} to be the name of a mapping or a dict "
                                 f"parameter name -> attribute name, received {value!r}.")
         self.obj, self.names = obj, {"forward": forward, "backward": backward,
-                                     "params": params, "grads": grads}
+                                     "params": params, "grads": grads, "state": state}
 
     def function(self, direction: str) -> str:
         return f"{type(self.obj).__name__}.{self.names[direction]}"
@@ -218,6 +234,16 @@ class Methods:
                      input_grad: bool = True) -> tuple:
         dx = call_user(getattr(self.obj, self.names["backward"]), (dy,), {}, "input_grad", fault)
         return dx, self._gradients(names, fault) if names else []
+
+    def state_mapping(self, owner: str):
+        """The object's mapping of running statistics (BatchNormalization's), ValueError if it
+        has none."""
+        mapping = getattr(self.obj, self.names["state"], None)
+        if not hasattr(mapping, "__setitem__"):
+            raise ValueError(f"{owner}: expected {type(self.obj).__name__}.{self.names['state']} "
+                             f"to be a mapping of its running statistics, received "
+                             f"{type(mapping).__name__}.")
+        return mapping
 
     def copy(self) -> "Methods":
         clone = copy.copy(self)
@@ -347,7 +373,9 @@ class OwnLayer(Layer):
     @property
     def param_names(self) -> dict[str, str]:
         """Keras parameter name -> the user's name, for the layers that have parameters."""
-        return dict(self.conventions.names) if self.kind else {}
+        if not self.kind:
+            return {}
+        return {key: self.conventions.names[key] for key in KERAS_NAMES}
 
     def twin_stack(self) -> list[tuple[str, dict]]:
         """The Keras layers computing exactly what was declared, in the user's layouts, in
@@ -420,7 +448,10 @@ class OwnLayer(Layer):
         array)."""
         return y
 
-    def _fault(self, direction: str):
+    def fault_maker(self, direction: str):
+        """``make(key, problem, fatal, frame=None) -> Fault`` of this layer's code in one pass
+        ("forward" or "backward")."""
+
         def make(key, problem, fatal, frame=None):
             return Fault(self.name or type(self).__name__, self.impl.function(direction),
                          direction, key, problem, fatal, frame)
@@ -433,7 +464,7 @@ class OwnLayer(Layer):
 
     def call(self, x):
         self._require_impl()
-        fault = self._fault("forward")
+        fault = self.fault_maker("forward")
         x_given = x.copy()
         given = {name: value.copy() for name, value in self.params.items()}
         y, cache = self.impl.run_forward(self.to_user(x_given), given, fault,
@@ -456,7 +487,7 @@ class OwnLayer(Layer):
 
     def call_backward(self, dy):
         self._require_impl()
-        fault = self._fault("backward")
+        fault = self.fault_maker("backward")
         cache, x, x_given, given = self.cache
         dy_given = dy.copy()
         dx, dparams = self.impl.run_backward(self.to_user(dy_given), cache, list(given), fault,
@@ -677,10 +708,12 @@ def functions(forward: Callable, backward: Callable, *args, **kwargs) -> Functio
 
 
 def methods(obj, forward: str = "forward", backward: str = "backward",
-            params: str | dict = "params", grads: str | dict = "grads") -> Methods:
+            params: str | dict = "params", grads: str | dict = "grads",
+            state: str = "state") -> Methods:
     """An object implementation whose methods or mappings have other names, or whose parameters
     and gradients are attributes: ``params={"W": "weight"}``, ``grads={"W": "grad_weight"}``
-    (the user's parameter name -> attribute)."""
-    return Methods(obj, forward, backward, params, grads)
+    (the user's parameter name -> attribute); ``state``: the mapping of a batch norm's running
+    averages."""
+    return Methods(obj, forward, backward, params, grads, state)
 
 

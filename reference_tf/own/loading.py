@@ -1,14 +1,14 @@
 """``FILE.py:FACTORY`` and ``package.module:FACTORY``: the model a command line names.
 
-FACTORY() is called without arguments, or with string keyword arguments given after another
-colon (``cs231n_rnn.py:build:model=lstm`` calls ``build(model="lstm")``), and returns the
-model: a ``reference_tf.own.Model`` or ``Function``, or a ``scratch.models.Sequential``. A file
-is imported with its own directory first on ``sys.path`` (as ``python FILE.py`` would), so it
-can import the modules beside it.
+FACTORY() is called without arguments, or with the literal arguments the spec gives,
+``FILE.py:FACTORY(model="lstm", units=8)``, and returns the model: a ``reference_tf.own.Model`` or
+``Function``, or a ``scratch.models.Sequential``. A file is imported with its own directory first
+on ``sys.path`` (as ``python FILE.py`` would), so it can import the modules beside it.
 """
 
 from __future__ import annotations
 
+import ast
 import hashlib
 import importlib
 import importlib.util
@@ -48,31 +48,39 @@ def import_target(target: str):
     return importlib.import_module(target)
 
 
-def factory_arguments(text: str) -> dict[str, str]:
-    """``"model=lstm,size=3"`` -> {"model": "lstm", "size": "3"} (values stay strings)."""
-    out = {}
-    for item in text.split(","):
-        key, sep, value = item.partition("=")
-        if not sep or not key.isidentifier() or key in out:
-            raise ValueError(f"expected factory arguments KEY=VALUE separated by commas, "
-                             f"received {text!r}.")
-        out[key] = value
-    return out
+def factory_call(text: str) -> tuple[str, tuple, dict]:
+    """(name, args, kwargs) of ``FACTORY`` or ``FACTORY(literal, key=literal, ...)``; ValueError
+    for anything else (names, expressions, calls inside)."""
+    try:
+        call = ast.parse(text, mode="eval").body
+        if isinstance(call, ast.Name):
+            return call.id, (), {}
+        if not isinstance(call, ast.Call) or not isinstance(call.func, ast.Name):
+            raise ValueError(text)
+        args = tuple(ast.literal_eval(a) for a in call.args)
+        kwargs = {k.arg: ast.literal_eval(k.value) for k in call.keywords if k.arg}
+        if len(kwargs) != len(call.keywords):
+            raise ValueError(text)
+        return call.func.id, args, kwargs
+    except (SyntaxError, ValueError):
+        raise ValueError(f"expected FACTORY or FACTORY(key=value, ...) with Python literals as "
+                         f"values, e.g. build(model=\"lstm\"), received {text!r}.") from None
 
 
 def load_model(spec: str):
-    """Import ``FILE.py:FACTORY`` or ``package.module:FACTORY`` and return FACTORY().
+    """Import ``FILE.py:FACTORY`` or ``package.module:FACTORY`` and return FACTORY(), or
+    FACTORY(*args, **kwargs) for ``...:FACTORY(literal, key=literal, ...)``.
 
     Raises:
         ValueError: the spec is malformed, the file or module or factory does not exist, importing
             or calling it raised or exited (with the last frame), or it returned no model.
     """
-    target, *rest = spec.split(":")
-    factory = rest[0] if len(rest) in (1, 2) else ""
-    kwargs = factory_arguments(rest[1]) if len(rest) == 2 else {}
-    if not target or not factory.isidentifier():
-        raise ValueError(f"expected FILE.py:FACTORY[:KEY=VALUE,...] or "
-                         f"package.module:FACTORY[:KEY=VALUE,...], received {spec!r}.")
+    head, paren, tail = spec.partition("(")
+    target, sep, factory = head.rpartition(":")
+    if not sep or not target or not factory.isidentifier():
+        raise ValueError(f"expected FILE.py:FACTORY or package.module:FACTORY, received "
+                         f"{spec!r}.")
+    factory, args, kwargs = factory_call(factory + paren + tail)
     try:
         with guard():
             module = import_target(target)
@@ -84,7 +92,7 @@ def load_model(spec: str):
         raise ValueError(f"{target!r} has no function {factory!r}.")
     try:
         with guard():
-            model = fn(**kwargs)
+            model = fn(*args, **kwargs)
     except Exception as error:
         raise ValueError(f"{factory}() {what_happened(error)} "
                          f"(at {last_frame(error)}).") from None

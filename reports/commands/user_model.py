@@ -11,10 +11,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     """--model and --input-shape."""
     parser.add_argument("--model", dest="spec", default=None, metavar="FILE.py:FACTORY",
                         help="your own network instead of a built-in one: FACTORY() in FILE.py "
-                             "(or package.module:FACTORY; FILE.py:FACTORY:KEY=VALUE,... passes "
-                             "string arguments) returns a reference_tf.own.Model or "
-                             "Function, or a scratch.models.Sequential, see docs/own-network.md "
-                             "(default: the built-in MODEL)")
+                             "(or package.module:FACTORY) returns a reference_tf.own.Model or "
+                             "Function, or a scratch.models.Sequential, see docs/own-network.md; "
+                             "FILE.py:FACTORY(key=value, ...) passes Python literals to it, e.g. "
+                             "'build(model=\"mlp_layernorm\")' (default: the built-in MODEL)")
     parser.add_argument("--input-shape", type=_shape, default=None, metavar="D1,D2,...",
                         help="with --model: per-example input shape in the model's layout, e.g. "
                              "1,28,28 (default: the model's own)")
