@@ -8,9 +8,9 @@ import pytest
 
 from reference_tf import own
 from reference_tf.batches import model_batch
-from reference_tf.parity_check import check
 from reference_tf.layerdiff import diff
 from reference_tf.own.loading import factory_call
+from reference_tf.parity_check import check
 from reference_tf.testing import assert_layer_parity
 from reports.cli import main
 
