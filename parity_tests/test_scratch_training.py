@@ -7,6 +7,7 @@ import math
 import numpy as np
 import pytest
 
+from scratch import threads
 from scratch.models import build
 from scratch.optim import SGD
 from scratch.train import ScratchTrainer, batch_schedule, fit, run
@@ -94,7 +95,11 @@ def _short_run(model_seed: int, shuffle_seed: int):
     return model, history
 
 
-def test_fit_same_seeds_identical_history_and_weights():
+def test_fit_same_seeds_identical_history_and_weights(fresh_blas_policy):
+    # One BLAS thread: with two, OpenBLAS's float32 products on the 2-core AVX-512 VM did not
+    # repeat their sums bit for bit (a loss one ulp apart in 3 of 5 runs of this test, also at
+    # 4caeb64; always equal with one thread). The subject here is the seeds, not the threads.
+    threads.configure("1")
     (model_a, history_a), (model_b, history_b) = _short_run(0, 0), _short_run(0, 0)
     assert _without_wall_times(history_a) == _without_wall_times(history_b)
     for key in model_a.params:
