@@ -75,10 +75,15 @@ def tiny_splits() -> datasets.Splits:
 
 def fake_run_result(spec: RunSpec) -> dict:
     """What ``reports.experiment.runner.train_one`` returns, reduced to what the run store
-    (``reports.files.run_schema``) and the sweep need."""
-    return {"key": spec.key, "spec": spec.to_dict(), "history": [{"test_loss": math.nan}],
+    (``reports.files.run_schema``) and the sweep need: one step per epoch, a record before it
+    and after each of the spec's ``stops`` and its last step."""
+    records = [{"step": step, "epoch": float(step), "test_loss": math.nan, "train_time": step,
+                "eval_time": step, "diverged": False, **({"stop": True} if stop else {})}
+               for step, stop in ((0, False), *((s, True) for s in spec.stops),
+                                  (spec.epochs, False))]
+    return {"key": spec.key, "spec": spec.to_dict(), "history": records,
             "diverged": False, "initial_weights_sha256": "0" * 16,
-            **dict.fromkeys(run_schema.RUN_NUMBERS, 0)}
+            **dict.fromkeys(run_schema.RUN_NUMBERS, 0), "planned_steps": spec.epochs}
 
 
 class FakeTrainer:

@@ -115,7 +115,8 @@ def test_processes_executor_reruns_the_runs_of_a_killed_worker(processes_run):
     assert rerun, "no run was re-run after a worker was killed"
     assert all(not runs[name]["execution"]["worker"].endswith(f":{killed[0]}") for name in rerun)
     sweep = json.loads((out / "results.json").read_text())["time"]["sweep"]
-    assert sweep["lost"] >= 1 and sweep["trained"] == RUNS
+    # cnn's settings 2 and 3 (lr 0.001) are one run under --quick: trained once per side.
+    assert sweep["lost"] >= 1 and (sweep["trained"], sweep["derived"]) == (RUNS - 2, 2)
     assert list((out / "runs").glob("*.claim")) == []
 
 

@@ -11,7 +11,17 @@ import numpy as np
 import pytest
 
 from reports.experiment import runner
-from reports.experiment.protocol import FULL, IMPLEMENTATIONS, QUICK, SETTINGS, plan, steps_per_run
+from reports.experiment.protocol import (
+    FULL,
+    IMPLEMENTATIONS,
+    QUICK,
+    SETTINGS,
+    RunSpec,
+    plan,
+    prefix_parents,
+    steps_per_run,
+)
+from reports.files import run_schema
 from reports.files.records import write_json_atomic
 from scratch import threads
 
@@ -48,6 +58,7 @@ def test_steps_per_run_counts_the_short_last_batch():
 @pytest.mark.parametrize("change", [
     {"lr": 0.2}, {"epochs": 6}, {"seed": 1}, {"implementation": "tensorflow"},
     {"protocol": replace(FULL, train_size=100)}, {"protocol": replace(FULL, dtype="float64")},
+    {"stops": (2,)},
 ])
 def test_run_key_changes_with_any_field(change):
     spec = plan(["linear"], 1, FULL)[0]
@@ -101,3 +112,76 @@ def test_train_one_both_sides_start_equal_and_time_apart():
     for result in results.values():
         assert all(isinstance(result[f"load_average_1min_at_{when}"], float)
                    for when in ("start", "end"))
+
+
+def test_plan_stops_the_longest_run_of_a_trajectory_at_the_shorter_ones():
+    specs = plan(list(SETTINGS), 2, FULL)
+    # SETTINGS: cnn trains 10 and 20 epochs at lr 0.001, mlp2 5 and 40 epochs at lr 0.003.
+    assert {(s.model, s.setting, s.stops) for s in specs if s.stops} == {
+        ("cnn", 2, (10,)), ("mlp2", 1, (5,))}
+    parents = prefix_parents(specs)
+    shorter = [s for s in specs if s.key in parents]
+    assert {(s.model, s.setting) for s in shorter} == {("cnn", 1), ("mlp2", 0)}
+    assert len(shorter) == 2 * 2 * 2  # both implementations, both seeds
+    for spec in shorter:
+        parent = parents[spec.key]
+        assert (parent.seed, parent.implementation, parent.lr) == (spec.seed,
+                                                                    spec.implementation, spec.lr)
+        assert spec.epochs in parent.stops
+
+
+def test_plan_quick_takes_equal_runs_once():
+    """--quick trains one epoch everywhere: cnn's settings 2 and 3 are then the same run."""
+    specs = plan(["cnn"], 1, QUICK)
+    parents = prefix_parents(specs)
+    assert [(s.setting, parents[s.key].setting) for s in specs if s.key in parents] == [
+        (1, 2), (1, 2)]
+    assert all(not s.stops for s in specs)
+
+
+@pytest.mark.parametrize("implementation", IMPLEMENTATIONS)
+def test_derive_prefix_equals_the_shorter_run_trained_alone(implementation, fresh_blas_policy):
+    # 3 steps per epoch, records every 2 steps: the stop after epoch 1 (step 3) is off the
+    # schedule, so the longer run's next record would differ if the stop reset its loss.
+    threads.configure("1")  # bitwise-repeatable BLAS sums
+    protocol = replace(TINY, eval_every=200)
+    splits = tiny_splits()
+    shorter = RunSpec("mlp1", 0, 1, 0.1, 0, implementation, protocol)
+    longer = RunSpec("mlp1", 1, 2, 0.1, 0, implementation, protocol, stops=(1,))
+    derived = runner.derive_prefix(shorter, runner.train_one(longer, splits))
+    alone = runner.train_one(shorter, splits)
+    assert run_schema.problem(derived, shorter) is None
+
+    def outcome(result):
+        timings = ("train_time", "eval_time")
+        return ([{k: v for k, v in r.items() if k not in timings} for r in result["history"]],
+                [result[k] for k in ("key", "diverged", "steps", "planned_steps",
+                                     "n_evaluations", "initial_weights_sha256")])
+
+    assert [r["step"] for r in alone["history"]] == [0, 2, 3]
+    assert outcome(derived) == outcome(alone)
+
+
+def test_derive_prefix_of_a_run_that_diverged_before_the_stop():
+    shorter = RunSpec("mlp1", 0, 4, 0.1, 0, "numpy", FULL)
+    parent = fake_run_result(RunSpec("mlp1", 1, 8, 0.1, 0, "numpy", FULL, stops=(4,)))
+    parent["diverged"] = True
+    parent["history"] = parent["history"][:1] + [{**parent["history"][1], "step": 2,
+                                                   "diverged": True}]
+    parent["history"][1].pop("stop")
+    derived = runner.derive_prefix(shorter, parent)
+    assert derived["diverged"] and [r["step"] for r in derived["history"]] == [0, 2]
+
+
+def test_derive_prefix_refuses_a_parent_without_the_stop():
+    shorter = RunSpec("mlp1", 0, 4, 0.1, 0, "numpy", FULL)
+    parent = fake_run_result(RunSpec("mlp1", 1, 8, 0.1, 0, "numpy", FULL))  # no stops
+    with pytest.raises(ValueError, match="has no record at step 4"):
+        runner.derive_prefix(shorter, parent)
+
+
+def test_as_planned_drops_the_stop_records_only():
+    result = fake_run_result(RunSpec("mlp1", 1, 8, 0.1, 0, "numpy", FULL, stops=(4,)))
+    planned = runner.as_planned(result)
+    assert [r["step"] for r in planned["history"]] == [0, 8]
+    assert planned["n_evaluations"] == 2 and len(result["history"]) == 3

@@ -11,7 +11,7 @@ import sys
 import pytest
 
 from reports.experiment import runner
-from reports.experiment.protocol import plan
+from reports.experiment.protocol import FULL, plan
 from reports.experiment.sweep import claims, driver
 from reports.experiment.sweep.options import Executor
 
@@ -156,3 +156,30 @@ def test_executor_arguments_name_the_chosen_options():
     assert Executor("processes", jobs=2).arguments() == ["--executor", "processes", "--jobs", "2"]
     assert Executor("ray", threads=1, address="auto").arguments() == [
         "--executor", "ray", "--worker-threads", "1", "--address", "auto"]
+
+
+def test_run_sweep_takes_shorter_runs_from_the_longer_one(tmp_path, monkeypatch):
+    # The stand-in trainer makes a step per epoch: FULL's 10- and 20-epoch cnn runs cost nothing.
+    specs = plan(["cnn"], 1, FULL)
+    shorter = [s for s in specs if s.setting == 1]  # 10 epochs, lr 0.001
+    longer = {s.implementation: s for s in specs if s.setting == 2}  # 20 epochs, lr 0.001
+    store = runner.RunStore(tmp_path)
+    trainer = FakeTrainer()
+    monkeypatch.setattr(runner, "train_one", trainer)
+    results, record = driver.run_sweep(specs, store, tiny_splits, SERIAL, progress=False)
+    assert sorted(s.key for s in trainer.calls) == sorted(s.key for s in specs
+                                                          if s not in shorter)
+    assert (record["trained"], record["derived"]) == (4, 2)
+    for spec in shorter:
+        saved = store.load(spec)  # (a NaN loss of the stand-in is saved as null)
+        assert saved["history"][-1]["step"] == results[spec.key]["history"][-1]["step"]
+        assert saved["derived_from"] == longer[spec.implementation].key
+        assert [r["step"] for r in saved["history"]] == [0, 10]
+
+    # A shorter run's file lost: taken again from the saved longer run, nothing trained.
+    store.path(shorter[0]).unlink()
+    again = FakeTrainer()
+    monkeypatch.setattr(runner, "train_one", again)
+    results, record = driver.run_sweep(specs, store, tiny_splits, SERIAL, progress=False)
+    assert again.calls == [] and record["derived"] == 1
+    assert store.load(shorter[0])["derived_from"] == longer[shorter[0].implementation].key

@@ -154,3 +154,37 @@ def test_run_stacked_calls_give_the_per_step_history(lr):
         assert trainer.calls == [(3, 64), (3, 64), (2, 64), (3, 64), (2, 64), (3, 64), (3, 64)]
     else:
         assert histories[0].diverged and histories[0].records[-1]["step"] < 3
+
+
+@pytest.mark.parametrize("trainer_class", [ScratchTrainer, _KStepTrainer],
+                         ids=["per-step", "k-step"])
+def test_run_stops_hold_the_shorter_runs_records(trainer_class, fresh_blas_policy):
+    """A 3-epoch run stopping after epochs 1 and 2 (steps 8 and 16; 8 per epoch) holds the
+    records of the 1- and 2-epoch runs up to each stop, less the other stop's record, and the
+    records of the 3-epoch run without stops less its stop records."""
+    threads.configure("1")  # bitwise-repeatable BLAS sums, as in the determinism test above
+    x, y = _learnable(500)
+
+    def records(epochs, stops=()):
+        trainer = trainer_class(build("mlp1", seed=0), SGD(0.05))
+        return _without_wall_times(run(trainer, x, y, epochs=epochs, batch_size=64, seed=0,
+                                       eval_every=200, eval_sets={"test": (x[:50], y[:50])},
+                                       stops=stops))
+
+    longer = records(3, stops=(8, 16))
+    # Step 16 is on the schedule already (records after 4, 7, 10, 13, 16, 20, 23, 24).
+    assert [(r["step"], r.get("stop", False)) for r in longer] == [
+        (0, False), (4, False), (7, False), (8, True), (10, False), (13, False), (16, False),
+        (20, False), (23, False), (24, False)]
+    assert [r for r in longer if not r.get("stop")] == records(3)
+    for epochs, stop in ((1, 8), (2, 16)):
+        prefix = [{k: v for k, v in r.items() if k != "stop"} for r in longer
+                  if r["step"] <= stop and (r["step"] == stop or not r.get("stop"))]
+        assert prefix == records(epochs), epochs
+
+
+@pytest.mark.parametrize("stops", [(0,), (1.5,), ("3",)])
+def test_run_rejects_stops_that_are_not_positive_steps(stops):
+    x, y = _learnable(100)
+    with pytest.raises((TypeError, ValueError), match="fit: expected stops to be a positive"):
+        run(ScratchTrainer(build("linear"), SGD(0.1)), x, y, epochs=1, stops=stops)

@@ -135,10 +135,11 @@ class ScratchTrainer:
         return self.model.evaluate(x, y, self.eval_batch_size, check=False)
 
 
-def _calls(schedule: Iterator[Batch], steps_per_call: int, eval_every: int
-           ) -> Iterator[list[Batch]]:
+def _calls(schedule: Iterator[Batch], steps_per_call: int, eval_every: int,
+           stops: frozenset = frozenset()) -> Iterator[list[Batch]]:
     """The schedule's batches grouped into the trainer's calls: consecutive batches of one size,
-    at most ``steps_per_call`` of them, a group ending where an evaluation is due."""
+    at most ``steps_per_call`` of them, a group ending where an evaluation is due (every
+    ``eval_every`` samples and after each step in ``stops``)."""
     chunk: list[Batch] = []
     samples, next_eval = 0, eval_every  # as ``run`` counts them
     for batch in schedule:
@@ -150,7 +151,7 @@ def _calls(schedule: Iterator[Batch], steps_per_call: int, eval_every: int
         due = samples >= next_eval
         if due:
             next_eval += eval_every
-        if due or len(chunk) == steps_per_call:
+        if due or batch.step in stops or len(chunk) == steps_per_call:
             yield chunk
             chunk = []
     if chunk:
@@ -160,11 +161,16 @@ def _calls(schedule: Iterator[Batch], steps_per_call: int, eval_every: int
 def run(trainer: Trainer, x: np.ndarray, y: np.ndarray, *, epochs: int, batch_size: int = 100,
         seed: int = 0, eval_every: int = 20000, eval_sets: dict | None = None,
         on_record: Callable[[dict], None] | None = None,
-        observe: Callable[[], dict] | None = None) -> History:
+        observe: Callable[[], dict] | None = None, stops=()) -> History:
     """Train ``trainer`` on (x (N, ...), y (N,)) and evaluate every ``eval_every`` samples.
 
-    Evaluations happen before the first step, each time ``eval_every`` more samples were seen and
-    after the last step. A non-finite batch loss stops the run and marks the history diverged.
+    Evaluations happen before the first step, each time ``eval_every`` more samples were seen,
+    after each step numbered in ``stops`` and after the last step. Evaluating changes no weight
+    and the batch order of an epoch does not depend on how many epochs follow, so a record at a
+    stop is, bit for bit, the last record of a run that ends there: it is marked ``"stop":
+    True`` and, unlike the others, leaves the next record's ``train_loss`` (the mean batch loss
+    since the previous record) alone. Without the stop records the history is the run's
+    without stops. A non-finite batch loss stops the run and marks the history diverged.
     Only ``train_step`` is inside the training timer (batch gathering is not). ``observe()``, if
     given, is called at each evaluation and its dict merged into the record (e.g. a projection of
     the weights, ``reports.experiment.drift``); its time is in neither timer.
@@ -172,12 +178,13 @@ def run(trainer: Trainer, x: np.ndarray, y: np.ndarray, *, epochs: int, batch_si
     epochs = check_positive_int("fit", "epochs", epochs)
     batch_size = check_positive_int("fit", "batch_size", batch_size)
     eval_every = check_positive_int("fit", "eval_every", eval_every)
+    stops = frozenset(check_positive_int("fit", "stops", stop) for stop in stops)
     eval_sets = eval_sets or {}
     history = History()
     clock = {"train": 0.0, "eval": 0.0}
     state = {"samples": 0, "step": 0, "losses": []}
 
-    def record() -> None:
+    def record(stop: bool = False) -> None:
         start = time.perf_counter()
         entry = {"samples_seen": state["samples"], "step": state["step"],
                  "epoch": state["samples"] / len(x),
@@ -188,15 +195,18 @@ def run(trainer: Trainer, x: np.ndarray, y: np.ndarray, *, epochs: int, batch_si
         if observe is not None:
             entry.update(observe())
         entry.update(train_time=clock["train"], eval_time=clock["eval"], diverged=history.diverged)
+        if stop:
+            entry["stop"] = True
+        else:
+            state["losses"] = []
         history.records.append(entry)
-        state["losses"] = []
         if on_record is not None:
             on_record(entry)
 
     record()
     next_eval = eval_every
     for chunk in _calls(batch_schedule(len(x), batch_size, epochs, seed),
-                        getattr(trainer, "steps_per_call", 1), eval_every):
+                        getattr(trainer, "steps_per_call", 1), eval_every, stops):
         start = time.perf_counter()
         if len(chunk) == 1:
             losses = [trainer.train_step(x[chunk[0].indices], y[chunk[0].indices])]
@@ -215,6 +225,8 @@ def run(trainer: Trainer, x: np.ndarray, y: np.ndarray, *, epochs: int, batch_si
             if state["samples"] >= next_eval:
                 record()
                 next_eval += eval_every
+            elif batch.step in stops:
+                record(stop=True)
     if history.records[-1]["samples_seen"] != state["samples"]:
         record()
     return history

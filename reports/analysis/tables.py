@@ -81,8 +81,15 @@ def runs_table(results: list[dict]) -> pd.DataFrame:
             "executor": executor_label(result.get("execution")),
             "worker": (result.get("execution") or {}).get("worker"),
             "initial_weights_sha256": result["initial_weights_sha256"],
+            "derived_from": result.get("derived_from"),
         })
     return _model_order(pd.DataFrame(rows))
+
+
+def trained_runs(runs: pd.DataFrame) -> pd.DataFrame:
+    """The rows of ``runs`` that were trained: not those taken from a longer run's records
+    (``derived_from``), whose time is part of that run's."""
+    return runs[runs["derived_from"].isna()]
 
 
 def _std(values: pd.Series) -> float:

@@ -209,7 +209,8 @@ def run(args: argparse.Namespace) -> int:
         command=_command_line(args, models, out, executor), models=models, seeds=args.seeds,
         protocol=protocol, environment=meta["environment"],
         elapsed=time.perf_counter() - started, data=meta["data"], sweep=sweep)
-    report = writer.write(out, [results[spec.key] for spec in specs], invocation=invocation,
+    report = writer.write(out, [runner.as_planned(results[spec.key]) for spec in specs],
+                          invocation=invocation,
                           timing=timed, decisions=measured)
     print(f"tfparity report: wrote {report}")
     print(f"run directory: {out}")

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import json
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 
 IMPLEMENTATIONS = ("numpy", "tensorflow")
 DATA_SOURCES = ("mnist", "templates")  # Protocol.data; loaded by reports.experiment.datasets
@@ -89,6 +89,9 @@ class RunSpec:
     ``implementation``.
 
     ``seed`` fixes both the initial weights (shared by both implementations) and the batch order.
+    ``stops``: epochs before ``epochs`` after which the run evaluates too, because shorter runs
+    of the plan are its first epochs (``plan``, ``prefix_parents``); part of the key only when
+    there are any.
     """
 
     model: str
@@ -98,6 +101,7 @@ class RunSpec:
     seed: int
     implementation: str
     protocol: Protocol
+    stops: tuple[int, ...] = ()
 
     @property
     def experiment(self) -> tuple[str, int]:
@@ -107,7 +111,19 @@ class RunSpec:
         return f"{self.model} #{self.setting + 1} (epochs={self.epochs}, lr={self.lr:g})"
 
     def to_dict(self) -> dict:
-        return asdict(self)
+        """The spec as saved in its run file (``stops`` only when there are any)."""
+        fields = asdict(self)
+        if not self.stops:
+            del fields["stops"]
+        else:
+            fields["stops"] = list(self.stops)
+        return fields
+
+    @property
+    def trajectory(self) -> tuple:
+        """What fixes the run's training apart from its length: runs with the same trajectory
+        and fewer epochs are its first epochs, bit for bit."""
+        return self.model, self.lr, self.seed, self.implementation, self.protocol
 
     @property
     def key(self) -> str:
@@ -133,7 +149,9 @@ def check_models(models) -> list[str]:
 def plan(models, seeds: int, protocol: Protocol) -> list[RunSpec]:
     """Every run of a report, seed-major (a whole seed finishes before the next starts).
 
-    Within an experiment the NumPy run comes right before the TensorFlow run.
+    Within an experiment the NumPy run comes right before the TensorFlow run. The longest run of
+    each ``RunSpec.trajectory`` stops at the epoch counts of the shorter ones (``stops``), which
+    the sweep takes from it instead of training them again (``prefix_parents``).
     """
     if isinstance(seeds, bool) or not isinstance(seeds, int) or seeds < 1:
         raise ValueError("report: expected seeds to be a positive integer, received "
@@ -145,7 +163,33 @@ def plan(models, seeds: int, protocol: Protocol) -> list[RunSpec]:
                 for implementation in IMPLEMENTATIONS:
                     specs.append(RunSpec(model, index, protocol.epochs or epochs, lr, seed,
                                          implementation, protocol))
-    return specs
+    longest = _longest_per_trajectory(specs)
+    return [replace(spec, stops=tuple(sorted({other.epochs for other in specs
+                                              if other.trajectory == spec.trajectory
+                                              and other.epochs < spec.epochs})))
+            if longest[spec.trajectory] is spec else spec for spec in specs]
+
+
+def _longest_per_trajectory(specs) -> dict[tuple, RunSpec]:
+    """The run with the most epochs of each trajectory (the last of equals, in plan order)."""
+    longest: dict[tuple, RunSpec] = {}
+    for spec in specs:
+        if spec.trajectory not in longest or spec.epochs >= longest[spec.trajectory].epochs:
+            longest[spec.trajectory] = spec
+    return longest
+
+
+def prefix_parents(specs) -> dict[str, RunSpec]:
+    """For each run of ``specs`` (a ``plan``) that is the first epochs of a longer run of the
+    same trajectory, or an equal run, that run (key -> parent spec): the sweep derives it from
+    the parent's records (``reports.experiment.runner.derive_prefix``) instead of training it."""
+    longest = _longest_per_trajectory(specs)
+    parents = {}
+    for spec in specs:
+        parent = longest[spec.trajectory]
+        if parent is not spec and (spec.epochs in parent.stops or spec.epochs == parent.epochs):
+            parents[spec.key] = parent
+    return parents
 
 
 def steps_per_run(spec: RunSpec, train_size: int) -> int:

@@ -141,7 +141,8 @@ def train_one(spec: RunSpec, splits: Splits,
     evaluations, ``setup_time`` building the model, compiling and one warm-up step and
     evaluation (undone before training: the weights are restored), ``wall_time`` all of it.
     The conditions they were taken under: ``threads`` (``thread_settings``) and the 1-minute
-    load average at the start and the end.
+    load average at the start and the end. The history has a record after each of the spec's
+    ``stops`` too (``stop_steps``).
     """
     load_at_start = load_average_1min()
     blas_usage = threads.policy().usage_snapshot()
@@ -162,7 +163,7 @@ def train_one(spec: RunSpec, splits: Splits,
         history = run(trainer, x, y, epochs=spec.epochs, batch_size=spec.protocol.batch_size,
                       seed=spec.seed, eval_every=spec.protocol.eval_every,
                       eval_sets={"train_eval": splits.train_eval, "test": splits.test},
-                      on_record=on_record,
+                      on_record=on_record, stops=stop_steps(spec, len(x)),
                       observe=lambda: {"weight_projection": projection(get_params()).tolist()})
     last = history.records[-1]
     steps = last["step"]
@@ -186,3 +187,66 @@ def train_one(spec: RunSpec, splits: Splits,
         "load_average_1min_at_start": load_at_start,
         "load_average_1min_at_end": load_average_1min(),
     }
+
+
+def stop_steps(spec: RunSpec, train_size: int) -> tuple[int, ...]:
+    """The steps after which a run with ``stops`` (epoch counts) evaluates besides its schedule."""
+    per_epoch = -(-train_size // spec.protocol.batch_size)
+    return tuple(epochs * per_epoch for epochs in spec.stops)
+
+
+def derive_prefix(spec: RunSpec, parent: dict) -> dict:
+    """The result of ``spec`` taken from the result of a longer run of the same trajectory
+    (``reports.experiment.protocol.prefix_parents``) that stopped at ``spec``'s last step: the
+    parent's records up to that step (all of them if it diverged before) less those of its other
+    stops, which is the history ``spec`` trained on its own records, bit for bit
+    (``scratch.train.run``); the same initial weights, and the timings those records hold. Its
+    ``derived_from`` names the parent's key; the parent's setup, threads and load average are
+    this run's, since they are the same run.
+
+    Raises:
+        ValueError: the parent has no record at ``spec``'s last step and did not stop before it.
+    """
+    planned = spec.epochs * parent["planned_steps"] // parent["spec"]["epochs"]
+    kept = [record for record in parent["history"] if record["step"] <= planned]
+    stopped_before = parent["diverged"] and len(kept) == len(parent["history"])
+    if kept[-1]["step"] != planned and not stopped_before:
+        raise ValueError(f"run {spec.filename}: its parent {parent['key']} has no record at "
+                         f"step {planned}.")
+    history = [without_stop(record) for record in kept
+               if not record.get("stop") or record["step"] == planned]
+    last, steps = history[-1], history[-1]["step"]
+    return {
+        **{key: parent[key] for key in ("initial_weights_sha256", "setup_time", "finished_at",
+                                        "threads", "load_average_1min_at_start",
+                                        "load_average_1min_at_end", "execution")
+           if key in parent},
+        "key": spec.key,
+        "spec": spec.to_dict(),
+        "derived_from": parent["key"],
+        "diverged": bool(last["diverged"]),
+        "history": history,
+        "steps": steps,
+        "planned_steps": planned,
+        "train_time": last["train_time"],
+        "eval_time": last["eval_time"],
+        "n_evaluations": len(history),
+        "wall_time": parent["setup_time"] + last["train_time"] + last["eval_time"],
+        "ms_per_step": 1e3 * last["train_time"] / max(steps, 1),
+        "s_per_epoch": last["train_time"] / max(last["epoch"], 1e-12),
+    }
+
+
+def without_stop(record: dict) -> dict:
+    """An evaluation record without its ``stop`` mark."""
+    return {key: value for key, value in record.items() if key != "stop"}
+
+
+def as_planned(result: dict) -> dict:
+    """A run's result without the records of its ``stops`` (kept in its run file for the shorter
+    runs taken from it): the history the run has without stops, as the report shows it."""
+    history = result["history"]
+    if not any(record.get("stop") for record in history):
+        return result
+    kept = [record for record in history if not record.get("stop")]
+    return {**result, "history": kept, "n_evaluations": len(kept)}

@@ -14,7 +14,7 @@ from pathlib import Path
 import pandas as pd
 
 from reports.analysis import fitting
-from reports.analysis.tables import EXPERIMENT, ReportTables, report_tables
+from reports.analysis.tables import EXPERIMENT, ReportTables, report_tables, trained_runs
 from reports.experiment.protocol import ALL_SETTINGS, IMPLEMENTATIONS, RECORDS, Protocol
 from reports.files.atomic import write_text
 from reports.files.records import write_json_atomic
@@ -152,10 +152,11 @@ def payload(tables: ReportTables, results: list[dict], invocation: Invocation,
                           "implementations": IMPLEMENTATIONS,
                           "data": invocation.data},
         "environment": invocation.environment,
-        "time": {"sum_of_run_seconds": float(runs["wall_time"].sum()),
+        "time": {"sum_of_run_seconds": float(trained_runs(runs)["wall_time"].sum()),
                  "this_invocation_seconds": invocation.elapsed,
                  "run_seconds_per_implementation":
-                     runs.groupby("implementation")["wall_time"].sum().to_dict(),
+                     trained_runs(runs).groupby("implementation")["wall_time"].sum().to_dict(),
+                 "runs_from_longer_runs": int(runs["derived_from"].notna().sum()),
                  "sweep": invocation.sweep},
         "timing": timing,
         "decisions": decisions,
@@ -212,9 +213,12 @@ class Said:
 def texts(tables: ReportTables, invocation: Invocation, timing: dict | None,
           decisions: dict | None, n_runs: int) -> dict:
     """The paragraphs rendered from the records (protocol, timing, decisions, machine)."""
-    compute = float(tables.runs["wall_time"].sum())
-    per_impl = tables.runs.groupby("implementation")["wall_time"].sum()
-    return {"summary": (f"{n_runs} runs, {compute / 60:.1f} min of compute (NumPy "
+    compute = float(trained_runs(tables.runs)["wall_time"].sum())
+    per_impl = trained_runs(tables.runs).groupby("implementation")["wall_time"].sum()
+    derived = int(tables.runs["derived_from"].notna().sum())
+    of_longer = (f" ({derived} of them the first epochs of a longer run, trained once)"
+                 if derived else "")
+    return {"summary": (f"{n_runs} runs{of_longer}, {compute / 60:.1f} min of compute (NumPy "
                         f"{per_impl.get('numpy', 0) / 60:.1f}, TensorFlow "
                         f"{per_impl.get('tensorflow', 0) / 60:.1f}); this invocation "
                         f"{invocation.elapsed / 60:.1f} min"),

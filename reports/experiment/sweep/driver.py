@@ -9,7 +9,10 @@ driver guarantees whatever the executor:
 - a run is claimed (``claims``) before it is submitted and released once saved: another report
   process on the same directory skips it and, once the claimer is gone, saves nothing twice: it
   waits for the run's file, or claims and trains it if its claimer died before saving it;
-- a run whose worker died is submitted again, up to ``MAX_ATTEMPTS`` times in all.
+- a run whose worker died is submitted again, up to ``MAX_ATTEMPTS`` times in all;
+- a run that is the first epochs of a longer run of the plan (``protocol.prefix_parents``) is
+  not trained: it is derived from that run's records (``runner.derive_prefix``) and saved as
+  soon as the longer run's result is at hand.
 """
 
 from __future__ import annotations
@@ -21,8 +24,8 @@ from collections import deque
 from functools import cache
 from typing import Callable
 
-from reports.experiment.protocol import RunSpec, steps_per_run
-from reports.experiment.runner import RunStore
+from reports.experiment.protocol import RunSpec, prefix_parents, steps_per_run
+from reports.experiment.runner import RunStore, derive_prefix
 from reports.experiment.sweep import claims
 from reports.experiment.sweep.backends import Lost
 from reports.experiment.sweep.options import Executor
@@ -77,20 +80,30 @@ def run_sweep(specs: list[RunSpec], store: RunStore, load_splits: Callable, exec
     """
     started = time.perf_counter()
     results = {spec.key: store.load(spec) for spec in specs}
-    queue = deque(spec for spec in specs if results[spec.key] is None)
-    record = {"executor": None, "trained": 0, "lost": 0, "seconds": 0.0}
+    cached = sum(result is not None for result in results.values())
+    record = {"executor": None, "trained": 0, "lost": 0, "derived": 0, "seconds": 0.0}
+    parents = prefix_parents(specs)
+    children: dict[str, list[RunSpec]] = {}  # parent key -> its pending shorter runs
+    for spec in specs:
+        if results[spec.key] is None and spec.key in parents:
+            children.setdefault(parents[spec.key].key, []).append(spec)
+    derive = Derivation(store, results, children, record)
+    for spec in specs:
+        if results[spec.key] is not None:
+            derive.children_of(spec, results[spec.key])
+    queue = deque(spec for spec in specs if results[spec.key] is None and spec.key not in parents)
     if not queue:
         return results, record
     splits = load_splits()
     n_train = len(splits.train[0])
     planned = {spec.key: steps_per_run(spec, n_train) for spec in queue}
     bar = progress_bar(sum(planned.values()), enabled=progress, unit="step", dynamic_ncols=True,
-                       desc=f"{len(specs) - len(queue)}/{len(specs)} runs cached")
+                       desc=f"{cached}/{len(specs)} runs cached")
     backend = executor.backend(splits)
     record["executor"] = backend.describe()
     if backend.capacity > 1:
         queue = deque(longest_first(queue, n_train))
-    sweep = Sweep(store, backend, bar, queue, results, record, planned)
+    sweep = Sweep(store, backend, bar, queue, results, record, planned, derive)
     aborted = True
     try:
         while queue or sweep.in_flight or sweep.elsewhere:
@@ -102,8 +115,10 @@ def run_sweep(specs: list[RunSpec], store: RunStore, load_splits: Callable, exec
             _check_elsewhere(sweep.elsewhere, store, queue, sweep.finish)
         aborted = False
         lost = f", {record['lost']} of them again after their worker died" if record["lost"] else ""
+        derived = (f"; {record['derived']} run(s) are the first epochs of a longer one and were "
+                   "taken from its records" if record["derived"] else "")
         _say(f"trained {record['trained']} run(s) on the {backend.name} executor in "
-             f"{(time.perf_counter() - started) / 60:.1f} min{lost}.")
+             f"{(time.perf_counter() - started) / 60:.1f} min{lost}{derived}.")
     finally:
         for _, claim in sweep.in_flight.values():
             claim.release()
@@ -113,15 +128,31 @@ def run_sweep(specs: list[RunSpec], store: RunStore, load_splits: Callable, exec
     return results, record
 
 
+class Derivation:
+    """Saves the shorter runs of a trajectory (``children``: parent key -> pending specs) from
+    their parent's result, once it is at hand."""
+
+    def __init__(self, store: RunStore, results: dict, children: dict, record: dict):
+        self.store, self.results, self.children, self.record = store, results, children, record
+
+    def children_of(self, spec: RunSpec, result: dict) -> None:
+        for child in self.children.pop(spec.key, []):
+            derived = derive_prefix(child, result)
+            self.store.save(child, derived)
+            self.results[child.key] = derived
+            self.record["derived"] += 1
+
+
 class Sweep:
     """The state of a running sweep: the ``queue`` of runs to submit, the runs ``in_flight``
     (backend token -> (spec, claim)), those claimed ``elsewhere`` by another live process, and
     the attempts per run; ``results`` and ``record`` are filled as runs finish."""
 
     def __init__(self, store: RunStore, backend, bar, queue: deque, results: dict, record: dict,
-                 planned: dict[str, int]):
+                 planned: dict[str, int], derive: Derivation):
         self.store, self.backend, self.bar, self.queue = store, backend, bar, queue
         self.results, self.record, self.planned = results, record, planned
+        self.derive = derive
         self.counted: dict[str, int] = {}  # steps already shown per run
         self.in_flight: dict = {}          # backend token -> (spec, claim)
         self.elsewhere: dict[str, RunSpec] = {}  # claimed by another live process
@@ -135,6 +166,7 @@ class Sweep:
     def finish(self, spec: RunSpec, result: dict) -> None:
         self.results[spec.key] = result
         self.advance(spec, self.planned[spec.key])
+        self.derive.children_of(spec, result)
 
     def submit_ready(self) -> None:
         """Claim and submit queued runs while the backend has room; a run claimed by another
