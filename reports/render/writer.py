@@ -216,8 +216,7 @@ def texts(tables: ReportTables, invocation: Invocation, timing: dict | None,
     compute = float(trained_runs(tables.runs)["wall_time"].sum())
     per_impl = trained_runs(tables.runs).groupby("implementation")["wall_time"].sum()
     derived = int(tables.runs["derived_from"].notna().sum())
-    of_longer = (f" ({derived} of them the first epochs of a longer run, trained once)"
-                 if derived else "")
+    of_longer = f" ({derived} taken from longer runs' first epochs)" if derived else ""
     return {"summary": (f"{n_runs} runs{of_longer}, {compute / 60:.1f} min of compute (NumPy "
                         f"{per_impl.get('numpy', 0) / 60:.1f}, TensorFlow "
                         f"{per_impl.get('tensorflow', 0) / 60:.1f}); this invocation "
