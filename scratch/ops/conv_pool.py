@@ -257,7 +257,10 @@ def conv_relu_pool_backward(dy: np.ndarray, cache: ConvReluPoolCache, need_input
     dz = np.empty((g.phases, c_out, g.outputs), dy.dtype)
     routed = np.empty(grid.shape, bool)
     for phase in range(g.phases):
-        np.multiply(grid, np.equal(cache.first, phase, out=routed), out=dz[phase])
+        # The mask cast to floats by a copy: multiplying by the bools would cast them in a
+        # slower buffered loop.
+        np.copyto(dz[phase], np.equal(cache.first, phase, out=routed).view(np.uint8))
+        np.multiply(dz[phase], grid, out=dz[phase])
     dz = dz.reshape(-1, g.outputs)
     # z = weights @ windows, so dL/dweights = dz @ windows.T and dL/dwindows = weights.T @ dz;
     # the windows' row of ones gives the bias's gradient, summed over the phases.
