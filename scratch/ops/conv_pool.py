@@ -41,7 +41,7 @@ from scratch.ops.phase_split import (
 _ROW_PAD = 16
 # Kernel gradients with fewer entries than _PLAIN_PRODUCT sum over about _GRAD_CHUNK positions
 # per BLAS call (``_summed_products``).
-_GRAD_CHUNK = 2048
+_GRAD_CHUNK = 512
 _PLAIN_PRODUCT = 4096
 # ``first``'s mark of positions whose gradient no phase receives; pools have fewer phases.
 _NO_PHASE = np.uint8(255)
