@@ -54,6 +54,7 @@ class ConvReluPoolCache(NamedTuple):
                          # convolution, _NO_PHASE where the output is not positive or the
                          # window reaches past the image
     kernel: np.ndarray   # (kh, kw, C, c_out)
+    weights: np.ndarray  # (ph*pw*c_out, Dh*ph*Dw*pw*C): the kernel as weights of the window rows
     geometry: SplitGeometry
 
 
@@ -136,7 +137,8 @@ def _phase_outputs(x: np.ndarray, kernel: np.ndarray, padding: str, pool_size):
     reads only window rows u in [a, a + kh), a contiguous block.
 
     Returns (geometry, window matrix (Dh*ph*Dw*pw*C + 1, Hq*Ws*N) whose last row is ones (the
-    bias's "input" in the backward products), z (ph*pw, c_out, Hq*Ws*N)).
+    bias's "input" in the backward products), the kernel as weights of its other rows
+    (``_block_kernel``), z (ph*pw, c_out, Hq*Ws*N)).
     """
     kh, kw, c, c_out = kernel.shape
     g = split_geometry(x.shape, (kh, kw), padding, pool_size)
@@ -151,7 +153,7 @@ def _phase_outputs(x: np.ndarray, kernel: np.ndarray, padding: str, pool_size):
     for a in range(ph):
         np.matmul(weights[a, :, a * rows:(a + kh) * rows], windows[a * rows:(a + kh) * rows],
                   out=z[a * pw * c_out:(a + 1) * pw * c_out])
-    return g, windows, z.reshape(g.phases, c_out, g.outputs)
+    return g, windows, weights, z.reshape(g.phases, c_out, g.outputs)
 
 
 def _max_and_first(z: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -188,7 +190,7 @@ def conv_relu_pool_forward(x: np.ndarray, kernel: np.ndarray, bias: np.ndarray, 
     Returns:
         (y, cache) with y (c_out, Hq, Wq, N), the three layers' output up to rounding.
     """
-    g, windows, z = _phase_outputs(x, kernel, padding, pool_size)
+    g, windows, weights, z = _phase_outputs(x, kernel, padding, pool_size)
     m, first = _max_and_first(z)
     y = _add_bias_relu(_valid(m, g), bias)
     # No phase receives a gradient where ReLU stops it, nor past the image's edge.
@@ -196,7 +198,7 @@ def conv_relu_pool_forward(x: np.ndarray, kernel: np.ndarray, bias: np.ndarray, 
     valid_first = _valid(first, g)
     np.bitwise_or(valid_first, np.multiply(stopped, _NO_PHASE, out=stopped), out=valid_first)
     _beyond(first, g)[...] = _NO_PHASE
-    return y, ConvReluPoolCache(windows, first, kernel, g)
+    return y, ConvReluPoolCache(windows, first, kernel, weights.reshape(-1, weights.shape[-1]), g)
 
 
 def _add_bias_relu(m: np.ndarray, bias: np.ndarray) -> np.ndarray:
@@ -212,7 +214,7 @@ def _add_bias_relu(m: np.ndarray, bias: np.ndarray) -> np.ndarray:
 def conv_relu_pool_infer(x: np.ndarray, kernel: np.ndarray, bias: np.ndarray, padding: str,
                          pool_size) -> np.ndarray:
     """``conv_relu_pool_forward``'s output (c_out, Hq, Wq, N), bit for bit, without a cache."""
-    g, _, z = _phase_outputs(x, kernel, padding, pool_size)
+    g, _, _, z = _phase_outputs(x, kernel, padding, pool_size)
     m = z[0]
     for phase in range(1, g.phases):
         np.maximum(m, z[phase], out=m)
@@ -269,6 +271,6 @@ def conv_relu_pool_backward(dy: np.ndarray, cache: ConvReluPoolCache, need_input
     dbias = products[:, -1].reshape(g.phases, c_out).sum(axis=0)
     if not need_input_grad:
         return None, dkernel, dbias
-    weights = _block_kernel(cache.kernel, g).reshape(dz.shape[0], -1)
+    weights = cache.weights
     dwindows = np.matmul(weights.T, dz, out=_padded_rows(weights.shape[1], g.outputs, dy.dtype))
     return merge_planes(add_block_windows(dwindows, g), g), dkernel, dbias
