@@ -16,8 +16,8 @@ added to the pool-size smaller maxima: adding a constant and rounding are non-de
 different values of z equal, a near-tie that the convolution's own summation order can flip
 as well. ``relu(max(t)) == max(relu(t))`` exactly; where that maximum is not positive, ReLU's
 gradient is zero. So the output and the gradients are the three layers' up to the order in
-which BLAS sums the same products. The backward pass reads ``first`` only: the forward pass
-marks there where ReLU stops the gradient and where windows reach past the image.
+which BLAS sums the same products. The forward pass marks in ``first`` where ReLU stops the
+gradient, so the backward pass needs nothing else to route it.
 """
 
 from __future__ import annotations
@@ -51,8 +51,7 @@ class ConvReluPoolCache(NamedTuple):
     windows: np.ndarray  # (Dh*ph*Dw*pw*C + 1, Hq*Ws*N): the pool blocks' window matrix, then a
                          # row of ones
     first: np.ndarray    # (c_out, Hq*Ws*N) uint8: the first phase holding the maximum of the
-                         # convolution, _NO_PHASE where the output is not positive or the
-                         # window reaches past the image
+                         # convolution, _NO_PHASE where the output is not positive
     kernel: np.ndarray   # (kh, kw, C, c_out)
     weights: np.ndarray  # (ph*pw*c_out, Dh*ph*Dw*pw*C): the kernel as weights of the window rows
     geometry: SplitGeometry
@@ -193,11 +192,10 @@ def conv_relu_pool_forward(x: np.ndarray, kernel: np.ndarray, bias: np.ndarray, 
     g, windows, weights, z = _phase_outputs(x, kernel, padding, pool_size)
     m, first = _max_and_first(z)
     y = _add_bias_relu(_valid(m, g), bias)
-    # No phase receives a gradient where ReLU stops it, nor past the image's edge.
+    # No phase receives a gradient where ReLU stops it.
     stopped = np.less_equal(y, 0).view(np.uint8)
     valid_first = _valid(first, g)
     np.bitwise_or(valid_first, np.multiply(stopped, _NO_PHASE, out=stopped), out=valid_first)
-    _beyond(first, g)[...] = _NO_PHASE
     return y, ConvReluPoolCache(windows, first, kernel, weights.reshape(-1, weights.shape[-1]), g)
 
 
@@ -250,8 +248,7 @@ def conv_relu_pool_backward(dy: np.ndarray, cache: ConvReluPoolCache, need_input
     """
     g = cache.geometry
     c_out = cache.kernel.shape[3]
-    # dy on the split grid, zero where windows reach past the image (``first`` routes nothing
-    # there, but 0 * garbage could be NaN).
+    # dy on the split grid, zero where windows reach past the image (their outputs are garbage).
     grid = np.empty(cache.first.shape, dy.dtype)
     _valid(grid, g)[...] = dy
     _beyond(grid, g)[...] = 0
@@ -271,6 +268,6 @@ def conv_relu_pool_backward(dy: np.ndarray, cache: ConvReluPoolCache, need_input
     dbias = products[:, -1].reshape(g.phases, c_out).sum(axis=0)
     if not need_input_grad:
         return None, dkernel, dbias
-    weights = cache.weights
-    dwindows = np.matmul(weights.T, dz, out=_padded_rows(weights.shape[1], g.outputs, dy.dtype))
+    dwindows = np.matmul(cache.weights.T, dz,
+                         out=_padded_rows(cache.weights.shape[1], g.outputs, dy.dtype))
     return merge_planes(add_block_windows(dwindows, g), g), dkernel, dbias

@@ -75,11 +75,8 @@ def _split_geometry(x_shape: tuple, kernel_hw: tuple, padding: str, pool_size: t
 def _plane_slices(g: SplitGeometry) -> tuple:
     """For each phase (r, s): the rows and columns of the split grid that hold input pixels, and
     the input's rows and columns for them. Every input pixel lies in exactly one phase."""
-    return tuple(_phase_slices(g))
-
-
-def _phase_slices(g: SplitGeometry):
     (_, h, w, _), (top, _, left, _), (ph, pw) = g.x_shape, g.pads, g.pool
+    slices = []
     for r in range(ph):
         p0 = -(-(top - r) // ph) if top > r else 0   # the first P with ph*P + r >= top
         h0 = ph * p0 + r - top
@@ -88,8 +85,9 @@ def _phase_slices(g: SplitGeometry):
             q0 = -(-(left - s) // pw) if left > s else 0
             w0 = pw * q0 + s - left
             cols = len(range(w0, w, pw))
-            yield ((r, s), (slice(p0, p0 + rows), slice(q0, q0 + cols)),
-                   (slice(h0, h, ph), slice(w0, w, pw)))
+            slices.append(((r, s), (slice(p0, p0 + rows), slice(q0, q0 + cols)),
+                           (slice(h0, h, ph), slice(w0, w, pw))))
+    return tuple(slices)
 
 
 def _planes(data: np.ndarray, g: SplitGeometry) -> np.ndarray:
