@@ -224,9 +224,11 @@ def test_fuse_chains_conv_blocks_of_the_cnn():
     [Conv2D(2, 3, padding="same"), ReLU(), MaxPool2D(3, strides=2), Flatten(), Dense(10)],
     # pool before ReLU
     [Conv2D(2, 3, padding="same"), MaxPool2D(2), ReLU(), Flatten(), Dense(10)],
-], ids=["strided-conv", "overlapping-pool", "pool-then-relu"])
+    # 256 phases: more than the fused op's uint8 bookkeeping holds
+    [Conv2D(1, 1), ReLU(), MaxPool2D(16), Flatten(), Dense(10)],
+], ids=["strided-conv", "overlapping-pool", "pool-then-relu", "256-phases"])
 def test_fuse_keeps_layers_it_cannot_fuse(layers):
-    model = Sequential(layers, (12, 12, 1), dtype="float64")
+    model = Sequential(layers, (16, 16, 1), dtype="float64")
     assert fuse(model.layers, model.output_shapes) == model.layers
 
 

@@ -56,7 +56,9 @@ class ConvChain:
         return conv.params["kernel"], conv.params["bias"], conv.padding, pool.pool_size
 
     def call(self, x: np.ndarray) -> np.ndarray:
-        h = np.ascontiguousarray(x.transpose(3, 1, 2, 0))
+        # A view: the first block's split copies from it once, where a contiguous copy would
+        # cost a pass more.
+        h = x.transpose(3, 1, 2, 0)
         self._caches = []
         for conv, pool in self.blocks:
             h, cache = ops.conv_relu_pool_forward(h, *self._args(conv, pool))
@@ -91,7 +93,7 @@ class ConvChain:
     def infer_chunk(self, x: np.ndarray) -> np.ndarray:
         """``infer`` of one chunk x (n, H, W, C) in one go (``infer`` runs ``EVAL_CHUNK`` images at
         a time)."""
-        h = np.ascontiguousarray(x.transpose(3, 1, 2, 0))
+        h = x.transpose(3, 1, 2, 0)  # a view, as in ``call``
         for conv, pool in self.blocks:
             h = ops.conv_relu_pool_infer(h, *self._args(conv, pool))
         return h.transpose(3, 1, 2, 0)

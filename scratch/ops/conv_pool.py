@@ -9,10 +9,15 @@ the split planes, copied once into one window matrix for all phases; the pool is
 elementwise maximum over phases. ``scratch.fusion`` converts from and to NHWC once per chain of
 such blocks.
 
-``relu(max(t)) == max(relu(t))`` exactly, and where that maximum is positive the first maximal
-phase of ``t = conv + bias`` is the first maximal phase of ``relu(t)``; where it is not, ReLU's
+The maximum and its first phase are taken over the convolution before the bias, which is then
+added to the pool-size smaller maxima: adding a constant and rounding are non-decreasing, so
+``max(z) + b == max(z + b)`` exactly, and the first maximal phase of z is a maximal phase of
+``z + b``; it is the first one (TensorFlow's tie rule) unless rounding the addition makes two
+different values of z equal, a near-tie that the convolution's own summation order can flip
+as well. ``relu(max(t)) == max(relu(t))`` exactly; where that maximum is not positive, ReLU's
 gradient is zero. So the output and the gradients are the three layers' up to the order in
-which BLAS sums the same products.
+which BLAS sums the same products. The forward pass marks in ``first`` where ReLU stops the
+gradient, so the backward pass needs nothing else to route it.
 """
 
 from __future__ import annotations
@@ -36,24 +41,28 @@ from scratch.ops.phase_split import (
 _ROW_PAD = 16
 # Kernel gradients with fewer entries than _PLAIN_PRODUCT sum over about _GRAD_CHUNK positions
 # per BLAS call (``_summed_products``).
-_GRAD_CHUNK = 2048
+_GRAD_CHUNK = 512
 _PLAIN_PRODUCT = 4096
+# ``first``'s mark of positions whose gradient no phase receives; pools have fewer phases.
+_NO_PHASE = np.uint8(255)
 
 
 class ConvReluPoolCache(NamedTuple):
-    windows: np.ndarray  # (Dh*ph*Dw*pw*C, Hq*Ws*N): the pool blocks' window matrix
-    first: np.ndarray    # (c_out, Hq*Ws*N) uint8: the first phase holding the maximum of conv
-                         # + bias
-    y: np.ndarray        # (c_out, Hq, Wq, N): the output, relu of that maximum on the valid grid
+    windows: np.ndarray  # (Dh*ph*Dw*pw*C + 1, Hq*Ws*N): the pool blocks' window matrix, then a
+                         # row of ones
+    first: np.ndarray    # (c_out, Hq*Ws*N) uint8: the first phase holding the maximum of the
+                         # convolution, _NO_PHASE where the output is not positive
     kernel: np.ndarray   # (kh, kw, C, c_out)
+    weights: np.ndarray  # (ph*pw*c_out, Dh*ph*Dw*pw*C): the kernel as weights of the window rows
     geometry: SplitGeometry
 
 
 def pool_tiles_conv_output(conv_out_hw, pool_size, pool_strides, pool_padding: str) -> bool:
     """Whether a max pool takes non-overlapping windows of the (Ho, Wo) conv output without padding,
-    as the ops of this module require."""
+    as the ops of this module require, with fewer than 255 phases (``first`` is uint8)."""
     _, pads = window_geometry(*conv_out_hw, pool_size, pool_strides, pool_padding)
-    return tuple(pool_strides) == tuple(pool_size) and not any(pads)
+    return (tuple(pool_strides) == tuple(pool_size) and not any(pads)
+            and pool_size[0] * pool_size[1] < _NO_PHASE)
 
 
 def _padded_rows(rows: int, cols: int, dtype) -> np.ndarray:
@@ -82,6 +91,13 @@ def _valid(grid: np.ndarray, g: SplitGeometry) -> np.ndarray:
     """The (c_out, Hq, Wq, N) valid corner of a (c_out, Hq*Ws*N) array on the split grid."""
     (hq, wq), n = g.pooled, g.x_shape[3]
     return grid.reshape(-1, hq, g.split[1], n)[:, :, :wq]
+
+
+def _beyond(grid: np.ndarray, g: SplitGeometry) -> np.ndarray:
+    """The (c_out, Hq, Ws - Wq, N) rest of a (c_out, Hq*Ws*N) array on the split grid: positions
+    whose windows reach past the image."""
+    (hq, wq), n = g.pooled, g.x_shape[3]
+    return grid.reshape(-1, hq, g.split[1], n)[:, :, wq:]
 
 
 def _block_kernel(kernel: np.ndarray, g: SplitGeometry) -> np.ndarray:
@@ -119,20 +135,45 @@ def _phase_outputs(x: np.ndarray, kernel: np.ndarray, padding: str, pool_size):
     kh*kw times: less copying, and products with pw*c_out rows where BLAS runs well. Phase row a
     reads only window rows u in [a, a + kh), a contiguous block.
 
-    Returns (geometry, window matrix (Dh*ph*Dw*pw*C, Hq*Ws*N), z (ph*pw, c_out, Hq*Ws*N)).
+    Returns (geometry, window matrix (Dh*ph*Dw*pw*C + 1, Hq*Ws*N) whose last row is ones (the
+    bias's "input" in the backward products), the kernel as weights of its other rows
+    (``_block_kernel``), z (ph*pw, c_out, Hq*Ws*N)).
     """
     kh, kw, c, c_out = kernel.shape
     g = split_geometry(x.shape, (kh, kw), padding, pool_size)
     window_view = block_windows(split_planes(x, g), g)
-    windows = _padded_rows(window_view.size // g.outputs, g.outputs, x.dtype)
-    np.copyto(windows.reshape(window_view.shape), window_view)
+    rows = window_view.size // g.outputs
+    windows = _padded_rows(rows + 1, g.outputs, x.dtype)
+    np.copyto(windows[:rows].reshape(window_view.shape), window_view)
+    windows[rows] = 1
     ph, pw = g.pool
     z = _padded_rows(g.phases * c_out, g.outputs, x.dtype)
     weights, rows = _block_kernel(kernel, g), g.span[1] * pw * c
     for a in range(ph):
         np.matmul(weights[a, :, a * rows:(a + kh) * rows], windows[a * rows:(a + kh) * rows],
                   out=z[a * pw * c_out:(a + 1) * pw * c_out])
-    return g, windows, z.reshape(g.phases, c_out, g.outputs)
+    return g, windows, weights, z.reshape(g.phases, c_out, g.outputs)
+
+
+def _max_and_first(z: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """The maximum over the phases of z (phases, c_out, P), computed in place in z[0], and the
+    first phase that holds it ((c_out, P) uint8)."""
+    m = z[0]
+    first = np.zeros(m.shape, np.uint8)
+    greater, step = np.empty(m.shape, bool), np.empty(m.shape, np.uint8)
+    for phase in range(1, len(z)):
+        t = z[phase]
+        # Strictly greater: on ties the earlier phase keeps the gradient. Phases only increase,
+        # so the latest phase that was greater is a maximum. (uint8 views of the comparisons:
+        # arithmetic on bool arrays would cast them.)
+        if phase == 1:
+            np.greater(t, m, out=first.view(bool))
+        else:
+            np.greater(t, m, out=greater)
+            np.multiply(greater.view(np.uint8), np.uint8(phase), out=step)
+            np.maximum(first, step, out=first)
+        np.maximum(m, t, out=m)
+    return m, first
 
 
 def conv_relu_pool_forward(x: np.ndarray, kernel: np.ndarray, bias: np.ndarray, padding: str,
@@ -148,34 +189,34 @@ def conv_relu_pool_forward(x: np.ndarray, kernel: np.ndarray, bias: np.ndarray, 
     Returns:
         (y, cache) with y (c_out, Hq, Wq, N), the three layers' output up to rounding.
     """
-    g, windows, z = _phase_outputs(x, kernel, padding, pool_size)
-    z += bias[:, None]
-    # Running maximum of t = z + bias over the phases, and the first phase that reached it.
-    m = z[0]
-    first = np.zeros(m.shape, np.uint8)
-    for phase in range(1, g.phases):
-        t = z[phase]
-        # Strictly greater: on ties the earlier phase keeps the gradient. Phases only increase,
-        # so the latest phase that was greater is a maximum.
-        np.maximum(first, np.multiply(t > m, np.uint8(phase)), out=first)
-        np.maximum(m, t, out=m)
-    y = np.maximum(_valid(m, g), 0)
-    return y, ConvReluPoolCache(windows, first, y, kernel, g)
+    g, windows, weights, z = _phase_outputs(x, kernel, padding, pool_size)
+    m, first = _max_and_first(z)
+    y = _add_bias_relu(_valid(m, g), bias)
+    # No phase receives a gradient where ReLU stops it.
+    stopped = np.less_equal(y, 0).view(np.uint8)
+    valid_first = _valid(first, g)
+    np.bitwise_or(valid_first, np.multiply(stopped, _NO_PHASE, out=stopped), out=valid_first)
+    return y, ConvReluPoolCache(windows, first, kernel, weights.reshape(-1, weights.shape[-1]), g)
 
 
-def conv_relu_pool_infer(x: np.ndarray, kernel: np.ndarray, bias: np.ndarray, padding: str,
-                         pool_size) -> np.ndarray:
-    """``conv_relu_pool_forward``'s output (c_out, Hq, Wq, N), bit for bit, without a cache.
+def _add_bias_relu(m: np.ndarray, bias: np.ndarray) -> np.ndarray:
+    """relu(m + bias) of the pooled maxima m (c_out, Hq, Wq, N), in a new array.
 
     The bias is added after the maximum over phases, to a pool-size smaller array: adding a
     constant and rounding are non-decreasing, so ``max(z) + b == max(z + b)`` exactly.
     """
-    g, _, z = _phase_outputs(x, kernel, padding, pool_size)
+    y = m + bias[:, None, None, None]
+    return np.maximum(y, 0, out=y)
+
+
+def conv_relu_pool_infer(x: np.ndarray, kernel: np.ndarray, bias: np.ndarray, padding: str,
+                         pool_size) -> np.ndarray:
+    """``conv_relu_pool_forward``'s output (c_out, Hq, Wq, N), bit for bit, without a cache."""
+    g, _, _, z = _phase_outputs(x, kernel, padding, pool_size)
     m = z[0]
     for phase in range(1, g.phases):
         np.maximum(m, z[phase], out=m)
-    y = _valid(m, g) + bias[:, None, None, None]
-    return np.maximum(y, 0, out=y)
+    return _add_bias_relu(_valid(m, g), bias)
 
 
 def conv_relu_pool_routes(cache: ConvReluPoolCache) -> np.ndarray:
@@ -186,11 +227,11 @@ def conv_relu_pool_routes(cache: ConvReluPoolCache) -> np.ndarray:
     (_, h, w, n), (top, bottom, left, right) = g.x_shape, g.pads
     kh, kw, _, c_out = cache.kernel.shape
     (ph, pw), (hq, wq) = g.pool, g.pooled
-    first, positive = _valid(cache.first, g), cache.y > 0
+    first = _valid(cache.first, g)
     routes = np.zeros((c_out, h + top + bottom - kh + 1, w + left + right - kw + 1, n), bool)
     for a in range(ph):
         for b in range(pw):
-            np.logical_and(positive, first == a * pw + b, out=routes[:, a:hq * ph:ph, b:wq * pw:pw])
+            np.equal(first, a * pw + b, out=routes[:, a:hq * ph:ph, b:wq * pw:pw])
     return routes
 
 
@@ -207,19 +248,26 @@ def conv_relu_pool_backward(dy: np.ndarray, cache: ConvReluPoolCache, need_input
     """
     g = cache.geometry
     c_out = cache.kernel.shape[3]
-    # dL/dm on the split grid: ReLU's gradient on the valid corner, zero where windows reach
-    # past the image.
-    dm = np.zeros(cache.first.shape, dy.dtype)
-    np.multiply(dy, cache.y > 0, out=_valid(dm, g))
-    # dL/dz of every phase: dm where that phase held the first maximum.
+    # dy on the split grid, zero where windows reach past the image (their outputs are garbage).
+    grid = np.empty(cache.first.shape, dy.dtype)
+    _valid(grid, g)[...] = dy
+    _beyond(grid, g)[...] = 0
+    # dL/dz of every phase: dy where that phase held the first maximum and ReLU let it through.
     dz = np.empty((g.phases, c_out, g.outputs), dy.dtype)
+    routed = np.empty(grid.shape, bool)
     for phase in range(g.phases):
-        np.multiply(dm, cache.first == phase, out=dz[phase])
+        # The mask cast to floats by a copy: multiplying by the bools would cast them in a
+        # slower buffered loop.
+        np.copyto(dz[phase], np.equal(cache.first, phase, out=routed).view(np.uint8))
+        np.multiply(dz[phase], grid, out=dz[phase])
     dz = dz.reshape(-1, g.outputs)
-    # z = weights @ windows, so dL/dweights = dz @ windows.T and dL/dwindows = weights.T @ dz.
-    dkernel = _fold_block_kernel(_summed_products(dz, cache.windows), cache.kernel.shape, g)
+    # z = weights @ windows, so dL/dweights = dz @ windows.T and dL/dwindows = weights.T @ dz;
+    # the windows' row of ones gives the bias's gradient, summed over the phases.
+    products = _summed_products(dz, cache.windows)
+    dkernel = _fold_block_kernel(products[:, :-1], cache.kernel.shape, g)
+    dbias = products[:, -1].reshape(g.phases, c_out).sum(axis=0)
     if not need_input_grad:
-        return None, dkernel, dm.sum(axis=1)
-    weights = _block_kernel(cache.kernel, g).reshape(dz.shape[0], -1)
-    dwindows = np.matmul(weights.T, dz, out=_padded_rows(weights.shape[1], g.outputs, dy.dtype))
-    return merge_planes(add_block_windows(dwindows, g), g), dkernel, dm.sum(axis=1)
+        return None, dkernel, dbias
+    dwindows = np.matmul(cache.weights.T, dz,
+                         out=_padded_rows(cache.weights.shape[1], g.outputs, dy.dtype))
+    return merge_planes(add_block_windows(dwindows, g), g), dkernel, dbias

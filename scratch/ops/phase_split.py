@@ -15,6 +15,7 @@ past the image's edge: their outputs are garbage and must get zero gradient.
 
 from __future__ import annotations
 
+import functools
 from typing import NamedTuple
 
 import numpy as np
@@ -52,6 +53,13 @@ class SplitGeometry(NamedTuple):
 def split_geometry(x_shape, kernel_hw, padding: str, pool_size) -> SplitGeometry:
     """Where the phase planes of a stride-1 convolution's padded input lie, and their size.
     x_shape is (C, H, W, N)."""
+    return _split_geometry(tuple(x_shape), tuple(kernel_hw), padding, tuple(pool_size))
+
+
+# Training and evaluation meet a handful of shapes, each thousands of times.
+@functools.lru_cache(maxsize=64)
+def _split_geometry(x_shape: tuple, kernel_hw: tuple, padding: str, pool_size: tuple
+                    ) -> SplitGeometry:
     _, h, w, n = x_shape
     kh, kw = kernel_hw
     ph, pw = pool_size
@@ -63,10 +71,12 @@ def split_geometry(x_shape, kernel_hw, padding: str, pool_size) -> SplitGeometry
                          ((dh - 1) * ws + dw - 1) * n)
 
 
-def _plane_slices(g: SplitGeometry):
+@functools.lru_cache(maxsize=64)
+def _plane_slices(g: SplitGeometry) -> tuple:
     """For each phase (r, s): the rows and columns of the split grid that hold input pixels, and
     the input's rows and columns for them. Every input pixel lies in exactly one phase."""
     (_, h, w, _), (top, _, left, _), (ph, pw) = g.x_shape, g.pads, g.pool
+    slices = []
     for r in range(ph):
         p0 = -(-(top - r) // ph) if top > r else 0   # the first P with ph*P + r >= top
         h0 = ph * p0 + r - top
@@ -75,8 +85,9 @@ def _plane_slices(g: SplitGeometry):
             q0 = -(-(left - s) // pw) if left > s else 0
             w0 = pw * q0 + s - left
             cols = len(range(w0, w, pw))
-            yield ((r, s), (slice(p0, p0 + rows), slice(q0, q0 + cols)),
-                   (slice(h0, h, ph), slice(w0, w, pw)))
+            slices.append(((r, s), (slice(p0, p0 + rows), slice(q0, q0 + cols)),
+                           (slice(h0, h, ph), slice(w0, w, pw))))
+    return tuple(slices)
 
 
 def _planes(data: np.ndarray, g: SplitGeometry) -> np.ndarray:
