@@ -48,9 +48,9 @@ _NO_PHASE = np.uint8(255)
 
 
 class ConvReluPoolCache(NamedTuple):
-    windows: np.ndarray  # (Dh*ph*Dw*pw*C + 1, Hq*Ws*N): the pool blocks' window matrix, then a
+    windows: np.ndarray  # (Dh*ph*Dw*pw*C + 1, Hq*Wq*N): the pool blocks' window matrix, then a
                          # row of ones
-    first: np.ndarray    # (c_out, Hq*Ws*N) uint8: the first phase holding the maximum of the
+    first: np.ndarray    # (c_out, Hq*Wq*N) uint8: the first phase holding the maximum of the
                          # convolution, _NO_PHASE where the output is not positive
     kernel: np.ndarray   # (kh, kw, C, c_out)
     weights: np.ndarray  # (ph*pw*c_out, Dh*ph*Dw*pw*C): the kernel as weights of the window rows
@@ -87,17 +87,10 @@ def _summed_products(a: np.ndarray, b: np.ndarray) -> np.ndarray:
                      b.reshape(b.shape[0], chunks, -1).transpose(1, 2, 0)).sum(axis=0)
 
 
-def _valid(grid: np.ndarray, g: SplitGeometry) -> np.ndarray:
-    """The (c_out, Hq, Wq, N) valid corner of a (c_out, Hq*Ws*N) array on the split grid."""
+def _pooled(grid: np.ndarray, g: SplitGeometry) -> np.ndarray:
+    """A (c_out, Hq*Wq*N) array over the pool blocks as (c_out, Hq, Wq, N)."""
     (hq, wq), n = g.pooled, g.x_shape[3]
-    return grid.reshape(-1, hq, g.split[1], n)[:, :, :wq]
-
-
-def _beyond(grid: np.ndarray, g: SplitGeometry) -> np.ndarray:
-    """The (c_out, Hq, Ws - Wq, N) rest of a (c_out, Hq*Ws*N) array on the split grid: positions
-    whose windows reach past the image."""
-    (hq, wq), n = g.pooled, g.x_shape[3]
-    return grid.reshape(-1, hq, g.split[1], n)[:, :, wq:]
+    return grid.reshape(-1, hq, wq, n)
 
 
 def _block_kernel(kernel: np.ndarray, g: SplitGeometry) -> np.ndarray:
@@ -135,9 +128,9 @@ def _phase_outputs(x: np.ndarray, kernel: np.ndarray, padding: str, pool_size):
     kh*kw times: less copying, and products with pw*c_out rows where BLAS runs well. Phase row a
     reads only window rows u in [a, a + kh), a contiguous block.
 
-    Returns (geometry, window matrix (Dh*ph*Dw*pw*C + 1, Hq*Ws*N) whose last row is ones (the
+    Returns (geometry, window matrix (Dh*ph*Dw*pw*C + 1, Hq*Wq*N) whose last row is ones (the
     bias's "input" in the backward products), the kernel as weights of its other rows
-    (``_block_kernel``), z (ph*pw, c_out, Hq*Ws*N)).
+    (``_block_kernel``), z (ph*pw, c_out, Hq*Wq*N)).
     """
     kh, kw, c, c_out = kernel.shape
     g = split_geometry(x.shape, (kh, kw), padding, pool_size)
@@ -191,10 +184,10 @@ def conv_relu_pool_forward(x: np.ndarray, kernel: np.ndarray, bias: np.ndarray, 
     """
     g, windows, weights, z = _phase_outputs(x, kernel, padding, pool_size)
     m, first = _max_and_first(z)
-    y = _add_bias_relu(_valid(m, g), bias)
+    y = _add_bias_relu(_pooled(m, g), bias)
     # No phase receives a gradient where ReLU stops it.
     stopped = np.less_equal(y, 0).view(np.uint8)
-    valid_first = _valid(first, g)
+    valid_first = _pooled(first, g)
     np.bitwise_or(valid_first, np.multiply(stopped, _NO_PHASE, out=stopped), out=valid_first)
     return y, ConvReluPoolCache(windows, first, kernel, weights.reshape(-1, weights.shape[-1]), g)
 
@@ -216,7 +209,7 @@ def conv_relu_pool_infer(x: np.ndarray, kernel: np.ndarray, bias: np.ndarray, pa
     m = z[0]
     for phase in range(1, g.phases):
         np.maximum(m, z[phase], out=m)
-    return _add_bias_relu(_valid(m, g), bias)
+    return _add_bias_relu(_pooled(m, g), bias)
 
 
 def conv_relu_pool_routes(cache: ConvReluPoolCache) -> np.ndarray:
@@ -227,7 +220,7 @@ def conv_relu_pool_routes(cache: ConvReluPoolCache) -> np.ndarray:
     (_, h, w, n), (top, bottom, left, right) = g.x_shape, g.pads
     kh, kw, _, c_out = cache.kernel.shape
     (ph, pw), (hq, wq) = g.pool, g.pooled
-    first = _valid(cache.first, g)
+    first = _pooled(cache.first, g)
     routes = np.zeros((c_out, h + top + bottom - kh + 1, w + left + right - kw + 1, n), bool)
     for a in range(ph):
         for b in range(pw):
@@ -248,10 +241,7 @@ def conv_relu_pool_backward(dy: np.ndarray, cache: ConvReluPoolCache, need_input
     """
     g = cache.geometry
     c_out = cache.kernel.shape[3]
-    # dy on the split grid, zero where windows reach past the image (their outputs are garbage).
-    grid = np.empty(cache.first.shape, dy.dtype)
-    _valid(grid, g)[...] = dy
-    _beyond(grid, g)[...] = 0
+    grid = np.ascontiguousarray(dy).reshape(cache.first.shape)
     # dL/dz of every phase: dy where that phase held the first maximum and ReLU let it through.
     dz = np.empty((g.phases, c_out, g.outputs), dy.dtype)
     routed = np.empty(grid.shape, bool)

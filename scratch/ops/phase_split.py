@@ -7,10 +7,10 @@ phases z[a, b][o, p, q, n] = z[o, ph*p + a, pw*q + b, n]. The zero-padded input 
 is split the same way into planes xs[c, r, s][P, Q, n] = xp[c, ph*P + r, pw*Q + s, n] of
 (Hs, Ws, N) positions, flattened and laid back to back. The input pixel (ph*p + u, pw*q + v) of
 a pool block (p, q) is then plane (c, u % ph, v % pw) at the block (p + u // ph, q + v // pw):
-over all (p, q, n) at once, one contiguous run of that plane shifted by
-((u // ph) * Ws + v // pw) * N (the stride-1 trick of ``scratch.ops.conv.window_matrix``, per
-pool block). Runs cover the first Hq rows of the (Hs, Ws) grid; positions with q >= Wq reach
-past the image's edge: their outputs are garbage and must get zero gradient.
+over the (q, n) of one row p at once, one contiguous run of Wq*N values of that plane, shifted
+by ((u // ph) * Ws + v // pw) * N (the stride-1 trick of ``scratch.ops.conv.window_matrix``,
+per pool block). Only the Hq x Wq pool blocks of the output are gathered: the grid's other
+positions would reach past the image.
 """
 
 from __future__ import annotations
@@ -41,9 +41,8 @@ class SplitGeometry(NamedTuple):
 
     @property
     def outputs(self) -> int:
-        """Positions whose outputs are computed: the first Hq rows of the split grid, Hq*Ws*N
-        (rows below them reach past the image)."""
-        return self.pooled[0] * self.split[1] * self.x_shape[3]
+        """Positions whose outputs are computed: the pool blocks of the output, Hq*Wq*N."""
+        return self.pooled[0] * self.pooled[1] * self.x_shape[3]
 
     @property
     def phases(self) -> int:
@@ -118,16 +117,16 @@ def merge_planes(data: np.ndarray, g: SplitGeometry) -> np.ndarray:
 
 def _block_view(flat: np.ndarray, g: SplitGeometry, writeable: bool) -> np.ndarray:
     c, (ph, pw), (dh, dw), ws, n = g.x_shape[0], g.pool, g.span, g.split[1], g.x_shape[3]
-    item = flat.itemsize
-    return as_strided(flat, (dh, ph, dw, pw, c, g.outputs),
+    (hq, wq), item = g.pooled, flat.itemsize
+    return as_strided(flat, (dh, ph, dw, pw, c, hq, wq * n),
                       (ws * n * item, pw * g.plane * item, n * item, g.plane * item,
-                       g.phases * g.plane * item, item),
+                       g.phases * g.plane * item, ws * n * item, item),
                       writeable=writeable)
 
 
 def block_windows(flat: np.ndarray, g: SplitGeometry) -> np.ndarray:
     """The window matrix of the pool blocks, as a read-only strided view of the split planes:
-    (Dh, ph, Dw, pw, C, Hq*Ws*N), entry [du, r, dv, s, c, (p, q, n)] =
+    (Dh, ph, Dw, pw, C, Hq, Wq*N), entry [du, r, dv, s, c, p, (q, n)] =
     xp[c, ph*(p + du) + r, pw*(q + dv) + s, n].
 
     Read as rows (u, v, c) with u = ph*du + r and v = pw*dv + s, it holds every input pixel that
@@ -139,7 +138,7 @@ def block_windows(flat: np.ndarray, g: SplitGeometry) -> np.ndarray:
 
 
 def add_block_windows(windows: np.ndarray, g: SplitGeometry) -> np.ndarray:
-    """The adjoint of ``block_windows``: each entry of a (Dh*ph*Dw*pw*C, Hq*Ws*N) matrix added to
+    """The adjoint of ``block_windows``: each entry of a (Dh*ph*Dw*pw*C, Hq*Wq*N) matrix added to
     the split-plane position it was read from. Returns flat planes as ``split_planes`` lays
     them out; their padding positions hold garbage that ``merge_planes`` drops."""
     flat = np.zeros(g.x_shape[0] * g.phases * g.plane + g.tail, windows.dtype)
