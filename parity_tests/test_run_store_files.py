@@ -49,6 +49,30 @@ def test_run_store_sets_aside_a_file_that_is_not_a_run(content, said, tmp_path, 
     assert (store.dir / "rejected" / SPEC.filename).read_text() == content
 
 
+LONGER = next(spec for spec in plan(["cnn"], 1, FULL) if spec.stops)  # 20 epochs, stops (10,)
+WITH_STOP = fake_run_result(LONGER)  # one step per epoch: the stop is step 10
+
+
+@pytest.mark.parametrize("change, said", [
+    ({"history": [WITH_STOP["history"][0], WITH_STOP["history"][-1]]},
+     "holds no record at step 10, the stop after 10 epochs"),
+    ({"planned_steps": None}, "holds planned_steps=None, expected a whole number of steps"),
+])
+def test_run_store_sets_aside_a_run_without_its_stop(change, said, tmp_path, capsys):
+    store = runner.RunStore(tmp_path)
+    store.save(LONGER, {**WITH_STOP, **change})
+    assert store.load(LONGER) is None
+    assert f"run file {LONGER.filename} {said}" in capsys.readouterr().err
+
+
+def test_run_store_keeps_a_run_that_diverged_before_its_stop(tmp_path):
+    store = runner.RunStore(tmp_path)
+    diverged = [WITH_STOP["history"][0], {**WITH_STOP["history"][0], "step": 4, "diverged": True}]
+    store.save(LONGER, {**WITH_STOP, "history": diverged, "diverged": True})
+    assert store.load(LONGER)["key"] == LONGER.key
+    assert store.load(replace(LONGER, stops=(10,)))["key"] == LONGER.key
+
+
 def test_run_store_keeps_a_valid_run_and_a_null_accuracy(tmp_path):
     store = runner.RunStore(tmp_path)
     store.save(SPEC, _with_record(test_accuracy=float("nan")))  # saved as null

@@ -164,9 +164,11 @@ def plan(models, seeds: int, protocol: Protocol) -> list[RunSpec]:
                     specs.append(RunSpec(model, index, protocol.epochs or epochs, lr, seed,
                                          implementation, protocol))
     longest = _longest_per_trajectory(specs)
-    return [replace(spec, stops=tuple(sorted({other.epochs for other in specs
-                                              if other.trajectory == spec.trajectory
-                                              and other.epochs < spec.epochs})))
+    lengths: dict[tuple, set[int]] = {}
+    for spec in specs:
+        lengths.setdefault(spec.trajectory, set()).add(spec.epochs)
+    return [replace(spec, stops=tuple(sorted(e for e in lengths[spec.trajectory]
+                                             if e < spec.epochs)))
             if longest[spec.trajectory] is spec else spec for spec in specs]
 
 

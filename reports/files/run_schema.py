@@ -57,4 +57,22 @@ def problem(result, spec) -> str | None:
         for name in RECORD_NUMBERS:
             if name in record and not _is_number(record[name]):
                 return f"holds history[{index}].{name}={_shown(record[name])}, expected a number"
+    return _missing_stop(result, spec)
+
+
+def _missing_stop(result: dict, spec) -> str | None:
+    """A run with ``stops`` must hold a record at each of them (or have diverged before): the
+    shorter runs of the plan are taken from those records."""
+    if not spec.stops:
+        return None
+    planned = result.get("planned_steps")
+    if isinstance(planned, bool) or not isinstance(planned, int) or planned < spec.epochs:
+        return (f"holds planned_steps={_shown(planned)}, expected a whole number of steps for "
+                f"{spec.epochs} epochs")
+    steps = [record.get("step") for record in result["history"]]
+    last = steps[-1] if _is_number(steps[-1]) and steps[-1] is not None else 0
+    for epochs in spec.stops:
+        step = epochs * planned // spec.epochs
+        if step not in steps and not (result["diverged"] and last < step):
+            return f"holds no record at step {step}, the stop after {epochs} epochs"
     return None

@@ -90,7 +90,7 @@ def run_sweep(specs: list[RunSpec], store: RunStore, load_splits: Callable, exec
     derive = Derivation(store, results, children, record)
     for spec in specs:
         if results[spec.key] is not None:
-            derive.children_of(spec, results[spec.key])
+            derive.from_parent(spec, results[spec.key])
     queue = deque(spec for spec in specs if results[spec.key] is None and spec.key not in parents)
     if not queue:
         return results, record
@@ -135,7 +135,8 @@ class Derivation:
     def __init__(self, store: RunStore, results: dict, children: dict, record: dict):
         self.store, self.results, self.children, self.record = store, results, children, record
 
-    def children_of(self, spec: RunSpec, result: dict) -> None:
+    def from_parent(self, spec: RunSpec, result: dict) -> None:
+        """Derive and save the pending shorter runs of ``spec`` from its ``result``."""
         for child in self.children.pop(spec.key, []):
             derived = derive_prefix(child, result)
             self.store.save(child, derived)
@@ -166,7 +167,7 @@ class Sweep:
     def finish(self, spec: RunSpec, result: dict) -> None:
         self.results[spec.key] = result
         self.advance(spec, self.planned[spec.key])
-        self.derive.children_of(spec, result)
+        self.derive.from_parent(spec, result)
 
     def submit_ready(self) -> None:
         """Claim and submit queued runs while the backend has room; a run claimed by another
