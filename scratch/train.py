@@ -170,7 +170,8 @@ def run(trainer: Trainer, x: np.ndarray, y: np.ndarray, *, epochs: int, batch_si
     stop is, bit for bit, the last record of a run that ends there: it is marked ``"stop":
     True`` and, unlike the others, leaves the next record's ``train_loss`` (the mean batch loss
     since the previous record) alone. Without the stop records the history is the run's
-    without stops. A non-finite batch loss stops the run and marks the history diverged.
+    without stops, but for the evaluation time the stops took (in ``eval_time``). A
+    non-finite batch loss stops the run and marks the history diverged.
     Only ``train_step`` is inside the training timer (batch gathering is not). ``observe()``, if
     given, is called at each evaluation and its dict merged into the record (e.g. a projection of
     the weights, ``reports.experiment.drift``); its time is in neither timer.
