@@ -104,10 +104,12 @@ def _runnable_here() -> int:
     return count
 
 
-def busy_elsewhere(looks: int = 3) -> int | None:
+def busy_elsewhere(looks: int = 5) -> int | None:
     """How many threads of other processes are running or waiting to run right now: the
-    machine's runnable count (/proc/loadavg) less this process's own runnable threads, the least
-    of ``looks`` looks (a process that runs for a moment is not load); None without /proc."""
+    machine's runnable count (/proc/loadavg) less this process's own runnable threads, the
+    median of ``looks`` looks (a process that runs for a moment is not load, and a busy one
+    missed by one look still is: the two counts are read at different instants, and this
+    process's threads may change state between them); None without /proc."""
     try:
         counts = []
         for _ in range(looks):
@@ -116,7 +118,7 @@ def busy_elsewhere(looks: int = 3) -> int | None:
             counts.append(max(machine - _runnable_here(), 0))
     except (OSError, ValueError, IndexError):
         return None
-    return min(counts)
+    return sorted(counts)[len(counts) // 2]
 
 
 def auto_threads(cores: int | None = None) -> int:
