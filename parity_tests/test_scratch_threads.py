@@ -143,7 +143,7 @@ def test_blas_threads_auto_sees_busy_competitors():
 def test_blas_threads_auto_phase_decides_when_it_starts(monkeypatch):
     decisions = iter([2, 1])
     monkeypatch.setattr(threads, "auto_threads", lambda: next(decisions))
-    chosen = threads.BlasThreads({threads.ENV_VAR: "step=1,eval=auto"})
+    chosen = threads.BlasThreads({threads.ENV_VAR: "step=1,eval=auto", threads.HELPER_VAR: "off"})
     try:
         chosen.use("eval")
         assert set(blas_counts()) == {2}

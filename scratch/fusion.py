@@ -8,11 +8,12 @@ running layer by layer, since it reports every layer's output and gradient.
 
 from __future__ import annotations
 
+from contextlib import contextmanager
 from typing import Callable, Protocol
 
 import numpy as np
 
-from scratch import ops
+from scratch import helper, ops, threads
 from scratch.layers import Conv2D, Layer, MaxPool2D, ReLU
 
 # Evaluation runs the blocks on this many images at a time, so that their window matrices stay in
@@ -43,35 +44,73 @@ class ConvChain:
 
     Inputs and outputs are NHWC; between the blocks activations stay (C, H, W, N), the ops'
     layout (NHWC with the batch and channel axes swapped). Gradients land in each Conv2D's
-    ``grads``.
+    ``grads``. A training batch runs as two halves (``helper.halves``), the second one in the
+    helper process while the step phase has it (``scratch.helper``): the same numbers either way.
     """
 
     def __init__(self, blocks: list[tuple[Conv2D, MaxPool2D]]):
         self.blocks = blocks
         self.params = {f"{conv.name}/{k}": v for conv, _ in blocks for k, v in conv.params.items()}
         self._caches: list = []
+        self._pass: tuple = ()
 
     @staticmethod
-    def _args(conv: Conv2D, pool: MaxPool2D) -> tuple:
-        return conv.params["kernel"], conv.params["bias"], conv.padding, pool.pool_size
+    def _args(conv: Conv2D, pool: MaxPool2D) -> helper.Block:
+        return helper.Block(conv.params["kernel"], conv.params["bias"], conv.padding,
+                            pool.pool_size)
 
     def call(self, x: np.ndarray) -> np.ndarray:
-        # A view: the first block's split copies from it once, where a contiguous copy would
-        # cost a pass more.
-        h = x.transpose(3, 1, 2, 0)
-        self._caches = []
-        for conv, pool in self.blocks:
-            h, cache = ops.conv_relu_pool_forward(h, *self._args(conv, pool))
-            self._caches.append(cache)
-        return np.ascontiguousarray(h.transpose(3, 1, 2, 0))
+        blocks = [self._args(conv, pool) for conv, pool in self.blocks]
+        parts = helper.halves(len(x))
+        remote = _helper() if len(parts) == 2 else None
+        if remote is not None and not _guarded(remote.submit_forward, blocks, x[parts[1]]):
+            remote = None
+        outputs, self._caches = [], []
+        with _stopping_on_interrupt(remote):
+            for index, part in enumerate(parts):
+                y = _guarded(remote.forward_result) if index and remote is not None else None
+                if y is None:
+                    remote = None if index else remote
+                    y, caches = helper.chain_forward(blocks, x[part])
+                else:
+                    caches = None  # kept by the helper
+                outputs.append(y)
+                self._caches.append(caches)
+        self._pass = (x, blocks, parts, remote)
+        out = np.empty((len(x), *outputs[0].shape[1:3], outputs[0].shape[0]), outputs[0].dtype)
+        for part, y in zip(parts, outputs):
+            out[part] = y.transpose(3, 1, 2, 0)
+        return out
 
     def call_backward(self, dy: np.ndarray, need_input_grad: bool = True) -> np.ndarray | None:
-        d = np.ascontiguousarray(dy.transpose(3, 1, 2, 0))
-        for index in range(len(self.blocks) - 1, -1, -1):
-            conv, _ = self.blocks[index]
-            d, conv.grads["kernel"], conv.grads["bias"] = ops.conv_relu_pool_backward(
-                d, self._caches[index], need_input_grad or index > 0)
-        return None if d is None else np.ascontiguousarray(d.transpose(3, 1, 2, 0))
+        x, blocks, parts, remote = self._pass
+        if remote is not None:
+            grad_shapes = [a.shape for block in blocks for a in (block.kernel, block.bias)]
+            dx_shape = (x.shape[3], x.shape[1], x.shape[2], len(x[parts[1]])) \
+                if need_input_grad else None
+            if not _guarded(remote.submit_backward, dy[parts[1]], dx_shape, grad_shapes):
+                remote = None
+        results = []
+        with _stopping_on_interrupt(remote):
+            for index, part in enumerate(parts):
+                result = _guarded(remote.backward_result) if index and remote is not None else None
+                if result is None:
+                    if self._caches[index] is None:
+                        # The helper failed: this half again, here, with the same numbers.
+                        self._caches[index] = helper.chain_forward(blocks, x[part])[1]
+                    result = helper.chain_backward(dy[part], self._caches[index],
+                                                   need_input_grad)
+                results.append(result)
+        for index, (conv, _) in enumerate(self.blocks):
+            kernels, biases = zip(*(grads[index] for _, grads in results))
+            conv.grads["kernel"] = sum(kernels[1:], kernels[0])
+            conv.grads["bias"] = sum(biases[1:], biases[0])
+        if not need_input_grad:
+            return None
+        dx = np.empty(x.shape, dy.dtype)
+        for part, (d, _) in zip(parts, results):
+            dx[part] = d.transpose(3, 1, 2, 0)
+        return dx
 
     def backward_params(self, dy: np.ndarray) -> None:
         self.call_backward(dy, need_input_grad=False)
@@ -79,12 +118,13 @@ class ConvChain:
     def pool_routes(self, x: np.ndarray) -> dict[str, np.ndarray]:
         """Where a training step on x (N, H, W, C) sends each pool's gradient: pool name -> NHWC
         bool mask over the pool's input, True at the element that receives a positive window's
-        gradient (``ops.conv_relu_pool_routes``)."""
-        h, routes = np.ascontiguousarray(x.transpose(3, 1, 2, 0)), {}
-        for conv, pool in self.blocks:
-            h, cache = ops.conv_relu_pool_forward(h, *self._args(conv, pool))
-            routes[pool.name] = ops.conv_relu_pool_routes(cache).transpose(3, 1, 2, 0)
-        return routes
+        gradient (``ops.conv_relu_pool_routes``), from the halves as ``call`` runs them."""
+        blocks = [self._args(conv, pool) for conv, pool in self.blocks]
+        routes = {pool.name: [] for _, pool in self.blocks}
+        for part in helper.halves(len(x)):
+            for (_, pool), cache in zip(self.blocks, helper.chain_forward(blocks, x[part])[1]):
+                routes[pool.name].append(ops.conv_relu_pool_routes(cache).transpose(3, 1, 2, 0))
+        return {name: np.concatenate(parts) for name, parts in routes.items()}
 
     def infer(self, x: np.ndarray) -> np.ndarray:
         return np.concatenate([self.infer_chunk(x[s:s + EVAL_CHUNK])
@@ -97,6 +137,34 @@ class ConvChain:
         for conv, pool in self.blocks:
             h = ops.conv_relu_pool_infer(h, *self._args(conv, pool))
         return h.transpose(3, 1, 2, 0)
+
+
+def _helper() -> helper.StepHelper | None:
+    """The helper process, if the step phase has it and it has started."""
+    return helper.ready_helper() if threads.step_helper() else None
+
+
+def _guarded(call, *args):
+    """``call(*args)`` (True for a None result), or None if the helper failed: it is then
+    retired for this process, and the caller computes the half itself."""
+    try:
+        result = call(*args)
+    except helper.HelperFault as error:
+        helper.retire(str(error))
+        return None
+    return True if result is None else result
+
+
+@contextmanager
+def _stopping_on_interrupt(remote):
+    """Stop the helper if anything, Ctrl-C included, interrupts a pass it takes part in: its
+    replies would be out of step with the next pass (a new helper starts then)."""
+    try:
+        yield
+    except BaseException:
+        if remote is not None:
+            helper.retire(None)
+        raise
 
 
 def _fusable(layers: list[Layer], output_shapes: dict) -> bool:

@@ -22,6 +22,11 @@ Who decides, first match wins:
    set, the engine leaves the BLAS as that setting made it.
 3. ``POLICY``.
 
+The step phase may also have a helper process (``scratch.helper``), which runs the second half
+of each batch through the fused convolution blocks on another core. ``TFPARITY_STEP_HELPER``
+decides: ``auto`` (the default: when the step phase starts with at least two cores that no
+other process is running on), ``on`` or ``off``. The numbers are the same either way.
+
 The count is set when a phase starts and left set while it lasts (``use``): a call in the phase
 already running costs one comparison, where threadpoolctl's context manager costs about 40
 microseconds (a tenth of a small model's step). An ``"auto"`` phase looks at the machine once,
@@ -39,7 +44,11 @@ from typing import Iterator, Mapping
 import numpy as np  # noqa: F401 -- loads the BLAS, so that threadpoolctl finds it
 from threadpoolctl import ThreadpoolController
 
+from scratch import helper
+
 ENV_VAR = "TFPARITY_BLAS_THREADS"
+HELPER_VAR = "TFPARITY_STEP_HELPER"
+HELPER_RULES = ("auto", "on", "off")
 PHASES = ("step", "eval")
 AUTO, INHERIT = "auto", "inherit"
 POLICY: dict[str, int | str] = {"step": 1, "eval": AUTO}
@@ -84,6 +93,19 @@ def parse(spec: str, where: str = ENV_VAR) -> dict[str, int | str | None]:
                              f"received {spec!r}.")
         rules[match[1]] = _rule(match[2], f"{where} ({match[1]})")
     return rules
+
+
+def helper_rule(text: str, where: str = HELPER_VAR) -> str:
+    """``TFPARITY_STEP_HELPER``'s value checked: one of ``HELPER_RULES``.
+
+    Raises:
+        ValueError: naming ``where``, the accepted values and what was received.
+    """
+    rule = text.strip().lower()
+    if rule not in HELPER_RULES:
+        raise ValueError(f"{where}: expected one of {', '.join(HELPER_RULES)}, "
+                         f"received {text!r}.")
+    return rule
 
 
 def usable_cores() -> int:
@@ -158,6 +180,9 @@ class BlasThreads:
             self.rules = dict.fromkeys(PHASES)
         else:
             self.source, self.rules = "tfparity policy", dict(POLICY)
+        self.helper_rule = helper_rule(environ.get(HELPER_VAR) or AUTO)
+        self.helper = False   # whether the running step phase has the helper process
+        self.helper_usage: Counter = Counter()   # "on"/"off" -> step phase starts
         self.last: dict[str, int | None] = {}
         self.usage: dict[str, Counter] = {phase: Counter() for phase in PHASES}
         self.started_with: list[int] = []
@@ -190,6 +215,10 @@ class BlasThreads:
             raise ValueError(f"BlasThreads: expected a phase in {PHASES}, received {phase!r}.")
         rule = self.rules[phase]
         count = auto_threads() if rule == AUTO else rule
+        if phase == "step":
+            self.helper = self.helper_rule == "on" or (
+                self.helper_rule == AUTO and auto_threads() >= 2)
+            self.helper_usage["on" if self.helper else "off"] += 1
         if count is None:
             count = self._blas_threads()
         elif count != self._set_to:
@@ -202,14 +231,14 @@ class BlasThreads:
     def phase(self, phase: str) -> Iterator[None]:
         """``use(phase)`` for a block, then the counts the BLAS and this object had before."""
         before = [lib.get_num_threads() for lib in self.controller.lib_controllers]
-        state = self._phase, self._set_to
+        state = self._phase, self._set_to, self.helper
         self.use(phase)
         try:
             yield
         finally:
             for lib, count in zip(self.controller.lib_controllers, before):
                 lib.set_num_threads(count)
-            self._phase, self._set_to = state
+            self._phase, self._set_to, self.helper = state
 
     def restore(self) -> None:
         """Give the BLAS back the thread counts it had before this object first set them."""
@@ -219,8 +248,10 @@ class BlasThreads:
         self._phase = self._set_to = None
 
     def usage_snapshot(self) -> dict[str, Counter]:
-        """A copy of ``usage``, for ``describe(since=...)``."""
-        return {phase: Counter(counts) for phase, counts in self.usage.items()}
+        """A copy of ``usage`` (and of ``helper_usage``, as phase ``"helper"``), for
+        ``describe(since=...)``."""
+        return {phase: Counter(counts) for phase, counts in
+                {**self.usage, "helper": self.helper_usage}.items()}
 
     def describe(self, since: dict[str, Counter] | None = None) -> dict:
         """What to record: ``source``, ``rules``, ``phases`` (the count each phase last ran
@@ -243,7 +274,10 @@ class BlasThreads:
                 "usage": {phase: {str(k): v for k, v in sorted(
                     (counts - (since or {}).get(phase, Counter())).items(), key=str)}
                     for phase, counts in self.usage.items()},
-                "libraries": libraries}
+                "libraries": libraries,
+                "step_helper": {"rule": self.helper_rule, "usage": dict(
+                    self.helper_usage - (since or {}).get("helper", Counter())),
+                    "fault": helper.fault}}
 
 
 _ACTIVE: BlasThreads | None = None
@@ -276,6 +310,12 @@ def configure(override: str | None = None) -> BlasThreads:
 def use(phase: str) -> None:
     """``policy().use(phase)``: what the engine calls at the start of each step or evaluation."""
     policy().use(phase)
+
+
+def step_helper() -> bool:
+    """Whether the step phase is running and has the helper process (``scratch.helper``)."""
+    active = policy()
+    return active.helper and active._phase == "step"
 
 
 def blas_threads(phase: str):

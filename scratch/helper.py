@@ -1,0 +1,349 @@
+"""A second process that runs the second half of a training step's fused convolution blocks.
+
+TensorFlow runs a training step on every core; the engine's step is NumPy in one thread. Python
+threads cannot share it: every NumPy call takes the GIL, and each hand-over between two threads
+wakes the other core (about 65 us on a 2-core VM), so two threads on half a batch each saved 7%
+of a CNN step, where a second process saves about 35% (docs/performance.md). So
+``scratch.fusion.ConvChain`` always runs a batch of at least ``MIN_SPLIT`` images as two halves
+(``halves``) through the same functions (``chain_forward``, ``chain_backward``), with the
+halves' kernel gradients added in a fixed order: the numbers never depend on where a half ran.
+While the step phase has the helper (``scratch.threads``), the second half runs here, beside
+the first.
+
+The child is ``python -m scratch.helper FD``: a plain interpreter, so no user script is imported
+again (as multiprocessing's spawn would). It gets commands on a socket, and the arrays through a
+shared memory file that the parent unlinks as soon as both have mapped it. It ignores Ctrl-C,
+runs its BLAS on one thread, and ends when the socket closes. A helper that fails (exits, cannot
+start, raises) is stopped and not started again in this process; the step then computes the
+second half itself, the same numbers (``fault`` says why).
+"""
+
+from __future__ import annotations
+
+import atexit
+import math
+import mmap
+import os
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from multiprocessing.connection import Connection
+from pathlib import Path
+from typing import NamedTuple
+
+import numpy as np
+
+from scratch import ops
+from scratch.ops.phase_split import split_geometry
+
+# Batches of fewer images run in one piece: halves that small would not pay for the hand-over.
+MIN_SPLIT = 32
+# Seconds between checks that a child which has not answered yet is still alive.
+_POLL_SECONDS = 1.0
+# Seconds each side polls for the other's next message before it sleeps: waking a sleeping
+# process on the other core costs tens of microseconds on a VM, several times per step.
+_SPIN_SECONDS = {"parent": 0.002, "child": 0.005}
+_ALIGN = 64
+
+
+class Block(NamedTuple):
+    """One fused Conv2D -> ReLU -> MaxPool2D block's arguments (``ops.conv_relu_pool_forward``)."""
+
+    kernel: np.ndarray
+    bias: np.ndarray
+    padding: str
+    pool_size: tuple
+
+
+class HelperFault(RuntimeError):
+    """The helper process failed: it exited, could not start, or raised."""
+
+
+def halves(n: int) -> list[slice]:
+    """How a batch of n images is run: two halves from ``MIN_SPLIT`` images on, else whole."""
+    if n < MIN_SPLIT:
+        return [slice(0, n)]
+    return [slice(0, n // 2), slice(n // 2, n)]
+
+
+def chain_forward(blocks: list[Block], x: np.ndarray) -> tuple[np.ndarray, list]:
+    """x (n, H, W, C) NHWC through the blocks: (y (c_out, Hq, Wq, n), the blocks' caches)."""
+    h, caches = x.transpose(3, 1, 2, 0), []  # a view: the first block's split copies from it
+    for block in blocks:
+        h, cache = ops.conv_relu_pool_forward(h, *block)
+        caches.append(cache)
+    return h, caches
+
+
+def chain_backward(dy: np.ndarray, caches: list, need_input_grad: bool
+                   ) -> tuple[np.ndarray | None, list[tuple[np.ndarray, np.ndarray]]]:
+    """dy (n, Hq, Wq, c_out) NHWC back through the blocks of ``caches``: (dx (C, H, W, n) or
+    None without ``need_input_grad``, [(dkernel, dbias) per block])."""
+    d, grads = np.ascontiguousarray(dy.transpose(3, 1, 2, 0)), []
+    for index in range(len(caches) - 1, -1, -1):
+        d, dkernel, dbias = ops.conv_relu_pool_backward(d, caches[index],
+                                                         need_input_grad or index > 0)
+        grads.append((dkernel, dbias))
+    return d, grads[::-1]
+
+
+def chain_output_shape(blocks: list[Block], x_shape: tuple) -> tuple:
+    """The (c_out, Hq, Wq, n) shape ``chain_forward`` returns for an input of x_shape (NHWC)."""
+    n, h, w, c = x_shape
+    shape = (c, h, w, n)
+    for block in blocks:
+        g = split_geometry(shape, block.kernel.shape[:2], block.padding, block.pool_size)
+        shape = (block.kernel.shape[3], *g.pooled, n)
+    return shape
+
+
+class _Spec(NamedTuple):
+    """Where an array lies in the shared memory."""
+
+    offset: int
+    shape: tuple
+    dtype: str
+
+
+class _Memory(NamedTuple):
+    """A shared memory file, mapped; ``unlink`` once both processes have mapped it."""
+
+    path: str
+    size: int
+    map: mmap.mmap
+
+    @classmethod
+    def create(cls, size: int) -> _Memory:
+        directory = "/dev/shm" if os.access("/dev/shm", os.W_OK) else tempfile.gettempdir()
+        fd, path = tempfile.mkstemp(prefix="tfparity-helper-", dir=directory)
+        try:
+            os.ftruncate(fd, size)
+            return cls(path, size, mmap.mmap(fd, size))
+        finally:
+            os.close(fd)
+
+    @classmethod
+    def attach(cls, path: str, size: int) -> _Memory:
+        with open(path, "r+b") as f:
+            return cls(path, size, mmap.mmap(f.fileno(), size))
+
+    def unlink(self) -> None:
+        Path(self.path).unlink(missing_ok=True)
+
+    def array(self, spec: _Spec) -> np.ndarray:
+        return np.ndarray(spec.shape, spec.dtype, self.map, spec.offset)
+
+
+def _layout(arrays: list[tuple[tuple, np.dtype]]) -> tuple[list[_Spec], int]:
+    """Specs of consecutive, aligned arrays of the given shapes and dtypes, and their total size."""
+    specs, offset = [], 0
+    for shape, dtype in arrays:
+        dtype = np.dtype(dtype)
+        specs.append(_Spec(offset, tuple(shape), dtype.str))
+        offset += -(-math.prod(shape) * dtype.itemsize // _ALIGN) * _ALIGN
+    return specs, offset
+
+
+def _spin_until_readable(connection: Connection, seconds: float) -> bool:
+    """Whether a message arrives within ``seconds``, polling without sleeping."""
+    deadline = time.perf_counter() + seconds
+    while not connection.poll(0):
+        if time.perf_counter() > deadline:
+            return False
+    return True
+
+
+def _package_root() -> str:
+    return str(Path(__file__).resolve().parent.parent)
+
+
+class StepHelper:
+    """The parent's side of one helper process: ``submit_forward`` then ``forward_result``,
+    ``submit_backward`` then ``backward_result``, for the second half of a batch.
+
+    Raises:
+        HelperFault: from the ``*_result`` calls, when the helper failed; it is then stopped.
+    """
+
+    def __init__(self):
+        ours, theirs = socket.socketpair()
+        env = {**os.environ, "OPENBLAS_NUM_THREADS": "1", "OMP_NUM_THREADS": "1",
+               "MKL_NUM_THREADS": "1",
+               "PYTHONPATH": os.pathsep.join(filter(None, (_package_root(),
+                                                            os.environ.get("PYTHONPATH"))))}
+        try:
+            self.process = subprocess.Popen(
+                [sys.executable, "-m", "scratch.helper", str(theirs.fileno())],
+                pass_fds=[theirs.fileno()], env=env, stdin=subprocess.DEVNULL,
+                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
+        finally:
+            theirs.close()
+        self.connection = Connection(ours.detach())
+        self.ready = False
+        self.memory: _Memory | None = None
+        self._outputs: list[_Spec] = []
+
+    def poll_ready(self) -> bool:
+        """Whether the child has started and said so; never waits."""
+        if not self.ready and self.connection.poll(0):
+            self.ready = self._receive()[0] == "ready"
+        return self.ready
+
+    def _receive(self) -> tuple:
+        try:
+            while not _spin_until_readable(self.connection, _SPIN_SECONDS["parent"]) and \
+                    not self.connection.poll(_POLL_SECONDS):
+                if self.process.poll() is not None:
+                    raise HelperFault(f"the helper exited with code {self.process.returncode}")
+            message = self.connection.recv()
+        except (EOFError, OSError) as error:
+            raise HelperFault(f"the helper's connection broke ({error!r})") from None
+        if message[0] == "error":
+            raise HelperFault(f"the helper raised {message[1]}")
+        return message
+
+    def _send(self, message: tuple) -> None:
+        try:
+            self.connection.send(message)
+        except OSError as error:
+            raise HelperFault(f"the helper's connection broke ({error!r})") from None
+
+    def _place(self, inputs: list[np.ndarray], outputs: list[tuple[tuple, np.dtype]]
+               ) -> tuple[list[_Spec], list[_Spec]]:
+        specs, size = _layout([(a.shape, a.dtype) for a in inputs] + outputs)
+        if self.memory is None or self.memory.size < size:
+            memory = _Memory.create(max(2 * size, 1 << 20))
+            try:
+                self._send(("map", memory.path, memory.size))
+                self._receive()
+            finally:
+                memory.unlink()
+            self.memory = memory
+        for array, spec in zip(inputs, specs):
+            np.copyto(self.memory.array(spec), array)
+        return specs[:len(inputs)], specs[len(inputs):]
+
+    def submit_forward(self, blocks: list[Block], x: np.ndarray) -> None:
+        """Start ``chain_forward(blocks, x)`` in the child; x is the half batch, NHWC."""
+        params = [a for block in blocks for a in (block.kernel, block.bias)]
+        out_shape = chain_output_shape(blocks, x.shape)
+        inputs, self._outputs = self._place([x, *params], [(out_shape, x.dtype)])
+        geometry = [(block.padding, tuple(block.pool_size)) for block in blocks]
+        self._send(("forward", inputs, geometry, self._outputs[0]))
+
+    def forward_result(self) -> np.ndarray:
+        """``chain_forward``'s y of the submitted half (a copy)."""
+        self._receive()
+        return self.memory.array(self._outputs[0]).copy()
+
+    def submit_backward(self, dy: np.ndarray, dx_shape: tuple | None,
+                        grad_shapes: list[tuple]) -> None:
+        """Start ``chain_backward`` of the half last run forward, for dy (n, Hq, Wq, c_out);
+        ``dx_shape`` (C, H, W, n), or None for no input gradient."""
+        outputs = [(shape, dy.dtype) for shape in grad_shapes]
+        if dx_shape is not None:
+            outputs.append((dx_shape, dy.dtype))
+        (dy_spec,), self._outputs = self._place([dy], outputs)
+        self._send(("backward", dy_spec, dx_shape is not None, self._outputs))
+
+    def backward_result(self) -> tuple[np.ndarray | None, list[tuple[np.ndarray, np.ndarray]]]:
+        """``chain_backward``'s (dx or None, [(dkernel, dbias)]) of the submitted half (copies)."""
+        self._receive()
+        arrays = [self.memory.array(spec).copy() for spec in self._outputs]
+        blocks = len(arrays) // 2
+        grads = [(arrays[2 * i], arrays[2 * i + 1]) for i in range(blocks)]
+        return (arrays[-1] if len(arrays) % 2 else None), grads
+
+    def close(self) -> None:
+        """Stop the child (it also ends by itself when this process ends)."""
+        try:
+            self.connection.close()
+        except OSError:
+            pass
+        try:
+            self.process.wait(timeout=2)
+        except subprocess.TimeoutExpired:
+            self.process.kill()
+            self.process.wait()
+
+
+_HELPER: StepHelper | None = None
+fault: str | None = None  # why this process's helper failed, if it did
+
+
+def ready_helper() -> StepHelper | None:
+    """The process's helper once it has started (started here on the first call), else None;
+    None for good after a fault."""
+    global _HELPER, fault
+    if fault is not None:
+        return None
+    try:
+        if _HELPER is None:
+            _HELPER = StepHelper()
+        return _HELPER if _HELPER.poll_ready() else None
+    except (OSError, HelperFault) as error:
+        retire(f"the helper could not start ({error})")
+        return None
+
+
+def retire(reason: str | None) -> None:
+    """Stop the process's helper; with a reason, record it as ``fault`` and start no other."""
+    global _HELPER, fault
+    if reason is not None:
+        fault = reason
+    if _HELPER is not None:
+        helper, _HELPER = _HELPER, None
+        helper.close()
+
+
+atexit.register(retire, None)
+
+
+def _serve(connection: Connection) -> None:
+    """The child's loop: one reply per command, until the connection closes."""
+    memory, caches = None, []
+    connection.send(("ready", os.getpid()))
+    while True:
+        try:
+            _spin_until_readable(connection, _SPIN_SECONDS["child"])
+            message = connection.recv()
+        except (EOFError, OSError):
+            return
+        try:
+            kind = message[0]
+            if kind == "map":
+                memory = _Memory.attach(message[1], message[2])
+            elif kind == "forward":
+                _, inputs, geometry, out = message
+                x, *params = (memory.array(spec).copy() for spec in inputs)
+                blocks = [Block(params[2 * i], params[2 * i + 1], padding, pool)
+                          for i, (padding, pool) in enumerate(geometry)]
+                caches = []  # freed before the new ones are made
+                y, caches = chain_forward(blocks, x)
+                np.copyto(memory.array(out), y)
+            elif kind == "backward":
+                _, dy_spec, need_input_grad, outs = message
+                dx, grads = chain_backward(memory.array(dy_spec), caches, need_input_grad)
+                for spec, array in zip(outs, [a for pair in grads for a in pair] + [dx]):
+                    np.copyto(memory.array(spec), array)
+            else:
+                raise ValueError(f"unknown command {kind!r}")
+        except Exception as error:  # reported to the parent, which computes the half itself
+            connection.send(("error", f"{type(error).__name__}: {error}"))
+        else:
+            connection.send(("ok",))
+
+
+def main(argv: list[str]) -> None:
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    from scratch.memory import retain_freed_memory
+
+    retain_freed_memory()
+    _serve(Connection(int(argv[1])))
+
+
+if __name__ == "__main__":
+    main(sys.argv)
