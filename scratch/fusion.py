@@ -63,7 +63,8 @@ class ConvChain:
         blocks = [self._args(conv, pool) for conv, pool in self.blocks]
         parts = helper.halves(len(x))
         remote = _helper() if len(parts) == 2 else None
-        if remote is not None and not _guarded(remote.submit_forward, blocks, x[parts[1]]):
+        if remote is not None and not _guarded(remote.submit_forward, blocks, x[parts[1]],
+                                               threads.policy().current()):
             remote = None
         outputs, self._caches = [], []
         with _stopping_on_interrupt(remote):
@@ -88,7 +89,8 @@ class ConvChain:
             grad_shapes = [a.shape for block in blocks for a in (block.kernel, block.bias)]
             dx_shape = (x.shape[3], x.shape[1], x.shape[2], len(x[parts[1]])) \
                 if need_input_grad else None
-            if not _guarded(remote.submit_backward, dy[parts[1]], dx_shape, grad_shapes):
+            if not _guarded(remote.submit_backward, dy[parts[1]], dx_shape, grad_shapes,
+                            threads.policy().current()):
                 remote = None
         results = []
         with _stopping_on_interrupt(remote):

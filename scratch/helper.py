@@ -13,7 +13,8 @@ the first.
 The child is ``python -m scratch.helper FD``: a plain interpreter, so no user script is imported
 again (as multiprocessing's spawn would). It gets commands on a socket, and the arrays through a
 shared memory file that the parent unlinks as soon as both have mapped it. It ignores Ctrl-C,
-runs its BLAS on one thread, and ends when the socket closes. A helper that fails (exits, cannot
+runs its BLAS with the parent's thread count (a product's rounding can depend on it), and ends
+when the socket closes. A helper that fails (exits, cannot
 start, raises) is stopped and not started again in this process; the step then computes the
 second half itself, the same numbers (``fault`` says why).
 """
@@ -170,10 +171,8 @@ class StepHelper:
 
     def __init__(self):
         ours, theirs = socket.socketpair()
-        env = {**os.environ, "OPENBLAS_NUM_THREADS": "1", "OMP_NUM_THREADS": "1",
-               "MKL_NUM_THREADS": "1",
-               "PYTHONPATH": os.pathsep.join(filter(None, (_package_root(),
-                                                            os.environ.get("PYTHONPATH"))))}
+        env = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, (
+            _package_root(), os.environ.get("PYTHONPATH"))))}
         try:
             self.process = subprocess.Popen(
                 [sys.executable, "-m", "scratch.helper", str(theirs.fileno())],
@@ -186,9 +185,9 @@ class StepHelper:
         self.memory: _Memory | None = None
         self._outputs: list[_Spec] = []
 
-    def poll_ready(self) -> bool:
-        """Whether the child has started and said so; never waits."""
-        if not self.ready and self.connection.poll(0):
+    def poll_ready(self, wait: float = 0.0) -> bool:
+        """Whether the child has started and said so, waiting up to ``wait`` seconds."""
+        if not self.ready and self.connection.poll(wait):
             self.ready = self._receive()[0] == "ready"
         return self.ready
 
@@ -226,13 +225,15 @@ class StepHelper:
             np.copyto(self.memory.array(spec), array)
         return specs[:len(inputs)], specs[len(inputs):]
 
-    def submit_forward(self, blocks: list[Block], x: np.ndarray) -> None:
-        """Start ``chain_forward(blocks, x)`` in the child; x is the half batch, NHWC."""
+    def submit_forward(self, blocks: list[Block], x: np.ndarray, blas_threads: int) -> None:
+        """Start ``chain_forward(blocks, x)`` in the child; x is the half batch, NHWC.
+        ``blas_threads``: this process's BLAS thread count, which the child takes for the pass
+        (a product's rounding can depend on it)."""
         params = [a for block in blocks for a in (block.kernel, block.bias)]
         out_shape = chain_output_shape(blocks, x.shape)
         inputs, self._outputs = self._place([x, *params], [(out_shape, x.dtype)])
         geometry = [(block.padding, tuple(block.pool_size)) for block in blocks]
-        self._send(("forward", inputs, geometry, self._outputs[0]))
+        self._send(("forward", inputs, geometry, self._outputs[0], blas_threads))
 
     def forward_result(self) -> np.ndarray:
         """``chain_forward``'s y of the submitted half (a copy)."""
@@ -240,14 +241,15 @@ class StepHelper:
         return self.memory.array(self._outputs[0]).copy()
 
     def submit_backward(self, dy: np.ndarray, dx_shape: tuple | None,
-                        grad_shapes: list[tuple]) -> None:
+                        grad_shapes: list[tuple], blas_threads: int) -> None:
         """Start ``chain_backward`` of the half last run forward, for dy (n, Hq, Wq, c_out);
-        ``dx_shape`` (C, H, W, n), or None for no input gradient."""
+        ``dx_shape`` (C, H, W, n), or None for no input gradient; ``blas_threads`` as in
+        ``submit_forward``."""
         outputs = [(shape, dy.dtype) for shape in grad_shapes]
         if dx_shape is not None:
             outputs.append((dx_shape, dy.dtype))
         (dy_spec,), self._outputs = self._place([dy], outputs)
-        self._send(("backward", dy_spec, dx_shape is not None, self._outputs))
+        self._send(("backward", dy_spec, dx_shape is not None, self._outputs, blas_threads))
 
     def backward_result(self) -> tuple[np.ndarray | None, list[tuple[np.ndarray, np.ndarray]]]:
         """``chain_backward``'s (dx or None, [(dkernel, dbias)]) of the submitted half (copies)."""
@@ -274,19 +276,24 @@ _HELPER: StepHelper | None = None
 fault: str | None = None  # why this process's helper failed, if it did
 
 
-def ready_helper() -> StepHelper | None:
-    """The process's helper once it has started (started here on the first call), else None;
-    None for good after a fault."""
+def ready_helper(wait: float = 0.0) -> StepHelper | None:
+    """The process's helper once it has started (started here on the first call; ``wait``
+    seconds at most for it to be ready), else None; None for good after a fault."""
     global _HELPER, fault
     if fault is not None:
         return None
     try:
         if _HELPER is None:
             _HELPER = StepHelper()
-        return _HELPER if _HELPER.poll_ready() else None
+        return _HELPER if _HELPER.poll_ready(wait) else None
     except (OSError, HelperFault) as error:
         retire(f"the helper could not start ({error})")
         return None
+
+
+def running_pids() -> list[int]:
+    """The process id of this process's helper while it runs, else none."""
+    return [] if _HELPER is None or _HELPER.process.poll() is not None else [_HELPER.process.pid]
 
 
 def retire(reason: str | None) -> None:
@@ -304,7 +311,10 @@ atexit.register(retire, None)
 
 def _serve(connection: Connection) -> None:
     """The child's loop: one reply per command, until the connection closes."""
-    memory, caches = None, []
+    from threadpoolctl import ThreadpoolController
+
+    blas = ThreadpoolController().select(user_api="blas")
+    memory, caches, blas_threads = None, [], None
     connection.send(("ready", os.getpid()))
     while True:
         try:
@@ -316,8 +326,12 @@ def _serve(connection: Connection) -> None:
             kind = message[0]
             if kind == "map":
                 memory = _Memory.attach(message[1], message[2])
-            elif kind == "forward":
-                _, inputs, geometry, out = message
+            elif kind in ("forward", "backward") and message[-1] != blas_threads:
+                blas_threads = message[-1]
+                for library in blas.lib_controllers:
+                    library.set_num_threads(blas_threads)
+            if kind == "forward":
+                _, inputs, geometry, out, _ = message
                 x, *params = (memory.array(spec).copy() for spec in inputs)
                 blocks = [Block(params[2 * i], params[2 * i + 1], padding, pool)
                           for i, (padding, pool) in enumerate(geometry)]
@@ -325,11 +339,11 @@ def _serve(connection: Connection) -> None:
                 y, caches = chain_forward(blocks, x)
                 np.copyto(memory.array(out), y)
             elif kind == "backward":
-                _, dy_spec, need_input_grad, outs = message
+                _, dy_spec, need_input_grad, outs, _ = message
                 dx, grads = chain_backward(memory.array(dy_spec), caches, need_input_grad)
                 for spec, array in zip(outs, [a for pair in grads for a in pair] + [dx]):
                     np.copyto(memory.array(spec), array)
-            else:
+            elif kind != "map":
                 raise ValueError(f"unknown command {kind!r}")
         except Exception as error:  # reported to the parent, which computes the half itself
             connection.send(("error", f"{type(error).__name__}: {error}"))

@@ -116,19 +116,27 @@ def usable_cores() -> int:
 
 
 def _runnable_here() -> int:
+    """Runnable threads of this process and of its helper process (``scratch.helper``, which
+    polls for a few milliseconds after each half it ran): not load from elsewhere."""
     count = 0
-    for tid in os.listdir("/proc/self/task"):
+    for root in ["/proc/self", *(f"/proc/{pid}" for pid in helper.running_pids())]:
         try:
-            with open(f"/proc/self/task/{tid}/stat", "rb") as f:
-                count += f.read().rsplit(b")", 1)[1].split()[0] == b"R"
-        except OSError:  # the thread ended meanwhile
-            pass
+            tids = os.listdir(f"{root}/task")
+        except OSError:  # the helper ended meanwhile
+            continue
+        for tid in tids:
+            try:
+                with open(f"{root}/task/{tid}/stat", "rb") as f:
+                    count += f.read().rsplit(b")", 1)[1].split()[0] == b"R"
+            except OSError:  # the thread ended meanwhile
+                pass
     return count
 
 
 def busy_elsewhere(looks: int = 5) -> int | None:
     """How many threads of other processes are running or waiting to run right now: the
-    machine's runnable count (/proc/loadavg) less this process's own runnable threads, the
+    machine's runnable count (/proc/loadavg) less this process's (and its helper's) runnable
+    threads, the
     median of ``looks`` looks (a process that runs for a moment is not load, and a busy one
     missed by one look still is: the two counts are read at different instants, and this
     process's threads may change state between them); None without /proc."""
@@ -201,6 +209,10 @@ class BlasThreads:
     def _blas_threads(self) -> int | None:
         libs = self.controller.lib_controllers
         return libs[0].get_num_threads() if libs else None
+
+    def current(self) -> int:
+        """The BLAS's thread count right now (1 without a BLAS that threadpoolctl knows)."""
+        return self._blas_threads() or 1
 
     def _set(self, count: int) -> None:
         for lib in self.controller.lib_controllers:

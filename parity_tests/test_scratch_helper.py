@@ -1,0 +1,236 @@
+"""The step helper (scratch/helper.py): the second half of a batch in another process gives the
+numbers of the same halves computed here, bit for bit; a helper that dies, raises or is
+interrupted costs nothing but time."""
+
+from __future__ import annotations
+
+import os
+import signal
+from pathlib import Path
+
+import numpy as np
+import pytest
+from threadpoolctl import threadpool_limits
+
+from scratch import helper, models, threads
+from scratch.optim import SGD
+from scratch.train import ScratchTrainer
+
+WAIT = 60.0  # seconds for a helper to start on a loaded machine
+
+
+@pytest.fixture
+def helper_mode(monkeypatch):
+    """Set whether the step phase has the helper; a fault of one test does not reach the next,
+    and every helper started here is stopped."""
+    monkeypatch.setattr(helper, "fault", None)
+    helper.retire(None)
+
+    def mode(on: bool) -> helper.StepHelper | None:
+        monkeypatch.setattr(threads, "step_helper", lambda: on)
+        if not on:
+            return None
+        started = helper.ready_helper(wait=WAIT)
+        assert started is not None, helper.fault
+        return started
+
+    yield mode
+    helper.retire(None)
+
+
+@pytest.fixture
+def parent_halves(monkeypatch):
+    """Counts the halves this process runs forward itself."""
+    calls = []
+    original = helper.chain_forward
+
+    def counted(blocks, x):
+        calls.append(len(x))
+        return original(blocks, x)
+
+    monkeypatch.setattr(helper, "chain_forward", counted)
+    return calls
+
+
+def batch(n=100, seed=0, dtype="float32"):
+    rng = np.random.default_rng(seed)
+    return rng.random((n, 28, 28, 1)).astype(dtype), rng.integers(0, 10, n)
+
+
+def step(model, x, y):
+    loss, grads = model.loss_and_grads(x, y)
+    return loss, {key: value.copy() for key, value in grads.items()}
+
+
+@pytest.mark.parametrize("n", [1, helper.MIN_SPLIT - 1, helper.MIN_SPLIT, 99, 100, 1000])
+def test_helper_halves_cover_the_batch(n):
+    parts = helper.halves(n)
+    covered = np.concatenate([np.arange(n)[part] for part in parts])
+    assert np.array_equal(covered, np.arange(n))
+    assert len(parts) == (2 if n >= helper.MIN_SPLIT else 1)
+    assert max(len(range(n)[p]) for p in parts) - min(len(range(n)[p]) for p in parts) <= 1
+
+
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+@pytest.mark.parametrize("n, blas", [(100, 1), (100, 2), (33, 1)])
+def test_helper_step_equals_the_halves_computed_here(helper_mode, parent_halves, dtype, n, blas):
+    # The helper takes this process's BLAS thread count: with two, conv2's kernel gradient
+    # rounds differently than with one.
+    x, y = batch(n, dtype=dtype)
+    model = models.build("cnn", seed=3, dtype=dtype)
+    with threadpool_limits(blas, user_api="blas"):
+        helper_mode(False)
+        expected = step(model, x, y)
+        assert parent_halves == [n // 2, n - n // 2]
+        parent_halves.clear()
+        helper_mode(True)
+        actual = step(model, x, y)
+    assert _equal(actual, expected)
+    assert parent_halves[-1:] == [n // 2], "the helper did not run the second half"
+    assert helper.fault is None
+
+
+def _equal(actual, expected) -> bool:
+    (loss, grads), (expected_loss, expected_grads) = actual, expected
+    return loss == expected_loss and grads.keys() == expected_grads.keys() and all(
+        np.array_equal(grads[key], expected_grads[key]) for key in grads)
+
+
+def test_helper_training_gives_the_same_weights(helper_mode):
+    x, y = batch(400, seed=1)
+    weights = []
+    for on in (False, True):
+        helper_mode(on)
+        model = models.build("cnn", seed=5)
+        trainer = ScratchTrainer(model, SGD(0.05))
+        for start in range(0, 400, 100):
+            trainer.train_step(x[start:start + 100], y[start:start + 100])
+        weights.append({key: value.copy() for key, value in model.params.items()})
+    assert weights[0].keys() == weights[1].keys()
+    for key in weights[0]:
+        assert np.array_equal(weights[0][key], weights[1][key]), key
+
+
+@pytest.mark.parametrize("when", ["forward", "backward"])
+def test_helper_killed_mid_step_gives_the_same_numbers(helper_mode, monkeypatch, when):
+    x, y = batch()
+    model = models.build("cnn", seed=7)
+    helper_mode(False)
+    expected = step(model, x, y)
+    running = helper_mode(True)
+    # Killed before the half is sent: a reply already written would outlive the child.
+    method = {"forward": "submit_forward", "backward": "submit_backward"}[when]
+    original = getattr(running, method)
+
+    def killed_first(*args):
+        running.process.send_signal(signal.SIGKILL)
+        running.process.wait()
+        return original(*args)
+
+    monkeypatch.setattr(running, method, killed_first)
+    assert _equal(step(model, x, y), expected)
+    assert "exited" in helper.fault or "broke" in helper.fault
+    assert helper.running_pids() == [] and helper.ready_helper() is None
+    assert _equal(step(model, x, y), expected)  # later steps run both halves here
+
+
+def test_helper_error_in_the_child_gives_the_same_numbers(helper_mode, monkeypatch):
+    x, y = batch()
+    model = models.build("cnn", seed=8)
+    helper_mode(False)
+    expected = step(model, x, y)
+    running = helper_mode(True)
+    original = running.submit_backward
+
+    def wrong_shapes(dy, dx_shape, grad_shapes, blas_threads):
+        # The child cannot write a (3, 3, 1, 8) kernel gradient into a (2,) array.
+        return original(dy, dx_shape, [(2,)] * len(grad_shapes), blas_threads)
+
+    monkeypatch.setattr(running, "submit_backward", wrong_shapes)
+    assert _equal(step(model, x, y), expected)
+    assert helper.fault.startswith("the helper raised ValueError")
+
+
+def test_helper_interrupted_step_stops_the_helper(helper_mode, monkeypatch):
+    x, y = batch()
+    model = models.build("cnn", seed=9)
+    running = helper_mode(True)
+    pid = running.process.pid
+    original = helper.chain_forward
+
+    def interrupted(blocks, half):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(helper, "chain_forward", interrupted)
+    with pytest.raises(KeyboardInterrupt):
+        model.loss_and_grads(x, y)
+    assert helper.running_pids() == [] and helper.fault is None
+    assert not Path(f"/proc/{pid}").exists() or _zombie(pid)
+    monkeypatch.setattr(helper, "chain_forward", original)
+    helper_mode(False)
+    expected = step(model, x, y)
+    started = helper_mode(True)  # a new helper, in step with the next pass
+    assert started.process.pid != pid
+    assert _equal(step(model, x, y), expected)
+
+
+def _zombie(pid: int) -> bool:
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] == "Z"
+    except OSError:
+        return True
+
+
+def test_helper_leaves_no_shared_memory_file_and_ends_with_its_parent(helper_mode):
+    x, y = batch()
+    running = helper_mode(True)
+    models.build("cnn", seed=2).loss_and_grads(x, y)
+    assert running.memory is not None and not Path(running.memory.path).exists()
+    running.connection.close()  # as when this process ends
+    assert running.process.wait(timeout=WAIT) == 0
+
+
+def test_helper_child_ignores_ctrl_c(helper_mode):
+    running = helper_mode(True)
+    os.kill(running.process.pid, signal.SIGINT)
+    x, y = batch()
+    models.build("cnn", seed=2).loss_and_grads(x, y)
+    assert running.process.poll() is None and helper.fault is None
+
+
+@pytest.mark.parametrize("value", ["sometimes", "2", ""])
+def test_step_helper_rule_rejects_bad_values(value):
+    if not value:
+        assert threads.BlasThreads({threads.HELPER_VAR: value}).helper_rule == "auto"
+        return
+    with pytest.raises(ValueError, match=rf"TFPARITY_STEP_HELPER: expected one of auto, on, "
+                                         rf"off, received '{value}'"):
+        threads.BlasThreads({threads.HELPER_VAR: value})
+
+
+@pytest.mark.parametrize("rule, free, expected", [
+    ("auto", 2, True), ("auto", 1, False), ("on", 1, True), ("off", 2, False)])
+def test_step_helper_rule_decides_when_the_step_phase_starts(monkeypatch, rule, free, expected):
+    monkeypatch.setattr(threads, "auto_threads", lambda: free)
+    chosen = threads.BlasThreads({threads.HELPER_VAR: rule})
+    try:
+        chosen.use("step")
+        assert chosen.helper is expected
+        assert chosen.describe()["step_helper"]["usage"] == {("on" if expected else "off"): 1}
+        chosen.use("eval")
+        chosen.use("step")
+        assert chosen.describe()["step_helper"]["usage"] == {("on" if expected else "off"): 2}
+    finally:
+        chosen.restore()
+
+
+def test_step_helper_auto_is_off_beside_busy_competitors():
+    from reports.measure.competitors import competitors
+
+    chosen = threads.BlasThreads({threads.HELPER_VAR: "auto"})
+    try:
+        with competitors(2):
+            chosen.use("step")
+        assert chosen.helper is False
+    finally:
+        chosen.restore()
