@@ -10,8 +10,8 @@ import sys
 # Settings that change either side's speed; TF_ENABLE_ONEDNN_OPTS=0 swaps TensorFlow's oneDNN
 # kernels for Eigen's, which are slower (docs/performance.md).
 THREAD_VARIABLES = ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS",
-                    "TFPARITY_BLAS_THREADS", "TF_NUM_INTRAOP_THREADS", "TF_NUM_INTEROP_THREADS",
-                    "TF_ENABLE_ONEDNN_OPTS")
+                    "TFPARITY_BLAS_THREADS", "TFPARITY_STEP_HELPER", "TF_NUM_INTRAOP_THREADS",
+                    "TF_NUM_INTEROP_THREADS", "TF_ENABLE_ONEDNN_OPTS")
 
 
 def load_average() -> list[float] | None:
@@ -86,6 +86,10 @@ def threads_text(env: dict) -> str:
                           f"{lib['started_with_threads']} by default" for lib in blas["libraries"])
     tf_pools = ", ".join(f"{pool.replace('_', '-')} {setting['threads'] or 'default'} "
                          f"({setting['source']})" for pool, setting in pools.items())
+    helper = blas.get("step_helper")
+    helper = "" if helper is None else (
+        f"; NumPy step helper process: {helper['rule']} (auto: two idle cores when the step phase "
+        f"starts)")
     return (f"NumPy BLAS threads per phase: {phases} ({blas['source']}; auto: the cores idle "
             f"when the phase starts; "
-            f"{libraries or 'no BLAS found'}); TensorFlow threads: {tf_pools}")
+            f"{libraries or 'no BLAS found'}){helper}; TensorFlow threads: {tf_pools}")

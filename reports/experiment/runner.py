@@ -123,7 +123,7 @@ def thread_settings(implementation: str, since: dict | None = None) -> dict:
     ``since`` (``scratch.threads``); or TensorFlow's pools (``reference_tf.threads``)."""
     if implementation == "numpy":
         blas = threads.describe(since)
-        return {key: blas[key] for key in ("source", "rules", "phases", "usage")}
+        return {key: blas[key] for key in ("source", "rules", "phases", "usage", "step_helper")}
     from reference_tf import threads as tf_threads
 
     return tf_threads.describe()

@@ -25,7 +25,7 @@ import numpy as np
 
 from reports.environment import load_average
 from reports.experiment.trainers import make_trainer
-from scratch import ops, threads
+from scratch import helper, ops, threads
 from scratch.data.mnist import IMAGE_SHAPE, NUM_CLASSES
 from scratch.data.tokens import token_sequences
 from scratch.fusion import ConvChain, backward
@@ -139,6 +139,10 @@ def _trainers(name: str, settings: Settings):
     return numpy_side.trainer, tf_side.trainer, model
 
 
+# Seconds the bench waits for the step helper process to start (scratch.helper).
+HELPER_WAIT = 30.0
+
+
 def bench_model(name: str, settings: Settings) -> dict:
     """One model's row: train step and evaluation timings of both sides, ratios and memory."""
     x, y = _data(settings, name)
@@ -148,6 +152,10 @@ def bench_model(name: str, settings: Settings) -> dict:
     batches = [(x[s:s + b], y[s:s + b]) for s in range(0, len(x) - b + 1, b)]
     # Memory first: one image traces TensorFlow's step, then the first full-size step is measured.
     row: dict = {"model": name, "load_average_before": load_average()}
+    usage = threads.policy().usage_snapshot()
+    threads.use("step")
+    if threads.step_helper():  # started now, so that every timed step can use it
+        helper.ready_helper(wait=HELPER_WAIT)
     for side, trainer in sides.items():
         trainer.train_step(x[:1], y[:1])
         row[f"{side}_peak_rss_mib"] = rss_peak_growth(
@@ -191,6 +199,7 @@ def bench_model(name: str, settings: Settings) -> dict:
     row["train_ratio"] = row["numpy_step"]["median"] / row["tensorflow_step"]["median"]
     row["eval_ratio"] = row["numpy_eval_images_per_s"] / row["tensorflow_eval_images_per_s"]
     row["numpy_blas_threads"] = threads.describe()["phases"]
+    row["numpy_step_helper"] = threads.describe(since=usage)["step_helper"]
     row["load_average_after"] = load_average()
     return row
 

@@ -56,12 +56,25 @@ def conditions(environment: dict, rows: list[dict], load: int) -> list[str]:
     averages = "; ".join(f"{row['model']} {first_load(row['load_average_before'])} -> "
                          f"{first_load(row['load_average_after'])}" for row in rows)
     used = "; ".join(f"{row['model']} " + ", ".join(
-        f"{phase} {count}" for phase, count in row["numpy_blas_threads"].items()) for row in rows)
+        f"{phase} {count}" for phase, count in row["numpy_blas_threads"].items())
+        + step_helper_text(row.get("numpy_step_helper")) for row in rows)
     return [f"- Threads: {threads_text(environment)}.",
             f"- NumPy BLAS threads used: {used}.",
             f"- Load: {load} busy competitor process(es) (`--load {load}`) on "
             f"{environment['cpu_count']} logical CPUs; 1-minute load average before -> after each "
             f"model: {averages}."]
+
+
+def step_helper_text(record: dict | None) -> str:
+    """How a bench row's NumPy steps used the helper process (``scratch.helper``), as a clause."""
+    if record is None:  # a row from before the helper
+        return ""
+    if record["fault"]:
+        return f", step helper failed ({record['fault']})"
+    usage = record["usage"]
+    used = "on" if usage.get("on") and not usage.get("off") else (
+        "off" if not usage.get("on") else f"on {usage['on']}, off {usage['off']} phase starts")
+    return f", step helper process {used} ({record['rule']})"
 
 
 def profile_table(name: str, profile: dict[str, list[dict]]) -> list[str]:
