@@ -29,11 +29,13 @@ _SPLITS: dict = {}  # Protocol -> Splits, loaded once per worker process
 
 
 def environment(threads: int) -> dict[str, str]:
-    """The variables that give NumPy's BLAS and both TensorFlow pools ``threads`` threads."""
+    """The variables that give NumPy's BLAS and both TensorFlow pools ``threads`` threads; the
+    NumPy step's helper process (a second core, ``scratch.helper``) only from two threads on."""
     if isinstance(threads, bool) or not isinstance(threads, int) or threads < 1:
         raise ValueError(f"worker: expected threads to be a positive integer, "
                          f"received {threads!r}.")
-    return dict.fromkeys(WORKER_VARIABLES, str(threads))
+    return {**dict.fromkeys(WORKER_VARIABLES, str(threads)),
+            "TFPARITY_STEP_HELPER": "auto" if threads >= 2 else "off"}
 
 
 def thread_environment() -> dict[str, str | None]:
