@@ -234,3 +234,29 @@ def test_step_helper_auto_is_off_beside_busy_competitors():
         assert chosen.helper is False
     finally:
         chosen.restore()
+
+
+def test_helper_forked_child_starts_its_own(helper_mode):
+    # A forked process shares its parent's socket and memory with the helper: it must not use
+    # that helper, or the two processes' halves would mix.
+    parent_helper = helper_mode(True)
+    x, y = batch()
+    model = models.build("cnn", seed=4)
+    expected = step(model, x, y)
+    read, write = os.pipe()
+    pid = os.fork()
+    if pid == 0:  # the child: its own helper (or none), the same numbers, then exit at once
+        try:
+            ok = helper.running_pids() == [] and _equal(step(model, x, y), expected)
+            mine = helper.ready_helper(wait=WAIT)
+            ok = ok and (mine is None or mine.process.pid != parent_helper.process.pid)
+            ok = ok and _equal(step(model, x, y), expected)
+            helper.retire(None)
+            os.write(write, b"1" if ok else b"0")
+        finally:
+            os._exit(0)
+    os.close(write)
+    answer = os.read(read, 1)
+    os.waitpid(pid, 0)
+    assert answer == b"1"
+    assert _equal(step(model, x, y), expected) and helper.fault is None

@@ -63,11 +63,11 @@ class ConvChain:
         blocks = [self._args(conv, pool) for conv, pool in self.blocks]
         parts = helper.halves(len(x))
         remote = _helper() if len(parts) == 2 else None
-        if remote is not None and not _guarded(remote.submit_forward, blocks, x[parts[1]],
-                                               threads.policy().current()):
-            remote = None
-        outputs, self._caches = [], []
         with _stopping_on_interrupt(remote):
+            if remote is not None and not _guarded(remote.submit_forward, blocks, x[parts[1]],
+                                                   threads.policy().current()):
+                remote = None
+            outputs, self._caches = [], []
             for index, part in enumerate(parts):
                 y = _guarded(remote.forward_result) if index and remote is not None else None
                 if y is None:
@@ -85,24 +85,16 @@ class ConvChain:
 
     def call_backward(self, dy: np.ndarray, need_input_grad: bool = True) -> np.ndarray | None:
         x, blocks, parts, remote = self._pass
-        if remote is not None:
-            grad_shapes = [a.shape for block in blocks for a in (block.kernel, block.bias)]
-            dx_shape = (x.shape[3], x.shape[1], x.shape[2], len(x[parts[1]])) \
-                if need_input_grad else None
-            if not _guarded(remote.submit_backward, dy[parts[1]], dx_shape, grad_shapes,
-                            threads.policy().current()):
-                remote = None
-        results = []
         with _stopping_on_interrupt(remote):
-            for index, part in enumerate(parts):
-                result = _guarded(remote.backward_result) if index and remote is not None else None
-                if result is None:
-                    if self._caches[index] is None:
-                        # The helper failed: this half again, here, with the same numbers.
-                        self._caches[index] = helper.chain_forward(blocks, x[part])[1]
-                    result = helper.chain_backward(dy[part], self._caches[index],
-                                                   need_input_grad)
-                results.append(result)
+            if remote is not None:
+                grad_shapes = [a.shape for block in blocks for a in (block.kernel, block.bias)]
+                dx_shape = (x.shape[3], x.shape[1], x.shape[2], len(x[parts[1]])) \
+                    if need_input_grad else None
+                if not _guarded(remote.submit_backward, dy[parts[1]], dx_shape, grad_shapes,
+                                threads.policy().current()):
+                    remote = None
+            results = [self._half_backward(index, part, dy, remote, need_input_grad)
+                       for index, part in enumerate(parts)]
         for index, (conv, _) in enumerate(self.blocks):
             kernels, biases = zip(*(grads[index] for _, grads in results))
             conv.grads["kernel"] = sum(kernels[1:], kernels[0])
@@ -113,6 +105,19 @@ class ConvChain:
         for part, (d, _) in zip(parts, results):
             dx[part] = d.transpose(3, 1, 2, 0)
         return dx
+
+    def _half_backward(self, index: int, part: slice, dy: np.ndarray, remote,
+                       need_input_grad: bool) -> tuple:
+        """``helper.chain_backward``'s result for one half: from the helper if it ran the half
+        and still answers, else computed here."""
+        result = _guarded(remote.backward_result) if index and remote is not None else None
+        if result is not None:
+            return result
+        x, blocks = self._pass[:2]
+        if self._caches[index] is None:
+            # The helper failed: this half again, here, with the same numbers.
+            self._caches[index] = helper.chain_forward(blocks, x[part])[1]
+        return helper.chain_backward(dy[part], self._caches[index], need_input_grad)
 
     def backward_params(self, dy: np.ndarray) -> None:
         self.call_backward(dy, need_input_grad=False)

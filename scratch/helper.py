@@ -181,6 +181,7 @@ class StepHelper:
         finally:
             theirs.close()
         self.connection = Connection(ours.detach())
+        self.sent = 0  # commands sent; each reply names the command it answers
         self.ready = False
         self.memory: _Memory | None = None
         self._outputs: list[_Spec] = []
@@ -190,6 +191,15 @@ class StepHelper:
         if not self.ready and self.connection.poll(wait):
             self.ready = self._receive()[0] == "ready"
         return self.ready
+
+    def _reply(self) -> tuple:
+        """The reply to the last command sent; a reply to another one is a fault (a pass was
+        interrupted between a command and its reply)."""
+        message = self._receive()
+        if message[1] != self.sent:
+            raise HelperFault(f"the helper answered command {message[1]} where {self.sent} was "
+                              f"due")
+        return message
 
     def _receive(self) -> tuple:
         try:
@@ -205,8 +215,9 @@ class StepHelper:
         return message
 
     def _send(self, message: tuple) -> None:
+        self.sent += 1
         try:
-            self.connection.send(message)
+            self.connection.send((self.sent, *message))
         except OSError as error:
             raise HelperFault(f"the helper's connection broke ({error!r})") from None
 
@@ -217,7 +228,7 @@ class StepHelper:
             memory = _Memory.create(max(2 * size, 1 << 20))
             try:
                 self._send(("map", memory.path, memory.size))
-                self._receive()
+                self._reply()
             finally:
                 memory.unlink()
             self.memory = memory
@@ -237,7 +248,7 @@ class StepHelper:
 
     def forward_result(self) -> np.ndarray:
         """``chain_forward``'s y of the submitted half (a copy)."""
-        self._receive()
+        self._reply()
         return self.memory.array(self._outputs[0]).copy()
 
     def submit_backward(self, dy: np.ndarray, dx_shape: tuple | None,
@@ -253,7 +264,7 @@ class StepHelper:
 
     def backward_result(self) -> tuple[np.ndarray | None, list[tuple[np.ndarray, np.ndarray]]]:
         """``chain_backward``'s (dx or None, [(dkernel, dbias)]) of the submitted half (copies)."""
-        self._receive()
+        self._reply()
         arrays = [self.memory.array(spec).copy() for spec in self._outputs]
         blocks = len(arrays) // 2
         grads = [(arrays[2 * i], arrays[2 * i + 1]) for i in range(blocks)]
@@ -306,7 +317,15 @@ def retire(reason: str | None) -> None:
         helper.close()
 
 
+def _forget_in_forked_child() -> None:
+    # A forked process shares the parent's socket and memory with its helper: it must not talk
+    # to it, and starts its own if it needs one.
+    global _HELPER
+    _HELPER = None
+
+
 atexit.register(retire, None)
+os.register_at_fork(after_in_child=_forget_in_forked_child)
 
 
 def _serve(connection: Connection) -> None:
@@ -322,6 +341,7 @@ def _serve(connection: Connection) -> None:
             message = connection.recv()
         except (EOFError, OSError):
             return
+        number, message = message[0], message[1:]
         try:
             kind = message[0]
             if kind == "map":
@@ -346,9 +366,9 @@ def _serve(connection: Connection) -> None:
             elif kind != "map":
                 raise ValueError(f"unknown command {kind!r}")
         except Exception as error:  # reported to the parent, which computes the half itself
-            connection.send(("error", f"{type(error).__name__}: {error}"))
+            connection.send(("error", f"{type(error).__name__}: {error}", number))
         else:
-            connection.send(("ok",))
+            connection.send(("ok", number))
 
 
 def main(argv: list[str]) -> None:
