@@ -96,6 +96,21 @@ def _equal(actual, expected) -> bool:
         np.array_equal(grads[key], expected_grads[key]) for key in grads)
 
 
+@pytest.mark.parametrize("rule, halves", [("off", False), ("auto", True), ("on", True)])
+def test_helper_rule_off_runs_the_whole_batch(monkeypatch, parent_halves, rule, halves):
+    # Off is the engine without the helper: one pass over the whole batch, whatever the load.
+    monkeypatch.setenv(threads.HELPER_VAR, rule)
+    monkeypatch.setattr(threads, "step_helper", lambda: False)
+    threads.configure()
+    try:
+        x, y = batch(64)
+        models.build("cnn", seed=1).loss_and_grads(x, y)
+    finally:
+        monkeypatch.delenv(threads.HELPER_VAR)
+        threads.configure()
+    assert parent_halves == ([32, 32] if halves else [64])
+
+
 def test_helper_training_gives_the_same_weights(helper_mode):
     x, y = batch(400, seed=1)
     weights = []
@@ -260,3 +275,13 @@ def test_helper_forked_child_starts_its_own(helper_mode):
     os.waitpid(pid, 0)
     assert answer == b"1"
     assert _equal(step(model, x, y), expected) and helper.fault is None
+
+
+@pytest.mark.parametrize("forced", [True, False])
+def test_step_helper_forced_for_a_block_then_restored(forced):
+    # The decisions phase times the fused step against the layer-by-layer pass with the
+    # helper off, so that the ratio is the fusion's alone.
+    before = threads.step_helper()
+    with threads.blas_threads("step", helper=forced):
+        assert threads.step_helper() is forced
+    assert threads.step_helper() is before

@@ -44,8 +44,9 @@ class ConvChain:
 
     Inputs and outputs are NHWC; between the blocks activations stay (C, H, W, N), the ops'
     layout (NHWC with the batch and channel axes swapped). Gradients land in each Conv2D's
-    ``grads``. A training batch runs as two halves (``helper.halves``), the second one in the
-    helper process while the step phase has it (``scratch.helper``): the same numbers either way.
+    ``grads``. Unless ``TFPARITY_STEP_HELPER`` is off, a training batch runs as two halves
+    (``helper.halves``), the second one in the helper process while the step phase has it
+    (``scratch.helper``): the same numbers either way.
     """
 
     def __init__(self, blocks: list[tuple[Conv2D, MaxPool2D]]):
@@ -61,7 +62,7 @@ class ConvChain:
 
     def call(self, x: np.ndarray) -> np.ndarray:
         blocks = [self._args(conv, pool) for conv, pool in self.blocks]
-        parts = helper.halves(len(x))
+        parts = _parts(len(x))
         remote = _helper() if len(parts) == 2 else None
         with _stopping_on_interrupt(remote):
             if remote is not None and not _guarded(remote.submit_forward, blocks, x[parts[1]],
@@ -128,7 +129,7 @@ class ConvChain:
         gradient (``ops.conv_relu_pool_routes``), from the halves as ``call`` runs them."""
         blocks = [self._args(conv, pool) for conv, pool in self.blocks]
         routes = {pool.name: [] for _, pool in self.blocks}
-        for part in helper.halves(len(x)):
+        for part in _parts(len(x)):
             for (_, pool), cache in zip(self.blocks, helper.chain_forward(blocks, x[part])[1]):
                 routes[pool.name].append(ops.conv_relu_pool_routes(cache).transpose(3, 1, 2, 0))
         return {name: np.concatenate(parts) for name, parts in routes.items()}
@@ -144,6 +145,13 @@ class ConvChain:
         for conv, pool in self.blocks:
             h = ops.conv_relu_pool_infer(h, *self._args(conv, pool))
         return h.transpose(3, 1, 2, 0)
+
+
+def _parts(n: int) -> list[slice]:
+    """How a batch of n images runs: in halves unless the helper's rule is off (then whole, as
+    one process computes it best). The rule, not the machine's load, decides, so that a run's
+    numbers do not depend on the load."""
+    return [slice(0, n)] if threads.policy().helper_rule == "off" else helper.halves(n)
 
 
 def _helper() -> helper.StepHelper | None:

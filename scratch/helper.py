@@ -3,12 +3,12 @@
 TensorFlow runs a training step on every core; the engine's step is NumPy in one thread. Python
 threads cannot share it: every NumPy call takes the GIL, and each hand-over between two threads
 wakes the other core (about 65 us on a 2-core VM), so two threads on half a batch each saved 7%
-of a CNN step, where a second process saves about 35% (docs/performance.md). So
-``scratch.fusion.ConvChain`` always runs a batch of at least ``MIN_SPLIT`` images as two halves
-(``halves``) through the same functions (``chain_forward``, ``chain_backward``), with the
-halves' kernel gradients added in a fixed order: the numbers never depend on where a half ran.
-While the step phase has the helper (``scratch.threads``), the second half runs here, beside
-the first.
+of a CNN step, where a second process saves about 35% (docs/performance.md). So, unless the
+helper's rule is off (``TFPARITY_STEP_HELPER``, ``scratch.threads``), ``scratch.fusion.ConvChain``
+runs a batch of at least ``MIN_SPLIT`` images as two halves (``halves``) through the same
+functions (``chain_forward``, ``chain_backward``), with the halves' kernel gradients added in a
+fixed order: the numbers never depend on where a half ran, nor on the machine's load. While the
+step phase has the helper, the second half runs here, beside the first.
 
 The child is ``python -m scratch.helper FD``: a plain interpreter, so no user script is imported
 again (as multiprocessing's spawn would). It gets commands on a socket, and the arrays through a

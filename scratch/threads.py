@@ -240,11 +240,14 @@ class BlasThreads:
         self.usage[phase][count] += 1
 
     @contextmanager
-    def phase(self, phase: str) -> Iterator[None]:
-        """``use(phase)`` for a block, then the counts the BLAS and this object had before."""
+    def phase(self, phase: str, helper: bool | None = None) -> Iterator[None]:
+        """``use(phase)`` for a block, then the counts the BLAS and this object had before;
+        ``helper`` True or False decides the step helper for the block instead of its rule."""
         before = [lib.get_num_threads() for lib in self.controller.lib_controllers]
         state = self._phase, self._set_to, self.helper
         self.use(phase)
+        if helper is not None:
+            self.helper = helper
         try:
             yield
         finally:
@@ -330,10 +333,11 @@ def step_helper() -> bool:
     return active.helper and active._phase == "step"
 
 
-def blas_threads(phase: str):
+def blas_threads(phase: str, helper: bool | None = None):
     """A context manager running its block with ``phase``'s BLAS threads, e.g. for direct calls
-    of ``Sequential.evaluate``: ``with blas_threads("eval"): model.evaluate(x, y)``."""
-    return policy().phase(phase)
+    of ``Sequential.evaluate``: ``with blas_threads("eval"): model.evaluate(x, y)``; ``helper``
+    as in ``BlasThreads.phase``."""
+    return policy().phase(phase, helper)
 
 
 def describe(since: dict[str, Counter] | None = None) -> dict:
