@@ -157,9 +157,9 @@ def test_helper_error_in_the_child_gives_the_same_numbers(helper_mode, monkeypat
     running = helper_mode(True)
     original = running.submit_backward
 
-    def wrong_shapes(dy, dx_shape, grad_shapes, blas_threads):
+    def wrong_shapes(forward, dy, dx_shape, grad_shapes, blas_threads):
         # The child cannot write a (3, 3, 1, 8) kernel gradient into a (2,) array.
-        return original(dy, dx_shape, [(2,)] * len(grad_shapes), blas_threads)
+        return original(forward, dy, dx_shape, [(2,)] * len(grad_shapes), blas_threads)
 
     monkeypatch.setattr(running, "submit_backward", wrong_shapes)
     assert _equal(step(model, x, y), expected)
@@ -285,3 +285,26 @@ def test_step_helper_forced_for_a_block_then_restored(forced):
     with threads.blas_threads("step", helper=forced):
         assert threads.step_helper() is forced
     assert threads.step_helper() is before
+
+
+def test_helper_keeps_each_chains_half_apart(helper_mode):
+    # Two models' forward passes, then their backward passes in the other order: each backward
+    # pass gets its own forward pass's half.
+    x, _ = batch()
+    dy = np.random.default_rng(1).standard_normal((100, 7, 7, 8)).astype("float32")
+    results = []
+    for on in (False, True):
+        helper_mode(on)
+        chains = [models.build("cnn", seed=seed).units[0] for seed in (11, 12)]
+        for chain in chains:
+            chain.call(x)
+        grads = []
+        for chain in reversed(chains):
+            chain.call_backward(dy, need_input_grad=True)
+            grads.append({f"{conv.name}/{key}": value.copy() for conv, _ in chain.blocks
+                          for key, value in conv.grads.items()})
+        results.append(grads)
+    assert helper.fault is None
+    for expected, actual in zip(*results):
+        assert expected.keys() == actual.keys()
+        assert all(np.array_equal(expected[key], actual[key]) for key in expected)

@@ -65,9 +65,9 @@ class ConvChain:
         parts = _parts(len(x))
         remote = _helper() if len(parts) == 2 else None
         with _stopping_on_interrupt(remote):
-            if remote is not None and not _guarded(remote.submit_forward, blocks, x[parts[1]],
-                                                   threads.policy().current()):
-                remote = None
+            number = remote and _guarded(remote.submit_forward, blocks, x[parts[1]],
+                                         threads.policy().current())
+            remote = remote if number else None
             outputs, self._caches = [], []
             for index, part in enumerate(parts):
                 y = _guarded(remote.forward_result) if index and remote is not None else None
@@ -78,21 +78,22 @@ class ConvChain:
                     caches = None  # kept by the helper
                 outputs.append(y)
                 self._caches.append(caches)
-        self._pass = (x, blocks, parts, remote)
+        self._pass = (x, blocks, parts, remote and (remote, number))
         out = np.empty((len(x), *outputs[0].shape[1:3], outputs[0].shape[0]), outputs[0].dtype)
         for part, y in zip(parts, outputs):
             out[part] = y.transpose(3, 1, 2, 0)
         return out
 
     def call_backward(self, dy: np.ndarray, need_input_grad: bool = True) -> np.ndarray | None:
-        x, blocks, parts, remote = self._pass
+        x, blocks, parts, forwarded = self._pass
+        remote = forwarded and forwarded[0]
         with _stopping_on_interrupt(remote):
-            if remote is not None:
+            if remote:
                 grad_shapes = [a.shape for block in blocks for a in (block.kernel, block.bias)]
                 dx_shape = (x.shape[3], x.shape[1], x.shape[2], len(x[parts[1]])) \
                     if need_input_grad else None
-                if not _guarded(remote.submit_backward, dy[parts[1]], dx_shape, grad_shapes,
-                                threads.policy().current()):
+                if not _guarded(remote.submit_backward, forwarded[1], dy[parts[1]], dx_shape,
+                                grad_shapes, threads.policy().current()):
                     remote = None
             results = [self._half_backward(index, part, dy, remote, need_input_grad)
                        for index, part in enumerate(parts)]
@@ -111,7 +112,7 @@ class ConvChain:
                        need_input_grad: bool) -> tuple:
         """``helper.chain_backward``'s result for one half: from the helper if it ran the half
         and still answers, else computed here."""
-        result = _guarded(remote.backward_result) if index and remote is not None else None
+        result = _guarded(remote.backward_result) if index and remote else None
         if result is not None:
             return result
         x, blocks = self._pass[:2]

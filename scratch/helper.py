@@ -14,9 +14,9 @@ The child is ``python -m scratch.helper FD``: a plain interpreter, so no user sc
 again (as multiprocessing's spawn would). It gets commands on a socket, and the arrays through a
 shared memory file that the parent unlinks as soon as both have mapped it. It ignores Ctrl-C,
 runs its BLAS with the parent's thread count (a product's rounding can depend on it), and ends
-when the socket closes. A helper that fails (exits, cannot
-start, raises) is stopped and not started again in this process; the step then computes the
-second half itself, the same numbers (``fault`` says why).
+when the socket closes. A helper that fails (exits, cannot start, raises) is stopped and not
+started again in this process; the step then computes the second half itself, the same numbers
+(``fault`` says why).
 """
 
 from __future__ import annotations
@@ -236,31 +236,34 @@ class StepHelper:
             np.copyto(self.memory.array(spec), array)
         return specs[:len(inputs)], specs[len(inputs):]
 
-    def submit_forward(self, blocks: list[Block], x: np.ndarray, blas_threads: int) -> None:
+    def submit_forward(self, blocks: list[Block], x: np.ndarray, blas_threads: int) -> int:
         """Start ``chain_forward(blocks, x)`` in the child; x is the half batch, NHWC.
         ``blas_threads``: this process's BLAS thread count, which the child takes for the pass
-        (a product's rounding can depend on it)."""
+        (a product's rounding can depend on it). Returns the command's number, which names the
+        half for ``submit_backward``."""
         params = [a for block in blocks for a in (block.kernel, block.bias)]
         out_shape = chain_output_shape(blocks, x.shape)
         inputs, self._outputs = self._place([x, *params], [(out_shape, x.dtype)])
         geometry = [(block.padding, tuple(block.pool_size)) for block in blocks]
         self._send(("forward", inputs, geometry, self._outputs[0], blas_threads))
+        return self.sent
 
     def forward_result(self) -> np.ndarray:
         """``chain_forward``'s y of the submitted half (a copy)."""
         self._reply()
         return self.memory.array(self._outputs[0]).copy()
 
-    def submit_backward(self, dy: np.ndarray, dx_shape: tuple | None,
+    def submit_backward(self, forward: int, dy: np.ndarray, dx_shape: tuple | None,
                         grad_shapes: list[tuple], blas_threads: int) -> None:
-        """Start ``chain_backward`` of the half last run forward, for dy (n, Hq, Wq, c_out);
-        ``dx_shape`` (C, H, W, n), or None for no input gradient; ``blas_threads`` as in
-        ``submit_forward``."""
+        """Start ``chain_backward`` of the half that the command numbered ``forward`` ran
+        forward, for dy (n, Hq, Wq, c_out); ``dx_shape`` (C, H, W, n), or None for no input
+        gradient; ``blas_threads`` as in ``submit_forward``."""
         outputs = [(shape, dy.dtype) for shape in grad_shapes]
         if dx_shape is not None:
             outputs.append((dx_shape, dy.dtype))
         (dy_spec,), self._outputs = self._place([dy], outputs)
-        self._send(("backward", dy_spec, dx_shape is not None, self._outputs, blas_threads))
+        self._send(("backward", forward, dy_spec, dx_shape is not None, self._outputs,
+                    blas_threads))
 
     def backward_result(self) -> tuple[np.ndarray | None, list[tuple[np.ndarray, np.ndarray]]]:
         """``chain_backward``'s (dx or None, [(dkernel, dbias)]) of the submitted half (copies)."""
@@ -328,43 +331,73 @@ atexit.register(retire, None)
 os.register_at_fork(after_in_child=_forget_in_forked_child)
 
 
+class _Child:
+    """The helper's side: the shared memory, the caches of the halves it ran forward (by the
+    number of their forward command, the last ``KEPT`` of them) and its BLAS thread count."""
+
+    KEPT = 4
+
+    def __init__(self):
+        from threadpoolctl import ThreadpoolController
+
+        self.blas = ThreadpoolController().select(user_api="blas")
+        self.blas_threads: int | None = None
+        self.memory: _Memory | None = None
+        self.caches: dict[int, list] = {}
+
+    def run(self, number: int, kind: str, *args) -> None:
+        if kind == "map":
+            self.memory = _Memory.attach(*args)
+        elif kind == "forward":
+            self.forward(number, *args)
+        elif kind == "backward":
+            self.backward(*args)
+        else:
+            raise ValueError(f"unknown command {kind!r}")
+
+    def use_blas_threads(self, count: int) -> None:
+        if count != self.blas_threads:
+            for library in self.blas.lib_controllers:
+                library.set_num_threads(count)
+            self.blas_threads = count
+
+    def forward(self, number: int, inputs: list, geometry: list, out: _Spec,
+                blas_threads: int) -> None:
+        self.use_blas_threads(blas_threads)
+        x, *params = (self.memory.array(spec).copy() for spec in inputs)
+        blocks = [Block(params[2 * i], params[2 * i + 1], padding, pool)
+                  for i, (padding, pool) in enumerate(geometry)]
+        while len(self.caches) >= self.KEPT:
+            del self.caches[next(iter(self.caches))]
+        y, self.caches[number] = chain_forward(blocks, x)
+        np.copyto(self.memory.array(out), y)
+
+    def backward(self, forward_number: int, dy: _Spec, need_input_grad: bool, outs: list,
+                 blas_threads: int) -> None:
+        if forward_number not in self.caches:
+            raise KeyError(f"no half run forward by command {forward_number}")
+        self.use_blas_threads(blas_threads)
+        dx, grads = chain_backward(self.memory.array(dy), self.caches.pop(forward_number),
+                                   need_input_grad)
+        arrays = [a for pair in grads for a in pair] + ([dx] if need_input_grad else [])
+        if len(arrays) != len(outs):
+            raise ValueError(f"expected {len(outs)} outputs, computed {len(arrays)}")
+        for spec, array in zip(outs, arrays):
+            np.copyto(self.memory.array(spec), array)
+
+
 def _serve(connection: Connection) -> None:
     """The child's loop: one reply per command, until the connection closes."""
-    from threadpoolctl import ThreadpoolController
-
-    blas = ThreadpoolController().select(user_api="blas")
-    memory, caches, blas_threads = None, [], None
+    child = _Child()
     connection.send(("ready", os.getpid()))
     while True:
         try:
             _spin_until_readable(connection, _SPIN_SECONDS["child"])
-            message = connection.recv()
+            number, *message = connection.recv()
         except (EOFError, OSError):
             return
-        number, message = message[0], message[1:]
         try:
-            kind = message[0]
-            if kind == "map":
-                memory = _Memory.attach(message[1], message[2])
-            elif kind in ("forward", "backward") and message[-1] != blas_threads:
-                blas_threads = message[-1]
-                for library in blas.lib_controllers:
-                    library.set_num_threads(blas_threads)
-            if kind == "forward":
-                _, inputs, geometry, out, _ = message
-                x, *params = (memory.array(spec).copy() for spec in inputs)
-                blocks = [Block(params[2 * i], params[2 * i + 1], padding, pool)
-                          for i, (padding, pool) in enumerate(geometry)]
-                caches = []  # freed before the new ones are made
-                y, caches = chain_forward(blocks, x)
-                np.copyto(memory.array(out), y)
-            elif kind == "backward":
-                _, dy_spec, need_input_grad, outs, _ = message
-                dx, grads = chain_backward(memory.array(dy_spec), caches, need_input_grad)
-                for spec, array in zip(outs, [a for pair in grads for a in pair] + [dx]):
-                    np.copyto(memory.array(spec), array)
-            elif kind != "map":
-                raise ValueError(f"unknown command {kind!r}")
+            child.run(number, *message)
         except Exception as error:  # reported to the parent, which computes the half itself
             connection.send(("error", f"{type(error).__name__}: {error}", number))
         else:
