@@ -64,21 +64,23 @@ class ConvChain:
         blocks = [self._args(conv, pool) for conv, pool in self.blocks]
         parts = _parts(len(x))
         remote = _helper() if len(parts) == 2 else None
+        forwarded = None  # (helper, number of its forward command) while it runs a half
+        outputs, self._caches = [], []
         with _stopping_on_interrupt(remote):
-            number = remote and _guarded(remote.submit_forward, blocks, x[parts[1]],
-                                         threads.policy().current())
-            remote = remote if number else None
-            outputs, self._caches = [], []
+            if remote is not None:
+                number = _guarded(remote.submit_forward, blocks, x[parts[1]],
+                                  threads.policy().current())
+                forwarded = (remote, number) if number else None
             for index, part in enumerate(parts):
-                y = _guarded(remote.forward_result) if index and remote is not None else None
+                y = _guarded(forwarded[0].forward_result) if index and forwarded else None
                 if y is None:
-                    remote = None if index else remote
+                    forwarded = forwarded if not index else None
                     y, caches = helper.chain_forward(blocks, x[part])
                 else:
                     caches = None  # kept by the helper
                 outputs.append(y)
                 self._caches.append(caches)
-        self._pass = (x, blocks, parts, remote and (remote, number))
+        self._pass = (x, blocks, parts, forwarded)
         out = np.empty((len(x), *outputs[0].shape[1:3], outputs[0].shape[0]), outputs[0].dtype)
         for part, y in zip(parts, outputs):
             out[part] = y.transpose(3, 1, 2, 0)
@@ -86,9 +88,9 @@ class ConvChain:
 
     def call_backward(self, dy: np.ndarray, need_input_grad: bool = True) -> np.ndarray | None:
         x, blocks, parts, forwarded = self._pass
-        remote = forwarded and forwarded[0]
+        remote = forwarded[0] if forwarded else None
         with _stopping_on_interrupt(remote):
-            if remote:
+            if remote is not None:
                 grad_shapes = [a.shape for block in blocks for a in (block.kernel, block.bias)]
                 dx_shape = (x.shape[3], x.shape[1], x.shape[2], len(x[parts[1]])) \
                     if need_input_grad else None
@@ -112,7 +114,7 @@ class ConvChain:
                        need_input_grad: bool) -> tuple:
         """``helper.chain_backward``'s result for one half: from the helper if it ran the half
         and still answers, else computed here."""
-        result = _guarded(remote.backward_result) if index and remote else None
+        result = _guarded(remote.backward_result) if index and remote is not None else None
         if result is not None:
             return result
         x, blocks = self._pass[:2]

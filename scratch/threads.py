@@ -210,6 +210,11 @@ class BlasThreads:
         libs = self.controller.lib_controllers
         return libs[0].get_num_threads() if libs else None
 
+    @property
+    def running(self) -> str | None:
+        """The phase running now (the last one ``use`` started), None before the first."""
+        return self._phase
+
     def current(self) -> int:
         """The BLAS's thread count right now (1 without a BLAS that threadpoolctl knows)."""
         return self._blas_threads() or 1
@@ -330,7 +335,7 @@ def use(phase: str) -> None:
 def step_helper() -> bool:
     """Whether the step phase is running and has the helper process (``scratch.helper``)."""
     active = policy()
-    return active.helper and active._phase == "step"
+    return active.helper and active.running == "step"
 
 
 def blas_threads(phase: str, helper: bool | None = None):
