@@ -143,7 +143,8 @@ def test_helper_killed_mid_step_gives_the_same_numbers(helper_mode, monkeypatch,
         return original(*args)
 
     monkeypatch.setattr(running, method, killed_first)
-    assert _equal(step(model, x, y), expected)
+    with pytest.warns(helper.HelperWarning, match="step helper process stopped"):
+        assert _equal(step(model, x, y), expected)
     assert "exited" in helper.fault or "broke" in helper.fault
     assert helper.running_pids() == [] and helper.ready_helper() is None
     assert _equal(step(model, x, y), expected)  # later steps run both halves here
@@ -162,7 +163,8 @@ def test_helper_error_in_the_child_gives_the_same_numbers(helper_mode, monkeypat
         return original(forward, dy, dx_shape, [(2,)] * len(grad_shapes), blas_threads)
 
     monkeypatch.setattr(running, "submit_backward", wrong_shapes)
-    assert _equal(step(model, x, y), expected)
+    with pytest.warns(helper.HelperWarning):
+        assert _equal(step(model, x, y), expected)
     assert helper.fault.startswith("the helper raised ValueError")
 
 
@@ -308,3 +310,16 @@ def test_helper_keeps_each_chains_half_apart(helper_mode):
     for expected, actual in zip(*results):
         assert expected.keys() == actual.keys()
         assert all(np.array_equal(expected[key], actual[key]) for key in expected)
+
+
+def test_helper_that_cannot_start_leaves_a_fault_and_the_same_numbers(helper_mode, monkeypatch):
+    x, y = batch()
+    model = models.build("cnn", seed=6)
+    helper_mode(False)
+    expected = step(model, x, y)
+    monkeypatch.setattr(helper.sys, "executable", "/nonexistent/python")
+    monkeypatch.setattr(threads, "step_helper", lambda: True)
+    with pytest.warns(helper.HelperWarning, match="could not start"):
+        assert _equal(step(model, x, y), expected)
+    assert helper.fault.startswith("the helper could not start")
+    assert helper.ready_helper() is None and helper.running_pids() == []

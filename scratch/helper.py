@@ -31,6 +31,7 @@ import subprocess
 import sys
 import tempfile
 import time
+import warnings
 from multiprocessing.connection import Connection
 from pathlib import Path
 from typing import NamedTuple
@@ -61,6 +62,10 @@ class Block(NamedTuple):
 
 class HelperFault(RuntimeError):
     """The helper process failed: it exited, could not start, or raised."""
+
+
+class HelperWarning(RuntimeWarning):
+    """Warned once per process when its helper fails (the steps go on without it)."""
 
 
 def halves(n: int) -> list[slice]:
@@ -300,7 +305,7 @@ def ready_helper(wait: float = 0.0) -> StepHelper | None:
         if _HELPER is None:
             _HELPER = StepHelper()
         return _HELPER if _HELPER.poll_ready(wait) else None
-    except (OSError, HelperFault) as error:
+    except (OSError, ValueError, HelperFault) as error:  # ValueError: no pass_fds (Windows)
         retire(f"the helper could not start ({error})")
         return None
 
@@ -311,10 +316,13 @@ def running_pids() -> list[int]:
 
 
 def retire(reason: str | None) -> None:
-    """Stop the process's helper; with a reason, record it as ``fault`` and start no other."""
+    """Stop the process's helper; with a reason, record it as ``fault``, warn once
+    (``HelperWarning``) and start no other."""
     global _HELPER, fault
-    if reason is not None:
+    if reason is not None and fault is None:
         fault = reason
+        warnings.warn(f"tfparity's step helper process stopped: {reason}. Training goes on in "
+                      f"this process alone, with the same numbers.", HelperWarning, stacklevel=2)
     if _HELPER is not None:
         helper, _HELPER = _HELPER, None
         helper.close()
@@ -328,7 +336,8 @@ def _forget_in_forked_child() -> None:
 
 
 atexit.register(retire, None)
-os.register_at_fork(after_in_child=_forget_in_forked_child)
+if hasattr(os, "register_at_fork"):  # POSIX; elsewhere there is no fork
+    os.register_at_fork(after_in_child=_forget_in_forked_child)
 
 
 class _Child:
