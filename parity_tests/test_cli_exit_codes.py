@@ -252,8 +252,20 @@ def test_cli_ctrl_c_turned_into_another_error_still_exits_130(monkeypatch, capsy
         raise ImportError("To use Keras, you need to have `optree` installed.")
 
     monkeypatch.setattr(fitting, "divergence", import_cut_short)
-    assert main(["train", "linear", "--data", "templates", "--train-size", "200"]) == 130
+    # Python's own Ctrl-C handling, also when the suite runs with SIGINT ignored (a command
+    # started with `&` from a script, as a background job, inherits that).
+    previous = signal.signal(signal.SIGINT, signal.default_int_handler)
+    try:
+        assert main(["train", "linear", "--data", "templates", "--train-size", "200"]) == 130
+    finally:
+        signal.signal(signal.SIGINT, previous)
     assert capsys.readouterr().err.strip() == "tfparity train: interrupted"
+
+
+def _default_ctrl_c() -> None:
+    """In a child before it starts: SIGINT's default action, even if this suite runs with it
+    ignored (which a child would inherit)."""
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
 
 
 def test_cli_ctrl_c_while_tensorflow_imports_exits_130_without_traceback(tmp_path):
@@ -264,7 +276,8 @@ def test_cli_ctrl_c_while_tensorflow_imports_exits_130_without_traceback(tmp_pat
               "sys.exit(reports.cli.main(['check', '--models', 'linear']))\n")
     env = dict(os.environ, XDG_CACHE_HOME=str(tmp_path))
     child = subprocess.Popen([sys.executable, "-c", script], stdout=subprocess.PIPE,
-                             stderr=subprocess.PIPE, text=True, env=env)
+                             stderr=subprocess.PIPE, text=True, env=env,
+                             preexec_fn=_default_ctrl_c)
     assert child.stdout.readline() == "ready\n"
     try:
         child.wait(1.0)
