@@ -77,6 +77,10 @@ def test_bench_command_writes_table_json_plot_and_profile(tmp_path, capsys, fres
     for row in payload["results"]:
         assert row["numpy_blas_threads"] == phases
         assert len(row["load_average_before"]) == len(row["load_average_after"]) == 3
+        # The helper runs fused conv blocks only; beside two busy competitors auto leaves it off.
+        helper = row["numpy_step_helper"]
+        assert helper is None if row["model"] != "cnn" else (
+            helper["rule"] == "auto" and helper["usage"].get("on") is None and not helper["fault"])
     assert [layer["layer"] for layer in payload["profiles"]["cnn"]["layers"]] == [
         layer.name for layer in build("cnn").layers]
     assert [layer["layer"] for layer in payload["profiles"]["cnn"]["step"]] == [
@@ -105,3 +109,24 @@ def test_bench_command_rejects_bad_load(capsys, load):
 def test_bench_command_rejects_unknown_model(capsys):
     assert main(["bench", "--models", "resnet"]) == 2
     assert "resnet" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("records, clause, text", [
+    ({"mlp2": None, "cnn": None}, "", ""),
+    ({"mlp2": None, "cnn": {"rule": "auto", "usage": {"on": 3}, "fault": None}},
+     ", NumPy's cnn on two processes", ", step helper process on (auto)"),
+    ({"cnn": {"rule": "auto", "usage": {"off": 2}, "fault": None}}, "",
+     ", step helper process off (auto)"),
+    ({"cnn": {"rule": "on", "usage": {"on": 1, "off": 2}, "fault": None}},
+     ", NumPy's cnn on two processes",
+     ", step helper process on 1, off 2 phase starts (on)"),
+    ({"cnn": {"rule": "on", "usage": {"on": 1}, "fault": "the helper exited with code -9"}},
+     ", NumPy's cnn on two processes",
+     ", step helper failed (the helper exited with code -9)"),
+])
+def test_bench_step_helper_named_in_caption_and_conditions(records, clause, text):
+    from reports.render import timing_text
+
+    rows = [{"model": model, "numpy_step_helper": record} for model, record in records.items()]
+    assert timing_text.helper_clause(rows) == clause
+    assert timing_text.step_helper_text(rows[-1]["numpy_step_helper"]) == text

@@ -153,8 +153,9 @@ def bench_model(name: str, settings: Settings) -> dict:
     # Memory first: one image traces TensorFlow's step, then the first full-size step is measured.
     row: dict = {"model": name, "load_average_before": load_average()}
     usage = threads.policy().usage_snapshot()
+    fused = any(isinstance(unit, ConvChain) for unit in model.units)  # what the helper runs
     threads.use("step")
-    if threads.step_helper():  # started now, so that every timed step can use it
+    if fused and threads.step_helper():  # started now, so that every timed step can use it
         helper.ready_helper(wait=HELPER_WAIT)
     for side, trainer in sides.items():
         trainer.train_step(x[:1], y[:1])
@@ -199,7 +200,7 @@ def bench_model(name: str, settings: Settings) -> dict:
     row["train_ratio"] = row["numpy_step"]["median"] / row["tensorflow_step"]["median"]
     row["eval_ratio"] = row["numpy_eval_images_per_s"] / row["tensorflow_eval_images_per_s"]
     row["numpy_blas_threads"] = threads.describe()["phases"]
-    row["numpy_step_helper"] = threads.describe(since=usage)["step_helper"]
+    row["numpy_step_helper"] = threads.describe(since=usage)["step_helper"] if fused else None
     row["load_average_after"] = load_average()
     return row
 

@@ -66,8 +66,9 @@ def conditions(environment: dict, rows: list[dict], load: int) -> list[str]:
 
 
 def step_helper_text(record: dict | None) -> str:
-    """How a bench row's NumPy steps used the helper process (``scratch.helper``), as a clause."""
-    if record is None:  # a row from before the helper
+    """How a bench row's NumPy steps used the helper process (``scratch.helper``), as a clause
+    (none for a model without fused blocks, or a row from before the helper)."""
+    if record is None:
         return ""
     if record["fault"]:
         return f", step helper failed ({record['fault']})"
@@ -131,8 +132,16 @@ def no_timing_text() -> str:
             "of NumPy's and TensorFlow's speed; the wall times below are the runs' own.")
 
 
-TIMING_CAPTION = ("*Timing phase: both sides interleaved in one process "
-                  "([timing.md](timing.md): its conditions, throughputs and memory).*")
+TIMING_CAPTION = ("*Timing phase: both sides interleaved in one process{helper} "
+                  "([timing.md](timing.md): conditions, throughputs, memory).*")
+
+
+def helper_clause(rows: list[dict]) -> str:
+    """The caption's note of the models whose NumPy steps had the step helper process (a second
+    core, as TensorFlow's pools have; ``scratch.helper``), if any did."""
+    models = [row["model"] for row in rows
+              if (row.get("numpy_step_helper") or {}).get("usage", {}).get("on")]
+    return f", NumPy's {', '.join(models)} on two processes" if models else ""
 
 
 def section(timing: dict | None) -> list[str]:
@@ -141,7 +150,8 @@ def section(timing: dict | None) -> list[str]:
     if timing is None:
         return [no_timing_text()]
     return ["\n".join(table(timing["rows"], brief=True)), "",
-            "![timing phase](timing.png) " + TIMING_CAPTION]
+            "![timing phase](timing.png) " + TIMING_CAPTION.format(
+                helper=helper_clause(timing["rows"]))]
 
 
 def page(timing: dict) -> list[str]:
