@@ -312,3 +312,18 @@ def test_cli_no_verify_is_recorded_in_every_output(files, tmp_path, monkeypatch,
     assert mnist.NOT_VERIFIED in read_weights(tmp_path / "w.npz").meta["data_source"]
     assert json.loads((tmp_path / "d.json").read_text())["data_unverified"] is True
     assert mnist.NOT_VERIFIED in datasets.load(QUICK, verify=False).source
+
+
+@pytest.mark.parametrize("variable, expected", [
+    ("TFPARITY_STEP_HELPER", "expected one of auto, on, off, received 'bogus'"),
+    ("TFPARITY_BLAS_THREADS", "expected a positive number of threads or 'auto', received 'bogus'"),
+])
+def test_cli_train_malformed_thread_variable_is_bad_input(variable, expected):
+    # A fresh process: the thread policy is decided once per process, from its environment.
+    child = subprocess.run(
+        [sys.executable, "-m", "reports.cli", "train", "linear", "--data", "templates",
+         "--train-size", "200"], capture_output=True, text=True, timeout=300,
+        env={**os.environ, variable: "bogus"})
+    assert child.returncode == 2, child.stderr
+    assert child.stderr.strip().endswith(f"tfparity train: {variable}: {expected}.")
+    assert TRACEBACK not in child.stderr and "epoch" not in child.stdout

@@ -193,6 +193,12 @@ def run(args: argparse.Namespace) -> int:
         check_file(args.save, "--save", WEIGHTS_SUFFIXES)
     with reading("--optimizer"):
         optimizer = make_optimizer(args)
+    from scratch import threads
+
+    try:
+        threads.policy()  # a malformed thread variable fails here, not at the first step
+    except ValueError as error:
+        raise BadInput(str(error)) from error
 
     from tqdm.auto import tqdm
 
