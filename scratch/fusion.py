@@ -70,7 +70,7 @@ class ConvChain:
             if remote is not None:
                 number = _guarded(remote.submit_forward, blocks, x[parts[1]],
                                   threads.policy().current())
-                forwarded = (remote, number) if number else None
+                forwarded = None if number is None else (remote, number)
             for index, part in enumerate(parts):
                 y = _guarded(forwarded[0].forward_result) if index and forwarded else None
                 if y is None:
@@ -94,10 +94,10 @@ class ConvChain:
                 grad_shapes = [a.shape for block in blocks for a in (block.kernel, block.bias)]
                 dx_shape = (x.shape[3], x.shape[1], x.shape[2], len(x[parts[1]])) \
                     if need_input_grad else None
-                if not _guarded(remote.submit_backward, forwarded[1], dy[parts[1]], dx_shape,
-                                grad_shapes, threads.policy().current()):
+                if _guarded(remote.submit_backward, forwarded[1], dy[parts[1]], dx_shape,
+                            grad_shapes, threads.policy().current()) is None:
                     remote = None
-            results = [self._half_backward(index, part, dy, remote, need_input_grad)
+            results = [self._half_backward(index, part, x, blocks, dy, remote, need_input_grad)
                        for index, part in enumerate(parts)]
         for index, (conv, _) in enumerate(self.blocks):
             kernels, biases = zip(*(grads[index] for _, grads in results))
@@ -110,14 +110,13 @@ class ConvChain:
             dx[part] = d.transpose(3, 1, 2, 0)
         return dx
 
-    def _half_backward(self, index: int, part: slice, dy: np.ndarray, remote,
-                       need_input_grad: bool) -> tuple:
+    def _half_backward(self, index: int, part: slice, x: np.ndarray, blocks: list,
+                       dy: np.ndarray, remote, need_input_grad: bool) -> tuple:
         """``helper.chain_backward``'s result for one half: from the helper if it ran the half
         and still answers, else computed here."""
         result = _guarded(remote.backward_result) if index and remote is not None else None
         if result is not None:
             return result
-        x, blocks = self._pass[:2]
         if self._caches[index] is None:
             # The helper failed: this half again, here, with the same numbers.
             self._caches[index] = helper.chain_forward(blocks, x[part])[1]
@@ -163,14 +162,13 @@ def _helper() -> helper.StepHelper | None:
 
 
 def _guarded(call, *args):
-    """``call(*args)`` (True for a None result), or None if the helper failed: it is then
-    retired for this process, and the caller computes the half itself."""
+    """``call(*args)``, or None if the helper failed: it is then retired for this process, and
+    the caller computes the half itself."""
     try:
-        result = call(*args)
+        return call(*args)
     except helper.HelperFault as error:
         helper.retire(str(error))
         return None
-    return True if result is None else result
 
 
 @contextmanager

@@ -259,16 +259,17 @@ class StepHelper:
         return self.memory.array(self._outputs[0]).copy()
 
     def submit_backward(self, forward: int, dy: np.ndarray, dx_shape: tuple | None,
-                        grad_shapes: list[tuple], blas_threads: int) -> None:
+                        grad_shapes: list[tuple], blas_threads: int) -> int:
         """Start ``chain_backward`` of the half that the command numbered ``forward`` ran
         forward, for dy (n, Hq, Wq, c_out); ``dx_shape`` (C, H, W, n), or None for no input
-        gradient; ``blas_threads`` as in ``submit_forward``."""
+        gradient; ``blas_threads`` as in ``submit_forward``. Returns the command's number."""
         outputs = [(shape, dy.dtype) for shape in grad_shapes]
         if dx_shape is not None:
             outputs.append((dx_shape, dy.dtype))
         (dy_spec,), self._outputs = self._place([dy], outputs)
         self._send(("backward", forward, dy_spec, dx_shape is not None, self._outputs,
                     blas_threads))
+        return self.sent
 
     def backward_result(self) -> tuple[np.ndarray | None, list[tuple[np.ndarray, np.ndarray]]]:
         """``chain_backward``'s (dx or None, [(dkernel, dbias)]) of the submitted half (copies)."""

@@ -199,8 +199,9 @@ def bench_model(name: str, settings: Settings) -> dict:
                                      / row["numpy_step"]["median"])
     row["train_ratio"] = row["numpy_step"]["median"] / row["tensorflow_step"]["median"]
     row["eval_ratio"] = row["numpy_eval_images_per_s"] / row["tensorflow_eval_images_per_s"]
-    row["numpy_blas_threads"] = threads.describe()["phases"]
-    row["numpy_step_helper"] = threads.describe(since=usage)["step_helper"] if fused else None
+    described = threads.describe(since=usage)
+    row["numpy_blas_threads"] = described["phases"]
+    row["numpy_step_helper"] = described["step_helper"] if fused else None
     row["load_average_after"] = load_average()
     return row
 
